@@ -1,0 +1,1 @@
+//! flock-autograd: not built yet.

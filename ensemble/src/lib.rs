@@ -1,0 +1,1 @@
+//! flock-ensemble: not built yet.

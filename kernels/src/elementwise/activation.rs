@@ -1,0 +1,230 @@
+//! Activations as an enum, their derivatives from the output, and the fused bias + activation
+//! used by every MLP layer (forward and backward).
+
+use super::map::{map1_in_place, map3};
+use super::math::{relu_vec, sigmoid_vec, softplus_vec, tanh_vec};
+use crate::{Element, SimdVector};
+
+/// A pointwise activation function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `f(x) = x`.
+    Identity,
+    /// `f(x) = tanh x`; `f' = 1 − y²`.
+    Tanh,
+    /// `f(x) = 1/(1 + e^{−x})`; `f' = y(1 − y)`.
+    Sigmoid,
+    /// `f(x) = ln(1 + e^x)`; `f' = σ(x) = 1 − e^{−y}`.
+    Softplus,
+    /// `f(x) = max(x, 0)`; `f' = [y > 0]`.
+    Relu,
+}
+
+impl Activation {
+    /// `f(x)` per vector.
+    #[inline(always)]
+    pub fn apply_vec<V: SimdVector>(self, x: V) -> V {
+        match self {
+            Activation::Identity => x,
+            Activation::Tanh => tanh_vec(x),
+            Activation::Sigmoid => sigmoid_vec(x),
+            Activation::Softplus => softplus_vec(x),
+            Activation::Relu => relu_vec(x),
+        }
+    }
+
+    /// `f'(x)` written in terms of the output `y = f(x)` — no second transcendental for tanh
+    /// and sigmoid, and one `expm1` for softplus.
+    #[inline(always)]
+    pub fn derivative_from_output_vec<V: SimdVector>(self, y: V) -> V {
+        let one = V::splat(<V::Scalar as Element>::ONE);
+        let zero = V::splat(<V::Scalar as Element>::ZERO);
+        match self {
+            Activation::Identity => one,
+            Activation::Tanh => (-y).mul_add(y, one),
+            Activation::Sigmoid => y * (one - y),
+            Activation::Softplus => -(-y).exp_m1(),
+            Activation::Relu => y.select_gt(zero, one, zero),
+        }
+    }
+
+    /// Scalar `f(x)` (the naive reference).
+    pub fn apply_naive<T: Element>(self, x: T) -> T {
+        use super::math::naive;
+        match self {
+            Activation::Identity => x,
+            Activation::Tanh => naive::tanh(x),
+            Activation::Sigmoid => naive::sigmoid(x),
+            Activation::Softplus => naive::softplus(x),
+            Activation::Relu => naive::relu(x),
+        }
+    }
+
+    /// Scalar `f'` from the output (the naive reference).
+    pub fn derivative_from_output_naive<T: Element>(self, y: T) -> T {
+        match self {
+            Activation::Identity => T::ONE,
+            Activation::Tanh => T::ONE - y * y,
+            Activation::Sigmoid => y * (T::ONE - y),
+            Activation::Softplus => -(-y).exp_m1(),
+            Activation::Relu => {
+                if y > T::ZERO {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+        }
+    }
+}
+
+/// Whether a backward kernel overwrites its gradient output or adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// `out = value`.
+    Overwrite,
+    /// `out += value` (gradients of a value used twice accumulate).
+    Accumulate,
+}
+
+/// `x = f(x)` in place.
+pub fn activate_in_place<T: Element>(activation: Activation, x: &mut [T]) {
+    map1_in_place(x, |v| activation.apply_vec(v));
+}
+
+/// `dx (=|+=) dy ⊙ f'(y)` where `y = f(x)` is the forward output.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn activation_backward<T: Element>(activation: Activation, y: &[T], dy: &[T], dx: &mut [T], store: Store) {
+    match store {
+        Store::Overwrite => map3(y, dy, dx, |y, dy, _| dy * activation.derivative_from_output_vec(y)),
+        Store::Accumulate => map3(y, dy, dx, |y, dy, dx| dy.mul_add(activation.derivative_from_output_vec(y), dx)),
+    }
+}
+
+/// Fused layer epilogue: `z[e, r, :] = f(z[e, r, :] + bias[e, :])` in place.
+///
+/// - `z`: shape `[members, rows, cols]` (pre-activations, e.g. the output of a GEMM).
+/// - `bias`: shape `[members, cols]`.
+///
+/// # Panics
+/// If a slice's length disagrees with `members`, `rows` and `cols`.
+pub fn bias_activation_forward<T: Element>(
+    activation: Activation,
+    members: usize,
+    rows: usize,
+    cols: usize,
+    z: &mut [T],
+    bias: &[T],
+) {
+    assert_eq!(z.len(), members * rows * cols, "bias_activation_forward: z must be [members={members}, rows={rows}, cols={cols}]");
+    assert_eq!(bias.len(), members * cols, "bias_activation_forward: bias must be [members={members}, cols={cols}]");
+    if cols == 0 {
+        return;
+    }
+    let lanes = T::Vector::LANES;
+    let body = cols - cols % lanes;
+    for (z_e, b_e) in z.chunks_exact_mut(rows * cols.max(1)).zip(bias.chunks_exact(cols)) {
+        for row in z_e.chunks_exact_mut(cols) {
+            for (zc, bc) in row[..body].chunks_exact_mut(lanes).zip(b_e[..body].chunks_exact(lanes)) {
+                // SAFETY: both chunks hold exactly `lanes` elements.
+                unsafe {
+                    let v = T::Vector::load(zc.as_ptr()) + T::Vector::load(bc.as_ptr());
+                    activation.apply_vec(v).store(zc.as_mut_ptr());
+                }
+            }
+            if body < cols {
+                let tail = &mut row[body..];
+                for (t, &b) in tail.iter_mut().zip(&b_e[body..]) {
+                    *t += b;
+                }
+                map1_in_place(tail, |v| activation.apply_vec(v));
+            }
+        }
+    }
+}
+
+/// Backward of [`bias_activation_forward`]: `dz = dy ⊙ f'(y)` (overwrite) and
+/// `dbias[e, :] += Σ_r dz[e, r, :]`.
+///
+/// - `y`, `dy`, `dz`: shape `[members, rows, cols]` (`y` is the forward output).
+/// - `dbias`: shape `[members, cols]`, accumulated into.
+///
+/// # Panics
+/// If a slice's length disagrees with `members`, `rows` and `cols`.
+#[allow(clippy::too_many_arguments)]
+pub fn bias_activation_backward<T: Element>(
+    activation: Activation,
+    members: usize,
+    rows: usize,
+    cols: usize,
+    y: &[T],
+    dy: &[T],
+    dz: &mut [T],
+    dbias: &mut [T],
+) {
+    let n = members * rows * cols;
+    assert!(
+        y.len() == n && dy.len() == n && dz.len() == n,
+        "bias_activation_backward: y, dy and dz must be [members={members}, rows={rows}, cols={cols}]"
+    );
+    assert_eq!(dbias.len(), members * cols, "bias_activation_backward: dbias must be [members={members}, cols={cols}]");
+    activation_backward(activation, y, dy, dz, Store::Overwrite);
+    if cols == 0 {
+        return;
+    }
+    for (dz_e, db_e) in dz.chunks_exact(rows * cols).zip(dbias.chunks_exact_mut(cols)) {
+        for row in dz_e.chunks_exact(cols) {
+            super::blas1::add_assign(db_e, row);
+        }
+    }
+}
+
+/// Naive references for the fused layer epilogue.
+pub mod naive {
+    use super::Activation;
+    use crate::Element;
+
+    /// Reference for [`super::bias_activation_forward`].
+    pub fn bias_activation_forward<T: Element>(
+        activation: Activation,
+        members: usize,
+        rows: usize,
+        cols: usize,
+        z: &mut [T],
+        bias: &[T],
+    ) {
+        for e in 0..members {
+            for r in 0..rows {
+                for c in 0..cols {
+                    let i = (e * rows + r) * cols + c;
+                    z[i] = activation.apply_naive(z[i] + bias[e * cols + c]);
+                }
+            }
+        }
+    }
+
+    /// Reference for [`super::bias_activation_backward`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn bias_activation_backward<T: Element>(
+        activation: Activation,
+        members: usize,
+        rows: usize,
+        cols: usize,
+        y: &[T],
+        dy: &[T],
+        dz: &mut [T],
+        dbias: &mut [T],
+    ) {
+        for e in 0..members {
+            for r in 0..rows {
+                for c in 0..cols {
+                    let i = (e * rows + r) * cols + c;
+                    dz[i] = dy[i] * activation.derivative_from_output_naive(y[i]);
+                    dbias[e * cols + c] += dz[i];
+                }
+            }
+        }
+    }
+}

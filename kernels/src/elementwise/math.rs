@@ -1,0 +1,132 @@
+//! Vectorised transcendental and activation functions over slices, with naive references.
+//!
+//! Each `*_vec` function is the per-vector formula; the slice functions apply it to every
+//! element. The `naive` module beside them is the scalar definition with `std`'s functions.
+
+use super::map::map1;
+use crate::{Element, SimdVector};
+
+/// `e^x` per vector.
+#[inline(always)]
+pub fn exp_vec<V: SimdVector>(x: V) -> V {
+    x.exp()
+}
+
+/// `ln x` per vector.
+#[inline(always)]
+pub fn ln_vec<V: SimdVector>(x: V) -> V {
+    x.ln()
+}
+
+/// `ln(1 + x)` per vector.
+#[inline(always)]
+pub fn ln_1p_vec<V: SimdVector>(x: V) -> V {
+    x.ln_1p()
+}
+
+/// `tanh x` per vector.
+#[inline(always)]
+pub fn tanh_vec<V: SimdVector>(x: V) -> V {
+    x.tanh()
+}
+
+/// `σ(x) = 1 / (1 + e^{−x})` per vector; saturates to exactly 0 and 1.
+#[inline(always)]
+pub fn sigmoid_vec<V: SimdVector>(x: V) -> V {
+    let one = V::splat(<V::Scalar as Element>::ONE);
+    one / (one + (-x).exp())
+}
+
+/// `softplus(x) = ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^{−|x|})` so it neither
+/// overflows for large `x` nor loses the tail for very negative `x`.
+#[inline(always)]
+pub fn softplus_vec<V: SimdVector>(x: V) -> V {
+    let zero = V::splat(<V::Scalar as Element>::ZERO);
+    let positive_part = x.select_gt(zero, x, zero);
+    positive_part + (-x.abs()).exp().ln_1p()
+}
+
+/// `relu(x) = max(x, 0)`; NaN stays NaN (as in JAX).
+#[inline(always)]
+pub fn relu_vec<V: SimdVector>(x: V) -> V {
+    let zero = V::splat(<V::Scalar as Element>::ZERO);
+    x.select_lt(zero, zero, x)
+}
+
+macro_rules! slice_fn {
+    ($(#[$doc:meta])* $name:ident, $vec:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Panics
+        /// If `x` and `out` differ in length.
+        pub fn $name<T: Element>(x: &[T], out: &mut [T]) {
+            map1(x, out, $vec::<T::Vector>);
+        }
+    };
+}
+
+slice_fn!(
+    /// `out = e^x` elementwise.
+    exp, exp_vec
+);
+slice_fn!(
+    /// `out = ln x` elementwise.
+    ln, ln_vec
+);
+slice_fn!(
+    /// `out = ln(1 + x)` elementwise.
+    ln_1p, ln_1p_vec
+);
+slice_fn!(
+    /// `out = tanh x` elementwise.
+    tanh, tanh_vec
+);
+slice_fn!(
+    /// `out = σ(x)` elementwise.
+    sigmoid, sigmoid_vec
+);
+slice_fn!(
+    /// `out = softplus(x) = ln(1 + e^x)` elementwise.
+    softplus, softplus_vec
+);
+slice_fn!(
+    /// `out = max(x, 0)` elementwise.
+    relu, relu_vec
+);
+
+/// Scalar references with `std`'s functions.
+pub mod naive {
+    use crate::Element;
+
+    /// `e^x`.
+    pub fn exp<T: Element>(x: T) -> T {
+        x.exp()
+    }
+    /// `ln x`.
+    pub fn ln<T: Element>(x: T) -> T {
+        x.ln()
+    }
+    /// `ln(1 + x)`.
+    pub fn ln_1p<T: Element>(x: T) -> T {
+        x.ln_1p()
+    }
+    /// `tanh x`.
+    pub fn tanh<T: Element>(x: T) -> T {
+        x.tanh()
+    }
+    /// `1 / (1 + e^{−x})`.
+    pub fn sigmoid<T: Element>(x: T) -> T {
+        T::ONE / (T::ONE + (-x).exp())
+    }
+    /// `ln(1 + e^x)`, stably.
+    pub fn softplus<T: Element>(x: T) -> T {
+        if x.is_nan() {
+            return x;
+        }
+        x.max(T::ZERO) + (-x.abs()).exp().ln_1p()
+    }
+    /// `max(x, 0)`, NaN-propagating.
+    pub fn relu<T: Element>(x: T) -> T {
+        if x < T::ZERO { T::ZERO } else { x }
+    }
+}

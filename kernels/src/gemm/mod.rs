@@ -1,0 +1,217 @@
+//! Member-batched GEMM: `C_e = α·op(A_e)·op(B_e) + β·C_e` for `E` independent members.
+//!
+//! This covers every product of an MLP layer for a whole ensemble at once: the forward
+//! `Y = X·Wᵀ` (`X` shared by all members through a zero member stride), the weight gradient
+//! `dW = dYᵀ·X` and the input gradient `dX = dY·W`.
+//!
+//! # Structure
+//! `gemm` validates shapes, then splits the work into tasks — one per member, and per block of
+//! rows when there are fewer members than threads — and runs each task through `gemm_block`. A
+//! block sweeps `C` in panels of `NR` columns; each panel of `op(B)` is used in place when it is
+//! already contiguous, and otherwise packed (zero-padded to `NR` columns) into a thread-local
+//! buffer; then the microkernel computes `MR × NR` tiles down the rows. There is no `k` blocking:
+//! a `k × NR` panel stays in L1/L2 for the widths an ensemble of small networks has.
+
+mod error;
+mod layout;
+mod microkernel;
+mod naive;
+
+use rayon::prelude::*;
+
+pub use error::GemmError;
+pub use layout::{MatMut, MatRef, Operand};
+pub use naive::gemm_naive;
+
+use crate::{Element, Parallelism};
+use layout::member_span;
+use microkernel::{MR, Tile, nr, tile_rows};
+
+/// `C_e = α·op(A_e)·op(B_e) + β·C_e` for members `e = 0..members` (BLAS meanings of α and β).
+///
+/// - `a`: `op(A)` is `m × k` per member; `b`: `op(B)` is `k × n`; `c`: `m × n`.
+/// - A member stride of 0 on `a` or `b` shares that operand between members without a copy.
+/// - `β = 0` never reads `C` (NaN or garbage there is overwritten); `k = 0` gives `C = β·C`.
+/// - `parallelism` decides whether rayon may be used; results are bitwise identical either way.
+///
+/// ```
+/// use flock_kernels::{MatMut, MatRef, Parallelism, gemm};
+/// // Two members, each Y_e = X·W_eᵀ with one shared X (3×2) and W_e (4×2).
+/// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let w: Vec<f32> = (0..16).map(|v| v as f32).collect();
+/// let mut y = vec![0.0f32; 2 * 3 * 4];
+/// gemm(2, 1.0, MatRef::shared(&x, 3, 2), MatRef::new(&w, 4, 2).t(), 0.0,
+///      MatMut::new(&mut y, 3, 4), Parallelism::Sequential)?;
+/// assert_eq!(y[0], 1.0 * 0.0 + 2.0 * 1.0); // member 0, row 0, col 0
+/// assert_eq!(y[12], 1.0 * 8.0 + 2.0 * 9.0); // member 1, row 0, col 0
+/// # Ok::<(), flock_kernels::GemmError>(())
+/// ```
+pub fn gemm<T: Element>(
+    members: usize,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+    parallelism: Parallelism,
+) -> Result<(), GemmError> {
+    let (m, n, k) = validate(members, &a, &b, &c)?;
+    if members == 0 || m == 0 || n == 0 {
+        return Ok(());
+    }
+    let c_rs = c.row_stride;
+    let c_chunk = if members == 1 { c.data.len() } else { c.member_stride };
+    let problem = Problem { m, n, k, a, b, c_rs, alpha, beta };
+    let flops = 2 * members * m * n * k.max(1);
+    if parallelism.should_split(flops) {
+        let threads = rayon::current_num_threads();
+        let split_rows = members < 2 * threads && m > MR;
+        c.data.par_chunks_mut(c_chunk).take(members).enumerate().for_each(|(e, c_e)| {
+            if split_rows {
+                let per_task = m.div_ceil(2 * threads).div_ceil(MR) * MR;
+                c_e.par_chunks_mut(per_task * c_rs).enumerate().for_each(|(blk, c_blk)| {
+                    let row0 = blk * per_task;
+                    if row0 < m {
+                        problem.run(e, row0, per_task.min(m - row0), c_blk);
+                    }
+                });
+            } else {
+                problem.run(e, 0, m, c_e);
+            }
+        });
+    } else {
+        for (e, c_e) in c.data.chunks_mut(c_chunk).take(members).enumerate() {
+            problem.run(e, 0, m, c_e);
+        }
+    }
+    Ok(())
+}
+
+/// Checks shapes and buffer sizes; returns `(m, n, k)`.
+pub(crate) fn validate<T>(
+    members: usize,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &MatMut<'_, T>,
+) -> Result<(usize, usize, usize), GemmError> {
+    let (op_a, op_b) = (a.op_shape(), b.op_shape());
+    if op_a.1 != op_b.0 {
+        return Err(GemmError::InnerDimensionMismatch { op_a, op_b });
+    }
+    let (m, k, n) = (op_a.0, op_a.1, op_b.1);
+    if (c.rows, c.cols) != (m, n) {
+        return Err(GemmError::OutputShapeMismatch { expected: (m, n), found: (c.rows, c.cols) });
+    }
+    let operands = [
+        (Operand::A, a.rows, a.cols, a.row_stride, a.member_stride, a.data.len()),
+        (Operand::B, b.rows, b.cols, b.row_stride, b.member_stride, b.data.len()),
+        (Operand::C, c.rows, c.cols, c.row_stride, c.member_stride, c.data.len()),
+    ];
+    for (operand, rows, cols, row_stride, member_stride, len) in operands {
+        if rows > 1 && row_stride < cols {
+            return Err(GemmError::RowStrideTooSmall { operand, row_stride, cols });
+        }
+        let span = member_span(rows, cols, row_stride);
+        if members > 0 && span > 0 {
+            let needed = (members - 1) * member_stride + span;
+            if needed > len {
+                return Err(GemmError::BufferTooSmall { operand, needed, len });
+            }
+        }
+    }
+    let c_span = member_span(c.rows, c.cols, c.row_stride);
+    if members > 1 && c_span > 0 && c.member_stride < c_span {
+        return Err(GemmError::OverlappingOutputMembers {
+            member_stride: c.member_stride,
+            footprint: c_span,
+        });
+    }
+    Ok((m, n, k))
+}
+
+/// A validated problem; `run` computes one member's rows `row0..row0 + rows`.
+struct Problem<'a, T> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'a, T>,
+    b: MatRef<'a, T>,
+    c_rs: usize,
+    alpha: T,
+    beta: T,
+}
+
+impl<T: Element> Problem<'_, T> {
+    /// `c_rows` starts at `C[e][row0, 0]` and holds at least the `rows` rows' footprint.
+    fn run(&self, e: usize, row0: usize, rows: usize, c_rows: &mut [T]) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        debug_assert!(row0 + rows <= m);
+        assert!(c_rows.len() >= member_span(rows, n, self.c_rs), "C block too short");
+        if k == 0 {
+            scale_block(c_rows, rows, n, self.c_rs, self.beta);
+            return;
+        }
+        let (a_rs, a_cs) = self.a.op_strides();
+        let (b_rs, b_cs) = self.b.op_strides();
+        let a_off = e * self.a.member_stride + row0 * a_rs;
+        let b_off = e * self.b.member_stride;
+        // The validated spans guarantee every index below is in bounds.
+        debug_assert!(a_off + (rows - 1) * a_rs + (k - 1) * a_cs < self.a.data.len());
+        debug_assert!(b_off + (k - 1) * b_rs + (n - 1) * b_cs < self.b.data.len());
+        let nr = nr::<T>();
+        T::with_scratch(k * nr, |panel| {
+            let a_ptr = self.a.data[a_off..].as_ptr();
+            let b_ptr = self.b.data[b_off..].as_ptr();
+            for j0 in (0..n).step_by(nr) {
+                let cols = nr.min(n - j0);
+                // Loop over column panels is the outer one so each packed panel is reused by
+                // every row tile while it is hot in L1.
+                let (panel_ptr, panel_rs) = if b_cs == 1 && cols == nr {
+                    // SAFETY: columns j0..j0+nr exist in every row of op(B).
+                    (unsafe { b_ptr.add(j0) }, b_rs)
+                } else {
+                    for p in 0..k {
+                        let dst = &mut panel[p * nr..(p + 1) * nr];
+                        for (jj, d) in dst.iter_mut().enumerate() {
+                            *d = if jj < cols {
+                                self.b.data[b_off + p * b_rs + (j0 + jj) * b_cs]
+                            } else {
+                                T::ZERO
+                            };
+                        }
+                    }
+                    (panel.as_ptr(), nr)
+                };
+                for i0 in (0..rows).step_by(MR) {
+                    let tile_rows_here = MR.min(rows - i0);
+                    let tile = Tile {
+                        k,
+                        // SAFETY: row i0 of this block exists in op(A) and C.
+                        a: unsafe { a_ptr.add(i0 * a_rs) },
+                        a_rs,
+                        a_cs,
+                        b: panel_ptr,
+                        b_rs: panel_rs,
+                        c: unsafe { c_rows.as_mut_ptr().add(i0 * self.c_rs + j0) },
+                        c_rs: self.c_rs,
+                        cols,
+                        alpha: self.alpha,
+                        beta: self.beta,
+                    };
+                    // SAFETY: the tile's A rows, the panel's k rows of NR values and C's
+                    // tile_rows × cols block are all in bounds (validated spans above).
+                    unsafe { tile_rows(tile_rows_here, tile) };
+                }
+            }
+        });
+    }
+}
+
+/// `C = β·C` on a block (β = 0 writes zeros without reading).
+fn scale_block<T: Element>(c: &mut [T], rows: usize, cols: usize, row_stride: usize, beta: T) {
+    for i in 0..rows {
+        for v in &mut c[i * row_stride..i * row_stride + cols] {
+            *v = if beta == T::ZERO { T::ZERO } else { beta * *v };
+        }
+    }
+}

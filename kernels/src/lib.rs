@@ -1,0 +1,28 @@
+//! # flock-kernels
+//!
+//! The numerical floor of flock: member-batched GEMM and SIMD elementwise kernels, in `f32` and
+//! `f64` through one generic code path. An ensemble of `E` small networks is `E` independent
+//! problems of the same shape; these kernels take the member axis as a first-class argument so a
+//! whole ensemble's layer is one call, and a data batch shared by every member is read in place
+//! (member stride 0).
+//!
+//! - [`gemm`]: `C_e = α·op(A_e)·op(B_e) + β·C_e`, with [`gemm_naive`] as its reference.
+//! - [`elementwise`]: `exp`, `ln`, `ln_1p`, `tanh`, `sigmoid`, `softplus`, `relu`, activation
+//!   derivatives from the output, the fused bias + activation forward and backward, per-member
+//!   sums, sums of squares and dot products, `axpy` and `scale`.
+//! - [`Parallelism`]: the explicit threading argument.
+//!
+//! The SIMD width is fixed when the crate is compiled (see [`SIMD_LEVEL`]): build with
+//! `-C target-cpu=native` to get AVX-512 or AVX2 + FMA.
+
+pub mod elementwise;
+mod element;
+pub mod gemm;
+mod parallelism;
+mod simd;
+
+pub use element::Element;
+pub use elementwise::Activation;
+pub use gemm::{GemmError, MatMut, MatRef, Operand, gemm, gemm_naive};
+pub use parallelism::Parallelism;
+pub use simd::{F32Vector, F64Vector, SIMD_LEVEL, SimdVector};

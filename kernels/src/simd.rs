@@ -1,0 +1,194 @@
+//! The SIMD vector abstraction every kernel is written against.
+//!
+//! `wide` fixes its instruction set when the crate is compiled: with AVX-512F the 16×f32 and 8×f64
+//! vectors are single `zmm` registers, with AVX the 8×f32 and 4×f64 vectors are `ymm` registers, and
+//! the portable x86-64 baseline (SSE2) uses 4×f32 and 2×f64. [`SimdVector`] hides that choice so the
+//! kernels are written once; [`SIMD_LEVEL`] names the level that was compiled in.
+
+use core::fmt::Debug;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::Element;
+
+/// The instruction set `wide` was compiled for, as a human-readable name.
+pub const SIMD_LEVEL: &str = if cfg!(target_feature = "avx512f") {
+    if cfg!(target_feature = "fma") { "avx512f+fma" } else { "avx512f" }
+} else if cfg!(target_feature = "avx2") {
+    if cfg!(target_feature = "fma") { "avx2+fma" } else { "avx2" }
+} else if cfg!(target_feature = "avx") {
+    "avx"
+} else if cfg!(target_feature = "sse2") {
+    "sse2"
+} else {
+    "scalar"
+};
+
+/// A fixed-width vector of [`Element`]s.
+///
+/// Loads and stores are unaligned; lane-wise math follows `wide` (see the accuracy table in
+/// [`crate::elementwise`] for the transcendental functions).
+pub trait SimdVector:
+    Copy
+    + Debug
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// The lane type.
+    type Scalar: Element;
+    /// Number of lanes.
+    const LANES: usize;
+
+    /// All lanes equal to `x`.
+    fn splat(x: Self::Scalar) -> Self;
+    /// Reads `LANES` values starting at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be readable.
+    unsafe fn load(ptr: *const Self::Scalar) -> Self;
+    /// Writes `LANES` values starting at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be writable.
+    unsafe fn store(self, ptr: *mut Self::Scalar);
+    /// `self * a + b`, fused where the build has FMA.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// Lane-wise maximum (NaN handling as the hardware's `max`).
+    fn max(self, other: Self) -> Self;
+    /// Lane-wise minimum.
+    fn min(self, other: Self) -> Self;
+    /// Lane-wise absolute value.
+    fn abs(self) -> Self;
+    /// Lane-wise square root.
+    fn sqrt(self) -> Self;
+    /// `e^x`.
+    fn exp(self) -> Self;
+    /// `e^x − 1`, accurate near 0.
+    fn exp_m1(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// `ln(1 + x)`, accurate near 0.
+    fn ln_1p(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Lane-wise `if self < other { if_less } else { otherwise }`; NaN compares false.
+    fn select_lt(self, other: Self, if_less: Self, otherwise: Self) -> Self;
+    /// Lane-wise `if self > other { if_greater } else { otherwise }`; NaN compares false.
+    fn select_gt(self, other: Self, if_greater: Self, otherwise: Self) -> Self;
+    /// Sum of all lanes.
+    fn reduce_add(self) -> Self::Scalar;
+}
+
+macro_rules! impl_simd_vector {
+    ($vec:ty, $scalar:ty, $lanes:expr) => {
+        impl SimdVector for $vec {
+            type Scalar = $scalar;
+            const LANES: usize = $lanes;
+
+            #[inline(always)]
+            fn splat(x: $scalar) -> Self {
+                <$vec>::splat(x)
+            }
+            #[inline(always)]
+            unsafe fn load(ptr: *const $scalar) -> Self {
+                // SAFETY: the caller guarantees LANES readable values; `wide` vectors are plain
+                // `repr(C)` arrays of lanes, so an unaligned read of the bytes is a valid vector.
+                unsafe { ptr.cast::<$vec>().read_unaligned() }
+            }
+            #[inline(always)]
+            unsafe fn store(self, ptr: *mut $scalar) {
+                // SAFETY: the caller guarantees LANES writable values.
+                unsafe { ptr.cast::<$vec>().write_unaligned(self) }
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$vec>::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                <$vec>::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                <$vec>::min(self, other)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$vec>::abs(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$vec>::sqrt(self)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$vec>::exp(self)
+            }
+            #[inline(always)]
+            fn exp_m1(self) -> Self {
+                <$vec>::exp_m1(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$vec>::ln(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                <$vec>::ln_1p(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$vec>::tanh(self)
+            }
+            #[inline(always)]
+            fn select_lt(self, other: Self, if_less: Self, otherwise: Self) -> Self {
+                self.simd_lt(other).select(if_less, otherwise)
+            }
+            #[inline(always)]
+            fn select_gt(self, other: Self, if_greater: Self, otherwise: Self) -> Self {
+                self.simd_gt(other).select(if_greater, otherwise)
+            }
+            #[inline(always)]
+            fn reduce_add(self) -> $scalar {
+                <$vec>::reduce_add(self)
+            }
+        }
+    };
+}
+
+#[cfg(target_feature = "avx512f")]
+mod width {
+    /// The f32 vector of this build.
+    pub type F32Vector = wide::f32x16;
+    /// The f64 vector of this build.
+    pub type F64Vector = wide::f64x8;
+    pub const F32_LANES: usize = 16;
+    pub const F64_LANES: usize = 8;
+}
+#[cfg(all(not(target_feature = "avx512f"), target_feature = "avx"))]
+mod width {
+    pub type F32Vector = wide::f32x8;
+    pub type F64Vector = wide::f64x4;
+    pub const F32_LANES: usize = 8;
+    pub const F64_LANES: usize = 4;
+}
+#[cfg(not(any(target_feature = "avx512f", target_feature = "avx")))]
+mod width {
+    pub type F32Vector = wide::f32x4;
+    pub type F64Vector = wide::f64x2;
+    pub const F32_LANES: usize = 4;
+    pub const F64_LANES: usize = 2;
+}
+
+pub use width::{F32Vector, F64Vector};
+
+impl_simd_vector!(F32Vector, f32, width::F32_LANES);
+impl_simd_vector!(F64Vector, f64, width::F64_LANES);
+
+/// The widest vector of any element type in any build; sizes stack buffers for tails.
+pub const MAX_LANES: usize = 16;

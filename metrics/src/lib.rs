@@ -1,0 +1,1 @@
+//! flock-metrics: not built yet.

@@ -1,0 +1,1 @@
+//! flock-optim: not built yet.

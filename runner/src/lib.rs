@@ -1,0 +1,1 @@
+//! flock-runner: not built yet.
