@@ -1,1 +1,193 @@
-fn main() {}
+//! GFLOP/s of the member-batched GEMM on the seed's MLP shapes and a larger one, each beside the
+//! machine's measured FMA peak, plus tanh throughput.
+//!
+//! `cargo bench -p flock-kernels --bench gflops` prints one table. Each figure is the median of
+//! 11 timed batches of ≈20 ms after a warm-up; the peak is a pure FMA loop over 12 independent
+//! vector accumulators on the same build, so every figure reads as a fraction of the limit.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use flock_kernels::{
+    Element, MatMut, MatRef, Parallelism, SIMD_LEVEL, SimdVector, elementwise, gemm,
+};
+
+/// Median seconds per call of `f` (11 batches of ≈20 ms).
+fn time_per_call(mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed().as_secs_f64() < 0.05 {
+        f();
+        calls += 1;
+    }
+    let per_batch = ((0.02 / (start.elapsed().as_secs_f64() / calls as f64)) as u64).max(1);
+    let mut samples: Vec<f64> = (0..11)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() / per_batch as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Peak FMA throughput of one core in GFLOP/s, from a loop of independent vector FMAs.
+fn fma_peak<T: Element>() -> f64 {
+    const ACC: usize = 12;
+    const ITERS: usize = 100_000;
+    let lanes = T::Vector::LANES;
+    let secs = time_per_call(|| {
+        let mut acc = [T::Vector::splat(T::ZERO); ACC];
+        let a = black_box(T::Vector::splat(T::from_f64(0.999_999)));
+        let b = black_box(T::Vector::splat(T::from_f64(1e-7)));
+        for _ in 0..ITERS {
+            for v in acc.iter_mut() {
+                *v = v.mul_add(a, b);
+            }
+        }
+        black_box(acc);
+    });
+    (2 * lanes * ACC * ITERS) as f64 / secs / 1e9
+}
+
+#[derive(Clone, Copy)]
+enum Product {
+    /// `Y = X·Wᵀ`: `[B, in] × [out, in]ᵀ`.
+    Forward,
+    /// `dW = dYᵀ·X`: `[B, out]ᵀ × [B, in]`.
+    WeightGrad,
+    /// `dX = dY·W`: `[B, out] × [out, in]`.
+    InputGrad,
+}
+
+fn bench_product<T: Element>(
+    e: usize,
+    batch: usize,
+    fan_in: usize,
+    fan_out: usize,
+    product: Product,
+    par: Parallelism,
+) -> f64 {
+    let fill = |len: usize| {
+        (0..len)
+            .map(|i| T::from_f64(((i * 7919) % 97) as f64 / 97.0 - 0.5))
+            .collect::<Vec<T>>()
+    };
+    let x = fill(e * batch * fan_in);
+    let w = fill(e * fan_out * fan_in);
+    let dy = fill(e * batch * fan_out);
+    let secs = match product {
+        Product::Forward => {
+            let mut y = vec![T::ZERO; e * batch * fan_out];
+            time_per_call(|| {
+                gemm(
+                    e,
+                    T::ONE,
+                    MatRef::new(&x, batch, fan_in),
+                    MatRef::new(&w, fan_out, fan_in).t(),
+                    T::ZERO,
+                    MatMut::new(&mut y, batch, fan_out),
+                    par,
+                )
+                .unwrap();
+                black_box(&y);
+            })
+        }
+        Product::WeightGrad => {
+            let mut dw = vec![T::ZERO; e * fan_out * fan_in];
+            time_per_call(|| {
+                gemm(
+                    e,
+                    T::ONE,
+                    MatRef::new(&dy, batch, fan_out).t(),
+                    MatRef::new(&x, batch, fan_in),
+                    T::ZERO,
+                    MatMut::new(&mut dw, fan_out, fan_in),
+                    par,
+                )
+                .unwrap();
+                black_box(&dw);
+            })
+        }
+        Product::InputGrad => {
+            let mut dx = vec![T::ZERO; e * batch * fan_in];
+            time_per_call(|| {
+                gemm(
+                    e,
+                    T::ONE,
+                    MatRef::new(&dy, batch, fan_out),
+                    MatRef::new(&w, fan_out, fan_in),
+                    T::ZERO,
+                    MatMut::new(&mut dx, batch, fan_in),
+                    par,
+                )
+                .unwrap();
+                black_box(&dx);
+            })
+        }
+    };
+    (2 * e * batch * fan_in * fan_out) as f64 / secs / 1e9
+}
+
+fn tanh_rate<T: Element>() -> f64 {
+    let n = 16 * 80 * 32;
+    let x: Vec<T> = (0..n)
+        .map(|i| T::from_f64((i % 200) as f64 / 20.0 - 5.0))
+        .collect();
+    let mut y = vec![T::ZERO; n];
+    let secs = time_per_call(|| {
+        elementwise::tanh(black_box(&x), &mut y);
+        black_box(&y);
+    });
+    n as f64 / secs / 1e9
+}
+
+fn table<T: Element>() {
+    let peak = fma_peak::<T>();
+    let threads = rayon::current_num_threads();
+    println!(
+        "\n{} — one core's measured FMA peak: {peak:.1} GFLOP/s ({threads} threads available)",
+        T::NAME
+    );
+    println!(
+        "{:<34} {:>10} {:>8} {:>13} {:>8}",
+        "shape (E, B, in→out, product)", "1 thread", "% peak", "all threads", "% peak"
+    );
+    let shapes = [
+        (16, 80, 1, 32),
+        (16, 80, 32, 32),
+        (16, 80, 32, 1),
+        (64, 256, 64, 64),
+    ];
+    let products = [
+        (Product::Forward, "X·Wᵀ"),
+        (Product::WeightGrad, "dYᵀ·X"),
+        (Product::InputGrad, "dY·W"),
+    ];
+    for (e, b, fi, fo) in shapes {
+        for (p, name) in products {
+            let single = bench_product::<T>(e, b, fi, fo, p, Parallelism::Sequential);
+            let multi = bench_product::<T>(e, b, fi, fo, p, Parallelism::Rayon { min_flops: 0 });
+            println!(
+                "{:<34} {single:>10.1} {:>7.0}% {multi:>13.1} {:>7.0}%",
+                format!("E={e} B={b} {fi}→{fo} {name}"),
+                100.0 * single / peak,
+                100.0 * multi / (peak * threads as f64),
+            );
+        }
+    }
+    println!(
+        "tanh: {:.2} elements/ns (1 thread, 40,960 elements)",
+        tanh_rate::<T>()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    println!("flock-kernels GEMM throughput, SIMD level {SIMD_LEVEL} (GFLOP/s)");
+    table::<f32>();
+    table::<f64>();
+}

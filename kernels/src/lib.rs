@@ -15,11 +15,12 @@
 //! The SIMD width is fixed when the crate is compiled (see [`SIMD_LEVEL`]): build with
 //! `-C target-cpu=native` to get AVX-512 or AVX2 + FMA.
 
-pub mod elementwise;
 mod element;
+pub mod elementwise;
 pub mod gemm;
 mod parallelism;
 mod simd;
+mod tanh;
 
 pub use element::Element;
 pub use elementwise::Activation;

@@ -6,9 +6,10 @@
 /// sequentially when its total work is below `min_flops`, so the same call is right for the
 /// seed's 80×32×32 products and for large batches. Results are bitwise identical either way:
 /// work is split only over members and row blocks, never inside one output element's sum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Parallelism {
     /// Run on the calling thread.
+    #[default]
     Sequential,
     /// Use the current rayon pool when the call does at least `min_flops` floating-point
     /// operations.
@@ -25,20 +26,18 @@ impl Parallelism {
 
     /// [`Parallelism::Rayon`] with [`Parallelism::DEFAULT_MIN_FLOPS`].
     pub const fn rayon() -> Self {
-        Parallelism::Rayon { min_flops: Self::DEFAULT_MIN_FLOPS }
+        Parallelism::Rayon {
+            min_flops: Self::DEFAULT_MIN_FLOPS,
+        }
     }
 
     /// Whether a call doing `flops` operations should go parallel.
     pub fn should_split(self, flops: usize) -> bool {
         match self {
             Parallelism::Sequential => false,
-            Parallelism::Rayon { min_flops } => flops >= min_flops && rayon::current_num_threads() > 1,
+            Parallelism::Rayon { min_flops } => {
+                flops >= min_flops && rayon::current_num_threads() > 1
+            }
         }
-    }
-}
-
-impl Default for Parallelism {
-    fn default() -> Self {
-        Parallelism::Sequential
     }
 }

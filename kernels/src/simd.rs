@@ -12,9 +12,17 @@ use crate::Element;
 
 /// The instruction set `wide` was compiled for, as a human-readable name.
 pub const SIMD_LEVEL: &str = if cfg!(target_feature = "avx512f") {
-    if cfg!(target_feature = "fma") { "avx512f+fma" } else { "avx512f" }
+    if cfg!(target_feature = "fma") {
+        "avx512f+fma"
+    } else {
+        "avx512f"
+    }
 } else if cfg!(target_feature = "avx2") {
-    if cfg!(target_feature = "fma") { "avx2+fma" } else { "avx2" }
+    if cfg!(target_feature = "fma") {
+        "avx2+fma"
+    } else {
+        "avx2"
+    }
 } else if cfg!(target_feature = "avx") {
     "avx"
 } else if cfg!(target_feature = "sse2") {
@@ -85,7 +93,7 @@ pub trait SimdVector:
 }
 
 macro_rules! impl_simd_vector {
-    ($vec:ty, $scalar:ty, $lanes:expr) => {
+    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path) => {
         impl SimdVector for $vec {
             type Scalar = $scalar;
             const LANES: usize = $lanes;
@@ -143,7 +151,7 @@ macro_rules! impl_simd_vector {
             }
             #[inline(always)]
             fn tanh(self) -> Self {
-                <$vec>::tanh(self)
+                $tanh(self)
             }
             #[inline(always)]
             fn select_lt(self, other: Self, if_less: Self, otherwise: Self) -> Self {
@@ -167,6 +175,8 @@ mod width {
     pub type F32Vector = wide::f32x16;
     /// The f64 vector of this build.
     pub type F64Vector = wide::f64x8;
+    /// Same-width unsigned integers (bit tricks).
+    pub type F64Bits = wide::u64x8;
     pub const F32_LANES: usize = 16;
     pub const F64_LANES: usize = 8;
 }
@@ -174,6 +184,7 @@ mod width {
 mod width {
     pub type F32Vector = wide::f32x8;
     pub type F64Vector = wide::f64x4;
+    pub type F64Bits = wide::u64x4;
     pub const F32_LANES: usize = 8;
     pub const F64_LANES: usize = 4;
 }
@@ -181,14 +192,16 @@ mod width {
 mod width {
     pub type F32Vector = wide::f32x4;
     pub type F64Vector = wide::f64x2;
+    pub type F64Bits = wide::u64x2;
     pub const F32_LANES: usize = 4;
     pub const F64_LANES: usize = 2;
 }
 
+pub(crate) use width::F64Bits;
 pub use width::{F32Vector, F64Vector};
 
-impl_simd_vector!(F32Vector, f32, width::F32_LANES);
-impl_simd_vector!(F64Vector, f64, width::F64_LANES);
+impl_simd_vector!(F32Vector, f32, width::F32_LANES, crate::tanh::tanh_f32);
+impl_simd_vector!(F64Vector, f64, width::F64_LANES, crate::tanh::tanh_f64);
 
 /// The widest vector of any element type in any build; sizes stack buffers for tails.
 pub const MAX_LANES: usize = 16;

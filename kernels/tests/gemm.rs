@@ -7,7 +7,9 @@ use proptest::prelude::*;
 /// (MR = 4/6/8 rows, NR = 8..32 columns), plus arbitrary ones.
 fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
-        prop::sample::select(vec![1usize, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 64, 65]),
+        prop::sample::select(vec![
+            1usize, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 64, 65
+        ]),
         1usize..80,
     ]
 }
@@ -40,21 +42,32 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         any::<u64>(),
     )
-        .prop_map(|(members, (m, n, k), (trans_a, trans_b, share_a, share_b), pad, alpha, beta, parallel, seed)| Case {
-            members,
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            share_a,
-            share_b,
-            pad,
-            alpha,
-            beta,
-            parallel,
-            seed,
-        })
+        .prop_map(
+            |(
+                members,
+                (m, n, k),
+                (trans_a, trans_b, share_a, share_b),
+                pad,
+                alpha,
+                beta,
+                parallel,
+                seed,
+            )| Case {
+                members,
+                m,
+                n,
+                k,
+                trans_a,
+                trans_b,
+                share_a,
+                share_b,
+                pad,
+                alpha,
+                beta,
+                parallel,
+                seed,
+            },
+        )
 }
 
 /// Small deterministic generator for test data.
@@ -65,7 +78,11 @@ fn fill(seed: u64, len: usize, whole: bool) -> Vec<f64> {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
-            if whole { ((s % 17) as f64) - 8.0 } else { (s % 1_000_000) as f64 / 500_000.0 - 1.0 }
+            if whole {
+                ((s % 17) as f64) - 8.0
+            } else {
+                (s % 1_000_000) as f64 / 500_000.0 - 1.0
+            }
         })
         .collect()
 }
@@ -105,7 +122,9 @@ fn build<T: Element>(c: &Case, whole: bool) -> Operands<T> {
 }
 
 fn mat<T>(buf: &[T], d: (usize, usize, usize, usize), t: bool) -> MatRef<'_, T> {
-    let m = MatRef::new(buf, d.0, d.1).with_row_stride(d.2).with_member_stride(d.3);
+    let m = MatRef::new(buf, d.0, d.1)
+        .with_row_stride(d.2)
+        .with_member_stride(d.3);
     if t { m.t() } else { m }
 }
 
@@ -118,7 +137,11 @@ fn run_both<T: Element>(case: &Case, whole: bool) -> (Vec<T>, Vec<T>) {
         let _ = (buf.len(), d);
     };
     cm(&mut fast);
-    let par = if case.parallel { Parallelism::Rayon { min_flops: 0 } } else { Parallelism::Sequential };
+    let par = if case.parallel {
+        Parallelism::Rayon { min_flops: 0 }
+    } else {
+        Parallelism::Sequential
+    };
     let alpha = T::from_f64(case.alpha);
     let beta = T::from_f64(case.beta);
     let d = ops.c_dims;
@@ -128,7 +151,9 @@ fn run_both<T: Element>(case: &Case, whole: bool) -> (Vec<T>, Vec<T>) {
         mat(&ops.a, ops.a_dims, case.trans_a),
         mat(&ops.b, ops.b_dims, case.trans_b),
         beta,
-        MatMut::new(&mut fast, d.0, d.1).with_row_stride(d.2).with_member_stride(d.3),
+        MatMut::new(&mut fast, d.0, d.1)
+            .with_row_stride(d.2)
+            .with_member_stride(d.3),
         par,
     )
     .unwrap();
@@ -138,7 +163,9 @@ fn run_both<T: Element>(case: &Case, whole: bool) -> (Vec<T>, Vec<T>) {
         mat(&ops.a, ops.a_dims, case.trans_a),
         mat(&ops.b, ops.b_dims, case.trans_b),
         beta,
-        MatMut::new(&mut slow, d.0, d.1).with_row_stride(d.2).with_member_stride(d.3),
+        MatMut::new(&mut slow, d.0, d.1)
+            .with_row_stride(d.2)
+            .with_member_stride(d.3),
     )
     .unwrap();
     (fast, slow)
@@ -148,7 +175,10 @@ fn run_both<T: Element>(case: &Case, whole: bool) -> (Vec<T>, Vec<T>) {
 fn assert_same<T: Element>(fast: &[T], slow: &[T], tol: f64) {
     for (i, (&f, &s)) in fast.iter().zip(slow).enumerate() {
         if s.is_nan() {
-            assert!(f.is_nan(), "element {i}: fast wrote {f} where the reference left NaN padding");
+            assert!(
+                f.is_nan(),
+                "element {i}: fast wrote {f} where the reference left NaN padding"
+            );
             continue;
         }
         let (f, s) = (f.to_f64(), s.to_f64());
@@ -203,14 +233,40 @@ proptest! {
 fn k_zero_scales_c_by_beta() {
     let a: [f64; 0] = [];
     let mut c = vec![3.0, f64::NAN];
-    gemm(1, 1.0, MatRef::new(&a, 1, 0), MatRef::new(&a, 0, 2), 2.0, MatMut::new(&mut c[..1], 1, 1), Parallelism::Sequential)
-        .unwrap_err();
+    gemm(
+        1,
+        1.0,
+        MatRef::new(&a, 1, 0),
+        MatRef::new(&a, 0, 2),
+        2.0,
+        MatMut::new(&mut c[..1], 1, 1),
+        Parallelism::Sequential,
+    )
+    .unwrap_err();
     let mut c2 = vec![3.0, 4.0];
-    gemm(1, 1.0, MatRef::new(&a, 1, 0), MatRef::new(&a, 0, 2), 2.0, MatMut::new(&mut c2, 1, 2), Parallelism::Sequential).unwrap();
+    gemm(
+        1,
+        1.0,
+        MatRef::new(&a, 1, 0),
+        MatRef::new(&a, 0, 2),
+        2.0,
+        MatMut::new(&mut c2, 1, 2),
+        Parallelism::Sequential,
+    )
+    .unwrap();
     assert_eq!(c2, [6.0, 8.0]);
     c[1] = 5.0;
     c[0] = f64::NAN;
-    gemm(1, 1.0, MatRef::new(&a, 1, 0), MatRef::new(&a, 0, 2), 0.0, MatMut::new(&mut c, 1, 2), Parallelism::Sequential).unwrap();
+    gemm(
+        1,
+        1.0,
+        MatRef::new(&a, 1, 0),
+        MatRef::new(&a, 0, 2),
+        0.0,
+        MatMut::new(&mut c, 1, 2),
+        Parallelism::Sequential,
+    )
+    .unwrap();
     assert_eq!(c, [0.0, 0.0]);
 }
 
@@ -219,13 +275,42 @@ fn shape_errors_name_the_problem() {
     let a = vec![0.0f32; 6];
     let b = vec![0.0f32; 6];
     let mut c = vec![0.0f32; 4];
-    let err = gemm(1, 1.0, MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 3), 0.0, MatMut::new(&mut c, 2, 2), Parallelism::Sequential)
-        .unwrap_err();
-    assert_eq!(err, GemmError::InnerDimensionMismatch { op_a: (2, 3), op_b: (2, 3) });
+    let err = gemm(
+        1,
+        1.0,
+        MatRef::new(&a, 2, 3),
+        MatRef::new(&b, 2, 3),
+        0.0,
+        MatMut::new(&mut c, 2, 2),
+        Parallelism::Sequential,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::InnerDimensionMismatch {
+            op_a: (2, 3),
+            op_b: (2, 3)
+        }
+    );
     assert!(err.to_string().contains("2×3"));
-    let err = gemm(2, 1.0, MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 3).t(), 0.0, MatMut::new(&mut c, 2, 2), Parallelism::Sequential)
-        .unwrap_err();
-    assert_eq!(err, GemmError::BufferTooSmall { operand: Operand::A, needed: 12, len: 6 });
+    let err = gemm(
+        2,
+        1.0,
+        MatRef::new(&a, 2, 3),
+        MatRef::new(&b, 2, 3).t(),
+        0.0,
+        MatMut::new(&mut c, 2, 2),
+        Parallelism::Sequential,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::BufferTooSmall {
+            operand: Operand::A,
+            needed: 12,
+            len: 6
+        }
+    );
     let mut c8 = vec![0.0f32; 8];
     let err = gemm(
         2,
@@ -237,8 +322,28 @@ fn shape_errors_name_the_problem() {
         Parallelism::Sequential,
     )
     .unwrap_err();
-    assert_eq!(err, GemmError::OverlappingOutputMembers { member_stride: 3, footprint: 4 });
-    let err = gemm(1, 1.0, MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 3).t(), 0.0, MatMut::new(&mut c, 2, 3), Parallelism::Sequential)
-        .unwrap_err();
-    assert_eq!(err, GemmError::OutputShapeMismatch { expected: (2, 2), found: (2, 3) });
+    assert_eq!(
+        err,
+        GemmError::OverlappingOutputMembers {
+            member_stride: 3,
+            footprint: 4
+        }
+    );
+    let err = gemm(
+        1,
+        1.0,
+        MatRef::new(&a, 2, 3),
+        MatRef::new(&b, 2, 3).t(),
+        0.0,
+        MatMut::new(&mut c, 2, 3),
+        Parallelism::Sequential,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::OutputShapeMismatch {
+            expected: (2, 2),
+            found: (2, 3)
+        }
+    );
 }

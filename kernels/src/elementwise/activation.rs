@@ -96,10 +96,20 @@ pub fn activate_in_place<T: Element>(activation: Activation, x: &mut [T]) {
 ///
 /// # Panics
 /// If the three slices differ in length.
-pub fn activation_backward<T: Element>(activation: Activation, y: &[T], dy: &[T], dx: &mut [T], store: Store) {
+pub fn activation_backward<T: Element>(
+    activation: Activation,
+    y: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    store: Store,
+) {
     match store {
-        Store::Overwrite => map3(y, dy, dx, |y, dy, _| dy * activation.derivative_from_output_vec(y)),
-        Store::Accumulate => map3(y, dy, dx, |y, dy, dx| dy.mul_add(activation.derivative_from_output_vec(y), dx)),
+        Store::Overwrite => map3(y, dy, dx, |y, dy, _| {
+            dy * activation.derivative_from_output_vec(y)
+        }),
+        Store::Accumulate => map3(y, dy, dx, |y, dy, dx| {
+            dy.mul_add(activation.derivative_from_output_vec(y), dx)
+        }),
     }
 }
 
@@ -118,16 +128,30 @@ pub fn bias_activation_forward<T: Element>(
     z: &mut [T],
     bias: &[T],
 ) {
-    assert_eq!(z.len(), members * rows * cols, "bias_activation_forward: z must be [members={members}, rows={rows}, cols={cols}]");
-    assert_eq!(bias.len(), members * cols, "bias_activation_forward: bias must be [members={members}, cols={cols}]");
+    assert_eq!(
+        z.len(),
+        members * rows * cols,
+        "bias_activation_forward: z must be [members={members}, rows={rows}, cols={cols}]"
+    );
+    assert_eq!(
+        bias.len(),
+        members * cols,
+        "bias_activation_forward: bias must be [members={members}, cols={cols}]"
+    );
     if cols == 0 {
         return;
     }
     let lanes = T::Vector::LANES;
     let body = cols - cols % lanes;
-    for (z_e, b_e) in z.chunks_exact_mut(rows * cols.max(1)).zip(bias.chunks_exact(cols)) {
+    for (z_e, b_e) in z
+        .chunks_exact_mut(rows * cols.max(1))
+        .zip(bias.chunks_exact(cols))
+    {
         for row in z_e.chunks_exact_mut(cols) {
-            for (zc, bc) in row[..body].chunks_exact_mut(lanes).zip(b_e[..body].chunks_exact(lanes)) {
+            for (zc, bc) in row[..body]
+                .chunks_exact_mut(lanes)
+                .zip(b_e[..body].chunks_exact(lanes))
+            {
                 // SAFETY: both chunks hold exactly `lanes` elements.
                 unsafe {
                     let v = T::Vector::load(zc.as_ptr()) + T::Vector::load(bc.as_ptr());
@@ -169,12 +193,19 @@ pub fn bias_activation_backward<T: Element>(
         y.len() == n && dy.len() == n && dz.len() == n,
         "bias_activation_backward: y, dy and dz must be [members={members}, rows={rows}, cols={cols}]"
     );
-    assert_eq!(dbias.len(), members * cols, "bias_activation_backward: dbias must be [members={members}, cols={cols}]");
+    assert_eq!(
+        dbias.len(),
+        members * cols,
+        "bias_activation_backward: dbias must be [members={members}, cols={cols}]"
+    );
     activation_backward(activation, y, dy, dz, Store::Overwrite);
     if cols == 0 {
         return;
     }
-    for (dz_e, db_e) in dz.chunks_exact(rows * cols).zip(dbias.chunks_exact_mut(cols)) {
+    for (dz_e, db_e) in dz
+        .chunks_exact(rows * cols)
+        .zip(dbias.chunks_exact_mut(cols))
+    {
         for row in dz_e.chunks_exact(cols) {
             super::blas1::add_assign(db_e, row);
         }

@@ -7,10 +7,19 @@ use crate::{Element, SimdVector};
 /// the same `f`, so every element gets bit-identical math wherever it sits in the slice.
 #[inline(always)]
 pub(crate) fn map1<T: Element>(x: &[T], out: &mut [T], f: impl Fn(T::Vector) -> T::Vector) {
-    assert_eq!(x.len(), out.len(), "elementwise kernel: input has {} elements but output has {}", x.len(), out.len());
+    assert_eq!(
+        x.len(),
+        out.len(),
+        "elementwise kernel: input has {} elements but output has {}",
+        x.len(),
+        out.len()
+    );
     let lanes = T::Vector::LANES;
     let body = x.len() - x.len() % lanes;
-    for (xc, oc) in x[..body].chunks_exact(lanes).zip(out[..body].chunks_exact_mut(lanes)) {
+    for (xc, oc) in x[..body]
+        .chunks_exact(lanes)
+        .zip(out[..body].chunks_exact_mut(lanes))
+    {
         // SAFETY: both chunks hold exactly `lanes` elements.
         unsafe { f(T::Vector::load(xc.as_ptr())).store(oc.as_mut_ptr()) };
     }
@@ -67,19 +76,31 @@ pub(crate) fn map3<T: Element>(
     {
         // SAFETY: all chunks hold exactly `lanes` elements.
         unsafe {
-            let r = f(T::Vector::load(xc.as_ptr()), T::Vector::load(yc.as_ptr()), T::Vector::load(oc.as_ptr()));
+            let r = f(
+                T::Vector::load(xc.as_ptr()),
+                T::Vector::load(yc.as_ptr()),
+                T::Vector::load(oc.as_ptr()),
+            );
             r.store(oc.as_mut_ptr());
         }
     }
     let tail = x.len() - body;
     if tail > 0 {
-        let (mut bx, mut by, mut bo) = ([T::ZERO; MAX_LANES], [T::ZERO; MAX_LANES], [T::ZERO; MAX_LANES]);
+        let (mut bx, mut by, mut bo) = (
+            [T::ZERO; MAX_LANES],
+            [T::ZERO; MAX_LANES],
+            [T::ZERO; MAX_LANES],
+        );
         bx[..tail].copy_from_slice(&x[body..]);
         by[..tail].copy_from_slice(&y[body..]);
         bo[..tail].copy_from_slice(&out[body..]);
         // SAFETY: the buffers hold MAX_LANES ≥ lanes elements.
         unsafe {
-            let r = f(T::Vector::load(bx.as_ptr()), T::Vector::load(by.as_ptr()), T::Vector::load(bo.as_ptr()));
+            let r = f(
+                T::Vector::load(bx.as_ptr()),
+                T::Vector::load(by.as_ptr()),
+                T::Vector::load(bo.as_ptr()),
+            );
             r.store(bo.as_mut_ptr());
         }
         out[body..].copy_from_slice(&bo[..tail]);

@@ -13,28 +13,55 @@ fn reduce_members<T: Element>(
     f: impl Fn(T::Vector, T::Vector, T::Vector) -> T::Vector,
     name: &str,
 ) {
-    assert_eq!(out.len(), members, "{name}: out must have one entry per member ({members})");
+    assert_eq!(
+        out.len(),
+        members,
+        "{name}: out must have one entry per member ({members})"
+    );
     assert_eq!(x.len(), y.len(), "{name}: x and y must have equal lengths");
     if members == 0 {
         return;
     }
-    assert_eq!(x.len() % members, 0, "{name}: x has {} elements, not a multiple of {members} members", x.len());
+    assert_eq!(
+        x.len() % members,
+        0,
+        "{name}: x has {} elements, not a multiple of {members} members",
+        x.len()
+    );
     let n = x.len() / members;
     let lanes = T::Vector::LANES;
     let body = n - n % lanes;
     for (e, o) in out.iter_mut().enumerate() {
         let (xe, ye) = (&x[e * n..(e + 1) * n], &y[e * n..(e + 1) * n]);
         let mut acc = T::Vector::splat(T::ZERO);
-        for (xc, yc) in xe[..body].chunks_exact(lanes).zip(ye[..body].chunks_exact(lanes)) {
+        for (xc, yc) in xe[..body]
+            .chunks_exact(lanes)
+            .zip(ye[..body].chunks_exact(lanes))
+        {
             // SAFETY: both chunks hold exactly `lanes` elements.
-            acc = unsafe { f(T::Vector::load(xc.as_ptr()), T::Vector::load(yc.as_ptr()), acc) };
+            acc = unsafe {
+                f(
+                    T::Vector::load(xc.as_ptr()),
+                    T::Vector::load(yc.as_ptr()),
+                    acc,
+                )
+            };
         }
         if body < n {
-            let (mut bx, mut by) = ([T::ZERO; crate::simd::MAX_LANES], [T::ZERO; crate::simd::MAX_LANES]);
+            let (mut bx, mut by) = (
+                [T::ZERO; crate::simd::MAX_LANES],
+                [T::ZERO; crate::simd::MAX_LANES],
+            );
             bx[..n - body].copy_from_slice(&xe[body..]);
             by[..n - body].copy_from_slice(&ye[body..]);
             // SAFETY: buffers hold MAX_LANES ≥ lanes elements; zero padding adds nothing.
-            acc = unsafe { f(T::Vector::load(bx.as_ptr()), T::Vector::load(by.as_ptr()), acc) };
+            acc = unsafe {
+                f(
+                    T::Vector::load(bx.as_ptr()),
+                    T::Vector::load(by.as_ptr()),
+                    acc,
+                )
+            };
         }
         *o = acc.reduce_add();
     }
@@ -53,7 +80,14 @@ pub fn sum_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
 /// # Panics
 /// As [`sum_per_member`].
 pub fn sum_squares_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
-    reduce_members(members, x, x, out, |x, _, acc| x.mul_add(x, acc), "sum_squares_per_member");
+    reduce_members(
+        members,
+        x,
+        x,
+        out,
+        |x, _, acc| x.mul_add(x, acc),
+        "sum_squares_per_member",
+    );
 }
 
 /// `out[e] = Σ_i x[e, i]·y[e, i]`; `x`, `y` are `[members, n]`.
@@ -61,7 +95,14 @@ pub fn sum_squares_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]
 /// # Panics
 /// As [`sum_per_member`], or if `x` and `y` differ in length.
 pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T]) {
-    reduce_members(members, x, y, out, |x, y, acc| x.mul_add(y, acc), "dot_per_member");
+    reduce_members(
+        members,
+        x,
+        y,
+        out,
+        |x, y, acc| x.mul_add(y, acc),
+        "dot_per_member",
+    );
 }
 
 /// Naive references (sequential sums).
@@ -70,14 +111,14 @@ pub mod naive {
 
     /// `out[e] = Σ_i x[e, i]·y[e, i]`.
     pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T]) {
-        let n = if members == 0 { 0 } else { x.len() / members };
+        let n = x.len().checked_div(members).unwrap_or(0);
         for e in 0..members {
             out[e] = (0..n).fold(T::ZERO, |acc, i| x[e * n + i].mul_add(y[e * n + i], acc));
         }
     }
     /// `out[e] = Σ_i x[e, i]`.
     pub fn sum_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
-        let n = if members == 0 { 0 } else { x.len() / members };
+        let n = x.len().checked_div(members).unwrap_or(0);
         for e in 0..members {
             out[e] = (0..n).fold(T::ZERO, |acc, i| acc + x[e * n + i]);
         }

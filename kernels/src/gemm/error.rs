@@ -62,17 +62,28 @@ impl fmt::Display for GemmError {
                 "gemm: op(A)·op(B) is {}×{} but C is {}×{}; give C the product's shape",
                 expected.0, expected.1, found.0, found.1
             ),
-            GemmError::RowStrideTooSmall { operand, row_stride, cols } => write!(
+            GemmError::RowStrideTooSmall {
+                operand,
+                row_stride,
+                cols,
+            } => write!(
                 f,
                 "gemm: operand {operand} has row stride {row_stride} < {cols} columns; rows would \
                  overlap, so use a row stride of at least the column count"
             ),
-            GemmError::BufferTooSmall { operand, needed, len } => write!(
+            GemmError::BufferTooSmall {
+                operand,
+                needed,
+                len,
+            } => write!(
                 f,
                 "gemm: operand {operand} needs {needed} elements for its members and strides but \
                  its slice has {len}; check the member count and strides"
             ),
-            GemmError::OverlappingOutputMembers { member_stride, footprint } => write!(
+            GemmError::OverlappingOutputMembers {
+                member_stride,
+                footprint,
+            } => write!(
                 f,
                 "gemm: C's member stride {member_stride} is smaller than one member's footprint \
                  {footprint}, so members would overwrite each other; use a larger member stride"

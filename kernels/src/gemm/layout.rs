@@ -41,7 +41,14 @@ pub struct MatRef<'a, T> {
 impl<'a, T> MatRef<'a, T> {
     /// Densely packed members: `row_stride = cols`, `member_stride = rows·cols`.
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        MatRef { data, rows, cols, row_stride: cols, member_stride: rows * cols, transposed: false }
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            member_stride: rows * cols,
+            transposed: false,
+        }
     }
     /// One matrix shared by every member (`member_stride = 0`).
     pub fn shared(data: &'a [T], rows: usize, cols: usize) -> Self {
@@ -64,11 +71,19 @@ impl<'a, T> MatRef<'a, T> {
     }
     /// `(rows, cols)` of `op(X)`, i.e. after any transposition.
     pub fn op_shape(&self) -> (usize, usize) {
-        if self.transposed { (self.cols, self.rows) } else { (self.rows, self.cols) }
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
     }
     /// Logical strides `(along op rows, along op cols)` of `op(X)` within one member.
     pub(crate) fn op_strides(&self) -> (usize, usize) {
-        if self.transposed { (1, self.row_stride) } else { (self.row_stride, 1) }
+        if self.transposed {
+            (1, self.row_stride)
+        } else {
+            (self.row_stride, 1)
+        }
     }
 }
 
@@ -88,7 +103,13 @@ pub struct MatMut<'a, T> {
 impl<'a, T> MatMut<'a, T> {
     /// Densely packed members: `row_stride = cols`, `member_stride = rows·cols`.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
-        MatMut { data, rows, cols, row_stride: cols, member_stride: rows * cols }
+        MatMut {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            member_stride: rows * cols,
+        }
     }
     /// Sets the distance between consecutive rows (≥ `cols`).
     pub fn with_row_stride(mut self, row_stride: usize) -> Self {
@@ -104,5 +125,9 @@ impl<'a, T> MatMut<'a, T> {
 
 /// The footprint of one member: the index one past its last element (0 when empty).
 pub(crate) fn member_span(rows: usize, cols: usize, row_stride: usize) -> usize {
-    if rows == 0 || cols == 0 { 0 } else { (rows - 1) * row_stride + cols }
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * row_stride + cols
+    }
 }

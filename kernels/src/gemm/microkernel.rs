@@ -96,7 +96,11 @@ pub(crate) unsafe fn tile<T: Element, const ROWS: usize>(t: Tile<T>) {
                 let crow = t.c.add(i * t.c_rs);
                 for (j, &r) in row.iter().enumerate().take(t.cols) {
                     let cij = crow.add(j);
-                    *cij = if beta_is_zero { r } else { t.beta.mul_add(*cij, r) };
+                    *cij = if beta_is_zero {
+                        r
+                    } else {
+                        t.beta.mul_add(*cij, r)
+                    };
                 }
             }
         }

@@ -16,6 +16,7 @@ mod error;
 mod layout;
 mod microkernel;
 mod naive;
+mod pack;
 
 use rayon::prelude::*;
 
@@ -60,25 +61,44 @@ pub fn gemm<T: Element>(
         return Ok(());
     }
     let c_rs = c.row_stride;
-    let c_chunk = if members == 1 { c.data.len() } else { c.member_stride };
-    let problem = Problem { m, n, k, a, b, c_rs, alpha, beta };
+    let c_chunk = if members == 1 {
+        c.data.len()
+    } else {
+        c.member_stride
+    };
+    let problem = Problem {
+        m,
+        n,
+        k,
+        a,
+        b,
+        c_rs,
+        alpha,
+        beta,
+    };
     let flops = 2 * members * m * n * k.max(1);
     if parallelism.should_split(flops) {
         let threads = rayon::current_num_threads();
         let split_rows = members < 2 * threads && m > MR;
-        c.data.par_chunks_mut(c_chunk).take(members).enumerate().for_each(|(e, c_e)| {
-            if split_rows {
-                let per_task = m.div_ceil(2 * threads).div_ceil(MR) * MR;
-                c_e.par_chunks_mut(per_task * c_rs).enumerate().for_each(|(blk, c_blk)| {
-                    let row0 = blk * per_task;
-                    if row0 < m {
-                        problem.run(e, row0, per_task.min(m - row0), c_blk);
-                    }
-                });
-            } else {
-                problem.run(e, 0, m, c_e);
-            }
-        });
+        c.data
+            .par_chunks_mut(c_chunk)
+            .take(members)
+            .enumerate()
+            .for_each(|(e, c_e)| {
+                if split_rows {
+                    let per_task = m.div_ceil(2 * threads).div_ceil(MR) * MR;
+                    c_e.par_chunks_mut(per_task * c_rs)
+                        .enumerate()
+                        .for_each(|(blk, c_blk)| {
+                            let row0 = blk * per_task;
+                            if row0 < m {
+                                problem.run(e, row0, per_task.min(m - row0), c_blk);
+                            }
+                        });
+                } else {
+                    problem.run(e, 0, m, c_e);
+                }
+            });
     } else {
         for (e, c_e) in c.data.chunks_mut(c_chunk).take(members).enumerate() {
             problem.run(e, 0, m, c_e);
@@ -100,22 +120,54 @@ pub(crate) fn validate<T>(
     }
     let (m, k, n) = (op_a.0, op_a.1, op_b.1);
     if (c.rows, c.cols) != (m, n) {
-        return Err(GemmError::OutputShapeMismatch { expected: (m, n), found: (c.rows, c.cols) });
+        return Err(GemmError::OutputShapeMismatch {
+            expected: (m, n),
+            found: (c.rows, c.cols),
+        });
     }
     let operands = [
-        (Operand::A, a.rows, a.cols, a.row_stride, a.member_stride, a.data.len()),
-        (Operand::B, b.rows, b.cols, b.row_stride, b.member_stride, b.data.len()),
-        (Operand::C, c.rows, c.cols, c.row_stride, c.member_stride, c.data.len()),
+        (
+            Operand::A,
+            a.rows,
+            a.cols,
+            a.row_stride,
+            a.member_stride,
+            a.data.len(),
+        ),
+        (
+            Operand::B,
+            b.rows,
+            b.cols,
+            b.row_stride,
+            b.member_stride,
+            b.data.len(),
+        ),
+        (
+            Operand::C,
+            c.rows,
+            c.cols,
+            c.row_stride,
+            c.member_stride,
+            c.data.len(),
+        ),
     ];
     for (operand, rows, cols, row_stride, member_stride, len) in operands {
         if rows > 1 && row_stride < cols {
-            return Err(GemmError::RowStrideTooSmall { operand, row_stride, cols });
+            return Err(GemmError::RowStrideTooSmall {
+                operand,
+                row_stride,
+                cols,
+            });
         }
         let span = member_span(rows, cols, row_stride);
         if members > 0 && span > 0 {
             let needed = (members - 1) * member_stride + span;
             if needed > len {
-                return Err(GemmError::BufferTooSmall { operand, needed, len });
+                return Err(GemmError::BufferTooSmall {
+                    operand,
+                    needed,
+                    len,
+                });
             }
         }
     }
@@ -146,7 +198,10 @@ impl<T: Element> Problem<'_, T> {
     fn run(&self, e: usize, row0: usize, rows: usize, c_rows: &mut [T]) {
         let (m, n, k) = (self.m, self.n, self.k);
         debug_assert!(row0 + rows <= m);
-        assert!(c_rows.len() >= member_span(rows, n, self.c_rs), "C block too short");
+        assert!(
+            c_rows.len() >= member_span(rows, n, self.c_rs),
+            "C block too short"
+        );
         if k == 0 {
             scale_block(c_rows, rows, n, self.c_rs, self.beta);
             return;
@@ -159,39 +214,47 @@ impl<T: Element> Problem<'_, T> {
         debug_assert!(a_off + (rows - 1) * a_rs + (k - 1) * a_cs < self.a.data.len());
         debug_assert!(b_off + (k - 1) * b_rs + (n - 1) * b_cs < self.b.data.len());
         let nr = nr::<T>();
-        T::with_scratch(k * nr, |panel| {
-            let a_ptr = self.a.data[a_off..].as_ptr();
-            let b_ptr = self.b.data[b_off..].as_ptr();
+        // op(A) is read in place: each k step broadcasts MR values straight from memory. Packing
+        // it into MR-row tiles (`pack::pack_a`) was measured slower at the seed's sizes (80×32
+        // per member: the pack costs as much as the product) and no faster at 256×64, so it is
+        // off; the switch stays for wider problems.
+        let pack_a_rows = false;
+        let a_len = if pack_a_rows {
+            rows.div_ceil(MR) * MR * k
+        } else {
+            0
+        };
+        T::with_scratch(k * nr + a_len, |scratch| {
+            let (panel, a_packed) = scratch.split_at_mut(k * nr);
+            let a_data = &self.a.data[a_off..];
+            let (a_ptr, a_rs, a_cs, a_tile_step) = if pack_a_rows {
+                pack::pack_a(a_data, a_rs, a_cs, rows, k, MR, a_packed);
+                (a_packed.as_ptr(), 1, MR, MR * k)
+            } else {
+                (a_data.as_ptr(), a_rs, a_cs, MR * a_rs)
+            };
+            let b_data = &self.b.data[b_off..];
             for j0 in (0..n).step_by(nr) {
                 let cols = nr.min(n - j0);
                 // Loop over column panels is the outer one so each packed panel is reused by
                 // every row tile while it is hot in L1.
                 let (panel_ptr, panel_rs) = if b_cs == 1 && cols == nr {
-                    // SAFETY: columns j0..j0+nr exist in every row of op(B).
-                    (unsafe { b_ptr.add(j0) }, b_rs)
+                    // Columns j0..j0+nr exist in every row of op(B): use them in place.
+                    (b_data[j0..].as_ptr(), b_rs)
                 } else {
-                    for p in 0..k {
-                        let dst = &mut panel[p * nr..(p + 1) * nr];
-                        for (jj, d) in dst.iter_mut().enumerate() {
-                            *d = if jj < cols {
-                                self.b.data[b_off + p * b_rs + (j0 + jj) * b_cs]
-                            } else {
-                                T::ZERO
-                            };
-                        }
-                    }
+                    pack::pack_b(b_data, b_rs, b_cs, k, j0, cols, nr, panel);
                     (panel.as_ptr(), nr)
                 };
-                for i0 in (0..rows).step_by(MR) {
-                    let tile_rows_here = MR.min(rows - i0);
+                for (tile_index, i0) in (0..rows).step_by(MR).enumerate() {
                     let tile = Tile {
                         k,
-                        // SAFETY: row i0 of this block exists in op(A) and C.
-                        a: unsafe { a_ptr.add(i0 * a_rs) },
+                        // SAFETY: tile `tile_index` of op(A) (packed or in place) exists.
+                        a: unsafe { a_ptr.add(tile_index * a_tile_step) },
                         a_rs,
                         a_cs,
                         b: panel_ptr,
                         b_rs: panel_rs,
+                        // SAFETY: row i0 of this block exists in C.
                         c: unsafe { c_rows.as_mut_ptr().add(i0 * self.c_rs + j0) },
                         c_rs: self.c_rs,
                         cols,
@@ -199,8 +262,8 @@ impl<T: Element> Problem<'_, T> {
                         beta: self.beta,
                     };
                     // SAFETY: the tile's A rows, the panel's k rows of NR values and C's
-                    // tile_rows × cols block are all in bounds (validated spans above).
-                    unsafe { tile_rows(tile_rows_here, tile) };
+                    // tile × cols block are all in bounds (validated spans above).
+                    unsafe { tile_rows(MR.min(rows - i0), tile) };
                 }
             }
         });

@@ -19,15 +19,24 @@ pub fn gemm_naive<T: Element>(
     let (a_rs, a_cs) = a.op_strides();
     let (b_rs, b_cs) = b.op_strides();
     for e in 0..members {
-        let (a0, b0, c0) = (e * a.member_stride, e * b.member_stride, e * c.member_stride);
+        let (a0, b0, c0) = (
+            e * a.member_stride,
+            e * b.member_stride,
+            e * c.member_stride,
+        );
         for i in 0..m {
             for j in 0..n {
                 let mut sum = T::ZERO;
                 for p in 0..k {
-                    sum = a.data[a0 + i * a_rs + p * a_cs].mul_add(b.data[b0 + p * b_rs + j * b_cs], sum);
+                    sum = a.data[a0 + i * a_rs + p * a_cs]
+                        .mul_add(b.data[b0 + p * b_rs + j * b_cs], sum);
                 }
                 let cij = &mut c.data[c0 + i * c.row_stride + j];
-                *cij = if beta == T::ZERO { alpha * sum } else { beta.mul_add(*cij, alpha * sum) };
+                *cij = if beta == T::ZERO {
+                    alpha * sum
+                } else {
+                    beta.mul_add(*cij, alpha * sum)
+                };
             }
         }
     }

@@ -1,0 +1,73 @@
+//! Packing operands into the contiguous panels the microkernel streams through.
+
+use crate::Element;
+
+/// Copies columns `j0..j0 + cols` of `op(B)` (`k` rows) into `panel` as `k` rows of `nr`
+/// values, zero-padding columns `cols..nr`.
+///
+/// `op(B)[p, j] = b[p·b_rs + j·b_cs]`; `b` starts at the member's first element.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b<T: Element>(
+    b: &[T],
+    b_rs: usize,
+    b_cs: usize,
+    k: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+    panel: &mut [T],
+) {
+    let panel = &mut panel[..k * nr];
+    if cols < nr {
+        panel.fill(T::ZERO);
+    }
+    if b_cs == 1 {
+        // Rows of op(B) are contiguous: copy row slices.
+        for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+            let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
+            dst[..cols].copy_from_slice(src);
+        }
+    } else {
+        // Columns of op(B) are contiguous (B is stored transposed): read each column once.
+        for jj in 0..cols {
+            let col = &b[(j0 + jj) * b_cs..];
+            for p in 0..k {
+                panel[p * nr + jj] = col[p * b_rs];
+            }
+        }
+    }
+}
+
+/// Copies rows `0..rows` of `op(A)` (`k` columns) into `MR`-row tiles laid out as
+/// `[tile][p][i]`, zero-padding the last tile, so each `k` step of the microkernel broadcasts
+/// `MR` adjacent values.
+///
+/// `op(A)[i, p] = a[i·a_rs + p·a_cs]`; `a` starts at the block's first row.
+pub(crate) fn pack_a<T: Element>(
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    rows: usize,
+    k: usize,
+    mr: usize,
+    packed: &mut [T],
+) {
+    let tiles = rows.div_ceil(mr);
+    let packed = &mut packed[..tiles * k * mr];
+    if rows % mr != 0 {
+        packed[(tiles - 1) * k * mr..].fill(T::ZERO);
+    }
+    for i in 0..rows {
+        let (t, ii) = (i / mr, i % mr);
+        let dst = &mut packed[t * k * mr..(t + 1) * k * mr];
+        if a_cs == 1 {
+            for (p, &v) in a[i * a_rs..i * a_rs + k].iter().enumerate() {
+                dst[p * mr + ii] = v;
+            }
+        } else {
+            for p in 0..k {
+                dst[p * mr + ii] = a[i * a_rs + p * a_cs];
+            }
+        }
+    }
+}

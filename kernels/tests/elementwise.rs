@@ -1,0 +1,268 @@
+//! Every elementwise kernel against its naive reference over random lengths (around the SIMD
+//! widths), members and values, including extreme inputs.
+
+use flock_kernels::Element;
+use flock_kernels::elementwise::{
+    self, Activation, Store, activation_naive, blas1, math::naive, reduce,
+};
+use proptest::prelude::*;
+
+const ACTIVATIONS: [Activation; 5] = [
+    Activation::Identity,
+    Activation::Tanh,
+    Activation::Sigmoid,
+    Activation::Softplus,
+    Activation::Relu,
+];
+
+fn values(len: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(
+        prop_oneof![
+            8 => -6.0f64..6.0,
+            1 => -400.0f64..400.0,
+            1 => prop::sample::select(vec![0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0, 300.0, -300.0]),
+        ],
+        len,
+    )
+}
+
+fn len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        prop::sample::select(vec![0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33]),
+        0usize..100
+    ]
+}
+
+/// Relative closeness in ulps of `T`, treating equal infinities and NaNs as equal.
+fn close<T: Element>(a: T, b: T, ulps: f64) -> bool {
+    let (a, b) = (a.to_f64(), b.to_f64());
+    if a.is_nan() || b.is_nan() {
+        return a.is_nan() && b.is_nan();
+    }
+    if a == b {
+        return true;
+    }
+    (a - b).abs()
+        <= ulps * T::EPSILON.to_f64() * a.abs().max(b.abs()).max(f64::from(f32::MIN_POSITIVE))
+}
+
+fn check_unary<T: Element>(xs: &[f64]) {
+    let x: Vec<T> = xs.iter().map(|&v| T::from_f64(v)).collect();
+    type Case<T> = (&'static str, fn(&[T], &mut [T]), fn(T) -> T);
+    let fns: [Case<T>; 7] = [
+        ("exp", elementwise::exp, naive::exp),
+        ("ln", elementwise::ln, naive::ln),
+        ("ln_1p", elementwise::ln_1p, naive::ln_1p),
+        ("tanh", elementwise::tanh, naive::tanh),
+        ("sigmoid", elementwise::sigmoid, naive::sigmoid),
+        ("softplus", elementwise::softplus, naive::softplus),
+        ("relu", elementwise::relu, naive::relu),
+    ];
+    for (name, fast, slow) in fns {
+        let mut out = vec![T::NAN; x.len()];
+        fast(&x, &mut out);
+        for (i, (&o, &xi)) in out.iter().zip(&x).enumerate() {
+            let r = slow(xi);
+            // exp/ln may flush subnormal results; compare those with an absolute floor.
+            let ok = close(o, r, 4.0) || (r.to_f64().abs() < 1e-37 && o.to_f64().abs() < 1e-37);
+            assert!(
+                ok,
+                "{name}<{}>: element {i} x = {xi}: fast {o} vs naive {r}",
+                T::NAME
+            );
+        }
+    }
+}
+
+fn check_activation<T: Element>(
+    members: usize,
+    rows: usize,
+    cols: usize,
+    xs: &[f64],
+    seed: &[f64],
+) {
+    let n = members * rows * cols;
+    let z: Vec<T> = xs[..n].iter().map(|&v| T::from_f64(v)).collect();
+    let bias: Vec<T> = seed[..members * cols]
+        .iter()
+        .map(|&v| T::from_f64(v))
+        .collect();
+    let dy: Vec<T> = seed[..n]
+        .iter()
+        .rev()
+        .map(|&v| T::from_f64(v * 0.5))
+        .collect();
+    for act in ACTIVATIONS {
+        let (mut fast, mut slow) = (z.clone(), z.clone());
+        elementwise::bias_activation_forward(act, members, rows, cols, &mut fast, &bias);
+        activation_naive::bias_activation_forward(act, members, rows, cols, &mut slow, &bias);
+        for (i, (&f, &s)) in fast.iter().zip(&slow).enumerate() {
+            assert!(
+                close(f, s, 4.0),
+                "{act:?} forward <{}>: element {i}: {f} vs {s}",
+                T::NAME
+            );
+        }
+        let (mut dz_f, mut dz_s) = (vec![T::NAN; n], vec![T::NAN; n]);
+        let (mut db_f, mut db_s) = (vec![T::ONE; members * cols], vec![T::ONE; members * cols]);
+        elementwise::bias_activation_backward(
+            act, members, rows, cols, &slow, &dy, &mut dz_f, &mut db_f,
+        );
+        activation_naive::bias_activation_backward(
+            act, members, rows, cols, &slow, &dy, &mut dz_s, &mut db_s,
+        );
+        // f'(y) = 1 − y² (and y(1 − y)) cancels near saturation, so the two formulas' roundings
+        // are compared on the scale of their inputs: |Δ| ≤ 4ε·|dy|·max(1, y²).
+        for (i, (&f, &s)) in dz_f.iter().zip(&dz_s).enumerate() {
+            let scale = dy[i].to_f64().abs() * slow[i].to_f64().powi(2).max(1.0);
+            let ok =
+                close(f, s, 4.0) || (f - s).to_f64().abs() <= 4.0 * T::EPSILON.to_f64() * scale;
+            assert!(
+                ok,
+                "{act:?} backward dz <{}>: element {i}: {f} vs {s}",
+                T::NAME
+            );
+        }
+        // Bias gradients are 1 + Σ_r dz (dz checked above): compare with that sum in f64.
+        for c in 0..members * cols {
+            let (e, j) = (c / cols, c % cols);
+            let col = (0..rows).map(|r| dz_f[(e * rows + r) * cols + j].to_f64());
+            let want = 1.0 + col.clone().sum::<f64>();
+            let mag: f64 = col.map(f64::abs).sum::<f64>() + 1.0;
+            let err = (db_f[c].to_f64() - want).abs();
+            assert!(
+                err <= 2.0 * T::EPSILON.to_f64() * mag * rows as f64,
+                "{act:?} dbias <{}>[{c}]: {} vs {want} (naive {})",
+                T::NAME,
+                db_f[c],
+                db_s[c]
+            );
+        }
+        // Accumulating backward adds to what is there.
+        let mut acc = vec![T::ONE; n];
+        elementwise::activation_backward(act, &slow, &dy, &mut acc, Store::Accumulate);
+        for i in 0..n {
+            let want = T::ONE + dz_f[i];
+            let scale = 1.0 + dy[i].to_f64().abs() * slow[i].to_f64().powi(2).max(1.0);
+            let ok = (acc[i] - want).to_f64().abs() <= 4.0 * T::EPSILON.to_f64() * scale;
+            assert!(
+                ok,
+                "{act:?} accumulate <{}>: element {i}: {} vs {want}",
+                T::NAME,
+                acc[i]
+            );
+        }
+    }
+}
+
+fn check_reductions<T: Element>(members: usize, n: usize, xs: &[f64], ys: &[f64], whole: bool) {
+    let conv = |v: &[f64]| -> Vec<T> {
+        v[..members * n]
+            .iter()
+            .map(|&v| T::from_f64(if whole { v.round() } else { v }))
+            .collect()
+    };
+    let (x, y) = (conv(xs), conv(ys));
+    let mut fast = vec![T::NAN; members];
+    let mut slow = vec![T::NAN; members];
+    type R<T> = (fn(usize, &[T], &mut [T]), fn(usize, &[T], &mut [T]));
+    let unary: [(&str, R<T>); 2] = [
+        (
+            "sum",
+            (reduce::sum_per_member, reduce::naive::sum_per_member),
+        ),
+        (
+            "sum_squares",
+            (
+                reduce::sum_squares_per_member,
+                reduce::naive::sum_squares_per_member,
+            ),
+        ),
+    ];
+    for (name, (f, s)) in unary {
+        f(members, &x, &mut fast);
+        s(members, &x, &mut slow);
+        compare_sums(name, &fast, &slow, &x, n, whole);
+    }
+    reduce::dot_per_member(members, &x, &y, &mut fast);
+    reduce::naive::dot_per_member(members, &x, &y, &mut slow);
+    compare_sums("dot", &fast, &slow, &x, n, whole);
+
+    let alpha = T::from_f64(if whole { 3.0 } else { -0.7 });
+    let (mut yf, mut ys_) = (y.clone(), y.clone());
+    blas1::axpy(alpha, &x, &mut yf);
+    blas1::naive::axpy(alpha, &x, &mut ys_);
+    // With FMA the fast path rounds once, without (SSE2 build) twice: allow one rounding.
+    for i in 0..yf.len() {
+        let bound = T::EPSILON.to_f64() * ((alpha * x[i]).to_f64().abs() + y[i].to_f64().abs());
+        assert!(
+            (yf[i] - ys_[i]).to_f64().abs() <= bound,
+            "axpy <{}>[{i}]: {} vs {}",
+            T::NAME,
+            yf[i],
+            ys_[i]
+        );
+    }
+    let (mut xf, mut xs_) = (x.clone(), x.clone());
+    blas1::scale(alpha, &mut xf);
+    blas1::naive::scale(alpha, &mut xs_);
+    assert_eq!(xf, xs_, "scale <{}>", T::NAME);
+}
+
+fn compare_sums<T: Element>(name: &str, fast: &[T], slow: &[T], x: &[T], n: usize, whole: bool) {
+    for e in 0..fast.len() {
+        if whole {
+            assert_eq!(
+                fast[e],
+                slow[e],
+                "{name} <{}> member {e}: whole numbers must sum exactly",
+                T::NAME
+            );
+        } else {
+            let mag: f64 = x[e * n..(e + 1) * n]
+                .iter()
+                .map(|v| v.to_f64().abs().max(v.to_f64() * v.to_f64()))
+                .sum::<f64>()
+                + 1.0;
+            let err = (fast[e].to_f64() - slow[e].to_f64()).abs();
+            assert!(
+                err <= 2.0 * n as f64 * T::EPSILON.to_f64() * mag * 400.0,
+                "{name} <{}> member {e}: {} vs {}",
+                T::NAME,
+                fast[e],
+                slow[e]
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn unary_matches_naive(xs in len().prop_flat_map(values)) {
+        check_unary::<f32>(&xs);
+        check_unary::<f64>(&xs);
+    }
+
+    #[test]
+    fn bias_activation_matches_naive(
+        (members, rows, cols) in (1usize..4, 1usize..6, len()),
+        xs in values(3 * 5 * 100),
+        seed in values(3 * 5 * 100),
+    ) {
+        check_activation::<f32>(members, rows, cols, &xs, &seed);
+        check_activation::<f64>(members, rows, cols, &xs, &seed);
+    }
+
+    #[test]
+    fn reductions_match_naive(
+        (members, n) in (1usize..5, len()),
+        xs in values(4 * 100),
+        ys in values(4 * 100),
+        whole in any::<bool>(),
+    ) {
+        check_reductions::<f32>(members, n, &xs, &ys, whole);
+        check_reductions::<f64>(members, n, &xs, &ys, whole);
+    }
+}
