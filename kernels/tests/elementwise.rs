@@ -98,7 +98,7 @@ fn check_activation<T: Element>(
         activation_naive::bias_activation_forward(act, members, rows, cols, &mut slow, &bias);
         for (i, (&f, &s)) in fast.iter().zip(&slow).enumerate() {
             assert!(
-                close(f, s, 4.0),
+                close(f, s, 8.0),
                 "{act:?} forward <{}>: element {i}: {f} vs {s}",
                 T::NAME
             );
