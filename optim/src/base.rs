@@ -1,0 +1,166 @@
+//! The contract: `GradientTransformation`, its per-member state, and `apply_updates`.
+
+use core::fmt::Debug;
+
+use flock_kernels::Element;
+
+use crate::{Layout, OptimError};
+
+/// Parameters handed to `update`: the member-major buffer and its layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a, T> {
+    /// `E·P` values, member-major.
+    pub values: &'a [T],
+    /// Members and named leaves.
+    pub layout: &'a Layout,
+}
+
+impl<'a, T> Params<'a, T> {
+    /// Pairs a buffer with its layout, checking the length.
+    pub fn new(values: &'a [T], layout: &'a Layout) -> Result<Self, OptimError> {
+        if values.len() != layout.len() {
+            return Err(OptimError::BufferLength {
+                what: "params",
+                len: values.len(),
+                expected: layout.len(),
+            });
+        }
+        Ok(Params { values, layout })
+    }
+
+    /// Member `e`'s parameters.
+    pub fn member(&self, e: usize) -> &'a [T] {
+        let p = self.layout.member_size();
+        &self.values[e * p..(e + 1) * p]
+    }
+}
+
+/// Optimizer state whose parts are split by member, so one member's state can be copied from
+/// another snapshot (used by `apply_if_finite`, and by runners that freeze diverged members).
+pub trait MemberState: Clone + Debug + Send + Sync + 'static {
+    /// Overwrites member `member`'s part of `self` with `from`'s (of `members` members).
+    fn copy_member(&mut self, from: &Self, member: usize, members: usize);
+}
+
+impl MemberState for () {
+    fn copy_member(&mut self, _: &Self, _: usize, _: usize) {}
+}
+
+impl<T: Clone + Debug + Send + Sync + 'static> MemberState for Vec<T> {
+    /// A `Vec` holds `members` equal blocks; member `e`'s block is copied.
+    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
+        if members == 0 || self.is_empty() {
+            return;
+        }
+        let block = self.len() / members;
+        self[member * block..(member + 1) * block]
+            .clone_from_slice(&from[member * block..(member + 1) * block]);
+    }
+}
+
+impl<A: MemberState, B: MemberState> MemberState for (A, B) {
+    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
+        self.0.copy_member(&from.0, member, members);
+        self.1.copy_member(&from.1, member, members);
+    }
+}
+
+/// A gradient transformation in optax's sense: `init` builds the state, `update` turns
+/// gradients into updates in place. Semantics are per member, exactly as if `jax.vmap`ped over
+/// the leading member axis: every member has its own moments, step count, norms.
+///
+/// `&self` is read-only configuration; `update` reads nothing but its arguments.
+pub trait GradientTransformation<T: Element>: Send + Sync {
+    /// Everything the next `update` needs.
+    type State: MemberState;
+
+    /// The initial state for parameters `params`.
+    fn init(&self, params: Params<'_, T>) -> Self::State;
+
+    /// Transforms `updates` (gradients on entry, `E·P` values) in place.
+    fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>);
+}
+
+/// `params += updates` (optax's `apply_updates`).
+///
+/// # Panics
+/// If the buffers differ in length.
+pub fn apply_updates<T: Element>(params: &mut [T], updates: &[T]) {
+    flock_kernels::elementwise::add_assign(params, updates);
+}
+
+/// A hyperparameter shared by all members or given per member (so a sweep runs as one
+/// ensemble).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PerMember<V> {
+    /// The same value for every member.
+    Shared(V),
+    /// One value per member.
+    Each(Vec<V>),
+}
+
+impl<V: Copy> PerMember<V> {
+    /// Member `e`'s value.
+    #[inline]
+    pub fn get(&self, e: usize) -> V {
+        match self {
+            PerMember::Shared(v) => *v,
+            PerMember::Each(vs) => vs[e],
+        }
+    }
+    /// Every value.
+    pub fn values(&self) -> Vec<V> {
+        match self {
+            PerMember::Shared(v) => vec![*v],
+            PerMember::Each(vs) => vs.clone(),
+        }
+    }
+    /// Checks a per-member list against the member count.
+    pub fn check_members(&self, name: &'static str, members: usize) -> Result<(), OptimError> {
+        match self {
+            PerMember::Each(vs) if vs.len() != members => Err(OptimError::MemberCountMismatch {
+                name,
+                given: vs.len(),
+                members,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<f64> for PerMember<f64> {
+    fn from(v: f64) -> Self {
+        PerMember::Shared(v)
+    }
+}
+
+impl From<Vec<f64>> for PerMember<f64> {
+    fn from(v: Vec<f64>) -> Self {
+        PerMember::Each(v)
+    }
+}
+
+/// Iterates over members: `(e, member's updates)`.
+#[inline]
+pub(crate) fn members_mut<'a, T>(
+    updates: &'a mut [T],
+    layout: &Layout,
+) -> impl Iterator<Item = (usize, &'a mut [T])> + use<'a, T> {
+    updates
+        .chunks_exact_mut(layout.member_size().max(1))
+        .take(layout.members())
+        .enumerate()
+}
+
+/// Checks `updates` against the layout (a programmer error inside a training loop).
+#[inline]
+pub(crate) fn assert_len<T>(updates: &[T], layout: &Layout) {
+    assert_eq!(
+        updates.len(),
+        layout.len(),
+        "updates have {} values but the layout holds {} members × {} parameters",
+        updates.len(),
+        layout.members(),
+        layout.member_size()
+    );
+}

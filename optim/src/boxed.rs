@@ -1,0 +1,104 @@
+//! Type-erased transformations, for optimizers chosen at run time (a CLI flag, a config file).
+
+use core::any::Any;
+use core::fmt::Debug;
+
+use flock_kernels::Element;
+
+use crate::base::{GradientTransformation, MemberState, Params};
+
+trait DynState: Debug + Send + Sync + 'static {
+    fn clone_box(&self) -> Box<dyn DynState>;
+    fn copy_member_dyn(&mut self, from: &dyn DynState, member: usize, members: usize);
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<S: MemberState> DynState for S {
+    fn clone_box(&self) -> Box<dyn DynState> {
+        Box::new(self.clone())
+    }
+    fn copy_member_dyn(&mut self, from: &dyn DynState, member: usize, members: usize) {
+        let from = from
+            .as_any()
+            .downcast_ref::<S>()
+            .expect("BoxedState::copy_member: states of different optimizers");
+        self.copy_member(from, member, members);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The state of a [`BoxedTransformation`].
+#[derive(Debug)]
+pub struct BoxedState(Box<dyn DynState>);
+
+impl Clone for BoxedState {
+    fn clone(&self) -> Self {
+        BoxedState(self.0.clone_box())
+    }
+}
+
+impl MemberState for BoxedState {
+    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
+        self.0.copy_member_dyn(&*from.0, member, members);
+    }
+}
+
+impl BoxedState {
+    /// The concrete state, if it is an `S` (e.g. to set an injected learning rate).
+    pub fn downcast_mut<S: 'static>(&mut self) -> Option<&mut S> {
+        self.0.as_any_mut().downcast_mut::<S>()
+    }
+    /// The concrete state, if it is an `S`.
+    pub fn downcast_ref<S: 'static>(&self) -> Option<&S> {
+        self.0.as_any().downcast_ref::<S>()
+    }
+}
+
+trait DynTransformation<T>: Send + Sync {
+    fn init_dyn(&self, params: Params<'_, T>) -> BoxedState;
+    fn update_dyn(&self, updates: &mut [T], state: &mut BoxedState, params: Params<'_, T>);
+}
+
+impl<T: Element, G: GradientTransformation<T>> DynTransformation<T> for G {
+    fn init_dyn(&self, params: Params<'_, T>) -> BoxedState {
+        BoxedState(Box::new(self.init(params)))
+    }
+    fn update_dyn(&self, updates: &mut [T], state: &mut BoxedState, params: Params<'_, T>) {
+        let s = state
+            .downcast_mut::<G::State>()
+            .expect("BoxedTransformation: state from another optimizer");
+        self.update(updates, s, params);
+    }
+}
+
+/// Any transformation behind one type.
+pub struct BoxedTransformation<T>(Box<dyn DynTransformation<T>>);
+
+impl<T> Debug for BoxedTransformation<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("BoxedTransformation(..)")
+    }
+}
+
+impl<T: Element> BoxedTransformation<T> {
+    /// Erases the type of `g`.
+    pub fn new<G: GradientTransformation<T> + 'static>(g: G) -> Self {
+        BoxedTransformation(Box::new(g))
+    }
+}
+
+impl<T: Element> GradientTransformation<T> for BoxedTransformation<T> {
+    type State = BoxedState;
+    fn init(&self, params: Params<'_, T>) -> BoxedState {
+        self.0.init_dyn(params)
+    }
+    fn update(&self, updates: &mut [T], state: &mut BoxedState, params: Params<'_, T>) {
+        self.0.update_dyn(updates, state, params)
+    }
+}

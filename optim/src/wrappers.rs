@@ -1,0 +1,161 @@
+//! Wrappers that change when an inner transformation runs: `apply_if_finite` and `MultiSteps`.
+
+use flock_kernels::Element;
+
+use crate::base::{GradientTransformation, MemberState, Params, members_mut};
+use crate::error::{OptimError, check};
+
+/// State of [`ApplyIfFinite`], per member.
+#[derive(Clone, Debug)]
+pub struct ApplyIfFiniteState<S> {
+    /// The inner state.
+    pub inner: S,
+    /// Consecutive steps with non-finite gradients.
+    pub notfinite_count: Vec<u32>,
+    /// Whether the last step's gradients were finite.
+    pub last_finite: Vec<bool>,
+    /// All steps with non-finite gradients.
+    pub total_notfinite: Vec<u64>,
+    saved: S,
+}
+
+impl<S: MemberState> MemberState for ApplyIfFiniteState<S> {
+    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
+        self.inner.copy_member(&from.inner, member, members);
+        self.notfinite_count
+            .copy_member(&from.notfinite_count, member, members);
+        self.last_finite
+            .copy_member(&from.last_finite, member, members);
+        self.total_notfinite
+            .copy_member(&from.total_notfinite, member, members);
+    }
+}
+
+/// Skips (zero update, state unchanged) a member's step when its gradients are not finite,
+/// unless that happened more than `max_consecutive_errors` times in a row.
+#[derive(Clone, Debug)]
+pub struct ApplyIfFinite<G> {
+    inner: G,
+    max_consecutive_errors: u32,
+}
+
+/// optax `apply_if_finite`, per member.
+pub fn apply_if_finite<G>(inner: G, max_consecutive_errors: u32) -> ApplyIfFinite<G> {
+    ApplyIfFinite {
+        inner,
+        max_consecutive_errors,
+    }
+}
+
+impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for ApplyIfFinite<G> {
+    type State = ApplyIfFiniteState<G::State>;
+
+    fn init(&self, params: Params<'_, T>) -> Self::State {
+        let e = params.layout.members();
+        let inner = self.inner.init(params);
+        ApplyIfFiniteState {
+            saved: inner.clone(),
+            inner,
+            notfinite_count: vec![0; e],
+            last_finite: vec![true; e],
+            total_notfinite: vec![0; e],
+        }
+    }
+
+    fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
+        let members = params.layout.members();
+        let finite: Vec<bool> = members_mut(updates, params.layout)
+            .map(|(_, u)| u.iter().all(|v| v.is_finite()))
+            .collect();
+        state.saved.clone_from(&state.inner);
+        self.inner.update(updates, &mut state.inner, params);
+        for (e, u) in members_mut(updates, params.layout) {
+            let ok = finite[e];
+            state.notfinite_count[e] = if ok {
+                0
+            } else {
+                state.notfinite_count[e].saturating_add(1)
+            };
+            state.last_finite[e] = ok;
+            if !ok {
+                state.total_notfinite[e] = state.total_notfinite[e].saturating_add(1);
+            }
+            if !ok && state.notfinite_count[e] <= self.max_consecutive_errors {
+                u.iter_mut().for_each(|v| *v = T::ZERO);
+                let saved = &state.saved;
+                state.inner.copy_member(saved, e, members);
+            }
+        }
+    }
+}
+
+/// State of [`MultiSteps`].
+#[derive(Clone, Debug)]
+pub struct MultiStepsState<T, S> {
+    /// Micro-steps accumulated since the last real step (every member advances together).
+    pub mini_step: u64,
+    /// Real steps taken, per member.
+    pub gradient_step: Vec<u64>,
+    /// The inner state.
+    pub inner: S,
+    /// Running mean of the accumulated gradients, `E·P`.
+    pub acc_grads: Vec<T>,
+}
+
+impl<T: Element, S: MemberState> MemberState for MultiStepsState<T, S> {
+    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
+        self.gradient_step
+            .copy_member(&from.gradient_step, member, members);
+        self.inner.copy_member(&from.inner, member, members);
+        self.acc_grads.copy_member(&from.acc_grads, member, members);
+    }
+}
+
+/// Gradient accumulation: averages `every_k` gradients, then runs the inner optimizer once;
+/// in between the update is zero.
+#[derive(Clone, Debug)]
+pub struct MultiSteps<G> {
+    inner: G,
+    every_k: u64,
+}
+
+/// optax `MultiSteps(inner, every_k_schedule=k).gradient_transformation()`.
+pub fn multi_steps<G>(inner: G, every_k: u64) -> Result<MultiSteps<G>, OptimError> {
+    check(
+        "every_k_schedule",
+        every_k as f64,
+        every_k >= 1,
+        "at least 1 step",
+    )?;
+    Ok(MultiSteps { inner, every_k })
+}
+
+impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for MultiSteps<G> {
+    type State = MultiStepsState<T, G::State>;
+
+    fn init(&self, params: Params<'_, T>) -> Self::State {
+        MultiStepsState {
+            mini_step: 0,
+            gradient_step: vec![0; params.layout.members()],
+            inner: self.inner.init(params),
+            acc_grads: vec![T::ZERO; params.values.len()],
+        }
+    }
+
+    fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
+        let n = T::from_f64((state.mini_step + 1) as f64);
+        for (g, acc) in updates.iter().zip(state.acc_grads.iter_mut()) {
+            *acc += (*g - *acc) / n;
+        }
+        if state.mini_step + 1 < self.every_k {
+            updates.iter_mut().for_each(|v| *v = T::ZERO);
+            state.mini_step += 1;
+        } else {
+            updates.copy_from_slice(&state.acc_grads);
+            self.inner.update(updates, &mut state.inner, params);
+            state.acc_grads.iter_mut().for_each(|v| *v = T::ZERO);
+            state.mini_step = 0;
+            state.gradient_step.iter_mut().for_each(|s| *s += 1);
+        }
+    }
+}
