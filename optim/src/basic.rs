@@ -181,7 +181,9 @@ impl<T: Element> GradientTransformation<T> for ScaleByLearningRate {
         for (e, u) in members_mut(updates, params.layout) {
             let lr = match &self.lr {
                 LearningRate::Constant(v) => v.get(e),
-                LearningRate::Schedule(s) => s.value(state.count[e]),
+                LearningRate::Schedule(s) => {
+                    s.value_in(state.count[e], crate::schedule::Precision::Optax)
+                }
                 LearningRate::Injected(_) => state.injected[e],
             };
             state.count[e] = state.count[e].saturating_add(1);

@@ -10,11 +10,39 @@ use std::sync::Arc;
 use crate::OptimError;
 use crate::error::check;
 
+/// How a schedule's arithmetic is carried out.
+///
+/// optax evaluates a schedule inside `scale_by_schedule` on an `int32` step counter, and JAX's
+/// type promotion then computes `count / steps` — and, for some schedules, everything after it —
+/// in `float32`, even with x64 enabled. [`Precision::Optax`] reproduces that rounding so that
+/// training trajectories match optax's bit for bit up to transcendental-function ulps;
+/// [`Precision::F64`] is the exact schedule (what optax returns for a Python `int` step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Every operation in f64.
+    F64,
+    /// optax's promotion rules for an `int32` step count.
+    Optax,
+}
+
+impl Precision {
+    /// Rounds to f32 when emulating optax's `int32 / int` promotion.
+    #[inline]
+    fn f32(self, x: f64) -> f64 {
+        match self {
+            Precision::F64 => x,
+            Precision::Optax => x as f32 as f64,
+        }
+    }
+}
+
+type ScheduleFn = dyn Fn(f64, Precision) -> f64 + Send + Sync;
+
 /// A step-size schedule: `count ↦ value`.
 #[derive(Clone)]
 pub struct Schedule {
     name: &'static str,
-    f: Arc<dyn Fn(f64) -> f64 + Send + Sync>,
+    f: Arc<ScheduleFn>,
 }
 
 impl fmt::Debug for Schedule {
@@ -24,19 +52,29 @@ impl fmt::Debug for Schedule {
 }
 
 impl Schedule {
-    /// A schedule from any function of the step count.
+    /// A schedule from any function of the step count (evaluated in f64 in both precisions).
     pub fn from_fn(name: &'static str, f: impl Fn(f64) -> f64 + Send + Sync + 'static) -> Self {
+        Schedule {
+            name,
+            f: Arc::new(move |c, _| f(c)),
+        }
+    }
+    fn new(name: &'static str, f: impl Fn(f64, Precision) -> f64 + Send + Sync + 'static) -> Self {
         Schedule {
             name,
             f: Arc::new(f),
         }
     }
-    /// The value at step `count`.
+    /// The value at step `count`, exactly (optax's value for a Python `int` step).
     pub fn value(&self, count: u64) -> f64 {
-        (self.f)(count as f64)
+        (self.f)(count as f64, Precision::F64)
     }
-    fn at(&self, count: f64) -> f64 {
-        (self.f)(count)
+    /// The value at step `count` in the given precision.
+    pub fn value_in(&self, count: u64, precision: Precision) -> f64 {
+        (self.f)(count as f64, precision)
+    }
+    fn at(&self, count: f64, precision: Precision) -> f64 {
+        (self.f)(count, precision)
     }
 }
 
@@ -75,15 +113,16 @@ pub fn polynomial_schedule(
         return constant_schedule(init_value);
     }
     let (steps, begin) = (transition_steps as f64, transition_begin as f64);
-    Schedule::from_fn("polynomial", move |count| {
+    Schedule::new("polynomial", move |count, pr| {
         let t = (count - begin).clamp(0.0, steps);
-        let frac = 1.0 - t / steps;
+        let frac = pr.f32(1.0 - pr.f32(t / steps));
         let p = if power.fract() == 0.0 && power.abs() < 64.0 {
             frac.powi(power as i32)
         } else {
             frac.powf(power)
         };
-        (init_value - end_value) * p + end_value
+        let (init, end) = (pr.f32(init_value), pr.f32(end_value));
+        pr.f32(pr.f32(pr.f32(init - end) * pr.f32(p)) + end)
     })
 }
 
@@ -101,15 +140,15 @@ pub fn cosine_decay_schedule(
         "a positive number of steps",
     )?;
     let steps = decay_steps as f64;
-    Ok(Schedule::from_fn("cosine_decay", move |count| {
+    Ok(Schedule::new("cosine_decay", move |count, pr| {
         let t = count.min(steps);
-        let cosine = 0.5 * (1.0 + (PI * t / steps).cos());
+        let cosine = pr.f32(0.5 * pr.f32(1.0 + pr.f32(pr.f32(pr.f32(PI) * t) / steps).cos()));
         let pow = if exponent == 1.0 {
             cosine
         } else {
-            cosine.powf(exponent)
+            pr.f32(cosine.powf(exponent))
         };
-        init_value * ((1.0 - alpha) * pow + alpha)
+        pr.f32(pr.f32(init_value) * pr.f32(pr.f32(pr.f32(1.0 - alpha) * pow) + pr.f32(alpha)))
     }))
 }
 
@@ -183,20 +222,21 @@ pub fn exponential_decay(
         "a non-zero rate",
     )?;
     let (steps, begin) = (transition_steps as f64, options.transition_begin as f64);
-    Ok(Schedule::from_fn("exponential_decay", move |count| {
+    Ok(Schedule::new("exponential_decay", move |count, pr| {
         let decreased = count - begin;
-        let mut p = decreased / steps;
+        let mut p = pr.f32(decreased / steps);
         if options.staircase {
             p = p.floor();
         }
+        let init = pr.f32(init_value);
         let v = if decreased <= 0.0 {
-            init_value
+            init
         } else {
-            init_value * decay_rate.powf(p)
+            pr.f32(init * pr.f32(pr.f32(decay_rate).powf(p)))
         };
         match options.end_value {
-            Some(end) if decay_rate < 1.0 => v.max(end),
-            Some(end) => v.min(end),
+            Some(end) if decay_rate < 1.0 => v.max(pr.f32(end)),
+            Some(end) => v.min(pr.f32(end)),
             None => v,
         }
     }))
@@ -222,11 +262,11 @@ pub fn piecewise_constant_schedule(
 
 /// `schedules[0]` until `boundaries[0]`, then `schedules[1]` restarted at 0, and so on.
 pub fn join_schedules(schedules: Vec<Schedule>, boundaries: Vec<u64>) -> Schedule {
-    Schedule::from_fn("join_schedules", move |step| {
-        let mut output = schedules[0].at(step);
+    Schedule::new("join_schedules", move |step, pr| {
+        let mut output = schedules[0].at(step, pr);
         for (&boundary, schedule) in boundaries.iter().zip(&schedules[1..]) {
             if step >= boundary as f64 {
-                output = schedule.at(step - boundary as f64);
+                output = schedule.at(step - boundary as f64, pr);
             }
         }
         output
@@ -254,15 +294,17 @@ fn piecewise_interpolate(
         bounds.push(b as f64);
         values.push(values.last().copied().unwrap_or(init_value) * s);
     }
-    Schedule::from_fn("piecewise_interpolate", move |count| {
+    Schedule::new("piecewise_interpolate", move |count, pr| {
         let mut out = 0.0;
         for i in 0..bounds.len() - 1 {
             if bounds[i] <= count && count < bounds[i + 1] {
-                let pct = (count - bounds[i]) / (bounds[i + 1] - bounds[i]);
+                let pct = pr.f32((count - bounds[i]) / (bounds[i + 1] - bounds[i]).max(1.0));
                 let (start, end) = (values[i], values[i + 1]);
                 out += match kind {
                     Interpolation::Linear => start + pct * (end - start),
-                    Interpolation::Cosine => end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0),
+                    Interpolation::Cosine => {
+                        end + (start - end) / 2.0 * (pr.f32(pr.f32(pr.f32(PI) * pct).cos()) + 1.0)
+                    }
                 };
             }
         }

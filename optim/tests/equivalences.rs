@@ -1,0 +1,110 @@
+//! optax-style equivalences: aliases equal their chains, chains equal their parts applied by
+//! hand, and an E-member run equals E single-member runs.
+
+use flock_optim::*;
+
+fn grads(step: usize, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| ((i * 37 + step * 11) % 23) as f64 / 11.0 - 1.0)
+        .collect()
+}
+
+fn run<G: GradientTransformation<f64>>(opt: &G, layout: &Layout, steps: usize) -> Vec<f64> {
+    let mut params: Vec<f64> = (0..layout.len())
+        .map(|i| (i % 7) as f64 * 0.3 - 0.9)
+        .collect();
+    let mut state = opt.init(Params::new(&params, layout).unwrap());
+    for t in 0..steps {
+        let mut u = grads(t, layout.len());
+        opt.update(&mut u, &mut state, Params::new(&params, layout).unwrap());
+        apply_updates(&mut params, &u);
+    }
+    params
+}
+
+#[test]
+fn adam_equals_scale_by_adam_then_scale() {
+    let layout = Layout::new(3, [("w", 5), ("b", 2)]);
+    let a = run(&adam(1e-2, AdamConfig::default()).unwrap(), &layout, 20);
+    let b = run(
+        &chain!(scale_by_adam(AdamConfig::default()).unwrap(), scale(-1e-2)),
+        &layout,
+        20,
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn chain_equals_parts_by_hand() {
+    let layout = Layout::new(2, [("w", 4), ("b", 3)]);
+    let clip = clip_by_global_norm(0.5).unwrap();
+    let ad = scale_by_adam(AdamConfig::default()).unwrap();
+    let chained = run(&chain!(clip.clone(), ad.clone(), scale(-0.1)), &layout, 15);
+    let mut params: Vec<f64> = (0..layout.len())
+        .map(|i| (i % 7) as f64 * 0.3 - 0.9)
+        .collect();
+    let (mut s1, mut s2) = (
+        GradientTransformation::<f64>::init(&clip, Params::new(&params, &layout).unwrap()),
+        ad.init(Params::new(&params, &layout).unwrap()),
+    );
+    for t in 0..15 {
+        let mut u = grads(t, layout.len());
+        clip.update(&mut u, &mut s1, Params::new(&params, &layout).unwrap());
+        ad.update(&mut u, &mut s2, Params::new(&params, &layout).unwrap());
+        u.iter_mut().for_each(|v| *v *= -0.1);
+        apply_updates(&mut params, &u);
+    }
+    assert_eq!(chained, params);
+}
+
+#[test]
+fn ensemble_equals_single_member_runs() {
+    // Per-member global norms and counts: member e of an E-member run equals a 1-member run on
+    // member e's data.
+    let e_layout = Layout::new(4, [("w", 6), ("b", 2)]);
+    let opt = chain!(
+        clip_by_global_norm(1.0).unwrap(),
+        adamw(1e-2, AdamConfig::default(), 1e-3, None).unwrap()
+    );
+    let ensemble = run(&opt, &e_layout, 25);
+    let p = e_layout.member_size();
+    for e in 0..4 {
+        let single = Layout::new(1, [("w", 6), ("b", 2)]);
+        let mut params: Vec<f64> = (0..e_layout.len())
+            .map(|i| (i % 7) as f64 * 0.3 - 0.9)
+            .collect::<Vec<_>>()[e * p..(e + 1) * p]
+            .to_vec();
+        let mut state = opt.init(Params::new(&params, &single).unwrap());
+        for t in 0..25 {
+            let mut u = grads(t, e_layout.len())[e * p..(e + 1) * p].to_vec();
+            opt.update(&mut u, &mut state, Params::new(&params, &single).unwrap());
+            apply_updates(&mut params, &u);
+        }
+        assert_eq!(&ensemble[e * p..(e + 1) * p], &params[..], "member {e}");
+    }
+}
+
+#[test]
+fn invalid_hyperparameters_are_named() {
+    let err = adam(-1.0, AdamConfig::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OptimError::InvalidHyperparameter {
+                name: "learning_rate",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = scale_by_adam(AdamConfig {
+        b1: 1.0,
+        ..AdamConfig::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, OptimError::InvalidHyperparameter { name: "b1", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("b1"));
+}
