@@ -132,11 +132,6 @@ fn run_both<T: Element>(case: &Case, whole: bool) -> (Vec<T>, Vec<T>) {
     let ops = build::<T>(case, whole);
     let mut fast = ops.c.clone();
     let mut slow = ops.c.clone();
-    let cm = |buf: &mut Vec<T>| {
-        let d = ops.c_dims;
-        let _ = (buf.len(), d);
-    };
-    cm(&mut fast);
     let par = if case.parallel {
         Parallelism::Rayon { min_flops: 0 }
     } else {

@@ -472,7 +472,6 @@ type Boxed = BoxedTransformation<f64>;
 /// A transformation expression, with optax's defaults for everything not given.
 pub fn transformation(e: &Expr) -> Boxed {
     let (name, mut a) = call(e);
-    let b = |g| g;
     let out: Boxed = match name.as_str() {
         "chain" => {
             let parts: Vec<Expr> = std::mem::take(&mut a.positional);
@@ -504,7 +503,7 @@ pub fn transformation(e: &Expr) -> Boxed {
         "sgd" => {
             let lr = learning_rate(a.expr("learning_rate").unwrap());
             let m = a.opt_num("momentum");
-            b(Boxed::new(sgd(lr, m, a.flag("nesterov", false)).unwrap()))
+            Boxed::new(sgd(lr, m, a.flag("nesterov", false)).unwrap())
         }
         "adam" | "nadam" | "amsgrad" => {
             let lr = learning_rate(a.expr("learning_rate").unwrap());
