@@ -1,0 +1,244 @@
+//! Layers: [`Linear`] and [`Mlp`], equinox's `eqx.nn.Linear` and `eqx.nn.MLP` over the tape.
+//!
+//! A layer registers its leaves in a [`ParamLayout`] when it is built and keeps their ids;
+//! `forward` records the layer on a [`Graph`]; `init_member` fills one member's block with
+//! equinox's default initialisation (weights and biases uniform in `±1/√fan_in`).
+
+use flock_kernels::{Activation, Element};
+use rand::{Rng, RngExt};
+
+use crate::{AutogradError, Graph, ParamId, ParamLayout, Var};
+
+/// `y = x·Wᵀ + b`: equinox's `Linear(in_features, out_features)` with `weight: [out, in]` and
+/// `bias: [out]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Linear {
+    /// The `[out, in]` weight.
+    pub weight: ParamId,
+    /// The `[out]` bias, if the layer has one.
+    pub bias: Option<ParamId>,
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+}
+
+impl Linear {
+    /// Registers `{prefix}weight` and (with `use_bias`) `{prefix}bias` in `layout`.
+    ///
+    /// # Errors
+    /// [`AutogradError::DuplicateLeaf`] if the names are taken.
+    pub fn new(
+        layout: &mut ParamLayout,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        use_bias: bool,
+    ) -> Result<Linear, AutogradError> {
+        let weight = layout.add(format!("{prefix}weight"), [out_features, in_features])?;
+        let bias = if use_bias {
+            Some(layout.add(format!("{prefix}bias"), [out_features])?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            in_features,
+            out_features,
+        })
+    }
+
+    /// `activation(x·Wᵀ + b)` for `x: [B, in]` → `[B, out]`, as one fused node.
+    ///
+    /// # Errors
+    /// Shape errors from [`Graph::dense`].
+    pub fn forward<T: Element>(
+        &self,
+        g: &mut Graph<'_, T>,
+        x: Var,
+        activation: Activation,
+    ) -> Result<Var, AutogradError> {
+        let w = g.param(self.weight)?;
+        let b = self.bias.map(|b| g.param(b)).transpose()?;
+        g.dense(x, w, b, activation)
+    }
+
+    /// Fills this layer's leaves in one member's block with `U(−1/√in, 1/√in)` draws (weights
+    /// first, row-major, then biases — the order of equinox's `Linear.__init__`, though not its
+    /// random stream).
+    ///
+    /// # Errors
+    /// [`AutogradError::UnknownParameter`] if `layout` is not the one the layer was built in;
+    /// [`AutogradError::BufferLength`] if `member` is not one member's block.
+    pub fn init_member<T: Element, R: Rng + ?Sized>(
+        &self,
+        layout: &ParamLayout,
+        rng: &mut R,
+        member: &mut [T],
+    ) -> Result<(), AutogradError> {
+        if member.len() != layout.member_size() {
+            return Err(AutogradError::BufferLength {
+                what: "member parameters",
+                len: member.len(),
+                expected: layout.member_size(),
+            });
+        }
+        let limit = 1.0 / (self.in_features.max(1) as f64).sqrt();
+        for id in [Some(self.weight), self.bias].into_iter().flatten() {
+            let leaf = layout.leaf(id)?;
+            for v in &mut member[leaf.offset..leaf.offset + leaf.len()] {
+                *v = T::from_f64(rng.random_range(-limit..limit));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shape of an [`Mlp`]: `eqx.nn.MLP(in_size, out_size, width_size, depth, activation,
+/// final_activation)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MlpConfig {
+    /// Input features.
+    pub in_size: usize,
+    /// Output features.
+    pub out_size: usize,
+    /// Units in each hidden layer.
+    pub width_size: usize,
+    /// Number of hidden layers (`depth + 1` linear layers in all).
+    pub depth: usize,
+    /// Applied after every hidden layer.
+    pub activation: Activation,
+    /// Applied after the last layer (identity by default).
+    pub final_activation: Activation,
+    /// Whether the layers have biases.
+    pub use_bias: bool,
+}
+
+impl MlpConfig {
+    /// An MLP with biases and an identity final activation.
+    pub fn new(
+        in_size: usize,
+        out_size: usize,
+        width_size: usize,
+        depth: usize,
+        activation: Activation,
+    ) -> MlpConfig {
+        MlpConfig {
+            in_size,
+            out_size,
+            width_size,
+            depth,
+            activation,
+            final_activation: Activation::Identity,
+            use_bias: true,
+        }
+    }
+}
+
+/// A multi-layer perceptron with equinox's naming: leaves `{prefix}layers.{i}.weight`
+/// (`[out, in]`) and `{prefix}layers.{i}.bias` (`[out]`).
+///
+/// ```
+/// use flock_autograd::{Activation, Mlp, MlpConfig, ParamLayout, Parameters, Tape};
+/// let mut layout = ParamLayout::new();
+/// let mlp = Mlp::new(&mut layout, "", MlpConfig::new(1, 1, 32, 2, Activation::Tanh))?;
+/// assert_eq!(layout.member_size(), 1153);
+/// assert_eq!(layout.leaves()[2].name, "layers.1.weight");
+///
+/// let mut params = Parameters::<f32>::zeros(layout.clone(), 4);
+/// let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
+/// for e in 0..4 {
+///     mlp.init_member(&layout, &mut rng, params.member_mut(e))?;
+/// }
+/// let mut tape = Tape::new();
+/// let mut g = tape.graph(&params);
+/// let x = g.input(&[0.5; 10], [10, 1])?;
+/// let f = mlp.forward(&mut g, x)?;
+/// assert_eq!(g.shape(f).dims(), &[10, 1]);
+/// # use rand::SeedableRng;
+/// # Ok::<(), flock_autograd::AutogradError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    config: MlpConfig,
+}
+
+impl Mlp {
+    /// Registers the MLP's leaves in `layout` under `prefix` (`""` for equinox's top-level names).
+    ///
+    /// # Errors
+    /// [`AutogradError::DuplicateLeaf`] if the names are taken.
+    pub fn new(
+        layout: &mut ParamLayout,
+        prefix: &str,
+        config: MlpConfig,
+    ) -> Result<Mlp, AutogradError> {
+        let mut layers = Vec::with_capacity(config.depth + 1);
+        for i in 0..=config.depth {
+            let fan_in = if i == 0 {
+                config.in_size
+            } else {
+                config.width_size
+            };
+            let fan_out = if i == config.depth {
+                config.out_size
+            } else {
+                config.width_size
+            };
+            layers.push(Linear::new(
+                layout,
+                &format!("{prefix}layers.{i}."),
+                fan_in,
+                fan_out,
+                config.use_bias,
+            )?);
+        }
+        Ok(Mlp { layers, config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// The layers, input first.
+    pub fn layers(&self) -> &[Linear] {
+        &self.layers
+    }
+
+    /// Records the MLP on `g`: `x: [B, in_size]` → `[B, out_size]`.
+    ///
+    /// # Errors
+    /// Shape errors from [`Graph::dense`] (e.g. `x` with the wrong number of features).
+    pub fn forward<T: Element>(&self, g: &mut Graph<'_, T>, x: Var) -> Result<Var, AutogradError> {
+        let last = self.layers.len() - 1;
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let activation = if i == last {
+                self.config.final_activation
+            } else {
+                self.config.activation
+            };
+            h = layer.forward(g, h, activation)?;
+        }
+        Ok(h)
+    }
+
+    /// Equinox's default initialisation of one member's block, layer by layer.
+    ///
+    /// # Errors
+    /// As [`Linear::init_member`].
+    pub fn init_member<T: Element, R: Rng + ?Sized>(
+        &self,
+        layout: &ParamLayout,
+        rng: &mut R,
+        member: &mut [T],
+    ) -> Result<(), AutogradError> {
+        for layer in &self.layers {
+            layer.init_member(layout, rng, member)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! Member-batched matrix products through the GEMM kernels: `matmul` and the fused layer
+//! `dense(x, W, b, f) = f(x·Wᵀ + b)`.
+
+use flock_kernels::elementwise::{
+    Store, activate_in_place, activation_backward, add_assign, bias_activation_forward,
+};
+use flock_kernels::{Activation, Element, MatMut, MatRef, gemm};
+
+use super::{Backward, Op};
+use crate::tape::{Inputs, Node, Slot};
+use crate::{AutogradError, Graph, Shape, Var};
+
+/// `(rows, cols)` of a rank-2 shape.
+fn matrix(op: &'static str, shape: Shape) -> Result<(usize, usize), AutogradError> {
+    match *shape.dims() {
+        [r, c] => Ok((r, c)),
+        _ => Err(AutogradError::InvalidShape {
+            op,
+            shape,
+            expected: "a matrix (two axes after the member axis)",
+        }),
+    }
+}
+
+/// The stack of matrices `slot` holds, read in place.
+fn mat_ref<'b, T>(inputs: &Inputs<'b, T>, slot: Slot, rows: usize, cols: usize) -> MatRef<'b, T> {
+    MatRef::new(&inputs.buffer(slot.base)[slot.offset..], rows, cols)
+        .with_member_stride(slot.stride)
+}
+
+/// The stack of gradient matrices for `slot`.
+fn mat_mut<T>(buf: &mut [T], slot: Slot, rows: usize, cols: usize) -> MatMut<'_, T> {
+    MatMut::new(&mut buf[slot.offset..], rows, cols).with_member_stride(slot.stride)
+}
+
+const SHAPES_CHECKED: &str = "operand shapes were validated when the node was recorded";
+
+impl<T: Element> Graph<'_, T> {
+    /// `a·b` per member: `[m, k]·[k, n] → [m, n]`.
+    ///
+    /// # Errors
+    /// [`AutogradError::InvalidShape`] for a non-matrix, [`AutogradError::ShapeMismatch`] when
+    /// the inner dimensions differ.
+    pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, AutogradError> {
+        self.matmul_impl(a, b, false)
+    }
+
+    /// `a·bᵀ` per member: `[m, k]·[n, k]ᵀ → [m, n]`.
+    ///
+    /// # Errors
+    /// As [`Graph::matmul`].
+    pub fn matmul_transposed(&mut self, a: Var, b: Var) -> Result<Var, AutogradError> {
+        self.matmul_impl(a, b, true)
+    }
+
+    fn matmul_impl(&mut self, a: Var, b: Var, transpose_b: bool) -> Result<Var, AutogradError> {
+        let (an, bn) = (self.node(a).clone(), self.node(b).clone());
+        let (m, k) = matrix("matmul (lhs)", an.shape)?;
+        let (br, bc) = matrix("matmul (rhs)", bn.shape)?;
+        let (kb, n) = if transpose_b { (bc, br) } else { (br, bc) };
+        if k != kb {
+            return Err(AutogradError::ShapeMismatch {
+                op: if transpose_b {
+                    "matmul_transposed"
+                } else {
+                    "matmul"
+                },
+                lhs: an.shape,
+                rhs: bn.shape,
+            });
+        }
+        let shared = an.slot.shared() && bn.slot.shared();
+        let (v, offset) = self.push(
+            Op::Matmul { a, b, transpose_b },
+            Shape::new(&[m, n]),
+            shared,
+            an.requires_grad || bn.requires_grad,
+        );
+        let blocks = if shared { 1 } else { self.members };
+        let par = self.tape.parallelism;
+        let (inputs, out) = self.split_output(offset);
+        let bm = mat_ref(&inputs, bn.slot, br, bc);
+        let bm = if transpose_b { bm.t() } else { bm };
+        gemm(
+            blocks,
+            T::ONE,
+            mat_ref(&inputs, an.slot, m, k),
+            bm,
+            T::ZERO,
+            MatMut::new(out, m, n),
+            par,
+        )
+        .expect(SHAPES_CHECKED);
+        Ok(v)
+    }
+
+    /// The fused layer `activation(x·Wᵀ + b)` per member, equinox's `Linear` convention:
+    /// `x: [B, in]`, `weight: [out, in]`, `bias: [out]` → `[B, out]`.
+    ///
+    /// ```
+    /// use flock_autograd::{Activation, ParamLayout, Parameters, Tape};
+    /// let mut layout = ParamLayout::new();
+    /// let w = layout.add("w", [2, 3])?;
+    /// let b = layout.add("b", [2])?;
+    /// let mut params = Parameters::<f64>::zeros(layout, 1);
+    /// params.member_mut(0).copy_from_slice(&[1., 0., 0., 0., 1., 1., 0.5, -0.5]);
+    /// let mut tape = Tape::new();
+    /// let mut g = tape.graph(&params);
+    /// let x = g.input(&[1., 2., 3.], [1, 3])?;
+    /// let (w, b) = (g.param(w)?, g.param(b)?);
+    /// let y = g.dense(x, w, Some(b), Activation::Identity)?;
+    /// assert_eq!(g.values(y, 0), &[1.5, 4.5]);
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AutogradError::InvalidShape`] / [`AutogradError::ShapeMismatch`] naming the operand.
+    pub fn dense(
+        &mut self,
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+        activation: Activation,
+    ) -> Result<Var, AutogradError> {
+        let (xn, wn) = (self.node(x).clone(), self.node(weight).clone());
+        let (rows, fan_in) = matrix("dense (x)", xn.shape)?;
+        let (fan_out, w_in) = matrix("dense (weight)", wn.shape)?;
+        if w_in != fan_in {
+            return Err(AutogradError::ShapeMismatch {
+                op: "dense (x and weight)",
+                lhs: xn.shape,
+                rhs: wn.shape,
+            });
+        }
+        let bn = match bias {
+            Some(b) => {
+                let bn = self.node(b).clone();
+                if bn.shape.dims() != [fan_out] {
+                    return Err(AutogradError::ShapeMismatch {
+                        op: "dense (weight and bias)",
+                        lhs: wn.shape,
+                        rhs: bn.shape,
+                    });
+                }
+                Some(bn)
+            }
+            None => None,
+        };
+        let shared =
+            xn.slot.shared() && wn.slot.shared() && bn.as_ref().is_none_or(|b| b.slot.shared());
+        let requires_grad =
+            xn.requires_grad || wn.requires_grad || bn.as_ref().is_some_and(|b| b.requires_grad);
+        let (v, offset) = self.push(
+            Op::Dense {
+                x,
+                weight,
+                bias,
+                activation,
+            },
+            Shape::new(&[rows, fan_out]),
+            shared,
+            requires_grad,
+        );
+        let blocks = if shared { 1 } else { self.members };
+        let par = self.tape.parallelism;
+        let (inputs, out) = self.split_output(offset);
+        gemm(
+            blocks,
+            T::ONE,
+            mat_ref(&inputs, xn.slot, rows, fan_in),
+            mat_ref(&inputs, wn.slot, fan_out, fan_in).t(),
+            T::ZERO,
+            MatMut::new(out, rows, fan_out),
+            par,
+        )
+        .expect(SHAPES_CHECKED);
+        let block = rows * fan_out;
+        for e in 0..blocks {
+            let z = &mut out[e * block..(e + 1) * block];
+            match &bn {
+                Some(bn) => bias_activation_forward(
+                    activation,
+                    1,
+                    rows,
+                    fan_out,
+                    z,
+                    inputs.member(bn.slot, e),
+                ),
+                None => activate_in_place(activation, z),
+            }
+        }
+        Ok(v)
+    }
+
+    /// `x·Wᵀ + b` (a [`Graph::dense`] without activation).
+    ///
+    /// # Errors
+    /// As [`Graph::dense`].
+    pub fn linear(&mut self, x: Var, weight: Var, bias: Option<Var>) -> Result<Var, AutogradError> {
+        self.dense(x, weight, bias, Activation::Identity)
+    }
+}
+
+pub(crate) fn matmul_backward<T: Element>(
+    ctx: &mut Backward<'_, T>,
+    node: &Node<T>,
+    a: Var,
+    b: Var,
+    transpose_b: bool,
+) {
+    let (an, bn) = (ctx.node(a), ctx.node(b));
+    let (m, k) = (an.shape.dims()[0], an.shape.dims()[1]);
+    let (br, bc) = (bn.shape.dims()[0], bn.shape.dims()[1]);
+    let n = node.shape.dims()[1];
+    let mut parts = ctx.parts(node);
+    let (members, par) = (parts.members, parts.parallelism);
+    let dc = MatRef::new(parts.dy, m, n);
+    if an.requires_grad {
+        // dA += dC·op(B)ᵀ
+        let b_ref = mat_ref(&parts.values, bn.slot, br, bc);
+        let op_b_t = if transpose_b { b_ref } else { b_ref.t() };
+        let da = mat_mut(parts.targets.buffer(an.slot.base), an.slot, m, k);
+        gemm(members, T::ONE, dc, op_b_t, T::ONE, da, par).expect(SHAPES_CHECKED);
+    }
+    if bn.requires_grad {
+        let a_ref = mat_ref(&parts.values, an.slot, m, k);
+        let db = mat_mut(parts.targets.buffer(bn.slot.base), bn.slot, br, bc);
+        if transpose_b {
+            // dB (n×k) += dCᵀ·A
+            gemm(members, T::ONE, dc.t(), a_ref, T::ONE, db, par)
+        } else {
+            // dB (k×n) += Aᵀ·dC
+            gemm(members, T::ONE, a_ref.t(), dc, T::ONE, db, par)
+        }
+        .expect(SHAPES_CHECKED);
+    }
+}
+
+pub(crate) fn dense_backward<T: Element>(
+    ctx: &mut Backward<'_, T>,
+    node: &Node<T>,
+    x: Var,
+    weight: Var,
+    bias: Option<Var>,
+    activation: Activation,
+) {
+    let (xn, wn) = (ctx.node(x), ctx.node(weight));
+    let bn = bias.map(|b| ctx.node(b));
+    let (rows, fan_in) = (xn.shape.dims()[0], xn.shape.dims()[1]);
+    let fan_out = wn.shape.dims()[0];
+    let mut parts = ctx.parts(node);
+    let (members, par) = (parts.members, parts.parallelism);
+    let block = rows * fan_out;
+    // dz = dy ⊙ f'(y), the gradient of the pre-activation.
+    let dz: &[T] = if activation == Activation::Identity {
+        parts.dy
+    } else {
+        let y = &parts.values.arena[node.slot.offset..node.slot.offset + members * block];
+        parts.scratch.resize(members * block, T::ZERO);
+        activation_backward(activation, y, parts.dy, parts.scratch, Store::Overwrite);
+        parts.scratch
+    };
+    if let Some(bn) = bn.filter(|b| b.requires_grad) {
+        for e in 0..members {
+            let db = parts.targets.member(bn.slot, e);
+            for row in dz[e * block..(e + 1) * block].chunks_exact(fan_out) {
+                add_assign(db, row);
+            }
+        }
+    }
+    let dz_ref = MatRef::new(dz, rows, fan_out);
+    if wn.requires_grad {
+        // dW (out×in) += dzᵀ·x
+        let x_ref = mat_ref(&parts.values, xn.slot, rows, fan_in);
+        let dw = mat_mut(parts.targets.buffer(wn.slot.base), wn.slot, fan_out, fan_in);
+        gemm(members, T::ONE, dz_ref.t(), x_ref, T::ONE, dw, par).expect(SHAPES_CHECKED);
+    }
+    if xn.requires_grad {
+        // dx (B×in) += dz·W
+        let w_ref = mat_ref(&parts.values, wn.slot, fan_out, fan_in);
+        let dx = mat_mut(parts.targets.buffer(xn.slot.base), xn.slot, rows, fan_in);
+        gemm(members, T::ONE, dz_ref, w_ref, T::ONE, dx, par).expect(SHAPES_CHECKED);
+    }
+}

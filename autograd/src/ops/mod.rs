@@ -1,0 +1,153 @@
+//! The operations a graph can record. Each module holds one family's forward (methods on
+//! [`Graph`](crate::Graph)) and backward (a function called by the reverse walk), side by side.
+
+pub(crate) mod binary;
+pub(crate) mod density;
+pub(crate) mod linear;
+pub(crate) mod reduce;
+pub(crate) mod reshape;
+pub(crate) mod unary;
+
+use flock_kernels::{Activation, Element, Parallelism};
+
+pub use density::Arg;
+pub use unary::UnaryKind;
+
+use crate::Var;
+use crate::tape::{Base, Inputs, Node, Slot};
+
+/// One recorded operation and its operands.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op<T> {
+    /// A parameter or data leaf: nothing to propagate.
+    Leaf,
+    /// A view of `input` with another shape (same storage, same gradient storage).
+    Alias,
+    Unary {
+        input: Var,
+        kind: UnaryKind<T>,
+    },
+    Binary {
+        a: Var,
+        b: Var,
+        kind: binary::BinaryKind,
+    },
+    Reduce {
+        input: Var,
+        kind: reduce::ReduceKind<T>,
+    },
+    SelectColumn {
+        input: Var,
+        column: usize,
+    },
+    Matmul {
+        a: Var,
+        b: Var,
+        transpose_b: bool,
+    },
+    Dense {
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+        activation: Activation,
+    },
+    NormalLogDensity {
+        value: Arg<T>,
+        loc: Arg<T>,
+        scale: Arg<T>,
+    },
+}
+
+/// Everything the reverse walk has at hand for one node.
+pub(crate) struct Backward<'t, T> {
+    pub nodes: &'t [Node<T>],
+    pub arena: &'t [T],
+    pub params: &'t [T],
+    pub grads: &'t mut Vec<T>,
+    pub param_grads: &'t mut [T],
+    pub scratch: &'t mut Vec<T>,
+    pub members: usize,
+    pub parallelism: Parallelism,
+}
+
+/// A node's view during backward: operand values, its own gradient `dy`, and the gradient
+/// buffers of the nodes before it (where its operands' gradients accumulate).
+pub(crate) struct Parts<'p, T> {
+    pub values: Inputs<'p, T>,
+    /// The node's gradient, `E·elems` values (a non-leaf node is never shared).
+    pub dy: &'p [T],
+    pub targets: Targets<'p, T>,
+    pub scratch: &'p mut Vec<T>,
+    pub members: usize,
+    pub parallelism: Parallelism,
+}
+
+/// Mutable gradient buffers of earlier nodes.
+pub(crate) struct Targets<'p, T> {
+    pub arena: &'p mut [T],
+    pub params: &'p mut [T],
+}
+
+impl<T> Targets<'_, T> {
+    pub fn buffer(&mut self, base: Base) -> &mut [T] {
+        match base {
+            Base::Arena => self.arena,
+            Base::Params => self.params,
+        }
+    }
+    /// Member `e`'s gradient block of `slot`.
+    pub fn member(&mut self, slot: Slot, e: usize) -> &mut [T] {
+        let r = slot.range(e);
+        &mut self.buffer(slot.base)[r]
+    }
+}
+
+impl<'t, T: Element> Backward<'t, T> {
+    pub fn node(&self, v: Var) -> &'t Node<T> {
+        &self.nodes[v.index()]
+    }
+
+    pub fn parts(&mut self, node: &Node<T>) -> Parts<'_, T> {
+        debug_assert_eq!(node.slot.base, Base::Arena);
+        let len = self.members * node.slot.elems;
+        let (lower, upper) = self.grads.split_at_mut(node.slot.offset);
+        Parts {
+            values: Inputs {
+                arena: self.arena,
+                params: self.params,
+            },
+            dy: &upper[..len],
+            targets: Targets {
+                arena: lower,
+                params: self.param_grads,
+            },
+            scratch: self.scratch,
+            members: self.members,
+            parallelism: self.parallelism,
+        }
+    }
+}
+
+/// Propagates node `index`'s gradient to its operands.
+pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
+    let node = &ctx.nodes[index];
+    match node.op {
+        Op::Leaf | Op::Alias => {}
+        Op::Unary { input, kind } => unary::backward(ctx, node, input, kind),
+        Op::Binary { a, b, kind } => binary::backward(ctx, node, a, b, kind),
+        Op::Reduce { input, kind } => reduce::backward(ctx, node, input, kind),
+        Op::SelectColumn { input, column } => {
+            reshape::select_column_backward(ctx, node, input, column)
+        }
+        Op::Matmul { a, b, transpose_b } => linear::matmul_backward(ctx, node, a, b, transpose_b),
+        Op::Dense {
+            x,
+            weight,
+            bias,
+            activation,
+        } => linear::dense_backward(ctx, node, x, weight, bias, activation),
+        Op::NormalLogDensity { value, loc, scale } => {
+            density::backward(ctx, node, value, loc, scale)
+        }
+    }
+}

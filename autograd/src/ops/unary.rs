@@ -1,0 +1,193 @@
+//! Elementwise functions of one tensor: `y = f(x)`, `dx += dy ⊙ f'(x)`.
+
+use flock_kernels::elementwise::{self, Store, activation_backward};
+use flock_kernels::{Activation, Element};
+
+use super::{Backward, Op};
+use crate::tape::Node;
+use crate::{Graph, Var};
+
+/// Which elementwise function a [`Graph::unary`] node applies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryKind<T> {
+    /// `−x`.
+    Neg,
+    /// `x²`.
+    Square,
+    /// `√x`.
+    Sqrt,
+    /// `eˣ`.
+    Exp,
+    /// `ln x`.
+    Log,
+    /// `ln(1 + x)`.
+    Log1p,
+    /// `tanh x`.
+    Tanh,
+    /// `σ(x) = 1 / (1 + e⁻ˣ)`.
+    Sigmoid,
+    /// `ln(1 + eˣ)`.
+    Softplus,
+    /// `max(x, 0)` (derivative 0 at 0, as in JAX).
+    Relu,
+    /// `c·x` for a constant `c`.
+    Scale(T),
+    /// `x + c` for a constant `c`.
+    Offset(T),
+}
+
+impl<T: Element> UnaryKind<T> {
+    fn forward(self, x: &[T], y: &mut [T]) {
+        match self {
+            UnaryKind::Neg => y.iter_mut().zip(x).for_each(|(y, &x)| *y = -x),
+            UnaryKind::Square => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * x),
+            UnaryKind::Sqrt => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.sqrt()),
+            UnaryKind::Exp => elementwise::exp(x, y),
+            UnaryKind::Log => elementwise::ln(x, y),
+            UnaryKind::Log1p => elementwise::ln_1p(x, y),
+            UnaryKind::Tanh => elementwise::tanh(x, y),
+            UnaryKind::Sigmoid => elementwise::sigmoid(x, y),
+            UnaryKind::Softplus => elementwise::softplus(x, y),
+            UnaryKind::Relu => elementwise::relu(x, y),
+            UnaryKind::Scale(c) => y.iter_mut().zip(x).for_each(|(y, &x)| *y = c * x),
+            UnaryKind::Offset(c) => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x + c),
+        }
+    }
+
+    /// `dx += dy ⊙ f'(x)`, with `y = f(x)` at hand; `scratch` holds `x.len()` values.
+    fn backward(self, x: &[T], y: &[T], dy: &[T], dx: &mut [T], scratch: &mut [T]) {
+        match self {
+            UnaryKind::Neg => acc(dx, |i| -dy[i]),
+            UnaryKind::Square => acc(dx, |i| (x[i] + x[i]) * dy[i]),
+            UnaryKind::Sqrt => acc(dx, |i| dy[i] * T::from_f64(0.5) / y[i]),
+            UnaryKind::Exp => acc(dx, |i| dy[i] * y[i]),
+            UnaryKind::Log => acc(dx, |i| dy[i] / x[i]),
+            UnaryKind::Log1p => acc(dx, |i| dy[i] / (T::ONE + x[i])),
+            UnaryKind::Tanh => activation_backward(Activation::Tanh, y, dy, dx, Store::Accumulate),
+            UnaryKind::Sigmoid => {
+                activation_backward(Activation::Sigmoid, y, dy, dx, Store::Accumulate)
+            }
+            UnaryKind::Relu => activation_backward(Activation::Relu, y, dy, dx, Store::Accumulate),
+            UnaryKind::Softplus => {
+                // softplus'(x) = σ(x)
+                elementwise::sigmoid(x, scratch);
+                acc(dx, |i| dy[i] * scratch[i]);
+            }
+            UnaryKind::Scale(c) => acc(dx, |i| c * dy[i]),
+            UnaryKind::Offset(_) => acc(dx, |i| dy[i]),
+        }
+    }
+}
+
+/// `dx[i] += f(i)`.
+#[inline(always)]
+fn acc<T: Element>(dx: &mut [T], f: impl Fn(usize) -> T) {
+    for (i, d) in dx.iter_mut().enumerate() {
+        *d += f(i);
+    }
+}
+
+impl<T: Element> Graph<'_, T> {
+    /// `f(x)` elementwise, same shape as `x`.
+    pub fn unary(&mut self, x: Var, kind: UnaryKind<T>) -> Var {
+        let xn = self.node(x).clone();
+        let shared = xn.slot.shared();
+        let (v, offset) = self.push(
+            Op::Unary { input: x, kind },
+            xn.shape,
+            shared,
+            xn.requires_grad,
+        );
+        let elems = xn.shape.elems();
+        let blocks = if shared { 1 } else { self.members };
+        let (inputs, out) = self.split_output(offset);
+        for e in 0..blocks {
+            kind.forward(
+                inputs.member(xn.slot, e),
+                &mut out[e * elems..(e + 1) * elems],
+            );
+        }
+        v
+    }
+
+    /// `−x`.
+    pub fn neg(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Neg)
+    }
+    /// `x²`.
+    pub fn square(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Square)
+    }
+    /// `√x`.
+    pub fn sqrt(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Sqrt)
+    }
+    /// `eˣ`.
+    pub fn exp(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Exp)
+    }
+    /// `ln x`.
+    pub fn log(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Log)
+    }
+    /// `ln(1 + x)`.
+    pub fn log1p(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Log1p)
+    }
+    /// `tanh x`.
+    pub fn tanh(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Tanh)
+    }
+    /// `σ(x)`.
+    pub fn sigmoid(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Sigmoid)
+    }
+    /// `ln(1 + eˣ)`.
+    pub fn softplus(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Softplus)
+    }
+    /// `max(x, 0)`.
+    pub fn relu(&mut self, x: Var) -> Var {
+        self.unary(x, UnaryKind::Relu)
+    }
+    /// `c·x` for a constant `c`.
+    pub fn scale(&mut self, x: Var, c: f64) -> Var {
+        self.unary(x, UnaryKind::Scale(T::from_f64(c)))
+    }
+    /// `x + c` for a constant `c`.
+    pub fn offset(&mut self, x: Var, c: f64) -> Var {
+        self.unary(x, UnaryKind::Offset(T::from_f64(c)))
+    }
+    /// The activation `a` applied elementwise (identity returns `x` itself).
+    pub fn activation(&mut self, x: Var, a: Activation) -> Var {
+        match a {
+            Activation::Identity => x,
+            Activation::Tanh => self.tanh(x),
+            Activation::Sigmoid => self.sigmoid(x),
+            Activation::Softplus => self.softplus(x),
+            Activation::Relu => self.relu(x),
+        }
+    }
+}
+
+pub(crate) fn backward<T: Element>(
+    ctx: &mut Backward<'_, T>,
+    node: &Node<T>,
+    input: Var,
+    kind: UnaryKind<T>,
+) {
+    let xn = ctx.node(input);
+    if !xn.requires_grad {
+        return;
+    }
+    let elems = node.slot.elems;
+    let mut parts = ctx.parts(node);
+    parts.scratch.resize(elems, T::ZERO);
+    for e in 0..parts.members {
+        let x = parts.values.member(xn.slot, e);
+        let y = parts.values.member(node.slot, e);
+        let dy = &parts.dy[e * elems..(e + 1) * elems];
+        let dx = parts.targets.member(xn.slot, e);
+        kind.backward(x, y, dy, dx, &mut parts.scratch[..elems]);
+    }
+}

@@ -1,0 +1,418 @@
+//! The tape: nodes in creation order, their values in one arena, gradients by a reverse walk.
+//!
+//! A [`Tape`] owns every buffer a forward and backward pass need; [`Tape::graph`] clears them
+//! (keeping their capacity) and hands out a [`Graph`] that records operations. After the first
+//! evaluation of a given log-joint, later evaluations allocate nothing.
+//!
+//! # Storage
+//! Every node's value is a stack of per-member blocks of `shape.elems()` values, member `e`'s block
+//! at `offset + e·stride` in one of two buffers: the tape's arena (results of operations and
+//! copied-in data; `stride = elems`, or 0 for data shared by all members) or the parameter buffer
+//! the graph was built over (`stride = P`, read in place, never copied). Gradients mirror values:
+//! an arena node's gradient sits at the same offset of the tape's gradient arena, a parameter's
+//! gradient at the same offset of the caller's gradient buffer — so `backward` writes parameter
+//! gradients straight into the buffer an optimizer reads.
+
+use flock_kernels::{Element, Parallelism};
+
+use crate::ops::{self, Op};
+use crate::{AutogradError, ParamId, ParamLayout, Parameters, Shape};
+
+/// A handle to a node of the graph being recorded (its index on the tape).
+///
+/// A `Var` is only meaningful for the [`Graph`] that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(pub(crate) u32);
+
+impl Var {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Which buffer a node's value (and gradient) lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Base {
+    /// The tape's arena (gradients in the tape's gradient arena).
+    Arena,
+    /// The parameter buffer (gradients in the caller's gradient buffer).
+    Params,
+}
+
+/// Where member `e`'s block of a node lives: `base[offset + e·stride ..][..elems]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub base: Base,
+    pub offset: usize,
+    /// Member stride; 0 = one block shared by all members.
+    pub stride: usize,
+    pub elems: usize,
+}
+
+impl Slot {
+    pub fn range(&self, e: usize) -> core::ops::Range<usize> {
+        let start = self.offset + e * self.stride;
+        start..start + self.elems
+    }
+    pub fn shared(&self) -> bool {
+        self.stride == 0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Node<T> {
+    pub op: Op<T>,
+    pub shape: Shape,
+    pub slot: Slot,
+    pub requires_grad: bool,
+}
+
+/// Reusable storage for recording and differentiating graphs (see the [module docs](self)).
+#[derive(Debug, Default)]
+pub struct Tape<T> {
+    pub(crate) nodes: Vec<Node<T>>,
+    pub(crate) arena: Vec<T>,
+    pub(crate) grads: Vec<T>,
+    pub(crate) scratch: Vec<T>,
+    pub(crate) parallelism: Parallelism,
+}
+
+impl<T: Element> Tape<T> {
+    /// An empty tape whose GEMMs run on the calling thread.
+    pub fn new() -> Tape<T> {
+        Tape {
+            nodes: Vec::new(),
+            arena: Vec::new(),
+            grads: Vec::new(),
+            scratch: Vec::new(),
+            parallelism: Parallelism::Sequential,
+        }
+    }
+
+    /// An empty tape whose GEMMs may use rayon (results are bitwise the same either way).
+    pub fn with_parallelism(parallelism: Parallelism) -> Tape<T> {
+        Tape {
+            parallelism,
+            ..Tape::new()
+        }
+    }
+
+    /// Starts recording a new graph over `params` (clearing the previous one).
+    pub fn graph<'a>(&'a mut self, params: &'a Parameters<T>) -> Graph<'a, T> {
+        self.clear();
+        Graph {
+            tape: self,
+            params: params.values(),
+            layout: params.layout(),
+            members: params.members(),
+        }
+    }
+
+    /// Starts recording over a raw member-major buffer of `members` members laid out by `layout`.
+    ///
+    /// # Errors
+    /// [`AutogradError::BufferLength`] unless `params.len() == members·P`.
+    pub fn graph_over<'a>(
+        &'a mut self,
+        members: usize,
+        params: &'a [T],
+        layout: &'a ParamLayout,
+    ) -> Result<Graph<'a, T>, AutogradError> {
+        let expected = members * layout.member_size();
+        if params.len() != expected {
+            return Err(AutogradError::BufferLength {
+                what: "params",
+                len: params.len(),
+                expected,
+            });
+        }
+        self.clear();
+        Ok(Graph {
+            tape: self,
+            params,
+            layout,
+            members,
+        })
+    }
+
+    fn clear(&mut self) {
+        self.nodes.clear();
+        self.arena.clear();
+    }
+}
+
+/// A graph being recorded on a [`Tape`] over one ensemble's parameters.
+///
+/// Every operation is a method returning a [`Var`]; values are computed eagerly, so
+/// [`Graph::values`] can be read at any point. [`Graph::backward`] differentiates a per-member
+/// scalar with respect to every parameter.
+#[derive(Debug)]
+pub struct Graph<'a, T> {
+    pub(crate) tape: &'a mut Tape<T>,
+    pub(crate) params: &'a [T],
+    pub(crate) layout: &'a ParamLayout,
+    pub(crate) members: usize,
+}
+
+impl<'a, T: Element> Graph<'a, T> {
+    /// Number of members `E`.
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// The parameter layout the graph was built over.
+    pub fn layout(&self) -> &'a ParamLayout {
+        self.layout
+    }
+
+    /// The shape of `v` (without the member axis).
+    pub fn shape(&self, v: Var) -> Shape {
+        self.node(v).shape
+    }
+
+    /// Whether `v` is one block shared by all members (data), rather than one block per member.
+    pub fn is_shared(&self, v: Var) -> bool {
+        self.node(v).slot.shared()
+    }
+
+    /// Member `e`'s values of `v`, row-major in `v`'s shape (a shared value is the same for all).
+    ///
+    /// # Panics
+    /// If `e ≥ E` or `v` is not from this graph.
+    pub fn values(&self, v: Var, e: usize) -> &[T] {
+        assert!(e < self.members, "member {e} of {}", self.members);
+        let slot = self.node(v).slot;
+        &self.buffer(slot.base)[slot.range(e)]
+    }
+
+    /// Copies `v` for every member into `out` (`E·elems` values, member-major).
+    ///
+    /// # Errors
+    /// [`AutogradError::BufferLength`] if `out` has the wrong length.
+    pub fn copy_values(&self, v: Var, out: &mut [T]) -> Result<(), AutogradError> {
+        let elems = self.shape(v).elems();
+        if out.len() != self.members * elems {
+            return Err(AutogradError::BufferLength {
+                what: "copy_values output",
+                len: out.len(),
+                expected: self.members * elems,
+            });
+        }
+        for e in 0..self.members {
+            out[e * elems..(e + 1) * elems].copy_from_slice(self.values(v, e));
+        }
+        Ok(())
+    }
+
+    /// Data shared by every member (stride 0, copied onto the tape): e.g. a batch `x` of shape
+    /// `[B, D]`. Shared values never receive gradients.
+    ///
+    /// # Errors
+    /// [`AutogradError::BufferLength`] unless `data.len() == shape.elems()`.
+    pub fn input(&mut self, data: &[T], shape: impl Into<Shape>) -> Result<Var, AutogradError> {
+        let shape = shape.into();
+        if data.len() != shape.elems() {
+            return Err(AutogradError::BufferLength {
+                what: "input",
+                len: data.len(),
+                expected: shape.elems(),
+            });
+        }
+        let (v, offset) = self.push(Op::Leaf, shape, true, false);
+        self.tape.arena[offset..offset + data.len()].copy_from_slice(data);
+        Ok(v)
+    }
+
+    /// Per-member constant data (`E·shape.elems()` values, member-major). It receives no gradient.
+    ///
+    /// # Errors
+    /// [`AutogradError::BufferLength`] unless `data.len() == E·shape.elems()`.
+    pub fn input_per_member(
+        &mut self,
+        data: &[T],
+        shape: impl Into<Shape>,
+    ) -> Result<Var, AutogradError> {
+        let shape = shape.into();
+        let expected = self.members * shape.elems();
+        if data.len() != expected {
+            return Err(AutogradError::BufferLength {
+                what: "per-member input",
+                len: data.len(),
+                expected,
+            });
+        }
+        let (v, offset) = self.push(Op::Leaf, shape, false, false);
+        self.tape.arena[offset..offset + data.len()].copy_from_slice(data);
+        Ok(v)
+    }
+
+    /// The parameter leaf `id` of every member, read in place from the parameter buffer.
+    ///
+    /// # Errors
+    /// [`AutogradError::UnknownParameter`] for an id from another layout.
+    pub fn param(&mut self, id: ParamId) -> Result<Var, AutogradError> {
+        let leaf = self.layout.leaf(id)?;
+        let slot = Slot {
+            base: Base::Params,
+            offset: leaf.offset,
+            stride: self.layout.member_size(),
+            elems: leaf.len(),
+        };
+        Ok(self.push_slot(Op::Leaf, leaf.shape, slot, true))
+    }
+
+    /// Every parameter of a member as one vector of shape `[P]` (e.g. for a prior over all
+    /// weights), read in place.
+    pub fn all_params(&mut self) -> Var {
+        let p = self.layout.member_size();
+        let slot = Slot {
+            base: Base::Params,
+            offset: 0,
+            stride: p,
+            elems: p,
+        };
+        self.push_slot(Op::Leaf, Shape::new(&[p]), slot, true)
+    }
+
+    /// Differentiates the per-member scalar `loss` (shape `[]`): writes `∂loss_e/∂θ_e` for every
+    /// member into `param_grads` (`E·P` values, member-major, overwritten).
+    ///
+    /// Gradients of a value used more than once accumulate. Member `e`'s gradient depends only
+    /// on member `e`'s parameters.
+    ///
+    /// # Errors
+    /// [`AutogradError::NotAScalar`] if `loss` is not a per-member scalar;
+    /// [`AutogradError::BufferLength`] if `param_grads` has the wrong length.
+    pub fn backward(&mut self, loss: Var, param_grads: &mut [T]) -> Result<(), AutogradError> {
+        let node = self.node(loss).clone();
+        if node.shape.rank() != 0 {
+            return Err(AutogradError::NotAScalar { shape: node.shape });
+        }
+        if param_grads.len() != self.params.len() {
+            return Err(AutogradError::BufferLength {
+                what: "param_grads",
+                len: param_grads.len(),
+                expected: self.params.len(),
+            });
+        }
+        param_grads.fill(T::ZERO);
+        if !node.requires_grad {
+            return Ok(());
+        }
+        let tape = &mut *self.tape;
+        tape.grads.clear();
+        tape.grads.resize(tape.arena.len(), T::ZERO);
+        let seed = node.slot;
+        for e in 0..self.members {
+            let r = seed.range(e);
+            if seed.base == Base::Arena {
+                tape.grads[r].fill(T::ONE);
+            } else {
+                param_grads[r].fill(T::ONE);
+            }
+        }
+        for index in (0..=loss.index()).rev() {
+            let node = &tape.nodes[index];
+            if !node.requires_grad {
+                continue;
+            }
+            let mut ctx = ops::Backward {
+                nodes: &tape.nodes,
+                arena: &tape.arena,
+                params: self.params,
+                grads: &mut tape.grads,
+                param_grads,
+                scratch: &mut tape.scratch,
+                members: self.members,
+                parallelism: tape.parallelism,
+            };
+            ops::backward(&mut ctx, index);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn node(&self, v: Var) -> &Node<T> {
+        &self.tape.nodes[v.index()]
+    }
+
+    pub(crate) fn buffer(&self, base: Base) -> &[T] {
+        match base {
+            Base::Arena => &self.tape.arena,
+            Base::Params => self.params,
+        }
+    }
+
+    /// Records a node with a fresh, zeroed arena block; returns it and the block's offset.
+    pub(crate) fn push(
+        &mut self,
+        op: Op<T>,
+        shape: Shape,
+        shared: bool,
+        requires_grad: bool,
+    ) -> (Var, usize) {
+        let elems = shape.elems();
+        let offset = self.tape.arena.len();
+        let (stride, len) = if shared {
+            (0, elems)
+        } else {
+            (elems, self.members * elems)
+        };
+        self.tape.arena.resize(offset + len, T::ZERO);
+        let slot = Slot {
+            base: Base::Arena,
+            offset,
+            stride,
+            elems,
+        };
+        (self.push_slot(op, shape, slot, requires_grad), offset)
+    }
+
+    pub(crate) fn push_slot(
+        &mut self,
+        op: Op<T>,
+        shape: Shape,
+        slot: Slot,
+        requires_grad: bool,
+    ) -> Var {
+        let v = Var(self.tape.nodes.len() as u32);
+        self.tape.nodes.push(Node {
+            op,
+            shape,
+            slot,
+            requires_grad,
+        });
+        v
+    }
+
+    /// The arena before `offset` (inputs) and the output block at `offset`, plus the params.
+    pub(crate) fn split_output(&mut self, offset: usize) -> (Inputs<'_, T>, &mut [T]) {
+        let (before, out) = self.tape.arena.split_at_mut(offset);
+        (
+            Inputs {
+                arena: before,
+                params: self.params,
+            },
+            out,
+        )
+    }
+}
+
+/// Read access to operands while an output block is being written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Inputs<'b, T> {
+    pub arena: &'b [T],
+    pub params: &'b [T],
+}
+
+impl<'b, T> Inputs<'b, T> {
+    pub fn buffer(&self, base: Base) -> &'b [T] {
+        match base {
+            Base::Arena => self.arena,
+            Base::Params => self.params,
+        }
+    }
+    /// Member `e`'s block of `slot`.
+    pub fn member(&self, slot: Slot, e: usize) -> &'b [T] {
+        &self.buffer(slot.base)[slot.range(e)]
+    }
+}
