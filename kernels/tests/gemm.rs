@@ -224,6 +224,42 @@ proptest! {
     }
 }
 
+/// Cases where one of `m`, `n`, `k` is 1 — the thin (BLAS-1) paths — in every orientation.
+fn thin_case() -> impl Strategy<Value = Case> {
+    (case(), 0usize..3).prop_map(|(mut c, which)| {
+        match which {
+            0 => c.m = 1,
+            1 => c.n = 1,
+            _ => c.k = 1,
+        }
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn thin_products_match_f64(c in thin_case()) {
+        let (fast, slow) = run_both::<f64>(&c, false);
+        assert_same(&fast, &slow, 1e-12 * (c.k as f64 + 1.0));
+        let (fast, slow) = run_both::<f32>(&c, true);
+        assert_same(&fast, &slow, 0.0);
+    }
+
+    #[test]
+    fn thin_parallel_is_bitwise_sequential(c in thin_case()) {
+        let par = Case { parallel: true, ..c.clone() };
+        let seq = Case { parallel: false, ..c };
+        let (fast_par, _) = run_both::<f64>(&par, false);
+        let (fast_seq, _) = run_both::<f64>(&seq, false);
+        prop_assert_eq!(
+            fast_par.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            fast_seq.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 fn k_zero_scales_c_by_beta() {
     let a: [f64; 0] = [];

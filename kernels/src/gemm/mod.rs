@@ -17,6 +17,7 @@ mod layout;
 mod microkernel;
 mod naive;
 mod pack;
+mod thin;
 
 use rayon::prelude::*;
 
@@ -210,6 +211,23 @@ impl<T: Element> Problem<'_, T> {
         let (b_rs, b_cs) = self.b.op_strides();
         let a_off = e * self.a.member_stride + row0 * a_rs;
         let b_off = e * self.b.member_stride;
+        if n == 1 || k == 1 || m == 1 {
+            let thin = thin::ThinProblem {
+                a: &self.a.data[a_off..],
+                a_strides: (a_rs, a_cs),
+                b: &self.b.data[b_off..],
+                b_strides: (b_rs, b_cs),
+                rows,
+                m,
+                n,
+                k,
+                alpha: self.alpha,
+                beta: self.beta,
+            };
+            if thin.run(c_rows, self.c_rs) {
+                return;
+            }
+        }
         // The validated spans guarantee every index below is in bounds.
         debug_assert!(a_off + (rows - 1) * a_rs + (k - 1) * a_cs < self.a.data.len());
         debug_assert!(b_off + (k - 1) * b_rs + (n - 1) * b_cs < self.b.data.len());

@@ -1,0 +1,357 @@
+//! Every op's gradient, and composed MLP log-joints', against central finite differences in f64,
+//! on random shapes and values (including extreme inputs for tanh, softplus and exp).
+//!
+//! A non-scalar op output `y` is contracted with random per-member weights `c` (`Σ c ⊙ y`) so the
+//! whole Jacobian is exercised. Finite differences perturb one parameter index in every member at
+//! once: if a member's loss leaked into another member's gradient, they would disagree.
+
+use flock_autograd::*;
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+type Build = dyn Fn(&mut Graph<'_, f64>) -> Result<Var, AutogradError>;
+
+/// Per-member losses at `params`.
+fn losses(layout: &ParamLayout, members: usize, params: &[f64], build: &Build) -> Vec<f64> {
+    let mut tape = Tape::new();
+    let mut g = tape.graph_over(members, params, layout).unwrap();
+    let loss = build(&mut g).unwrap();
+    let mut out = vec![0.0; members];
+    g.copy_values(loss, &mut out).unwrap();
+    out
+}
+
+/// Asserts the tape's gradient of `build` equals central finite differences at `params`.
+fn check_gradient(layout: &ParamLayout, members: usize, params: &[f64], build: &Build) {
+    let mut tape = Tape::new();
+    let mut grad = vec![0.0; params.len()];
+    {
+        let mut g = tape.graph_over(members, params, layout).unwrap();
+        let loss = build(&mut g).unwrap();
+        g.backward(loss, &mut grad).unwrap();
+    }
+    let p = layout.member_size();
+    let scale = grad.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let mut work = params.to_vec();
+    for i in 0..p {
+        let steps: Vec<f64> = (0..members)
+            .map(|e| 1e-6 * params[e * p + i].abs().max(1.0))
+            .collect();
+        for e in 0..members {
+            work[e * p + i] = params[e * p + i] + steps[e];
+        }
+        let plus = losses(layout, members, &work, build);
+        for e in 0..members {
+            work[e * p + i] = params[e * p + i] - steps[e];
+        }
+        let minus = losses(layout, members, &work, build);
+        for e in 0..members {
+            work[e * p + i] = params[e * p + i];
+            let fd = (plus[e] - minus[e]) / (2.0 * steps[e]);
+            let ad = grad[e * p + i];
+            let noise = 1e-9 * plus[e].abs().max(1.0) / steps[e];
+            assert!(
+                (fd - ad).abs() <= 1e-6 * scale + noise,
+                "member {e}, parameter {i} ({}): tape {ad} vs finite differences {fd}",
+                leaf_of(layout, i)
+            );
+        }
+    }
+}
+
+fn leaf_of(layout: &ParamLayout, i: usize) -> String {
+    let leaf = layout
+        .leaves()
+        .iter()
+        .rfind(|l| l.offset <= i)
+        .expect("index inside the layout");
+    format!("{}[{}]", leaf.name, i - leaf.offset)
+}
+
+/// `Σ c ⊙ y` per member with fixed random weights `c`.
+fn contract(g: &mut Graph<'_, f64>, y: Var, seed: u64) -> Result<Var, AutogradError> {
+    let shape = g.shape(y);
+    let mut rng = Pcg64::seed_from_u64(seed);
+    let c: Vec<f64> = (0..g.members() * shape.elems())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let c = g.input_per_member(&c, shape)?;
+    let prod = g.mul(y, c)?;
+    Ok(g.sum(prod))
+}
+
+fn random_params(layout: &ParamLayout, members: usize, lo: f64, hi: f64, seed: u64) -> Vec<f64> {
+    let mut rng = Pcg64::seed_from_u64(seed);
+    (0..members * layout.member_size())
+        .map(|_| rng.random_range(lo..hi))
+        .collect()
+}
+
+fn random_data(len: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Pcg64::seed_from_u64(seed ^ 0xdada);
+    (0..len).map(|_| rng.random_range(-2.0..2.0)).collect()
+}
+
+const UNARY: [(UnaryKind<f64>, f64, f64); 13] = [
+    (UnaryKind::Neg, -3.0, 3.0),
+    (UnaryKind::Square, -3.0, 3.0),
+    (UnaryKind::Sqrt, 0.2, 4.0),
+    (UnaryKind::Exp, -20.0, 20.0),
+    (UnaryKind::Log, 0.1, 10.0),
+    (UnaryKind::Log1p, -0.9, 10.0),
+    (UnaryKind::Tanh, -30.0, 30.0),
+    (UnaryKind::Sigmoid, -30.0, 30.0),
+    (UnaryKind::Softplus, -40.0, 40.0),
+    (UnaryKind::Relu, -3.0, 3.0),
+    (UnaryKind::Scale(-1.7), -3.0, 3.0),
+    (UnaryKind::Offset(0.3), -3.0, 3.0),
+    (UnaryKind::Tanh, -1.0, 1.0),
+];
+
+fn cases() -> ProptestConfig {
+    ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    #[test]
+    fn unary_ops(which in 0..UNARY.len(), members in 1usize..4, rows in 1usize..5,
+                 cols in 1usize..6, seed in any::<u64>()) {
+        let (kind, lo, hi) = UNARY[which];
+        let mut layout = ParamLayout::new();
+        let x = layout.add("x", [rows, cols]).unwrap();
+        let params = random_params(&layout, members, lo, hi, seed);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let v = g.param(x)?;
+            let y = g.unary(v, kind);
+            contract(g, y, seed)
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
+    fn binary_ops_with_broadcasting(op in 0usize..4, form in 0usize..6, members in 1usize..4,
+                                    rows in 1usize..5, cols in 1usize..5, seed in any::<u64>()) {
+        // form: which shapes and which side is shared data.
+        let full = Shape::new(&[rows, cols]);
+        let (a_shape, b_shape, a_data, b_data) = match form {
+            0 => (full, full, false, false),
+            1 => (full, Shape::new(&[cols]), false, false),
+            2 => (Shape::new(&[cols]), full, false, false),
+            3 => (full, Shape::SCALAR, false, false),
+            4 => (full, full, true, false),
+            _ => (Shape::new(&[cols]), full, false, true),
+        };
+        let mut layout = ParamLayout::new();
+        let a_id = layout.add("a", a_shape).unwrap();
+        let b_id = layout.add("b", b_shape).unwrap();
+        // Keep divisors away from 0.
+        let params: Vec<f64> = random_params(&layout, members, 0.5, 2.0, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 3 == 0 { -v } else { v })
+            .collect();
+        let a_values = random_data(a_shape.elems(), seed);
+        let b_values: Vec<f64> = random_data(b_shape.elems(), seed + 1)
+            .into_iter()
+            .map(|v| if v.abs() < 0.5 { v + 1.0 } else { v })
+            .collect();
+        let build = move |g: &mut Graph<'_, f64>| {
+            let a = if a_data { g.input(&a_values, a_shape)? } else { g.param(a_id)? };
+            let b = if b_data { g.input(&b_values, b_shape)? } else { g.param(b_id)? };
+            let y = match op {
+                0 => g.add(a, b)?,
+                1 => g.sub(a, b)?,
+                2 => g.mul(a, b)?,
+                _ => g.div(a, b)?,
+            };
+            contract(g, y, seed)
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
+    fn reductions_reshapes_and_columns(op in 0usize..6, members in 1usize..4, rows in 1usize..5,
+                                       cols in 1usize..5, seed in any::<u64>()) {
+        let mut layout = ParamLayout::new();
+        let x = layout.add("x", [rows, cols]).unwrap();
+        let params = random_params(&layout, members, -2.0, 2.0, seed);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let v = g.param(x)?;
+            match op {
+                0 => Ok(g.sum(v)),
+                1 => Ok(g.mean(v)),
+                2 => Ok(g.sum_squares(v)),
+                3 => {
+                    let r = g.reshape(v, [cols * rows])?;
+                    let s = g.square(r);
+                    contract(g, s, seed)
+                }
+                4 => {
+                    let c = g.select_column(v, cols - 1)?;
+                    contract(g, c, seed)
+                }
+                _ => {
+                    // The same value used twice accumulates.
+                    let u = g.unsqueeze_last(v)?;
+                    let u = g.squeeze_last(u)?;
+                    let p = g.mul(v, u)?;
+                    contract(g, p, seed)
+                }
+            }
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
+    fn matmul_both_orientations(transposed in any::<bool>(), shared_lhs in any::<bool>(),
+                                members in 1usize..4, m in 1usize..5, k in 1usize..5,
+                                n in 1usize..5, seed in any::<u64>()) {
+        let mut layout = ParamLayout::new();
+        let a_id = layout.add("a", [m, k]).unwrap();
+        let b_shape = if transposed { [n, k] } else { [k, n] };
+        let b_id = layout.add("b", b_shape).unwrap();
+        let params = random_params(&layout, members, -1.5, 1.5, seed);
+        let a_values = random_data(m * k, seed);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let a = if shared_lhs { g.input(&a_values, [m, k])? } else { g.param(a_id)? };
+            let b = g.param(b_id)?;
+            let y = if transposed { g.matmul_transposed(a, b)? } else { g.matmul(a, b)? };
+            contract(g, y, seed)
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
+    fn dense_layer(act in 0usize..5, with_bias in any::<bool>(), x_is_param in any::<bool>(),
+                   members in 1usize..4, rows in 1usize..6, fan_in in 1usize..5,
+                   fan_out in 1usize..5, seed in any::<u64>()) {
+        let activation = [Activation::Identity, Activation::Tanh, Activation::Sigmoid,
+                          Activation::Softplus, Activation::Relu][act];
+        let mut layout = ParamLayout::new();
+        let x_id = layout.add("x", [rows, fan_in]).unwrap();
+        let lin = Linear::new(&mut layout, "", fan_in, fan_out, with_bias).unwrap();
+        let params = random_params(&layout, members, -1.5, 1.5, seed);
+        let x_values = random_data(rows * fan_in, seed);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let x = if x_is_param { g.param(x_id)? } else { g.input(&x_values, [rows, fan_in])? };
+            let y = lin.forward(g, x, activation)?;
+            contract(g, y, seed)
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
+    fn normal_log_density(form in 0usize..5, members in 1usize..4, n in 1usize..8,
+                          seed in any::<u64>()) {
+        let mut layout = ParamLayout::new();
+        let v_id = layout.add("value", [n]).unwrap();
+        let m_id = layout.add("loc", [n]).unwrap();
+        let s_id = layout.add("scale", if form == 4 { Shape::SCALAR } else { Shape::new(&[n]) })
+            .unwrap();
+        // Scales must be positive: the scale leaf is last, draw every value in (0.3, 2).
+        let params = random_params(&layout, members, 0.3, 2.0, seed);
+        let data = random_data(n, seed);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let (v, m, s) = (g.param(v_id)?, g.param(m_id)?, g.param(s_id)?);
+            let y = g.input(&data, [n])?;
+            match form {
+                0 => g.normal_log_density(y, m, Arg::Const(0.7)),
+                1 => g.normal_log_density(v, Arg::Const(0.1), Arg::Const(2.0)),
+                2 => g.normal_log_density(y, m, s),
+                3 => g.normal_log_density(v, m, s),
+                _ => g.normal_log_density(v, y, s),
+            }
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
+    fn composed_mlp_log_joints(act in 0usize..4, hetero in any::<bool>(), members in 1usize..3,
+                               in_size in 1usize..3, width in 1usize..5, depth in 0usize..3,
+                               rows in 1usize..6, seed in any::<u64>()) {
+        let activation = [Activation::Tanh, Activation::Sigmoid, Activation::Softplus,
+                          Activation::Relu][act];
+        let out_size = if hetero { 2 } else { 1 };
+        let mut layout = ParamLayout::new();
+        let mlp = Mlp::new(&mut layout, "", MlpConfig::new(in_size, out_size, width, depth,
+                                                             activation)).unwrap();
+        let params = random_params(&layout, members, -1.0, 1.0, seed);
+        let x = random_data(rows * in_size, seed);
+        let y = random_data(rows, seed + 7);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let xv = g.input(&x, [rows, in_size])?;
+            let yv = g.input(&y, [rows])?;
+            let out = mlp.forward(g, xv)?;
+            let ll = if hetero {
+                let mu = g.select_column(out, 0)?;
+                let raw = g.select_column(out, 1)?;
+                let s = g.softplus(raw);
+                let s = g.offset(s, 1e-3);
+                g.normal_log_density(yv, mu, s)?
+            } else {
+                let f = g.squeeze_last(out)?;
+                g.normal_log_density(yv, f, Arg::Const(0.3))?
+            };
+            let theta = g.all_params();
+            let lp = g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.5))?;
+            let ll = g.scale(ll, -2.0);
+            let lp = g.scale(lp, -0.5);
+            g.add(ll, lp)
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+}
+
+/// Member e's gradient is unchanged when the other members' parameters change.
+#[test]
+fn members_never_mix() {
+    let mut runner = proptest::test_runner::TestRunner::new(cases());
+    runner
+        .run(
+            &(1usize..6, 0usize..6, any::<u64>(), any::<u64>()),
+            |(members, pick, seed_a, seed_b)| {
+                let e = pick % members;
+                let mut layout = ParamLayout::new();
+                let mlp = Mlp::new(
+                    &mut layout,
+                    "",
+                    MlpConfig::new(2, 2, 6, 2, Activation::Tanh),
+                )
+                .unwrap();
+                let p = layout.member_size();
+                let a = random_params(&layout, members, -1.0, 1.0, seed_a);
+                let mut b = random_params(&layout, members, -1.0, 1.0, seed_b);
+                b[e * p..(e + 1) * p].copy_from_slice(&a[e * p..(e + 1) * p]);
+                let x = random_data(14, seed_a);
+                let y = random_data(7, seed_b);
+                let grad_of = |params: &[f64]| {
+                    let mut tape = Tape::new();
+                    let mut g = tape.graph_over(members, params, &layout).unwrap();
+                    let xv = g.input(&x, [7, 2]).unwrap();
+                    let yv = g.input(&y, [7]).unwrap();
+                    let out = mlp.forward(&mut g, xv).unwrap();
+                    let mu = g.select_column(out, 0).unwrap();
+                    let raw = g.select_column(out, 1).unwrap();
+                    let s = g.softplus(raw);
+                    let ll = g.normal_log_density(yv, mu, s).unwrap();
+                    let mut grad = vec![0.0; params.len()];
+                    g.backward(ll, &mut grad).unwrap();
+                    let mut value = vec![0.0; members];
+                    g.copy_values(ll, &mut value).unwrap();
+                    (value[e], grad[e * p..(e + 1) * p].to_vec())
+                };
+                let (va, ga) = grad_of(&a);
+                let (vb, gb) = grad_of(&b);
+                prop_assert_eq!(va.to_bits(), vb.to_bits());
+                prop_assert!(ga.iter().zip(&gb).all(|(x, y)| x.to_bits() == y.to_bits()));
+                Ok(())
+            },
+        )
+        .unwrap();
+}
