@@ -51,6 +51,13 @@ pub enum AutogradError {
         /// The name.
         name: String,
     },
+    /// A model site is declared twice, out of order or not at all.
+    Site {
+        /// The site's name.
+        name: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// A value (a parameter, an input or a log-density) is not finite.
     NonFinite {
         /// What is not finite.
@@ -93,6 +100,7 @@ impl fmt::Display for AutogradError {
             AutogradError::DuplicateLeaf { name } => {
                 write!(f, "parameter layout: leaf name {name:?} is used twice")
             }
+            AutogradError::Site { name, problem } => write!(f, "model site {name:?}: {problem}"),
             AutogradError::NonFinite {
                 what,
                 member,

@@ -33,7 +33,10 @@ mod tape;
 
 pub use error::AutogradError;
 pub use flock_kernels::{Activation, Parallelism};
-pub use log_joint::{Batch, GraphFn, LogJoint, LogJointOutput, TapeLogJoint, Weights};
+pub use log_joint::{
+    Batch, GraphFn, LogJoint, LogJointOutput, TapeLogJoint, Weights, batch_inputs,
+    finish_evaluation,
+};
 pub use nn::{Linear, Mlp, MlpConfig};
 pub use ops::{Arg, UnaryKind};
 pub use params::{LeafSpec, ParamId, ParamLayout, Parameters};

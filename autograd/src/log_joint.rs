@@ -96,6 +96,23 @@ pub trait LogJoint<T: Element> {
     ) -> Result<(), AutogradError>;
 }
 
+impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
+    fn layout(&self) -> &ParamLayout {
+        (**self).layout()
+    }
+
+    fn evaluate(
+        &mut self,
+        members: usize,
+        params: &[T],
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+    ) -> Result<(), AutogradError> {
+        (**self).evaluate(members, params, batch, weights, out)
+    }
+}
+
 /// The signature of a log-joint recorded on a graph: `(graph, x, y) → (ℓ, π)`, both per-member
 /// scalars. `x` is the shared `[B, D]` batch; `y` is `[B]` for one target per example and
 /// `[B, K]` for `K`.
@@ -186,45 +203,75 @@ impl<T: Element, F: GraphFn<T>> LogJoint<T> for TapeLogJoint<T, F> {
         weights: Weights<T>,
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
-        for (what, buf) in [
-            ("loglik output", &*out.loglik),
-            ("logprior output", &*out.logprior),
-        ] {
-            if buf.len() != members {
-                return Err(AutogradError::BufferLength {
-                    what,
-                    len: buf.len(),
-                    expected: members,
-                });
-            }
-        }
         let mut g = self.tape.graph_over(members, params, &self.layout)?;
-        let x = g.input(batch.x, [batch.rows, batch.x_cols()])?;
-        let y_shape = match batch.y_cols() {
-            1 => Shape::new(&[batch.rows]),
-            k => Shape::new(&[batch.rows, k]),
-        };
-        let y = g.input(batch.y, y_shape)?;
+        let (x, y) = batch_inputs(&mut g, &batch)?;
         let (ll, lp) = (self.build)(&mut g, x, y)?;
-        check_scalar(&g, ll)?;
-        let with_prior = weights.logprior != T::ZERO;
-        if with_prior {
-            check_scalar(&g, lp)?;
-        }
-        let weighted_ll = g.scale(ll, weights.loglik.to_f64());
-        let objective = if with_prior {
-            let weighted_lp = g.scale(lp, weights.logprior.to_f64());
-            g.add(weighted_ll, weighted_lp)?
-        } else {
-            weighted_ll
-        };
-        g.backward(objective, out.grad)?;
-        g.copy_values(ll, out.loglik)?;
-        if with_prior {
-            g.copy_values(lp, out.logprior)?;
-        } else {
-            out.logprior.fill(T::ZERO);
-        }
-        Ok(())
+        finish_evaluation(&mut g, ll, lp, weights, out)
     }
+}
+
+/// Records the batch on `g`: `x` as a shared `[B, D]` input, `y` as `[B]` (one target per
+/// example) or `[B, K]`.
+///
+/// # Errors
+/// [`AutogradError::BufferLength`] if the batch's buffers are not whole rows.
+pub fn batch_inputs<T: Element>(
+    g: &mut Graph<'_, T>,
+    batch: &Batch<'_, T>,
+) -> Result<(Var, Var), AutogradError> {
+    let x = g.input(batch.x, [batch.rows, batch.x_cols()])?;
+    let y_shape = match batch.y_cols() {
+        1 => Shape::new(&[batch.rows]),
+        k => Shape::new(&[batch.rows, k]),
+    };
+    let y = g.input(batch.y, y_shape)?;
+    Ok((x, y))
+}
+
+/// Completes a [`LogJoint::evaluate`] whose `(ℓ, π)` were recorded on `g`: differentiates
+/// `w_ℓ·ℓ + w_π·π` (without the prior when `w_π = 0`) into `out.grad` and copies the values out.
+///
+/// # Errors
+/// [`AutogradError::NotAScalar`] unless `ℓ` (and `π` when used) are per-member scalars;
+/// [`AutogradError::BufferLength`] for output buffers of the wrong length.
+pub fn finish_evaluation<T: Element>(
+    g: &mut Graph<'_, T>,
+    ll: Var,
+    lp: Var,
+    weights: Weights<T>,
+    out: LogJointOutput<'_, T>,
+) -> Result<(), AutogradError> {
+    let members = g.members();
+    for (what, buf) in [
+        ("loglik output", &*out.loglik),
+        ("logprior output", &*out.logprior),
+    ] {
+        if buf.len() != members {
+            return Err(AutogradError::BufferLength {
+                what,
+                len: buf.len(),
+                expected: members,
+            });
+        }
+    }
+    check_scalar(g, ll)?;
+    let with_prior = weights.logprior != T::ZERO;
+    if with_prior {
+        check_scalar(g, lp)?;
+    }
+    let weighted_ll = g.scale(ll, weights.loglik.to_f64());
+    let objective = if with_prior {
+        let weighted_lp = g.scale(lp, weights.logprior.to_f64());
+        g.add(weighted_ll, weighted_lp)?
+    } else {
+        weighted_ll
+    };
+    g.backward(objective, out.grad)?;
+    g.copy_values(ll, out.loglik)?;
+    if with_prior {
+        g.copy_values(lp, out.logprior)?;
+    } else {
+        out.logprior.fill(T::ZERO);
+    }
+    Ok(())
 }

@@ -1,1 +1,33 @@
-//! flock-ensemble: not built yet.
+//! # flock-ensemble — Layer 1
+//!
+//! The primitives of deep ensembles, agnostic to the training loop, the optimizer and where the
+//! log-joint comes from (pyrox's `ensemble_init` / `ensemble_loss` / `ensemble_step` /
+//! `ensemble_predict`):
+//!
+//! - [`ensemble_init`] builds an [`EnsembleState`] (parameters and optimizer state with a leading
+//!   member axis); member `e` draws from [`member_rng`]`(seed, e)` only.
+//! - [`ensemble_loss`] turns a [`LogJoint`](flock_autograd::LogJoint) into
+//!   `L_e = −scale·ℓ_e − prior_weight·π_e` (`prior_weight` 0 = MLE, 1 = MAP; `scale = N/|B|`).
+//! - [`ensemble_step`] does one optimizer update for every member and returns the losses before
+//!   it.
+//! - [`ensemble_predict`] evaluates every member on new inputs.
+//! - [`model`]: Pattern C — a model written once with `sample` / `observe` sites gives the
+//!   parameter layout, the split log-density and a log-joint.
+//! - [`MiniBatcher`]: mini-batches with or without replacement and their `scale`.
+
+mod batch;
+mod error;
+mod loss;
+pub mod model;
+mod predict;
+mod rng;
+mod state;
+mod step;
+
+pub use batch::{MiniBatcher, Sampling};
+pub use error::EnsembleError;
+pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
+pub use predict::{Predictions, ensemble_predict};
+pub use rng::{MemberRng, member_rng, standard_normal};
+pub use state::{EnsembleState, ensemble_init, optim_layout};
+pub use step::ensemble_step;

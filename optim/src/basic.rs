@@ -182,7 +182,7 @@ impl<T: Element> GradientTransformation<T> for ScaleByLearningRate {
             let lr = match &self.lr {
                 LearningRate::Constant(v) => v.get(e),
                 LearningRate::Schedule(s) => {
-                    s.value_in(state.count[e], crate::schedule::Precision::Optax)
+                    s.value_in(state.count[e], crate::schedule::Precision::OptaxJit)
                 }
                 LearningRate::Injected(_) => state.injected[e],
             };

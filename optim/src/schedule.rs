@@ -17,12 +17,17 @@ use crate::error::check;
 /// in `float32`, even with x64 enabled. [`Precision::Optax`] reproduces that rounding so that
 /// training trajectories match optax's bit for bit up to transcendental-function ulps;
 /// [`Precision::F64`] is the exact schedule (what optax returns for a Python `int` step).
+/// Under `jax.jit` (as pyrox runs every step), XLA also contracts `a·b + c` into one fused
+/// multiply-add, which changes the last f32 bit of a warmup's learning rate:
+/// [`Precision::OptaxJit`] reproduces that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
     /// Every operation in f64.
     F64,
-    /// optax's promotion rules for an `int32` step count.
+    /// optax's promotion rules for an `int32` step count, evaluated eagerly.
     Optax,
+    /// optax's promotion rules under `jax.jit`: f32 with fused multiply-adds.
+    OptaxJit,
 }
 
 impl Precision {
@@ -31,7 +36,26 @@ impl Precision {
     fn f32(self, x: f64) -> f64 {
         match self {
             Precision::F64 => x,
-            Precision::Optax => x as f32 as f64,
+            Precision::Optax | Precision::OptaxJit => x as f32 as f64,
+        }
+    }
+
+    /// `1 − t/steps`: XLA compiles it to `fma(−t, 1/steps, 1)` in f32.
+    #[inline]
+    fn one_minus_ratio(self, t: f64, steps: f64) -> f64 {
+        match self {
+            Precision::OptaxJit => self.f32((-t).mul_add(self.f32(1.0 / steps), 1.0)),
+            _ => self.f32(1.0 - self.f32(t / steps)),
+        }
+    }
+
+    /// `a·b + c`, rounded as the mode's arithmetic does it.
+    #[inline]
+    fn mul_add(self, a: f64, b: f64, c: f64) -> f64 {
+        match self {
+            Precision::F64 => a * b + c,
+            Precision::Optax => self.f32(self.f32(a * b) + c),
+            Precision::OptaxJit => self.f32(a.mul_add(b, c)),
         }
     }
 }
@@ -115,14 +139,14 @@ pub fn polynomial_schedule(
     let (steps, begin) = (transition_steps as f64, transition_begin as f64);
     Schedule::new("polynomial", move |count, pr| {
         let t = (count - begin).clamp(0.0, steps);
-        let frac = pr.f32(1.0 - pr.f32(t / steps));
+        let frac = pr.one_minus_ratio(t, steps);
         let p = if power.fract() == 0.0 && power.abs() < 64.0 {
             frac.powi(power as i32)
         } else {
             frac.powf(power)
         };
         let (init, end) = (pr.f32(init_value), pr.f32(end_value));
-        pr.f32(pr.f32(pr.f32(init - end) * pr.f32(p)) + end)
+        pr.mul_add(pr.f32(init - end), pr.f32(p), end)
     })
 }
 
@@ -148,7 +172,7 @@ pub fn cosine_decay_schedule(
         } else {
             pr.f32(cosine.powf(exponent))
         };
-        pr.f32(pr.f32(init_value) * pr.f32(pr.f32(pr.f32(1.0 - alpha) * pow) + pr.f32(alpha)))
+        pr.f32(pr.f32(init_value) * pr.mul_add(pr.f32(1.0 - alpha), pow, pr.f32(alpha)))
     }))
 }
 

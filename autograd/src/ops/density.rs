@@ -23,6 +23,18 @@ impl<T> From<Var> for Arg<T> {
     }
 }
 
+impl From<f64> for Arg<f64> {
+    fn from(c: f64) -> Arg<f64> {
+        Arg::Const(c)
+    }
+}
+
+impl From<f32> for Arg<f32> {
+    fn from(c: f32) -> Arg<f32> {
+        Arg::Const(c)
+    }
+}
+
 /// How one operand is read at output element `i`.
 #[derive(Clone, Copy)]
 enum Reader<'b, T> {

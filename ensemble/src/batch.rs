@@ -1,0 +1,159 @@
+//! Mini-batches: indices drawn with or without replacement, `scale = N/|B|`, and gathering rows.
+
+use rand::RngExt;
+
+use crate::{EnsembleError, MemberRng, member_rng};
+
+/// How a [`MiniBatcher`] draws examples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    /// Each batch is `|B|` independent uniform draws.
+    WithReplacement,
+    /// Epochs of a fresh random permutation, cut into consecutive batches (the last batch of an
+    /// epoch wraps into the next permutation, so every batch has `|B|` examples).
+    WithoutReplacement,
+}
+
+/// Draws mini-batches of a data set of `N` examples.
+///
+/// With `batch_size ≥ N` every batch is the full data set in order and [`MiniBatcher::scale`]
+/// is 1 (as pyrox does); otherwise `scale = N/|B|`, which makes the mini-batch log-likelihood an
+/// unbiased estimate of the full one.
+///
+/// ```
+/// use flock_ensemble::{MiniBatcher, Sampling};
+/// let mut batches = MiniBatcher::new(10, 4, Sampling::WithoutReplacement, 0)?;
+/// assert_eq!(batches.scale(), 2.5);
+/// let x: Vec<f64> = (0..10).map(f64::from).collect();
+/// let (mut xb, mut yb) = (Vec::new(), Vec::new());
+/// batches.next_batch(&x, &x, &mut xb, &mut yb);
+/// assert_eq!(xb.len(), 4);
+/// assert_eq!(xb, yb);
+/// # Ok::<(), flock_ensemble::EnsembleError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MiniBatcher {
+    n: usize,
+    batch: usize,
+    sampling: Sampling,
+    rng: MemberRng,
+    order: Vec<usize>,
+    cursor: usize,
+    indices: Vec<usize>,
+}
+
+impl MiniBatcher {
+    /// Batches of `batch_size` from `n` examples, drawn from a stream seeded by `seed`.
+    ///
+    /// # Errors
+    /// [`EnsembleError::EmptyBatch`] when `n` or `batch_size` is 0.
+    pub fn new(
+        n: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+    ) -> Result<MiniBatcher, EnsembleError> {
+        if n == 0 || batch_size == 0 {
+            return Err(EnsembleError::EmptyBatch);
+        }
+        Ok(MiniBatcher {
+            n,
+            batch: batch_size.min(n),
+            sampling,
+            rng: member_rng(seed, usize::MAX),
+            order: (0..n).collect(),
+            cursor: n,
+            indices: Vec::with_capacity(batch_size.min(n)),
+        })
+    }
+
+    /// Whether every batch is the whole data set.
+    pub fn is_full_batch(&self) -> bool {
+        self.batch == self.n
+    }
+
+    /// Examples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    /// `N/|B|` (exactly 1 for full batches).
+    pub fn scale(&self) -> f64 {
+        if self.is_full_batch() {
+            1.0
+        } else {
+            self.n as f64 / self.batch as f64
+        }
+    }
+
+    /// The next batch's example indices.
+    pub fn next_indices(&mut self) -> &[usize] {
+        self.indices.clear();
+        if self.is_full_batch() {
+            self.indices.extend(0..self.n);
+            return &self.indices;
+        }
+        match self.sampling {
+            Sampling::WithReplacement => {
+                for _ in 0..self.batch {
+                    let i = self.rng.random_range(0..self.n);
+                    self.indices.push(i);
+                }
+            }
+            Sampling::WithoutReplacement => {
+                while self.indices.len() < self.batch {
+                    if self.cursor == self.n {
+                        // Fisher–Yates.
+                        for i in (1..self.n).rev() {
+                            let j = self.rng.random_range(0..=i);
+                            self.order.swap(i, j);
+                        }
+                        self.cursor = 0;
+                    }
+                    self.indices.push(self.order[self.cursor]);
+                    self.cursor += 1;
+                }
+            }
+        }
+        &self.indices
+    }
+
+    /// Gathers the next batch's rows of `x` (`N` rows) and `y` (`N` rows) into `x_batch` and
+    /// `y_batch` (cleared first; reuse them to avoid allocating).
+    pub fn next_batch<T: Copy>(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        x_batch: &mut Vec<T>,
+        y_batch: &mut Vec<T>,
+    ) {
+        let (dx, dy) = (x.len() / self.n, y.len() / self.n);
+        self.next_indices();
+        x_batch.clear();
+        y_batch.clear();
+        for &i in &self.indices {
+            x_batch.extend_from_slice(&x[i * dx..(i + 1) * dx]);
+            y_batch.extend_from_slice(&y[i * dy..(i + 1) * dy]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_replacement_covers_every_example_each_epoch() {
+        let mut b = MiniBatcher::new(12, 4, Sampling::WithoutReplacement, 3).unwrap();
+        let mut seen: Vec<usize> = (0..3).flat_map(|_| b.next_indices().to_vec()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn full_batch_has_scale_one_and_natural_order() {
+        let mut b = MiniBatcher::new(5, 9, Sampling::WithReplacement, 0).unwrap();
+        assert_eq!(b.scale(), 1.0);
+        assert_eq!(b.next_indices(), &[0, 1, 2, 3, 4]);
+    }
+}

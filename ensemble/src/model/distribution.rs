@@ -1,0 +1,112 @@
+//! Distributions for model sites, with `log_prob` recorded on the tape (differentiable in the
+//! value and in every parameter given as a [`Var`](flock_autograd::Var)).
+
+use flock_autograd::{Arg, AutogradError, Graph, Var};
+use flock_kernels::Element;
+use rand::Rng;
+
+use crate::rng::standard_normal;
+
+/// Where a distribution's values live; positive sites are optimised through their logarithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// The real line.
+    Real,
+    /// `(0, ∞)`.
+    Positive,
+}
+
+/// A distribution over each element of a site (independent elements, `to_event` semantics:
+/// `log_prob` sums over every element).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Distribution<T> {
+    /// `N(loc, scale)`.
+    Normal {
+        /// Mean.
+        loc: Arg<T>,
+        /// Standard deviation.
+        scale: Arg<T>,
+    },
+    /// `|N(0, scale)|`: a prior for a noise scale.
+    HalfNormal {
+        /// Scale of the underlying normal.
+        scale: Arg<T>,
+    },
+    /// `exp(N(loc, scale))`.
+    LogNormal {
+        /// Mean of the logarithm.
+        loc: Arg<T>,
+        /// Standard deviation of the logarithm.
+        scale: Arg<T>,
+    },
+}
+
+/// `N(loc, scale)`; `loc` and `scale` are constants or nodes.
+pub fn normal<T>(loc: impl Into<Arg<T>>, scale: impl Into<Arg<T>>) -> Distribution<T> {
+    Distribution::Normal {
+        loc: loc.into(),
+        scale: scale.into(),
+    }
+}
+
+/// `HalfNormal(scale)`.
+pub fn half_normal<T>(scale: impl Into<Arg<T>>) -> Distribution<T> {
+    Distribution::HalfNormal {
+        scale: scale.into(),
+    }
+}
+
+/// `LogNormal(loc, scale)`.
+pub fn log_normal<T>(loc: impl Into<Arg<T>>, scale: impl Into<Arg<T>>) -> Distribution<T> {
+    Distribution::LogNormal {
+        loc: loc.into(),
+        scale: scale.into(),
+    }
+}
+
+impl<T: Element> Distribution<T> {
+    /// The support of the distribution.
+    pub fn support(&self) -> Support {
+        match self {
+            Distribution::Normal { .. } => Support::Real,
+            Distribution::HalfNormal { .. } | Distribution::LogNormal { .. } => Support::Positive,
+        }
+    }
+
+    /// `Σᵢ log p(valueᵢ)` per member, constants included.
+    ///
+    /// # Errors
+    /// Shape errors when the parameters do not broadcast against `value`.
+    pub fn log_prob(&self, g: &mut Graph<'_, T>, value: Var) -> Result<Var, AutogradError> {
+        match *self {
+            Distribution::Normal { loc, scale } => g.normal_log_density(value, loc, scale),
+            Distribution::HalfNormal { scale } => {
+                let n = g.shape(value).elems();
+                let lp = g.normal_log_density(value, Arg::Const(T::ZERO), scale)?;
+                Ok(g.offset(lp, n as f64 * core::f64::consts::LN_2))
+            }
+            Distribution::LogNormal { loc, scale } => {
+                let log_value = g.log(value);
+                let lp = g.normal_log_density(log_value, loc, scale)?;
+                let jacobian = g.sum(log_value);
+                g.sub(lp, jacobian)
+            }
+        }
+    }
+
+    /// One draw, when every parameter is a constant (`None` otherwise).
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<f64> {
+        let constant = |a: Arg<T>| match a {
+            Arg::Const(c) => Some(c.to_f64()),
+            Arg::Var(_) => None,
+        };
+        let z = standard_normal(rng);
+        match *self {
+            Distribution::Normal { loc, scale } => Some(constant(loc)? + constant(scale)? * z),
+            Distribution::HalfNormal { scale } => Some((constant(scale)? * z).abs()),
+            Distribution::LogNormal { loc, scale } => {
+                Some((constant(loc)? + constant(scale)? * z).exp())
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Pattern C in Rust: one model, many inference paths.
+//!
+//! A model is a function that declares its latent variables with
+//! [`ModelContext::sample`]`(name, distribution, shape)` and its observations with
+//! [`ModelContext::observe`]`(name, distribution, data)`, and computes with the tape in between
+//! (through [`ModelContext::graph`]). From that one function flock derives:
+//!
+//! - the parameter layout (one leaf per latent site, named after it), found by running the model
+//!   once ([`ModelLogJoint::new`]);
+//! - [`log_density`]: the log-likelihood (observed sites) and the log-prior (latent sites)
+//!   **separately**, so tempered MAP (`0 < prior_weight < 1`) works;
+//! - a [`LogJoint`] ([`ModelLogJoint`]) that [`ensemble_step`](crate::ensemble_step) trains, and
+//!   initial parameters drawn from the priors ([`ModelLogJoint::init_from_prior`]) or from a
+//!   user init.
+//!
+//! Latents with positive support (`HalfNormal`, `LogNormal`, e.g. a learned noise scale) are
+//! stored as their logarithm `u` (value `eᵘ`), and the log-prior includes the Jacobian `Σu`, so an
+//! optimizer can never step them out of their support — NumPyro's unconstrained parameterisation.
+
+mod distribution;
+
+use flock_autograd::{
+    AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamLayout, Parameters, Shape, Tape,
+    Var, Weights, batch_inputs, finish_evaluation,
+};
+use flock_kernels::Element;
+
+pub use distribution::{Distribution, Support, half_normal, log_normal, normal};
+
+use crate::{EnsembleError, MemberRng};
+
+/// A latent site as discovered in the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site<T> {
+    /// Its name (and the parameter leaf's).
+    pub name: String,
+    /// Its shape.
+    pub shape: Shape,
+    /// Its prior, as declared when the model was first run.
+    pub prior: Distribution<T>,
+}
+
+enum Mode<'c, T> {
+    /// Discovering sites: latents are placeholders of zeros, the layout is being built.
+    Discover {
+        layout: &'c mut ParamLayout,
+        sites: &'c mut Vec<Site<T>>,
+    },
+    /// Evaluating: latents are the parameters.
+    Evaluate { sites: &'c [Site<T>] },
+}
+
+/// What a model sees: the graph and the site statements.
+pub struct ModelContext<'c, 'g, T> {
+    graph: &'c mut Graph<'g, T>,
+    mode: Mode<'c, T>,
+    next_site: usize,
+    loglik: Option<Var>,
+    logprior: Option<Var>,
+}
+
+impl<T> core::fmt::Debug for ModelContext<'_, '_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ModelContext")
+            .field("next_site", &self.next_site)
+            .finish_non_exhaustive()
+    }
+}
+
+fn accumulate<T: Element>(
+    g: &mut Graph<'_, T>,
+    total: &mut Option<Var>,
+    term: Var,
+) -> Result<(), AutogradError> {
+    *total = Some(match *total {
+        None => term,
+        Some(t) => g.add(t, term)?,
+    });
+    Ok(())
+}
+
+impl<'g, T: Element> ModelContext<'_, 'g, T> {
+    /// The graph, for the model's computations.
+    pub fn graph(&mut self) -> &mut Graph<'g, T> {
+        self.graph
+    }
+
+    /// A latent variable `name` of `shape` with prior `prior`; returns its value.
+    ///
+    /// # Errors
+    /// [`AutogradError::Site`] if the name repeats or the sites differ from the first run;
+    /// shape errors from the prior's `log_prob`.
+    pub fn sample(
+        &mut self,
+        name: &str,
+        prior: Distribution<T>,
+        shape: impl Into<Shape>,
+    ) -> Result<Var, AutogradError> {
+        let shape = shape.into();
+        let index = self.next_site;
+        self.next_site += 1;
+        let positive = prior.support() == Support::Positive;
+        let (raw, value) = match &mut self.mode {
+            Mode::Discover { layout, sites } => {
+                layout.add(name, shape).map_err(|_| AutogradError::Site {
+                    name: name.to_owned(),
+                    problem: "declared twice",
+                })?;
+                sites.push(Site {
+                    name: name.to_owned(),
+                    shape,
+                    prior,
+                });
+                let zeros = vec![T::ZERO; self.graph.members() * shape.elems()];
+                let raw = self.graph.input_per_member(&zeros, shape)?;
+                (raw, if positive { self.graph.exp(raw) } else { raw })
+            }
+            Mode::Evaluate { sites } => {
+                let site = sites
+                    .get(index)
+                    .filter(|s| s.name == name && s.shape == shape);
+                if site.is_none() {
+                    return Err(AutogradError::Site {
+                        name: name.to_owned(),
+                        problem: "not declared in this order or shape when the model was first run",
+                    });
+                }
+                let id = self.graph.layout().find(name).ok_or(AutogradError::Site {
+                    name: name.to_owned(),
+                    problem: "not in the parameter layout",
+                })?;
+                let raw = self.graph.param(id)?;
+                (raw, if positive { self.graph.exp(raw) } else { raw })
+            }
+        };
+        let mut lp = prior.log_prob(self.graph, value)?;
+        if positive {
+            // log|d eᵘ/du| = u.
+            let jacobian = self.graph.sum(raw);
+            lp = self.graph.add(lp, jacobian)?;
+        }
+        accumulate(self.graph, &mut self.logprior, lp)?;
+        Ok(value)
+    }
+
+    /// An observed site: adds `Σ log p(data)` to the log-likelihood.
+    ///
+    /// # Errors
+    /// Shape errors when the distribution's parameters do not broadcast against `data`.
+    pub fn observe(
+        &mut self,
+        _name: &str,
+        distribution: Distribution<T>,
+        data: Var,
+    ) -> Result<(), AutogradError> {
+        let ll = distribution.log_prob(self.graph, data)?;
+        accumulate(self.graph, &mut self.loglik, ll)?;
+        Ok(())
+    }
+}
+
+/// A model: declares sites on the context given the batch `x` (`[B, D]`) and `y` (`[B]` or
+/// `[B, K]`). Closures with this signature are models.
+pub trait Model<T: Element> {
+    /// Runs the model once.
+    ///
+    /// # Errors
+    /// Whatever the model's statements return.
+    fn run(&self, m: &mut ModelContext<'_, '_, T>, x: Var, y: Var) -> Result<(), AutogradError>;
+}
+
+impl<T: Element, F> Model<T> for F
+where
+    F: for<'c, 'g> Fn(&mut ModelContext<'c, 'g, T>, Var, Var) -> Result<(), AutogradError>,
+{
+    fn run(&self, m: &mut ModelContext<'_, '_, T>, x: Var, y: Var) -> Result<(), AutogradError> {
+        self(m, x, y)
+    }
+}
+
+/// A model as a [`LogJoint`]: `ℓ` from the observed sites, `π` from the latent ones.
+pub struct ModelLogJoint<T, M> {
+    model: M,
+    layout: ParamLayout,
+    sites: Vec<Site<T>>,
+    tape: Tape<T>,
+}
+
+impl<T, M> core::fmt::Debug for ModelLogJoint<T, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ModelLogJoint")
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Element, M: Model<T>> ModelLogJoint<T, M> {
+    /// Runs `model` once on `example` (any batch of the data's shape) to discover its sites.
+    ///
+    /// # Errors
+    /// [`AutogradError::Site`] for a repeated site name; errors of the model.
+    pub fn new(model: M, example: Batch<'_, T>) -> Result<Self, EnsembleError> {
+        let mut layout = ParamLayout::new();
+        let mut sites = Vec::new();
+        let mut tape = Tape::new();
+        let empty = ParamLayout::new();
+        {
+            let mut g = tape.graph_over(1, &[], &empty)?;
+            let (x, y) = batch_inputs(&mut g, &example)?;
+            let mut ctx = ModelContext {
+                graph: &mut g,
+                mode: Mode::Discover {
+                    layout: &mut layout,
+                    sites: &mut sites,
+                },
+                next_site: 0,
+                loglik: None,
+                logprior: None,
+            };
+            model.run(&mut ctx, x, y)?;
+        }
+        Ok(ModelLogJoint {
+            model,
+            layout,
+            sites,
+            tape,
+        })
+    }
+
+    /// The latent sites in declaration order.
+    pub fn sites(&self) -> &[Site<T>] {
+        &self.sites
+    }
+
+    /// One member's parameters drawn from the priors (stored as logarithms for positive sites).
+    ///
+    /// # Errors
+    /// [`AutogradError::Site`] when a prior's parameters are not constants (a hierarchical
+    /// prior): initialise such models with a user init instead.
+    pub fn init_from_prior(&self, rng: &mut MemberRng) -> Result<Vec<T>, EnsembleError> {
+        let mut block = Vec::with_capacity(self.layout.member_size());
+        for site in &self.sites {
+            for _ in 0..site.shape.elems() {
+                let v = site.prior.sample(rng).ok_or_else(|| AutogradError::Site {
+                    name: site.name.clone(),
+                    problem: "init from the prior needs a prior with constant parameters",
+                })?;
+                let stored = match site.prior.support() {
+                    Support::Real => v,
+                    Support::Positive => v.max(f64::MIN_POSITIVE).ln(),
+                };
+                block.push(T::from_f64(stored));
+            }
+        }
+        Ok(block)
+    }
+
+    fn record<'g>(
+        model: &M,
+        sites: &[Site<T>],
+        g: &mut Graph<'g, T>,
+        batch: &Batch<'_, T>,
+    ) -> Result<(Var, Var), AutogradError> {
+        let (x, y) = batch_inputs(g, batch)?;
+        let mut ctx = ModelContext {
+            graph: g,
+            mode: Mode::Evaluate { sites },
+            next_site: 0,
+            loglik: None,
+            logprior: None,
+        };
+        model.run(&mut ctx, x, y)?;
+        let (ll, lp) = (ctx.loglik, ctx.logprior);
+        let zero = |g: &mut Graph<'g, T>| g.input(&[T::ZERO], Shape::SCALAR);
+        let ll = match ll {
+            Some(v) => v,
+            None => zero(g)?,
+        };
+        let lp = match lp {
+            Some(v) => v,
+            None => zero(g)?,
+        };
+        Ok((ll, lp))
+    }
+}
+
+impl<T: Element, M: Model<T>> LogJoint<T> for ModelLogJoint<T, M> {
+    fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    fn evaluate(
+        &mut self,
+        members: usize,
+        params: &[T],
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+    ) -> Result<(), AutogradError> {
+        let mut g = self.tape.graph_over(members, params, &self.layout)?;
+        let (ll, lp) = Self::record(&self.model, &self.sites, &mut g, &batch)?;
+        finish_evaluation(&mut g, ll, lp, weights, out)
+    }
+}
+
+/// `(ℓ_e, π_e)` of a model for every member: the log-likelihood of the observed sites and the
+/// log-prior of the latent sites (with the Jacobian of positive sites).
+///
+/// # Errors
+/// Errors of the model or of the tape.
+pub fn log_density<T: Element, M: Model<T>>(
+    model: &mut ModelLogJoint<T, M>,
+    params: &Parameters<T>,
+    batch: Batch<'_, T>,
+) -> Result<(Vec<T>, Vec<T>), EnsembleError> {
+    let members = params.members();
+    let mut tape = Tape::new();
+    let mut g = tape.graph(params);
+    let (ll, lp) = ModelLogJoint::record(&model.model, &model.sites, &mut g, &batch)?;
+    let (mut ll_out, mut lp_out) = (vec![T::ZERO; members], vec![T::ZERO; members]);
+    g.copy_values(ll, &mut ll_out)?;
+    g.copy_values(lp, &mut lp_out)?;
+    Ok((ll_out, lp_out))
+}

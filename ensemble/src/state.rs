@@ -1,0 +1,135 @@
+//! `EnsembleState` and `ensemble_init`.
+
+use flock_autograd::{ParamLayout, Parameters};
+use flock_kernels::Element;
+use flock_optim::{GradientTransformation, Layout, Params};
+
+use crate::{EnsembleError, MemberRng, member_rng};
+
+/// Buffers reused by every step, so a step allocates nothing.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Workspace<T> {
+    pub grad: Vec<T>,
+    pub loglik: Vec<T>,
+    pub logprior: Vec<T>,
+    pub losses: Vec<T>,
+    pub diverged: Vec<usize>,
+    pub backup: Vec<T>,
+}
+
+/// An ensemble's parameters and optimizer state, each with a leading member axis
+/// (pyrox's `EnsembleState(params, opt_state)`).
+#[derive(Clone, Debug)]
+pub struct EnsembleState<T, S> {
+    /// `E` members' parameters, member-major.
+    pub params: Parameters<T>,
+    /// The optimizer's per-member state.
+    pub opt_state: S,
+    pub(crate) optim_layout: Layout,
+    pub(crate) work: Workspace<T>,
+}
+
+impl<T: Element, S> EnsembleState<T, S> {
+    /// Builds a state from existing parameters (e.g. loaded from a checkpoint or a fixture).
+    ///
+    /// # Errors
+    /// [`EnsembleError::ZeroMembers`] for an empty ensemble.
+    pub fn from_params<O>(params: Parameters<T>, optimizer: &O) -> Result<Self, EnsembleError>
+    where
+        O: GradientTransformation<T, State = S>,
+    {
+        if params.members() == 0 {
+            return Err(EnsembleError::ZeroMembers);
+        }
+        let optim_layout = optim_layout(params.layout(), params.members());
+        let opt_state = optimizer.init(Params {
+            values: params.values(),
+            layout: &optim_layout,
+        });
+        Ok(EnsembleState {
+            params,
+            opt_state,
+            optim_layout,
+            work: Workspace::default(),
+        })
+    }
+
+    /// Number of members `E`.
+    pub fn members(&self) -> usize {
+        self.params.members()
+    }
+
+    /// The optimizer's view of the parameter layout.
+    pub fn optim_layout(&self) -> &Layout {
+        &self.optim_layout
+    }
+}
+
+/// The optimizer's layout (names and lengths) of an autograd parameter layout.
+pub fn optim_layout(layout: &ParamLayout, members: usize) -> Layout {
+    Layout::new(
+        members,
+        layout.leaves().iter().map(|l| (l.name.clone(), l.len())),
+    )
+}
+
+/// `E` independently initialised members and the optimizer's initial state.
+///
+/// `init_fn(rng)` returns one member's parameter block (`layout.member_size()` values, laid out
+/// by `layout`); member `e` is drawn from [`member_rng`]`(seed, e)`, so member `e` is the same
+/// whatever `ensemble_size` is and however many threads run.
+///
+/// ```
+/// use flock_autograd::{Activation, Mlp, MlpConfig, ParamLayout};
+/// use flock_ensemble::ensemble_init;
+/// use flock_optim::{AdamConfig, adam};
+/// let mut layout = ParamLayout::new();
+/// let mlp = Mlp::new(&mut layout, "", MlpConfig::new(1, 1, 32, 2, Activation::Tanh))?;
+/// let init = |rng: &mut flock_ensemble::MemberRng| {
+///     let mut block = vec![0.0f64; layout.member_size()];
+///     mlp.init_member(&layout, rng, &mut block).map(|_| block)
+/// };
+/// let optimizer = adam(5e-3, AdamConfig::default())?;
+/// let state16 = ensemble_init(&layout, |rng| init(rng).unwrap(), &optimizer, 16, 0)?;
+/// let state8 = ensemble_init(&layout, |rng| init(rng).unwrap(), &optimizer, 8, 0)?;
+/// assert_eq!(state16.params.member(7), state8.params.member(7));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`EnsembleError::ZeroMembers`]; [`EnsembleError::InitShape`] when `init_fn` returns a block
+/// of the wrong length; [`EnsembleError::NonFiniteInit`] when it returns NaN or ±∞.
+pub fn ensemble_init<T, O, F>(
+    layout: &ParamLayout,
+    mut init_fn: F,
+    optimizer: &O,
+    ensemble_size: usize,
+    seed: u64,
+) -> Result<EnsembleState<T, O::State>, EnsembleError>
+where
+    T: Element,
+    O: GradientTransformation<T>,
+    F: FnMut(&mut MemberRng) -> Vec<T>,
+{
+    if ensemble_size == 0 {
+        return Err(EnsembleError::ZeroMembers);
+    }
+    let p = layout.member_size();
+    let mut params = Parameters::zeros(layout.clone(), ensemble_size);
+    for e in 0..ensemble_size {
+        let mut rng = member_rng(seed, e);
+        let block = init_fn(&mut rng);
+        if block.len() != p {
+            return Err(EnsembleError::InitShape {
+                member: e,
+                len: block.len(),
+                expected: p,
+            });
+        }
+        if let Some(index) = block.iter().position(|v| !v.is_finite()) {
+            return Err(EnsembleError::NonFiniteInit { member: e, index });
+        }
+        params.member_mut(e).copy_from_slice(&block);
+    }
+    EnsembleState::from_params(params, optimizer)
+}
