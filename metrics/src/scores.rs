@@ -1,0 +1,179 @@
+//! Exact scores of a [`MixturePredictive`] against observations — no Monte-Carlo noise.
+
+use crate::error::check_finite;
+use crate::{Band, MetricsError, MixturePredictive, normal};
+
+/// The seed's 19 nominal levels `linspace(0.05, 0.95, 19)`, as numpy computes them.
+pub fn seed_levels() -> Vec<f64> {
+    let (start, stop, num) = (0.05f64, 0.95f64, 19usize);
+    let step = (stop - start) / (num - 1) as f64;
+    let mut levels: Vec<f64> = (0..num).map(|i| start + i as f64 * step).collect();
+    levels[num - 1] = stop;
+    levels
+}
+
+/// Every exact score of a fit (see [`exact_scores`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExactScores {
+    /// RMSE of the predictive mean against the noiseless truth, when given.
+    pub rmse_truth: Option<f64>,
+    /// RMSE of the predictive mean against the observations.
+    pub rmse_obs: f64,
+    /// Mean negative log predictive density of the observations.
+    pub nll: f64,
+    /// `−log pᵢ(yᵢ)` per point.
+    pub nll_per_point: Vec<f64>,
+    /// The nominal levels of the curves.
+    pub alphas: Vec<f64>,
+    /// Fraction of points inside the central interval at each level.
+    pub coverage_curve: Vec<f64>,
+    /// Mean width of the central interval at each level.
+    pub width_curve: Vec<f64>,
+    /// Coverage at the level closest to 0.95.
+    pub coverage_95: f64,
+    /// Width at the level closest to 0.95.
+    pub sharpness_95: f64,
+    /// Probability integral transform `Fᵢ(yᵢ)` per point.
+    pub pit: Vec<f64>,
+    /// Mean continuous ranked probability score.
+    pub crps: f64,
+    /// CRPS per point (closed form for Gaussian mixtures).
+    pub crps_per_point: Vec<f64>,
+    /// Mean interval (Winkler) score of the central 95% interval.
+    pub interval_score_95: f64,
+    /// Regression calibration error: mean `|coverage − level|` over the levels.
+    pub calibration_error: f64,
+    /// Predictive mean and variance split.
+    pub band: Band,
+}
+
+/// `A(μ, s) = E|X|` for `X ~ N(μ, s²)`: `μ(2Φ(μ/s) − 1) + 2sφ(μ/s)`.
+#[inline]
+fn abs_moment(mu: f64, s: f64) -> f64 {
+    let z = mu / s;
+    mu * (2.0 * normal::cdf(z) - 1.0) + 2.0 * s * normal::pdf(z)
+}
+
+/// Closed-form CRPS of point `i`'s mixture at `y` (Grimit et al., 2006):
+/// `(1/M)Σₘ A(y − μₘ, σₘ) − (1/2M²) Σₘ Σₖ A(μₘ − μₖ, √(σₘ² + σₖ²))`.
+pub fn crps(pred: &MixturePredictive, i: usize, y: f64) -> f64 {
+    let m_count = pred.components();
+    let inv = 1.0 / m_count as f64;
+    let mut first = 0.0;
+    let mut pairs = 0.0;
+    for m in 0..m_count {
+        let (mu_m, s_m) = (pred.mean_of(m, i), pred.sigma_of(m, i));
+        first += abs_moment(y - mu_m, s_m);
+        // Diagonal: A(0, √2σ) = 2√2σφ(0); off-diagonal pairs counted twice.
+        pairs += abs_moment(0.0, core::f64::consts::SQRT_2 * s_m);
+        for k in m + 1..m_count {
+            let s_k = pred.sigma_of(k, i);
+            pairs += 2.0 * abs_moment(mu_m - pred.mean_of(k, i), (s_m * s_m + s_k * s_k).sqrt());
+        }
+    }
+    first * inv - 0.5 * pairs * inv * inv
+}
+
+/// Every exact score of `pred` against the observations `y_obs` (and `y_truth` when known), at
+/// the seed's 19 levels.
+///
+/// ```
+/// use flock_metrics::{MixturePredictive, Sigma, exact_scores};
+/// // One component: a single Gaussian covers exactly its nominal level in distribution.
+/// let p = MixturePredictive::new(&[0.0; 4], 1, 4, Sigma::Shared(1.0))?;
+/// let s = exact_scores(&p, &[0.1, -0.5, 2.5, -3.0], None)?;
+/// assert!((s.width_curve[18] - 2.0 * 1.959963984540054).abs() < 1e-12);
+/// assert_eq!(s.coverage_95, 0.5);
+/// # Ok::<(), flock_metrics::MetricsError>(())
+/// ```
+///
+/// # Errors
+/// [`MetricsError::Shape`] when `y_obs`/`y_truth` do not have `N` values;
+/// [`MetricsError::NonFinite`] for NaN or infinite observations.
+pub fn exact_scores(
+    pred: &MixturePredictive,
+    y_obs: &[f64],
+    y_truth: Option<&[f64]>,
+) -> Result<ExactScores, MetricsError> {
+    let n = pred.points();
+    for (what, y) in [("y_obs", Some(y_obs)), ("y_truth", y_truth)] {
+        if let Some(y) = y {
+            if y.len() != n {
+                return Err(MetricsError::Shape {
+                    what,
+                    len: y.len(),
+                    expected: n,
+                });
+            }
+            check_finite(what, y)?;
+        }
+    }
+    let band = pred.band();
+    let rmse = |y: &[f64]| {
+        (y.iter()
+            .zip(&band.mean)
+            .map(|(y, m)| (y - m).powi(2))
+            .sum::<f64>()
+            / n as f64)
+            .sqrt()
+    };
+    let nll_per_point: Vec<f64> = (0..n).map(|i| -pred.log_pdf(i, y_obs[i])).collect();
+    let pit: Vec<f64> = (0..n).map(|i| pred.cdf(i, y_obs[i])).collect();
+    let crps_per_point: Vec<f64> = (0..n).map(|i| crps(pred, i, y_obs[i])).collect();
+    let alphas = seed_levels();
+    let mut coverage_curve = Vec::with_capacity(alphas.len());
+    let mut width_curve = Vec::with_capacity(alphas.len());
+    let mut interval_95 = None;
+    let idx95 = closest(&alphas, 0.95);
+    for (j, &a) in alphas.iter().enumerate() {
+        let covered = pit.iter().filter(|&&f| (f - 0.5).abs() <= a / 2.0).count();
+        coverage_curve.push(covered as f64 / n as f64);
+        let (mut width, mut winkler) = (0.0, 0.0);
+        for (i, &y) in y_obs.iter().enumerate() {
+            let lo = pred.quantile(i, (1.0 - a) / 2.0)?;
+            let hi = pred.quantile(i, 1.0 - (1.0 - a) / 2.0)?;
+            width += hi - lo;
+            let tail = 1.0 - a;
+            winkler += (hi - lo)
+                + if y < lo { 2.0 / tail * (lo - y) } else { 0.0 }
+                + if y > hi { 2.0 / tail * (y - hi) } else { 0.0 };
+        }
+        width_curve.push(width / n as f64);
+        if j == idx95 {
+            interval_95 = Some(winkler / n as f64);
+        }
+    }
+    let calibration_error = coverage_curve
+        .iter()
+        .zip(&alphas)
+        .map(|(c, a)| (c - a).abs())
+        .sum::<f64>()
+        / alphas.len() as f64;
+    Ok(ExactScores {
+        rmse_truth: y_truth.map(rmse),
+        rmse_obs: rmse(y_obs),
+        nll: nll_per_point.iter().sum::<f64>() / n as f64,
+        coverage_95: coverage_curve[idx95],
+        sharpness_95: width_curve[idx95],
+        crps: crps_per_point.iter().sum::<f64>() / n as f64,
+        interval_score_95: interval_95.unwrap_or(f64::NAN),
+        nll_per_point,
+        alphas,
+        coverage_curve,
+        width_curve,
+        pit,
+        crps_per_point,
+        calibration_error,
+        band,
+    })
+}
+
+/// Index of the level closest to `target` (the seed's `argmin |alphas − 0.95|`).
+pub(crate) fn closest(levels: &[f64], target: f64) -> usize {
+    levels
+        .iter()
+        .enumerate()
+        .min_by(|a, b| (a.1 - target).abs().total_cmp(&(b.1 - target).abs()))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
