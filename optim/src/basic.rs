@@ -252,15 +252,21 @@ impl<T: Element> GradientTransformation<T> for AddDecayedWeights {
     fn init(&self, _: Params<'_, T>) {}
     fn update(&self, updates: &mut [T], _: &mut (), params: Params<'_, T>) {
         assert_len(updates, params.layout);
-        let ranges = match &self.mask {
-            Some(m) => m.ranges(params.layout),
-            None => vec![(0, params.layout.member_size())],
-        };
         for (e, u) in members_mut(updates, params.layout) {
             let wd = T::from_f64(self.weight_decay.get(e));
+            if wd == T::ZERO {
+                continue;
+            }
             let p = params.member(e);
-            for &(off, len) in &ranges {
-                for (g, &w) in u[off..off + len].iter_mut().zip(&p[off..off + len]) {
+            // Selected leaves (all without a mask), found without allocating.
+            let selected = params
+                .layout
+                .leaves()
+                .iter()
+                .filter(|l| self.mask.as_ref().is_none_or(|m| m.selects(&l.name)));
+            for leaf in selected {
+                let r = leaf.offset..leaf.offset + leaf.len;
+                for (g, &w) in u[r.clone()].iter_mut().zip(&p[r]) {
                     *g += wd * w;
                 }
             }

@@ -1,0 +1,81 @@
+//! After the first step, `ensemble_step` allocates nothing (counted by a global allocator).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flock_autograd::*;
+use flock_ensemble::*;
+use flock_optim::{AdamConfig, adamw, chain, clip_by_global_norm, warmup_cosine_decay_schedule};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_steps_do_not_allocate() {
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(1, 1, 32, 2, Activation::Tanh),
+    )
+    .unwrap();
+    let init_mlp = mlp.clone();
+    let mut lj = TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+        let f = mlp.forward(g, x)?;
+        let f = g.squeeze_last(f)?;
+        let r = g.sub(y, f)?;
+        let sse = g.sum_squares(r);
+        let theta = g.all_params();
+        let ss = g.sum_squares(theta);
+        Ok((g.scale(sse, -50.0), g.scale(ss, -0.5)))
+    });
+    let schedule = warmup_cosine_decay_schedule(1e-4, 5e-3, 10, 100, 1e-4, 1.0).unwrap();
+    let opt = chain(
+        clip_by_global_norm(1.0).unwrap(),
+        adamw(schedule, AdamConfig::default(), 0.0, None).unwrap(),
+    );
+    let l2 = layout.clone();
+    let mut state = ensemble_init(
+        &layout,
+        |rng| {
+            let mut b = vec![0.0; l2.member_size()];
+            init_mlp.init_member(&l2, rng, &mut b).unwrap();
+            b
+        },
+        &opt,
+        16,
+        0,
+    )
+    .unwrap();
+    let x: Vec<f64> = (0..80).map(|i| i as f64 / 4.0 - 10.0).collect();
+    let y: Vec<f64> = x.iter().map(|v| v.sin()).collect();
+    let batch = Batch::new(&x, &y, 80).unwrap();
+    ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0).unwrap();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..50 {
+        ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0).unwrap();
+    }
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(during, 0, "{during} allocations in 50 steady-state steps");
+}

@@ -1,0 +1,225 @@
+//! Bad input gets a typed error that names the problem, and leaves the state untouched.
+
+use flock_autograd::*;
+use flock_ensemble::*;
+use flock_optim::{AdamConfig, adam};
+
+fn setup() -> (ParamLayout, Mlp) {
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(1, 1, 4, 1, Activation::Tanh),
+    )
+    .unwrap();
+    (layout, mlp)
+}
+
+fn log_joint(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<f64> {
+    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+        let f = mlp.forward(g, x)?;
+        let f = g.squeeze_last(f)?;
+        let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
+        let theta = g.all_params();
+        Ok((
+            ll,
+            g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?,
+        ))
+    })
+}
+
+fn init(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec<f64> {
+    let (layout, mlp) = (layout.clone(), mlp.clone());
+    move |rng| {
+        let mut block = vec![0.0; layout.member_size()];
+        mlp.init_member(&layout, rng, &mut block).unwrap();
+        block
+    }
+}
+
+#[test]
+fn init_errors_name_the_member() {
+    let (layout, mlp) = setup();
+    let opt = adam(1e-3, AdamConfig::default()).unwrap();
+    assert_eq!(
+        ensemble_init(&layout, init(&layout, &mlp), &opt, 0, 0).unwrap_err(),
+        EnsembleError::ZeroMembers
+    );
+    let mut calls = 0;
+    let short = |_: &mut MemberRng| {
+        calls += 1;
+        vec![0.0; if calls == 3 { 5 } else { layout.member_size() }]
+    };
+    assert_eq!(
+        ensemble_init(&layout, short, &opt, 4, 0).unwrap_err(),
+        EnsembleError::InitShape {
+            member: 2,
+            len: 5,
+            expected: layout.member_size()
+        }
+    );
+    let nan = |_: &mut MemberRng| {
+        let mut v = vec![0.0; layout.member_size()];
+        v[3] = f64::NAN;
+        v
+    };
+    assert_eq!(
+        ensemble_init(&layout, nan, &opt, 2, 0).unwrap_err(),
+        EnsembleError::NonFiniteInit {
+            member: 0,
+            index: 3
+        }
+    );
+}
+
+#[test]
+fn step_errors_leave_the_state_unchanged() {
+    let (layout, mlp) = setup();
+    let opt = adam(1e-3, AdamConfig::default()).unwrap();
+    let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 3, 0).unwrap();
+    let before = state.params.clone();
+    let mut lj = log_joint(&layout, mlp);
+    let x = [0.1, 0.2, 0.3];
+    let cases: Vec<(Batch<'_, f64>, f64, f64, EnsembleError)> = vec![
+        (
+            Batch {
+                x: &x,
+                y: &[1.0, 2.0],
+                rows: 3,
+            },
+            1.0,
+            1.0,
+            EnsembleError::BatchShape {
+                what: "y",
+                len: 2,
+                rows: 3,
+            },
+        ),
+        (
+            Batch {
+                x: &[],
+                y: &[],
+                rows: 0,
+            },
+            1.0,
+            1.0,
+            EnsembleError::EmptyBatch,
+        ),
+        (
+            Batch {
+                x: &[0.1, f64::NAN, 0.3],
+                y: &x,
+                rows: 3,
+            },
+            1.0,
+            1.0,
+            EnsembleError::NonFiniteData {
+                what: "x",
+                index: 1,
+            },
+        ),
+        (
+            Batch {
+                x: &x,
+                y: &x,
+                rows: 3,
+            },
+            0.0,
+            1.0,
+            EnsembleError::InvalidArgument {
+                name: "scale",
+                value: 0.0,
+                expected: "a finite positive number (N/|B|)",
+            },
+        ),
+        (
+            Batch {
+                x: &x,
+                y: &x,
+                rows: 3,
+            },
+            1.0,
+            f64::NAN,
+            EnsembleError::InvalidArgument {
+                name: "prior_weight",
+                value: f64::NAN,
+                expected: "a finite number ≥ 0 (0 = MLE, 1 = MAP)",
+            },
+        ),
+    ];
+    for (batch, scale, prior_weight, expected) in cases {
+        let err = ensemble_step(&mut state, batch, &mut lj, &opt, prior_weight, scale).unwrap_err();
+        // NaN ≠ NaN: compare the message.
+        assert_eq!(err.to_string(), expected.to_string());
+        assert_eq!(state.params, before);
+    }
+    // A batch with two features for a one-feature MLP: the op and both shapes are named.
+    let err = ensemble_step(
+        &mut state,
+        Batch::new(&[0.0; 6], &x, 3).unwrap(),
+        &mut lj,
+        &opt,
+        1.0,
+        1.0,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("dense (x and weight)"), "{err}");
+}
+
+#[test]
+fn a_diverging_member_is_left_as_it_was() {
+    let (layout, mlp) = setup();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 3, 0).unwrap();
+    // Member 1 starts with a huge weight: its log-density overflows to -inf.
+    state.params.member_mut(1)[0] = 1e300;
+    let before = state.params.member(1).to_vec();
+    let mut lj = log_joint(&layout, mlp);
+    let x: Vec<f64> = (0..8).map(|i| i as f64).collect();
+    let batch = Batch::new(&x, &x, 8).unwrap();
+    let losses = ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0)
+        .unwrap()
+        .to_vec();
+    assert!(!losses[1].is_finite());
+    assert!(losses[0].is_finite() && losses[2].is_finite());
+    assert_eq!(state.diverged(), &[1]);
+    assert_eq!(state.params.member(1), &before[..]);
+    // The others moved.
+    let again = ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0).unwrap();
+    assert!(again[0] < losses[0]);
+}
+
+#[test]
+fn members_do_not_depend_on_ensemble_size_or_threads() {
+    let (layout, mlp) = setup();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let x: Vec<f64> = (0..16).map(|i| i as f64 / 8.0 - 1.0).collect();
+    let y: Vec<f64> = x.iter().map(|v| v.sin()).collect();
+    let batch = Batch::new(&x, &y, 16).unwrap();
+    let run = |members: usize, parallelism: Parallelism| {
+        let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, members, 42).unwrap();
+        let mlp = mlp.clone();
+        let mut lj = TapeLogJoint::with_tape(
+            layout.clone(),
+            move |g: &mut Graph<'_, f64>, x, y| {
+                let f = mlp.forward(g, x)?;
+                let f = g.squeeze_last(f)?;
+                let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
+                let theta = g.all_params();
+                Ok((ll, g.sum_squares(theta)))
+            },
+            Tape::with_parallelism(parallelism),
+        );
+        for _ in 0..20 {
+            ensemble_step(&mut state, batch, &mut lj, &opt, 0.5, 2.0).unwrap();
+        }
+        state.params
+    };
+    let big = run(16, Parallelism::Rayon { min_flops: 0 });
+    let small = run(8, Parallelism::Sequential);
+    for e in 0..8 {
+        let a: Vec<u64> = big.member(e).iter().map(|v| v.to_bits()).collect();
+        let b: Vec<u64> = small.member(e).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(a, b, "member {e}");
+    }
+}
