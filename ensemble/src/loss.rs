@@ -21,6 +21,32 @@ pub struct EnsembleLoss<L> {
 /// With `prior_weight = 0` the prior is not computed or added at all (the log-joint may return
 /// a placeholder for it), as when a model's full joint is handed over as the likelihood.
 ///
+/// ```
+/// use flock_autograd::*;
+/// use flock_ensemble::{LossOutput, ensemble_loss};
+/// let mut layout = ParamLayout::new();
+/// let w = layout.add("w", [1])?;
+/// // ℓ = −½Σ(y − w·x)², π = −½w²
+/// let log_joint = TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+///     let w = g.param(w)?;
+///     let x = g.squeeze_last(x)?;
+///     let f = g.mul(x, w)?;
+///     let r = g.sub(y, f)?;
+///     let sse = g.sum_squares(r);
+///     let ww = g.sum_squares(w);
+///     Ok((g.scale(sse, -0.5), g.scale(ww, -0.5)))
+/// });
+/// let mut loss = ensemble_loss(log_joint, 1.0, 2.0)?; // MAP, scale N/|B| = 2
+/// let params = Parameters::from_values(layout, 1, vec![3.0])?;
+/// let (mut l, mut ll, mut lp, mut grad) = ([0.0], [0.0], [0.0], [0.0]);
+/// let batch = Batch::new(&[1.0], &[1.0], 1)?;
+/// loss.value_and_grad(&params, batch, LossOutput {
+///     losses: &mut l, loglik: &mut ll, logprior: &mut lp, grad: &mut grad })?;
+/// assert_eq!(l[0], 2.0 * 0.5 * 4.0 + 0.5 * 9.0);        // −2ℓ − π
+/// assert_eq!(grad[0], 2.0 * (3.0 - 1.0) + 3.0);          // ∂L/∂w
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// [`EnsembleError::InvalidArgument`] unless `scale` is finite and positive and `prior_weight`
 /// finite and non-negative.

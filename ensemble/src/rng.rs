@@ -31,6 +31,13 @@ pub fn member_rng(seed: u64, member: usize) -> MemberRng {
 }
 
 /// One standard-normal draw (Marsaglia's polar method).
+///
+/// ```
+/// let mut rng = flock_ensemble::member_rng(0, 0);
+/// let draws: Vec<f64> = (0..10_000).map(|_| flock_ensemble::standard_normal(&mut rng)).collect();
+/// let mean = draws.iter().sum::<f64>() / 1e4;
+/// assert!(mean.abs() < 0.05);
+/// ```
 pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     loop {
         let u: f64 = rng.random_range(-1.0..1.0);

@@ -32,6 +32,18 @@ pub struct EnsembleState<T, S> {
 impl<T: Element, S> EnsembleState<T, S> {
     /// Builds a state from existing parameters (e.g. loaded from a checkpoint or a fixture).
     ///
+    /// ```
+    /// use flock_autograd::{ParamLayout, Parameters};
+    /// use flock_ensemble::EnsembleState;
+    /// use flock_optim::{AdamConfig, adam};
+    /// let mut layout = ParamLayout::new();
+    /// layout.add("w", [3])?;
+    /// let params = Parameters::from_values(layout, 2, vec![0.5; 6])?;
+    /// let state = EnsembleState::from_params(params, &adam(1e-3, AdamConfig::default())?)?;
+    /// assert_eq!((state.members(), state.optim_layout().member_size()), (2, 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`EnsembleError::ZeroMembers`] for an empty ensemble.
     pub fn from_params<O>(params: Parameters<T>, optimizer: &O) -> Result<Self, EnsembleError>
@@ -66,6 +78,16 @@ impl<T: Element, S> EnsembleState<T, S> {
 }
 
 /// The optimizer's layout (names and lengths) of an autograd parameter layout.
+///
+/// ```
+/// use flock_autograd::ParamLayout;
+/// let mut layout = ParamLayout::new();
+/// layout.add("w", [2, 3])?;
+/// layout.add("b", [2])?;
+/// let optim = flock_ensemble::optim_layout(&layout, 4);
+/// assert_eq!((optim.members(), optim.member_size(), optim.leaves()[1].offset), (4, 8, 6));
+/// # Ok::<(), flock_autograd::AutogradError>(())
+/// ```
 pub fn optim_layout(layout: &ParamLayout, members: usize) -> Layout {
     Layout::new(
         members,

@@ -9,16 +9,20 @@
 //!   the seed's 19 levels, coverage/sharpness at 95%, closed-form CRPS, the 95% interval score,
 //!   the calibration error and the predictive band.
 //! - [`seed_mc_scores`]: the seed tutorial's Monte-Carlo `gof_metrics`, for comparison.
+//! - [`figure_svg`]: the seed's figure (predictive band over a calibration curve), one column
+//!   per fit.
 //!
 //! All arithmetic is f64; empty, mis-shaped or non-finite inputs are typed errors.
 
 mod error;
+mod figure;
 mod mixture;
 pub mod normal;
 mod scores;
 mod seed_mc;
 
 pub use error::MetricsError;
+pub use figure::{FigureError, FitPanel, figure_svg, svg_to_png, write_figure};
 pub use mixture::{Band, MixturePredictive, Sigma};
 pub use scores::{ExactScores, crps, exact_scores, seed_levels};
 pub use seed_mc::{SeedMcScores, seed_mc_scores};

@@ -42,6 +42,14 @@ pub enum Distribution<T> {
 }
 
 /// `N(loc, scale)`; `loc` and `scale` are constants or nodes.
+///
+/// ```
+/// use flock_ensemble::model::{Support, normal};
+/// let d = normal::<f64>(0.0, 2.0);
+/// assert_eq!(d.support(), Support::Real);
+/// let x = d.sample(&mut flock_ensemble::member_rng(1, 0)).unwrap();
+/// assert!(x.is_finite());
+/// ```
 pub fn normal<T>(loc: impl Into<Arg<T>>, scale: impl Into<Arg<T>>) -> Distribution<T> {
     Distribution::Normal {
         loc: loc.into(),
@@ -50,6 +58,13 @@ pub fn normal<T>(loc: impl Into<Arg<T>>, scale: impl Into<Arg<T>>) -> Distributi
 }
 
 /// `HalfNormal(scale)`.
+///
+/// ```
+/// use flock_ensemble::model::{Support, half_normal};
+/// let d = half_normal::<f64>(1.0);
+/// assert_eq!(d.support(), Support::Positive);
+/// assert!(d.sample(&mut flock_ensemble::member_rng(1, 0)).unwrap() >= 0.0);
+/// ```
 pub fn half_normal<T>(scale: impl Into<Arg<T>>) -> Distribution<T> {
     Distribution::HalfNormal {
         scale: scale.into(),
@@ -57,6 +72,19 @@ pub fn half_normal<T>(scale: impl Into<Arg<T>>) -> Distribution<T> {
 }
 
 /// `LogNormal(loc, scale)`.
+///
+/// ```
+/// use flock_autograd::{ParamLayout, Parameters, Tape};
+/// use flock_ensemble::model::log_normal;
+/// // log p(1) = log N(0 | 0, 1) − log 1
+/// let params = Parameters::<f64>::zeros(ParamLayout::new(), 1);
+/// let mut tape = Tape::new();
+/// let mut g = tape.graph(&params);
+/// let v = g.input(&[1.0], [1])?;
+/// let lp = log_normal(0.0, 1.0).log_prob(&mut g, v)?;
+/// assert!((g.values(lp, 0)[0] + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-15);
+/// # Ok::<(), flock_autograd::AutogradError>(())
+/// ```
 pub fn log_normal<T>(loc: impl Into<Arg<T>>, scale: impl Into<Arg<T>>) -> Distribution<T> {
     Distribution::LogNormal {
         loc: loc.into(),

@@ -13,6 +13,34 @@
 //!   initial parameters drawn from the priors ([`ModelLogJoint::init_from_prior`]) or from a
 //!   user init.
 //!
+//! ```
+//! use flock_autograd::{AutogradError, Batch, LogJoint, Parameters, Var};
+//! use flock_ensemble::model::{ModelContext, ModelLogJoint, half_normal, log_density, normal};
+//!
+//! // y ~ N(w·x, σ), w ~ N(0, 1), σ ~ HalfNormal(1)
+//! fn model(m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
+//!     let w = m.sample("w", normal(0.0, 1.0), [1, 1])?;
+//!     let sigma = m.sample("sigma", half_normal(1.0), [])?;
+//!     let f = m.graph().matmul(x, w)?;
+//!     let f = m.graph().squeeze_last(f)?;
+//!     m.observe("y", normal(f, sigma), y)
+//! }
+//!
+//! let (x, y) = ([0.0, 1.0, 2.0], [0.1, 0.9, 2.1]);
+//! let batch = Batch::new(&x, &y, 3)?;
+//! let mut joint = ModelLogJoint::new(model, batch)?;
+//! assert_eq!(joint.sites().len(), 2);
+//! let layout = joint.layout().clone();
+//! // One member drawn from the priors (σ stored as its logarithm), one set by hand.
+//! let mut values = joint.init_from_prior(&mut flock_ensemble::member_rng(0, 0))?;
+//! values.extend([1.0, (0.1f64).ln()]);
+//! let params = Parameters::from_values(layout, 2, values)?;
+//! let (loglik, logprior) = log_density(&mut joint, &params, batch)?;
+//! assert!(loglik[1] > loglik[0]); // w = 1, σ = 0.1 fits this data
+//! # let _ = logprior;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Latents with positive support (`HalfNormal`, `LogNormal`, e.g. a learned noise scale) are
 //! stored as their logarithm `u` (value `eᵘ`), and the log-prior includes the Jacobian `Σu`, so an
 //! optimizer can never step them out of their support — NumPyro's unconstrained parameterisation.

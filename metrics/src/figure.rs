@@ -1,0 +1,436 @@
+//! The seed's figure as SVG: per fit, a panel with the member curves, the predictive mean, the
+//! ±2σ total band, the truth, the noisy test observations and the training points (its title
+//! carries the scores), over a calibration-curve panel with the diagonal. Several fits sit side
+//! by side in one grid.
+//!
+//! The SVG is written directly; PNG is that SVG rendered by `resvg` (so both formats come from
+//! one drawing), with the system's fonts (DejaVu Sans preferred).
+
+use core::fmt::Write as _;
+
+use crate::ExactScores;
+
+/// Everything one column of the figure shows.
+#[derive(Clone, Debug)]
+pub struct FitPanel<'a> {
+    /// Column title (e.g. `"A — from scratch (0.8 s)"`).
+    pub label: String,
+    /// The test grid, `[N]`.
+    pub x_test: &'a [f64],
+    /// Member (component) predictions, `[M, N]`.
+    pub member_means: &'a [f64],
+    /// Noiseless truth on the grid, if known.
+    pub y_truth: Option<&'a [f64]>,
+    /// Noisy test observations, `[N]`.
+    pub y_obs: &'a [f64],
+    /// Training inputs and targets.
+    pub train: (&'a [f64], &'a [f64]),
+    /// The fit's exact scores (band, coverage curve, title numbers).
+    pub scores: &'a ExactScores,
+}
+
+const PANEL_W: f64 = 460.0;
+const TOP_H: f64 = 330.0;
+const BOTTOM_H: f64 = 250.0;
+const MARGIN: f64 = 52.0;
+const BLUE: &str = "#1f77b4";
+
+/// A rectangle of the canvas with a linear map from data coordinates.
+struct Axes {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Axes {
+    fn px(&self, x: f64) -> f64 {
+        self.left + (x - self.x.0) / (self.x.1 - self.x.0) * self.width
+    }
+    fn py(&self, y: f64) -> f64 {
+        self.top + self.height - (y - self.y.0) / (self.y.1 - self.y.0) * self.height
+    }
+    fn polyline(&self, svg: &mut String, xs: &[f64], ys: &[f64], style: &str) {
+        let mut points = String::new();
+        for (&x, &y) in xs.iter().zip(ys) {
+            let _ = write!(
+                points,
+                "{:.1},{:.1} ",
+                self.px(x),
+                self.py(y.clamp(self.y.0, self.y.1))
+            );
+        }
+        let _ = writeln!(svg, r#"<polyline fill="none" {style} points="{points}"/>"#);
+    }
+    fn frame(&self, svg: &mut String, x_label: &str, y_label: &str) {
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
+            self.left, self.top, self.width, self.height
+        );
+        for t in ticks(self.x.0, self.x.1) {
+            let x = self.px(t);
+            let b = self.top + self.height;
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{x:.1}" y1="{b:.1}" x2="{x:.1}" y2="{:.1}" stroke="#333"/><text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+                b + 4.0,
+                b + 16.0,
+                tick_label(t)
+            );
+        }
+        for t in ticks(self.y.0, self.y.1) {
+            let y = self.py(t);
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
+                self.left - 4.0,
+                self.left,
+                self.left - 6.0,
+                y + 4.0,
+                tick_label(t)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text>"#,
+            self.left + self.width / 2.0,
+            self.top + self.height + 32.0,
+            escape(x_label)
+        );
+        let (cx, cy) = (self.left - 38.0, self.top + self.height / 2.0);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{cx:.1}" y="{cy:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 {cx:.1} {cy:.1})">{}</text>"#,
+            escape(y_label)
+        );
+    }
+}
+
+/// About five round tick values covering `[lo, hi]`.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(raw);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + 1e-9 * step {
+        out.push(if t.abs() < 1e-12 * step { 0.0 } else { t });
+        t += step;
+    }
+    out
+}
+
+fn tick_label(t: f64) -> String {
+    let s = format!("{t:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn legend(svg: &mut String, x: f64, y: f64, width: f64, entries: &[(&str, &str)]) {
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{:.1}" fill="white" fill-opacity="0.85" stroke="#bbb"/>"##,
+        14.0 * entries.len() as f64 + 8.0
+    );
+    for (k, (swatch, text)) in entries.iter().enumerate() {
+        let yy = y + 12.0 + 14.0 * k as f64;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {swatch}/><text x="{:.1}" y="{:.1}" font-size="9">{}</text>"#,
+            x + 6.0,
+            yy - 3.0,
+            x + 26.0,
+            yy - 3.0,
+            x + 32.0,
+            yy,
+            escape(text)
+        );
+    }
+}
+
+fn fit_column(svg: &mut String, column: usize, panel: &FitPanel<'_>) {
+    let left = column as f64 * PANEL_W + MARGIN + 10.0;
+    let n = panel.x_test.len();
+    let s = panel.scores;
+    let band = &s.band;
+    let lower: Vec<f64> = (0..n)
+        .map(|i| band.mean[i] - 2.0 * band.total_std[i])
+        .collect();
+    let upper: Vec<f64> = (0..n)
+        .map(|i| band.mean[i] + 2.0 * band.total_std[i])
+        .collect();
+    let mut all_y: Vec<f64> = panel.y_obs.to_vec();
+    all_y.extend_from_slice(panel.train.1);
+    all_y.extend(lower.iter().chain(&upper));
+    let (ymin, ymax) = all_y
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let pad = 0.05 * (ymax - ymin).max(1e-9);
+    let xs = panel.x_test;
+    let (xmin, xmax) = xs
+        .iter()
+        .chain(panel.train.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let top = Axes {
+        left,
+        top: 62.0,
+        width: PANEL_W - MARGIN - 20.0,
+        height: TOP_H - 62.0 - 40.0,
+        x: (xmin, xmax),
+        y: (ymin - pad, ymax + pad),
+    };
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="22" font-size="13" font-weight="bold" text-anchor="middle">{}</text>"#,
+        left + top.width / 2.0,
+        escape(&panel.label)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="40" font-size="11" text-anchor="middle">RMSE-truth={}, NLL={:.3}, 95% coverage={:.2}, sharpness={:.3}</text>"#,
+        left + top.width / 2.0,
+        s.rmse_truth.map_or("—".to_owned(), |r| format!("{r:.4}")),
+        s.nll,
+        s.coverage_95,
+        s.sharpness_95
+    );
+    // Band.
+    let mut points = String::new();
+    for (&x, &u) in xs.iter().zip(&upper) {
+        let _ = write!(points, "{:.1},{:.1} ", top.px(x), top.py(u));
+    }
+    for (&x, &l) in xs.iter().zip(&lower).rev() {
+        let _ = write!(points, "{:.1},{:.1} ", top.px(x), top.py(l));
+    }
+    let _ = writeln!(
+        svg,
+        r#"<polygon points="{points}" fill="{BLUE}" fill-opacity="0.18"/>"#
+    );
+    let members = panel.member_means.len() / n.max(1);
+    for m in 0..members {
+        let ys = &panel.member_means[m * n..(m + 1) * n];
+        top.polyline(
+            svg,
+            xs,
+            ys,
+            &format!(r#"stroke="{BLUE}" stroke-opacity="0.25" stroke-width="0.8""#),
+        );
+    }
+    top.polyline(
+        svg,
+        xs,
+        &band.mean,
+        &format!(r#"stroke="{BLUE}" stroke-width="2""#),
+    );
+    if let Some(truth) = panel.y_truth {
+        top.polyline(
+            svg,
+            xs,
+            truth,
+            r#"stroke="black" stroke-width="1.5" stroke-dasharray="6 4""#,
+        );
+    }
+    for (&x, &y) in xs.iter().zip(panel.y_obs) {
+        let _ = writeln!(
+            svg,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="#888" fill-opacity="0.5"/>"##,
+            top.px(x),
+            top.py(y)
+        );
+    }
+    for (&x, &y) in panel.train.0.iter().zip(panel.train.1) {
+        let _ = writeln!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="2.6" fill="black" fill-opacity="0.75"/>"#,
+            top.px(x),
+            top.py(y)
+        );
+    }
+    top.frame(svg, "x", "y");
+    if column == 0 {
+        legend(
+            svg,
+            top.left + top.width - 194.0,
+            top.top + top.height - 84.0,
+            190.0,
+            &[
+                (
+                    &format!(r#"stroke="{BLUE}" stroke-width="2""#),
+                    "predictive mean",
+                ),
+                (
+                    &format!(r#"stroke="{BLUE}" stroke-opacity="0.3" stroke-width="8""#),
+                    "±2σ predictive (epist. + aleat.)",
+                ),
+                (r#"stroke="black" stroke-dasharray="6 4""#, "truth"),
+                (r##"stroke="#888" stroke-width="3""##, "noisy test obs"),
+                (r#"stroke="black" stroke-width="4""#, "train"),
+            ],
+        );
+    }
+    // Calibration panel.
+    let side = BOTTOM_H - 60.0;
+    let bottom = Axes {
+        left: left + (top.width - side) / 2.0,
+        top: TOP_H + 16.0,
+        width: side,
+        height: side,
+        x: (0.0, 1.0),
+        y: (0.0, 1.0),
+    };
+    bottom.polyline(
+        svg,
+        &[0.0, 1.0],
+        &[0.0, 1.0],
+        r#"stroke="black" stroke-dasharray="5 4""#,
+    );
+    bottom.polyline(
+        svg,
+        &s.alphas,
+        &s.coverage_curve,
+        &format!(r#"stroke="{BLUE}" stroke-width="1.5""#),
+    );
+    for (&a, &c) in s.alphas.iter().zip(&s.coverage_curve) {
+        let _ = writeln!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="2.8" fill="{BLUE}"/>"#,
+            bottom.px(a),
+            bottom.py(c)
+        );
+    }
+    bottom.frame(svg, "nominal coverage α", "empirical coverage");
+    if column == 0 {
+        legend(
+            svg,
+            bottom.left + bottom.width - 124.0,
+            bottom.top + bottom.height - 40.0,
+            120.0,
+            &[
+                (
+                    r#"stroke="black" stroke-dasharray="5 4""#,
+                    "perfect calibration",
+                ),
+                (
+                    &format!(r#"stroke="{BLUE}" stroke-width="2""#),
+                    "empirical coverage",
+                ),
+            ],
+        );
+    }
+}
+
+/// The seed's figure for one or more fits, side by side, as an SVG document.
+///
+/// ```
+/// use flock_metrics::{FitPanel, MixturePredictive, Sigma, exact_scores, figure_svg};
+/// let x: Vec<f64> = (0..50).map(|i| i as f64 / 5.0 - 5.0).collect();
+/// let truth: Vec<f64> = x.iter().map(|v| v.sin()).collect();
+/// let members: Vec<f64> = (0..4).flat_map(|m| truth.iter().map(move |t| t + 0.01 * m as f64)).collect();
+/// let pred = MixturePredictive::new(&members, 4, 50, Sigma::Shared(0.1))?;
+/// let scores = exact_scores(&pred, &truth, Some(&truth))?;
+/// let svg = figure_svg(&[FitPanel {
+///     label: "example".into(), x_test: &x, member_means: &members, y_truth: Some(&truth),
+///     y_obs: &truth, train: (&x[..10], &truth[..10]), scores: &scores,
+/// }]);
+/// assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+/// # Ok::<(), flock_metrics::MetricsError>(())
+/// ```
+pub fn figure_svg(panels: &[FitPanel<'_>]) -> String {
+    let width = PANEL_W * panels.len().max(1) as f64 + 20.0;
+    let height = TOP_H + BOTTOM_H + 10.0;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    for (column, panel) in panels.iter().enumerate() {
+        fit_column(&mut svg, column, panel);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Why a figure could not be produced.
+#[derive(Debug)]
+pub enum FigureError {
+    /// The SVG could not be parsed for rendering (a bug: please report it).
+    Render(String),
+    /// The file could not be written.
+    Io(std::io::Error),
+    /// The file name has no `.svg` or `.png` extension.
+    Format(std::path::PathBuf),
+}
+
+impl core::fmt::Display for FigureError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FigureError::Render(e) => write!(f, "rendering the figure failed: {e}"),
+            FigureError::Io(e) => write!(f, "writing the figure failed: {e}"),
+            FigureError::Format(p) => {
+                write!(f, "{}: figures are written as .svg or .png", p.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for FigureError {}
+
+/// Renders an SVG document (e.g. from [`figure_svg`]) to PNG bytes at `scale`× its size.
+///
+/// # Errors
+/// [`FigureError::Render`] if the document cannot be parsed or encoded.
+pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, FigureError> {
+    use resvg::{tiny_skia, usvg};
+    let mut options = usvg::Options::default();
+    options.fontdb_mut().load_system_fonts();
+    options.fontdb_mut().set_sans_serif_family("DejaVu Sans");
+    let tree =
+        usvg::Tree::from_str(svg, &options).map_err(|e| FigureError::Render(e.to_string()))?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(scale)
+        .ok_or_else(|| FigureError::Render("empty figure".to_owned()))?;
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| FigureError::Render("empty figure".to_owned()))?;
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|e| FigureError::Render(e.to_string()))
+}
+
+/// Writes the figure of `panels` to `path`: SVG or PNG (2× resolution) by the extension.
+///
+/// # Errors
+/// [`FigureError::Format`] for another extension; rendering and I/O errors.
+pub fn write_figure(path: &std::path::Path, panels: &[FitPanel<'_>]) -> Result<(), FigureError> {
+    let svg = figure_svg(panels);
+    let bytes = match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => svg.into_bytes(),
+        Some("png") => svg_to_png(&svg, 2.0)?,
+        _ => return Err(FigureError::Format(path.to_owned())),
+    };
+    std::fs::write(path, bytes).map_err(FigureError::Io)
+}
