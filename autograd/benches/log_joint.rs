@@ -51,7 +51,7 @@ fn setup<T: Element>() -> Setup<T> {
     }
 }
 
-#[divan::bench(types = [f32, f64])]
+#[divan::bench(types = [f32, f64], sample_count = 100, sample_size = 20)]
 fn seed_log_joint_forward_backward<T: Element>(bencher: divan::Bencher<'_, '_>) {
     let s = setup::<T>();
     let mlp = s.mlp.clone();

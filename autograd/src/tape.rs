@@ -71,7 +71,11 @@ pub(crate) struct Node<T> {
 #[derive(Debug, Default)]
 pub struct Tape<T> {
     pub(crate) nodes: Vec<Node<T>>,
+    /// Values; `arena[..used]` belongs to the graph being recorded. The buffer keeps its
+    /// high-water length, so recording reuses it without zeroing: every op writes its whole
+    /// output block before anything reads it.
     pub(crate) arena: Vec<T>,
+    pub(crate) used: usize,
     pub(crate) grads: Vec<T>,
     pub(crate) scratch: Vec<T>,
     pub(crate) parallelism: Parallelism,
@@ -83,6 +87,7 @@ impl<T: Element> Tape<T> {
         Tape {
             nodes: Vec::new(),
             arena: Vec::new(),
+            used: 0,
             grads: Vec::new(),
             scratch: Vec::new(),
             parallelism: Parallelism::Sequential,
@@ -137,7 +142,7 @@ impl<T: Element> Tape<T> {
 
     fn clear(&mut self) {
         self.nodes.clear();
-        self.arena.clear();
+        self.used = 0;
     }
 }
 
@@ -301,7 +306,7 @@ impl<'a, T: Element> Graph<'a, T> {
         }
         let tape = &mut *self.tape;
         tape.grads.clear();
-        tape.grads.resize(tape.arena.len(), T::ZERO);
+        tape.grads.resize(tape.used, T::ZERO);
         let seed = node.slot;
         for e in 0..self.members {
             let r = seed.range(e);
@@ -318,7 +323,7 @@ impl<'a, T: Element> Graph<'a, T> {
             }
             let mut ctx = ops::Backward {
                 nodes: &tape.nodes,
-                arena: &tape.arena,
+                arena: &tape.arena[..tape.used],
                 params: self.params,
                 grads: &mut tape.grads,
                 param_grads,
@@ -337,12 +342,13 @@ impl<'a, T: Element> Graph<'a, T> {
 
     pub(crate) fn buffer(&self, base: Base) -> &[T] {
         match base {
-            Base::Arena => &self.tape.arena,
+            Base::Arena => &self.tape.arena[..self.tape.used],
             Base::Params => self.params,
         }
     }
 
-    /// Records a node with a fresh, zeroed arena block; returns it and the block's offset.
+    /// Records a node with a fresh arena block (holding stale values: the op must write all of
+    /// it); returns it and the block's offset.
     pub(crate) fn push(
         &mut self,
         op: Op<T>,
@@ -351,13 +357,16 @@ impl<'a, T: Element> Graph<'a, T> {
         requires_grad: bool,
     ) -> (Var, usize) {
         let elems = shape.elems();
-        let offset = self.tape.arena.len();
+        let offset = self.tape.used;
         let (stride, len) = if shared {
             (0, elems)
         } else {
             (elems, self.members * elems)
         };
-        self.tape.arena.resize(offset + len, T::ZERO);
+        self.tape.used = offset + len;
+        if self.tape.arena.len() < self.tape.used {
+            self.tape.arena.resize(self.tape.used, T::ZERO);
+        }
         let slot = Slot {
             base: Base::Arena,
             offset,
@@ -386,7 +395,8 @@ impl<'a, T: Element> Graph<'a, T> {
 
     /// The arena before `offset` (inputs) and the output block at `offset`, plus the params.
     pub(crate) fn split_output(&mut self, offset: usize) -> (Inputs<'_, T>, &mut [T]) {
-        let (before, out) = self.tape.arena.split_at_mut(offset);
+        let used = self.tape.used;
+        let (before, out) = self.tape.arena[..used].split_at_mut(offset);
         (
             Inputs {
                 arena: before,

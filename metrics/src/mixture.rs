@@ -156,31 +156,60 @@ impl MixturePredictive {
         max + sum.ln() - (self.components as f64).ln()
     }
 
-    /// The mixture's `p`-quantile at point `i`: the root of `Fᵢ(q) = p`, found by Newton steps
+    /// `(Fᵢ(y), pᵢ(y), pᵢ'(y))` in one pass over the components.
+    fn cdf_pdf_slope(&self, i: usize, y: f64) -> (f64, f64, f64) {
+        let (mut cdf, mut pdf, mut slope) = (0.0, 0.0, 0.0);
+        for m in 0..self.components {
+            let s = self.sigma_of(m, i);
+            let z = (y - self.mean_of(m, i)) / s;
+            let phi = normal::pdf(z) / s;
+            cdf += normal::cdf(z);
+            pdf += phi;
+            slope -= z / s * phi;
+        }
+        let inv = 1.0 / self.components as f64;
+        (cdf * inv, pdf * inv, slope * inv)
+    }
+
+    /// The mixture's `p`-quantile at point `i`: the root of `Fᵢ(q) = p`, found by Halley steps
     /// safeguarded by bisection inside the bracket of the components' own quantiles (which
     /// always contains it).
     ///
     /// # Errors
     /// [`MetricsError::Level`] unless `0 < p < 1`.
     pub fn quantile(&self, i: usize, p: f64) -> Result<f64, MetricsError> {
+        self.quantile_from(i, p, None)
+    }
+
+    /// [`MixturePredictive::quantile`] starting from `guess` when given (e.g. the quantile of a
+    /// nearby level).
+    pub(crate) fn quantile_from(
+        &self,
+        i: usize,
+        p: f64,
+        guess: Option<f64>,
+    ) -> Result<f64, MetricsError> {
         if !(p > 0.0 && p < 1.0) {
             return Err(MetricsError::Level { value: p });
         }
         let z = normal::quantile(p);
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        let mut guess = 0.0;
+        let mut mean_q = 0.0;
         for m in 0..self.components {
             let q = self.mean_of(m, i) + self.sigma_of(m, i) * z;
             lo = lo.min(q);
             hi = hi.max(q);
-            guess += q;
+            mean_q += q;
         }
         if lo == hi {
             return Ok(lo);
         }
-        let mut x = guess / self.components as f64;
+        let mut x = guess
+            .filter(|g| *g > lo && *g < hi)
+            .unwrap_or(mean_q / self.components as f64);
         for _ in 0..200 {
-            let f = self.cdf(i, x) - p;
+            let (cdf, d, slope) = self.cdf_pdf_slope(i, x);
+            let f = cdf - p;
             if f == 0.0 {
                 return Ok(x);
             }
@@ -189,14 +218,20 @@ impl MixturePredictive {
             } else {
                 hi = x;
             }
-            let d = self.pdf(i, x);
-            let newton = x - f / d;
-            let next = if d > 0.0 && newton > lo && newton < hi {
-                newton
+            // Halley: x − f/(f' − f·f''/(2f')).
+            let step = if d > 0.0 {
+                f / (d - 0.5 * f * slope / d)
+            } else {
+                f64::NAN
+            };
+            let candidate = x - step;
+            let next = if candidate > lo && candidate < hi {
+                candidate
             } else {
                 0.5 * (lo + hi)
             };
-            if (next - x).abs() <= 1e-15 * (1.0 + x.abs()) || hi - lo <= 1e-15 * (1.0 + x.abs()) {
+            let tol = 1e-14 * (1.0 + x.abs());
+            if (next - x).abs() <= tol || hi - lo <= tol {
                 return Ok(next);
             }
             x = next;

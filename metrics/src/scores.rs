@@ -125,13 +125,26 @@ pub fn exact_scores(
     let mut width_curve = Vec::with_capacity(alphas.len());
     let mut interval_95 = None;
     let idx95 = closest(&alphas, 0.95);
+    // Quantiles of every level, point by point, each solve starting from the neighbouring
+    // level's quantile (levels are visited outward from the median).
+    let mut lows = vec![0.0; alphas.len() * n];
+    let mut highs = vec![0.0; alphas.len() * n];
+    for i in 0..n {
+        let (mut guess_lo, mut guess_hi) = (None, None);
+        for (j, &a) in alphas.iter().enumerate() {
+            let lo = pred.quantile_from(i, (1.0 - a) / 2.0, guess_lo)?;
+            let hi = pred.quantile_from(i, 1.0 - (1.0 - a) / 2.0, guess_hi)?;
+            lows[j * n + i] = lo;
+            highs[j * n + i] = hi;
+            (guess_lo, guess_hi) = (Some(lo), Some(hi));
+        }
+    }
     for (j, &a) in alphas.iter().enumerate() {
         let covered = pit.iter().filter(|&&f| (f - 0.5).abs() <= a / 2.0).count();
         coverage_curve.push(covered as f64 / n as f64);
         let (mut width, mut winkler) = (0.0, 0.0);
         for (i, &y) in y_obs.iter().enumerate() {
-            let lo = pred.quantile(i, (1.0 - a) / 2.0)?;
-            let hi = pred.quantile(i, 1.0 - (1.0 - a) / 2.0)?;
+            let (lo, hi) = (lows[j * n + i], highs[j * n + i]);
             width += hi - lo;
             let tail = 1.0 - a;
             winkler += (hi - lo)

@@ -130,7 +130,7 @@ impl<T: Element> Graph<'_, T> {
         let n = shape.elems();
         let blocks = if shared { 1 } else { self.members };
         let tape = &mut *self.tape;
-        let (before, out) = tape.arena.split_at_mut(offset);
+        let (before, out) = tape.arena[..tape.used].split_at_mut(offset);
         let inputs = Inputs {
             arena: before,
             params: self.params,

@@ -7,7 +7,16 @@
 //! results stay bitwise identical with and without parallelism.
 
 use crate::Element;
-use crate::elementwise::{axpy, dot_per_member};
+use crate::elementwise::dot_per_member;
+
+/// `y += a·x` with one rounding per element, as a loop the compiler vectorises in place (the
+/// vectors here are a few dozen long: a call into the general kernel costs more than the work).
+#[inline(always)]
+fn fused_axpy<T: Element>(a: T, x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = a.mul_add(x, *y);
+    }
+}
 
 /// Strides of one member's operands (`(along op rows, along op cols)`) and its `C` block.
 pub(super) struct ThinProblem<'a, T> {
@@ -76,21 +85,22 @@ impl<T: Element> ThinProblem<'_, T> {
                 super::scale_block(c, rows, 1, 1, self.beta);
                 for p in 0..k {
                     let column = &self.a[p * a_cs..p * a_cs + rows];
-                    axpy(alpha * self.b[p * b_rs], column, &mut c[..rows]);
+                    fused_axpy(alpha * self.b[p * b_rs], column, &mut c[..rows]);
                 }
             }
             Plan::RankOne => {
                 super::scale_block(c, rows, n, c_rs, self.beta);
+                let b = &self.b[..n];
                 for i in 0..rows {
                     let row = &mut c[i * c_rs..i * c_rs + n];
-                    axpy(alpha * self.a[i * a_rs], &self.b[..n], row);
+                    fused_axpy(alpha * self.a[i * a_rs], b, row);
                 }
             }
             Plan::RowOfB => {
                 super::scale_block(c, 1, n, c_rs, self.beta);
                 for p in 0..k {
                     let row = &self.b[p * b_rs..p * b_rs + n];
-                    axpy(alpha * self.a[p * a_cs], row, &mut c[..n]);
+                    fused_axpy(alpha * self.a[p * a_cs], row, &mut c[..n]);
                 }
             }
         }
