@@ -12,15 +12,19 @@ use flock_kernels::Element;
 
 use crate::{AutogradError, Graph, ParamLayout, Shape, Tape, Var};
 
-/// A mini-batch: `x` is `[rows, x_cols]` and `y` is `[rows, y_cols]`, row-major.
+/// A mini-batch: `x` is `[rows, x_cols]` and `y` is `[rows, y_cols]`, row-major — one batch
+/// shared by every member, or (with `per_member = Some(E)`) one batch per member, stacked
+/// `[E, rows, ·]`, so each member can see its own data order.
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a, T> {
-    /// Inputs, `rows·x_cols` values.
+    /// Inputs, `rows·x_cols` values (times `E` per member).
     pub x: &'a [T],
-    /// Targets, `rows·y_cols` values.
+    /// Targets, `rows·y_cols` values (times `E` per member).
     pub y: &'a [T],
-    /// Number of examples.
+    /// Number of examples (per member).
     pub rows: usize,
+    /// `Some(E)` when every member has its own rows.
+    pub per_member: Option<usize>,
 }
 
 impl<'a, T> Batch<'a, T> {
@@ -39,17 +43,52 @@ impl<'a, T> Batch<'a, T> {
                 });
             }
         }
-        Ok(Batch { x, y, rows })
+        Ok(Batch {
+            x,
+            y,
+            rows,
+            per_member: None,
+        })
+    }
+
+    /// One batch of `rows` examples per member: `x` is `[members, rows, x_cols]`, `y` is
+    /// `[members, rows, y_cols]`.
+    ///
+    /// ```
+    /// use flock_autograd::Batch;
+    /// let (x, y) = ([1.0, 2.0, 3.0, 4.0], [0.0; 4]);
+    /// let b = Batch::per_member(&x, &y, 2, 2)?; // two members, two rows each
+    /// assert_eq!((b.x_cols(), b.y_cols()), (1, 1));
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AutogradError::BufferLength`] when a buffer is not `members·rows` whole rows.
+    pub fn per_member(
+        x: &'a [T],
+        y: &'a [T],
+        rows: usize,
+        members: usize,
+    ) -> Result<Batch<'a, T>, AutogradError> {
+        let mut batch = Batch::new(x, y, rows * members)?;
+        batch.rows = rows;
+        batch.per_member = Some(members);
+        Ok(batch)
+    }
+
+    /// How many copies of `rows` the buffers hold (1, or `E` per member).
+    fn copies(&self) -> usize {
+        self.per_member.unwrap_or(1).max(1)
     }
 
     /// Features per example.
     pub fn x_cols(&self) -> usize {
-        self.x.len() / self.rows.max(1)
+        self.x.len() / (self.rows * self.copies()).max(1)
     }
 
     /// Targets per example.
     pub fn y_cols(&self) -> usize {
-        self.y.len() / self.rows.max(1)
+        self.y.len() / (self.rows * self.copies()).max(1)
     }
 }
 
@@ -210,22 +249,33 @@ impl<T: Element, F: GraphFn<T>> LogJoint<T> for TapeLogJoint<T, F> {
     }
 }
 
-/// Records the batch on `g`: `x` as a shared `[B, D]` input, `y` as `[B]` (one target per
-/// example) or `[B, K]`.
+/// Records the batch on `g`: `x` as a `[B, D]` input, `y` as `[B]` (one target per example) or
+/// `[B, K]` — shared by all members, or per member for a per-member batch.
 ///
 /// # Errors
-/// [`AutogradError::BufferLength`] if the batch's buffers are not whole rows.
+/// [`AutogradError::BufferLength`] if the batch's buffers are not whole rows, or a per-member
+/// batch was made for another number of members than the graph's.
 pub fn batch_inputs<T: Element>(
     g: &mut Graph<'_, T>,
     batch: &Batch<'_, T>,
 ) -> Result<(Var, Var), AutogradError> {
-    let x = g.input(batch.x, [batch.rows, batch.x_cols()])?;
+    let x_shape = Shape::new(&[batch.rows, batch.x_cols()]);
     let y_shape = match batch.y_cols() {
         1 => Shape::new(&[batch.rows]),
         k => Shape::new(&[batch.rows, k]),
     };
-    let y = g.input(batch.y, y_shape)?;
-    Ok((x, y))
+    match batch.per_member {
+        None => Ok((g.input(batch.x, x_shape)?, g.input(batch.y, y_shape)?)),
+        Some(members) if members == g.members() => Ok((
+            g.input_per_member(batch.x, x_shape)?,
+            g.input_per_member(batch.y, y_shape)?,
+        )),
+        Some(members) => Err(AutogradError::BufferLength {
+            what: "per-member batch (members)",
+            len: members,
+            expected: g.members(),
+        }),
+    }
 }
 
 /// Completes a [`LogJoint::evaluate`] whose `(ℓ, π)` were recorded on `g`: differentiates

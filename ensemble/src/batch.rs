@@ -53,6 +53,16 @@ impl MiniBatcher {
         sampling: Sampling,
         seed: u64,
     ) -> Result<MiniBatcher, EnsembleError> {
+        MiniBatcher::with_stream(n, batch_size, sampling, seed, usize::MAX)
+    }
+
+    fn with_stream(
+        n: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+        stream: usize,
+    ) -> Result<MiniBatcher, EnsembleError> {
         if n == 0 || batch_size == 0 {
             return Err(EnsembleError::EmptyBatch);
         }
@@ -60,7 +70,7 @@ impl MiniBatcher {
             n,
             batch: batch_size.min(n),
             sampling,
-            rng: member_rng(seed, usize::MAX),
+            rng: member_rng(seed, stream),
             order: (0..n).collect(),
             cursor: n,
             indices: Vec::with_capacity(batch_size.min(n)),
@@ -134,6 +144,84 @@ impl MiniBatcher {
         for &i in &self.indices {
             x_batch.extend_from_slice(&x[i * dx..(i + 1) * dx]);
             y_batch.extend_from_slice(&y[i * dy..(i + 1) * dy]);
+        }
+    }
+}
+
+/// Mini-batches with a data order of each member's own: member `e` draws from the stream
+/// `(seed, e)`, so its batches do not depend on the other members. Batches are stacked
+/// `[E, |B|, ·]` for [`Batch::per_member`](flock_autograd::Batch::per_member).
+///
+/// ```
+/// use flock_autograd::Batch;
+/// use flock_ensemble::{PerMemberBatcher, Sampling};
+/// let x: Vec<f64> = (0..10).map(f64::from).collect();
+/// let mut batches = PerMemberBatcher::new(10, 4, Sampling::WithoutReplacement, 0, 3)?;
+/// let (mut xb, mut yb) = (Vec::new(), Vec::new());
+/// batches.next_batch(&x, &x, &mut xb, &mut yb);
+/// let batch = Batch::per_member(&xb, &yb, 4, 3)?;
+/// assert_eq!((xb.len(), batches.scale()), (12, 2.5));
+/// # let _ = batch;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PerMemberBatcher {
+    members: Vec<MiniBatcher>,
+}
+
+impl PerMemberBatcher {
+    /// Batches of `batch_size` from `n` examples for each of `members` members.
+    ///
+    /// # Errors
+    /// [`EnsembleError::EmptyBatch`] when `n` or `batch_size` is 0;
+    /// [`EnsembleError::ZeroMembers`] when `members` is 0.
+    pub fn new(
+        n: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+        members: usize,
+    ) -> Result<PerMemberBatcher, EnsembleError> {
+        if members == 0 {
+            return Err(EnsembleError::ZeroMembers);
+        }
+        let members = (0..members)
+            .map(|e| MiniBatcher::with_stream(n, batch_size, sampling, seed, e))
+            .collect::<Result<_, _>>()?;
+        Ok(PerMemberBatcher { members })
+    }
+
+    /// `N/|B|` (1 for full batches).
+    pub fn scale(&self) -> f64 {
+        self.members[0].scale()
+    }
+
+    /// Examples per member and batch.
+    pub fn batch_size(&self) -> usize {
+        self.members[0].batch_size()
+    }
+
+    /// Member `e`'s batcher (its index stream).
+    pub fn member(&mut self, e: usize) -> &mut MiniBatcher {
+        &mut self.members[e]
+    }
+
+    /// Gathers every member's next batch, stacked `[E, |B|, ·]`, into `x_batch` and `y_batch`.
+    pub fn next_batch<T: Copy>(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        x_batch: &mut Vec<T>,
+        y_batch: &mut Vec<T>,
+    ) {
+        x_batch.clear();
+        y_batch.clear();
+        for batcher in &mut self.members {
+            let (dx, dy) = (x.len() / batcher.n, y.len() / batcher.n);
+            for &i in batcher.next_indices() {
+                x_batch.extend_from_slice(&x[i * dx..(i + 1) * dx]);
+                y_batch.extend_from_slice(&y[i * dy..(i + 1) * dy]);
+            }
         }
     }
 }

@@ -13,7 +13,8 @@
 //! - [`ensemble_predict`] evaluates every member on new inputs.
 //! - [`model`]: Pattern C — a model written once with `sample` / `observe` sites gives the
 //!   parameter layout, the split log-density and a log-joint.
-//! - [`MiniBatcher`]: mini-batches with or without replacement and their `scale`.
+//! - [`MiniBatcher`]: mini-batches with or without replacement and their `scale`;
+//!   [`PerMemberBatcher`]: a data order of each member's own.
 
 mod batch;
 mod error;
@@ -24,7 +25,7 @@ mod rng;
 mod state;
 mod step;
 
-pub use batch::{MiniBatcher, Sampling};
+pub use batch::{MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
 pub use predict::{Predictions, ensemble_predict};

@@ -86,8 +86,9 @@ pub(crate) fn check_batch<T: Element>(batch: &Batch<'_, T>) -> Result<(), Ensemb
     if batch.rows == 0 {
         return Err(EnsembleError::EmptyBatch);
     }
+    let rows = batch.rows * batch.per_member.unwrap_or(1);
     for (what, buf) in [("x", batch.x), ("y", batch.y)] {
-        if buf.is_empty() || buf.len() % batch.rows != 0 {
+        if buf.is_empty() || buf.len() % rows != 0 {
             return Err(EnsembleError::BatchShape {
                 what,
                 len: buf.len(),

@@ -86,6 +86,7 @@ fn step_errors_leave_the_state_unchanged() {
                 x: &x,
                 y: &[1.0, 2.0],
                 rows: 3,
+                per_member: None,
             },
             1.0,
             1.0,
@@ -100,6 +101,7 @@ fn step_errors_leave_the_state_unchanged() {
                 x: &[],
                 y: &[],
                 rows: 0,
+                per_member: None,
             },
             1.0,
             1.0,
@@ -110,6 +112,7 @@ fn step_errors_leave_the_state_unchanged() {
                 x: &[0.1, f64::NAN, 0.3],
                 y: &x,
                 rows: 3,
+                per_member: None,
             },
             1.0,
             1.0,
@@ -123,6 +126,7 @@ fn step_errors_leave_the_state_unchanged() {
                 x: &x,
                 y: &x,
                 rows: 3,
+                per_member: None,
             },
             0.0,
             1.0,
@@ -137,6 +141,7 @@ fn step_errors_leave_the_state_unchanged() {
                 x: &x,
                 y: &x,
                 rows: 3,
+                per_member: None,
             },
             1.0,
             f64::NAN,
@@ -222,4 +227,54 @@ fn members_do_not_depend_on_ensemble_size_or_threads() {
         let b: Vec<u64> = small.member(e).iter().map(|v| v.to_bits()).collect();
         assert_eq!(a, b, "member {e}");
     }
+}
+
+/// With per-member batches, member e trains exactly as a one-member ensemble fed member e's
+/// batches would.
+#[test]
+fn per_member_batches_keep_members_independent() {
+    let (layout, mlp) = setup();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let x: Vec<f64> = (0..40).map(|i| i as f64 / 20.0 - 1.0).collect();
+    let y: Vec<f64> = x.iter().map(|v| (3.0 * v).sin()).collect();
+    let mut ensemble = ensemble_init(&layout, init(&layout, &mlp), &opt, 3, 5).unwrap();
+    let mut single = EnsembleState::from_params(
+        Parameters::from_values(layout.clone(), 1, ensemble.params.member(1).to_vec()).unwrap(),
+        &opt,
+    )
+    .unwrap();
+    let mut batches = PerMemberBatcher::new(40, 8, Sampling::WithoutReplacement, 9, 3).unwrap();
+    let mut lj = log_joint(&layout, mlp);
+    let (mut xb, mut yb) = (Vec::new(), Vec::new());
+    let scale = batches.scale();
+    for _ in 0..25 {
+        batches.next_batch(&x, &y, &mut xb, &mut yb);
+        let batch = Batch::per_member(&xb, &yb, 8, 3).unwrap();
+        ensemble_step(&mut ensemble, batch, &mut lj, &opt, 1.0, scale).unwrap();
+        let (x1, y1) = (&xb[8..16], &yb[8..16]);
+        ensemble_step(
+            &mut single,
+            Batch::new(x1, y1, 8).unwrap(),
+            &mut lj,
+            &opt,
+            1.0,
+            scale,
+        )
+        .unwrap();
+    }
+    let a: Vec<u64> = ensemble
+        .params
+        .member(1)
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let b: Vec<u64> = single
+        .params
+        .member(0)
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    assert_eq!(a, b);
+    // The members really saw different data.
+    assert_ne!(&xb[..8], &xb[8..16]);
 }
