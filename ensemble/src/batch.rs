@@ -29,6 +29,8 @@ pub enum Sampling {
 /// batches.next_batch(&x, &x, &mut xb, &mut yb);
 /// assert_eq!(xb.len(), 4);
 /// assert_eq!(xb, yb);
+/// assert_eq!((batches.batch_size(), batches.is_full_batch()), (4, false));
+/// assert_eq!(batches.next_indices().len(), 4);
 /// # Ok::<(), flock_ensemble::EnsembleError>(())
 /// ```
 #[derive(Clone, Debug)]

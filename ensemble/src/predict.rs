@@ -41,6 +41,7 @@ impl<T: Copy> Predictions<T> {
 ///     g.squeeze_last(f)
 /// }, &x_new, 3)?;
 /// assert_eq!((preds.members, preds.points, preds.outputs), (3, 3, 1));
+/// assert_eq!(preds.member(2).len(), 3);
 /// # Ok::<(), flock_ensemble::EnsembleError>(())
 /// ```
 ///

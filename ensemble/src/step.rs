@@ -49,6 +49,7 @@ use crate::{EnsembleError, EnsembleLoss, EnsembleState};
 /// }
 /// let last = ensemble_step(&mut state, batch, &mut log_joint, &optimizer, 1.0, 1.0)?;
 /// assert!(last.iter().zip(&first).all(|(l, f)| l < f));
+/// assert!(state.diverged().is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
