@@ -266,3 +266,45 @@ proptest! {
         check_reductions::<f64>(members, n, &xs, &ys, whole);
     }
 }
+
+fn check_adam<T: Element>(gs: &[f64], ms: &[f64], vs: &[f64], t: i32) {
+    let to = |x: &[f64]| x.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+    let (b1, b2) = (0.9, 0.999);
+    let c = elementwise::AdamCoefficients {
+        b1: T::from_f64(b1),
+        b2: T::from_f64(b2),
+        one_minus_b1: T::from_f64(1.0 - b1),
+        one_minus_b2: T::from_f64(1.0 - b2),
+        bias_correction1: T::from_f64(1.0 - b1.powi(t)),
+        bias_correction2: T::from_f64(1.0 - b2.powi(t)),
+        eps: T::from_f64(1e-8),
+        eps_root: T::from_f64(0.0),
+    };
+    // Second moments are non-negative.
+    let vs: Vec<f64> = vs.iter().map(|v| v.abs()).collect();
+    let (mut g1, mut m1, mut v1) = (to(gs), to(ms), to(&vs));
+    let (mut g2, mut m2, mut v2) = (g1.clone(), m1.clone(), v1.clone());
+    elementwise::adam_update(&mut g1, &mut m1, &mut v1, c);
+    elementwise::adam::naive::adam_update(&mut g2, &mut m2, &mut v2, c);
+    let bits = |x: &[T]| x.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&g1), bits(&g2), "updates");
+    assert_eq!(bits(&m1), bits(&m2), "first moments");
+    assert_eq!(bits(&v1), bits(&v2), "second moments");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The SIMD Adam pass is bitwise the scalar formula, tails included.
+    #[test]
+    fn adam_update_is_bitwise_naive(
+        n in len(),
+        gs in values(100),
+        ms in values(100),
+        vs in values(100),
+        t in 1i32..2000,
+    ) {
+        check_adam::<f32>(&gs[..n], &ms[..n], &vs[..n], t);
+        check_adam::<f64>(&gs[..n], &ms[..n], &vs[..n], t);
+    }
+}

@@ -4,6 +4,7 @@
 //! shape as the parameters, counts are per member.
 
 use flock_kernels::Element;
+use flock_kernels::elementwise::{AdamCoefficients, adam_update};
 
 use crate::base::{GradientTransformation, MemberState, Params, assert_len, members_mut};
 use crate::error::{OptimError, check, check_decay, check_nonnegative};
@@ -117,11 +118,17 @@ impl<T: Element> GradientTransformation<T> for ScaleByAdam {
                     *g = m_hat / ((*v / bc2 + eps_root).sqrt() + eps);
                 }
             } else {
-                for ((g, m), v) in u.iter_mut().zip(mu.iter_mut()).zip(nu.iter_mut()) {
-                    *m = one_b1 * *g + b1 * *m;
-                    *v = one_b2 * (*g * *g) + b2 * *v;
-                    *g = (*m / bc1) / ((*v / bc2 + eps_root).sqrt() + eps);
-                }
+                let coefficients = AdamCoefficients {
+                    b1,
+                    b2,
+                    one_minus_b1: one_b1,
+                    one_minus_b2: one_b2,
+                    bias_correction1: bc1,
+                    bias_correction2: bc2,
+                    eps,
+                    eps_root,
+                };
+                adam_update(u, mu, nu, coefficients);
             }
         }
     }

@@ -40,12 +40,31 @@ impl Precision {
         }
     }
 
+    /// `cos x`: in the f32 modes, the C library's `cosf` — what XLA calls on the CPU (glibc's
+    /// `cosf` is within an ulp but not always correctly rounded; optax's schedules inherit that).
+    #[inline]
+    fn cos(self, x: f64) -> f64 {
+        match self {
+            Precision::F64 => x.cos(),
+            Precision::Optax | Precision::OptaxJit => f64::from((x as f32).cos()),
+        }
+    }
+
     /// `1 − t/steps`: XLA compiles it to `fma(−t, 1/steps, 1)` in f32.
     #[inline]
     fn one_minus_ratio(self, t: f64, steps: f64) -> f64 {
         match self {
             Precision::OptaxJit => self.f32((-t).mul_add(self.f32(1.0 / steps), 1.0)),
             _ => self.f32(1.0 - self.f32(t / steps)),
+        }
+    }
+
+    /// `a·b + c` in f64, fused into one rounding under `jit` (XLA contracts it).
+    #[inline]
+    fn mul_add_f64(self, a: f64, b: f64, c: f64) -> f64 {
+        match self {
+            Precision::OptaxJit => a.mul_add(b, c),
+            _ => a * b + c,
         }
     }
 
@@ -67,6 +86,9 @@ type ScheduleFn = dyn Fn(f64, Precision) -> f64 + Send + Sync;
 pub struct Schedule {
     name: &'static str,
     f: Arc<ScheduleFn>,
+    /// Whether optax returns float32 for an int32 count (its arithmetic starts from a float32
+    /// conversion of the count); a join with such a part is float32 as a whole.
+    f32_valued: bool,
 }
 
 impl fmt::Debug for Schedule {
@@ -81,13 +103,19 @@ impl Schedule {
         Schedule {
             name,
             f: Arc::new(move |c, _| f(c)),
+            f32_valued: false,
         }
     }
     fn new(name: &'static str, f: impl Fn(f64, Precision) -> f64 + Send + Sync + 'static) -> Self {
         Schedule {
             name,
             f: Arc::new(f),
+            f32_valued: false,
         }
+    }
+    fn f32_valued(mut self) -> Self {
+        self.f32_valued = true;
+        self
     }
     /// The value at step `count`, exactly (optax's value for a Python `int` step).
     pub fn value(&self, count: u64) -> f64 {
@@ -148,6 +176,7 @@ pub fn polynomial_schedule(
         let (init, end) = (pr.f32(init_value), pr.f32(end_value));
         pr.mul_add(pr.f32(init - end), pr.f32(p), end)
     })
+    .f32_valued()
 }
 
 /// `init·((1 − α)·(½(1 + cos(π·min(count, T)/T)))^exponent + α)`.
@@ -164,15 +193,17 @@ pub fn cosine_decay_schedule(
         "a positive number of steps",
     )?;
     let steps = decay_steps as f64;
+    // optax converts the int32 count to a weakly typed float here, so with x64 the whole
+    // schedule is f64 (only its `(1 − α)·x + α` is fused under jit).
     Ok(Schedule::new("cosine_decay", move |count, pr| {
         let t = count.min(steps);
-        let cosine = pr.f32(0.5 * pr.f32(1.0 + pr.f32(pr.f32(pr.f32(PI) * t) / steps).cos()));
+        let cosine = 0.5 * (1.0 + (PI * t / steps).cos());
         let pow = if exponent == 1.0 {
             cosine
         } else {
-            pr.f32(cosine.powf(exponent))
+            cosine.powf(exponent)
         };
-        pr.f32(pr.f32(init_value) * pr.mul_add(pr.f32(1.0 - alpha), pow, pr.f32(alpha)))
+        init_value * pr.mul_add_f64(1.0 - alpha, pow, alpha)
     }))
 }
 
@@ -263,7 +294,8 @@ pub fn exponential_decay(
             Some(end) => v.min(pr.f32(end)),
             None => v,
         }
-    }))
+    })
+    .f32_valued())
 }
 
 /// `init_value`, multiplied by `scale` from step `boundary` on, for each `(boundary, scale)`.
@@ -285,16 +317,25 @@ pub fn piecewise_constant_schedule(
 }
 
 /// `schedules[0]` until `boundaries[0]`, then `schedules[1]` restarted at 0, and so on.
+///
+/// optax selects with `jnp.where`, so when any part is float32 for an int32 count, every part's
+/// value is rounded to float32.
 pub fn join_schedules(schedules: Vec<Schedule>, boundaries: Vec<u64>) -> Schedule {
-    Schedule::new("join_schedules", move |step, pr| {
+    let f32_valued = schedules.iter().any(|s| s.f32_valued);
+    let joined = Schedule::new("join_schedules", move |step, pr| {
         let mut output = schedules[0].at(step, pr);
         for (&boundary, schedule) in boundaries.iter().zip(&schedules[1..]) {
             if step >= boundary as f64 {
                 output = schedule.at(step - boundary as f64, pr);
             }
         }
-        output
-    })
+        if f32_valued { pr.f32(output) } else { output }
+    });
+    if f32_valued {
+        joined.f32_valued()
+    } else {
+        joined
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -325,9 +366,10 @@ fn piecewise_interpolate(
                 let pct = pr.f32((count - bounds[i]) / (bounds[i + 1] - bounds[i]).max(1.0));
                 let (start, end) = (values[i], values[i + 1]);
                 out += match kind {
-                    Interpolation::Linear => start + pct * (end - start),
+                    Interpolation::Linear => pr.mul_add_f64(pct, end - start, start),
                     Interpolation::Cosine => {
-                        end + (start - end) / 2.0 * (pr.f32(pr.f32(pr.f32(PI) * pct).cos()) + 1.0)
+                        let cos_plus_one = pr.f32(pr.cos(pr.f32(pr.f32(PI) * pct)) + 1.0);
+                        pr.mul_add_f64((start - end) / 2.0, cos_plus_one, end)
                     }
                 };
             }

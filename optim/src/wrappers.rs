@@ -117,9 +117,14 @@ impl<T: Element, S: MemberState> MemberState for MultiStepsState<T, S> {
 pub struct MultiSteps<G> {
     inner: G,
     every_k: u64,
+    f32_accumulator: bool,
 }
 
 /// optax `MultiSteps(inner, every_k_schedule=k).gradient_transformation()`.
+///
+/// As in optax, the running mean of the micro-batch gradients is *stored* in float32 (optax's
+/// default `accumulator_dtype`) while each step's arithmetic is in the parameters' precision;
+/// [`MultiSteps::with_full_precision_accumulator`] keeps it in `T` instead.
 pub fn multi_steps<G>(inner: G, every_k: u64) -> Result<MultiSteps<G>, OptimError> {
     check(
         "every_k_schedule",
@@ -127,7 +132,20 @@ pub fn multi_steps<G>(inner: G, every_k: u64) -> Result<MultiSteps<G>, OptimErro
         every_k >= 1,
         "at least 1 step",
     )?;
-    Ok(MultiSteps { inner, every_k })
+    Ok(MultiSteps {
+        inner,
+        every_k,
+        f32_accumulator: true,
+    })
+}
+
+impl<G> MultiSteps<G> {
+    /// Stores the accumulated gradients in the parameters' precision (optax's
+    /// `accumulator_dtype=None` under x64).
+    pub fn with_full_precision_accumulator(mut self) -> Self {
+        self.f32_accumulator = false;
+        self
+    }
 }
 
 impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for MultiSteps<G> {
@@ -150,6 +168,12 @@ impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for Mul
         if state.mini_step + 1 < self.every_k {
             updates.iter_mut().for_each(|v| *v = T::ZERO);
             state.mini_step += 1;
+            if self.f32_accumulator {
+                // optax keeps the unrounded mean for this step and stores it as float32.
+                for acc in state.acc_grads.iter_mut() {
+                    *acc = T::from_f64(acc.to_f64() as f32 as f64);
+                }
+            }
         } else {
             updates.copy_from_slice(&state.acc_grads);
             self.inner.update(updates, &mut state.inner, params);

@@ -32,6 +32,7 @@
 //! `cargo test -p flock-kernels --release --test accuracy -- --nocapture`.
 
 mod activation;
+pub mod adam;
 pub mod blas1;
 mod map;
 pub mod math;
@@ -41,6 +42,7 @@ pub use activation::{
     Activation, Store, activate_in_place, activation_backward, bias_activation_backward,
     bias_activation_forward, naive as activation_naive,
 };
+pub use adam::{AdamCoefficients, adam_update};
 pub use blas1::{add_assign, axpy, scale};
 pub use math::{exp, ln, ln_1p, relu, sigmoid, softplus, tanh};
 pub use reduce::{dot_per_member, sum_per_member, sum_squares_per_member};

@@ -1,0 +1,118 @@
+//! Adam's per-element moment update and rescaling, as one SIMD pass.
+
+use crate::simd::MAX_LANES;
+use crate::{Element, SimdVector};
+
+/// The scalars of one member's Adam step (`bc₁ = 1 − β₁ᵗ`, `bc₂ = 1 − β₂ᵗ`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamCoefficients<T> {
+    /// `β₁`.
+    pub b1: T,
+    /// `β₂`.
+    pub b2: T,
+    /// `1 − β₁`.
+    pub one_minus_b1: T,
+    /// `1 − β₂`.
+    pub one_minus_b2: T,
+    /// `1 − β₁ᵗ`.
+    pub bias_correction1: T,
+    /// `1 − β₂ᵗ`.
+    pub bias_correction2: T,
+    /// `ε` added outside the square root.
+    pub eps: T,
+    /// `ε` added inside the square root.
+    pub eps_root: T,
+}
+
+#[inline(always)]
+fn step<V: SimdVector>(g: V, m: V, v: V, c: &AdamCoefficients<V>) -> (V, V, V) {
+    let m = c.one_minus_b1 * g + c.b1 * m;
+    let v = c.one_minus_b2 * (g * g) + c.b2 * v;
+    let u = (m / c.bias_correction1) / ((v / c.bias_correction2 + c.eps_root).sqrt() + c.eps);
+    (u, m, v)
+}
+
+/// In place over one member's block: `m ← (1−β₁)·g + β₁·m`, `v ← (1−β₂)·g² + β₂·v`,
+/// `g ← (m/bc₁) / (√(v/bc₂ + ε_root) + ε)` — optax's `scale_by_adam`, operation for operation
+/// (no fused multiply-adds), so the result is bitwise [`naive::adam_update`]'s.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoefficients<T>) {
+    assert!(
+        g.len() == m.len() && g.len() == v.len(),
+        "adam_update: g, m, v have {}, {}, {} elements",
+        g.len(),
+        m.len(),
+        v.len()
+    );
+    let s = T::Vector::splat;
+    let cv = AdamCoefficients {
+        b1: s(c.b1),
+        b2: s(c.b2),
+        one_minus_b1: s(c.one_minus_b1),
+        one_minus_b2: s(c.one_minus_b2),
+        bias_correction1: s(c.bias_correction1),
+        bias_correction2: s(c.bias_correction2),
+        eps: s(c.eps),
+        eps_root: s(c.eps_root),
+    };
+    let lanes = T::Vector::LANES;
+    let body = g.len() - g.len() % lanes;
+    for ((gc, mc), vc) in g[..body]
+        .chunks_exact_mut(lanes)
+        .zip(m[..body].chunks_exact_mut(lanes))
+        .zip(v[..body].chunks_exact_mut(lanes))
+    {
+        // SAFETY: every chunk holds exactly `lanes` elements.
+        unsafe {
+            let (u, m2, v2) = step(
+                T::Vector::load(gc.as_ptr()),
+                T::Vector::load(mc.as_ptr()),
+                T::Vector::load(vc.as_ptr()),
+                &cv,
+            );
+            u.store(gc.as_mut_ptr());
+            m2.store(mc.as_mut_ptr());
+            v2.store(vc.as_mut_ptr());
+        }
+    }
+    let tail = g.len() - body;
+    if tail > 0 {
+        let mut buf = [[T::ZERO; MAX_LANES]; 3];
+        buf[0][..tail].copy_from_slice(&g[body..]);
+        buf[1][..tail].copy_from_slice(&m[body..]);
+        buf[2][..tail].copy_from_slice(&v[body..]);
+        // SAFETY: each buffer holds MAX_LANES ≥ lanes elements.
+        unsafe {
+            let (u, m2, v2) = step(
+                T::Vector::load(buf[0].as_ptr()),
+                T::Vector::load(buf[1].as_ptr()),
+                T::Vector::load(buf[2].as_ptr()),
+                &cv,
+            );
+            u.store(buf[0].as_mut_ptr());
+            m2.store(buf[1].as_mut_ptr());
+            v2.store(buf[2].as_mut_ptr());
+        }
+        g[body..].copy_from_slice(&buf[0][..tail]);
+        m[body..].copy_from_slice(&buf[1][..tail]);
+        v[body..].copy_from_slice(&buf[2][..tail]);
+    }
+}
+
+/// The scalar reference.
+pub mod naive {
+    use super::AdamCoefficients;
+    use crate::Element;
+
+    /// Reference for [`super::adam_update`].
+    pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoefficients<T>) {
+        for ((g, m), v) in g.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m = c.one_minus_b1 * *g + c.b1 * *m;
+            *v = c.one_minus_b2 * (*g * *g) + c.b2 * *v;
+            *g =
+                (*m / c.bias_correction1) / ((*v / c.bias_correction2 + c.eps_root).sqrt() + c.eps);
+        }
+    }
+}
