@@ -18,8 +18,9 @@ use crate::error::check;
 /// training trajectories match optax's bit for bit up to transcendental-function ulps;
 /// [`Precision::F64`] is the exact schedule (what optax returns for a Python `int` step).
 /// Under `jax.jit` (as pyrox runs every step), XLA also contracts `a·b + c` into one fused
-/// multiply-add, which changes the last f32 bit of a warmup's learning rate:
-/// [`Precision::OptaxJit`] reproduces that.
+/// multiply-add and turns a division into a multiplication by the reciprocal, which changes the
+/// last f32 bit of a warmup's or a one-cycle's learning rate: [`Precision::OptaxJit`] reproduces
+/// that (and takes f32 cosines from the C library's `cosf`, as XLA does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
     /// Every operation in f64.
@@ -47,6 +48,15 @@ impl Precision {
         match self {
             Precision::F64 => x.cos(),
             Precision::Optax | Precision::OptaxJit => f64::from((x as f32).cos()),
+        }
+    }
+
+    /// `a/b` in f32; XLA compiles a division to a multiplication by the reciprocal.
+    #[inline]
+    fn ratio(self, a: f64, b: f64) -> f64 {
+        match self {
+            Precision::OptaxJit => self.f32(self.f32(a) * self.f32(1.0 / b)),
+            _ => self.f32(a / b),
         }
     }
 
@@ -363,7 +373,7 @@ fn piecewise_interpolate(
         let mut out = 0.0;
         for i in 0..bounds.len() - 1 {
             if bounds[i] <= count && count < bounds[i + 1] {
-                let pct = pr.f32((count - bounds[i]) / (bounds[i + 1] - bounds[i]).max(1.0));
+                let pct = pr.ratio(count - bounds[i], (bounds[i + 1] - bounds[i]).max(1.0));
                 let (start, end) = (values[i], values[i + 1]);
                 out += match kind {
                     Interpolation::Linear => pr.mul_add_f64(pct, end - start, start),

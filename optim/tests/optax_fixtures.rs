@@ -13,20 +13,6 @@ use serde_json::Value;
 
 const LEAVES: [&str; 2] = ["w", "b"];
 
-/// Files that do not yet match at 1e-10 and the relative tolerance they do meet, with the reason
-/// as far as it is known. Every other file is held to 1e-10 relative (1e-13 absolute). These are
-/// open work (see the optim issue), not accepted behaviour.
-fn known_deviation(file: &str) -> Option<f64> {
-    match file {
-        // The one-cycle schedule takes a float32 cos of a float32 phase. flock calls the C
-        // library's cosf, which is what XLA uses for a lone cos; inside this schedule's fused
-        // kernel XLA's cos differs from it by an ulp at 5 of the 60 steps (17, 51, 53, 57, …),
-        // which moves the trajectory by up to 3e-8 relative from step 17 on.
-        "sgd_cosine_onecycle.json" => Some(1e-6),
-        _ => None,
-    }
-}
-
 /// Member-major buffer from `{leaf: [member][...]}`.
 fn member_major(v: &Value, members: usize) -> (Vec<f64>, Layout) {
     let per_leaf: Vec<Vec<Vec<f64>>> = LEAVES
@@ -130,7 +116,7 @@ fn replay(path: &std::path::Path) -> Option<usize> {
             );
             apply_updates(&mut params, &updates);
             let (want, _) = member_major(&expected[t + 1], members);
-            let rel = known_deviation(&name).unwrap_or(1e-10);
+            let rel = 1e-10;
             for (i, (&got, &want)) in params.iter().zip(&want).enumerate() {
                 let ok = (got.is_nan() && want.is_nan())
                     || (got - want).abs() <= 1e-13 + rel * want.abs();
