@@ -115,6 +115,16 @@ impl MixturePredictive {
         self.means[m * self.points + i]
     }
 
+    /// The σ every component has at point `i`, when they share one (shared or per-point σ).
+    #[inline]
+    pub fn common_sigma(&self, i: usize) -> Option<f64> {
+        match &self.sigma {
+            Sigma::Shared(s) => Some(*s),
+            Sigma::PerPoint(s) => Some(s[i]),
+            Sigma::PerComponent(_) => None,
+        }
+    }
+
     /// `σₘᵢ`.
     #[inline]
     pub fn sigma_of(&self, m: usize, i: usize) -> f64 {
@@ -128,7 +138,7 @@ impl MixturePredictive {
     /// The mixture's distribution function at point `i`: `Fᵢ(y) = (1/M) Σₘ Φ((y − μₘᵢ)/σₘᵢ)`.
     pub fn cdf(&self, i: usize, y: f64) -> f64 {
         let total: f64 = (0..self.components)
-            .map(|m| normal::cdf((y - self.mean_of(m, i)) / self.sigma_of(m, i)))
+            .map(|m| normal::cdf_pdf((y - self.mean_of(m, i)) / self.sigma_of(m, i)).0)
             .sum();
         total / self.components as f64
     }
@@ -138,7 +148,7 @@ impl MixturePredictive {
         let total: f64 = (0..self.components)
             .map(|m| {
                 let s = self.sigma_of(m, i);
-                normal::pdf((y - self.mean_of(m, i)) / s) / s
+                normal::cdf_pdf((y - self.mean_of(m, i)) / s).1 / s
             })
             .sum();
         total / self.components as f64
@@ -162,8 +172,9 @@ impl MixturePredictive {
         for m in 0..self.components {
             let s = self.sigma_of(m, i);
             let z = (y - self.mean_of(m, i)) / s;
-            let phi = normal::pdf(z) / s;
-            cdf += normal::cdf(z);
+            let (big_phi, small_phi) = normal::cdf_pdf(z);
+            let phi = small_phi / s;
+            cdf += big_phi;
             pdf += phi;
             slope -= z / s * phi;
         }
@@ -231,7 +242,13 @@ impl MixturePredictive {
                 0.5 * (lo + hi)
             };
             let tol = 1e-14 * (1.0 + x.abs());
-            if (next - x).abs() <= tol || hi - lo <= tol {
+            // Halley converges cubically: once a step is below ~1e-5 of the scale, the error
+            // left after it is below 1e-15, so the step is taken without another evaluation.
+            let scale = 1e-5 * (hi - lo).max(self.sigma_of(0, i));
+            if (next - x).abs() <= tol
+                || hi - lo <= tol
+                || (next == candidate && step.abs() <= scale)
+            {
                 return Ok(next);
             }
             x = next;

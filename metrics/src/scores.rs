@@ -50,13 +50,16 @@ pub struct ExactScores {
 /// `A(μ, s) = E|X|` for `X ~ N(μ, s²)`: `μ(2Φ(μ/s) − 1) + 2sφ(μ/s)`.
 #[inline]
 fn abs_moment(mu: f64, s: f64) -> f64 {
-    let z = mu / s;
-    mu * (2.0 * normal::cdf(z) - 1.0) + 2.0 * s * normal::pdf(z)
+    let (big_phi, small_phi) = normal::cdf_pdf(mu / s);
+    mu * (2.0 * big_phi - 1.0) + 2.0 * s * small_phi
 }
 
 /// Closed-form CRPS of point `i`'s mixture at `y` (Grimit et al., 2006):
 /// `(1/M)Σₘ A(y − μₘ, σₘ) − (1/2M²) Σₘ Σₖ A(μₘ − μₖ, √(σₘ² + σₖ²))`.
 pub fn crps(pred: &MixturePredictive, i: usize, y: f64) -> f64 {
+    if let Some(sigma) = pred.common_sigma(i) {
+        return crps_common_sigma(pred, i, y, sigma);
+    }
     let m_count = pred.components();
     let inv = 1.0 / m_count as f64;
     let mut first = 0.0;
@@ -72,6 +75,49 @@ pub fn crps(pred: &MixturePredictive, i: usize, y: f64) -> f64 {
         }
     }
     first * inv - 0.5 * pairs * inv * inv
+}
+
+/// [`crps`] when every component has the same σ at point `i`. With `s = √2σ` and the means
+/// sorted, each pair term is `A(d, s) = d + 2s·g(d/s)` for `d = μₖ − μₘ ≥ 0`, where
+/// `g(t) = φ(t) − t·Φ(−t)`: `Σ d` over pairs takes one pass over the sorted means, and `g` is
+/// summed only while it is not negligible (`t < 9`: `g(9) < 1e-19`).
+fn crps_common_sigma(pred: &MixturePredictive, i: usize, y: f64, sigma: f64) -> f64 {
+    let m_count = pred.components();
+    let inv = 1.0 / m_count as f64;
+    T_SCRATCH.with(|cell| {
+        let mut means = cell.borrow_mut();
+        means.clear();
+        means.extend((0..m_count).map(|m| pred.mean_of(m, i)));
+        means.sort_by(f64::total_cmp);
+        let mut first = 0.0;
+        for &mu in means.iter() {
+            first += abs_moment(y - mu, sigma);
+        }
+        let s = core::f64::consts::SQRT_2 * sigma;
+        let inv_s = 1.0 / s;
+        // Σ_{m<k} (μₖ − μₘ) = Σₖ (2k − M + 1)·μₖ over the sorted means.
+        let mut distance_sum = 0.0;
+        let mut g_sum = 0.0;
+        for (k, &mu_k) in means.iter().enumerate() {
+            distance_sum += (2.0 * k as f64 - (m_count as f64 - 1.0)) * mu_k;
+            for &mu_j in &means[k + 1..] {
+                let t = (mu_j - mu_k) * inv_s;
+                if t >= 9.0 {
+                    break;
+                }
+                let (big_phi, small_phi) = normal::cdf_pdf(-t);
+                g_sum += small_phi - t * big_phi;
+            }
+        }
+        // Diagonal terms A(0, s) = 2s·φ(0) = 2s·g(0).
+        let diagonal = m_count as f64 * 2.0 * s * normal::pdf(0.0);
+        let pairs = diagonal + 2.0 * (distance_sum + 2.0 * s * g_sum);
+        first * inv - 0.5 * pairs * inv * inv
+    })
+}
+
+thread_local! {
+    static T_SCRATCH: core::cell::RefCell<Vec<f64>> = const { core::cell::RefCell::new(Vec::new()) };
 }
 
 /// Every exact score of `pred` against the observations `y_obs` (and `y_truth` when known), at
