@@ -1,9 +1,13 @@
 //! # flock-runner — Layers 2 and 3
 //!
-//! Built so far: [`seed`], the seed tutorial's problem (data, MLP, log-joint, fixture loading and
-//! its summary table), and [`patterns`], the tutorial's three ways to drive the Layer 1
-//! primitives. The examples `pattern_a`, `pattern_b`, `pattern_c` and `seed_tutorial` run them.
-//! The runners (`EnsembleMAP`, `EnsembleVI`) and the one-shot sugar come next.
+//! - [`map`]: `EnsembleMAP` (`init` / `update` / `run`, a fused loop with callbacks, per-member
+//!   freezing, best-parameter keeping and divergence handling) and the one-shot `ensemble_map`.
+//! - [`seed`]: the seed tutorial's problem (data, MLP, log-joint, fixture loading, its table).
+//! - [`patterns`]: the tutorial's three ways to drive the Layer 1 primitives; the examples
+//!   `pattern_a`, `pattern_b`, `pattern_c` and `seed_tutorial` run them.
+//!
+//! Next: `EnsembleVI`, checkpoints and the `flock` command.
 
+pub mod map;
 pub mod patterns;
 pub mod seed;

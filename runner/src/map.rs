@@ -1,0 +1,539 @@
+//! Layer 2: `EnsembleMAP` — `init` / `update` / `run` over the Layer 1 primitives, with a fused
+//! training loop that can stop early, freeze members and survive diverging ones.
+
+use std::fmt;
+use std::time::Instant;
+
+use flock_autograd::{Batch, LogJoint, ParamLayout, Parameters};
+use flock_ensemble::{
+    EnsembleError, EnsembleState, MemberRng, MiniBatcher, Sampling, ensemble_init, ensemble_step,
+};
+use flock_kernels::Element;
+use flock_optim::{Adam, AdamConfig, GradientTransformation, MemberState, OptimError, adam};
+
+/// What a run gives back: the final (or best) parameters and every member's loss curve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnsembleResult<T> {
+    /// Parameters after the run (each member's best, with [`RunOptions::keep_best`]).
+    pub params: Parameters<T>,
+    /// `losses[e·steps + t]`: member `e`'s loss returned by step `t` (at the parameters before
+    /// that step's update), shape `[E, steps]` like pyrox's.
+    pub losses: Vec<T>,
+    /// Steps taken.
+    pub steps: usize,
+    /// Whether a callback stopped the run before `num_epochs`.
+    pub stopped_early: bool,
+    /// Members that diverged (non-finite loss or gradient) and the step at which they did; they
+    /// keep their last finite parameters.
+    pub diverged: Vec<Divergence>,
+}
+
+impl<T: Copy> EnsembleResult<T> {
+    /// Member `e`'s loss curve.
+    pub fn member_losses(&self, e: usize) -> &[T] {
+        &self.losses[e * self.steps..(e + 1) * self.steps]
+    }
+}
+
+/// A member that diverged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The member.
+    pub member: usize,
+    /// The step at which its loss or gradient was first non-finite.
+    pub step: usize,
+}
+
+/// What to do when a member diverges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnDivergence {
+    /// Freeze it at its last finite parameters and go on with the others (reported in
+    /// [`EnsembleResult::diverged`]).
+    #[default]
+    Freeze,
+    /// Stop the run with [`RunError::Diverged`], which carries the result so far.
+    Stop,
+}
+
+/// What a callback sees every `every` steps.
+#[derive(Debug)]
+pub struct Progress<'a, T> {
+    /// Steps taken so far.
+    pub step: usize,
+    /// The latest per-member losses.
+    pub losses: &'a [T],
+    /// The current parameters (e.g. to score held-out data).
+    pub params: &'a Parameters<T>,
+    /// Members currently frozen.
+    pub frozen: &'a [bool],
+}
+
+/// What a callback asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Stop the run after this step.
+    pub stop: bool,
+    /// Members to freeze from now on (per-member early stopping).
+    pub freeze: Vec<usize>,
+}
+
+impl Control {
+    /// Go on.
+    pub fn proceed() -> Control {
+        Control::default()
+    }
+    /// Stop now.
+    pub fn stop() -> Control {
+        Control {
+            stop: true,
+            freeze: Vec::new(),
+        }
+    }
+}
+
+/// A callback: called every `every` steps with the run's [`Progress`].
+pub type Callback<'c, T> = Box<dyn FnMut(&Progress<'_, T>) -> Control + 'c>;
+
+/// Options of [`EnsembleMAP::run`].
+pub struct RunOptions<'c, T> {
+    /// Examples per step; `None` = the full data set (pyrox's `batch_size=None`).
+    pub batch_size: Option<usize>,
+    /// How mini-batches are drawn.
+    pub sampling: Sampling,
+    /// A callback and how often it runs.
+    pub callback: Option<(usize, Callback<'c, T>)>,
+    /// Keep each member's parameters at its lowest loss instead of the last ones.
+    pub keep_best: bool,
+    /// Diverging members: freeze or stop.
+    pub on_divergence: OnDivergence,
+    /// Print a progress line (steps/s, mean loss) to stderr about every second.
+    pub progress: bool,
+}
+
+impl<T> Default for RunOptions<'_, T> {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: None,
+            sampling: Sampling::WithoutReplacement,
+            callback: None,
+            keep_best: false,
+            on_divergence: OnDivergence::Freeze,
+            progress: false,
+        }
+    }
+}
+
+impl<T> fmt::Debug for RunOptions<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("batch_size", &self.batch_size)
+            .field("sampling", &self.sampling)
+            .field("callback_every", &self.callback.as_ref().map(|c| c.0))
+            .field("keep_best", &self.keep_best)
+            .field("on_divergence", &self.on_divergence)
+            .field("progress", &self.progress)
+            .finish()
+    }
+}
+
+/// Why a runner failed.
+#[derive(Debug)]
+pub enum RunError<T> {
+    /// A Layer 1 error (bad data, shapes, arguments).
+    Ensemble(EnsembleError),
+    /// A bad optimizer hyperparameter.
+    Optim(OptimError),
+    /// A member diverged and [`OnDivergence::Stop`] was asked for; nothing is lost: `partial`
+    /// holds the parameters and losses up to that step.
+    Diverged {
+        /// The member and step.
+        divergence: Divergence,
+        /// The result so far.
+        partial: Box<EnsembleResult<T>>,
+    },
+}
+
+impl<T> fmt::Display for RunError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Ensemble(e) => write!(f, "{e}"),
+            RunError::Optim(e) => write!(f, "{e}"),
+            RunError::Diverged { divergence, .. } => write!(
+                f,
+                "member {} diverged at step {} (non-finite loss or gradient); the result up to it is kept",
+                divergence.member, divergence.step
+            ),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for RunError<T> {}
+
+impl<T> From<EnsembleError> for RunError<T> {
+    fn from(e: EnsembleError) -> Self {
+        RunError::Ensemble(e)
+    }
+}
+
+impl<T> From<OptimError> for RunError<T> {
+    fn from(e: OptimError) -> Self {
+        RunError::Optim(e)
+    }
+}
+
+/// An ensemble of MAP estimates (pyrox's `EnsembleMAP`): the configuration in one value, with
+/// `init(seed)`, `update(state, batch, scale)` and `run(...)`.
+///
+/// `run` is one fused loop over preallocated buffers — batch selection, forward, backward and
+/// optimizer update back to back — that a callback can stop early or use to freeze members.
+/// Runners are plain values: `run` can be called any number of times.
+///
+/// ```
+/// use flock_autograd::*;
+/// use flock_runner::map::{EnsembleMAP, RunOptions};
+/// use flock_optim::{AdamConfig, adam};
+///
+/// let mut layout = ParamLayout::new();
+/// let mlp = Mlp::new(&mut layout, "", MlpConfig::new(1, 1, 8, 1, Activation::Tanh))?;
+/// let net = mlp.clone();
+/// let log_joint = TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+///     let f = net.forward(g, x)?;
+///     let f = g.squeeze_last(f)?;
+///     let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
+///     let theta = g.all_params();
+///     Ok((ll, g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?))
+/// });
+/// let l2 = layout.clone();
+/// let init = move |rng: &mut flock_ensemble::MemberRng| {
+///     let mut block = vec![0.0; l2.member_size()];
+///     mlp.init_member(&l2, rng, &mut block).unwrap();
+///     block
+/// };
+/// let mut map = EnsembleMAP::new(log_joint, init, adam(1e-2, AdamConfig::default())?, 4, 1.0)?;
+/// let x: Vec<f64> = (0..40).map(|i| i as f64 / 20.0 - 1.0).collect();
+/// let y: Vec<f64> = x.iter().map(|v| v * v).collect();
+/// let data = Batch::new(&x, &y, 40)?;
+/// let result = map.run(0, 300, data, RunOptions::default())?;
+/// assert_eq!((result.steps, result.losses.len()), (300, 4 * 300));
+/// assert!(result.member_losses(0)[299] < result.member_losses(0)[0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct EnsembleMAP<T, L, F, O> {
+    log_joint: L,
+    init_fn: F,
+    optimizer: O,
+    ensemble_size: usize,
+    prior_weight: f64,
+    layout: ParamLayout,
+    _element: core::marker::PhantomData<T>,
+}
+
+/// The init and batch streams `run` derives from its seed (pyrox splits its key in two).
+fn split_seed(seed: u64) -> (u64, u64) {
+    (
+        seed,
+        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1),
+    )
+}
+
+impl<T, L, F, O> EnsembleMAP<T, L, F, O>
+where
+    T: Element,
+    L: LogJoint<T>,
+    F: FnMut(&mut MemberRng) -> Vec<T>,
+    O: GradientTransformation<T>,
+{
+    /// A runner for `ensemble_size` members of `log_joint` (`prior_weight` 1 = MAP, 0 = MLE).
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] for zero members or a bad `prior_weight`.
+    pub fn new(
+        log_joint: L,
+        init_fn: F,
+        optimizer: O,
+        ensemble_size: usize,
+        prior_weight: f64,
+    ) -> Result<Self, RunError<T>> {
+        if ensemble_size == 0 {
+            return Err(EnsembleError::ZeroMembers.into());
+        }
+        if !(prior_weight.is_finite() && prior_weight >= 0.0) {
+            return Err(EnsembleError::InvalidArgument {
+                name: "prior_weight",
+                value: prior_weight,
+                expected: "a finite number ≥ 0 (0 = MLE, 1 = MAP)",
+            }
+            .into());
+        }
+        let layout = log_joint.layout().clone();
+        Ok(EnsembleMAP {
+            log_joint,
+            init_fn,
+            optimizer,
+            ensemble_size,
+            prior_weight,
+            layout,
+            _element: core::marker::PhantomData,
+        })
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// Fresh members and optimizer state; member `e` depends only on `(seed, e)`.
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] when `init_fn` returns a bad block.
+    pub fn init(&mut self, seed: u64) -> Result<EnsembleState<T, O::State>, RunError<T>> {
+        Ok(ensemble_init(
+            &self.layout,
+            &mut self.init_fn,
+            &self.optimizer,
+            self.ensemble_size,
+            seed,
+        )?)
+    }
+
+    /// One step on `batch` with `scale = N/|B|`; returns the per-member losses before it.
+    ///
+    /// # Errors
+    /// Layer 1's errors.
+    pub fn update<'s>(
+        &mut self,
+        state: &'s mut EnsembleState<T, O::State>,
+        batch: Batch<'_, T>,
+        scale: f64,
+    ) -> Result<&'s [T], RunError<T>> {
+        Ok(ensemble_step(
+            state,
+            batch,
+            &mut self.log_joint,
+            &self.optimizer,
+            self.prior_weight,
+            scale,
+        )?)
+    }
+
+    /// `init` from the first half of `seed`, then [`EnsembleMAP::run_from`] with batches drawn
+    /// from the second half.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::run_from`].
+    pub fn run(
+        &mut self,
+        seed: u64,
+        num_epochs: usize,
+        data: Batch<'_, T>,
+        options: RunOptions<'_, T>,
+    ) -> Result<EnsembleResult<T>, RunError<T>> {
+        let (init_seed, batch_seed) = split_seed(seed);
+        let state = self.init(init_seed)?;
+        self.run_from(state, batch_seed, num_epochs, data, options)
+    }
+
+    /// Trains `state` for `num_epochs` steps (fewer if a callback stops it) on `data` (all `N`
+    /// examples; mini-batches of `options.batch_size` use `scale = N/|B|`).
+    ///
+    /// # Errors
+    /// Layer 1's errors for bad data; [`RunError::Diverged`] with [`OnDivergence::Stop`].
+    pub fn run_from(
+        &mut self,
+        mut state: EnsembleState<T, O::State>,
+        batch_seed: u64,
+        num_epochs: usize,
+        data: Batch<'_, T>,
+        mut options: RunOptions<'_, T>,
+    ) -> Result<EnsembleResult<T>, RunError<T>> {
+        let members = state.members();
+        let p = self.layout.member_size();
+        let n = data.rows;
+        let mut batcher = MiniBatcher::new(
+            n.max(1),
+            options.batch_size.unwrap_or(n).max(1),
+            options.sampling,
+            batch_seed,
+        )?;
+        let scale = batcher.scale();
+        let (mut x_batch, mut y_batch) = (Vec::new(), Vec::new());
+        let mut history: Vec<T> = Vec::with_capacity(members * num_epochs);
+        let mut frozen = vec![false; members];
+        let mut frozen_params: Vec<Option<Vec<T>>> = vec![None; members];
+        let mut frozen_state: Option<O::State> = None;
+        let mut diverged = Vec::new();
+        let mut best = options
+            .keep_best
+            .then(|| (vec![T::INFINITY; members], state.params.clone()));
+        let mut previous = options.keep_best.then(|| state.params.values().to_vec());
+        let (mut stopped_early, mut steps) = (false, 0);
+        let (start, mut last_report) = (Instant::now(), Instant::now());
+
+        for step in 0..num_epochs {
+            let batch = if batcher.is_full_batch() {
+                data
+            } else {
+                batcher.next_batch(data.x, data.y, &mut x_batch, &mut y_batch);
+                Batch::new(&x_batch, &y_batch, batcher.batch_size()).map_err(EnsembleError::from)?
+            };
+            if let Some(prev) = previous.as_mut() {
+                prev.copy_from_slice(state.params.values());
+            }
+            let losses = ensemble_step(
+                &mut state,
+                batch,
+                &mut self.log_joint,
+                &self.optimizer,
+                self.prior_weight,
+                scale,
+            )?;
+            history.extend_from_slice(losses);
+            steps = step + 1;
+            // Frozen members do not move: put back their parameters and optimizer state.
+            if frozen.iter().any(|&f| f) {
+                for e in (0..members).filter(|&e| frozen[e]) {
+                    if let Some(block) = &frozen_params[e] {
+                        state.params.member_mut(e).copy_from_slice(block);
+                    }
+                    if let Some(snapshot) = &frozen_state {
+                        state.opt_state.copy_member(snapshot, e, members);
+                    }
+                }
+            }
+            if let (Some((best_loss, best_params)), Some(prev)) = (best.as_mut(), &previous) {
+                let losses = &history[step * members..];
+                for e in 0..members {
+                    if losses[e] < best_loss[e] {
+                        best_loss[e] = losses[e];
+                        best_params
+                            .member_mut(e)
+                            .copy_from_slice(&prev[e * p..(e + 1) * p]);
+                    }
+                }
+            }
+            let mut to_freeze: Vec<usize> = Vec::new();
+            for &e in state.diverged() {
+                if !frozen[e] {
+                    let divergence = Divergence { member: e, step };
+                    diverged.push(divergence);
+                    if options.on_divergence == OnDivergence::Stop {
+                        let partial =
+                            finish(state.params, history, members, steps, false, diverged, best);
+                        return Err(RunError::Diverged {
+                            divergence,
+                            partial: Box::new(partial),
+                        });
+                    }
+                    to_freeze.push(e);
+                }
+            }
+            if let Some((every, callback)) = options.callback.as_mut() {
+                if *every > 0 && steps % *every == 0 {
+                    let control = callback(&Progress {
+                        step: steps,
+                        losses: &history[step * members..],
+                        params: &state.params,
+                        frozen: &frozen,
+                    });
+                    to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
+                    if control.stop {
+                        stopped_early = steps < num_epochs;
+                        break;
+                    }
+                }
+            }
+            if !to_freeze.is_empty() {
+                frozen_state = Some(state.opt_state.clone());
+                for e in to_freeze {
+                    frozen[e] = true;
+                    frozen_params[e] = Some(state.params.member(e).to_vec());
+                }
+            }
+            if options.progress && last_report.elapsed().as_secs_f64() >= 1.0 {
+                last_report = Instant::now();
+                let latest = &history[step * members..];
+                let finite: Vec<f64> = latest
+                    .iter()
+                    .map(|v| v.to_f64())
+                    .filter(|v| v.is_finite())
+                    .collect();
+                eprintln!(
+                    "step {steps}/{num_epochs}  {:.0} steps/s  mean loss {:.4}",
+                    steps as f64 / start.elapsed().as_secs_f64(),
+                    finite.iter().sum::<f64>() / finite.len().max(1) as f64
+                );
+            }
+        }
+        Ok(finish(
+            state.params,
+            history,
+            members,
+            steps,
+            stopped_early,
+            diverged,
+            best,
+        ))
+    }
+}
+
+/// Builds the result: losses transposed to `[E, steps]`, best parameters when kept.
+fn finish<T: Element>(
+    params: Parameters<T>,
+    history: Vec<T>,
+    members: usize,
+    steps: usize,
+    stopped_early: bool,
+    diverged: Vec<Divergence>,
+    best: Option<(Vec<T>, Parameters<T>)>,
+) -> EnsembleResult<T> {
+    let mut losses = vec![T::ZERO; members * steps];
+    for t in 0..steps {
+        for e in 0..members {
+            losses[e * steps + t] = history[t * members + e];
+        }
+    }
+    let params = match best {
+        Some((best_loss, mut best_params)) => {
+            // A member that never improved (e.g. diverged from the start) keeps its last params.
+            for (e, loss) in best_loss.iter().enumerate() {
+                if !loss.is_finite() {
+                    best_params.member_mut(e).copy_from_slice(params.member(e));
+                }
+            }
+            best_params
+        }
+        None => params,
+    };
+    EnsembleResult {
+        params,
+        losses,
+        steps,
+        stopped_early,
+        diverged,
+    }
+}
+
+/// pyrox's `ensemble_map`: `EnsembleMAP` with `adam(5e-3)` and `prior_weight = 1`, trained
+/// full-batch for `num_epochs` steps.
+///
+/// # Errors
+/// As [`EnsembleMAP::run`].
+#[allow(clippy::type_complexity)]
+pub fn ensemble_map<T, L, F>(
+    log_joint: L,
+    init_fn: F,
+    data: Batch<'_, T>,
+    ensemble_size: usize,
+    num_epochs: usize,
+    seed: u64,
+) -> Result<EnsembleResult<T>, RunError<T>>
+where
+    T: Element,
+    L: LogJoint<T>,
+    F: FnMut(&mut MemberRng) -> Vec<T>,
+{
+    let optimizer: Adam = adam(5e-3, AdamConfig::default())?;
+    let mut map = EnsembleMAP::new(log_joint, init_fn, optimizer, ensemble_size, 1.0)?;
+    map.run(seed, num_epochs, data, RunOptions::default())
+}

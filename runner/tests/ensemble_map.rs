@@ -1,0 +1,318 @@
+//! `EnsembleMAP`: Pattern A through the runner, callbacks that change nothing change no bits,
+//! stopping, freezing, best parameters, divergence, mini-batches, reuse.
+
+use flock_autograd::*;
+use flock_ensemble::{EnsembleState, MemberRng};
+use flock_optim::{AdamConfig, adam};
+use flock_runner::map::*;
+use flock_runner::seed::{SeedData, fixture_init_params, seed_log_joint, seed_mlp};
+
+fn small() -> (ParamLayout, Mlp) {
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(1, 1, 8, 1, Activation::Tanh),
+    )
+    .unwrap();
+    (layout, mlp)
+}
+
+fn small_log_joint(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<f64> + use<> {
+    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+        let f = mlp.forward(g, x)?;
+        let f = g.squeeze_last(f)?;
+        let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
+        let theta = g.all_params();
+        Ok((
+            ll,
+            g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?,
+        ))
+    })
+}
+
+fn init_fn(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec<f64> + use<> {
+    let (layout, mlp) = (layout.clone(), mlp.clone());
+    move |rng| {
+        let mut block = vec![0.0; layout.member_size()];
+        mlp.init_member(&layout, rng, &mut block).unwrap();
+        block
+    }
+}
+
+fn data() -> (Vec<f64>, Vec<f64>) {
+    let x: Vec<f64> = (0..40).map(|i| i as f64 / 20.0 - 1.0).collect();
+    let y = x.iter().map(|v| (3.0 * v).sin()).collect();
+    (x, y)
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn pattern_a_through_the_runner_follows_pyrox() {
+    let seed = SeedData::from_fixture().unwrap();
+    let (layout, mlp) = seed_mlp();
+    let params = fixture_init_params("pattern_a", &layout).unwrap();
+    let optimizer = adam(5e-3, AdamConfig::default()).unwrap();
+    let mut map = EnsembleMAP::new(
+        seed_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        optimizer,
+        16,
+        1.0,
+    )
+    .unwrap();
+    let state = EnsembleState::from_params(params, map.optimizer()).unwrap();
+    let data = Batch::new(&seed.x, &seed.y, seed.x.len()).unwrap();
+    let result = map
+        .run_from(state, 0, 200, data, RunOptions::default())
+        .unwrap();
+    let fx = flock_fixtures::load(&flock_fixtures::dir("seed").join("pattern_a.json")).unwrap();
+    for e in 0..16 {
+        let reference = flock_fixtures::numbers(&fx["losses"][e]).unwrap();
+        for (t, (&ours, &theirs)) in result.member_losses(e).iter().zip(&reference).enumerate() {
+            assert!(
+                (ours - theirs).abs() <= 1e-8 * theirs.abs(),
+                "member {e} step {t}: {ours} vs {theirs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_callback_that_changes_nothing_changes_no_bits_and_runs_repeat() {
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let data = Batch::new(&x, &y, 40).unwrap();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let mut map = EnsembleMAP::new(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        opt,
+        5,
+        1.0,
+    )
+    .unwrap();
+    let plain = map.run(3, 120, data, RunOptions::default()).unwrap();
+    let mut calls = 0;
+    let with_callback = map
+        .run(
+            3,
+            120,
+            data,
+            RunOptions {
+                callback: Some((
+                    7,
+                    Box::new(|p: &Progress<'_, f64>| {
+                        calls += 1;
+                        assert_eq!(p.losses.len(), 5);
+                        Control::proceed()
+                    }),
+                )),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(calls, 120 / 7);
+    assert_eq!(
+        bits(plain.params.values()),
+        bits(with_callback.params.values())
+    );
+    assert_eq!(bits(&plain.losses), bits(&with_callback.losses));
+    assert!(!plain.stopped_early);
+}
+
+#[test]
+fn stopping_freezing_and_keeping_the_best() {
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let data = Batch::new(&x, &y, 40).unwrap();
+    let opt = adam(5e-2, AdamConfig::default()).unwrap();
+    let mut map = EnsembleMAP::new(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        opt,
+        3,
+        1.0,
+    )
+    .unwrap();
+    // Stop at step 30.
+    let stopped = map
+        .run(
+            1,
+            100,
+            data,
+            RunOptions {
+                callback: Some((
+                    10,
+                    Box::new(|p: &Progress<'_, f64>| {
+                        if p.step >= 30 {
+                            Control::stop()
+                        } else {
+                            Control::proceed()
+                        }
+                    }),
+                )),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    assert!(stopped.stopped_early);
+    assert_eq!((stopped.steps, stopped.losses.len()), (30, 90));
+
+    // Freeze member 1 at step 20: its parameters after 100 steps are those of a 20-step run.
+    let frozen = map
+        .run(
+            1,
+            100,
+            data,
+            RunOptions {
+                callback: Some((
+                    20,
+                    Box::new(|p: &Progress<'_, f64>| Control {
+                        stop: false,
+                        freeze: if p.step == 20 { vec![1] } else { vec![] },
+                    }),
+                )),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    let short = map.run(1, 20, data, RunOptions::default()).unwrap();
+    let long = map.run(1, 100, data, RunOptions::default()).unwrap();
+    assert_eq!(bits(frozen.params.member(1)), bits(short.params.member(1)));
+    assert_eq!(bits(frozen.params.member(0)), bits(long.params.member(0)));
+
+    // Keep the best: every member's kept parameters have its lowest recorded loss.
+    let best = map
+        .run(
+            1,
+            100,
+            data,
+            RunOptions {
+                keep_best: true,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    let mut lj = small_log_joint(&layout, mlp.clone());
+    for e in 0..3 {
+        let curve = best.member_losses(e);
+        let lowest = curve.iter().cloned().fold(f64::INFINITY, f64::min);
+        let (mut ll, mut lp, mut g) = ([0.0], [0.0], vec![0.0; layout.member_size()]);
+        lj.evaluate(
+            1,
+            best.params.member(e),
+            data,
+            Weights {
+                loglik: -1.0,
+                logprior: -1.0,
+            },
+            LogJointOutput {
+                loglik: &mut ll,
+                logprior: &mut lp,
+                grad: &mut g,
+            },
+        )
+        .unwrap();
+        let loss = -ll[0] - lp[0];
+        assert!(
+            (loss - lowest).abs() <= 1e-9 * lowest.abs(),
+            "member {e}: {loss} vs {lowest}"
+        );
+    }
+}
+
+#[test]
+fn diverging_members_are_frozen_or_stop_the_run_without_losing_results() {
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let data = Batch::new(&x, &y, 40).unwrap();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let (l2, m2) = (layout.clone(), mlp.clone());
+    let mut calls = 0;
+    // Member 2 starts with a weight that overflows its prior.
+    let poisoned = move |rng: &mut MemberRng| {
+        let mut block = vec![0.0; l2.member_size()];
+        m2.init_member(&l2, rng, &mut block).unwrap();
+        if calls % 3 == 2 {
+            block[0] = 1e300;
+        }
+        calls += 1;
+        block
+    };
+    let mut map = EnsembleMAP::new(small_log_joint(&layout, mlp), poisoned, opt, 3, 1.0).unwrap();
+    let result = map.run(0, 50, data, RunOptions::default()).unwrap();
+    assert_eq!(result.diverged, vec![Divergence { member: 2, step: 0 }]);
+    assert!(result.params.member(2)[0] == 1e300);
+    assert!(result.member_losses(0)[49] < result.member_losses(0)[0]);
+    let err = map
+        .run(
+            0,
+            50,
+            data,
+            RunOptions {
+                on_divergence: OnDivergence::Stop,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap_err();
+    match err {
+        RunError::Diverged {
+            divergence,
+            partial,
+        } => {
+            assert_eq!(divergence, Divergence { member: 2, step: 0 });
+            assert_eq!(partial.steps, 1);
+        }
+        other => panic!("expected a divergence, got {other}"),
+    }
+}
+
+#[test]
+fn mini_batches_and_one_shot_sugar() {
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let data = Batch::new(&x, &y, 40).unwrap();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let mut map = EnsembleMAP::new(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        opt,
+        2,
+        1.0,
+    )
+    .unwrap();
+    let options = || RunOptions {
+        batch_size: Some(10),
+        ..RunOptions::default()
+    };
+    let a = map.run(4, 200, data, options()).unwrap();
+    let b = map.run(4, 200, data, options()).unwrap();
+    assert_eq!(bits(a.params.values()), bits(b.params.values()));
+    assert!(a.member_losses(1)[199] < a.member_losses(1)[0]);
+    let sugar = ensemble_map(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        data,
+        3,
+        50,
+        0,
+    )
+    .unwrap();
+    assert_eq!((sugar.steps, sugar.params.members()), (50, 3));
+    assert!(matches!(
+        EnsembleMAP::new(
+            small_log_joint(&layout, mlp.clone()),
+            init_fn(&layout, &mlp),
+            adam(1e-2, AdamConfig::default()).unwrap(),
+            0,
+            1.0
+        ),
+        Err(RunError::Ensemble(
+            flock_ensemble::EnsembleError::ZeroMembers
+        ))
+    ));
+}
