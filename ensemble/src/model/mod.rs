@@ -46,6 +46,7 @@
 //! optimizer can never step them out of their support — NumPyro's unconstrained parameterisation.
 
 mod distribution;
+mod vi;
 
 use flock_autograd::{
     AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamLayout, Parameters, Shape, Tape,
@@ -54,6 +55,7 @@ use flock_autograd::{
 use flock_kernels::Element;
 
 pub use distribution::{Distribution, Support, half_normal, log_normal, normal};
+pub use vi::{GuideIds, KlEstimator, MeanFieldElbo, inverse_softplus};
 
 use crate::{EnsembleError, MemberRng};
 
@@ -76,6 +78,14 @@ enum Mode<'c, T> {
     },
     /// Evaluating: latents are the parameters.
     Evaluate { sites: &'c [Site<T>] },
+    /// Evaluating one particle of a mean-field guide: latent `k` is `loc + softplus(rho)·ε`
+    /// with `ε` from `noise` (per site, `[E, len]` at `offsets[k]`).
+    Guide {
+        sites: &'c [Site<T>],
+        guide: &'c vi::GuideIds,
+        noise: &'c [T],
+        offsets: &'c [usize],
+    },
 }
 
 /// What a model sees: the graph and the site statements.
@@ -85,6 +95,8 @@ pub struct ModelContext<'c, 'g, T> {
     next_site: usize,
     loglik: Option<Var>,
     logprior: Option<Var>,
+    /// `Σ log q(θ)` of the guide's draw (guide mode only).
+    logq: Option<Var>,
 }
 
 impl<T> core::fmt::Debug for ModelContext<'_, '_, T> {
@@ -92,6 +104,22 @@ impl<T> core::fmt::Debug for ModelContext<'_, '_, T> {
         f.debug_struct("ModelContext")
             .field("next_site", &self.next_site)
             .finish_non_exhaustive()
+    }
+}
+
+/// Checks that site `index` is the one the first run declared.
+fn check_site<T>(
+    sites: &[Site<T>],
+    index: usize,
+    name: &str,
+    shape: Shape,
+) -> Result<(), AutogradError> {
+    match sites.get(index) {
+        Some(s) if s.name == name && s.shape == shape => Ok(()),
+        _ => Err(AutogradError::Site {
+            name: name.to_owned(),
+            problem: "not declared in this order or shape when the model was first run",
+        }),
     }
 }
 
@@ -143,16 +171,28 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 let raw = self.graph.input_per_member(&zeros, shape)?;
                 (raw, if positive { self.graph.exp(raw) } else { raw })
             }
+            Mode::Guide {
+                sites,
+                guide,
+                noise,
+                offsets,
+            } => {
+                check_site(sites, index, name, shape)?;
+                let g = &mut *self.graph;
+                let loc = g.param(guide.loc[index])?;
+                let rho = g.param(guide.rho[index])?;
+                let scale = g.softplus(rho);
+                let len = g.members() * shape.elems();
+                let eps =
+                    g.input_per_member(&noise[offsets[index]..offsets[index] + len], shape)?;
+                let step = g.mul(scale, eps)?;
+                let raw = g.add(loc, step)?;
+                let lq = g.normal_log_density(raw, loc, scale)?;
+                accumulate(g, &mut self.logq, lq)?;
+                (raw, if positive { g.exp(raw) } else { raw })
+            }
             Mode::Evaluate { sites } => {
-                let site = sites
-                    .get(index)
-                    .filter(|s| s.name == name && s.shape == shape);
-                if site.is_none() {
-                    return Err(AutogradError::Site {
-                        name: name.to_owned(),
-                        problem: "not declared in this order or shape when the model was first run",
-                    });
-                }
+                check_site(sites, index, name, shape)?;
                 let id = self.graph.layout().find(name).ok_or(AutogradError::Site {
                     name: name.to_owned(),
                     problem: "not in the parameter layout",
@@ -244,6 +284,7 @@ impl<T: Element, M: Model<T>> ModelLogJoint<T, M> {
                 next_site: 0,
                 loglik: None,
                 logprior: None,
+                logq: None,
             };
             model.run(&mut ctx, x, y)?;
         }
@@ -296,6 +337,7 @@ impl<T: Element, M: Model<T>> ModelLogJoint<T, M> {
             next_site: 0,
             loglik: None,
             logprior: None,
+            logq: None,
         };
         model.run(&mut ctx, x, y)?;
         let (ll, lp) = (ctx.loglik, ctx.logprior);

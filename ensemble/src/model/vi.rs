@@ -1,0 +1,335 @@
+//! Mean-field variational inference over a model's latent sites: the guide
+//! `θₖ = locₖ + softplus(ρₖ)·εₖ` per member (numpyro's `AutoNormal`), and the negative tempered
+//! ELBO as a [`LogJoint`], so [`ensemble_step`](crate::ensemble_step) trains it like any
+//! log-joint.
+//!
+//! As a log-joint the ELBO reports, per member, `ℓ = (1/S) Σₛ log p(y | θₛ)` (the expected
+//! log-likelihood over `S` particles) and `π = −KL(q ‖ p)` — estimated by
+//! `(1/S) Σₛ [log p(θₛ) − log q(θₛ)]` ([`KlEstimator::MonteCarlo`], numpyro's `Trace_ELBO`) or in
+//! closed form for Normal priors ([`KlEstimator::Analytic`]). A step with `prior_weight = β`
+//! and `scale = N/|B|` therefore minimises `−(N/|B|)·E[log p(y|θ)] + β·KL`, the tempered ELBO.
+
+use flock_autograd::{
+    Arg, AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamId, ParamLayout, Shape, Tape,
+    Var, Weights, batch_inputs, finish_evaluation,
+};
+use flock_kernels::Element;
+
+use super::{Distribution, Mode, Model, ModelContext, ModelLogJoint, Site, Support, accumulate};
+use crate::{EnsembleError, MemberRng, member_rng, standard_normal};
+
+/// The guide's leaves in the variational layout: `{site}.loc` and `{site}.rho` per site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuideIds {
+    /// `loc` of each site, in site order.
+    pub loc: Vec<ParamId>,
+    /// `ρ` of each site (scale `softplus(ρ)`), in site order.
+    pub rho: Vec<ParamId>,
+}
+
+/// How the KL term of the ELBO is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KlEstimator {
+    /// `(1/S) Σₛ [log q(θₛ) − log p(θₛ)]` on the guide's own draws (numpyro's `Trace_ELBO`).
+    MonteCarlo,
+    /// The closed-form Gaussian KL (every prior must be a Normal with constant parameters).
+    Analytic,
+}
+
+/// The negative tempered ELBO of a mean-field Gaussian guide over a model (see the
+/// [module docs](self)).
+pub struct MeanFieldElbo<T, M> {
+    model: M,
+    sites: Vec<Site<T>>,
+    layout: ParamLayout,
+    guide: GuideIds,
+    particles: usize,
+    kl: KlEstimator,
+    seed: u64,
+    rngs: Vec<MemberRng>,
+    noise: Vec<T>,
+    fixed_noise: bool,
+    tape: Tape<T>,
+}
+
+impl<T, M> core::fmt::Debug for MeanFieldElbo<T, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MeanFieldElbo")
+            .field("layout", &self.layout)
+            .field("particles", &self.particles)
+            .field("kl", &self.kl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `softplus⁻¹(s) = ln(eˢ − 1)`: the `ρ` of a guide scale `s`.
+pub fn inverse_softplus(s: f64) -> f64 {
+    s + (-(-s).exp_m1()).ln()
+}
+
+impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
+    /// A guide over `model`'s latent sites (found by running it once on `example`), with
+    /// `particles` draws per member and step; member `e`'s noise comes from the stream
+    /// `(seed, e)`.
+    ///
+    /// # Errors
+    /// [`EnsembleError::InvalidArgument`] for zero particles; the model's errors.
+    pub fn new(
+        model: M,
+        example: Batch<'_, T>,
+        particles: usize,
+        kl: KlEstimator,
+        seed: u64,
+    ) -> Result<Self, EnsembleError> {
+        if particles == 0 {
+            return Err(EnsembleError::InvalidArgument {
+                name: "num_particles",
+                value: 0.0,
+                expected: "at least one particle",
+            });
+        }
+        let discovered = ModelLogJoint::new(model, example)?;
+        let ModelLogJoint { model, sites, .. } = discovered;
+        let mut layout = ParamLayout::new();
+        let mut guide = GuideIds {
+            loc: Vec::new(),
+            rho: Vec::new(),
+        };
+        for site in &sites {
+            guide
+                .loc
+                .push(layout.add(format!("{}.loc", site.name), site.shape)?);
+            guide
+                .rho
+                .push(layout.add(format!("{}.rho", site.name), site.shape)?);
+        }
+        if kl == KlEstimator::Analytic {
+            for site in &sites {
+                analytic_prior(site)?;
+            }
+        }
+        Ok(MeanFieldElbo {
+            model,
+            sites,
+            layout,
+            guide,
+            particles,
+            kl,
+            seed,
+            rngs: Vec::new(),
+            noise: Vec::new(),
+            fixed_noise: false,
+            tape: Tape::new(),
+        })
+    }
+
+    /// The latent sites.
+    pub fn sites(&self) -> &[Site<T>] {
+        &self.sites
+    }
+
+    /// The guide's leaves.
+    pub fn guide_ids(&self) -> &GuideIds {
+        &self.guide
+    }
+
+    /// Parameters per member of the model (`Σ` site sizes; the guide has twice as many).
+    pub fn model_size(&self) -> usize {
+        self.sites.iter().map(|s| s.shape.elems()).sum()
+    }
+
+    /// One member's variational block from a model block `loc` (site values in order, positive
+    /// sites as logarithms, as [`ModelLogJoint`] stores them) and the initial guide scale
+    /// (numpyro's `init_scale`, 0.1 by default).
+    ///
+    /// # Errors
+    /// [`EnsembleError::InitShape`] (member 0) if `loc` is not one model block.
+    pub fn init_member(&self, loc: &[T], init_scale: f64) -> Result<Vec<T>, EnsembleError> {
+        if loc.len() != self.model_size() {
+            return Err(EnsembleError::InitShape {
+                member: 0,
+                len: loc.len(),
+                expected: self.model_size(),
+            });
+        }
+        let rho = T::from_f64(inverse_softplus(init_scale));
+        let mut block = Vec::with_capacity(2 * loc.len());
+        let mut offset = 0;
+        for site in &self.sites {
+            let len = site.shape.elems();
+            block.extend_from_slice(&loc[offset..offset + len]);
+            block.extend(std::iter::repeat_n(rho, len));
+            offset += len;
+        }
+        Ok(block)
+    }
+
+    /// Uses fixed noise instead of fresh draws (for reproducing a reference): `noise` holds,
+    /// for each particle `s`, each site in order, each member `e`: that site's `ε` (row-major in
+    /// the site's shape) — `[S][site][E][len]`. `None` returns to fresh draws.
+    pub fn set_noise(&mut self, noise: Option<Vec<T>>) {
+        self.fixed_noise = noise.is_some();
+        self.noise = noise.unwrap_or_default();
+    }
+
+    /// Draws this step's noise: member `e` from its own stream, particle by particle, site by
+    /// site.
+    fn draw_noise(&mut self, members: usize) {
+        if self.rngs.len() != members {
+            self.rngs = (0..members)
+                .map(|e| member_rng(self.seed ^ 0x6e6f_6973_65, e))
+                .collect();
+        }
+        let p = self.model_size();
+        self.noise.resize(self.particles * members * p, T::ZERO);
+        for (e, rng) in self.rngs.iter_mut().enumerate() {
+            for s in 0..self.particles {
+                let mut offset = s * members * p;
+                for site in &self.sites {
+                    let len = site.shape.elems();
+                    let start = offset + e * len;
+                    for v in &mut self.noise[start..start + len] {
+                        *v = T::from_f64(standard_normal(rng));
+                    }
+                    offset += members * len;
+                }
+            }
+        }
+    }
+}
+
+/// The constant `(μ, σ)` of a Normal prior on the real line, as the analytic KL needs.
+fn analytic_prior<T: Element>(site: &Site<T>) -> Result<(f64, f64), AutogradError> {
+    match site.prior {
+        Distribution::Normal {
+            loc: Arg::Const(mu),
+            scale: Arg::Const(sigma),
+        } => Ok((mu.to_f64(), sigma.to_f64())),
+        _ => Err(AutogradError::Site {
+            name: site.name.clone(),
+            problem: "the analytic KL needs a Normal prior with constant parameters",
+        }),
+    }
+}
+
+/// `KL(N(loc, softplus(ρ)) ‖ N(μ, σ))` summed over a site: `Σ ln σ − ln s + (s² + (loc − μ)²)/(2σ²) − ½`.
+fn site_kl<T: Element>(
+    g: &mut Graph<'_, T>,
+    loc: Var,
+    rho: Var,
+    (mu, sigma): (f64, f64),
+) -> Result<Var, AutogradError> {
+    let n = g.shape(loc).elems() as f64;
+    let s = g.softplus(rho);
+    let ln_s = g.log(s);
+    let s2 = g.square(s);
+    let d = g.offset(loc, -mu);
+    let d2 = g.square(d);
+    let t = g.add(s2, d2)?;
+    let t = g.scale(t, 0.5 / (sigma * sigma));
+    let u = g.sub(t, ln_s)?;
+    let total = g.sum(u);
+    Ok(g.offset(total, n * (sigma.ln() - 0.5)))
+}
+
+impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
+    fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    fn evaluate(
+        &mut self,
+        members: usize,
+        params: &[T],
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+    ) -> Result<(), AutogradError> {
+        let p = self.model_size();
+        if self.fixed_noise {
+            let expected = self.particles * members * p;
+            if self.noise.len() != expected {
+                return Err(AutogradError::BufferLength {
+                    what: "fixed guide noise",
+                    len: self.noise.len(),
+                    expected,
+                });
+            }
+        } else {
+            self.draw_noise(members);
+        }
+        let mut offsets = Vec::with_capacity(self.sites.len());
+        let mut offset = 0;
+        for site in &self.sites {
+            offsets.push(offset);
+            offset += members * site.shape.elems();
+        }
+        let MeanFieldElbo {
+            model,
+            sites,
+            layout,
+            guide,
+            particles,
+            kl,
+            noise,
+            tape,
+            ..
+        } = self;
+        let mut g = tape.graph_over(members, params, layout)?;
+        let (x, y) = batch_inputs(&mut g, &batch)?;
+        let (mut ll_sum, mut log_ratio_sum) = (None, None);
+        for s in 0..*particles {
+            let block = &noise[s * members * p..(s + 1) * members * p];
+            let mut ctx = ModelContext {
+                graph: &mut g,
+                mode: Mode::Guide {
+                    sites,
+                    guide,
+                    noise: block,
+                    offsets: &offsets,
+                },
+                next_site: 0,
+                loglik: None,
+                logprior: None,
+                logq: None,
+            };
+            model.run(&mut ctx, x, y)?;
+            let (ll, lp, lq) = (ctx.loglik, ctx.logprior, ctx.logq);
+            if let Some(ll) = ll {
+                accumulate(&mut g, &mut ll_sum, ll)?;
+            }
+            if let (Some(lp), Some(lq)) = (lp, lq) {
+                let ratio = g.sub(lp, lq)?;
+                accumulate(&mut g, &mut log_ratio_sum, ratio)?;
+            }
+        }
+        let zero = |g: &mut Graph<'_, T>| g.input(&[T::ZERO], Shape::SCALAR);
+        let inv = 1.0 / *particles as f64;
+        let ll = match ll_sum {
+            Some(v) => g.scale(v, inv),
+            None => zero(&mut g)?,
+        };
+        let minus_kl = match kl {
+            KlEstimator::MonteCarlo => match log_ratio_sum {
+                Some(v) => g.scale(v, inv),
+                None => zero(&mut g)?,
+            },
+            KlEstimator::Analytic => {
+                let mut total = None;
+                for (k, site) in sites.iter().enumerate() {
+                    let prior = analytic_prior(site)?;
+                    debug_assert_eq!(site.prior.support(), Support::Real);
+                    let loc = g.param(guide.loc[k])?;
+                    let rho = g.param(guide.rho[k])?;
+                    let term = site_kl(&mut g, loc, rho, prior)?;
+                    accumulate(&mut g, &mut total, term)?;
+                }
+                match total {
+                    Some(v) => g.neg(v),
+                    None => zero(&mut g)?,
+                }
+            }
+        };
+        finish_evaluation(&mut g, ll, minus_kl, weights, out)
+    }
+}
