@@ -177,7 +177,7 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
     fn draw_noise(&mut self, members: usize) {
         if self.rngs.len() != members {
             self.rngs = (0..members)
-                .map(|e| member_rng(self.seed ^ 0x6e6f_6973_65, e))
+                .map(|e| member_rng(self.seed ^ 0x006e_6f69_7365, e))
                 .collect();
         }
         let p = self.model_size();
