@@ -6,8 +6,12 @@
 //! - [`patterns`]: the tutorial's three ways to drive the Layer 1 primitives; the examples
 //!   `pattern_a`, `pattern_b`, `pattern_c` and `seed_tutorial` run them.
 //!
-//! Next: `EnsembleVI`, checkpoints and the `flock` command.
+//! - [`vi`]: `EnsembleVI` (mean-field Gaussian guides, tempered ELBO, the same runner loop) and
+//!   the one-shot `ensemble_vi`, with a predictive of `S` draws per member.
+//!
+//! Next: checkpoints and the `flock` command.
 
 pub mod map;
 pub mod patterns;
 pub mod seed;
+pub mod vi;

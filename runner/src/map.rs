@@ -175,6 +175,12 @@ impl<T> From<EnsembleError> for RunError<T> {
     }
 }
 
+impl<T> From<flock_autograd::AutogradError> for RunError<T> {
+    fn from(e: flock_autograd::AutogradError) -> Self {
+        RunError::Ensemble(EnsembleError::Autograd(e))
+    }
+}
+
 impl<T> From<OptimError> for RunError<T> {
     fn from(e: OptimError) -> Self {
         RunError::Optim(e)
@@ -281,6 +287,16 @@ where
     /// The optimizer.
     pub fn optimizer(&self) -> &O {
         &self.optimizer
+    }
+
+    /// The log-joint.
+    pub fn log_joint(&self) -> &L {
+        &self.log_joint
+    }
+
+    /// The log-joint, mutably (e.g. to restart a noise stream).
+    pub fn log_joint_mut(&mut self) -> &mut L {
+        &mut self.log_joint
     }
 
     /// Fresh members and optimizer state; member `e` depends only on `(seed, e)`.

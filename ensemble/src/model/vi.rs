@@ -123,6 +123,12 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         })
     }
 
+    /// Restarts every member's noise stream from `seed` (member `e` draws from `(seed, e)`).
+    pub fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.rngs.clear();
+    }
+
     /// The latent sites.
     pub fn sites(&self) -> &[Site<T>] {
         &self.sites

@@ -1,0 +1,278 @@
+//! Layer 2: `EnsembleVI` — an ensemble of mean-field Gaussian guides, each fitted by maximising a
+//! tempered ELBO, with the same `init` / `update` / `run` as [`EnsembleMAP`].
+
+use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
+use flock_ensemble::model::{KlEstimator, MeanFieldElbo, Model, Support, inverse_softplus};
+use flock_ensemble::{
+    EnsembleError, EnsembleState, MemberRng, Predictions, member_rng, standard_normal,
+};
+use flock_kernels::Element;
+use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
+
+use crate::map::{EnsembleMAP, EnsembleResult, RunError, RunOptions};
+
+/// The configuration of an [`EnsembleVI`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViConfig {
+    /// Members (independent guides).
+    pub ensemble_size: usize,
+    /// `β` of the tempered ELBO `E[log p(y|θ)] − β·KL(q ‖ p)`.
+    pub kl_weight: f64,
+    /// Monte-Carlo particles per member and step.
+    pub num_particles: usize,
+    /// How the KL term is computed.
+    pub kl: KlEstimator,
+    /// The guide's initial scale `softplus(ρ)` (numpyro's `init_scale`).
+    pub init_scale: f64,
+}
+
+impl Default for ViConfig {
+    /// 16 members, `β = 1`, one particle, Monte-Carlo KL, initial scale 0.1.
+    fn default() -> Self {
+        ViConfig {
+            ensemble_size: 16,
+            kl_weight: 1.0,
+            num_particles: 1,
+            kl: KlEstimator::MonteCarlo,
+            init_scale: 0.1,
+        }
+    }
+}
+
+type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
+
+/// An ensemble of mean-field VI fits (pyrox's `EnsembleVI`) over a model written with flock's
+/// model language. The state's parameters are the guides' `{site}.loc` and `{site}.rho`.
+///
+/// ```
+/// use flock_autograd::{AutogradError, Batch, Var};
+/// use flock_ensemble::model::{ModelContext, normal};
+/// use flock_runner::map::RunOptions;
+/// use flock_runner::vi::{EnsembleVI, ViConfig};
+/// use flock_optim::{AdamConfig, adam};
+///
+/// // y ~ N(w·x, 0.1) with w ~ N(0, 1)
+/// fn model(m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
+///     let w = m.sample("w", normal(0.0, 1.0), [1, 1])?;
+///     let f = m.graph().matmul(x, w)?;
+///     let f = m.graph().squeeze_last(f)?;
+///     m.observe("y", normal(f, 0.1), y)
+/// }
+/// let x: Vec<f64> = (0..20).map(|i| i as f64 / 10.0 - 1.0).collect();
+/// let y: Vec<f64> = x.iter().map(|v| 0.7 * v).collect();
+/// let data = Batch::new(&x, &y, 20)?;
+/// let config = ViConfig { ensemble_size: 2, ..ViConfig::default() };
+/// let mut vi = EnsembleVI::new(model, data, |_rng: &mut flock_ensemble::MemberRng| vec![0.0],
+///                              adam(5e-2, AdamConfig::default())?, config)?;
+/// let result = vi.run(0, 500, data, RunOptions::default())?;
+/// let w_loc = result.params.member(0)[0];
+/// assert!((w_loc - 0.7).abs() < 0.05, "{w_loc}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EnsembleVI<T, M, O> {
+    map: EnsembleMAP<T, MeanFieldElbo<T, M>, BoxedInit<T>, O>,
+    site_shapes: Vec<(usize, bool)>,
+}
+
+impl<T, M, O> core::fmt::Debug for EnsembleVI<T, M, O> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EnsembleVI")
+            .field("sites", &self.site_shapes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, M, O> EnsembleVI<T, M, O>
+where
+    T: Element,
+    M: Model<T>,
+    O: GradientTransformation<T>,
+{
+    /// An ensemble of guides over `model` (its sites found by running it on `example`);
+    /// `loc_init(rng)` gives one member's initial site values (a model block, positive sites as
+    /// logarithms), and every guide scale starts at `config.init_scale`.
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] for a bad configuration or model.
+    pub fn new(
+        model: M,
+        example: Batch<'_, T>,
+        mut loc_init: impl FnMut(&mut MemberRng) -> Vec<T> + 'static,
+        optimizer: O,
+        config: ViConfig,
+    ) -> Result<Self, RunError<T>> {
+        if !(config.init_scale.is_finite() && config.init_scale > 0.0) {
+            return Err(EnsembleError::InvalidArgument {
+                name: "init_scale",
+                value: config.init_scale,
+                expected: "a positive scale",
+            }
+            .into());
+        }
+        let elbo = MeanFieldElbo::new(model, example, config.num_particles, config.kl, 0)?;
+        let site_shapes: Vec<(usize, bool)> = elbo
+            .sites()
+            .iter()
+            .map(|s| (s.shape.elems(), s.prior.support() == Support::Positive))
+            .collect();
+        let lens: Vec<usize> = site_shapes.iter().map(|s| s.0).collect();
+        let rho = T::from_f64(inverse_softplus(config.init_scale));
+        let model_size: usize = lens.iter().sum();
+        let init: BoxedInit<T> = Box::new(move |rng| {
+            let loc = loc_init(rng);
+            if loc.len() != model_size {
+                // The runner's init check reports the length.
+                return loc;
+            }
+            let mut block = Vec::with_capacity(2 * model_size);
+            let mut offset = 0;
+            for &len in &lens {
+                block.extend_from_slice(&loc[offset..offset + len]);
+                block.extend(std::iter::repeat_n(rho, len));
+                offset += len;
+            }
+            block
+        });
+        let map = EnsembleMAP::new(
+            elbo,
+            init,
+            optimizer,
+            config.ensemble_size,
+            config.kl_weight,
+        )?;
+        Ok(EnsembleVI { map, site_shapes })
+    }
+
+    /// Fresh guides and optimizer state.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::init`].
+    pub fn init(&mut self, seed: u64) -> Result<EnsembleState<T, O::State>, RunError<T>> {
+        self.map.init(seed)
+    }
+
+    /// One ELBO step on `batch` (`scale = N/|B|`); returns the per-member negative ELBOs.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::update`].
+    pub fn update<'s>(
+        &mut self,
+        state: &'s mut EnsembleState<T, O::State>,
+        batch: Batch<'_, T>,
+        scale: f64,
+    ) -> Result<&'s [T], RunError<T>> {
+        self.map.update(state, batch, scale)
+    }
+
+    /// Trains fresh guides for `num_epochs` steps; the seed drives init, batches and the guide's
+    /// noise. Can be called any number of times.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::run`].
+    pub fn run(
+        &mut self,
+        seed: u64,
+        num_epochs: usize,
+        data: Batch<'_, T>,
+        options: RunOptions<'_, T>,
+    ) -> Result<EnsembleResult<T>, RunError<T>> {
+        self.map
+            .log_joint_mut()
+            .reseed(seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7));
+        self.map.run(seed, num_epochs, data, options)
+    }
+
+    /// Network outputs under `samples` draws from each member's guide: `network(graph, x,
+    /// site values)` → `[N]` per draw, collected as `[E·S, N]` (member-major: row `e·S + s`),
+    /// the noise-free outputs the metrics score.
+    ///
+    /// # Errors
+    /// [`EnsembleError`]s for bad inputs; errors of `network`.
+    pub fn predict<F>(
+        &self,
+        params: &Parameters<T>,
+        mut network: F,
+        x_new: &[T],
+        points: usize,
+        samples: usize,
+        seed: u64,
+    ) -> Result<Predictions<T>, RunError<T>>
+    where
+        F: for<'g> FnMut(&mut Graph<'g, T>, Var, &[Var]) -> Result<Var, AutogradError>,
+    {
+        if points == 0 || x_new.len() % points != 0 || samples == 0 {
+            return Err(EnsembleError::BatchShape {
+                what: "x",
+                len: x_new.len(),
+                rows: points,
+            }
+            .into());
+        }
+        let members = params.members();
+        let mut rngs: Vec<MemberRng> = (0..members).map(|e| member_rng(seed, e)).collect();
+        let mut out = vec![T::ZERO; members * samples * points];
+        let mut tape = Tape::new();
+        let mut noise = Vec::new();
+        let mut row = vec![T::ZERO; members * points];
+        for s in 0..samples {
+            let mut g = tape.graph(params);
+            let x = g
+                .input(x_new, [points, x_new.len() / points])
+                .map_err(EnsembleError::from)?;
+            let elbo = self.map.log_joint();
+            let guide = elbo.guide_ids();
+            let mut values = Vec::with_capacity(self.site_shapes.len());
+            for (k, &(len, positive)) in self.site_shapes.iter().enumerate() {
+                let shape = elbo.sites()[k].shape;
+                let loc = g.param(guide.loc[k])?;
+                let rho = g.param(guide.rho[k])?;
+                noise.clear();
+                for rng in rngs.iter_mut() {
+                    noise.extend((0..len).map(|_| T::from_f64(standard_normal(rng))));
+                }
+                let eps = g.input_per_member(&noise, shape)?;
+                let scale = g.softplus(rho);
+                let step = g.mul(scale, eps)?;
+                let raw = g.add(loc, step)?;
+                values.push(if positive { g.exp(raw) } else { raw });
+            }
+            let f = network(&mut g, x, &values)?;
+            g.copy_values(f, &mut row).map_err(EnsembleError::from)?;
+            for e in 0..members {
+                let dst = (e * samples + s) * points;
+                out[dst..dst + points].copy_from_slice(&row[e * points..(e + 1) * points]);
+            }
+        }
+        Ok(Predictions {
+            values: out,
+            members: members * samples,
+            points,
+            outputs: 1,
+        })
+    }
+}
+
+/// pyrox's `ensemble_vi`: [`EnsembleVI`] with `adam(5e-3)`, `β = 1`, one particle, full batch.
+///
+/// # Errors
+/// As [`EnsembleVI::run`].
+pub fn ensemble_vi<T, M>(
+    model: M,
+    loc_init: impl FnMut(&mut MemberRng) -> Vec<T> + 'static,
+    data: Batch<'_, T>,
+    ensemble_size: usize,
+    num_epochs: usize,
+    seed: u64,
+) -> Result<EnsembleResult<T>, RunError<T>>
+where
+    T: Element,
+    M: Model<T>,
+{
+    let optimizer: Adam = adam(5e-3, AdamConfig::default())?;
+    let config = ViConfig {
+        ensemble_size,
+        ..ViConfig::default()
+    };
+    let mut vi = EnsembleVI::new(model, data, loc_init, optimizer, config)?;
+    vi.run(seed, num_epochs, data, RunOptions::default())
+}
