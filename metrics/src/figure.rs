@@ -421,7 +421,9 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, FigureError> {
         .map_err(|e| FigureError::Render(e.to_string()))
 }
 
-/// Writes the figure of `panels` to `path`: SVG or PNG (2× resolution) by the extension.
+/// Writes the figure of `panels` to `path`: SVG or PNG (2× resolution) by the extension. The
+/// bytes go to a temporary file beside `path` that is then renamed, so an interrupted run never
+/// leaves a half-written figure.
 ///
 /// # Errors
 /// [`FigureError::Format`] for another extension; rendering and I/O errors.
@@ -432,5 +434,9 @@ pub fn write_figure(path: &std::path::Path, panels: &[FitPanel<'_>]) -> Result<(
         Some("png") => svg_to_png(&svg, 2.0)?,
         _ => return Err(FigureError::Format(path.to_owned())),
     };
-    std::fs::write(path, bytes).map_err(FigureError::Io)
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes).map_err(FigureError::Io)?;
+    std::fs::rename(&temporary, path).map_err(FigureError::Io)
 }

@@ -1,0 +1,156 @@
+//! The `flock` binary end to end: `uci` on a small dataset folder, and bad inputs that must give
+//! a clear message naming the file, line and column, a non-zero exit and no panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn flock() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flock"))
+}
+
+/// A dataset folder in the UCI layout: y = 2·x₀ − x₁ + noise, 60 rows, 2 splits.
+fn write_dataset(dir: &Path, data: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("data.txt"), data).unwrap();
+    std::fs::write(dir.join("index_features.txt"), "0\n1\n").unwrap();
+    std::fs::write(dir.join("index_target.txt"), "2\n").unwrap();
+    std::fs::write(dir.join("n_splits.txt"), "2\n").unwrap();
+    std::fs::write(dir.join("n_hidden.txt"), "10\n").unwrap();
+    for k in 0..2 {
+        let test: Vec<usize> = (0..60).filter(|i| i % 10 == k).collect();
+        let train: Vec<usize> = (0..60).filter(|i| i % 10 != k).collect();
+        let lines = |v: &[usize]| v.iter().map(|i| format!("{i}\n")).collect::<String>();
+        std::fs::write(dir.join(format!("index_train_{k}.txt")), lines(&train)).unwrap();
+        std::fs::write(dir.join(format!("index_test_{k}.txt")), lines(&test)).unwrap();
+    }
+}
+
+fn good_data() -> String {
+    (0..60)
+        .map(|i| {
+            let (a, b) = ((i % 7) as f64 / 3.0, (i % 5) as f64 / 2.0);
+            let noise = ((i * 37 % 11) as f64 - 5.0) / 50.0;
+            format!("{a} {b}\t{}\n", 2.0 * a - b + noise)
+        })
+        .collect()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flock-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn uci_runs_on_a_dataset_folder() {
+    let dir = temp("good").join("toy");
+    write_dataset(&dir, &good_data());
+    let out = flock()
+        .args([
+            "uci",
+            dir.to_str().unwrap(),
+            "--epochs",
+            "20",
+            "--batch-size",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("toy"))
+        .expect("a row for the dataset");
+    assert!(row.contains(" 2 "), "two splits: {row}");
+    // Same seed, same output.
+    let again = flock()
+        .args([
+            "uci",
+            dir.to_str().unwrap(),
+            "--epochs",
+            "20",
+            "--batch-size",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    let strip_time = |s: &str| {
+        s.lines()
+            .map(|l| l.split('s').next().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip_time(&stdout),
+        strip_time(&String::from_utf8_lossy(&again.stdout))
+    );
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+#[test]
+fn bad_inputs_name_the_problem_and_fail_cleanly() {
+    let good = good_data();
+    let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "ragged",
+            {
+                lines[4] = "1.0 2.0".into();
+                lines.join("\n")
+            },
+            "data.txt:5: 2 columns, but the first row has 3",
+        ),
+        (
+            "text",
+            good.replacen('\t', "\tabc\t", 1),
+            "data.txt:1: column 3 is \"abc\", not a number",
+        ),
+        (
+            "nan",
+            good.replacen("\n", "\nNaN 1 2\n", 1),
+            "data.txt:2: column 1 is not finite",
+        ),
+        ("empty", String::new(), "no data rows"),
+    ];
+    for (name, data, expected) in cases {
+        let dir = temp(name).join("bad");
+        write_dataset(&dir, &data);
+        let out = flock()
+            .args(["uci", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: should fail");
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    }
+    // An index file pointing past the data.
+    let dir = temp("index").join("bad");
+    write_dataset(&dir, &good);
+    std::fs::write(dir.join("index_test_1.txt"), "3\n999\n").unwrap();
+    let out = flock()
+        .args(["uci", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("index_test_1.txt:2: index 999 is out of range"),
+        "{stderr}"
+    );
+    // A folder without data.
+    let empty = temp("nothing");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = flock()
+        .args(["uci", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dataset folder"));
+    let _ = std::fs::remove_dir_all(&empty);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
