@@ -9,11 +9,13 @@
 //! - [`vi`]: `EnsembleVI` (mean-field Gaussian guides, tempered ELBO, the same runner loop) and
 //!   the one-shot `ensemble_vi`, with a predictive of `S` draws per member.
 //!
+//! - [`checkpoint`]: saving and loading results as safetensors.
 //! - [`uci`]: the UCI regression benchmark protocol, used by `flock uci`.
 //!
 //! The `flock` binary (`cargo run --release -p flock-runner -- demo | uci DIR`) drives them.
-//! Next: checkpoints, `flock fit` / `flock predict`.
+//! Next: optimizer state in checkpoints (bit-exact resume), `flock fit` / `flock predict`.
 
+pub mod checkpoint;
 pub mod map;
 pub mod patterns;
 pub mod seed;

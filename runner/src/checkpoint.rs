@@ -1,0 +1,323 @@
+//! Checkpoints in the safetensors format: readable by Python's `safetensors` (member axis first),
+//! written atomically, and read back bit for bit — or refused with a typed error when truncated,
+//! corrupted or made for another model.
+//!
+//! Layout: an 8-byte little-endian header length, a JSON header mapping each tensor name to its
+//! `dtype`, `shape` and `data_offsets` (plus `__metadata__`, string to string), then the raw
+//! little-endian data. flock writes one tensor per parameter leaf, stacked over members
+//! (`[E, …shape]`, the layout JAX and equinox use), and the loss history as `losses` `[E, T]`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use flock_autograd::{ParamLayout, Parameters};
+use flock_kernels::Element;
+use serde_json::{Map, Value, json};
+
+use crate::map::EnsembleResult;
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    Io(std::io::Error),
+    /// The bytes are not a safetensors file (truncated, corrupted header, offsets out of range).
+    Corrupt {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is valid but holds another model (a leaf missing, another shape or dtype).
+    Mismatch {
+        /// What differs.
+        reason: String,
+    },
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::Io(e) => write!(f, "checkpoint: {e}"),
+            CheckpointError::Corrupt { reason } => write!(f, "checkpoint is corrupt: {reason}"),
+            CheckpointError::Mismatch { reason } => {
+                write!(f, "checkpoint is for another model: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {}
+
+fn corrupt(reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::Corrupt {
+        reason: reason.into(),
+    }
+}
+
+fn mismatch(reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::Mismatch {
+        reason: reason.into(),
+    }
+}
+
+fn dtype<T: Element>() -> &'static str {
+    if T::NAME == "f32" { "F32" } else { "F64" }
+}
+
+/// One tensor to write: name, shape, values.
+struct Tensor<'a, T> {
+    name: String,
+    shape: Vec<usize>,
+    values: &'a [T],
+}
+
+/// Serialises tensors and metadata into safetensors bytes.
+fn encode<T: Element>(tensors: &[Tensor<'_, T>], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut header = Map::new();
+    let mut offset = 0usize;
+    for t in tensors {
+        let bytes = std::mem::size_of_val(t.values);
+        header.insert(
+            t.name.clone(),
+            json!({"dtype": dtype::<T>(), "shape": t.shape, "data_offsets": [offset, offset + bytes]}),
+        );
+        offset += bytes;
+    }
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), json!(metadata));
+    }
+    let mut text = Value::Object(header).to_string().into_bytes();
+    // Pad the header with spaces to a multiple of 8 bytes (allowed by the format).
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + offset);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    for t in tensors {
+        for v in t.values {
+            if T::NAME == "f32" {
+                out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
+            } else {
+                out.extend_from_slice(&v.to_f64().to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// A parsed checkpoint: the header and the data section.
+#[derive(Debug)]
+pub struct Checkpoint {
+    header: Map<String, Value>,
+    data: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// Parses safetensors bytes, checking every offset against the data.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Corrupt`] for anything malformed.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let len_bytes: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("shorter than the 8-byte header length"))?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        let header_end = 8usize
+            .checked_add(
+                usize::try_from(header_len).map_err(|_| corrupt("header length overflows"))?,
+            )
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| corrupt(format!("header of {header_len} bytes runs past the end")))?;
+        let text = std::str::from_utf8(&bytes[8..header_end])
+            .map_err(|_| corrupt("header is not UTF-8"))?;
+        let header = match serde_json::from_str::<Value>(text.trim_end()) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(corrupt("header is not a JSON object")),
+        };
+        let data = bytes[header_end..].to_vec();
+        for (name, entry) in &header {
+            if name == "__metadata__" {
+                continue;
+            }
+            let (start, end) = offsets(entry)
+                .ok_or_else(|| corrupt(format!("tensor {name}: bad data_offsets")))?;
+            if start > end || end > data.len() {
+                return Err(corrupt(format!(
+                    "tensor {name}: bytes {start}..{end} outside the {} bytes of data",
+                    data.len()
+                )));
+            }
+        }
+        Ok(Checkpoint { header, data })
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`] or [`CheckpointError::Corrupt`].
+    pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        Checkpoint::from_bytes(&std::fs::read(path).map_err(CheckpointError::Io)?)
+    }
+
+    /// A metadata value.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.header.get("__metadata__")?.get(key)?.as_str()
+    }
+
+    /// Tensor `name` as values of `T`, checking its dtype and shape.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Mismatch`] when it is missing or has another dtype or shape.
+    pub fn tensor<T: Element>(
+        &self,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<Vec<T>, CheckpointError> {
+        let entry = self
+            .header
+            .get(name)
+            .ok_or_else(|| mismatch(format!("no tensor {name:?}")))?;
+        let found_dtype = entry.get("dtype").and_then(Value::as_str).unwrap_or("?");
+        if found_dtype != dtype::<T>() {
+            return Err(mismatch(format!(
+                "tensor {name:?} is {found_dtype}, expected {}",
+                dtype::<T>()
+            )));
+        }
+        let found_shape: Option<Vec<usize>> =
+            entry.get("shape").and_then(Value::as_array).map(|dims| {
+                dims.iter()
+                    .filter_map(|d| d.as_u64().map(|d| d as usize))
+                    .collect()
+            });
+        if found_shape.as_deref() != Some(shape) {
+            return Err(mismatch(format!(
+                "tensor {name:?} has shape {found_shape:?}, expected {shape:?}"
+            )));
+        }
+        let (start, end) =
+            offsets(entry).ok_or_else(|| corrupt(format!("tensor {name}: bad data_offsets")))?;
+        let width = std::mem::size_of::<T>();
+        let count: usize = shape.iter().product();
+        if end - start != count * width {
+            return Err(corrupt(format!(
+                "tensor {name:?} holds {} bytes for {count} values",
+                end - start
+            )));
+        }
+        Ok(self.data[start..end]
+            .chunks_exact(width)
+            .map(|b| {
+                if width == 4 {
+                    T::from_f64(f64::from(f32::from_le_bytes(
+                        b.try_into().unwrap_or([0; 4]),
+                    )))
+                } else {
+                    T::from_f64(f64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                }
+            })
+            .collect())
+    }
+
+    /// The parameters of `members` members laid out by `layout`.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Mismatch`] when a leaf is missing or shaped differently.
+    pub fn params<T: Element>(
+        &self,
+        layout: &ParamLayout,
+        members: usize,
+    ) -> Result<Parameters<T>, CheckpointError> {
+        let mut params = Parameters::zeros(layout.clone(), members);
+        for leaf in layout.leaves() {
+            let mut shape = vec![members];
+            shape.extend_from_slice(leaf.shape.dims());
+            let values = self.tensor::<T>(&leaf.name, &shape)?;
+            let id = layout
+                .find(&leaf.name)
+                .ok_or_else(|| mismatch(&leaf.name))?;
+            params
+                .set_leaf_stacked(id, &values)
+                .map_err(|e| mismatch(e.to_string()))?;
+        }
+        Ok(params)
+    }
+}
+
+fn offsets(entry: &Value) -> Option<(usize, usize)> {
+    let o = entry.get("data_offsets")?.as_array()?;
+    Some((o.first()?.as_u64()? as usize, o.get(1)?.as_u64()? as usize))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    std::fs::write(&temporary, bytes).map_err(CheckpointError::Io)?;
+    std::fs::rename(&temporary, path).map_err(CheckpointError::Io)
+}
+
+/// Saves a run's parameters (one tensor per leaf, `[E, …]`), its loss history (`losses`,
+/// `[E, T]`) and `metadata` (plus the step count) to `path`.
+///
+/// ```
+/// use flock_autograd::{ParamLayout, Parameters};
+/// use flock_runner::checkpoint::{Checkpoint, save_result};
+/// use flock_runner::map::EnsembleResult;
+/// let mut layout = ParamLayout::new();
+/// layout.add("w", [2])?;
+/// let params = Parameters::from_values(layout.clone(), 2, vec![1.0, 2.0, 3.0, f64::MIN_POSITIVE])?;
+/// let result = EnsembleResult { params, losses: vec![0.5; 6], steps: 3, stopped_early: false, diverged: vec![] };
+/// let path = std::env::temp_dir().join("flock-doc-checkpoint.safetensors");
+/// save_result(&path, &result, &[("model", "example")])?;
+/// let back = Checkpoint::read(&path)?;
+/// assert_eq!(back.params::<f64>(&layout, 2)?, result.params);
+/// assert_eq!(back.metadata("model"), Some("example"));
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`CheckpointError::Io`].
+pub fn save_result<T: Element>(
+    path: &Path,
+    result: &EnsembleResult<T>,
+    metadata: &[(&str, &str)],
+) -> Result<(), CheckpointError> {
+    let params = &result.params;
+    let members = params.members();
+    let stacked: Vec<(String, Vec<usize>, Vec<T>)> = params
+        .layout()
+        .leaves()
+        .iter()
+        .map(|leaf| {
+            let mut shape = vec![members];
+            shape.extend_from_slice(leaf.shape.dims());
+            let id = params.layout().find(&leaf.name).expect("own leaf");
+            let values = params.leaf_stacked(id).expect("own leaf");
+            (leaf.name.clone(), shape, values)
+        })
+        .collect();
+    let mut tensors: Vec<Tensor<'_, T>> = stacked
+        .iter()
+        .map(|(name, shape, values)| Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            values,
+        })
+        .collect();
+    tensors.push(Tensor {
+        name: "losses".into(),
+        shape: vec![members, result.steps],
+        values: &result.losses,
+    });
+    let mut meta: BTreeMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    meta.insert("steps".into(), result.steps.to_string());
+    meta.insert("members".into(), members.to_string());
+    write_atomically(path, &encode(&tensors, &meta))
+}
