@@ -13,6 +13,7 @@
 //! - [`ensemble_predict`] evaluates every member on new inputs.
 //! - [`model`]: Pattern C — a model written once with `sample` / `observe` sites gives the
 //!   parameter layout, the split log-density and a log-joint.
+//! - [`ParallelLogJoint`]: members in parallel, bitwise equal to one thread.
 //! - [`MiniBatcher`]: mini-batches with or without replacement and their `scale`;
 //!   [`PerMemberBatcher`]: a data order of each member's own.
 
@@ -20,6 +21,7 @@ mod batch;
 mod error;
 mod loss;
 pub mod model;
+mod parallel;
 mod predict;
 mod rng;
 mod state;
@@ -28,6 +30,7 @@ mod step;
 pub use batch::{MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
+pub use parallel::ParallelLogJoint;
 pub use predict::{Predictions, ensemble_predict};
 pub use rng::{MemberRng, member_rng, standard_normal};
 pub use state::{EnsembleState, ensemble_init, optim_layout};

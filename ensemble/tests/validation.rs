@@ -278,3 +278,32 @@ fn per_member_batches_keep_members_independent() {
     // The members really saw different data.
     assert_ne!(&xb[..8], &xb[8..16]);
 }
+
+/// Members on two threads give bitwise the results of one thread.
+#[test]
+fn parallel_log_joint_is_bitwise_sequential() {
+    let (layout, mlp) = setup();
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let x: Vec<f64> = (0..30).map(|i| i as f64 / 15.0 - 1.0).collect();
+    let y: Vec<f64> = x.iter().map(|v| (2.0 * v).cos()).collect();
+    let batch = Batch::new(&x, &y, 30).unwrap();
+    let run = |parts: usize| {
+        let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 11, 2).unwrap();
+        let mut lj = ParallelLogJoint::new(
+            (0..parts)
+                .map(|_| log_joint(&layout, mlp.clone()))
+                .collect(),
+        );
+        for _ in 0..15 {
+            ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0).unwrap();
+        }
+        state
+            .params
+            .values()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(1), run(2));
+    assert_eq!(run(1), run(3));
+}
