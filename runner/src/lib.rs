@@ -16,8 +16,10 @@
 //! Next: optimizer state in checkpoints (bit-exact resume), `flock fit` / `flock predict`.
 
 pub mod checkpoint;
+pub mod fit;
 pub mod map;
 pub mod patterns;
 pub mod seed;
+pub mod table;
 pub mod uci;
 pub mod vi;

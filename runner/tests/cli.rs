@@ -154,3 +154,106 @@ fn bad_inputs_name_the_problem_and_fail_cleanly() {
     let _ = std::fs::remove_dir_all(&empty);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[test]
+fn fit_then_predict_round_trip_and_refuse_bad_input() {
+    let dir = temp("fit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv: String = std::iter::once("a,b,target\n".to_owned())
+        .chain((0..120).map(|i| {
+            let (a, b) = ((i % 9) as f64 / 4.0, (i % 7) as f64 / 3.0);
+            format!(
+                "{a},{b},{}\n",
+                a * a - b + ((i * 13 % 5) as f64 - 2.0) / 20.0
+            )
+        }))
+        .collect();
+    let data = dir.join("train.csv");
+    std::fs::write(&data, csv).unwrap();
+    let model = dir.join("model.safetensors");
+    let fit = |extra: &[&str]| {
+        let mut cmd = flock();
+        cmd.args([
+            "fit",
+            data.to_str().unwrap(),
+            "--target",
+            "target",
+            "--epochs",
+            "30",
+            "--batch-size",
+            "32",
+            "--out",
+            model.to_str().unwrap(),
+        ]);
+        cmd.args(extra);
+        cmd.output().unwrap()
+    };
+    let out = fit(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test (12 rows, original scale): RMSE"),
+        "{stdout}"
+    );
+    let first = std::fs::read(&model).unwrap();
+    // Same seed, any --threads: the same model file.
+    assert!(fit(&["--threads", "2"]).status.success());
+    assert_eq!(std::fs::read(&model).unwrap(), first);
+
+    let inputs = dir.join("new.csv");
+    std::fs::write(&inputs, "a,b\n0.5,1\n2,0\n").unwrap();
+    let preds = dir.join("preds.csv");
+    let out = flock()
+        .args([
+            "predict",
+            model.to_str().unwrap(),
+            inputs.to_str().unwrap(),
+            "--out",
+            preds.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "mean,total_std,epistemic_std,aleatoric_std,q0.025,q0.975"
+    );
+    assert_eq!(lines.len(), 3);
+    let row: Vec<f64> = lines[2].split(',').map(|v| v.parse().unwrap()).collect();
+    assert!((row[0] - 4.0).abs() < 1.0, "f(2, 0) ≈ 4: {row:?}");
+    assert!(row[4] < row[0] && row[0] < row[5]);
+
+    // Bad inputs: a missing column, a corrupt model, the wrong number of features.
+    let out = flock()
+        .args(["fit", data.to_str().unwrap(), "--target", "nope"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nope\""));
+    let out = flock()
+        .args(["predict", data.to_str().unwrap(), inputs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint is corrupt"));
+    std::fs::write(&inputs, "a\n0.5\n").unwrap();
+    let out = flock()
+        .args(["predict", model.to_str().unwrap(), inputs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the model takes 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,8 @@
 //!
 //! - `flock demo`: the seed tutorial — three 16-member fits of the sinc problem, the table, the
 //!   figure.
+//! - `flock fit DATA --target COL`: an ensemble on a table, scored on held-out rows, saved.
+//! - `flock predict MODEL DATA`: the predictive mean, spread and quantiles as CSV.
 //! - `flock uci DIR`: the UCI regression benchmark protocol on a dataset folder (or a folder of
 //!   them), beside the published Deep Ensembles numbers.
 
@@ -12,8 +14,11 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 
+use flock_metrics::exact_scores;
+use flock_runner::fit::{FitSpec, FittedModel, Likelihood, fit, parse_activation};
 use flock_runner::patterns::{Init, tutorial};
 use flock_runner::seed::SeedData;
+use flock_runner::table::{DataError, NamedTable, read_named_table};
 use flock_runner::uci::{Dataset, SplitScores, UciConfig, published, run_split};
 
 #[derive(Parser, Debug)]
@@ -41,6 +46,75 @@ enum Command {
         /// Seed of flock's own data and initialisation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Fit an ensemble to a CSV or whitespace-separated table and score it on held-out rows.
+    Fit {
+        /// The data file (a first line with non-numeric cells is a header).
+        data: PathBuf,
+        /// The target column (name or 0-based index).
+        #[arg(long)]
+        target: String,
+        /// Feature columns (names or indices; default: every other column).
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// A separate test file with the same columns (default: hold out --test-fraction).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Fraction of rows held out for testing when no --test file is given.
+        #[arg(long, default_value_t = 0.1)]
+        test_fraction: f64,
+        /// Ensemble members.
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// Units per hidden layer.
+        #[arg(long, default_value_t = 50)]
+        hidden: usize,
+        /// Hidden layers.
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        /// Hidden activation: relu, tanh, sigmoid, softplus.
+        #[arg(long, default_value = "relu")]
+        activation: String,
+        /// A fixed noise σ in target units (default: learn a heteroscedastic variance).
+        #[arg(long)]
+        sigma: Option<f64>,
+        /// Epochs.
+        #[arg(long, default_value_t = 40)]
+        epochs: usize,
+        /// Examples per step.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Adam's learning rate.
+        #[arg(long, default_value_t = 1e-2)]
+        lr: f64,
+        /// Weight of a standard-normal prior on the weights (0 = maximum likelihood).
+        #[arg(long, default_value_t = 0.0)]
+        prior_weight: f64,
+        /// Seed (data split, initialisation, batches).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Threads to split members over (results are the same for any value).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Where the fitted model goes.
+        #[arg(long, default_value = "flock-model.safetensors")]
+        out: PathBuf,
+    },
+    /// Predict with a fitted model: mean, total / epistemic / aleatoric std and quantiles as CSV.
+    Predict {
+        /// A model written by `flock fit`.
+        model: PathBuf,
+        /// Inputs (the model's feature columns, by --features or all columns in order).
+        data: PathBuf,
+        /// Feature columns (names or indices).
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// Predictive quantiles to add.
+        #[arg(long, value_delimiter = ',', default_value = "0.025,0.975")]
+        quantiles: Vec<f64>,
+        /// The CSV to write.
+        #[arg(long, default_value = "predictions.csv")]
+        out: PathBuf,
     },
     /// The UCI regression benchmark on DIR (one dataset folder, or a folder of them).
     Uci {
@@ -77,6 +151,64 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { fixture, out, seed } => demo(fixture, &out, seed),
+        Command::Fit {
+            data,
+            target,
+            features,
+            test,
+            test_fraction,
+            members,
+            hidden,
+            depth,
+            activation,
+            sigma,
+            epochs,
+            batch_size,
+            lr,
+            prior_weight,
+            seed,
+            threads,
+            out,
+        } => (|| {
+            let activation = parse_activation(&activation).ok_or_else(|| {
+                format!("--activation {activation:?}: expected relu, tanh, sigmoid or softplus")
+            })?;
+            let spec = FitSpec {
+                members,
+                hidden,
+                depth,
+                activation,
+                likelihood: match sigma {
+                    Some(sigma) if sigma > 0.0 && sigma.is_finite() => Likelihood::Fixed { sigma },
+                    Some(sigma) => {
+                        return Err(format!("--sigma {sigma}: expected a positive number").into());
+                    }
+                    None => Likelihood::Heteroscedastic,
+                },
+                epochs,
+                batch_size,
+                learning_rate: lr,
+                prior_weight,
+                seed,
+                threads,
+            };
+            fit_command(
+                &data,
+                &target,
+                features.as_deref(),
+                test.as_deref(),
+                test_fraction,
+                &spec,
+                &out,
+            )
+        })(),
+        Command::Predict {
+            model,
+            data,
+            features,
+            quantiles,
+            out,
+        } => predict_command(&model, &data, features.as_deref(), &quantiles, &out),
         Command::Uci {
             dir,
             splits,
@@ -120,6 +252,189 @@ fn demo(fixture: bool, out: &Path, seed: u64) -> Result<(), Box<dyn std::error::
         Init::Seed(seed)
     };
     tutorial(&data, init, seed, out)?;
+    Ok(())
+}
+
+/// Feature columns: the named ones, or every column but `exclude`.
+fn feature_columns(
+    table: &NamedTable,
+    path: &Path,
+    features: Option<&[String]>,
+    exclude: Option<usize>,
+) -> Result<Vec<usize>, DataError> {
+    match features {
+        Some(names) => names.iter().map(|n| table.column(n, path)).collect(),
+        None => Ok((0..table.table.cols)
+            .filter(|&c| Some(c) != exclude)
+            .collect()),
+    }
+}
+
+fn gather(table: &NamedTable, rows: &[usize], columns: &[usize]) -> Vec<f64> {
+    let cols = table.table.cols;
+    rows.iter()
+        .flat_map(|&r| {
+            columns
+                .iter()
+                .map(move |&c| table.table.values[r * cols + c])
+        })
+        .collect()
+}
+
+fn fit_command(
+    data: &Path,
+    target: &str,
+    features: Option<&[String]>,
+    test: Option<&Path>,
+    test_fraction: f64,
+    spec: &FitSpec,
+    out: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let table = read_named_table(data)?;
+    let target_column = table.column(target, data)?;
+    let columns = feature_columns(&table, data, features, Some(target_column))?;
+    if columns.is_empty() {
+        return Err(format!("{}: no feature columns besides the target", data.display()).into());
+    }
+    let all: Vec<usize> = (0..table.table.rows).collect();
+    let (train_rows, test_table, test_rows) = match test {
+        Some(path) => {
+            let t = read_named_table(path)?;
+            let rows = (0..t.table.rows).collect();
+            (all, Some((t, path.to_owned())), rows)
+        }
+        None => {
+            if !(0.0..1.0).contains(&test_fraction) {
+                return Err(format!("--test-fraction {test_fraction}: expected 0 ≤ f < 1").into());
+            }
+            let mut order = all;
+            let mut rng = flock_ensemble::member_rng(spec.seed, usize::MAX - 1);
+            for i in (1..order.len()).rev() {
+                let j = rand::RngExt::random_range(&mut rng, 0..=i);
+                order.swap(i, j);
+            }
+            let n_test = (order.len() as f64 * test_fraction).round() as usize;
+            let test_rows = order.split_off(order.len() - n_test);
+            (order, None, test_rows)
+        }
+    };
+    if train_rows.len() < 2 {
+        return Err(DataError::TooFewRows {
+            path: data.to_owned(),
+            rows: train_rows.len(),
+            needed: 2,
+        }
+        .into());
+    }
+    let x_train = gather(&table, &train_rows, &columns);
+    let y_train = gather(&table, &train_rows, &[target_column]);
+    if y_train.iter().all(|&v| v == y_train[0]) {
+        return Err(format!(
+            "{}: the target column {target:?} is constant on the training rows",
+            data.display()
+        )
+        .into());
+    }
+    let start = Instant::now();
+    let (model, result) =
+        fit(spec, &x_train, &y_train, columns.len()).map_err(|e| e.to_string())?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "trained {} members on {} rows × {} features: {} steps in {seconds:.2} s",
+        spec.members,
+        train_rows.len(),
+        columns.len(),
+        result.steps
+    );
+    if !result.diverged.is_empty() {
+        println!(
+            "diverged members (kept at their last finite parameters): {:?}",
+            result.diverged
+        );
+    }
+    if !test_rows.is_empty() {
+        let (x_test, y_test) = match &test_table {
+            Some((t, path)) => {
+                let target_column = t.column(target, path)?;
+                let cols = feature_columns(t, path, features, Some(target_column))?;
+                (
+                    gather(t, &test_rows, &cols),
+                    gather(t, &test_rows, &[target_column]),
+                )
+            }
+            None => (
+                gather(&table, &test_rows, &columns),
+                gather(&table, &test_rows, &[target_column]),
+            ),
+        };
+        let predictive = model.predict(&x_test).map_err(|e| e.to_string())?;
+        let s = exact_scores(&predictive, &y_test, None)?;
+        println!(
+            "test ({} rows, original scale): RMSE {:.4}  NLL {:.4}  cov95 {:.3}  sharp95 {:.4}  CRPS {:.4}  calibration error {:.4}",
+            y_test.len(),
+            s.rmse_obs,
+            s.nll,
+            s.coverage_95,
+            s.sharpness_95,
+            s.crps,
+            s.calibration_error
+        );
+    }
+    model.save(out, &result)?;
+    println!("model: {}", out.display());
+    Ok(())
+}
+
+fn predict_command(
+    model_path: &Path,
+    data: &Path,
+    features: Option<&[String]>,
+    quantiles: &[f64],
+    out: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let model = FittedModel::load(model_path)?;
+    let table = read_named_table(data)?;
+    let columns = feature_columns(&table, data, features, None)?;
+    if columns.len() != model.features() {
+        return Err(format!(
+            "{}: {} feature columns, the model takes {} (choose them with --features)",
+            data.display(),
+            columns.len(),
+            model.features()
+        )
+        .into());
+    }
+    if let Some(q) = quantiles.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
+        return Err(format!("--quantiles: {q} is not strictly between 0 and 1").into());
+    }
+    let rows: Vec<usize> = (0..table.table.rows).collect();
+    let predictive = model
+        .predict(&gather(&table, &rows, &columns))
+        .map_err(|e| e.to_string())?;
+    let band = predictive.band();
+    let mut csv = String::from("mean,total_std,epistemic_std,aleatoric_std");
+    for q in quantiles {
+        csv.push_str(&format!(",q{q}"));
+    }
+    csv.push('\n');
+    for i in 0..predictive.points() {
+        csv.push_str(&format!(
+            "{},{},{},{}",
+            band.mean[i],
+            band.total_std[i],
+            band.epistemic_var[i].sqrt(),
+            band.aleatoric_var[i].sqrt()
+        ));
+        for &q in quantiles {
+            csv.push_str(&format!(",{}", predictive.quantile(i, q)?));
+        }
+        csv.push('\n');
+    }
+    let mut temporary = out.as_os_str().to_owned();
+    temporary.push(".partial");
+    std::fs::write(&temporary, csv)?;
+    std::fs::rename(&temporary, out)?;
+    println!("{} predictions: {}", predictive.points(), out.display());
     Ok(())
 }
 

@@ -1,0 +1,433 @@
+//! Quick fits on tabular data: standardise with training statistics, train an ensemble of MLPs
+//! with a Gaussian head, predict a mixture on the original target scale, save and load the
+//! fitted model (spec and normalisation inside the checkpoint).
+
+use std::path::Path;
+
+use flock_autograd::{
+    Activation, AutogradError, Batch, Graph, Mlp, MlpConfig, ParamLayout, Parameters, TapeLogJoint,
+    Var,
+};
+use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, ensemble_predict};
+use flock_metrics::{MixturePredictive, Sigma};
+use flock_optim::{AdamConfig, adam};
+use serde_json::{Value, json};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, save_result};
+use crate::map::{EnsembleMAP, EnsembleResult, RunOptions};
+
+/// The likelihood of the network's output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Likelihood {
+    /// Two outputs: mean and variance `softplus(raw) + 1e-6` (Deep Ensembles).
+    Heteroscedastic,
+    /// One output, Gaussian noise with this σ in the target's units.
+    Fixed {
+        /// The noise standard deviation.
+        sigma: f64,
+    },
+}
+
+/// What to fit and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitSpec {
+    /// Members.
+    pub members: usize,
+    /// Units per hidden layer.
+    pub hidden: usize,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Output likelihood.
+    pub likelihood: Likelihood,
+    /// Epochs over the training rows.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE).
+    pub prior_weight: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Threads to split members over (results do not depend on it).
+    pub threads: usize,
+}
+
+impl Default for FitSpec {
+    /// Deep Ensembles' UCI defaults: 5 members, one hidden layer of 50 ReLU units, a
+    /// heteroscedastic head, 40 epochs, batch 100, Adam 1e-2, no prior.
+    fn default() -> Self {
+        FitSpec {
+            members: 5,
+            hidden: 50,
+            depth: 1,
+            activation: Activation::Relu,
+            likelihood: Likelihood::Heteroscedastic,
+            epochs: 40,
+            batch_size: 100,
+            learning_rate: 1e-2,
+            prior_weight: 0.0,
+            seed: 0,
+            threads: 1,
+        }
+    }
+}
+
+fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Identity => "identity",
+        Activation::Tanh => "tanh",
+        Activation::Sigmoid => "sigmoid",
+        Activation::Softplus => "softplus",
+        Activation::Relu => "relu",
+    }
+}
+
+/// Parses an activation name (`relu`, `tanh`, `sigmoid`, `softplus`, `identity`).
+pub fn parse_activation(name: &str) -> Option<Activation> {
+    Some(match name {
+        "relu" => Activation::Relu,
+        "tanh" => Activation::Tanh,
+        "sigmoid" => Activation::Sigmoid,
+        "softplus" => Activation::Softplus,
+        "identity" => Activation::Identity,
+        _ => return None,
+    })
+}
+
+/// Per-column mean and std of the training rows (std 0 → 1, as the benchmark code does).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalisation {
+    /// Feature means.
+    pub x_mean: Vec<f64>,
+    /// Feature standard deviations.
+    pub x_std: Vec<f64>,
+    /// Target mean.
+    pub y_mean: f64,
+    /// Target standard deviation.
+    pub y_std: f64,
+}
+
+/// `(mean, std)` of each column of a row-major `[rows, cols]` matrix (population std; 0 → 1).
+pub fn column_moments(values: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
+    let rows = values.len() / cols.max(1);
+    let n = rows.max(1) as f64;
+    let mut mean = vec![0.0; cols];
+    for row in values.chunks_exact(cols) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += v / n;
+        }
+    }
+    let mut var = vec![0.0; cols];
+    for row in values.chunks_exact(cols) {
+        for c in 0..cols {
+            var[c] += (row[c] - mean[c]).powi(2) / n;
+        }
+    }
+    let std = var
+        .into_iter()
+        .map(|v| if v > 0.0 { v.sqrt() } else { 1.0 })
+        .collect();
+    (mean, std)
+}
+
+impl Normalisation {
+    /// Statistics of the training rows `x` (`[N, D]`) and `y`.
+    pub fn from_training(x: &[f64], features: usize, y: &[f64]) -> Normalisation {
+        let (x_mean, x_std) = column_moments(x, features);
+        let (y_mean, y_std) = column_moments(y, 1);
+        Normalisation {
+            x_mean,
+            x_std,
+            y_mean: y_mean[0],
+            y_std: y_std[0],
+        }
+    }
+
+    /// `(x − mean)/std` per column.
+    pub fn features(&self, x: &[f64]) -> Vec<f64> {
+        let d = self.x_mean.len();
+        x.chunks_exact(d)
+            .flat_map(|row| (0..d).map(move |c| (row[c] - self.x_mean[c]) / self.x_std[c]))
+            .collect()
+    }
+
+    /// `(y − mean)/std`.
+    pub fn target(&self, y: &[f64]) -> Vec<f64> {
+        y.iter().map(|v| (v - self.y_mean) / self.y_std).collect()
+    }
+}
+
+/// A fitted ensemble: spec, normalisation, network and parameters.
+#[derive(Clone, Debug)]
+pub struct FittedModel {
+    /// The spec it was fitted with.
+    pub spec: FitSpec,
+    /// Training statistics.
+    pub norm: Normalisation,
+    /// The parameters (standardised scale).
+    pub params: Parameters<f64>,
+    mlp: Mlp,
+}
+
+fn network(spec: &FitSpec, features: usize) -> Result<(ParamLayout, Mlp), AutogradError> {
+    let outputs = match spec.likelihood {
+        Likelihood::Heteroscedastic => 2,
+        Likelihood::Fixed { .. } => 1,
+    };
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(features, outputs, spec.hidden, spec.depth, spec.activation),
+    )?;
+    Ok((layout, mlp))
+}
+
+/// `(μ, σ)` on the standardised scale for inputs `x`.
+fn head(
+    g: &mut Graph<'_, f64>,
+    mlp: &Mlp,
+    likelihood: Likelihood,
+    x: Var,
+) -> Result<(Var, Option<Var>), AutogradError> {
+    let out = mlp.forward(g, x)?;
+    match likelihood {
+        Likelihood::Heteroscedastic => {
+            let mu = g.select_column(out, 0)?;
+            let raw = g.select_column(out, 1)?;
+            let var = g.softplus(raw);
+            let var = g.offset(var, 1e-6);
+            Ok((mu, Some(g.sqrt(var))))
+        }
+        Likelihood::Fixed { .. } => Ok((g.squeeze_last(out)?, None)),
+    }
+}
+
+/// Trains `spec` on `(x, y)` (`[N, D]`, original scale).
+///
+/// # Errors
+/// Training errors, as text.
+pub fn fit(
+    spec: &FitSpec,
+    x: &[f64],
+    y: &[f64],
+    features: usize,
+) -> Result<(FittedModel, EnsembleResult<f64>), Box<dyn std::error::Error + Send + Sync>> {
+    let rows = y.len();
+    let norm = Normalisation::from_training(x, features, y);
+    let (xs, ys) = (norm.features(x), norm.target(y));
+    let (layout, mlp) = network(spec, features)?;
+    let likelihood = spec.likelihood;
+    let sigma_std = match likelihood {
+        Likelihood::Fixed { sigma } => sigma / norm.y_std,
+        Likelihood::Heteroscedastic => 1.0,
+    };
+    let make = || {
+        let net = mlp.clone();
+        TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+            let (mu, sigma) = head(g, &net, likelihood, x)?;
+            let ll = match sigma {
+                Some(s) => g.normal_log_density(y, mu, s)?,
+                None => g.normal_log_density(y, mu, flock_autograd::Arg::Const(sigma_std))?,
+            };
+            let theta = g.all_params();
+            let lp = g.normal_log_density(
+                theta,
+                flock_autograd::Arg::Const(0.0),
+                flock_autograd::Arg::Const(1.0),
+            )?;
+            Ok((ll, lp))
+        })
+    };
+    let log_joint = ParallelLogJoint::new((0..spec.threads.max(1)).map(|_| make()).collect());
+    let (l2, m2) = (layout.clone(), mlp.clone());
+    let init = move |rng: &mut MemberRng| {
+        let mut block = vec![0.0; l2.member_size()];
+        m2.init_member(&l2, rng, &mut block)
+            .expect("the layout is the MLP's own");
+        block
+    };
+    let optimizer = adam(spec.learning_rate, AdamConfig::default())?;
+    let mut map = EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
+        .map_err(|e| e.to_string())?;
+    let batch_size = spec.batch_size.clamp(1, rows.max(1));
+    let steps = spec.epochs * rows.div_ceil(batch_size);
+    let result = map
+        .run(
+            spec.seed,
+            steps,
+            Batch::new(&xs, &ys, rows)?,
+            RunOptions {
+                batch_size: Some(batch_size),
+                sampling: Sampling::WithoutReplacement,
+                ..RunOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let model = FittedModel {
+        spec: spec.clone(),
+        norm,
+        params: result.params.clone(),
+        mlp,
+    };
+    Ok((model, result))
+}
+
+/// `[N, 1]` and `[N, 1]` side by side as `[N, 2]`.
+fn stack_two(g: &mut Graph<'_, f64>, a: Var, b: Var) -> Result<Var, AutogradError> {
+    let left = g.input(&[1.0, 0.0], [1, 2])?;
+    let right = g.input(&[0.0, 1.0], [1, 2])?;
+    let a2 = g.matmul(a, left)?;
+    let b2 = g.matmul(b, right)?;
+    g.add(a2, b2)
+}
+
+impl FittedModel {
+    /// Features the model takes.
+    pub fn features(&self) -> usize {
+        self.norm.x_mean.len()
+    }
+
+    /// The predictive mixture on the original target scale for inputs `x` (`[N, D]`).
+    ///
+    /// # Errors
+    /// Errors for a wrong number of features or NaN inputs.
+    pub fn predict(
+        &self,
+        x: &[f64],
+    ) -> Result<MixturePredictive, Box<dyn std::error::Error + Send + Sync>> {
+        let d = self.features();
+        if x.is_empty() || x.len() % d != 0 {
+            return Err(format!("inputs hold {} values, not rows of {d} features", x.len()).into());
+        }
+        let n = x.len() / d;
+        let xs = self.norm.features(x);
+        let likelihood = self.spec.likelihood;
+        let preds = ensemble_predict(
+            &self.params,
+            |g, x| {
+                let (mu, sigma) = head(g, &self.mlp, likelihood, x)?;
+                let mu = g.unsqueeze_last(mu)?;
+                let sigma = match sigma {
+                    Some(s) => g.unsqueeze_last(s)?,
+                    None => g.scale(mu, 0.0),
+                };
+                stack_two(g, mu, sigma)
+            },
+            &xs,
+            n,
+        )?;
+        let m = self.params.members();
+        let (mut means, mut sigmas) = (vec![0.0; m * n], vec![0.0; m * n]);
+        let fixed = match likelihood {
+            Likelihood::Fixed { sigma } => Some(sigma),
+            Likelihood::Heteroscedastic => None,
+        };
+        for e in 0..m {
+            let block = preds.member(e);
+            for i in 0..n {
+                means[e * n + i] = block[2 * i] * self.norm.y_std + self.norm.y_mean;
+                sigmas[e * n + i] = fixed.unwrap_or(block[2 * i + 1] * self.norm.y_std);
+            }
+        }
+        Ok(MixturePredictive::new(
+            &means,
+            m,
+            n,
+            Sigma::PerComponent(sigmas),
+        )?)
+    }
+
+    fn spec_json(&self) -> Value {
+        let s = &self.spec;
+        let likelihood = match s.likelihood {
+            Likelihood::Heteroscedastic => json!({"kind": "heteroscedastic"}),
+            Likelihood::Fixed { sigma } => json!({"kind": "fixed", "sigma": sigma}),
+        };
+        json!({
+            "members": s.members, "hidden": s.hidden, "depth": s.depth,
+            "activation": activation_name(s.activation), "likelihood": likelihood,
+            "epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate,
+            "prior_weight": s.prior_weight, "seed": s.seed,
+            "x_mean": self.norm.x_mean, "x_std": self.norm.x_std,
+            "y_mean": self.norm.y_mean, "y_std": self.norm.y_std,
+        })
+    }
+
+    /// Saves the model: parameters and losses as safetensors, spec and normalisation in its
+    /// metadata.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`].
+    pub fn save(&self, path: &Path, result: &EnsembleResult<f64>) -> Result<(), CheckpointError> {
+        let spec = self.spec_json().to_string();
+        save_result(path, result, &[("flock_fit", &spec)])
+    }
+
+    /// Loads a model saved by [`FittedModel::save`].
+    ///
+    /// # Errors
+    /// [`CheckpointError`]s for unreadable, corrupt or foreign files.
+    pub fn load(path: &Path) -> Result<FittedModel, CheckpointError> {
+        let checkpoint = Checkpoint::read(path)?;
+        let bad = |what: &str| CheckpointError::Mismatch {
+            reason: format!("not a `flock fit` model ({what})"),
+        };
+        let spec: Value = checkpoint
+            .metadata("flock_fit")
+            .and_then(|t| serde_json::from_str(t).ok())
+            .ok_or_else(|| bad("no fit metadata"))?;
+        let num = |k: &str| spec.get(k).and_then(Value::as_f64).ok_or_else(|| bad(k));
+        let vec = |k: &str| -> Result<Vec<f64>, CheckpointError> {
+            spec.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .ok_or_else(|| bad(k))
+        };
+        let likelihood = match spec["likelihood"]["kind"].as_str() {
+            Some("heteroscedastic") => Likelihood::Heteroscedastic,
+            Some("fixed") => Likelihood::Fixed {
+                sigma: spec["likelihood"]["sigma"]
+                    .as_f64()
+                    .ok_or_else(|| bad("sigma"))?,
+            },
+            _ => return Err(bad("likelihood")),
+        };
+        let fit_spec = FitSpec {
+            members: num("members")? as usize,
+            hidden: num("hidden")? as usize,
+            depth: num("depth")? as usize,
+            activation: spec["activation"]
+                .as_str()
+                .and_then(parse_activation)
+                .ok_or_else(|| bad("activation"))?,
+            likelihood,
+            epochs: num("epochs")? as usize,
+            batch_size: num("batch_size")? as usize,
+            learning_rate: num("learning_rate")?,
+            prior_weight: num("prior_weight")?,
+            seed: num("seed")? as u64,
+            threads: 1,
+        };
+        let norm = Normalisation {
+            x_mean: vec("x_mean")?,
+            x_std: vec("x_std")?,
+            y_mean: num("y_mean")?,
+            y_std: num("y_std")?,
+        };
+        if norm.x_mean.len() != norm.x_std.len() || norm.x_mean.is_empty() {
+            return Err(bad("normalisation"));
+        }
+        let (layout, mlp) = network(&fit_spec, norm.x_mean.len()).map_err(|_| bad("network"))?;
+        let params = checkpoint.params::<f64>(&layout, fit_spec.members)?;
+        Ok(FittedModel {
+            spec: fit_spec,
+            norm,
+            params,
+            mlp,
+        })
+    }
+}

@@ -1,0 +1,364 @@
+//! Reading numeric tables — whitespace-separated or CSV, with or without a header — with errors
+//! that name the file, line and column of every problem.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a dataset could not be used; every variant names the file and, for data, the line and
+/// column.
+#[derive(Debug)]
+pub enum DataError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A cell is not a number.
+    NotANumber {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The text found.
+        text: String,
+    },
+    /// A cell is NaN or infinite.
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A row has another number of columns than the first.
+    Ragged {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// Columns found.
+        found: usize,
+        /// Columns of the first row.
+        expected: usize,
+    },
+    /// The file holds no rows.
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An index (row or column) out of range.
+    Index {
+        /// The file it came from.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The index.
+        index: usize,
+        /// The number of rows or columns it indexes.
+        limit: usize,
+    },
+    /// A column asked for is not in the file.
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column asked for.
+        column: String,
+        /// The columns there are.
+        available: String,
+    },
+    /// Fewer rows than the task needs.
+    TooFewRows {
+        /// The file.
+        path: PathBuf,
+        /// Rows there are.
+        rows: usize,
+        /// Rows needed.
+        needed: usize,
+    },
+    /// The target is constant on the training rows (nothing to learn, no scale).
+    ConstantTarget {
+        /// The split.
+        split: usize,
+    },
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::NotANumber {
+                path,
+                line,
+                column,
+                text,
+            } => write!(
+                f,
+                "{}:{line}: column {column} is {text:?}, not a number",
+                path.display()
+            ),
+            DataError::NonFinite { path, line, column } => write!(
+                f,
+                "{}:{line}: column {column} is not finite (NaN or infinite)",
+                path.display()
+            ),
+            DataError::Ragged {
+                path,
+                line,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{}:{line}: {found} columns, but the first row has {expected}",
+                path.display()
+            ),
+            DataError::Empty { path } => write!(f, "{}: no data rows", path.display()),
+            DataError::Index {
+                path,
+                line,
+                index,
+                limit,
+            } => write!(
+                f,
+                "{}:{line}: index {index} is out of range (there are {limit})",
+                path.display()
+            ),
+            DataError::MissingColumn {
+                path,
+                column,
+                available,
+            } => write!(
+                f,
+                "{}: no column {column:?} (columns: {available})",
+                path.display()
+            ),
+            DataError::TooFewRows { path, rows, needed } => write!(
+                f,
+                "{}: {rows} rows, at least {needed} are needed",
+                path.display()
+            ),
+            DataError::ConstantTarget { split } => {
+                write!(
+                    f,
+                    "split {split}: the target is constant on the training rows"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// A numeric table read from whitespace-separated text (blank lines skipped).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Values, row-major.
+    pub values: Vec<f64>,
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// Parses whitespace-separated numbers; the error names the line and column of a bad cell.
+///
+/// ```
+/// use flock_runner::table::parse_table;
+/// let t = parse_table("1 2\n\n 3\t4\n".as_ref(), "inline".as_ref())?;
+/// assert_eq!((t.rows, t.cols, t.values), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
+/// assert!(parse_table("1 2\n3\n".as_ref(), "inline".as_ref()).is_err());
+/// # Ok::<(), flock_runner::table::DataError>(())
+/// ```
+///
+/// # Errors
+/// [`DataError::NotANumber`], [`DataError::NonFinite`], [`DataError::Ragged`], [`DataError::Empty`].
+pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
+    let mut values = Vec::new();
+    let (mut rows, mut cols) = (0, 0);
+    for (number, line) in text.lines().enumerate() {
+        let line_no = number + 1;
+        let start = values.len();
+        for (c, cell) in line.split_whitespace().enumerate() {
+            let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
+                path: path.to_owned(),
+                line: line_no,
+                column: c + 1,
+                text: cell.chars().take(40).collect(),
+            })?;
+            if !v.is_finite() {
+                return Err(DataError::NonFinite {
+                    path: path.to_owned(),
+                    line: line_no,
+                    column: c + 1,
+                });
+            }
+            values.push(v);
+        }
+        let found = values.len() - start;
+        if found == 0 {
+            continue;
+        }
+        if rows == 0 {
+            cols = found;
+        } else if found != cols {
+            return Err(DataError::Ragged {
+                path: path.to_owned(),
+                line: line_no,
+                found,
+                expected: cols,
+            });
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Table { values, rows, cols })
+}
+
+pub(crate) fn read(path: &Path) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a file of non-negative integer indices, one per line, each below `limit`.
+pub(crate) fn read_indices(path: &Path, limit: usize) -> Result<Vec<usize>, DataError> {
+    let text = read(path)?;
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let cell = line.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        let index: usize = cell.parse().map_err(|_| DataError::NotANumber {
+            path: path.to_owned(),
+            line: number + 1,
+            column: 1,
+            text: cell.chars().take(40).collect(),
+        })?;
+        if index >= limit {
+            return Err(DataError::Index {
+                path: path.to_owned(),
+                line: number + 1,
+                index,
+                limit,
+            });
+        }
+        out.push(index);
+    }
+    Ok(out)
+}
+
+/// A table with column names (from a header line, or `0`, `1`, … when there is none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTable {
+    /// Column names.
+    pub names: Vec<String>,
+    /// The numbers.
+    pub table: Table,
+}
+
+impl NamedTable {
+    /// The index of column `key`: a header name, or a 0-based index.
+    ///
+    /// # Errors
+    /// [`DataError::MissingColumn`] naming the key and the columns there are.
+    pub fn column(&self, key: &str, path: &Path) -> Result<usize, DataError> {
+        if let Some(i) = self.names.iter().position(|n| n == key) {
+            return Ok(i);
+        }
+        match key.parse::<usize>() {
+            Ok(i) if i < self.table.cols => Ok(i),
+            _ => Err(DataError::MissingColumn {
+                path: path.to_owned(),
+                column: key.to_owned(),
+                available: self.names.join(", "),
+            }),
+        }
+    }
+
+    /// Column `c` as a vector.
+    pub fn column_values(&self, c: usize) -> Vec<f64> {
+        (0..self.table.rows)
+            .map(|r| self.table.values[r * self.table.cols + c])
+            .collect()
+    }
+}
+
+/// Reads a CSV (commas) or whitespace-separated file; a first line with a non-numeric cell is a
+/// header.
+///
+/// ```
+/// use flock_runner::table::read_named_table;
+/// let path = std::env::temp_dir().join("flock-doc-table.csv");
+/// std::fs::write(&path, "x,y\n1,2\n3,4\n")?;
+/// let t = read_named_table(&path)?;
+/// assert_eq!(t.names, ["x", "y"]);
+/// assert_eq!(t.column_values(t.column("y", &path)?), [2.0, 4.0]);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`DataError`]s naming the file, line and column.
+pub fn read_named_table(path: &Path) -> Result<NamedTable, DataError> {
+    let text = read(path)?;
+    let comma = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.contains(','));
+    let normalised = if comma {
+        text.replace(',', " ")
+    } else {
+        text.clone()
+    };
+    let first_line = normalised
+        .lines()
+        .position(|l| !l.trim().is_empty())
+        .ok_or_else(|| DataError::Empty {
+            path: path.to_owned(),
+        })?;
+    let first: Vec<&str> = normalised
+        .lines()
+        .nth(first_line)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let header = first.iter().any(|cell| cell.parse::<f64>().is_err());
+    if !header {
+        let table = parse_table(&normalised, path)?;
+        let names = (0..table.cols).map(|i| i.to_string()).collect();
+        return Ok(NamedTable { names, table });
+    }
+    let names: Vec<String> = first.iter().map(|s| (*s).to_owned()).collect();
+    // Blank out the header line, keeping line numbers right for errors.
+    let body: String = normalised
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == first_line {
+                "\n".to_owned()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let table = parse_table(&body, path)?;
+    if table.cols != names.len() {
+        return Err(DataError::Ragged {
+            path: path.to_owned(),
+            line: first_line + 1,
+            found: names.len(),
+            expected: table.cols,
+        });
+    }
+    Ok(NamedTable { names, table })
+}
