@@ -1,5 +1,429 @@
-//! `cargo xtask`: project automation (benchmarks). Not built yet.
-fn main() {
-    eprintln!("cargo xtask: no tasks yet");
-    std::process::exit(2);
+//! `cargo xtask`: project automation.
+//!
+//! `cargo xtask bench [--compare] [--history FILE]` builds the benchmarks in release for the
+//! native CPU, runs the suite (kernels, the seed log-joint, one Adam step, the seed-workload
+//! step on one and two threads, the exact metrics, and the cold 1,500-step seed run), prints one
+//! table and appends a JSON record (commit, date, CPU, SIMD level, threads, every figure's
+//! median / min / max) to `bench/history.jsonl`. `--compare` prints each figure's change against
+//! the previous record and flags moves larger than that run's own spread.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// One measured figure.
+#[derive(Clone, Debug)]
+struct Figure {
+    name: String,
+    unit: &'static str,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command in the workspace root, returning its stdout (stderr passes through).
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A duration like `196.3 µs`, `1.2 ms`, `20 ns` or `1.5 s`, in microseconds.
+fn micros(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (value, unit) = text.split_at(text.find(|c: char| c.is_alphabetic() || c == 'µ')?);
+    let value: f64 = value.trim().parse().ok()?;
+    Some(match unit.trim() {
+        "ns" => value / 1e3,
+        "µs" | "us" => value,
+        "ms" => value * 1e3,
+        "s" => value * 1e6,
+        _ => return None,
+    })
+}
+
+/// Parses divan's table: rows `├─ name  fastest │ slowest │ median │ mean │ samples │ iters`
+/// below a tree prefix whose width gives the nesting; figure names join the path with `/`.
+fn parse_divan(prefix: &str, output: &str) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    let mut path: Vec<(usize, String)> = Vec::new();
+    for line in output.lines() {
+        let Some(branch) = line.find("├─").or_else(|| line.find("╰─")) else {
+            continue;
+        };
+        let depth = line[..branch].chars().count();
+        let rest = &line[branch + "├─".len()..];
+        let cells: Vec<&str> = rest.split('│').collect();
+        let head = cells[0].trim();
+        let (name, fastest) = match head.find("  ") {
+            Some(i) => (head[..i].trim(), head[i..].trim()),
+            None => (head, ""),
+        };
+        while path.last().is_some_and(|(d, _)| *d >= depth) {
+            path.pop();
+        }
+        path.push((depth, name.to_owned()));
+        if cells.len() >= 3 {
+            if let (Some(min), Some(max), Some(median)) =
+                (micros(fastest), micros(cells[1]), micros(cells[2]))
+            {
+                let full: Vec<&str> = path.iter().map(|(_, n)| n.as_str()).collect();
+                figures.push(Figure {
+                    name: format!("{prefix}/{}", full.join("/")),
+                    unit: "µs",
+                    median,
+                    min,
+                    max,
+                });
+            }
+        }
+    }
+    figures
+}
+
+/// The kernels' GFLOP/s table: `shape … 1 thread % peak all threads % peak`.
+fn parse_gflops(output: &str) -> (Vec<Figure>, String) {
+    let mut figures = Vec::new();
+    let mut precision = "";
+    let mut simd = String::new();
+    for line in output.lines() {
+        if let Some(level) = line.split("SIMD level ").nth(1) {
+            simd = level.split(' ').next().unwrap_or("").to_owned();
+        }
+        if line.starts_with("f32 —") {
+            precision = "f32";
+        } else if line.starts_with("f64 —") {
+            precision = "f64";
+        }
+        if line.starts_with("E=") {
+            let numbers: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|w| w.trim_end_matches('%').parse().ok())
+                .collect();
+            if let Some(&one) = numbers.get(numbers.len().saturating_sub(4)) {
+                let name = line[..line.find("  ").unwrap_or(line.len())].trim();
+                figures.push(Figure {
+                    name: format!("kernels/gemm {precision} {name} (1 thread)"),
+                    unit: "GFLOP/s",
+                    median: one,
+                    min: one,
+                    max: one,
+                });
+            }
+        }
+    }
+    (figures, simd)
+}
+
+/// The Adam bench's lines: `adam step f32  E=16  P=1153  14.42 µs  0.782 ns per parameter …`.
+fn parse_adam(output: &str) -> Vec<Figure> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("adam step"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().rposition(|w| *w == "ns")?;
+            let ns: f64 = words.get(at.checked_sub(1)?)?.parse().ok()?;
+            let name = l
+                .split("  ")
+                .filter(|s| !s.trim().is_empty())
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some(Figure {
+                name: format!("optim/{}", name.trim()),
+                unit: "ns/param",
+                median: ns,
+                min: ns,
+                max: ns,
+            })
+        })
+        .collect()
+}
+
+/// Wall time of a process, `repeats` times: the cold seed workload from process start.
+fn cold(name: &str, program: &Path, args: &[&str], repeats: usize) -> Result<Figure, String> {
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let start = Instant::now();
+        let status = Command::new(program)
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        if !status.status.success() {
+            return Err(format!("{} failed", program.display()));
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Figure {
+        name: name.to_owned(),
+        unit: "µs",
+        median: times[times.len() / 2],
+        min: times[0],
+        max: times[times.len() - 1],
+    })
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn record(figures: &[Figure], simd: &str) -> String {
+    let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
+    let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out = format!(
+        "{{\"commit\":{},\"date\":{},\"cpu\":{},\"simd\":{},\"threads\":{threads},\"figures\":[",
+        json_string(commit.trim()),
+        json_string(date.trim()),
+        json_string(&cpu),
+        json_string(simd)
+    );
+    for (i, f) in figures.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"name\":{},\"unit\":{},\"median\":{},\"min\":{},\"max\":{}}}",
+            json_string(&f.name),
+            json_string(f.unit),
+            f.median,
+            f.min,
+            f.max
+        );
+    }
+    out.push_str("]}");
+    out
+}
+
+/// `(name, median, min, max)` of every figure in a history record (a tiny reader for the
+/// records this file writes).
+fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
+    let mut out = Vec::new();
+    for part in line.split("{\"name\":").skip(1) {
+        let name = part.split('"').nth(1).unwrap_or("").to_owned();
+        let number = |key: &str| -> Option<f64> {
+            let after = part.split(&format!("\"{key}\":")).nth(1)?;
+            after.split([',', '}']).next()?.parse().ok()
+        };
+        if let (Some(m), Some(lo), Some(hi)) = (number("median"), number("min"), number("max")) {
+            out.push((name, m, lo, hi));
+        }
+    }
+    out
+}
+
+fn bench(compare: bool, history: &Path) -> Result<(), String> {
+    let mut figures = Vec::new();
+    let gflops = run(
+        "cargo",
+        &["bench", "-p", "flock-kernels", "--bench", "gflops"],
+    )?;
+    let (kernel_figures, simd) = parse_gflops(&gflops);
+    figures.extend(kernel_figures);
+    let log_joint = run(
+        "cargo",
+        &["bench", "-p", "flock-autograd", "--bench", "log_joint"],
+    )?;
+    figures.extend(parse_divan("autograd", &log_joint));
+    let adam = run("cargo", &["bench", "-p", "flock-optim", "--bench", "adam"])?;
+    figures.extend(parse_adam(&adam));
+    let step = run(
+        "cargo",
+        &["bench", "-p", "flock-runner", "--bench", "seed_step"],
+    )?;
+    figures.extend(parse_divan("runner", &step));
+    let scores = run(
+        "cargo",
+        &["bench", "-p", "flock-metrics", "--bench", "scores"],
+    )?;
+    figures.extend(parse_divan("metrics", &scores));
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "flock-runner",
+            "--example",
+            "pattern_a",
+        ],
+    )?;
+    let example = workspace_root().join("target/release/examples/pattern_a");
+    figures.push(cold(
+        "runner/seed workload cold (process start to result, 1,500 steps f64)",
+        &example,
+        &[],
+        5,
+    )?);
+
+    let previous: Vec<(String, f64, f64, f64)> = std::fs::read_to_string(history)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(read_record)
+        })
+        .unwrap_or_default();
+    println!("flock benchmark suite — SIMD level {simd}\n");
+    println!(
+        "{:<72} {:>12} {:>12} {:>12}{}",
+        "figure",
+        "median",
+        "min",
+        "max",
+        if compare { "   vs previous" } else { "" }
+    );
+    for f in &figures {
+        let mut line = format!(
+            "{:<72} {:>9.2} {:<2} {:>12.2} {:>12.2}",
+            f.name, f.median, f.unit, f.min, f.max
+        );
+        if compare {
+            if let Some((_, m, lo, hi)) = previous.iter().find(|(n, ..)| *n == f.name) {
+                let change = (f.median - m) / m;
+                let noise = ((hi - lo) / m).max((f.max - f.min) / f.median).max(0.03);
+                let flag = if change.abs() > noise {
+                    "  ← beyond noise"
+                } else {
+                    ""
+                };
+                let _ = write!(line, "   {:+6.1} %{flag}", 100.0 * change);
+            } else {
+                line.push_str("   (new)");
+            }
+        }
+        println!("{line}");
+    }
+    if let Some(dir) = history.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let mut text = std::fs::read_to_string(history).unwrap_or_default();
+    text.push_str(&record(&figures, &simd));
+    text.push('\n');
+    std::fs::write(history, text).map_err(|e| format!("{}: {e}", history.display()))?;
+    println!("\nrecord appended to {}", history.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => {
+            let compare = args.iter().any(|a| a == "--compare");
+            let history = args
+                .iter()
+                .position(|a| a == "--history")
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("bench/history.jsonl"));
+            if args.iter().any(|a| a == "--vs-jax") {
+                Err("--vs-jax is not built yet (see the xtask issue)".to_owned())
+            } else {
+                bench(compare, &history)
+            }
+        }
+        _ => Err("usage: cargo xtask bench [--compare] [--history FILE]".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_adam_lines() {
+        let f = parse_adam(
+            "adam step f32  E=16  P=1153      14.42 µs  0.782 ns per parameter per member\n",
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].median, 0.782);
+        assert_eq!(f[0].name, "optim/adam step f32 E=16 P=1153");
+    }
+
+    #[test]
+    fn parses_divan_rows_and_units() {
+        let out = concat!(
+            "seed_step     fastest       │ slowest       │ median        │ mean          │ samples │ iters\n",
+            "╰─ seed_step                │               │               │               │         │\n",
+            "   ├─ f32                   │               │               │               │         │\n",
+            "   │  ├─ 1    196.3 µs      │ 266 µs        │ 223.8 µs      │ 226.6 µs      │ 60      │ 1200\n",
+            "   │  ╰─ 2    1.2 ms        │ 2 ms          │ 1.5 ms        │ 1.6 ms        │ 60      │ 1200\n",
+            "   ╰─ f64                   │               │               │               │         │\n",
+            "      ╰─ 1    459.1 µs      │ 507.8 µs      │ 462.7 µs      │ 470 µs        │ 60      │ 1200\n",
+        );
+        let f = parse_divan("runner", out);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].name, "runner/seed_step/f32/1");
+        assert_eq!((f[0].min, f[0].median, f[0].max), (196.3, 223.8, 266.0));
+        assert_eq!(f[1].median, 1500.0);
+        assert_eq!(f[2].name, "runner/seed_step/f64/1");
+        assert_eq!(micros("20 ns"), Some(0.02));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let figures = vec![Figure {
+            name: "a/b \"c\"".into(),
+            unit: "µs",
+            median: 2.5,
+            min: 2.0,
+            max: 3.0,
+        }];
+        let line = record(&figures, "avx512f+fma");
+        let back = read_record(&line);
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].1, back[0].2, back[0].3), (2.5, 2.0, 3.0));
+    }
 }
