@@ -82,19 +82,20 @@ fn parse_divan(prefix: &str, output: &str) -> Vec<Figure> {
             path.pop();
         }
         path.push((depth, name.to_owned()));
-        if cells.len() >= 3 {
-            if let (Some(min), Some(max), Some(median)) =
-                (micros(fastest), micros(cells[1]), micros(cells[2]))
-            {
-                let full: Vec<&str> = path.iter().map(|(_, n)| n.as_str()).collect();
-                figures.push(Figure {
-                    name: format!("{prefix}/{}", full.join("/")),
-                    unit: "µs",
-                    median,
-                    min,
-                    max,
-                });
-            }
+        if cells.len() < 3 {
+            continue;
+        }
+        if let (Some(min), Some(max), Some(median)) =
+            (micros(fastest), micros(cells[1]), micros(cells[2]))
+        {
+            let full: Vec<&str> = path.iter().map(|(_, n)| n.as_str()).collect();
+            figures.push(Figure {
+                name: format!("{prefix}/{}", full.join("/")),
+                unit: "µs",
+                median,
+                min,
+                max,
+            });
         }
     }
     figures
