@@ -6,7 +6,10 @@
 use flock_kernels::Element;
 use flock_kernels::elementwise::{AdamCoefficients, adam_update};
 
-use crate::base::{GradientTransformation, MemberState, Params, assert_len, members_mut};
+use crate::base::{
+    GradientTransformation, MemberState, Params, assert_len, copy_block, load_values, members_mut,
+    save_values,
+};
 use crate::error::{OptimError, check, check_decay, check_nonnegative};
 
 /// `1 − decay^count` (optax's bias correction denominator).
@@ -64,9 +67,20 @@ pub struct ScaleByAdamState<T> {
 
 impl<T: Element> MemberState for ScaleByAdamState<T> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        self.count.copy_member(&from.count, member, members);
+        copy_block(&mut self.count, &from.count, member, members);
         self.mu.copy_member(&from.mu, member, members);
         self.nu.copy_member(&from.nu, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        save_values(&self.count, out);
+        self.mu.save(out);
+        self.nu.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        load_values(&mut self.count, src)?;
+        self.mu.load(src)?;
+        self.nu.load(src)?;
+        Ok(())
     }
 }
 
@@ -149,10 +163,23 @@ pub struct ScaleByAmsgradState<T> {
 
 impl<T: Element> MemberState for ScaleByAmsgradState<T> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        self.count.copy_member(&from.count, member, members);
+        copy_block(&mut self.count, &from.count, member, members);
         self.mu.copy_member(&from.mu, member, members);
         self.nu.copy_member(&from.nu, member, members);
         self.nu_max.copy_member(&from.nu_max, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        save_values(&self.count, out);
+        self.mu.save(out);
+        self.nu.save(out);
+        self.nu_max.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        load_values(&mut self.count, src)?;
+        self.mu.load(src)?;
+        self.nu.load(src)?;
+        self.nu_max.load(src)?;
+        Ok(())
     }
 }
 
@@ -317,9 +344,20 @@ pub struct ScaleByRmsState<T> {
 
 impl<T: Element> MemberState for ScaleByRmsState<T> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        self.count.copy_member(&from.count, member, members);
+        copy_block(&mut self.count, &from.count, member, members);
         self.mu.copy_member(&from.mu, member, members);
         self.nu.copy_member(&from.nu, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        save_values(&self.count, out);
+        self.mu.save(out);
+        self.nu.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        load_values(&mut self.count, src)?;
+        self.mu.load(src)?;
+        self.nu.load(src)?;
+        Ok(())
     }
 }
 

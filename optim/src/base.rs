@@ -35,26 +35,119 @@ impl<'a, T> Params<'a, T> {
     }
 }
 
+/// A value an optimizer state holds; checkpoints store it as f64, exactly (f32, f64, counts
+/// below 2⁵³, flags).
+pub trait StateValue: Copy + Debug + Send + Sync + 'static {
+    /// The value as f64.
+    fn to_f64(self) -> f64;
+    /// Back from [`StateValue::to_f64`].
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! state_value {
+    ($($t:ty),*) => {$(
+        impl StateValue for $t {
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    )*};
+}
+state_value!(u64, u32);
+
+impl StateValue for bool {
+    fn to_f64(self) -> f64 {
+        if self { 1.0 } else { 0.0 }
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+}
+
+/// Reads `into.len()` values from the front of `src`.
+pub(crate) fn load_values<V: StateValue>(
+    into: &mut [V],
+    src: &mut &[f64],
+) -> Result<(), OptimError> {
+    if src.len() < into.len() {
+        return Err(OptimError::StateLength {
+            needed: into.len(),
+            available: src.len(),
+        });
+    }
+    let (head, rest) = src.split_at(into.len());
+    for (v, &x) in into.iter_mut().zip(head) {
+        *v = V::from_f64(x);
+    }
+    *src = rest;
+    Ok(())
+}
+
 /// Optimizer state whose parts are split by member, so one member's state can be copied from
-/// another snapshot (used by `apply_if_finite`, and by runners that freeze diverged members).
+/// another snapshot (used by `apply_if_finite`, and by runners that freeze diverged members),
+/// and which can be saved to and restored from a flat list of numbers (checkpoints).
 pub trait MemberState: Clone + Debug + Send + Sync + 'static {
     /// Overwrites member `member`'s part of `self` with `from`'s (of `members` members).
     fn copy_member(&mut self, from: &Self, member: usize, members: usize);
+
+    /// Appends every value of the state, in a fixed order, to `out` (exact in f64).
+    fn save(&self, out: &mut Vec<f64>);
+
+    /// Reads back, from the front of `src`, what [`MemberState::save`] wrote for a state of the
+    /// same optimizer and layout (initialise one with `init`, then `load` into it).
+    ///
+    /// # Errors
+    /// [`OptimError::StateLength`] when `src` runs out.
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError>;
 }
 
 impl MemberState for () {
     fn copy_member(&mut self, _: &Self, _: usize, _: usize) {}
+    fn save(&self, _: &mut Vec<f64>) {}
+    fn load(&mut self, _: &mut &[f64]) -> Result<(), OptimError> {
+        Ok(())
+    }
 }
 
-impl<T: Clone + Debug + Send + Sync + 'static> MemberState for Vec<T> {
+/// Copies member `member`'s block (of `members` equal blocks) from `from` into `to`.
+pub(crate) fn copy_block<V: Clone>(to: &mut [V], from: &[V], member: usize, members: usize) {
+    if members == 0 || to.is_empty() {
+        return;
+    }
+    let block = to.len() / members;
+    to[member * block..(member + 1) * block]
+        .clone_from_slice(&from[member * block..(member + 1) * block]);
+}
+
+/// Appends `values` as f64.
+pub(crate) fn save_values<V: StateValue>(values: &[V], out: &mut Vec<f64>) {
+    out.extend(values.iter().map(|v| v.to_f64()));
+}
+
+impl<T: Element> MemberState for Vec<T> {
     /// A `Vec` holds `members` equal blocks; member `e`'s block is copied.
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        if members == 0 || self.is_empty() {
-            return;
+        copy_block(self, from, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        out.extend(self.iter().map(|v| v.to_f64()));
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        if src.len() < self.len() {
+            return Err(OptimError::StateLength {
+                needed: self.len(),
+                available: src.len(),
+            });
         }
-        let block = self.len() / members;
-        self[member * block..(member + 1) * block]
-            .clone_from_slice(&from[member * block..(member + 1) * block]);
+        let (head, rest) = src.split_at(self.len());
+        for (v, &x) in self.iter_mut().zip(head) {
+            *v = T::from_f64(x);
+        }
+        *src = rest;
+        Ok(())
     }
 }
 
@@ -62,6 +155,14 @@ impl<A: MemberState, B: MemberState> MemberState for (A, B) {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.0.copy_member(&from.0, member, members);
         self.1.copy_member(&from.1, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        self.0.save(out);
+        self.1.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        self.0.load(src)?;
+        self.1.load(src)
     }
 }
 

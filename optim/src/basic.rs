@@ -10,6 +10,7 @@ use crate::adaptive::check_learning_rate;
 use crate::base::{
     GradientTransformation, MemberState, Params, PerMember, assert_len, members_mut,
 };
+use crate::base::{copy_block, load_values, save_values};
 use crate::error::{OptimError, check, check_nonnegative};
 use crate::{Layout, Schedule};
 
@@ -45,6 +46,17 @@ impl<S: MemberState> MemberState for Option<S> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         if let (Some(a), Some(b)) = (self, from) {
             a.copy_member(b, member, members);
+        }
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        if let Some(s) = self {
+            s.save(out);
+        }
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        match self {
+            Some(s) => s.load(src),
+            None => Ok(()),
         }
     }
 }
@@ -136,8 +148,16 @@ impl ScaleByLearningRateState {
 
 impl MemberState for ScaleByLearningRateState {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        self.count.copy_member(&from.count, member, members);
+        copy_block(&mut self.count, &from.count, member, members);
         self.injected.copy_member(&from.injected, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        save_values(&self.count, out);
+        self.injected.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        load_values(&mut self.count, src)?;
+        self.injected.load(src)
     }
 }
 

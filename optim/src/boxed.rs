@@ -5,11 +5,14 @@ use core::fmt::Debug;
 
 use flock_kernels::Element;
 
+use crate::OptimError;
 use crate::base::{GradientTransformation, MemberState, Params};
 
 trait DynState: Debug + Send + Sync + 'static {
     fn clone_box(&self) -> Box<dyn DynState>;
     fn copy_member_dyn(&mut self, from: &dyn DynState, member: usize, members: usize);
+    fn save_dyn(&self, out: &mut Vec<f64>);
+    fn load_dyn(&mut self, src: &mut &[f64]) -> Result<(), OptimError>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -24,6 +27,12 @@ impl<S: MemberState> DynState for S {
             .downcast_ref::<S>()
             .expect("BoxedState::copy_member: states of different optimizers");
         self.copy_member(from, member, members);
+    }
+    fn save_dyn(&self, out: &mut Vec<f64>) {
+        self.save(out);
+    }
+    fn load_dyn(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        self.load(src)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -46,6 +55,12 @@ impl Clone for BoxedState {
 impl MemberState for BoxedState {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.0.copy_member_dyn(&*from.0, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        self.0.save_dyn(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        self.0.load_dyn(src)
     }
 }
 

@@ -58,6 +58,13 @@ impl<T: Element, S: MemberState> MemberState for MaskedState<T, S> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.inner.copy_member(&from.inner, member, members);
     }
+    /// Only the inner state: the gather buffers are scratch.
+    fn save(&self, out: &mut Vec<f64>) {
+        self.inner.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), crate::OptimError> {
+        self.inner.load(src)
+    }
 }
 
 /// Applies `inner` to the selected leaves only; the others pass through unchanged.

@@ -23,6 +23,14 @@ pub enum OptimError {
         /// Members in the ensemble.
         members: usize,
     },
+    /// A saved optimizer state ran out of values while being restored (another optimizer or
+    /// layout).
+    StateLength {
+        /// Values the next part needs.
+        needed: usize,
+        /// Values left.
+        available: usize,
+    },
     /// A buffer does not match the layout.
     BufferLength {
         /// Which buffer (`"params"`, `"updates"`).
@@ -54,6 +62,10 @@ impl fmt::Display for OptimError {
             } => write!(
                 f,
                 "per-member hyperparameter {name} has {given} values but the ensemble has {members} members; give one value per member or a shared value"
+            ),
+            OptimError::StateLength { needed, available } => write!(
+                f,
+                "saved optimizer state is too short: the next part needs {needed} values, {available} are left (another optimizer or layout?)"
             ),
             OptimError::BufferLength {
                 what,

@@ -38,7 +38,7 @@ pub use alias::{
     Adam, AdamW, Sgd, adabelief, adagrad, adam, adamw, amsgrad, lamb, lion, nadam, nadamw, rmsprop,
     sgd,
 };
-pub use base::{GradientTransformation, MemberState, Params, PerMember, apply_updates};
+pub use base::{GradientTransformation, MemberState, Params, PerMember, StateValue, apply_updates};
 pub use basic::{
     AddDecayedWeights, Clip, ClipByGlobalNorm, Identity, LeafMask, LearningRate, Scale,
     ScaleByLearningRate, ScaleByLearningRateState, ScaleByTrustRatio, Trace, add_decayed_weights,

@@ -2,7 +2,9 @@
 
 use flock_kernels::Element;
 
-use crate::base::{GradientTransformation, MemberState, Params, members_mut};
+use crate::base::{
+    GradientTransformation, MemberState, Params, copy_block, load_values, members_mut, save_values,
+};
 use crate::error::{OptimError, check};
 
 /// State of [`ApplyIfFinite`], per member.
@@ -22,12 +24,33 @@ pub struct ApplyIfFiniteState<S> {
 impl<S: MemberState> MemberState for ApplyIfFiniteState<S> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.inner.copy_member(&from.inner, member, members);
-        self.notfinite_count
-            .copy_member(&from.notfinite_count, member, members);
-        self.last_finite
-            .copy_member(&from.last_finite, member, members);
-        self.total_notfinite
-            .copy_member(&from.total_notfinite, member, members);
+        copy_block(
+            &mut self.notfinite_count,
+            &from.notfinite_count,
+            member,
+            members,
+        );
+        copy_block(&mut self.last_finite, &from.last_finite, member, members);
+        copy_block(
+            &mut self.total_notfinite,
+            &from.total_notfinite,
+            member,
+            members,
+        );
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        self.inner.save(out);
+        save_values(&self.notfinite_count, out);
+        save_values(&self.last_finite, out);
+        save_values(&self.total_notfinite, out);
+        self.saved.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        self.inner.load(src)?;
+        load_values(&mut self.notfinite_count, src)?;
+        load_values(&mut self.last_finite, src)?;
+        load_values(&mut self.total_notfinite, src)?;
+        self.saved.load(src)
     }
 }
 
@@ -104,10 +127,28 @@ pub struct MultiStepsState<T, S> {
 
 impl<T: Element, S: MemberState> MemberState for MultiStepsState<T, S> {
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        self.gradient_step
-            .copy_member(&from.gradient_step, member, members);
+        copy_block(
+            &mut self.gradient_step,
+            &from.gradient_step,
+            member,
+            members,
+        );
         self.inner.copy_member(&from.inner, member, members);
         self.acc_grads.copy_member(&from.acc_grads, member, members);
+    }
+    fn save(&self, out: &mut Vec<f64>) {
+        out.push(self.mini_step as f64);
+        save_values(&self.gradient_step, out);
+        self.inner.save(out);
+        self.acc_grads.save(out);
+    }
+    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
+        let mut mini = [0u64];
+        crate::base::load_values(&mut mini, src)?;
+        self.mini_step = mini[0];
+        load_values(&mut self.gradient_step, src)?;
+        self.inner.load(src)?;
+        self.acc_grads.load(src)
     }
 }
 

@@ -108,3 +108,81 @@ fn invalid_hyperparameters_are_named() {
     );
     assert!(err.to_string().contains("b1"));
 }
+
+/// Runs `steps` steps from `params`/`state`, in place.
+fn advance<G: GradientTransformation<f64>>(
+    opt: &G,
+    layout: &Layout,
+    params: &mut [f64],
+    state: &mut G::State,
+    range: std::ops::Range<usize>,
+) {
+    for t in range {
+        let mut u = grads(t, params.len());
+        opt.update(&mut u, state, Params::new(params, layout).unwrap());
+        apply_updates(params, &u);
+    }
+}
+
+/// Saving the state after k steps, loading it into a fresh `init` and continuing gives the
+/// bits of an uninterrupted run.
+fn check_resume<G: GradientTransformation<f64>>(name: &str, opt: G) {
+    let layout = Layout::new(3, [("w", 4), ("b", 2)]);
+    let start: Vec<f64> = (0..layout.len()).map(|i| (i as f64 * 0.37).sin()).collect();
+    let mut straight = start.clone();
+    let mut state = opt.init(Params::new(&straight, &layout).unwrap());
+    advance(&opt, &layout, &mut straight, &mut state, 0..25);
+
+    let mut resumed = start.clone();
+    let mut first = opt.init(Params::new(&resumed, &layout).unwrap());
+    advance(&opt, &layout, &mut resumed, &mut first, 0..11);
+    let mut saved = Vec::new();
+    first.save(&mut saved);
+    let mut loaded = opt.init(Params::new(&resumed, &layout).unwrap());
+    let mut src: &[f64] = &saved;
+    loaded.load(&mut src).unwrap();
+    assert!(src.is_empty(), "{name}: {} values left over", src.len());
+    advance(&opt, &layout, &mut resumed, &mut loaded, 11..25);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&straight), bits(&resumed), "{name}");
+    // A truncated state is refused.
+    let mut short: &[f64] = &saved[..saved.len().saturating_sub(1)];
+    if !saved.is_empty() {
+        assert!(matches!(
+            opt.init(Params::new(&resumed, &layout).unwrap())
+                .load(&mut short),
+            Err(OptimError::StateLength { .. })
+        ));
+    }
+}
+
+#[test]
+fn saved_states_resume_bit_exactly() {
+    let schedule = warmup_cosine_decay_schedule(1e-4, 5e-3, 5, 30, 1e-4, 1.0).unwrap();
+    check_resume("adam", adam(1e-2, AdamConfig::default()).unwrap());
+    check_resume(
+        "seed pattern B chain",
+        chain(
+            clip_by_global_norm(1.0).unwrap(),
+            adamw(schedule.clone(), AdamConfig::default(), 1e-3, None).unwrap(),
+        ),
+    );
+    check_resume("amsgrad", amsgrad(1e-2, AdamConfig::default()).unwrap());
+    check_resume(
+        "multi_steps",
+        multi_steps(adam(1e-2, AdamConfig::default()).unwrap(), 3).unwrap(),
+    );
+    check_resume(
+        "masked + apply_if_finite",
+        apply_if_finite(
+            masked(sgd(1e-2, Some(0.9), false).unwrap(), LeafMask::only(["w"])),
+            2,
+        ),
+    );
+    check_resume(
+        "rmsprop",
+        rmsprop(1e-2, RmsConfig::default(), true, Some(0.9), false).unwrap(),
+    );
+    let boxed = BoxedTransformation::new(lion(1e-3, 0.9, 0.99, 0.0, None).unwrap());
+    check_resume("boxed lion", boxed);
+}
