@@ -12,7 +12,9 @@ use std::fmt;
 use std::path::Path;
 
 use flock_autograd::{ParamLayout, Parameters};
+use flock_ensemble::EnsembleState;
 use flock_kernels::Element;
+use flock_optim::{GradientTransformation, MemberState};
 use serde_json::{Map, Value, json};
 
 use crate::map::EnsembleResult;
@@ -64,11 +66,49 @@ fn dtype<T: Element>() -> &'static str {
     if T::NAME == "f32" { "F32" } else { "F64" }
 }
 
-/// One tensor to write: name, shape, values.
+/// One tensor to write: name, shape, values (in the element type or in f64).
 struct Tensor<'a, T> {
     name: String,
     shape: Vec<usize>,
-    values: &'a [T],
+    values: Values<'a, T>,
+}
+
+enum Values<'a, T> {
+    Element(&'a [T]),
+    F64(&'a [f64]),
+}
+
+impl<T: Element> Values<'_, T> {
+    fn dtype(&self) -> &'static str {
+        match self {
+            Values::Element(_) => dtype::<T>(),
+            Values::F64(_) => "F64",
+        }
+    }
+    fn bytes(&self) -> usize {
+        match self {
+            Values::Element(v) => std::mem::size_of_val(*v),
+            Values::F64(v) => std::mem::size_of_val(*v),
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Values::Element(values) => {
+                for v in *values {
+                    if T::NAME == "f32" {
+                        out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
+                    } else {
+                        out.extend_from_slice(&v.to_f64().to_le_bytes());
+                    }
+                }
+            }
+            Values::F64(values) => {
+                for v in *values {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    }
 }
 
 /// Serialises tensors and metadata into safetensors bytes.
@@ -76,10 +116,10 @@ fn encode<T: Element>(tensors: &[Tensor<'_, T>], metadata: &BTreeMap<String, Str
     let mut header = Map::new();
     let mut offset = 0usize;
     for t in tensors {
-        let bytes = std::mem::size_of_val(t.values);
+        let bytes = t.values.bytes();
         header.insert(
             t.name.clone(),
-            json!({"dtype": dtype::<T>(), "shape": t.shape, "data_offsets": [offset, offset + bytes]}),
+            json!({"dtype": t.values.dtype(), "shape": t.shape, "data_offsets": [offset, offset + bytes]}),
         );
         offset += bytes;
     }
@@ -95,13 +135,7 @@ fn encode<T: Element>(tensors: &[Tensor<'_, T>], metadata: &BTreeMap<String, Str
     out.extend_from_slice(&(text.len() as u64).to_le_bytes());
     out.extend_from_slice(&text);
     for t in tensors {
-        for v in t.values {
-            if T::NAME == "f32" {
-                out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
-            } else {
-                out.extend_from_slice(&v.to_f64().to_le_bytes());
-            }
-        }
+        t.values.write(&mut out);
     }
     out
 }
@@ -305,13 +339,13 @@ pub fn save_result<T: Element>(
         .map(|(name, shape, values)| Tensor {
             name: name.clone(),
             shape: shape.clone(),
-            values,
+            values: Values::Element(values),
         })
         .collect();
     tensors.push(Tensor {
         name: "losses".into(),
         shape: vec![members, result.steps],
-        values: &result.losses,
+        values: Values::Element(&result.losses),
     });
     let mut meta: BTreeMap<String, String> = metadata
         .iter()
@@ -320,4 +354,117 @@ pub fn save_result<T: Element>(
     meta.insert("steps".into(), result.steps.to_string());
     meta.insert("members".into(), members.to_string());
     write_atomically(path, &encode(&tensors, &meta))
+}
+
+/// One tensor per leaf (`[E, …]`), stacked from member-major parameters.
+fn leaf_tensors<T: Element>(params: &Parameters<T>) -> Vec<(String, Vec<usize>, Vec<T>)> {
+    let members = params.members();
+    params
+        .layout()
+        .leaves()
+        .iter()
+        .map(|leaf| {
+            let mut shape = vec![members];
+            shape.extend_from_slice(leaf.shape.dims());
+            let id = params.layout().find(&leaf.name).expect("own leaf");
+            (
+                leaf.name.clone(),
+                shape,
+                params.leaf_stacked(id).expect("own leaf"),
+            )
+        })
+        .collect()
+}
+
+/// Saves a training state — parameters, the optimizer's state (tensor `optimizer_state`, f64)
+/// and the number of steps taken — so a run can resume to the bits of an uninterrupted one.
+///
+/// # Errors
+/// [`CheckpointError::Io`].
+pub fn save_state<T: Element, S: MemberState>(
+    path: &Path,
+    state: &EnsembleState<T, S>,
+    step: usize,
+    metadata: &[(&str, &str)],
+) -> Result<(), CheckpointError> {
+    let stacked = leaf_tensors(&state.params);
+    let mut optimizer = Vec::new();
+    state.opt_state.save(&mut optimizer);
+    let mut tensors: Vec<Tensor<'_, T>> = stacked
+        .iter()
+        .map(|(name, shape, values)| Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            values: Values::Element(values),
+        })
+        .collect();
+    tensors.push(Tensor {
+        name: "optimizer_state".into(),
+        shape: vec![optimizer.len()],
+        values: Values::F64(&optimizer),
+    });
+    let mut meta: BTreeMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    meta.insert("step".into(), step.to_string());
+    meta.insert("members".into(), state.members().to_string());
+    meta.insert(
+        "optimizer_state_type".into(),
+        std::any::type_name::<S>().to_owned(),
+    );
+    write_atomically(path, &encode(&tensors, &meta))
+}
+
+impl Checkpoint {
+    /// Restores a training state saved by [`save_state`] for `optimizer` over `members` members
+    /// laid out by `layout`; returns it and the step to continue from.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Mismatch`] when the parameters or the optimizer state do not fit.
+    pub fn training_state<T: Element, O: GradientTransformation<T>>(
+        &self,
+        optimizer: &O,
+        layout: &ParamLayout,
+        members: usize,
+    ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
+        let expected_type = std::any::type_name::<O::State>();
+        match self.metadata("optimizer_state_type") {
+            Some(found) if found == expected_type => {}
+            found => {
+                return Err(mismatch(format!(
+                    "the optimizer state is a {}, this optimizer's is a {expected_type} (another optimizer)",
+                    found.unwrap_or("(unrecorded type)")
+                )));
+            }
+        }
+        let params = self.params::<T>(layout, members)?;
+        let step: usize = self
+            .metadata("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| mismatch("no step count: not a training state"))?;
+        let entry_len = self
+            .header
+            .get("optimizer_state")
+            .and_then(|e| e.get("shape"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_u64)
+            .ok_or_else(|| mismatch("no optimizer_state tensor"))? as usize;
+        let saved = self.tensor::<f64>("optimizer_state", &[entry_len])?;
+        let mut state =
+            EnsembleState::from_params(params, optimizer).map_err(|e| mismatch(e.to_string()))?;
+        let mut src: &[f64] = &saved;
+        state
+            .opt_state
+            .load(&mut src)
+            .map_err(|e| mismatch(e.to_string()))?;
+        if !src.is_empty() {
+            return Err(mismatch(format!(
+                "{} optimizer-state values left over (another optimizer?)",
+                src.len()
+            )));
+        }
+        Ok((state, step))
+    }
 }

@@ -108,6 +108,9 @@ pub struct RunOptions<'c, T> {
     pub on_divergence: OnDivergence,
     /// Print a progress line (steps/s, mean loss) to stderr about every second.
     pub progress: bool,
+    /// The step to start from when resuming a run from a checkpoint (its batches are skipped,
+    /// so the resumed run sees exactly the batches the uninterrupted one would).
+    pub start_step: usize,
 }
 
 impl<T> Default for RunOptions<'_, T> {
@@ -119,6 +122,7 @@ impl<T> Default for RunOptions<'_, T> {
             keep_best: false,
             on_divergence: OnDivergence::Freeze,
             progress: false,
+            start_step: 0,
         }
     }
 }
@@ -132,6 +136,7 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
             .field("keep_best", &self.keep_best)
             .field("on_divergence", &self.on_divergence)
             .field("progress", &self.progress)
+            .field("start_step", &self.start_step)
             .finish()
     }
 }
@@ -361,6 +366,24 @@ where
         batch_seed: u64,
         num_epochs: usize,
         data: Batch<'_, T>,
+        options: RunOptions<'_, T>,
+    ) -> Result<EnsembleResult<T>, RunError<T>> {
+        self.train(&mut state, batch_seed, num_epochs, data, options)
+    }
+
+    /// [`EnsembleMAP::run_from`] on a state it updates in place, so the caller keeps the
+    /// optimizer state (e.g. to save a checkpoint with
+    /// [`save_state`](crate::checkpoint::save_state) and resume later with
+    /// [`RunOptions::start_step`], to the bits of an uninterrupted run).
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::run_from`].
+    pub fn train(
+        &mut self,
+        state: &mut EnsembleState<T, O::State>,
+        batch_seed: u64,
+        num_epochs: usize,
+        data: Batch<'_, T>,
         mut options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
         let members = state.members();
@@ -385,8 +408,14 @@ where
         let mut previous = options.keep_best.then(|| state.params.values().to_vec());
         let (mut stopped_early, mut steps) = (false, 0);
         let (start, mut last_report) = (Instant::now(), Instant::now());
+        let first = options.start_step.min(num_epochs);
+        if !batcher.is_full_batch() {
+            for _ in 0..first {
+                batcher.next_indices();
+            }
+        }
 
-        for step in 0..num_epochs {
+        for (index, step) in (first..num_epochs).enumerate() {
             let batch = if batcher.is_full_batch() {
                 data
             } else {
@@ -397,7 +426,7 @@ where
                 prev.copy_from_slice(state.params.values());
             }
             let losses = ensemble_step(
-                &mut state,
+                state,
                 batch,
                 &mut self.log_joint,
                 &self.optimizer,
@@ -405,7 +434,7 @@ where
                 scale,
             )?;
             history.extend_from_slice(losses);
-            steps = step + 1;
+            steps = index + 1;
             // Frozen members do not move: put back their parameters and optimizer state.
             if frozen.iter().any(|&f| f) {
                 for e in (0..members).filter(|&e| frozen[e]) {
@@ -418,7 +447,7 @@ where
                 }
             }
             if let (Some((best_loss, best_params)), Some(prev)) = (best.as_mut(), &previous) {
-                let losses = &history[step * members..];
+                let losses = &history[index * members..];
                 for e in 0..members {
                     if losses[e] < best_loss[e] {
                         best_loss[e] = losses[e];
@@ -434,8 +463,15 @@ where
                     let divergence = Divergence { member: e, step };
                     diverged.push(divergence);
                     if options.on_divergence == OnDivergence::Stop {
-                        let partial =
-                            finish(state.params, history, members, steps, false, diverged, best);
+                        let partial = finish(
+                            state.params.clone(),
+                            history,
+                            members,
+                            steps,
+                            false,
+                            diverged,
+                            best,
+                        );
                         return Err(RunError::Diverged {
                             divergence,
                             partial: Box::new(partial),
@@ -445,16 +481,16 @@ where
                 }
             }
             if let Some((every, callback)) = options.callback.as_mut() {
-                if *every > 0 && steps % *every == 0 {
+                if *every > 0 && (step + 1) % *every == 0 {
                     let control = callback(&Progress {
-                        step: steps,
-                        losses: &history[step * members..],
+                        step: step + 1,
+                        losses: &history[index * members..],
                         params: &state.params,
                         frozen: &frozen,
                     });
                     to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
                     if control.stop {
-                        stopped_early = steps < num_epochs;
+                        stopped_early = step + 1 < num_epochs;
                         break;
                     }
                 }
@@ -468,21 +504,22 @@ where
             }
             if options.progress && last_report.elapsed().as_secs_f64() >= 1.0 {
                 last_report = Instant::now();
-                let latest = &history[step * members..];
+                let latest = &history[index * members..];
                 let finite: Vec<f64> = latest
                     .iter()
                     .map(|v| v.to_f64())
                     .filter(|v| v.is_finite())
                     .collect();
                 eprintln!(
-                    "step {steps}/{num_epochs}  {:.0} steps/s  mean loss {:.4}",
+                    "step {}/{num_epochs}  {:.0} steps/s  mean loss {:.4}",
+                    step + 1,
                     steps as f64 / start.elapsed().as_secs_f64(),
                     finite.iter().sum::<f64>() / finite.len().max(1) as f64
                 );
             }
         }
         Ok(finish(
-            state.params,
+            state.params.clone(),
             history,
             members,
             steps,

@@ -316,3 +316,69 @@ fn mini_batches_and_one_shot_sugar() {
         ))
     ));
 }
+
+/// Train 25 steps, save the whole training state, load it, resume to 60: the bits of a 60-step
+/// run, mini-batches and a warmup-cosine AdamW chain included.
+#[test]
+fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
+    use flock_optim::{adamw, chain, clip_by_global_norm, warmup_cosine_decay_schedule};
+    use flock_runner::checkpoint::{Checkpoint, save_state};
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let data = Batch::new(&x, &y, 40).unwrap();
+    let optimizer = || {
+        chain(
+            clip_by_global_norm(1.0).unwrap(),
+            adamw(
+                warmup_cosine_decay_schedule(1e-4, 2e-2, 10, 60, 1e-4, 1.0).unwrap(),
+                AdamConfig::default(),
+                1e-3,
+                None,
+            )
+            .unwrap(),
+        )
+    };
+    let mut map = EnsembleMAP::new(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        optimizer(),
+        3,
+        1.0,
+    )
+    .unwrap();
+    let options = |start_step| RunOptions {
+        batch_size: Some(8),
+        start_step,
+        ..RunOptions::default()
+    };
+    let initial = map.init(9).unwrap();
+    let straight = map.run_from(initial, 4, 60, data, options(0)).unwrap();
+
+    let mut state = map.init(9).unwrap();
+    let first = map.train(&mut state, 4, 25, data, options(0)).unwrap();
+    let path =
+        std::env::temp_dir().join(format!("flock-resume-{}.safetensors", std::process::id()));
+    save_state(&path, &state, first.steps, &[]).unwrap();
+    drop(state);
+    let (restored, step) = Checkpoint::read(&path)
+        .unwrap()
+        .training_state(map.optimizer(), &layout, 3)
+        .unwrap();
+    assert_eq!(step, 25);
+    let rest = map.run_from(restored, 4, 60, data, options(step)).unwrap();
+    assert_eq!(rest.steps, 35);
+    assert_eq!(bits(rest.params.values()), bits(straight.params.values()));
+    for e in 0..3 {
+        assert_eq!(
+            bits(rest.member_losses(e)),
+            bits(&straight.member_losses(e)[25..])
+        );
+    }
+    // Another optimizer's state does not load.
+    let err = Checkpoint::read(&path)
+        .unwrap()
+        .training_state::<f64, _>(&adam(1e-2, AdamConfig::default()).unwrap(), &layout, 3)
+        .unwrap_err();
+    assert!(err.to_string().contains("another"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+}
