@@ -387,6 +387,20 @@ pub fn save_state<T: Element, S: MemberState>(
     step: usize,
     metadata: &[(&str, &str)],
 ) -> Result<(), CheckpointError> {
+    save_state_with(path, state, step, metadata, &[])
+}
+
+/// [`save_state`] plus extra named tensors of the element type (e.g. the loss history so far).
+///
+/// # Errors
+/// [`CheckpointError::Io`].
+pub fn save_state_with<T: Element, S: MemberState>(
+    path: &Path,
+    state: &EnsembleState<T, S>,
+    step: usize,
+    metadata: &[(&str, &str)],
+    extra: &[(&str, &[T], &[usize])],
+) -> Result<(), CheckpointError> {
     let stacked = leaf_tensors(&state.params);
     let mut optimizer = Vec::new();
     state.opt_state.save(&mut optimizer);
@@ -403,6 +417,13 @@ pub fn save_state<T: Element, S: MemberState>(
         shape: vec![optimizer.len()],
         values: Values::F64(&optimizer),
     });
+    for (name, values, shape) in extra {
+        tensors.push(Tensor {
+            name: (*name).to_owned(),
+            shape: shape.to_vec(),
+            values: Values::Element(values),
+        });
+    }
     let mut meta: BTreeMap<String, String> = metadata
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -13,8 +13,8 @@ use flock_metrics::{MixturePredictive, Sigma};
 use flock_optim::{AdamConfig, adam};
 use serde_json::{Value, json};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, save_result};
-use crate::map::{EnsembleMAP, EnsembleResult, RunOptions};
+use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
+use crate::map::{EnsembleMAP, EnsembleResult, RunOptions, split_seed};
 
 /// The likelihood of the network's output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -206,6 +206,33 @@ fn head(
     }
 }
 
+/// Where a fit keeps its training state between epochs, so an interrupted fit can resume.
+#[derive(Clone, Debug)]
+pub struct FitProgress {
+    /// The training-state file (written atomically after every epoch).
+    pub state_file: std::path::PathBuf,
+    /// Continue from `state_file` if it exists.
+    pub resume: bool,
+    /// Stop after this many epochs in this invocation (the state file stays, for `resume`).
+    pub max_epochs_this_run: Option<usize>,
+}
+
+/// `[E, t]` losses followed by `[E, t2]` more, as `[E, t + t2]`.
+fn append_losses(
+    history: &[f64],
+    steps: usize,
+    more: &[f64],
+    more_steps: usize,
+    members: usize,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(members * (steps + more_steps));
+    for e in 0..members {
+        out.extend_from_slice(&history[e * steps..(e + 1) * steps]);
+        out.extend_from_slice(&more[e * more_steps..(e + 1) * more_steps]);
+    }
+    out
+}
+
 /// Trains `spec` on `(x, y)` (`[N, D]`, original scale).
 ///
 /// # Errors
@@ -215,6 +242,21 @@ pub fn fit(
     x: &[f64],
     y: &[f64],
     features: usize,
+) -> Result<(FittedModel, EnsembleResult<f64>), Box<dyn std::error::Error + Send + Sync>> {
+    fit_with_progress(spec, x, y, features, None)
+}
+
+/// [`fit`], saving the training state after every epoch to `progress.state_file` and resuming
+/// from it when asked: a resumed fit ends with the bits of an uninterrupted one.
+///
+/// # Errors
+/// Training and checkpoint errors.
+pub fn fit_with_progress(
+    spec: &FitSpec,
+    x: &[f64],
+    y: &[f64],
+    features: usize,
+    progress: Option<&FitProgress>,
 ) -> Result<(FittedModel, EnsembleResult<f64>), Box<dyn std::error::Error + Send + Sync>> {
     let rows = y.len();
     let norm = Normalisation::from_training(x, features, y);
@@ -254,19 +296,70 @@ pub fn fit(
     let mut map = EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
         .map_err(|e| e.to_string())?;
     let batch_size = spec.batch_size.clamp(1, rows.max(1));
-    let steps = spec.epochs * rows.div_ceil(batch_size);
-    let result = map
-        .run(
-            spec.seed,
-            steps,
-            Batch::new(&xs, &ys, rows)?,
-            RunOptions {
-                batch_size: Some(batch_size),
-                sampling: Sampling::WithoutReplacement,
-                ..RunOptions::default()
-            },
-        )
-        .map_err(|e| e.to_string())?;
+    let epoch_steps = rows.div_ceil(batch_size);
+    let steps = spec.epochs * epoch_steps;
+    let data = Batch::new(&xs, &ys, rows)?;
+    let (init_seed, batch_seed) = split_seed(spec.seed);
+    let members = spec.members;
+    // Start fresh, or from the training state an interrupted run left.
+    let (mut state, mut step, mut history) =
+        match progress.filter(|p| p.resume && p.state_file.exists()) {
+            Some(p) => {
+                let checkpoint = Checkpoint::read(&p.state_file)?;
+                let (state, step) = checkpoint.training_state(map.optimizer(), &layout, members)?;
+                let history = checkpoint.tensor::<f64>("losses_so_far", &[members, step])?;
+                (state, step, history)
+            }
+            None => (
+                map.init(init_seed).map_err(|e| e.to_string())?,
+                0,
+                Vec::new(),
+            ),
+        };
+    let mut diverged = Vec::new();
+    let stop_at = progress
+        .and_then(|p| p.max_epochs_this_run)
+        .map_or(steps, |e| (step + e * epoch_steps).min(steps));
+    // One epoch at a time, saving the training state after each (when asked to).
+    while step < stop_at {
+        let end = (step + epoch_steps).min(stop_at);
+        let part = map
+            .train(
+                &mut state,
+                batch_seed,
+                end,
+                data,
+                RunOptions {
+                    batch_size: Some(batch_size),
+                    sampling: Sampling::WithoutReplacement,
+                    start_step: step,
+                    ..RunOptions::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        history = append_losses(&history, step, &part.losses, part.steps, members);
+        diverged.extend(part.diverged.iter().map(|d| crate::map::Divergence {
+            member: d.member,
+            step: d.step + step,
+        }));
+        step = end;
+        if let Some(p) = progress {
+            save_state_with(
+                &p.state_file,
+                &state,
+                step,
+                &[],
+                &[("losses_so_far", &history, &[members, step])],
+            )?;
+        }
+    }
+    let result = EnsembleResult {
+        params: state.params.clone(),
+        losses: history,
+        steps: step,
+        stopped_early: step < steps,
+        diverged,
+    };
     let model = FittedModel {
         spec: spec.clone(),
         norm,

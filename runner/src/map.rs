@@ -241,7 +241,7 @@ pub struct EnsembleMAP<T, L, F, O> {
 }
 
 /// The init and batch streams `run` derives from its seed (pyrox splits its key in two).
-fn split_seed(seed: u64) -> (u64, u64) {
+pub(crate) fn split_seed(seed: u64) -> (u64, u64) {
     (
         seed,
         seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1),

@@ -257,3 +257,52 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An interrupted fit resumed with --resume writes the same model file, byte for byte, as an
+/// uninterrupted fit.
+#[test]
+fn an_interrupted_fit_resumes_to_the_same_bytes() {
+    let dir = temp("resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv: String = std::iter::once("a,y\n".to_owned())
+        .chain((0..90).map(|i| format!("{},{}\n", i as f64 / 30.0, ((i * 7) % 13) as f64 / 5.0)))
+        .collect();
+    let data = dir.join("d.csv");
+    std::fs::write(&data, csv).unwrap();
+    let fit = |out: &Path, extra: &[&str]| {
+        let mut cmd = flock();
+        cmd.args([
+            "fit",
+            data.to_str().unwrap(),
+            "--target",
+            "y",
+            "--epochs",
+            "12",
+            "--batch-size",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        cmd.args(extra);
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (straight, resumed) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    fit(&straight, &[]);
+    let first = fit(&resumed, &["--max-epochs-this-run", "5"]);
+    assert!(first.contains("continue with --resume"), "{first}");
+    assert!(!resumed.exists());
+    fit(&resumed, &["--resume"]);
+    assert_eq!(
+        std::fs::read(&straight).unwrap(),
+        std::fs::read(&resumed).unwrap()
+    );
+    let mut state = resumed.as_os_str().to_owned();
+    state.push(".state");
+    assert!(
+        !Path::new(&state).exists(),
+        "the state file is removed at the end"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,7 +15,9 @@ use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 
 use flock_metrics::exact_scores;
-use flock_runner::fit::{FitSpec, FittedModel, Likelihood, fit, parse_activation};
+use flock_runner::fit::{
+    FitProgress, FitSpec, FittedModel, Likelihood, fit_with_progress, parse_activation,
+};
 use flock_runner::patterns::{Init, tutorial};
 use flock_runner::seed::SeedData;
 use flock_runner::table::{DataError, NamedTable, read_named_table};
@@ -96,9 +98,16 @@ enum Command {
         /// Threads to split members over (results are the same for any value).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Where the fitted model goes.
+        /// Where the fitted model goes (its training state is kept in OUT.state during the
+        /// fit).
         #[arg(long, default_value = "flock-model.safetensors")]
         out: PathBuf,
+        /// Continue an interrupted fit from OUT.state, to the bits an uninterrupted fit gives.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many epochs, keeping OUT.state for --resume (for testing resumption).
+        #[arg(long, hide = true)]
+        max_epochs_this_run: Option<usize>,
     },
     /// Predict with a fitted model: mean, total / epistemic / aleatoric std and quantiles as CSV.
     Predict {
@@ -169,6 +178,8 @@ fn main() -> ExitCode {
             seed,
             threads,
             out,
+            resume,
+            max_epochs_this_run,
         } => (|| {
             let activation = parse_activation(&activation).ok_or_else(|| {
                 format!("--activation {activation:?}: expected relu, tanh, sigmoid or softplus")
@@ -192,6 +203,13 @@ fn main() -> ExitCode {
                 seed,
                 threads,
             };
+            let mut state_file = out.as_os_str().to_owned();
+            state_file.push(".state");
+            let progress = FitProgress {
+                state_file: PathBuf::from(state_file),
+                resume,
+                max_epochs_this_run,
+            };
             fit_command(
                 &data,
                 &target,
@@ -200,6 +218,7 @@ fn main() -> ExitCode {
                 test_fraction,
                 &spec,
                 &out,
+                &progress,
             )
         })(),
         Command::Predict {
@@ -281,6 +300,7 @@ fn gather(table: &NamedTable, rows: &[usize], columns: &[usize]) -> Vec<f64> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fit_command(
     data: &Path,
     target: &str,
@@ -289,6 +309,7 @@ fn fit_command(
     test_fraction: f64,
     spec: &FitSpec,
     out: &Path,
+    progress: &FitProgress,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let table = read_named_table(data)?;
     let target_column = table.column(target, data)?;
@@ -337,7 +358,16 @@ fn fit_command(
     }
     let start = Instant::now();
     let (model, result) =
-        fit(spec, &x_train, &y_train, columns.len()).map_err(|e| e.to_string())?;
+        fit_with_progress(spec, &x_train, &y_train, columns.len(), Some(progress))
+            .map_err(|e| e.to_string())?;
+    if result.stopped_early {
+        println!(
+            "stopped after {} steps as asked; the training state is in {} (continue with --resume)",
+            result.steps,
+            progress.state_file.display()
+        );
+        return Ok(());
+    }
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "trained {} members on {} rows × {} features: {} steps in {seconds:.2} s",
@@ -381,6 +411,7 @@ fn fit_command(
         );
     }
     model.save(out, &result)?;
+    let _ = std::fs::remove_file(&progress.state_file);
     println!("model: {}", out.display());
     Ok(())
 }
