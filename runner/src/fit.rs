@@ -215,6 +215,8 @@ pub struct FitProgress {
     pub resume: bool,
     /// Stop after this many epochs in this invocation (the state file stays, for `resume`).
     pub max_epochs_this_run: Option<usize>,
+    /// Print a progress line (epoch, steps/s, mean loss) to stderr after each epoch.
+    pub show: bool,
 }
 
 /// `[E, t]` losses followed by `[E, t2]` more, as `[E, t + t2]`.
@@ -343,6 +345,18 @@ pub fn fit_with_progress(
             step: d.step + step,
         }));
         step = end;
+        if progress.is_some_and(|p| p.show) {
+            let latest: Vec<f64> = (0..members)
+                .map(|e| history[e * step + step - 1])
+                .filter(|v| v.is_finite())
+                .collect();
+            eprintln!(
+                "epoch {}/{}  step {step}/{steps}  mean loss {:.4}",
+                step.div_ceil(epoch_steps),
+                spec.epochs,
+                latest.iter().sum::<f64>() / latest.len().max(1) as f64
+            );
+        }
         if let Some(p) = progress {
             save_state_with(
                 &p.state_file,

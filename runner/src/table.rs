@@ -310,7 +310,14 @@ impl NamedTable {
 /// # Errors
 /// [`DataError`]s naming the file, line and column.
 pub fn read_named_table(path: &Path) -> Result<NamedTable, DataError> {
-    let text = read(path)?;
+    parse_named_table(&read(path)?, path)
+}
+
+/// [`read_named_table`] on text already in memory (`path` names it in errors).
+///
+/// # Errors
+/// [`DataError`]s naming the file, line and column.
+pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataError> {
     let comma = text
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -318,7 +325,7 @@ pub fn read_named_table(path: &Path) -> Result<NamedTable, DataError> {
     let normalised = if comma {
         text.replace(',', " ")
     } else {
-        text.clone()
+        text.to_owned()
     };
     let first_line = normalised
         .lines()

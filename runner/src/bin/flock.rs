@@ -108,6 +108,9 @@ enum Command {
         /// Stop after this many epochs, keeping OUT.state for --resume (for testing resumption).
         #[arg(long, hide = true)]
         max_epochs_this_run: Option<usize>,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Predict with a fitted model: mean, total / epistemic / aleatoric std and quantiles as CSV.
     Predict {
@@ -180,6 +183,7 @@ fn main() -> ExitCode {
             out,
             resume,
             max_epochs_this_run,
+            quiet,
         } => (|| {
             let activation = parse_activation(&activation).ok_or_else(|| {
                 format!("--activation {activation:?}: expected relu, tanh, sigmoid or softplus")
@@ -209,6 +213,7 @@ fn main() -> ExitCode {
                 state_file: PathBuf::from(state_file),
                 resume,
                 max_epochs_this_run,
+                show: !quiet,
             };
             fit_command(
                 &data,
