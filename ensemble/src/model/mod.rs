@@ -187,7 +187,16 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                     g.input_per_member(&noise[offsets[index]..offsets[index] + len], shape)?;
                 let step = g.mul(scale, eps)?;
                 let raw = g.add(loc, step)?;
-                let lq = g.normal_log_density(raw, loc, scale)?;
+                // log q(θ) = Σ log N(loc + s·ε | loc, s) = Σ (−½ε² − ln s) − n·½ln 2π: the same
+                // value and gradient as the density of θ (its ε-terms cancel), with one vector
+                // log instead of a scalar one per element.
+                let n = shape.elems() as f64;
+                let log_scale = g.log(scale);
+                let sum_log_scale = g.sum(log_scale);
+                let eps_sq = g.sum_squares(eps);
+                let constant = g.scale(eps_sq, -0.5);
+                let constant = g.offset(constant, -n * 0.5 * (2.0 * core::f64::consts::PI).ln());
+                let lq = g.sub(constant, sum_log_scale)?;
                 accumulate(g, &mut self.logq, lq)?;
                 (raw, if positive { g.exp(raw) } else { raw })
             }
