@@ -440,3 +440,161 @@ pub fn write_figure(path: &std::path::Path, panels: &[FitPanel<'_>]) -> Result<(
     std::fs::write(&temporary, bytes).map_err(FigureError::Io)?;
     std::fs::rename(&temporary, path).map_err(FigureError::Io)
 }
+
+/// One line of a [`line_chart_svg`].
+#[derive(Clone, Debug)]
+pub struct Series<'a> {
+    /// Legend text.
+    pub label: &'a str,
+    /// Y values, one per x.
+    pub values: &'a [f64],
+    /// Dashed (e.g. an ideal reference line).
+    pub dashed: bool,
+}
+
+/// A simple line chart (e.g. cost against ensemble size), optionally on log-log axes with tick
+/// labels in the original units.
+///
+/// ```
+/// use flock_metrics::{Series, line_chart_svg};
+/// let x = [1.0, 4.0, 16.0];
+/// let svg = line_chart_svg("cost", "members", "µs", &x,
+///     &[Series { label: "measured", values: &[10.0, 30.0, 110.0], dashed: false }], true);
+/// assert!(svg.contains("measured") && svg.contains("polyline"));
+/// ```
+pub fn line_chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x: &[f64],
+    series: &[Series<'_>],
+    log_axes: bool,
+) -> String {
+    let t = |v: f64| if log_axes { v.log10() } else { v };
+    let xs: Vec<f64> = x.iter().map(|&v| t(v)).collect();
+    let all_y: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.values.iter().map(|&v| t(v)))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (ymin, ymax) = all_y
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (xmin, xmax) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let pad_y = 0.05 * (ymax - ymin).max(1e-9);
+    let pad_x = 0.03 * (xmax - xmin).max(1e-9);
+    let (width, height) = (620.0, 420.0);
+    let axes = Axes {
+        left: 80.0,
+        top: 50.0,
+        width: width - 110.0,
+        height: height - 110.0,
+        x: (xmin - pad_x, xmax + pad_x),
+        y: (ymin - pad_y, ymax + pad_y),
+    };
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="28" font-size="14" font-weight="bold" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+    const COLOURS: [&str; 6] = [BLUE, "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#555555"];
+    for (k, s) in series.iter().enumerate() {
+        let ys: Vec<f64> = s.values.iter().map(|&v| t(v)).collect();
+        let colour = COLOURS[k % COLOURS.len()];
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        axes.polyline(
+            &mut svg,
+            &xs,
+            &ys,
+            &format!(r#"stroke="{colour}" stroke-width="2"{dash}"#),
+        );
+        for (&x, &y) in xs.iter().zip(&ys) {
+            if !s.dashed && y.is_finite() {
+                let _ = writeln!(
+                    svg,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
+                    axes.px(x),
+                    axes.py(y)
+                );
+            }
+        }
+        let ly = 64.0 + 16.0 * k as f64;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="96" y1="{:.1}" x2="120" y2="{:.1}" stroke="{colour}" stroke-width="2"{dash}/><text x="126" y="{:.1}" font-size="11">{}</text>"#,
+            ly - 4.0,
+            ly - 4.0,
+            ly,
+            escape(s.label)
+        );
+    }
+    if log_axes {
+        // Frame and labels with ticks at powers of ten shown in the original units.
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
+            axes.left, axes.top, axes.width, axes.height
+        );
+        for (lo, hi, is_x) in [(axes.x.0, axes.x.1, true), (axes.y.0, axes.y.1, false)] {
+            for tick in ticks(lo, hi) {
+                let label = {
+                    let v = 10f64.powf(tick);
+                    if v >= 1.0 && (v - v.round()).abs() < 1e-9 * v {
+                        format!("{}", v.round())
+                    } else {
+                        format!("{v:.3}")
+                    }
+                };
+                let _ = if is_x {
+                    writeln!(
+                        svg,
+                        r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{label}</text>"#,
+                        axes.px(tick),
+                        axes.top + axes.height + 16.0
+                    )
+                } else {
+                    writeln!(
+                        svg,
+                        r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{label}</text>"#,
+                        axes.left - 6.0,
+                        axes.py(tick) + 4.0
+                    )
+                };
+            }
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{} (log scale)</text>"#,
+            axes.left + axes.width / 2.0,
+            axes.top + axes.height + 34.0,
+            escape(x_label)
+        );
+        let (cx, cy) = (axes.left - 56.0, axes.top + axes.height / 2.0);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{cx:.1}" y="{cy:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 {cx:.1} {cy:.1})">{} (log scale)</text>"#,
+            escape(y_label)
+        );
+    } else {
+        axes.frame(&mut svg, x_label, y_label);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -22,7 +22,9 @@ mod scores;
 mod seed_mc;
 
 pub use error::MetricsError;
-pub use figure::{FigureError, FitPanel, figure_svg, svg_to_png, write_figure};
+pub use figure::{
+    FigureError, FitPanel, Series, figure_svg, line_chart_svg, svg_to_png, write_figure,
+};
 pub use mixture::{Band, MixturePredictive, Sigma};
 pub use scores::{ExactScores, crps, exact_scores, seed_levels};
 pub use seed_mc::{SeedMcScores, seed_mc_scores};

@@ -2,8 +2,9 @@
 //!
 //! `cargo xtask bench [--compare] [--history FILE]` builds the benchmarks in release for the
 //! native CPU, runs the suite (kernels, the seed log-joint, one Adam step, the seed-workload
-//! step on one and two threads, the exact metrics, and the cold 1,500-step seed run), prints one
-//! table and appends a JSON record (commit, date, CPU, SIMD level, threads, every figure's
+//! step on one and two threads, the scale / wide / VI workloads and the scaling curves — drawn to
+//! `target/flock-figures/scaling_*.png` —, the exact metrics, and the cold 1,500-step seed run),
+//! prints one table and appends a JSON record (commit, date, CPU, SIMD level, threads, every figure's
 //! median / min / max) to `bench/history.jsonl`. `--compare` prints each figure's change against
 //! the previous record and flags moves larger than that run's own spread.
 
@@ -156,6 +157,29 @@ fn parse_adam(output: &str) -> Vec<Figure> {
                 median: ns,
                 min: ns,
                 max: ns,
+            })
+        })
+        .collect()
+}
+
+/// Lines `bench <name> <median µs> <min µs> <max µs>` (the workloads bench).
+fn parse_bench_lines(prefix: &str, output: &str) -> Vec<Figure> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench "))
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let n = words.len();
+            if n < 4 {
+                return None;
+            }
+            let number = |i: usize| words[i].parse::<f64>().ok();
+            Some(Figure {
+                name: format!("{prefix}/{}", words[..n - 3].join(" ")),
+                unit: "µs",
+                median: number(n - 3)?,
+                min: number(n - 2)?,
+                max: number(n - 1)?,
             })
         })
         .collect()
@@ -382,6 +406,17 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_bench_lines() {
+        let f = parse_bench_lines(
+            "runner",
+            "bench wide workload f32 2044.9 2038.1 2088.2\nnoise\n",
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].name, "runner/wide workload f32");
+        assert_eq!((f[0].median, f[0].min, f[0].max), (2044.9, 2038.1, 2088.2));
+    }
 
     #[test]
     fn parses_adam_lines() {

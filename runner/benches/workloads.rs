@@ -1,0 +1,266 @@
+//! The xtask issue's workloads, per training step: the scale workload (E = 64, N = 4,096,
+//! 1→64→64→1 tanh, batch 256), the wide workload (E = 16, N = 80, hidden 128), the seed's VI
+//! step, and scaling curves over the ensemble size and the hidden width (drawn to
+//! `target/flock-figures/scaling.png`). Each figure is the median of 11 batches after a warm-up.
+//!
+//! Output lines `bench <name> <median µs> <min µs> <max µs>` are what `cargo xtask bench` reads.
+//! Run: `cargo bench -p flock-runner --bench workloads`.
+
+use std::time::Instant;
+
+use flock_autograd::*;
+use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, standard_normal};
+use flock_kernels::Element;
+use flock_metrics::{Series, line_chart_svg, svg_to_png};
+use flock_optim::{AdamConfig, adam};
+use flock_runner::map::{EnsembleMAP, RunOptions};
+use flock_runner::patterns::seed_model;
+use flock_runner::vi::{EnsembleVI, ViConfig};
+
+/// (median, min, max) seconds per call of `f`: 11 batches of ≈`budget` seconds each.
+fn time(mut f: impl FnMut(), budget: f64) -> (f64, f64, f64) {
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed().as_secs_f64() < budget {
+        f();
+        calls += 1;
+    }
+    let per_batch = ((budget / (start.elapsed().as_secs_f64() / calls as f64)) as u64).max(1);
+    let mut samples: Vec<f64> = (0..11)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() / per_batch as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    (samples[5], samples[0], samples[10])
+}
+
+fn report(name: &str, (median, min, max): (f64, f64, f64)) -> f64 {
+    println!(
+        "bench {name} {:.3} {:.3} {:.3}",
+        median * 1e6,
+        min * 1e6,
+        max * 1e6
+    );
+    median * 1e6
+}
+
+fn mlp_log_joint<T: Element>(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<T> + Send + use<T> {
+    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
+        let f = mlp.forward(g, x)?;
+        let f = g.squeeze_last(f)?;
+        let r = g.sub(y, f)?;
+        let sse = g.sum_squares(r);
+        let theta = g.all_params();
+        let ss = g.sum_squares(theta);
+        Ok((g.scale(sse, -50.0), g.scale(ss, -0.5)))
+    })
+}
+
+/// Seconds per `EnsembleMAP` step for an MLP `1→width→width→1` on `rows` examples in batches of
+/// `batch`.
+fn mlp_step<T: Element>(
+    members: usize,
+    width: usize,
+    rows: usize,
+    batch: usize,
+    threads: usize,
+    budget: f64,
+) -> (f64, f64, f64) {
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(1, 1, width, 2, Activation::Tanh),
+    )
+    .unwrap();
+    let (l2, m2) = (layout.clone(), mlp.clone());
+    let init = move |rng: &mut MemberRng| {
+        let mut block = vec![T::ZERO; l2.member_size()];
+        m2.init_member(&l2, rng, &mut block).unwrap();
+        block
+    };
+    let parts = (0..threads)
+        .map(|_| mlp_log_joint::<T>(&layout, mlp.clone()))
+        .collect();
+    let mut map = EnsembleMAP::new(
+        ParallelLogJoint::new(parts),
+        init,
+        adam(1e-3, AdamConfig::default()).unwrap(),
+        members,
+        1.0,
+    )
+    .unwrap();
+    let x: Vec<T> = (0..rows)
+        .map(|i| T::from_f64(-10.0 + 20.0 * i as f64 / rows as f64))
+        .collect();
+    let y: Vec<T> = x.iter().map(|v| T::from_f64(v.to_f64().sin())).collect();
+    let data = Batch::new(&x, &y, rows).unwrap();
+    let mut state = map.init(0).unwrap();
+    if batch >= rows {
+        time(
+            || {
+                map.update(&mut state, data, 1.0).unwrap();
+            },
+            budget,
+        )
+    } else {
+        // Steps of a mini-batched run, one at a time (batch selection included).
+        let mut step = 0;
+        time(
+            || {
+                map.train(
+                    &mut state,
+                    1,
+                    step + 1,
+                    data,
+                    RunOptions {
+                        batch_size: Some(batch),
+                        sampling: Sampling::WithReplacement,
+                        start_step: step,
+                        ..RunOptions::default()
+                    },
+                )
+                .unwrap();
+                step += 1;
+            },
+            budget,
+        )
+    }
+}
+
+fn main() {
+    // Scale and wide workloads.
+    for threads in [1, 2] {
+        let f32_scale = report(
+            &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f32 {threads} thread(s)"),
+            mlp_step::<f32>(64, 64, 4096, 256, threads, 0.05),
+        );
+        println!("  = {:.2} M member-samples/s", 64.0 * 256.0 / f32_scale);
+        report(
+            &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f64 {threads} thread(s)"),
+            mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
+        );
+    }
+    report(
+        "wide workload E=16 N=80 hidden 128 f32",
+        mlp_step::<f32>(16, 128, 80, 80, 1, 0.03),
+    );
+    report(
+        "wide workload E=16 N=80 hidden 128 f64",
+        mlp_step::<f64>(16, 128, 80, 80, 1, 0.03),
+    );
+
+    // The seed's VI step (1 particle, f64).
+    let x: Vec<f64> = (0..80).map(|i| -10.0 + 20.0 * i as f64 / 80.0).collect();
+    let y: Vec<f64> = x.iter().map(|&v| flock_runner::seed::sinc(v)).collect();
+    let data = Batch::new(&x, &y, 80).unwrap();
+    let size = 32 + 32 + 32 * 32 + 32 + 32 + 1;
+    let loc_init =
+        move |rng: &mut MemberRng| (0..size).map(|_| 0.5 * standard_normal(rng)).collect();
+    let mut vi = EnsembleVI::new(
+        seed_model,
+        data,
+        loc_init,
+        adam(5e-3, AdamConfig::default()).unwrap(),
+        ViConfig::default(),
+    )
+    .unwrap();
+    let mut state = vi.init(0).unwrap();
+    report(
+        "VI step seed model E=16 1 particle f64",
+        time(
+            || {
+                vi.update(&mut state, data, 1.0).unwrap();
+            },
+            0.05,
+        ),
+    );
+
+    // Scaling curves (f32, one thread, seed MLP unless noted).
+    let sizes = [1.0, 4.0, 16.0, 64.0, 256.0];
+    let per_step: Vec<f64> = sizes
+        .iter()
+        .map(|&e| {
+            report(
+                &format!("scaling members E={e} seed MLP B=80 f32"),
+                mlp_step::<f32>(e as usize, 32, 80, 80, 1, 0.03),
+            )
+        })
+        .collect();
+    let ideal: Vec<f64> = sizes.iter().map(|&e| per_step[2] * e / 16.0).collect();
+    let widths = [16.0, 32.0, 64.0, 128.0, 256.0];
+    let per_width: Vec<f64> = widths
+        .iter()
+        .map(|&w| {
+            report(
+                &format!("scaling width {w} E=16 B=80 f32"),
+                mlp_step::<f32>(16, w as usize, 80, 80, 1, 0.03),
+            )
+        })
+        .collect();
+    // Work grows with width² (the hidden product) — the ideal line is quadratic from width 64.
+    let ideal_width: Vec<f64> = widths
+        .iter()
+        .map(|&w| per_width[2] * (w / 64.0).powi(2))
+        .collect();
+    let per_member: Vec<f64> = per_step.iter().zip(&sizes).map(|(t, e)| t / e).collect();
+    println!(
+        "per-member cost E=4 → E=256: {:.2} µs → {:.2} µs (× {:.2})",
+        per_member[1],
+        per_member[4],
+        per_member[4] / per_member[1]
+    );
+    let members_svg = line_chart_svg(
+        "time per step vs ensemble size (seed MLP, B=80, f32, 1 thread)",
+        "members E",
+        "µs per step",
+        &sizes,
+        &[
+            Series {
+                label: "measured",
+                values: &per_step,
+                dashed: false,
+            },
+            Series {
+                label: "ideal (linear from E=16)",
+                values: &ideal,
+                dashed: true,
+            },
+        ],
+        true,
+    );
+    let width_svg = line_chart_svg(
+        "time per step vs hidden width (E=16, B=80, f32, 1 thread)",
+        "hidden width",
+        "µs per step",
+        &widths,
+        &[
+            Series {
+                label: "measured",
+                values: &per_width,
+                dashed: false,
+            },
+            Series {
+                label: "ideal (quadratic from width 64)",
+                values: &ideal_width,
+                dashed: true,
+            },
+        ],
+        true,
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/flock-figures");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, svg) in [
+        ("scaling_members.png", members_svg),
+        ("scaling_width.png", width_svg),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, svg_to_png(&svg, 2.0).unwrap()).unwrap();
+        println!("figure: {}", path.display());
+    }
+}
