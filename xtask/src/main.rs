@@ -301,6 +301,11 @@ fn bench(compare: bool, history: &Path) -> Result<(), String> {
         &["bench", "-p", "flock-runner", "--bench", "seed_step"],
     )?;
     figures.extend(parse_divan("runner", &step));
+    let workloads = run(
+        "cargo",
+        &["bench", "-p", "flock-runner", "--bench", "workloads"],
+    )?;
+    figures.extend(parse_bench_lines("runner", &workloads));
     let scores = run(
         "cargo",
         &["bench", "-p", "flock-metrics", "--bench", "scores"],
