@@ -322,18 +322,7 @@ pub fn save_result<T: Element>(
 ) -> Result<(), CheckpointError> {
     let params = &result.params;
     let members = params.members();
-    let stacked: Vec<(String, Vec<usize>, Vec<T>)> = params
-        .layout()
-        .leaves()
-        .iter()
-        .map(|leaf| {
-            let mut shape = vec![members];
-            shape.extend_from_slice(leaf.shape.dims());
-            let id = params.layout().find(&leaf.name).expect("own leaf");
-            let values = params.leaf_stacked(id).expect("own leaf");
-            (leaf.name.clone(), shape, values)
-        })
-        .collect();
+    let stacked = leaf_tensors(params);
     let mut tensors: Vec<Tensor<'_, T>> = stacked
         .iter()
         .map(|(name, shape, values)| Tensor {

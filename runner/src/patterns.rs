@@ -10,13 +10,14 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use flock_autograd::{AutogradError, Batch, Graph, LogJoint, Var};
+use flock_autograd::{AutogradError, Batch, Graph, LogJoint, Mlp, ParamLayout, Var};
 use flock_ensemble::model::{ModelContext, ModelLogJoint, normal};
 use flock_ensemble::{
     EnsembleState, ensemble_init, ensemble_predict, ensemble_step, standard_normal,
 };
 use flock_optim::{
-    AdamConfig, adam, adamw, chain, clip_by_global_norm, warmup_cosine_decay_schedule,
+    AdamConfig, GradientTransformation, adam, adamw, chain, clip_by_global_norm,
+    warmup_cosine_decay_schedule,
 };
 
 use flock_metrics::{FitPanel, write_figure};
@@ -45,6 +46,29 @@ pub struct PatternFit {
     pub steps: usize,
 }
 
+/// The 16 members' starting point: pyrox's parameters from the fixture of `pattern`, or flock's
+/// own initialisation of the seed MLP.
+fn initial_state<O: GradientTransformation<f64>>(
+    pattern: &str,
+    init: Init,
+    layout: &ParamLayout,
+    mlp: &Mlp,
+    optimizer: &O,
+) -> Result<EnsembleState<f64, O::State>, Box<dyn Error>> {
+    Ok(match init {
+        Init::Fixture => {
+            EnsembleState::from_params(fixture_init_params(pattern, layout)?, optimizer)?
+        }
+        Init::Seed(seed) => ensemble_init(
+            layout,
+            mlp_init_fn(layout, mlp),
+            optimizer,
+            ENSEMBLE_SIZE,
+            seed,
+        )?,
+    })
+}
+
 /// Pattern A — from scratch: `adam(5e-3)`, MAP, full batch, 1,500 steps.
 ///
 /// # Errors
@@ -52,18 +76,7 @@ pub struct PatternFit {
 pub fn pattern_a(data: &SeedData, init: Init) -> Result<PatternFit, Box<dyn Error>> {
     let (layout, mlp) = seed_mlp();
     let optimizer = adam(5e-3, AdamConfig::default())?;
-    let mut state = match init {
-        Init::Fixture => {
-            EnsembleState::from_params(fixture_init_params("pattern_a", &layout)?, &optimizer)?
-        }
-        Init::Seed(seed) => ensemble_init(
-            &layout,
-            mlp_init_fn(&layout, &mlp),
-            &optimizer,
-            ENSEMBLE_SIZE,
-            seed,
-        )?,
-    };
+    let mut state = initial_state("pattern_a", init, &layout, &mlp, &optimizer)?;
     let mut log_joint = seed_log_joint(&layout, mlp.clone());
     let batch = Batch::new(&data.x, &data.y, data.x.len())?;
 
@@ -100,18 +113,7 @@ pub fn pattern_b(data: &SeedData, init: Init) -> Result<PatternFit, Box<dyn Erro
         clip_by_global_norm(1.0)?,
         adamw(schedule, AdamConfig::default(), 0.0, None)?,
     );
-    let mut state = match init {
-        Init::Fixture => {
-            EnsembleState::from_params(fixture_init_params("pattern_b", &layout)?, &optimizer)?
-        }
-        Init::Seed(seed) => ensemble_init(
-            &layout,
-            mlp_init_fn(&layout, &mlp),
-            &optimizer,
-            ENSEMBLE_SIZE,
-            seed,
-        )?,
-    };
+    let mut state = initial_state("pattern_b", init, &layout, &mlp, &optimizer)?;
     let mut log_joint = seed_log_joint(&layout, mlp.clone());
     let batch = Batch::new(&data.x, &data.y, data.x.len())?;
 
