@@ -6,7 +6,9 @@
 //! `target/flock-figures/scaling_*.png` —, the exact metrics, and the cold 1,500-step seed run),
 //! prints one table and appends a JSON record (commit, date, CPU, SIMD level, threads, every figure's
 //! median / min / max) to `bench/history.jsonl`. `--compare` prints each figure's change against
-//! the previous record and flags moves larger than that run's own spread.
+//! the previous record and flags moves larger than that run's own spread. `--vs-jax` also runs the
+//! same workloads written in JAX + optax (`xtask/jax/workloads.py`, in a virtualenv under
+//! `target/jax-venv` created on first use) and prints JAX / flock ratios.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -281,7 +283,127 @@ fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
     out
 }
 
-fn bench(compare: bool, history: &Path) -> Result<(), String> {
+/// The Python environment for `--vs-jax`: `target/jax-venv`, created on first use.
+fn jax_python() -> Result<PathBuf, String> {
+    let venv = workspace_root().join("target/jax-venv");
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return Ok(python);
+    }
+    eprintln!(
+        "xtask: creating {} with jax and optax from the package registry (once; a minute or two)",
+        venv.display()
+    );
+    let start = Instant::now();
+    run(
+        "python3",
+        &["-m", "venv", venv.to_str().unwrap_or("target/jax-venv")],
+    )?;
+    run(
+        python.to_str().unwrap_or("python"),
+        &["-m", "pip", "install", "--quiet", "jax", "optax"],
+    )?;
+    eprintln!(
+        "xtask: environment ready in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(python)
+}
+
+/// JAX's figures (`jax <name> <µs>` lines of `xtask/jax/workloads.py`) for both precisions.
+fn jax_figures() -> Result<Vec<(String, f64)>, String> {
+    let python = jax_python()?;
+    let script = workspace_root().join("xtask/jax/workloads.py");
+    let mut out = Vec::new();
+    for precision in ["f32", "f64"] {
+        let text = run(
+            python.to_str().unwrap_or("python"),
+            &[
+                script.to_str().unwrap_or("xtask/jax/workloads.py"),
+                precision,
+            ],
+        )?;
+        for line in text.lines().filter_map(|l| l.strip_prefix("jax ")) {
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            if let Some(value) = words.pop().and_then(|v| v.parse::<f64>().ok()) {
+                out.push((words.join(" "), value));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The side-by-side table: for each workload, flock's figure, JAX's, and JAX / flock.
+fn print_vs_jax(figures: &[Figure], jax: &[(String, f64)]) {
+    let flock = |name: &str| figures.iter().find(|f| f.name == name).map(|f| f.median);
+    let jax_of = |name: &str| jax.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let rows = [
+        (
+            "seed step f32, flock 1 thread",
+            "runner/seed_step/f32/1",
+            "seed step f32",
+        ),
+        (
+            "seed step f32, flock 2 threads",
+            "runner/seed_step/f32/2",
+            "seed step f32",
+        ),
+        (
+            "seed step f64, flock 1 thread",
+            "runner/seed_step/f64/1",
+            "seed step f64",
+        ),
+        (
+            "seed step f64, flock 2 threads",
+            "runner/seed_step/f64/2",
+            "seed step f64",
+        ),
+        (
+            "seed cold f64 (process start to result)",
+            "runner/seed workload cold (process start to result, 1,500 steps f64)",
+            "seed workload cold f64",
+        ),
+        (
+            "scale step f32, flock 2 threads",
+            "runner/scale workload E=64 N=4096 B=256 1-64-64-1 f32 2 thread(s)",
+            "scale step f32",
+        ),
+        (
+            "scale step f64, flock 2 threads",
+            "runner/scale workload E=64 N=4096 B=256 1-64-64-1 f64 2 thread(s)",
+            "scale step f64",
+        ),
+        (
+            "wide step f32, flock 1 thread",
+            "runner/wide workload E=16 N=80 hidden 128 f32",
+            "wide step f32",
+        ),
+        (
+            "wide step f64, flock 1 thread",
+            "runner/wide workload E=16 N=80 hidden 128 f64",
+            "wide step f64",
+        ),
+        (
+            "VI step f64, flock 1 thread",
+            "runner/VI step seed model E=16 1 particle f64",
+            "VI step f64",
+        ),
+    ];
+    println!(
+        "\nside by side with JAX (lax.scan over steps, vmap over members; JAX uses every core)\n"
+    );
+    println!(
+        "{:<44} {:>14} {:>14} {:>12}",
+        "workload", "flock µs", "JAX µs", "JAX / flock"
+    );
+    for (label, flock_name, jax_name) in rows {
+        if let (Some(f), Some(j)) = (flock(flock_name), jax_of(jax_name)) {
+            println!("{label:<44} {f:>14.1} {j:>14.1} {:>11.2}×", j / f);
+        }
+    }
+}
+
+fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
     let mut figures = Vec::new();
     let gflops = run(
         "cargo",
@@ -373,6 +495,17 @@ fn bench(compare: bool, history: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     let mut text = std::fs::read_to_string(history).unwrap_or_default();
+    if vs_jax {
+        let jax = jax_figures()?;
+        print_vs_jax(&figures, &jax);
+        figures.extend(jax.iter().map(|(name, value)| Figure {
+            name: format!("jax/{name}"),
+            unit: "µs",
+            median: *value,
+            min: *value,
+            max: *value,
+        }));
+    }
     text.push_str(&record(&figures, &simd));
     text.push('\n');
     std::fs::write(history, text).map_err(|e| format!("{}: {e}", history.display()))?;
@@ -391,13 +524,10 @@ fn main() -> ExitCode {
                 .and_then(|i| args.get(i + 1))
                 .map(PathBuf::from)
                 .unwrap_or_else(|| workspace_root().join("bench/history.jsonl"));
-            if args.iter().any(|a| a == "--vs-jax") {
-                Err("--vs-jax is not built yet (see the xtask issue)".to_owned())
-            } else {
-                bench(compare, &history)
-            }
+            let vs_jax = args.iter().any(|a| a == "--vs-jax");
+            bench(compare, &history, vs_jax)
         }
-        _ => Err("usage: cargo xtask bench [--compare] [--history FILE]".to_owned()),
+        _ => Err("usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
