@@ -58,15 +58,6 @@ pub enum AutogradError {
         /// What is wrong with it.
         problem: &'static str,
     },
-    /// A value (a parameter, an input or a log-density) is not finite.
-    NonFinite {
-        /// What is not finite.
-        what: &'static str,
-        /// The member it belongs to (`None` for shared data).
-        member: Option<usize>,
-        /// The index of the first bad element within that member's block.
-        index: usize,
-    },
 }
 
 impl fmt::Display for AutogradError {
@@ -101,14 +92,6 @@ impl fmt::Display for AutogradError {
                 write!(f, "parameter layout: leaf name {name:?} is used twice")
             }
             AutogradError::Site { name, problem } => write!(f, "model site {name:?}: {problem}"),
-            AutogradError::NonFinite {
-                what,
-                member,
-                index,
-            } => match member {
-                Some(e) => write!(f, "{what}: member {e}, element {index} is not finite"),
-                None => write!(f, "{what}: element {index} is not finite"),
-            },
         }
     }
 }
