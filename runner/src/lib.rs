@@ -23,3 +23,8 @@ pub mod seed;
 pub mod table;
 pub mod uci;
 pub mod vi;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
