@@ -169,14 +169,15 @@ impl MixturePredictive {
     /// `(Fᵢ(y), pᵢ(y), pᵢ'(y))` in one pass over the components.
     fn cdf_pdf_slope(&self, i: usize, y: f64) -> (f64, f64, f64) {
         let (mut cdf, mut pdf, mut slope) = (0.0, 0.0, 0.0);
+        let common = self.common_sigma(i).map(|s| 1.0 / s);
         for m in 0..self.components {
-            let s = self.sigma_of(m, i);
-            let z = (y - self.mean_of(m, i)) / s;
+            let inv_s = common.unwrap_or_else(|| 1.0 / self.sigma_of(m, i));
+            let z = (y - self.mean_of(m, i)) * inv_s;
             let (big_phi, small_phi) = normal::cdf_pdf(z);
-            let phi = small_phi / s;
+            let phi = small_phi * inv_s;
             cdf += big_phi;
             pdf += phi;
-            slope -= z / s * phi;
+            slope -= z * inv_s * phi;
         }
         let inv = 1.0 / self.components as f64;
         (cdf * inv, pdf * inv, slope * inv)
@@ -203,7 +204,18 @@ impl MixturePredictive {
         if !(p > 0.0 && p < 1.0) {
             return Err(MetricsError::Level { value: p });
         }
-        let z = normal::quantile(p);
+        self.quantile_solve(i, p, normal::quantile(p), guess)
+    }
+
+    /// The root of `Fᵢ(q) = p` given `z = Φ⁻¹(p)` (computed once per level by callers that solve
+    /// many points).
+    pub(crate) fn quantile_solve(
+        &self,
+        i: usize,
+        p: f64,
+        z: f64,
+        guess: Option<f64>,
+    ) -> Result<f64, MetricsError> {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         let mut mean_q = 0.0;
         for m in 0..self.components {

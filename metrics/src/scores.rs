@@ -175,14 +175,19 @@ pub fn exact_scores(
     // level's quantile (levels are visited outward from the median).
     let mut lows = vec![0.0; alphas.len() * n];
     let mut highs = vec![0.0; alphas.len() * n];
+    let levels: Vec<(f64, f64, f64, f64)> = alphas
+        .iter()
+        .map(|&a| {
+            let (p_lo, p_hi) = ((1.0 - a) / 2.0, 1.0 - (1.0 - a) / 2.0);
+            (p_lo, normal::quantile(p_lo), p_hi, normal::quantile(p_hi))
+        })
+        .collect();
     for i in 0..n {
-        let (mut guess_lo, mut guess_hi) = (None, None);
-        for (j, &a) in alphas.iter().enumerate() {
-            let lo = pred.quantile_from(i, (1.0 - a) / 2.0, guess_lo)?;
-            let hi = pred.quantile_from(i, 1.0 - (1.0 - a) / 2.0, guess_hi)?;
-            lows[j * n + i] = lo;
-            highs[j * n + i] = hi;
-            (guess_lo, guess_hi) = (Some(lo), Some(hi));
+        // Start each solve from the moment-matched Gaussian's quantile, μ̄ + z·σ_total.
+        let (mean, spread) = (band.mean[i], band.total_std[i]);
+        for (j, &(p_lo, z_lo, p_hi, z_hi)) in levels.iter().enumerate() {
+            lows[j * n + i] = pred.quantile_solve(i, p_lo, z_lo, Some(mean + z_lo * spread))?;
+            highs[j * n + i] = pred.quantile_solve(i, p_hi, z_hi, Some(mean + z_hi * spread))?;
         }
     }
     for (j, &a) in alphas.iter().enumerate() {
