@@ -355,3 +355,37 @@ fn members_never_mix() {
         )
         .unwrap();
 }
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// `affine`: the dense layer with an `[in, out]` weight (`x·W + b`).
+    #[test]
+    fn affine_layer(act in 0usize..5, with_bias in any::<bool>(), x_is_param in any::<bool>(),
+                    members in 1usize..4, rows in 1usize..6, fan_in in 1usize..5,
+                    fan_out in 1usize..5, seed in any::<u64>()) {
+        let activation = [Activation::Identity, Activation::Tanh, Activation::Sigmoid,
+                          Activation::Softplus, Activation::Relu][act];
+        let mut layout = ParamLayout::new();
+        let x_id = layout.add("x", [rows, fan_in]).unwrap();
+        let w_id = layout.add("w", [fan_in, fan_out]).unwrap();
+        let b_id = layout.add("b", [fan_out]).unwrap();
+        let params = random_params(&layout, members, -1.5, 1.5, seed);
+        let x_values = random_data(rows * fan_in, seed);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let x = if x_is_param { g.param(x_id)? } else { g.input(&x_values, [rows, fan_in])? };
+            let w = g.param(w_id)?;
+            let b = if with_bias { Some(g.param(b_id)?) } else { None };
+            let y = g.affine(x, w, b, activation)?;
+            // Same values as matmul + add + activation.
+            let z = g.matmul(x, w)?;
+            let z = match b { Some(b) => g.add(z, b)?, None => z };
+            let reference = g.activation(z, activation);
+            for e in 0..g.members() {
+                assert_eq!(g.values(y, e), g.values(reference, e));
+            }
+            contract(g, y, seed)
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+}

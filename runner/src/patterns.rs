@@ -10,7 +10,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use flock_autograd::{AutogradError, Batch, Graph, LogJoint, Mlp, ParamLayout, Var};
+use flock_autograd::{Activation, AutogradError, Batch, Graph, LogJoint, Mlp, ParamLayout, Var};
 use flock_ensemble::model::{ModelContext, ModelLogJoint, normal};
 use flock_ensemble::{
     EnsembleState, ensemble_init, ensemble_predict, ensemble_step, standard_normal,
@@ -174,14 +174,10 @@ pub fn seed_network(
     x: Var,
     [w1, b1, w2, b2, w3, b3]: [Var; 6],
 ) -> Result<Var, AutogradError> {
-    let h = g.matmul(x, w1)?;
-    let h = g.add(h, b1)?;
-    let h = g.tanh(h);
-    let h = g.matmul(h, w2)?;
-    let h = g.add(h, b2)?;
-    let h = g.tanh(h);
-    let f = g.matmul(h, w3)?;
-    let f = g.add(f, b3)?;
+    // `x @ W + b` layers, each one fused node (the same values as matmul, add and tanh).
+    let h = g.affine(x, w1, Some(b1), Activation::Tanh)?;
+    let h = g.affine(h, w2, Some(b2), Activation::Tanh)?;
+    let f = g.affine(h, w3, Some(b3), Activation::Identity)?;
     g.squeeze_last(f)
 }
 

@@ -33,6 +33,15 @@ fn mat_mut<T>(buf: &mut [T], slot: Slot, rows: usize, cols: usize) -> MatMut<'_,
     MatMut::new(&mut buf[slot.offset..], rows, cols).with_member_stride(slot.stride)
 }
 
+/// How a dense layer's weight matrix is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WeightLayout {
+    /// `[out, in]` (equinox's `Linear`): `y = x·Wᵀ`.
+    OutIn,
+    /// `[in, out]`: `y = x·W`.
+    InOut,
+}
+
 const SHAPES_CHECKED: &str = "operand shapes were validated when the node was recorded";
 
 impl<T: Element> Graph<'_, T> {
@@ -122,9 +131,41 @@ impl<T: Element> Graph<'_, T> {
         bias: Option<Var>,
         activation: Activation,
     ) -> Result<Var, AutogradError> {
+        self.dense_impl(x, weight, bias, activation, WeightLayout::OutIn)
+    }
+
+    /// The fused layer `activation(x·W + b)` with `weight: [in, out]` (the layout of a model
+    /// written as `x @ W + b`), otherwise as [`Graph::dense`].
+    ///
+    /// # Errors
+    /// As [`Graph::dense`].
+    pub fn affine(
+        &mut self,
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+        activation: Activation,
+    ) -> Result<Var, AutogradError> {
+        self.dense_impl(x, weight, bias, activation, WeightLayout::InOut)
+    }
+
+    fn dense_impl(
+        &mut self,
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+        activation: Activation,
+        layout: WeightLayout,
+    ) -> Result<Var, AutogradError> {
         let (xn, wn) = (self.node(x).clone(), self.node(weight).clone());
         let (rows, fan_in) = matrix("dense (x)", xn.shape)?;
-        let (fan_out, w_in) = matrix("dense (weight)", wn.shape)?;
+        let (fan_out, w_in) = match layout {
+            WeightLayout::OutIn => matrix("dense (weight)", wn.shape)?,
+            WeightLayout::InOut => {
+                let (i, o) = matrix("affine (weight)", wn.shape)?;
+                (o, i)
+            }
+        };
         if w_in != fan_in {
             return Err(AutogradError::ShapeMismatch {
                 op: "dense (x and weight)",
@@ -156,6 +197,7 @@ impl<T: Element> Graph<'_, T> {
                 weight,
                 bias,
                 activation,
+                layout,
             },
             Shape::new(&[rows, fan_out]),
             shared,
@@ -164,11 +206,15 @@ impl<T: Element> Graph<'_, T> {
         let blocks = if shared { 1 } else { self.members };
         let par = self.tape.parallelism;
         let (inputs, out) = self.split_output(offset);
+        let w_ref = match layout {
+            WeightLayout::OutIn => mat_ref(&inputs, wn.slot, fan_out, fan_in).t(),
+            WeightLayout::InOut => mat_ref(&inputs, wn.slot, fan_in, fan_out),
+        };
         gemm(
             blocks,
             T::ONE,
             mat_ref(&inputs, xn.slot, rows, fan_in),
-            mat_ref(&inputs, wn.slot, fan_out, fan_in).t(),
+            w_ref,
             T::ZERO,
             MatMut::new(out, rows, fan_out),
             par,
@@ -243,11 +289,12 @@ pub(crate) fn dense_backward<T: Element>(
     weight: Var,
     bias: Option<Var>,
     activation: Activation,
+    layout: WeightLayout,
 ) {
     let (xn, wn) = (ctx.node(x), ctx.node(weight));
     let bn = bias.map(|b| ctx.node(b));
     let (rows, fan_in) = (xn.shape.dims()[0], xn.shape.dims()[1]);
-    let fan_out = wn.shape.dims()[0];
+    let fan_out = node.shape.dims()[1];
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let block = rows * fan_out;
@@ -274,14 +321,27 @@ pub(crate) fn dense_backward<T: Element>(
     }
     let dz_ref = MatRef::new(dz, rows, fan_out);
     if wn.requires_grad {
-        // dW (out×in) += dzᵀ·x
         let x_ref = mat_ref(&parts.values, xn.slot, rows, fan_in);
-        let dw = mat_mut(parts.targets.buffer(wn.slot.base), wn.slot, fan_out, fan_in);
-        gemm(members, T::ONE, dz_ref.t(), x_ref, T::ONE, dw, par).expect(SHAPES_CHECKED);
+        match layout {
+            WeightLayout::OutIn => {
+                // dW (out×in) += dzᵀ·x
+                let dw = mat_mut(parts.targets.buffer(wn.slot.base), wn.slot, fan_out, fan_in);
+                gemm(members, T::ONE, dz_ref.t(), x_ref, T::ONE, dw, par)
+            }
+            WeightLayout::InOut => {
+                // dW (in×out) += xᵀ·dz
+                let dw = mat_mut(parts.targets.buffer(wn.slot.base), wn.slot, fan_in, fan_out);
+                gemm(members, T::ONE, x_ref.t(), dz_ref, T::ONE, dw, par)
+            }
+        }
+        .expect(SHAPES_CHECKED);
     }
     if xn.requires_grad {
-        // dx (B×in) += dz·W
-        let w_ref = mat_ref(&parts.values, wn.slot, fan_out, fan_in);
+        // dx (B×in) += dz·W (W as [out, in], read transposed when stored [in, out])
+        let w_ref = match layout {
+            WeightLayout::OutIn => mat_ref(&parts.values, wn.slot, fan_out, fan_in),
+            WeightLayout::InOut => mat_ref(&parts.values, wn.slot, fan_in, fan_out).t(),
+        };
         let dx = mat_mut(parts.targets.buffer(xn.slot.base), xn.slot, rows, fan_in);
         gemm(members, T::ONE, dz_ref, w_ref, T::ONE, dx, par).expect(SHAPES_CHECKED);
     }

@@ -50,6 +50,7 @@ pub(crate) enum Op<T> {
         weight: Var,
         bias: Option<Var>,
         activation: Activation,
+        layout: linear::WeightLayout,
     },
     NormalLogDensity {
         value: Arg<T>,
@@ -145,7 +146,8 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
             weight,
             bias,
             activation,
-        } => linear::dense_backward(ctx, node, x, weight, bias, activation),
+            layout,
+        } => linear::dense_backward(ctx, node, x, weight, bias, activation, layout),
         Op::NormalLogDensity { value, loc, scale } => {
             density::backward(ctx, node, value, loc, scale)
         }
