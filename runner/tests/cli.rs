@@ -200,6 +200,14 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
         "{stdout}"
     );
     let first = std::fs::read(&model).unwrap();
+    // On request, the held-out calibration curve as a PNG.
+    let figure = dir.join("calibration.png");
+    assert!(
+        fit(&["--figure", figure.to_str().unwrap(), "--quiet"])
+            .status
+            .success()
+    );
+    assert_eq!(&std::fs::read(&figure).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
     // Same seed, any --threads: the same model file.
     assert!(fit(&["--threads", "2"]).status.success());
     assert_eq!(std::fs::read(&model).unwrap(), first);

@@ -14,7 +14,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 
-use flock_metrics::exact_scores;
+use flock_metrics::{Series, exact_scores, line_chart_svg, svg_to_png};
 use flock_runner::fit::{
     FitProgress, FitSpec, FittedModel, Likelihood, fit_with_progress, parse_activation,
 };
@@ -111,6 +111,9 @@ enum Command {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Also draw the held-out calibration curve to this file (.png or .svg).
+        #[arg(long)]
+        figure: Option<PathBuf>,
     },
     /// Predict with a fitted model: mean, total / epistemic / aleatoric std and quantiles as CSV.
     Predict {
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
             resume,
             max_epochs_this_run,
             quiet,
+            figure,
         } => (|| {
             let activation = parse_activation(&activation).ok_or_else(|| {
                 format!("--activation {activation:?}: expected relu, tanh, sigmoid or softplus")
@@ -224,6 +228,7 @@ fn main() -> ExitCode {
                 &spec,
                 &out,
                 &progress,
+                figure.as_deref(),
             )
         })(),
         Command::Predict {
@@ -315,6 +320,7 @@ fn fit_command(
     spec: &FitSpec,
     out: &Path,
     progress: &FitProgress,
+    figure: Option<&Path>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let table = read_named_table(data)?;
     let target_column = table.column(target, data)?;
@@ -404,6 +410,42 @@ fn fit_command(
         };
         let predictive = model.predict(&x_test).map_err(|e| e.to_string())?;
         let s = exact_scores(&predictive, &y_test, None)?;
+        if let Some(path) = figure {
+            let diagonal = s.alphas.clone();
+            let svg = line_chart_svg(
+                &format!("held-out calibration ({} rows)", y_test.len()),
+                "nominal coverage",
+                "empirical coverage",
+                &s.alphas,
+                &[
+                    Series {
+                        label: "empirical coverage",
+                        values: &s.coverage_curve,
+                        dashed: false,
+                    },
+                    Series {
+                        label: "perfect calibration",
+                        values: &diagonal,
+                        dashed: true,
+                    },
+                ],
+                false,
+            );
+            let bytes = match path.extension().and_then(|e| e.to_str()) {
+                Some("svg") => svg.into_bytes(),
+                Some("png") => svg_to_png(&svg, 2.0)?,
+                _ => {
+                    return Err(
+                        format!("--figure {}: use a .png or .svg name", path.display()).into(),
+                    );
+                }
+            };
+            let mut temporary = path.as_os_str().to_owned();
+            temporary.push(".partial");
+            std::fs::write(&temporary, bytes)?;
+            std::fs::rename(&temporary, path)?;
+            println!("figure: {}", path.display());
+        }
         println!(
             "test ({} rows, original scale): RMSE {:.4}  NLL {:.4}  cov95 {:.3}  sharp95 {:.4}  CRPS {:.4}  calibration error {:.4}",
             y_test.len(),
