@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use flock_autograd::{
-    Activation, AutogradError, Batch, Graph, Mlp, MlpConfig, ParamLayout, Parameters, TapeLogJoint,
-    Var,
+    Activation, AutogradError, Batch, Graph, Mlp, MlpConfig, ParamId, ParamLayout, Parameters,
+    Shape, TapeLogJoint, Var,
 };
 use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, ensemble_predict};
 use flock_metrics::{MixturePredictive, Sigma};
-use flock_optim::{AdamConfig, adam};
+use flock_optim::{AdamConfig, LearningRate, adam, cosine_decay_schedule};
 use serde_json::{Value, json};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
@@ -26,6 +26,39 @@ pub enum Likelihood {
         /// The noise standard deviation.
         sigma: f64,
     },
+    /// One output, Gaussian noise with one σ per member learned with the weights (homoscedastic;
+    /// a leaf `log_sigma` of shape `[]`, σ = exp(log_sigma) on the standardised scale, starting
+    /// at 1).
+    Learned,
+}
+
+/// How the learning rate moves over the fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearningRateSchedule {
+    /// The same rate at every step.
+    Constant,
+    /// optax's `cosine_decay_schedule(lr, total_steps, alpha = 0)`: from the rate down to 0 at
+    /// the last step.
+    CosineDecay,
+}
+
+impl LearningRateSchedule {
+    /// Its command-line name (`constant`, `cosine`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LearningRateSchedule::Constant => "constant",
+            LearningRateSchedule::CosineDecay => "cosine",
+        }
+    }
+
+    /// Parses a command-line name (`constant`, `cosine`).
+    pub fn parse(name: &str) -> Option<LearningRateSchedule> {
+        match name {
+            "constant" => Some(LearningRateSchedule::Constant),
+            "cosine" => Some(LearningRateSchedule::CosineDecay),
+            _ => None,
+        }
+    }
 }
 
 /// What to fit and how.
@@ -47,6 +80,8 @@ pub struct FitSpec {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub learning_rate: f64,
+    /// How the learning rate moves over the fit.
+    pub schedule: LearningRateSchedule,
     /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE).
     pub prior_weight: f64,
     /// Seed.
@@ -68,6 +103,7 @@ impl Default for FitSpec {
             epochs: 40,
             batch_size: 100,
             learning_rate: 1e-2,
+            schedule: LearningRateSchedule::Constant,
             prior_weight: 0.0,
             seed: 0,
             threads: 1,
@@ -169,13 +205,20 @@ pub struct FittedModel {
     pub norm: Normalisation,
     /// The parameters (standardised scale).
     pub params: Parameters<f64>,
-    mlp: Mlp,
+    net: Network,
 }
 
-fn network(spec: &FitSpec, features: usize) -> Result<(ParamLayout, Mlp), AutogradError> {
+/// The MLP and, for [`Likelihood::Learned`], the `log_sigma` leaf.
+#[derive(Clone, Debug)]
+struct Network {
+    mlp: Mlp,
+    log_sigma: Option<ParamId>,
+}
+
+fn network(spec: &FitSpec, features: usize) -> Result<(ParamLayout, Network), AutogradError> {
     let outputs = match spec.likelihood {
         Likelihood::Heteroscedastic => 2,
-        Likelihood::Fixed { .. } => 1,
+        Likelihood::Fixed { .. } | Likelihood::Learned => 1,
     };
     let mut layout = ParamLayout::new();
     let mlp = Mlp::new(
@@ -183,26 +226,35 @@ fn network(spec: &FitSpec, features: usize) -> Result<(ParamLayout, Mlp), Autogr
         "",
         MlpConfig::new(features, outputs, spec.hidden, spec.depth, spec.activation),
     )?;
-    Ok((layout, mlp))
+    let log_sigma = match spec.likelihood {
+        Likelihood::Learned => Some(layout.add("log_sigma", Shape::SCALAR)?),
+        _ => None,
+    };
+    Ok((layout, Network { mlp, log_sigma }))
 }
 
-/// `(μ, σ)` on the standardised scale for inputs `x`.
+/// `(μ, σ)` on the standardised scale for inputs `x` (σ `[N]` for the heteroscedastic head, `[]`
+/// for a learned one, `None` for a fixed one).
 fn head(
     g: &mut Graph<'_, f64>,
-    mlp: &Mlp,
+    net: &Network,
     likelihood: Likelihood,
     x: Var,
 ) -> Result<(Var, Option<Var>), AutogradError> {
-    let out = mlp.forward(g, x)?;
-    match likelihood {
-        Likelihood::Heteroscedastic => {
+    let out = net.mlp.forward(g, x)?;
+    match (likelihood, net.log_sigma) {
+        (Likelihood::Heteroscedastic, _) => {
             let mu = g.select_column(out, 0)?;
             let raw = g.select_column(out, 1)?;
             let var = g.softplus(raw);
             let var = g.offset(var, 1e-6);
             Ok((mu, Some(g.sqrt(var))))
         }
-        Likelihood::Fixed { .. } => Ok((g.squeeze_last(out)?, None)),
+        (Likelihood::Learned, Some(id)) => {
+            let log_sigma = g.param(id)?;
+            Ok((g.squeeze_last(out)?, Some(g.exp(log_sigma))))
+        }
+        _ => Ok((g.squeeze_last(out)?, None)),
     }
 }
 
@@ -263,14 +315,14 @@ pub fn fit_with_progress(
     let rows = y.len();
     let norm = Normalisation::from_training(x, features, y);
     let (xs, ys) = (norm.features(x), norm.target(y));
-    let (layout, mlp) = network(spec, features)?;
+    let (layout, network) = network(spec, features)?;
     let likelihood = spec.likelihood;
     let sigma_std = match likelihood {
         Likelihood::Fixed { sigma } => sigma / norm.y_std,
-        Likelihood::Heteroscedastic => 1.0,
+        Likelihood::Heteroscedastic | Likelihood::Learned => 1.0,
     };
     let make = || {
-        let net = mlp.clone();
+        let net = network.clone();
         TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
             let (mu, sigma) = head(g, &net, likelihood, x)?;
             let ll = match sigma {
@@ -287,19 +339,25 @@ pub fn fit_with_progress(
         })
     };
     let log_joint = ParallelLogJoint::new((0..spec.threads.max(1)).map(|_| make()).collect());
-    let (l2, m2) = (layout.clone(), mlp.clone());
+    let (l2, m2) = (layout.clone(), network.mlp.clone());
     let init = move |rng: &mut MemberRng| {
         let mut block = vec![0.0; l2.member_size()];
         m2.init_member(&l2, rng, &mut block)
             .expect("the layout is the MLP's own");
         block
     };
-    let optimizer = adam(spec.learning_rate, AdamConfig::default())?;
-    let mut map = EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
-        .map_err(|e| e.to_string())?;
     let batch_size = spec.batch_size.clamp(1, rows.max(1));
     let epoch_steps = rows.div_ceil(batch_size);
     let steps = spec.epochs * epoch_steps;
+    let learning_rate: LearningRate = match spec.schedule {
+        LearningRateSchedule::Constant => spec.learning_rate.into(),
+        LearningRateSchedule::CosineDecay => {
+            cosine_decay_schedule(spec.learning_rate, steps.max(1) as u64, 0.0, 1.0)?.into()
+        }
+    };
+    let optimizer = adam(learning_rate, AdamConfig::default())?;
+    let mut map = EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
+        .map_err(|e| e.to_string())?;
     let data = Batch::new(&xs, &ys, rows)?;
     let (init_seed, batch_seed) = split_seed(spec.seed);
     let members = spec.members;
@@ -378,7 +436,7 @@ pub fn fit_with_progress(
         spec: spec.clone(),
         norm,
         params: result.params.clone(),
-        mlp,
+        net: network,
     };
     Ok((model, result))
 }
@@ -416,11 +474,11 @@ impl FittedModel {
         let preds = ensemble_predict(
             &self.params,
             |g, x| {
-                let (mu, sigma) = head(g, &self.mlp, likelihood, x)?;
+                let (mu, sigma) = head(g, &self.net, likelihood, x)?;
                 let mu = g.unsqueeze_last(mu)?;
-                let sigma = match sigma {
-                    Some(s) => g.unsqueeze_last(s)?,
-                    None => g.scale(mu, 0.0),
+                let sigma = match (likelihood, sigma) {
+                    (Likelihood::Heteroscedastic, Some(s)) => g.unsqueeze_last(s)?,
+                    _ => g.scale(mu, 0.0),
                 };
                 stack_two(g, mu, sigma)
             },
@@ -429,12 +487,15 @@ impl FittedModel {
         )?;
         let m = self.params.members();
         let (mut means, mut sigmas) = (vec![0.0; m * n], vec![0.0; m * n]);
-        let fixed = match likelihood {
-            Likelihood::Fixed { sigma } => Some(sigma),
-            Likelihood::Heteroscedastic => None,
-        };
         for e in 0..m {
             let block = preds.member(e);
+            let fixed = match (likelihood, self.net.log_sigma) {
+                (Likelihood::Fixed { sigma }, _) => Some(sigma),
+                (Likelihood::Learned, Some(id)) => {
+                    Some(self.params.leaf(e, id)?[0].exp() * self.norm.y_std)
+                }
+                _ => None,
+            };
             for i in 0..n {
                 means[e * n + i] = block[2 * i] * self.norm.y_std + self.norm.y_mean;
                 sigmas[e * n + i] = fixed.unwrap_or(block[2 * i + 1] * self.norm.y_std);
@@ -452,12 +513,14 @@ impl FittedModel {
         let s = &self.spec;
         let likelihood = match s.likelihood {
             Likelihood::Heteroscedastic => json!({"kind": "heteroscedastic"}),
+            Likelihood::Learned => json!({"kind": "learned"}),
             Likelihood::Fixed { sigma } => json!({"kind": "fixed", "sigma": sigma}),
         };
         json!({
             "members": s.members, "hidden": s.hidden, "depth": s.depth,
             "activation": activation_name(s.activation), "likelihood": likelihood,
             "epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate,
+            "schedule": s.schedule.name(),
             "prior_weight": s.prior_weight, "seed": s.seed,
             "x_mean": self.norm.x_mean, "x_std": self.norm.x_std,
             "y_mean": self.norm.y_mean, "y_std": self.norm.y_std,
@@ -496,6 +559,7 @@ impl FittedModel {
         };
         let likelihood = match spec["likelihood"]["kind"].as_str() {
             Some("heteroscedastic") => Likelihood::Heteroscedastic,
+            Some("learned") => Likelihood::Learned,
             Some("fixed") => Likelihood::Fixed {
                 sigma: spec["likelihood"]["sigma"]
                     .as_f64()
@@ -515,6 +579,11 @@ impl FittedModel {
             epochs: num("epochs")? as usize,
             batch_size: num("batch_size")? as usize,
             learning_rate: num("learning_rate")?,
+            schedule: match spec.get("schedule").and_then(Value::as_str) {
+                // Models saved before schedules existed were fitted with a constant rate.
+                None => LearningRateSchedule::Constant,
+                Some(name) => LearningRateSchedule::parse(name).ok_or_else(|| bad("schedule"))?,
+            },
             prior_weight: num("prior_weight")?,
             seed: num("seed")? as u64,
             threads: 1,
@@ -528,13 +597,13 @@ impl FittedModel {
         if norm.x_mean.len() != norm.x_std.len() || norm.x_mean.is_empty() {
             return Err(bad("normalisation"));
         }
-        let (layout, mlp) = network(&fit_spec, norm.x_mean.len()).map_err(|_| bad("network"))?;
+        let (layout, net) = network(&fit_spec, norm.x_mean.len()).map_err(|_| bad("network"))?;
         let params = checkpoint.params::<f64>(&layout, fit_spec.members)?;
         Ok(FittedModel {
             spec: fit_spec,
             norm,
             params,
-            mlp,
+            net,
         })
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use flock_metrics::exact_scores;
 
-use crate::fit::{FitSpec, fit};
+use crate::fit::{FitSpec, LearningRateSchedule, fit};
 pub use crate::table::{DataError, Table, parse_table};
 use crate::table::{read, read_indices};
 
@@ -93,13 +93,17 @@ pub struct UciConfig {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub learning_rate: f64,
+    /// How the learning rate moves over each fit.
+    pub schedule: LearningRateSchedule,
+    /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE).
+    pub prior_weight: f64,
     /// Seed.
     pub seed: u64,
 }
 
 impl Default for UciConfig {
     /// 5 members, one hidden ReLU layer (the dataset's width), heteroscedastic head, 40 epochs,
-    /// batch 100, Adam 1e-2.
+    /// batch 100, Adam 1e-2 (constant).
     fn default() -> Self {
         UciConfig {
             members: 5,
@@ -107,6 +111,8 @@ impl Default for UciConfig {
             epochs: 40,
             batch_size: 100,
             learning_rate: 1e-2,
+            schedule: LearningRateSchedule::Constant,
+            prior_weight: 0.0,
             seed: 0,
         }
     }
@@ -159,6 +165,8 @@ pub fn run_split(
         epochs: config.epochs,
         batch_size: config.batch_size,
         learning_rate: config.learning_rate,
+        schedule: config.schedule,
+        prior_weight: config.prior_weight,
         seed: config.seed.wrapping_add(k as u64),
         ..FitSpec::default()
     };

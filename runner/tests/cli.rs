@@ -314,3 +314,118 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--likelihood learned` fits one σ per member (the aleatoric std is the same for every row and
+/// near the data's noise), a cosine schedule resumes to the same bytes, and contradictory or
+/// unknown choices are refused by name.
+#[test]
+fn learned_sigma_and_schedules() {
+    let dir = temp("learned");
+    std::fs::create_dir_all(&dir).unwrap();
+    // y = sin(2a) + noise with σ = 0.1 (a deterministic ±0.1 pattern), 200 rows.
+    let csv: String = std::iter::once("a,y\n".to_owned())
+        .chain((0..200).map(|i| {
+            let a = i as f64 / 50.0;
+            let noise = if i % 2 == 0 { 0.1 } else { -0.1 };
+            format!("{a},{}\n", (2.0 * a).sin() + noise)
+        }))
+        .collect();
+    let data = dir.join("d.csv");
+    std::fs::write(&data, csv).unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let mut cmd = flock();
+        cmd.args([
+            "fit",
+            data.to_str().unwrap(),
+            "--target",
+            "y",
+            "--epochs",
+            "60",
+            "--batch-size",
+            "20",
+            "--likelihood",
+            "learned",
+            "--schedule",
+            "cosine",
+            "--hidden",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        cmd.args(extra);
+        cmd.output().unwrap()
+    };
+    let model = dir.join("m.safetensors");
+    let out = run(&model, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inputs = dir.join("x.csv");
+    std::fs::write(&inputs, "a\n0.5\n1.5\n3\n").unwrap();
+    let preds = dir.join("p.csv");
+    let out = flock()
+        .args(["predict", model.to_str().unwrap(), inputs.to_str().unwrap()])
+        .args(["--out", preds.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let aleatoric: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(aleatoric.len(), 3);
+    for a in &aleatoric {
+        assert!(
+            (a - aleatoric[0]).abs() < 1e-12,
+            "homoscedastic: {aleatoric:?}"
+        );
+    }
+    assert!(
+        (0.05..0.2).contains(&aleatoric[0]),
+        "σ learned near the noise's 0.1: {aleatoric:?}"
+    );
+    // A cosine-scheduled, learned-σ fit interrupted and resumed: the same bytes.
+    let resumed = dir.join("r.safetensors");
+    assert!(
+        run(&resumed, &["--max-epochs-this-run", "25"])
+            .status
+            .success()
+    );
+    assert!(run(&resumed, &["--resume"]).status.success());
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&resumed).unwrap()
+    );
+    // Contradictions and unknown names.
+    for (args, message) in [
+        (
+            &["--likelihood", "learned", "--sigma", "0.1"][..],
+            "--sigma fixes σ",
+        ),
+        (&["--schedule", "linear"][..], "--schedule \"linear\""),
+        (
+            &["--likelihood", "fixed"][..],
+            "--likelihood fixed needs --sigma",
+        ),
+        (&["--likelihood", "student"][..], "--likelihood \"student\""),
+    ] {
+        let out = flock()
+            .args(["fit", data.to_str().unwrap(), "--target", "y"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
