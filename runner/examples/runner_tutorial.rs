@@ -139,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         20,
         1,
     )?;
-    let label = format!("EnsembleVI.run (β={kl_weight}, lr={vi_lr}, {vi_steps} st)");
+    let label = format!("EnsembleVI.run β={kl_weight}");
     let vi_row = TableRow::score(label, runtime, &preds.values, &data)?;
     println!("{vi_row}");
 

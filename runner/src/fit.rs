@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
 use crate::map::{EnsembleMAP, EnsembleResult, RunOptions, split_seed};
+use crate::progress::ProgressBar;
 
 /// The likelihood of the network's output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -267,7 +268,7 @@ pub struct FitProgress {
     pub resume: bool,
     /// Stop after this many epochs in this invocation (the state file stays, for `resume`).
     pub max_epochs_this_run: Option<usize>,
-    /// Print a progress line (epoch, steps/s, mean loss) to stderr after each epoch.
+    /// Show a progress bar (steps, steps/s, mean loss per row, eta) on stderr.
     pub show: bool,
 }
 
@@ -380,6 +381,9 @@ pub fn fit_with_progress(
     let stop_at = progress
         .and_then(|p| p.max_epochs_this_run)
         .map_or(steps, |e| (step + e * epoch_steps).min(steps));
+    let mut bar = progress
+        .filter(|p| p.show)
+        .map(|_| ProgressBar::new("fit", "steps", steps));
     // One epoch at a time, saving the training state after each (when asked to).
     while step < stop_at {
         let end = (step + epoch_steps).min(stop_at);
@@ -403,17 +407,14 @@ pub fn fit_with_progress(
             step: d.step + step,
         }));
         step = end;
-        if progress.is_some_and(|p| p.show) {
+        if let Some(bar) = bar.as_mut() {
             let latest: Vec<f64> = (0..members)
                 .map(|e| history[e * step + step - 1])
                 .filter(|v| v.is_finite())
                 .collect();
-            eprintln!(
-                "epoch {}/{}  step {step}/{steps}  mean loss {:.4}",
-                step.div_ceil(epoch_steps),
-                spec.epochs,
-                latest.iter().sum::<f64>() / latest.len().max(1) as f64
-            );
+            // Per training row, so the figure reads as a (standardised-scale) NLL.
+            let per_row = latest.iter().sum::<f64>() / (latest.len().max(1) * rows) as f64;
+            bar.update(step, Some(per_row));
         }
         if let Some(p) = progress {
             save_state_with(

@@ -11,14 +11,17 @@
 //!
 //! - [`checkpoint`]: saving and loading results as safetensors.
 //! - [`uci`]: the UCI regression benchmark protocol, used by `flock uci`.
+//! - [`fit`]: quick fits on tabular data (`flock fit` / `flock predict`); [`table`]: reading them.
+//! - [`progress`]: the progress bar long runs show on stderr.
 //!
-//! The `flock` binary (`cargo run --release -p flock-runner -- demo | uci DIR`) drives them.
-//! Next: optimizer state in checkpoints (bit-exact resume), `flock fit` / `flock predict`.
+//! The `flock` binary (`cargo run --release -p flock-runner -- demo | fit | predict | uci`) drives
+//! them.
 
 pub mod checkpoint;
 pub mod fit;
 pub mod map;
 pub mod patterns;
+pub mod progress;
 pub mod seed;
 pub mod table;
 pub mod uci;

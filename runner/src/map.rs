@@ -1,8 +1,8 @@
 //! Layer 2: `EnsembleMAP` — `init` / `update` / `run` over the Layer 1 primitives, with a fused
 //! training loop that can stop early, freeze members and survive diverging ones.
 
+use crate::progress::ProgressBar;
 use std::fmt;
-use std::time::Instant;
 
 use flock_autograd::{Batch, LogJoint, ParamLayout, Parameters};
 use flock_ensemble::{
@@ -106,7 +106,7 @@ pub struct RunOptions<'c, T> {
     pub keep_best: bool,
     /// Diverging members: freeze or stop.
     pub on_divergence: OnDivergence,
-    /// Print a progress line (steps/s, mean loss) to stderr about every second.
+    /// Show a progress bar (steps, steps/s, mean loss, eta) on stderr; see [`crate::progress`].
     pub progress: bool,
     /// The step to start from when resuming a run from a checkpoint (its batches are skipped,
     /// so the resumed run sees exactly the batches the uninterrupted one would).
@@ -407,7 +407,9 @@ where
             .then(|| (vec![T::INFINITY; members], state.params.clone()));
         let mut previous = options.keep_best.then(|| state.params.values().to_vec());
         let (mut stopped_early, mut steps) = (false, 0);
-        let (start, mut last_report) = (Instant::now(), Instant::now());
+        let mut bar = options
+            .progress
+            .then(|| ProgressBar::new("train", "steps", num_epochs));
         let first = options.start_step.min(num_epochs);
         if !batcher.is_full_batch() {
             for _ in 0..first {
@@ -502,20 +504,14 @@ where
                     frozen_params[e] = Some(state.params.member(e).to_vec());
                 }
             }
-            if options.progress && last_report.elapsed().as_secs_f64() >= 1.0 {
-                last_report = Instant::now();
+            if let Some(bar) = bar.as_mut() {
                 let latest = &history[index * members..];
-                let finite: Vec<f64> = latest
+                let (sum, count) = latest
                     .iter()
                     .map(|v| v.to_f64())
                     .filter(|v| v.is_finite())
-                    .collect();
-                eprintln!(
-                    "step {}/{num_epochs}  {:.0} steps/s  mean loss {:.4}",
-                    step + 1,
-                    steps as f64 / start.elapsed().as_secs_f64(),
-                    finite.iter().sum::<f64>() / finite.len().max(1) as f64
-                );
+                    .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+                bar.update(step + 1, Some(sum / count.max(1) as f64));
             }
         }
         Ok(finish(

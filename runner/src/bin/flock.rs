@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use flock_runner::fit::{
     parse_activation,
 };
 use flock_runner::patterns::{Init, tutorial};
+use flock_runner::progress::ProgressBar;
 use flock_runner::seed::SeedData;
 use flock_runner::table::{DataError, NamedTable, read_named_table};
 use flock_runner::uci::{Dataset, SplitScores, UciConfig, published, run_split};
@@ -639,6 +641,9 @@ fn uci(
             None => (0..data.splits.len()).collect(),
         };
         let start = Instant::now();
+        let bar = Mutex::new(
+            show_progress.then(|| ProgressBar::new(data.name.clone(), "splits", chosen.len())),
+        );
         let done = AtomicUsize::new(0);
         let scores: Vec<SplitScores> = chosen
             .par_iter()
@@ -646,20 +651,13 @@ fn uci(
                 let scores = run_split(&data, k, config)
                     .map_err(|e| format!("{} split {k}: {e}", data.name))?;
                 let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if show_progress {
-                    eprint!(
-                        "\r{}: {done}/{} splits, {:.1}s ",
-                        data.name,
-                        chosen.len(),
-                        start.elapsed().as_secs_f64()
-                    );
-                    if done == chosen.len() {
-                        eprint!("\r{:60}\r", "");
-                    }
+                if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    bar.update(done, None);
                 }
                 Ok::<_, String>(scores)
             })
             .collect::<Result<_, _>>()?;
+        drop(bar);
         let wall = start.elapsed().as_secs_f64();
         let pick = |f: fn(&SplitScores) -> f64| scores.iter().map(f).collect::<Vec<_>>();
         let (rmse, rmse_sd) = mean_std(&pick(|s| s.rmse));
