@@ -122,6 +122,25 @@ fn a_callback_that_changes_nothing_changes_no_bits_and_runs_repeat() {
     );
     assert_eq!(bits(&plain.losses), bits(&with_callback.losses));
     assert!(!plain.stopped_early);
+    // The fused loop is exactly `init` + `update` in a hand-written loop, and the progress bar
+    // changes nothing.
+    let mut state = map.init(3).unwrap();
+    for _ in 0..120 {
+        map.update(&mut state, data, 1.0).unwrap();
+    }
+    assert_eq!(bits(plain.params.values()), bits(state.params.values()));
+    let shown = map
+        .run(
+            3,
+            120,
+            data,
+            RunOptions {
+                progress: true,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(bits(plain.params.values()), bits(shown.params.values()));
 }
 
 #[test]
