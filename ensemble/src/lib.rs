@@ -32,6 +32,6 @@ pub use error::EnsembleError;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
 pub use parallel::ParallelLogJoint;
 pub use predict::{Predictions, ensemble_predict};
-pub use rng::{MemberRng, member_rng, standard_normal};
+pub use rng::{MemberRng, fill_standard_normal, member_rng, standard_normal};
 pub use state::{EnsembleState, ensemble_init, optim_layout};
 pub use step::ensemble_step;

@@ -1,5 +1,7 @@
 //! Per-member random streams: member `e`'s stream depends only on `(seed, e)`.
 
+use flock_kernels::Element;
+use flock_kernels::elementwise::ln;
 use rand::{Rng, RngExt};
 use rand_pcg::Pcg64;
 
@@ -49,9 +51,87 @@ pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     }
 }
 
+/// Pairs drawn per vectorised pass of [`fill_standard_normal`].
+const PAIRS_PER_PASS: usize = 128;
+
+/// A uniform draw in `[−1, 1)` from the top 53 bits of one `u64`.
+#[inline(always)]
+fn symmetric_uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    const SCALE: f64 = 1.0 / (1u64 << 52) as f64;
+    (rng.next_u64() >> 11) as f64 * SCALE - 1.0
+}
+
+/// Fills `out` with standard-normal draws from `rng` — Marsaglia's polar method as in
+/// [`standard_normal`], but keeping both values of every accepted pair and taking the
+/// logarithms of a pass of pairs with the vectorised `ln` of `flock-kernels`: about 5× faster per
+/// draw than calling [`standard_normal`] `out.len()` times (and a different stream of values).
+///
+/// The values depend only on the generator's state and `out.len()`.
+///
+/// ```
+/// let mut rng = flock_ensemble::member_rng(0, 0);
+/// let mut draws = vec![0.0f64; 10_000];
+/// flock_ensemble::fill_standard_normal(&mut rng, &mut draws);
+/// let mean = draws.iter().sum::<f64>() / 1e4;
+/// assert!(mean.abs() < 0.05);
+/// ```
+pub fn fill_standard_normal<T: Element, R: Rng + ?Sized>(rng: &mut R, out: &mut [T]) {
+    let mut u = [0.0f64; PAIRS_PER_PASS];
+    let mut v = [0.0f64; PAIRS_PER_PASS];
+    let mut s = [0.0f64; PAIRS_PER_PASS];
+    let mut log_s = [0.0f64; PAIRS_PER_PASS];
+    for chunk in out.chunks_mut(2 * PAIRS_PER_PASS) {
+        let pairs = chunk.len().div_ceil(2);
+        let mut accepted = 0;
+        while accepted < pairs {
+            let (a, b) = (symmetric_uniform(rng), symmetric_uniform(rng));
+            let r = a * a + b * b;
+            if r > 0.0 && r < 1.0 {
+                (u[accepted], v[accepted], s[accepted]) = (a, b, r);
+                accepted += 1;
+            }
+        }
+        ln(&s[..pairs], &mut log_s[..pairs]);
+        for i in 0..pairs {
+            let factor = (-2.0 * log_s[i] / s[i]).sqrt();
+            chunk[2 * i] = T::from_f64(u[i] * factor);
+            if let Some(slot) = chunk.get_mut(2 * i + 1) {
+                *slot = T::from_f64(v[i] * factor);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filled_normals_have_the_right_moments_and_tails() {
+        let mut rng = member_rng(3, 1);
+        let mut xs = vec![0.0f64; 400_001];
+        fill_standard_normal(&mut rng, &mut xs);
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let kurtosis = xs.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n / (var * var);
+        assert!(mean.abs() < 0.005, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.01, "variance {var}");
+        assert!((kurtosis - 3.0).abs() < 0.05, "kurtosis {kurtosis}");
+        // P(|Z| > 1.96) = 0.05, P(|Z| > 3) = 0.0027.
+        let beyond = |t: f64| xs.iter().filter(|x| x.abs() > t).count() as f64 / n;
+        assert!((beyond(1.959_964) - 0.05).abs() < 0.002);
+        assert!((beyond(3.0) - 0.0027).abs() < 0.0005);
+        // The same state and length give the same values; f32 is the f64 draw rounded.
+        let mut again = vec![0.0f64; 1001];
+        let mut single = vec![0.0f32; 1001];
+        fill_standard_normal(&mut member_rng(9, 2), &mut again);
+        fill_standard_normal(&mut member_rng(9, 2), &mut single);
+        for (a, b) in again.iter().zip(&single) {
+            assert_eq!(*a as f32, *b);
+        }
+        assert!(again.iter().all(|v| v.is_finite()));
+    }
 
     #[test]
     fn standard_normal_moments() {

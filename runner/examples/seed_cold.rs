@@ -22,10 +22,7 @@ fn seed_log_joint<T: Element>(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<T
         let sse = g.sum_squares(r);
         let theta = g.all_params();
         let ss = g.sum_squares(theta);
-        Ok((
-            g.scale(sse, -0.5 / (SIGMA * SIGMA)),
-            g.scale(ss, -0.5),
-        ))
+        Ok((g.scale(sse, -0.5 / (SIGMA * SIGMA)), g.scale(ss, -0.5)))
     })
 }
 
@@ -56,7 +53,12 @@ fn run<T: Element>(threads: usize, steps: usize) -> Result<(), Box<dyn std::erro
         ENSEMBLE_SIZE,
         1.0,
     )?;
-    let result = map.run(0, steps, Batch::new(&x, &y, x.len())?, RunOptions::default())?;
+    let result = map.run(
+        0,
+        steps,
+        Batch::new(&x, &y, x.len())?,
+        RunOptions::default(),
+    )?;
     let last: Vec<f64> = (0..ENSEMBLE_SIZE)
         .map(|e| result.member_losses(e)[steps - 1].to_f64())
         .collect();

@@ -4,7 +4,7 @@
 use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
 use flock_ensemble::model::{KlEstimator, MeanFieldElbo, Model, Support, inverse_softplus};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, Predictions, member_rng, standard_normal,
+    EnsembleError, EnsembleState, MemberRng, Predictions, fill_standard_normal, member_rng,
 };
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
@@ -226,9 +226,9 @@ where
                 let shape = elbo.sites()[k].shape;
                 let loc = g.param(guide.loc[k])?;
                 let rho = g.param(guide.rho[k])?;
-                noise.clear();
-                for rng in rngs.iter_mut() {
-                    noise.extend((0..len).map(|_| T::from_f64(standard_normal(rng))));
+                noise.resize(rngs.len() * len, T::ZERO);
+                for (rng, block) in rngs.iter_mut().zip(noise.chunks_exact_mut(len.max(1))) {
+                    fill_standard_normal(rng, block);
                 }
                 let eps = g.input_per_member(&noise, shape)?;
                 let scale = g.softplus(rho);

@@ -16,7 +16,7 @@ use flock_autograd::{
 use flock_kernels::Element;
 
 use super::{Distribution, Mode, Model, ModelContext, ModelLogJoint, Site, Support, accumulate};
-use crate::{EnsembleError, MemberRng, member_rng, standard_normal};
+use crate::{EnsembleError, MemberRng, fill_standard_normal, member_rng};
 
 /// The guide's leaves in the variational layout: `{site}.loc` and `{site}.rho` per site.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +48,7 @@ pub struct MeanFieldElbo<T, M> {
     seed: u64,
     rngs: Vec<MemberRng>,
     noise: Vec<T>,
+    member_noise: Vec<T>,
     fixed_noise: bool,
     tape: Tape<T>,
 }
@@ -118,6 +119,7 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
             seed,
             rngs: Vec::new(),
             noise: Vec::new(),
+            member_noise: Vec::new(),
             fixed_noise: false,
             tape: Tape::new(),
         })
@@ -188,16 +190,23 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         }
         let p = self.model_size();
         self.noise.resize(self.particles * members * p, T::ZERO);
+        self.member_noise.resize(self.particles * p, T::ZERO);
+        if p == 0 {
+            return;
+        }
         for (e, rng) in self.rngs.iter_mut().enumerate() {
+            // Member e's draws in one pass, then into the `[S][site][E][len]` layout.
+            fill_standard_normal(rng, &mut self.member_noise);
+            let mut drawn = self.member_noise.chunks_exact(p);
             for s in 0..self.particles {
-                let mut offset = s * members * p;
+                let particle = drawn.next().expect("one chunk per particle");
+                let (mut offset, mut read) = (s * members * p, 0);
                 for site in &self.sites {
                     let len = site.shape.elems();
                     let start = offset + e * len;
-                    for v in &mut self.noise[start..start + len] {
-                        *v = T::from_f64(standard_normal(rng));
-                    }
+                    self.noise[start..start + len].copy_from_slice(&particle[read..read + len]);
                     offset += members * len;
+                    read += len;
                 }
             }
         }
