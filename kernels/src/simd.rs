@@ -200,6 +200,16 @@ mod width {
 pub(crate) use width::F64Bits;
 pub use width::{F32Vector, F64Vector};
 
+/// `2ⁿ` lane by lane for integral-valued `n ∈ [−1022, 1023]`, built from exponent bits: the
+/// biased exponent `n + 1023` sits in the low mantissa bits of `n + 2⁵² + 1023`, and shifted into
+/// the exponent field it is `2ⁿ` (the scaling step of a vector `exp`).
+#[inline(always)]
+pub fn pow2_f64(n: F64Vector) -> F64Vector {
+    let biased = n + F64Vector::splat(4_503_599_627_370_496.0 + 1023.0);
+    let bits: F64Bits = bytemuck::cast(biased);
+    bytemuck::cast(bits << 52)
+}
+
 impl_simd_vector!(F32Vector, f32, width::F32_LANES, crate::tanh::tanh_f32);
 impl_simd_vector!(F64Vector, f64, width::F64_LANES, crate::tanh::tanh_f64);
 

@@ -4,7 +4,7 @@
 //! are straight-line and measured ≈3× faster on the seed's activations, with the accuracy stated
 //! in [`crate::elementwise`].
 
-use crate::simd::{F32Vector, F64Bits, F64Vector};
+use crate::simd::{F32Vector, F64Vector, pow2_f64};
 
 /// `f32`: Eigen's rational approximation `x·P(x²)/Q(x²)` (degree 13/6) on `x` clamped to
 /// ±7.9988 (beyond which `tanh` rounds to ±1), and `x` itself for `|x| < 4e-4`.
@@ -97,10 +97,5 @@ fn exp_0_to_44(y: F64Vector) -> F64Vector {
     let c0 = r4.mul_add(b1, b0);
     let c1 = r4.mul_add(b3, b2);
     let poly = r8.mul_add(c1, c0);
-    // 2^n for integral n ∈ [0, 64]: exponent bits (n + 1023) << 52, via the f64 trick
-    // n + 2^52 + 1023 whose low mantissa bits hold the biased exponent.
-    let biased = n + s(4_503_599_627_370_496.0 + 1023.0);
-    let bits: F64Bits = bytemuck::cast(biased);
-    let two_n: F64Vector = bytemuck::cast(bits << 52);
-    poly * two_n
+    poly * pow2_f64(n)
 }

@@ -2,6 +2,8 @@
 //! distribution function, density and quantiles.
 
 use crate::error::check_finite;
+use flock_kernels::{F64Vector, SimdVector};
+
 use crate::{MetricsError, normal};
 
 /// The standard deviations of a mixture's components.
@@ -32,6 +34,123 @@ pub struct MixturePredictive {
     sigma: Sigma,
     components: usize,
     points: usize,
+    /// Point-major copies for the vector loops, each row padded to whole vectors.
+    rows: PointRows,
+}
+
+/// `[N, M_pad]` point-major copies of the means (and σ, 1/σ when per component), `M_pad` = `M`
+/// rounded up to whole vectors; padding lanes repeat the last component and have weight 0.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PointRows {
+    pub(crate) width: usize,
+    pub(crate) means: Vec<f64>,
+    pub(crate) sigmas: Option<Vec<f64>>,
+    pub(crate) inv_sigmas: Option<Vec<f64>>,
+    /// `[M_pad]`: 1 for a component, 0 for padding.
+    pub(crate) weights: Vec<f64>,
+}
+
+/// One quantile solve in progress: Halley steps safeguarded by bisection inside `[lo, hi]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Solve {
+    p: f64,
+    x: f64,
+    lo: f64,
+    hi: f64,
+    iterations: usize,
+    done: bool,
+}
+
+impl Solve {
+    /// Advances from `(F(x), F'(x), F''(x))`; `sigma` is a component scale for the stopping rule.
+    #[inline]
+    fn step(&mut self, cdf: f64, density: f64, slope: f64, sigma: f64) {
+        let f = cdf - self.p;
+        self.iterations += 1;
+        if f == 0.0 || self.iterations >= 200 {
+            self.done = true;
+            return;
+        }
+        if f < 0.0 {
+            self.lo = self.x;
+        } else {
+            self.hi = self.x;
+        }
+        // Halley: x − f/(f' − f·f''/(2f')).
+        let step = if density > 0.0 {
+            f / (density - 0.5 * f * slope / density)
+        } else {
+            f64::NAN
+        };
+        let candidate = self.x - step;
+        let next = if candidate > self.lo && candidate < self.hi {
+            candidate
+        } else {
+            0.5 * (self.lo + self.hi)
+        };
+        let tol = 1e-14 * (1.0 + self.x.abs());
+        // Halley converges cubically: once a step is below ~1e-5 of the scale, the error left
+        // after it is below 1e-15, so the step is taken without another evaluation.
+        let scale = 1e-5 * (self.hi - self.lo).max(sigma);
+        self.done = (next - self.x).abs() <= tol
+            || self.hi - self.lo <= tol
+            || (next == candidate && step.abs() <= scale);
+        self.x = next;
+    }
+}
+
+/// Folds the lanes of `v` with `f`.
+#[inline(always)]
+fn horizontal(v: F64Vector, f: fn(f64, f64) -> f64) -> f64 {
+    let mut lanes = [0.0; 16];
+    // SAFETY: 16 ≥ LANES writable values.
+    unsafe { v.store(lanes.as_mut_ptr()) };
+    lanes[..LANES].iter().copied().fold(lanes[0], f)
+}
+
+/// Lanes of the vector loops.
+pub(crate) const LANES: usize = <F64Vector as SimdVector>::LANES;
+
+/// Loads `LANES` values of `row` from `k`.
+#[inline(always)]
+pub(crate) fn load(row: &[f64], k: usize) -> F64Vector {
+    let lanes = &row[k..k + LANES];
+    // SAFETY: `lanes` holds exactly LANES readable values.
+    unsafe { F64Vector::load(lanes.as_ptr()) }
+}
+
+impl PointRows {
+    fn new(means: &[f64], sigma: &Sigma, components: usize, points: usize) -> PointRows {
+        let width = components.div_ceil(LANES) * LANES;
+        let transpose = |values: &[f64]| {
+            let mut rows = vec![0.0; points * width];
+            for i in 0..points {
+                for k in 0..width {
+                    rows[i * width + k] = values[k.min(components - 1) * points + i];
+                }
+            }
+            rows
+        };
+        let sigmas = match sigma {
+            Sigma::PerComponent(s) => Some(transpose(s)),
+            _ => None,
+        };
+        PointRows {
+            width,
+            means: transpose(means),
+            inv_sigmas: sigmas.as_ref().map(|s| s.iter().map(|v| 1.0 / v).collect()),
+            sigmas,
+            weights: (0..width)
+                .map(|k| if k < components { 1.0 } else { 0.0 })
+                .collect(),
+        }
+    }
+
+    /// Point `i`'s padded row of `values`.
+    #[inline(always)]
+    pub(crate) fn row<'a>(&self, values: &'a [f64], i: usize) -> &'a [f64] {
+        &values[i * self.width..(i + 1) * self.width]
+    }
 }
 
 impl MixturePredictive {
@@ -91,11 +210,13 @@ impl MixturePredictive {
                 value: sigmas[index],
             });
         }
+        let rows = PointRows::new(&means, &sigma, components, points);
         Ok(MixturePredictive {
             means,
             sigma,
             components,
             points,
+            rows,
         })
     }
 
@@ -135,23 +256,20 @@ impl MixturePredictive {
         }
     }
 
-    /// The mixture's distribution function at point `i`: `Fᵢ(y) = (1/M) Σₘ Φ((y − μₘᵢ)/σₘᵢ)`.
+    /// Point-major rows for the vector loops.
+    pub(crate) fn rows(&self) -> &PointRows {
+        &self.rows
+    }
+
+    /// The mixture's distribution function at point `i`: `Fᵢ(y) = (1/M) Σₘ Φ((y − μₘᵢ)/σₘᵢ)`
+    /// (far tails to full relative accuracy).
     pub fn cdf(&self, i: usize, y: f64) -> f64 {
-        let total: f64 = (0..self.components)
-            .map(|m| normal::cdf_pdf((y - self.mean_of(m, i)) / self.sigma_of(m, i)).0)
-            .sum();
-        total / self.components as f64
+        self.sums(i, y, true).0
     }
 
     /// The mixture's density at point `i`.
     pub fn pdf(&self, i: usize, y: f64) -> f64 {
-        let total: f64 = (0..self.components)
-            .map(|m| {
-                let s = self.sigma_of(m, i);
-                normal::cdf_pdf((y - self.mean_of(m, i)) / s).1 / s
-            })
-            .sum();
-        total / self.components as f64
+        self.sums(i, y, true).1
     }
 
     /// `log pᵢ(y)` by log-sum-exp.
@@ -166,21 +284,38 @@ impl MixturePredictive {
         max + sum.ln() - (self.components as f64).ln()
     }
 
-    /// `(Fᵢ(y), pᵢ(y), pᵢ'(y))` in one pass over the components.
-    fn cdf_pdf_slope(&self, i: usize, y: f64) -> (f64, f64, f64) {
-        let (mut cdf, mut pdf, mut slope) = (0.0, 0.0, 0.0);
-        let common = self.common_sigma(i).map(|s| 1.0 / s);
-        for m in 0..self.components {
-            let inv_s = common.unwrap_or_else(|| 1.0 / self.sigma_of(m, i));
-            let z = (y - self.mean_of(m, i)) * inv_s;
-            let (big_phi, small_phi) = normal::cdf_pdf(z);
-            let phi = small_phi * inv_s;
-            cdf += big_phi;
+    /// `(Fᵢ(y), pᵢ(y), pᵢ'(y))` in one pass over the components, a vector of components at a
+    /// time; `exact` keeps the far tails' relative accuracy (else `Fᵢ` is exact to 1e-19 absolute,
+    /// plenty for root finding).
+    #[inline(always)]
+    fn sums(&self, i: usize, y: f64, exact: bool) -> (f64, f64, f64) {
+        let rows = &self.rows;
+        let means = rows.row(&rows.means, i);
+        let inv_sigmas = rows.inv_sigmas.as_ref().map(|s| rows.row(s, i));
+        let common = F64Vector::splat(self.common_sigma(i).map_or(1.0, |s| 1.0 / s));
+        let target = F64Vector::splat(y);
+        let zero = F64Vector::splat(0.0);
+        let (mut cdf, mut pdf, mut slope) = (zero, zero, zero);
+        for k in (0..rows.width).step_by(LANES) {
+            let inv_s = inv_sigmas.map_or(common, |row| load(row, k));
+            let z = (target - load(means, k)) * inv_s;
+            let (big_phi, small_phi) = if exact {
+                normal::cdf_pdf_exact_lanes(z)
+            } else {
+                normal::cdf_pdf_lanes(z)
+            };
+            let w = load(&rows.weights, k);
+            let phi = small_phi * inv_s * w;
+            cdf = big_phi.mul_add(w, cdf);
             pdf += phi;
             slope -= z * inv_s * phi;
         }
         let inv = 1.0 / self.components as f64;
-        (cdf * inv, pdf * inv, slope * inv)
+        (
+            cdf.reduce_add() * inv,
+            pdf.reduce_add() * inv,
+            slope.reduce_add() * inv,
+        )
     }
 
     /// The mixture's `p`-quantile at point `i`: the root of `Fᵢ(q) = p`, found by Halley steps
@@ -216,56 +351,80 @@ impl MixturePredictive {
         z: f64,
         guess: Option<f64>,
     ) -> Result<f64, MetricsError> {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        let mut mean_q = 0.0;
-        for m in 0..self.components {
-            let q = self.mean_of(m, i) + self.sigma_of(m, i) * z;
-            lo = lo.min(q);
-            hi = hi.max(q);
-            mean_q += q;
+        let mut solve = self.start_solve(i, p, z, guess);
+        while !solve.done {
+            let (cdf, density, slope) = self.sums(i, solve.x, false);
+            solve.step(cdf, density, slope, self.sigma_of(0, i));
         }
-        if lo == hi {
-            return Ok(lo);
+        Ok(solve.x)
+    }
+
+    /// The quantiles of point `i` at every `(p, z = Φ⁻¹(p), guess)` of `targets`, into `out`: the
+    /// solves advance in lockstep, so their (independent) evaluations overlap in the CPU.
+    pub(crate) fn quantiles_of_point(
+        &self,
+        i: usize,
+        targets: &[(f64, f64, f64)],
+        solves: &mut Vec<Solve>,
+        out: &mut [f64],
+    ) {
+        solves.clear();
+        solves.extend(
+            targets
+                .iter()
+                .map(|&(p, z, guess)| self.start_solve(i, p, z, Some(guess))),
+        );
+        let sigma = self.sigma_of(0, i);
+        while solves.iter().any(|s| !s.done) {
+            for solve in solves.iter_mut().filter(|s| !s.done) {
+                let (cdf, density, slope) = self.sums(i, solve.x, false);
+                solve.step(cdf, density, slope, sigma);
+            }
         }
-        let mut x = guess
-            .filter(|g| *g > lo && *g < hi)
-            .unwrap_or(mean_q / self.components as f64);
-        for _ in 0..200 {
-            let (cdf, d, slope) = self.cdf_pdf_slope(i, x);
-            let f = cdf - p;
-            if f == 0.0 {
-                return Ok(x);
-            }
-            if f < 0.0 {
-                lo = x;
-            } else {
-                hi = x;
-            }
-            // Halley: x − f/(f' − f·f''/(2f')).
-            let step = if d > 0.0 {
-                f / (d - 0.5 * f * slope / d)
-            } else {
-                f64::NAN
-            };
-            let candidate = x - step;
-            let next = if candidate > lo && candidate < hi {
-                candidate
-            } else {
-                0.5 * (lo + hi)
-            };
-            let tol = 1e-14 * (1.0 + x.abs());
-            // Halley converges cubically: once a step is below ~1e-5 of the scale, the error
-            // left after it is below 1e-15, so the step is taken without another evaluation.
-            let scale = 1e-5 * (hi - lo).max(self.sigma_of(0, i));
-            if (next - x).abs() <= tol
-                || hi - lo <= tol
-                || (next == candidate && step.abs() <= scale)
-            {
-                return Ok(next);
-            }
-            x = next;
+        for (slot, solve) in out.iter_mut().zip(solves.iter()) {
+            *slot = solve.x;
         }
-        Ok(x)
+    }
+
+    /// A solve of `Fᵢ(q) = p` bracketed by the components' own p-quantiles (which always contain
+    /// the mixture's), starting from `guess` when it is inside.
+    fn start_solve(&self, i: usize, p: f64, z: f64, guess: Option<f64>) -> Solve {
+        let rows = &self.rows;
+        let means = rows.row(&rows.means, i);
+        let z_v = F64Vector::splat(z);
+        let (mut lo_v, mut hi_v) = (
+            F64Vector::splat(f64::INFINITY),
+            F64Vector::splat(f64::NEG_INFINITY),
+        );
+        let common = F64Vector::splat(self.common_sigma(i).unwrap_or(1.0));
+        let sigmas = rows.sigmas.as_ref().map(|s| rows.row(s, i));
+        for k in (0..rows.width).step_by(LANES) {
+            // Padding lanes repeat the last component, so they change neither end.
+            let q = sigmas
+                .map_or(common, |row| load(row, k))
+                .mul_add(z_v, load(means, k));
+            lo_v = lo_v.min(q);
+            hi_v = hi_v.max(q);
+        }
+        let (lo, hi) = (horizontal(lo_v, f64::min), horizontal(hi_v, f64::max));
+        let x = match guess.filter(|g| *g > lo && *g < hi) {
+            Some(g) => g,
+            None => {
+                let mut mean_q = 0.0;
+                for m in 0..self.components {
+                    mean_q += self.mean_of(m, i) + self.sigma_of(m, i) * z;
+                }
+                mean_q / self.components as f64
+            }
+        };
+        Solve {
+            p,
+            x: if lo == hi { lo } else { x },
+            lo,
+            hi,
+            iterations: 0,
+            done: lo == hi,
+        }
     }
 
     /// The predictive mean per point: `(1/M) Σₘ μₘᵢ`.

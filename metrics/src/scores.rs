@@ -1,6 +1,9 @@
 //! Exact scores of a [`MixturePredictive`] against observations — no Monte-Carlo noise.
 
 use crate::error::check_finite;
+use flock_kernels::F64Vector;
+
+use crate::mixture::{LANES, load};
 use crate::{Band, MetricsError, MixturePredictive, normal};
 
 /// The seed's 19 nominal levels `linspace(0.05, 0.95, 19)`, as numpy computes them.
@@ -47,72 +50,125 @@ pub struct ExactScores {
     pub band: Band,
 }
 
-/// `A(μ, s) = E|X|` for `X ~ N(μ, s²)`: `μ(2Φ(μ/s) − 1) + 2sφ(μ/s)`.
-#[inline]
-fn abs_moment(mu: f64, s: f64) -> f64 {
-    let (big_phi, small_phi) = normal::cdf_pdf(mu / s);
-    mu * (2.0 * big_phi - 1.0) + 2.0 * s * small_phi
+/// `A(μ, s) = E|X|` for `X ~ N(μ, s²)`: `μ(2Φ(μ/s) − 1) + 2sφ(μ/s)`, lane by lane. (For
+/// `|μ/s| ≥ 9` the rounded tail of [`normal::cdf_pdf_lanes`] changes `A` by less than
+/// `|μ|·2.4e-19`.)
+#[inline(always)]
+fn abs_moment_lanes(mu: F64Vector, s: F64Vector, inv_s: F64Vector) -> F64Vector {
+    let (big_phi, small_phi) = normal::cdf_pdf_lanes(mu * inv_s);
+    let two = F64Vector::splat(2.0);
+    mu * big_phi.mul_add(two, F64Vector::splat(-1.0)) + two * s * small_phi
 }
 
 /// Closed-form CRPS of point `i`'s mixture at `y` (Grimit et al., 2006):
-/// `(1/M)Σₘ A(y − μₘ, σₘ) − (1/2M²) Σₘ Σₖ A(μₘ − μₖ, √(σₘ² + σₖ²))`.
+/// `(1/M)Σₘ A(y − μₘ, σₘ) − (1/2M²) Σₘ Σₖ A(μₘ − μₖ, √(σₘ² + σₖ²))`, a vector of components at a
+/// time.
 pub fn crps(pred: &MixturePredictive, i: usize, y: f64) -> f64 {
     if let Some(sigma) = pred.common_sigma(i) {
         return crps_common_sigma(pred, i, y, sigma);
     }
+    let rows = pred.rows();
+    let means = rows.row(&rows.means, i);
+    let sigmas = rows.row(rows.sigmas.as_ref().expect("per-component σ rows"), i);
+    let inv_sigmas = rows.row(rows.inv_sigmas.as_ref().expect("per-component σ rows"), i);
     let m_count = pred.components();
     let inv = 1.0 / m_count as f64;
-    let mut first = 0.0;
-    let mut pairs = 0.0;
+    let zero = F64Vector::splat(0.0);
+    let target = F64Vector::splat(y);
+    let mut first = zero;
+    for k in (0..rows.width).step_by(LANES) {
+        let a = abs_moment_lanes(
+            target - load(means, k),
+            load(sigmas, k),
+            load(inv_sigmas, k),
+        );
+        first = a.mul_add(load(&rows.weights, k), first);
+    }
+    // Pairs m ≤ k, off-diagonal counted twice: per m, a vector of k ≥ m at a time (the lanes
+    // below m weighted 0).
+    let mut pairs = zero;
     for m in 0..m_count {
-        let (mu_m, s_m) = (pred.mean_of(m, i), pred.sigma_of(m, i));
-        first += abs_moment(y - mu_m, s_m);
-        // Diagonal: A(0, √2σ) = 2√2σφ(0); off-diagonal pairs counted twice.
-        pairs += abs_moment(0.0, core::f64::consts::SQRT_2 * s_m);
-        for k in m + 1..m_count {
-            let s_k = pred.sigma_of(k, i);
-            pairs += 2.0 * abs_moment(mu_m - pred.mean_of(k, i), (s_m * s_m + s_k * s_k).sqrt());
+        let (mu_m, s_m) = (F64Vector::splat(means[m]), sigmas[m]);
+        let s_m2 = F64Vector::splat(s_m * s_m);
+        let start = m / LANES * LANES;
+        for k in (start..rows.width).step_by(LANES) {
+            let s_k = load(sigmas, k);
+            let s = s_k.mul_add(s_k, s_m2).sqrt();
+            let a = abs_moment_lanes(mu_m - load(means, k), s, F64Vector::splat(1.0) / s);
+            pairs = a.mul_add(pair_weights(&rows.weights, m, k), pairs);
         }
     }
-    first * inv - 0.5 * pairs * inv * inv
+    first.reduce_add() * inv - 0.5 * pairs.reduce_add() * inv * inv
+}
+
+/// Weights of pairs `(m, k..k + LANES)`: 0 below `m` and for padding, 1 on the diagonal, 2 above.
+#[inline(always)]
+fn pair_weights(weights: &[f64], m: usize, k: usize) -> F64Vector {
+    let mut w = [0.0; 16];
+    for (lane, slot) in w[..LANES].iter_mut().enumerate() {
+        let index = k + lane;
+        *slot = match index.cmp(&m) {
+            core::cmp::Ordering::Less => 0.0,
+            core::cmp::Ordering::Equal => 1.0,
+            core::cmp::Ordering::Greater => 2.0 * weights[index],
+        };
+    }
+    load(&w, 0)
 }
 
 /// [`crps`] when every component has the same σ at point `i`. With `s = √2σ` and the means
 /// sorted, each pair term is `A(d, s) = d + 2s·g(d/s)` for `d = μₖ − μₘ ≥ 0`, where
 /// `g(t) = φ(t) − t·Φ(−t)`: `Σ d` over pairs takes one pass over the sorted means, and `g` is
-/// summed only while it is not negligible (`t < 9`: `g(9) < 1e-19`).
+/// summed a vector of partners at a time while it is not negligible (`t < 9`: `g(9) < 1e-19`).
 fn crps_common_sigma(pred: &MixturePredictive, i: usize, y: f64, sigma: f64) -> f64 {
     let m_count = pred.components();
     let inv = 1.0 / m_count as f64;
+    let rows = pred.rows();
+    let zero = F64Vector::splat(0.0);
+    let mut first = zero;
+    let (target, sigma_v, inv_sigma) = (
+        F64Vector::splat(y),
+        F64Vector::splat(sigma),
+        F64Vector::splat(1.0 / sigma),
+    );
+    let row = rows.row(&rows.means, i);
+    for k in (0..rows.width).step_by(LANES) {
+        let a = abs_moment_lanes(target - load(row, k), sigma_v, inv_sigma);
+        first = a.mul_add(load(&rows.weights, k), first);
+    }
+    let s = core::f64::consts::SQRT_2 * sigma;
+    let inv_s = 1.0 / s;
     T_SCRATCH.with(|cell| {
         let mut means = cell.borrow_mut();
         means.clear();
-        means.extend((0..m_count).map(|m| pred.mean_of(m, i)));
+        means.extend_from_slice(&row[..m_count]);
         means.sort_by(f64::total_cmp);
-        let mut first = 0.0;
-        for &mu in means.iter() {
-            first += abs_moment(y - mu, sigma);
-        }
-        let s = core::f64::consts::SQRT_2 * sigma;
-        let inv_s = 1.0 / s;
+        // Padding far above every mean: its t is huge, so φ(t) = Φ(−t) = 0 and g = 0.
+        let far = means[m_count - 1] + 1e6 * s;
+        means.extend(core::iter::repeat_n(far, LANES));
         // Σ_{m<k} (μₖ − μₘ) = Σₖ (2k − M + 1)·μₖ over the sorted means.
         let mut distance_sum = 0.0;
-        let mut g_sum = 0.0;
-        for (k, &mu_k) in means.iter().enumerate() {
+        let mut g_sum = zero;
+        let inv_s_v = F64Vector::splat(inv_s);
+        for (k, &mu_k) in means[..m_count].iter().enumerate() {
             distance_sum += (2.0 * k as f64 - (m_count as f64 - 1.0)) * mu_k;
-            for &mu_j in &means[k + 1..] {
-                let t = (mu_j - mu_k) * inv_s;
-                if t >= 9.0 {
+            let base = F64Vector::splat(mu_k);
+            let mut j = k + 1;
+            while j < m_count {
+                let t = (load(&means, j) - base) * inv_s_v;
+                let (big_phi, small_phi) = normal::cdf_pdf_lanes(-t);
+                g_sum += small_phi - t * big_phi;
+                // Sorted: once the last lane is 9 scales away, so is every later partner.
+                if (means[j + LANES - 1] - mu_k) * inv_s >= 9.0 {
                     break;
                 }
-                let (big_phi, small_phi) = normal::cdf_pdf(-t);
-                g_sum += small_phi - t * big_phi;
+                j += LANES;
             }
         }
         // Diagonal terms A(0, s) = 2s·φ(0) = 2s·g(0).
         let diagonal = m_count as f64 * 2.0 * s * normal::pdf(0.0);
-        let pairs = diagonal + 2.0 * (distance_sum + 2.0 * s * g_sum);
-        first * inv - 0.5 * pairs * inv * inv
+        let pairs = diagonal + 2.0 * (distance_sum + 2.0 * s * g_sum.reduce_add());
+        first.reduce_add() * inv - 0.5 * pairs * inv * inv
     })
 }
 
@@ -182,12 +238,22 @@ pub fn exact_scores(
             (p_lo, normal::quantile(p_lo), p_hi, normal::quantile(p_hi))
         })
         .collect();
+    // Per point, every level's two quantiles solved in lockstep, each from the moment-matched
+    // Gaussian's quantile μ̄ + z·σ_total.
+    let mut targets = Vec::with_capacity(2 * levels.len());
+    let mut solved = vec![0.0; 2 * levels.len()];
+    let mut solves = Vec::with_capacity(2 * levels.len());
     for i in 0..n {
-        // Start each solve from the moment-matched Gaussian's quantile, μ̄ + z·σ_total.
         let (mean, spread) = (band.mean[i], band.total_std[i]);
-        for (j, &(p_lo, z_lo, p_hi, z_hi)) in levels.iter().enumerate() {
-            lows[j * n + i] = pred.quantile_solve(i, p_lo, z_lo, Some(mean + z_lo * spread))?;
-            highs[j * n + i] = pred.quantile_solve(i, p_hi, z_hi, Some(mean + z_hi * spread))?;
+        targets.clear();
+        for &(p_lo, z_lo, p_hi, z_hi) in &levels {
+            targets.push((p_lo, z_lo, mean + z_lo * spread));
+            targets.push((p_hi, z_hi, mean + z_hi * spread));
+        }
+        pred.quantiles_of_point(i, &targets, &mut solves, &mut solved);
+        for j in 0..levels.len() {
+            lows[j * n + i] = solved[2 * j];
+            highs[j * n + i] = solved[2 * j + 1];
         }
     }
     for (j, &a) in alphas.iter().enumerate() {

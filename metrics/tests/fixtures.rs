@@ -216,6 +216,51 @@ fn crps_and_quantiles_agree_with_slow_references() {
     }
 }
 
+/// The width curve of `exact_scores` (its solves start from predictions of the neighbouring
+/// level) against quantiles found by plain bisection, for shared and per-component σ and
+/// ensembles of 1 to 40 members.
+#[test]
+fn width_curves_agree_with_bisection() {
+    let bisect = |pred: &MixturePredictive, i: usize, p: f64| {
+        let (mut a, mut b) = (-20.0, 20.0);
+        for _ in 0..200 {
+            let mid = 0.5 * (a + b);
+            if pred.cdf(i, mid) < p {
+                a = mid
+            } else {
+                b = mid
+            }
+        }
+        0.5 * (a + b)
+    };
+    let n = 7;
+    for m in [1, 3, 16, 40] {
+        let means: Vec<f64> = (0..m * n)
+            .map(|k| ((k * 7919 % 97) as f64 / 97.0 - 0.5) * (1.0 + (k % n) as f64))
+            .collect();
+        let sigmas: Vec<f64> = (0..m * n)
+            .map(|k| 0.05 + (k * 31 % 17) as f64 / 40.0)
+            .collect();
+        let y: Vec<f64> = (0..n).map(|i| 0.3 * i as f64 - 1.0).collect();
+        for sigma in [Sigma::Shared(0.2), Sigma::PerComponent(sigmas)] {
+            let pred = MixturePredictive::new(&means, m, n, sigma).unwrap();
+            let scores = exact_scores(&pred, &y, None).unwrap();
+            for (j, &a) in scores.alphas.iter().enumerate() {
+                let width: f64 = (0..n)
+                    .map(|i| bisect(&pred, i, 0.5 + a / 2.0) - bisect(&pred, i, 0.5 - a / 2.0))
+                    .sum::<f64>()
+                    / n as f64;
+                close(
+                    &format!("M={m} width {a}"),
+                    scores.width_curve[j],
+                    width,
+                    1e-11,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_inputs_are_named() {
     assert_eq!(

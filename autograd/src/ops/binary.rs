@@ -76,9 +76,7 @@ impl<T: Element> Graph<'_, T> {
             let (xa, xb) = (inputs.member(an.slot, e), inputs.member(bn.slot, e));
             let y = &mut out[e * n..(e + 1) * n];
             if la == lb {
-                for ((y, &a), &b) in y.iter_mut().zip(xa).zip(xb) {
-                    *y = kind.apply(a, b);
-                }
+                same_shape_forward(kind, xa, xb, y);
             } else if la == n {
                 broadcast_loop(n, lb, |i, j| y[i] = kind.apply(xa[i], xb[j]));
             } else {
@@ -148,6 +146,16 @@ pub(crate) fn backward<T: Element>(
             BinaryKind::Mul => dy[i] * xa[ia],
             BinaryKind::Div => -dy[i] * y[i] / xb[ib],
         };
+        if la == n && lb == n {
+            // The common case, one vectorisable loop per operand and kind.
+            if an.requires_grad {
+                same_shape_backward_a(kind, dy, xb, parts.targets.member(an.slot, e));
+            }
+            if bn.requires_grad {
+                same_shape_backward_b(kind, dy, xa, xb, y, parts.targets.member(bn.slot, e));
+            }
+            continue;
+        }
         if an.requires_grad {
             let ga = parts.targets.member(an.slot, e);
             if la == n {
@@ -164,5 +172,57 @@ pub(crate) fn backward<T: Element>(
                 broadcast_loop(n, lb, |i, j| gb[j] += db(i, i, j));
             }
         }
+    }
+}
+
+/// `y = a ∘ b` for operands of the output's shape.
+#[inline(always)]
+fn same_shape_forward<T: Element>(kind: BinaryKind, a: &[T], b: &[T], y: &mut [T]) {
+    let pairs = y.iter_mut().zip(a.iter().zip(b));
+    match kind {
+        BinaryKind::Add => pairs.for_each(|(y, (&a, &b))| *y = a + b),
+        BinaryKind::Sub => pairs.for_each(|(y, (&a, &b))| *y = a - b),
+        BinaryKind::Mul => pairs.for_each(|(y, (&a, &b))| *y = a * b),
+        BinaryKind::Div => pairs.for_each(|(y, (&a, &b))| *y = a / b),
+    }
+}
+
+/// `ga += ∂(a ∘ b)/∂a · dy` for operands of the output's shape.
+#[inline(always)]
+fn same_shape_backward_a<T: Element>(kind: BinaryKind, dy: &[T], b: &[T], ga: &mut [T]) {
+    match kind {
+        BinaryKind::Add | BinaryKind::Sub => ga.iter_mut().zip(dy).for_each(|(g, &d)| *g += d),
+        BinaryKind::Mul => ga
+            .iter_mut()
+            .zip(dy.iter().zip(b))
+            .for_each(|(g, (&d, &b))| *g += d * b),
+        BinaryKind::Div => ga
+            .iter_mut()
+            .zip(dy.iter().zip(b))
+            .for_each(|(g, (&d, &b))| *g += d / b),
+    }
+}
+
+/// `gb += ∂(a ∘ b)/∂b · dy` for operands of the output's shape (`y = a ∘ b`).
+#[inline(always)]
+fn same_shape_backward_b<T: Element>(
+    kind: BinaryKind,
+    dy: &[T],
+    a: &[T],
+    b: &[T],
+    y: &[T],
+    gb: &mut [T],
+) {
+    match kind {
+        BinaryKind::Add => gb.iter_mut().zip(dy).for_each(|(g, &d)| *g += d),
+        BinaryKind::Sub => gb.iter_mut().zip(dy).for_each(|(g, &d)| *g -= d),
+        BinaryKind::Mul => gb
+            .iter_mut()
+            .zip(dy.iter().zip(a))
+            .for_each(|(g, (&d, &a))| *g += d * a),
+        BinaryKind::Div => gb
+            .iter_mut()
+            .zip(dy.iter().zip(b.iter().zip(y)))
+            .for_each(|(g, (&d, (&b, &y)))| *g += -d * y / b),
     }
 }
