@@ -359,30 +359,99 @@ impl MixturePredictive {
         Ok(solve.x)
     }
 
-    /// The quantiles of point `i` at every `(p, z = Φ⁻¹(p), guess)` of `targets`, into `out`: the
-    /// solves advance in lockstep, so their (independent) evaluations overlap in the CPU.
+    /// The quantiles of point `i` at every `(p, z = Φ⁻¹(p), guess)` of `targets`, into `out`, a
+    /// vector of targets at a time: each lane runs [`MixturePredictive::quantile_solve`]'s Halley
+    /// iteration (same bracket, steps and stopping rule) on its own target, so the mixture sums
+    /// need no horizontal reductions and the step's divisions are shared by the lanes.
     pub(crate) fn quantiles_of_point(
         &self,
         i: usize,
         targets: &[(f64, f64, f64)],
-        solves: &mut Vec<Solve>,
         out: &mut [f64],
     ) {
-        solves.clear();
-        solves.extend(
-            targets
-                .iter()
-                .map(|&(p, z, guess)| self.start_solve(i, p, z, Some(guess))),
-        );
-        let sigma = self.sigma_of(0, i);
-        while solves.iter().any(|s| !s.done) {
-            for solve in solves.iter_mut().filter(|s| !s.done) {
-                let (cdf, density, slope) = self.sums(i, solve.x, false);
-                solve.step(cdf, density, slope, sigma);
+        let rows = &self.rows;
+        let means = &rows.row(&rows.means, i)[..self.components];
+        let sigmas = rows
+            .sigmas
+            .as_ref()
+            .map(|s| &rows.row(s, i)[..self.components]);
+        let inv_sigmas = rows
+            .inv_sigmas
+            .as_ref()
+            .map(|s| &rows.row(s, i)[..self.components]);
+        let common = self.common_sigma(i).unwrap_or(1.0);
+        let inv_common = 1.0 / common;
+        let sigma_of = |m: usize| sigmas.map_or(common, |row| row[m]);
+        let inv_sigma_of = |m: usize| inv_sigmas.map_or(inv_common, |row| row[m]);
+        let splat = F64Vector::splat;
+        let (zero, one) = (splat(0.0), splat(1.0));
+        let inv_m = 1.0 / self.components as f64;
+        let sigma0 = splat(self.sigma_of(0, i));
+        for (chunk, out) in targets.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            // Pad the last chunk by repeating its last target.
+            let lane = |k: usize| chunk[k.min(chunk.len() - 1)];
+            let gather = |f: fn((f64, f64, f64)) -> f64| {
+                let mut v = [0.0; 16];
+                for (k, slot) in v[..LANES].iter_mut().enumerate() {
+                    *slot = f(lane(k));
+                }
+                load(&v, 0)
+            };
+            let (p, z, guess) = (gather(|t| t.0), gather(|t| t.1), gather(|t| t.2));
+            // The components' own quantiles bracket the mixture's; their mean is the fallback
+            // start.
+            let (mut lo, mut hi, mut mean_q) =
+                (splat(f64::INFINITY), splat(f64::NEG_INFINITY), zero);
+            for (m, &mu) in means.iter().enumerate() {
+                let q = splat(sigma_of(m)).mul_add(z, splat(mu));
+                lo = lo.min(q);
+                hi = hi.max(q);
+                mean_q += q;
             }
-        }
-        for (slot, solve) in out.iter_mut().zip(solves.iter()) {
-            *slot = solve.x;
+            let inside = guess.simd_gt(lo) & guess.simd_lt(hi);
+            let mut x = inside.select(guess, mean_q * splat(inv_m));
+            let degenerate = lo.simd_eq(hi);
+            x = degenerate.select(lo, x);
+            let mut done = degenerate;
+            for _ in 0..200 {
+                if done.all() {
+                    break;
+                }
+                let (mut cdf, mut pdf, mut slope) = (zero, zero, zero);
+                for (m, &mu) in means.iter().enumerate() {
+                    let inv_s = splat(inv_sigma_of(m));
+                    let zm = (x - splat(mu)) * inv_s;
+                    let (big_phi, small_phi) = normal::cdf_pdf_lanes(zm);
+                    let phi = small_phi * inv_s;
+                    cdf += big_phi;
+                    pdf += phi;
+                    slope -= zm * inv_s * phi;
+                }
+                let (cdf, pdf, slope) =
+                    (cdf * splat(inv_m), pdf * splat(inv_m), slope * splat(inv_m));
+                let f = cdf - p;
+                let exact = f.simd_eq(zero);
+                let below = f.simd_lt(zero);
+                lo = (below & !done).select(x, lo);
+                hi = (!below & !done).select(x, hi);
+                // Halley: x − f/(f' − f·f''/(2f')); a non-positive density falls back to bisection.
+                let step = f / (pdf - splat(0.5) * f * slope / pdf);
+                let step = pdf.simd_gt(zero).select(step, splat(f64::NAN));
+                let candidate = x - step;
+                let inside = candidate.simd_gt(lo) & candidate.simd_lt(hi);
+                let next = inside.select(candidate, splat(0.5) * (lo + hi));
+                let tol = splat(1e-14) * (one + x.abs());
+                let scale = splat(1e-5) * (hi - lo).max(sigma0);
+                let finished = (next - x).abs().simd_le(tol)
+                    | (hi - lo).simd_le(tol)
+                    | (inside & step.abs().simd_le(scale));
+                x = (done | exact).select(x, next);
+                done = done | exact | finished;
+            }
+            // SAFETY: a 16-value buffer holds LANES values.
+            let mut values = [0.0; 16];
+            unsafe { x.store(values.as_mut_ptr()) };
+            out.copy_from_slice(&values[..out.len()]);
         }
     }
 

@@ -138,6 +138,9 @@ fn crps_common_sigma(pred: &MixturePredictive, i: usize, y: f64, sigma: f64) -> 
     }
     let s = core::f64::consts::SQRT_2 * sigma;
     let inv_s = 1.0 / s;
+    if let Some(pairs) = pair_sum_interpolated(row, &rows.weights, m_count, s) {
+        return first.reduce_add() * inv - 0.5 * pairs * inv * inv;
+    }
     T_SCRATCH.with(|cell| {
         let mut means = cell.borrow_mut();
         means.clear();
@@ -170,6 +173,99 @@ fn crps_common_sigma(pred: &MixturePredictive, i: usize, y: f64, sigma: f64) -> 
         let pairs = diagonal + 2.0 * (distance_sum + 2.0 * s * g_sum.reduce_add());
         first.reduce_add() * inv - 0.5 * pairs * inv * inv
     })
+}
+
+/// `Σⱼ Σₖ A(μⱼ − μₖ, s)` over all ordered pairs of a point's means (diagonal included), by
+/// Chebyshev interpolation of `G(x) = Σₖ A(x − μₖ, s)` on `[min μ, max μ]`: `A(·, s)` is `|·|`
+/// smoothed at the scale `s`, an entire function, so `G`'s Chebyshev coefficients fall
+/// geometrically and `Σⱼ G(μⱼ)` needs `G` at a few Chebyshev–Lobatto nodes (`M` terms each)
+/// instead of `M²/2` pair terms. The degree doubles from 16 until the last three coefficients are
+/// below 1e-14 of the largest (so `G` is interpolated to about 1e-14 relative); `None` when that
+/// would take more than `M/4` nodes — means spread over many `s`, where the pairs are cheaper.
+///
+/// `row` is the point's padded row of means and `weights` its lane weights.
+fn pair_sum_interpolated(row: &[f64], weights: &[f64], m_count: usize, s: f64) -> Option<f64> {
+    const FIRST_DEGREE: usize = 16;
+    if FIRST_DEGREE + 1 > m_count / 4 {
+        return None;
+    }
+    let means = &row[..m_count];
+    let (lo, hi) = means
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| {
+            (lo.min(m), hi.max(m))
+        });
+    let (mid, half) = (0.5 * (lo + hi), 0.5 * (hi - lo));
+    let (s_v, inv_s) = (F64Vector::splat(s), F64Vector::splat(1.0 / s));
+    let potential = |x: f64| {
+        let x = F64Vector::splat(x);
+        let mut total = F64Vector::splat(0.0);
+        for k in (0..row.len()).step_by(LANES) {
+            let a = abs_moment_lanes(x - load(row, k), s_v, inv_s);
+            total = a.mul_add(load(weights, k), total);
+        }
+        total.reduce_add()
+    };
+    if half == 0.0 {
+        return Some(m_count as f64 * potential(mid));
+    }
+    let node =
+        |j: usize, n: usize| mid + half * (core::f64::consts::PI * j as f64 / n as f64).cos();
+    let mut n = FIRST_DEGREE;
+    let mut values: Vec<f64> = (0..=n).map(|j| potential(node(j, n))).collect();
+    loop {
+        // c_k = (2/n) Σ''_j f_j cos(πjk/n), halved at k = 0 and k = n.
+        let cosines: Vec<f64> = (0..2 * n)
+            .map(|m| (core::f64::consts::PI * m as f64 / n as f64).cos())
+            .collect();
+        let coefficients: Vec<f64> = (0..=n)
+            .map(|k| {
+                let sum: f64 = values
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &f)| {
+                        let end = if j == 0 || j == n { 0.5 } else { 1.0 };
+                        end * f * cosines[(j * k) % (2 * n)]
+                    })
+                    .sum();
+                let end = if k == 0 || k == n { 0.5 } else { 1.0 };
+                end * 2.0 / n as f64 * sum
+            })
+            .collect();
+        let largest = coefficients.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+        let tail = coefficients[n - 2..]
+            .iter()
+            .fold(0.0f64, |m, c| m.max(c.abs()));
+        if tail <= 1e-14 * largest {
+            // Σⱼ G(μⱼ) by Clenshaw's recurrence at each mean.
+            let total = means
+                .iter()
+                .map(|&m| {
+                    let u = (m - mid) / half;
+                    let (mut b1, mut b2) = (0.0, 0.0);
+                    for &c in coefficients[1..].iter().rev() {
+                        (b1, b2) = ((2.0 * u).mul_add(b1, c - b2), b1);
+                    }
+                    u.mul_add(b1, coefficients[0] - b2)
+                })
+                .sum();
+            return Some(total);
+        }
+        if 2 * n + 1 > m_count / 4 {
+            return None;
+        }
+        // Double the degree: the old nodes are the new even ones.
+        let mut doubled = Vec::with_capacity(2 * n + 1);
+        for j in 0..=2 * n {
+            doubled.push(if j % 2 == 0 {
+                values[j / 2]
+            } else {
+                potential(node(j, 2 * n))
+            });
+        }
+        values = doubled;
+        n *= 2;
+    }
 }
 
 thread_local! {
@@ -242,7 +338,6 @@ pub fn exact_scores(
     // Gaussian's quantile μ̄ + z·σ_total.
     let mut targets = Vec::with_capacity(2 * levels.len());
     let mut solved = vec![0.0; 2 * levels.len()];
-    let mut solves = Vec::with_capacity(2 * levels.len());
     for i in 0..n {
         let (mean, spread) = (band.mean[i], band.total_std[i]);
         targets.clear();
@@ -250,7 +345,7 @@ pub fn exact_scores(
             targets.push((p_lo, z_lo, mean + z_lo * spread));
             targets.push((p_hi, z_hi, mean + z_hi * spread));
         }
-        pred.quantiles_of_point(i, &targets, &mut solves, &mut solved);
+        pred.quantiles_of_point(i, &targets, &mut solved);
         for j in 0..levels.len() {
             lows[j * n + i] = solved[2 * j];
             highs[j * n + i] = solved[2 * j + 1];

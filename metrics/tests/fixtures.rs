@@ -299,22 +299,37 @@ fn bad_inputs_are_named() {
 /// The shared-σ CRPS (sorted means, pair distances in one pass) equals the general formula.
 #[test]
 fn shared_sigma_crps_equals_the_general_pair_sum() {
-    let m = 37;
-    let n = 3;
-    let means: Vec<f64> = (0..m * n)
-        .map(|j| ((j * 7919) % 101) as f64 / 50.0 - 1.0 + if j % 5 == 0 { 4.0 } else { 0.0 })
-        .collect();
-    let shared = MixturePredictive::new(&means, m, n, Sigma::Shared(0.3)).unwrap();
-    let general =
-        MixturePredictive::new(&means, m, n, Sigma::PerComponent(vec![0.3; m * n])).unwrap();
-    for i in 0..n {
-        for y in [-2.0, 0.1, 3.7] {
-            close(
-                &format!("crps {i} {y}"),
-                crps(&shared, i, y),
-                crps(&general, i, y),
-                1e-12,
-            );
+    // 37 members: sorted pairs; 80 and 300: the Chebyshev-interpolated pair sum (or the pairs
+    // when the means spread over too many σ). Spreads from identical means to 60σ.
+    for (m, spread) in [
+        (37, 1.0),
+        (80, 0.0),
+        (80, 1e-7),
+        (80, 0.05),
+        (80, 1.0),
+        (300, 0.3),
+        (300, 3.0),
+        (300, 18.0),
+    ] {
+        let n = 3;
+        let means: Vec<f64> = (0..m * n)
+            .map(|j| {
+                spread
+                    * (((j * 7919) % 101) as f64 / 50.0 - 1.0 + if j % 5 == 0 { 4.0 } else { 0.0 })
+            })
+            .collect();
+        let shared = MixturePredictive::new(&means, m, n, Sigma::Shared(0.3)).unwrap();
+        let general =
+            MixturePredictive::new(&means, m, n, Sigma::PerComponent(vec![0.3; m * n])).unwrap();
+        for i in 0..n {
+            for y in [-2.0, 0.1, 3.7] {
+                close(
+                    &format!("M={m} spread {spread}: crps {i} {y}"),
+                    crps(&shared, i, y),
+                    crps(&general, i, y),
+                    1e-12,
+                );
+            }
         }
     }
 }
