@@ -359,9 +359,14 @@ fn print_vs_jax(figures: &[Figure], jax: &[(String, f64)]) {
             "seed step f64",
         ),
         (
-            "seed cold f64 (process start to result)",
-            "runner/seed workload cold (process start to result, 1,500 steps f64)",
+            "seed cold f64, flock on 2 threads",
+            "runner/seed workload cold (process start to result, 1,500 steps f64, all cores)",
             "seed workload cold f64",
+        ),
+        (
+            "seed cold f32, flock on 2 threads",
+            "runner/seed workload cold (process start to result, 1,500 steps f32, all cores)",
+            "seed workload cold f32",
         ),
         (
             "scale step f32, flock 2 threads",
@@ -441,16 +446,22 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
             "-p",
             "flock-runner",
             "--example",
-            "pattern_a",
+            "seed_cold",
         ],
     )?;
-    let example = workspace_root().join("target/release/examples/pattern_a");
-    figures.push(cold(
-        "runner/seed workload cold (process start to result, 1,500 steps f64)",
-        &example,
-        &[],
-        5,
-    )?);
+    // The cold seed workload: process start → 1,500 `EnsembleMAP.run` steps → printed result,
+    // members on every core (JAX's XLA also uses every core).
+    let example = workspace_root().join("target/release/examples/seed_cold");
+    for precision in ["f64", "f32"] {
+        figures.push(cold(
+            &format!(
+                "runner/seed workload cold (process start to result, 1,500 steps {precision}, all cores)"
+            ),
+            &example,
+            &[precision],
+            7,
+        )?);
+    }
 
     let previous: Vec<(String, f64, f64, f64)> = std::fs::read_to_string(history)
         .ok()

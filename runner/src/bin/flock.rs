@@ -106,9 +106,10 @@ enum Command {
         /// Seed (data split, initialisation, batches).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Threads to split members over (results are the same for any value).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        /// Threads to split members over (default: every core; results are the same for any
+        /// value).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Where the fitted model goes (its training state is kept in OUT.state during the
         /// fit).
         #[arg(long, default_value = "flock-model.safetensors")]
@@ -230,7 +231,11 @@ fn main() -> ExitCode {
                 schedule: parse_schedule(&schedule)?,
                 prior_weight,
                 seed,
-                threads,
+                threads: match threads {
+                    Some(0) => return Err("--threads 0: expected at least one thread".into()),
+                    Some(n) => n,
+                    None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                },
             };
             let mut state_file = out.as_os_str().to_owned();
             state_file.push(".state");
