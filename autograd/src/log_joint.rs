@@ -133,6 +133,14 @@ pub trait LogJoint<T: Element> {
         weights: Weights<T>,
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError>;
+
+    /// Tells the log-joint that the members of the next [`LogJoint::evaluate`] are the ensemble's
+    /// members `first..first + members` (a wrapper that splits an ensemble into blocks calls it;
+    /// the default is `0`). Log-joints that draw per-member randomness use it so that member
+    /// `e`'s stream is the same whichever block evaluates it; the others ignore it.
+    fn set_first_member(&mut self, first: usize) {
+        let _ = first;
+    }
 }
 
 impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
@@ -149,6 +157,10 @@ impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
         (**self).evaluate(members, params, batch, weights, out)
+    }
+
+    fn set_first_member(&mut self, first: usize) {
+        (**self).set_first_member(first);
     }
 }
 

@@ -37,6 +37,7 @@ use rayon::prelude::*;
 pub struct ParallelLogJoint<L> {
     parts: Vec<L>,
     min_members_per_part: usize,
+    first_member: usize,
 }
 
 impl<L> ParallelLogJoint<L> {
@@ -53,7 +54,20 @@ impl<L> ParallelLogJoint<L> {
         ParallelLogJoint {
             parts,
             min_members_per_part: 4,
+            first_member: 0,
         }
+    }
+}
+
+impl<L> ParallelLogJoint<L> {
+    /// The log-joints, one per block.
+    pub fn parts(&self) -> &[L] {
+        &self.parts
+    }
+
+    /// The log-joints, one per block, mutably.
+    pub fn parts_mut(&mut self) -> &mut [L] {
+        &mut self.parts
     }
 }
 
@@ -77,6 +91,7 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             .min(members / self.min_members_per_part.max(1))
             .max(1);
         if blocks == 1 || batch.per_member.is_some() {
+            self.parts[0].set_first_member(self.first_member);
             return self.parts[0].evaluate(members, params, batch, weights, out);
         }
         if params.len() != members * p || out.grad.len() != members * p {
@@ -92,8 +107,14 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             logprior,
             grad,
         } = out;
+        let first_member = self.first_member;
         self.parts[..blocks]
             .par_iter_mut()
+            .enumerate()
+            .map(|(b, part)| {
+                part.set_first_member(first_member + b * per_block);
+                part
+            })
             .zip(params.par_chunks(per_block * p))
             .zip(grad.par_chunks_mut(per_block * p))
             .zip(loglik.par_chunks_mut(per_block))
@@ -113,5 +134,9 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             })
             .collect::<Result<Vec<()>, AutogradError>>()?;
         Ok(())
+    }
+
+    fn set_first_member(&mut self, first: usize) {
+        self.first_member = first;
     }
 }

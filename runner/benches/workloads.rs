@@ -162,24 +162,34 @@ fn main() {
     let size = 32 + 32 + 32 * 32 + 32 + 32 + 1;
     let loc_init =
         move |rng: &mut MemberRng| (0..size).map(|_| 0.5 * standard_normal(rng)).collect();
-    let mut vi = EnsembleVI::new(
-        seed_model,
-        data,
-        loc_init,
-        adam(5e-3, AdamConfig::default()).unwrap(),
-        ViConfig::default(),
-    )
-    .unwrap();
-    let mut state = vi.init(0).unwrap();
-    report(
-        "VI step seed model E=16 1 particle f64",
-        time(
-            || {
-                vi.update(&mut state, data, 1.0).unwrap();
+    for threads in [1, 2] {
+        let mut vi = EnsembleVI::new(
+            seed_model,
+            data,
+            loc_init,
+            adam(5e-3, AdamConfig::default()).unwrap(),
+            ViConfig {
+                threads,
+                ..ViConfig::default()
             },
-            0.05,
-        ),
-    );
+        )
+        .unwrap();
+        let mut state = vi.init(0).unwrap();
+        let name = if threads == 1 {
+            "VI step seed model E=16 1 particle f64".to_owned()
+        } else {
+            format!("VI step seed model E=16 1 particle f64 {threads} threads")
+        };
+        report(
+            &name,
+            time(
+                || {
+                    vi.update(&mut state, data, 1.0).unwrap();
+                },
+                0.05,
+            ),
+        );
+    }
 
     // Scaling curves (f32, one thread, seed MLP unless noted).
     let sizes = [1.0, 4.0, 16.0, 64.0, 256.0];

@@ -111,6 +111,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ensemble_size: ENSEMBLE_SIZE,
         kl_weight,
         init_scale,
+        // Members split over every core (the same bits for any thread count).
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..ViConfig::default()
     };
     let model_size = 2 * HIDDEN + HIDDEN * HIDDEN + 2 * HIDDEN + 1;

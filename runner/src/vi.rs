@@ -4,7 +4,8 @@
 use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
 use flock_ensemble::model::{KlEstimator, MeanFieldElbo, Model, Support, inverse_softplus};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, Predictions, fill_standard_normal, member_rng,
+    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, fill_standard_normal,
+    member_rng,
 };
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
@@ -24,10 +25,13 @@ pub struct ViConfig {
     pub kl: KlEstimator,
     /// The guide's initial scale `softplus(ρ)` (numpyro's `init_scale`).
     pub init_scale: f64,
+    /// Threads to split members over (blocks of at least 4 members); the results are the same
+    /// bits for any value.
+    pub threads: usize,
 }
 
 impl Default for ViConfig {
-    /// 16 members, `β = 1`, one particle, Monte-Carlo KL, initial scale 0.1.
+    /// 16 members, `β = 1`, one particle, Monte-Carlo KL, initial scale 0.1, one thread.
     fn default() -> Self {
         ViConfig {
             ensemble_size: 16,
@@ -35,6 +39,7 @@ impl Default for ViConfig {
             num_particles: 1,
             kl: KlEstimator::MonteCarlo,
             init_scale: 0.1,
+            threads: 1,
         }
     }
 }
@@ -70,7 +75,7 @@ type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct EnsembleVI<T, M, O> {
-    map: EnsembleMAP<T, MeanFieldElbo<T, M>, BoxedInit<T>, O>,
+    map: EnsembleMAP<T, ParallelLogJoint<MeanFieldElbo<T, M>>, BoxedInit<T>, O>,
     site_shapes: Vec<(usize, bool)>,
 }
 
@@ -85,7 +90,7 @@ impl<T, M, O> core::fmt::Debug for EnsembleVI<T, M, O> {
 impl<T, M, O> EnsembleVI<T, M, O>
 where
     T: Element,
-    M: Model<T>,
+    M: Model<T> + Clone + Send,
     O: GradientTransformation<T>,
 {
     /// An ensemble of guides over `model` (its sites found by running it on `example`);
@@ -106,6 +111,14 @@ where
                 name: "init_scale",
                 value: config.init_scale,
                 expected: "a positive scale",
+            }
+            .into());
+        }
+        if config.threads == 0 {
+            return Err(EnsembleError::InvalidArgument {
+                name: "threads",
+                value: 0.0,
+                expected: "at least one thread",
             }
             .into());
         }
@@ -133,8 +146,14 @@ where
             }
             block
         });
+        // One ELBO per block of members; each draws its members' noise from their own streams.
+        let mut parts = Vec::with_capacity(config.threads);
+        for _ in 1..config.threads {
+            parts.push(elbo.clone_fresh());
+        }
+        parts.insert(0, elbo);
         let map = EnsembleMAP::new(
-            elbo,
+            ParallelLogJoint::new(parts),
             init,
             optimizer,
             config.ensemble_size,
@@ -176,9 +195,9 @@ where
         data: Batch<'_, T>,
         options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
-        self.map
-            .log_joint_mut()
-            .reseed(seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7));
+        for elbo in self.map.log_joint_mut().parts_mut() {
+            elbo.reseed(seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7));
+        }
         self.map.run(seed, num_epochs, data, options)
     }
 
@@ -219,7 +238,7 @@ where
             let x = g
                 .input(x_new, [points, x_new.len() / points])
                 .map_err(EnsembleError::from)?;
-            let elbo = self.map.log_joint();
+            let elbo = &self.map.log_joint().parts()[0];
             let guide = elbo.guide_ids();
             let mut values = Vec::with_capacity(self.site_shapes.len());
             for (k, &(len, positive)) in self.site_shapes.iter().enumerate() {
@@ -266,11 +285,12 @@ pub fn ensemble_vi<T, M>(
 ) -> Result<EnsembleResult<T>, RunError<T>>
 where
     T: Element,
-    M: Model<T>,
+    M: Model<T> + Clone + Send,
 {
     let optimizer: Adam = adam(5e-3, AdamConfig::default())?;
     let config = ViConfig {
         ensemble_size,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..ViConfig::default()
     };
     let mut vi = EnsembleVI::new(model, data, loc_init, optimizer, config)?;

@@ -29,8 +29,10 @@ fn data() -> (Vec<f64>, Vec<f64>) {
 
 fn runner(
     config: ViConfig,
-) -> Result<EnsembleVI<f64, impl flock_ensemble::model::Model<f64>, flock_optim::Adam>, RunError<f64>>
-{
+) -> Result<
+    EnsembleVI<f64, impl flock_ensemble::model::Model<f64> + Clone + Send, flock_optim::Adam>,
+    RunError<f64>,
+> {
     let (x, y) = data();
     let batch = Batch::new(&x, &y, 30).unwrap();
     EnsembleVI::new(
@@ -40,6 +42,35 @@ fn runner(
         adam(2e-2, AdamConfig::default()).unwrap(),
         config,
     )
+}
+
+/// Members split over threads (blocks of at least 4) train to the same bits as on one thread:
+/// each member's noise stream follows the member, not the block.
+#[test]
+fn threads_change_no_bits() {
+    let (x, y) = data();
+    let batch = Batch::new(&x, &y, 30).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let run = |threads: usize| {
+        let config = ViConfig {
+            ensemble_size: 12,
+            threads,
+            ..ViConfig::default()
+        };
+        let mut vi = runner(config).unwrap();
+        let result = vi.run(3, 150, batch, RunOptions::default()).unwrap();
+        (bits(result.params.values()), bits(&result.losses))
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+    assert!(matches!(
+        runner(ViConfig {
+            threads: 0,
+            ..ViConfig::default()
+        }),
+        Err(RunError::Ensemble(_))
+    ));
 }
 
 #[test]

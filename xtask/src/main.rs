@@ -393,6 +393,11 @@ fn print_vs_jax(figures: &[Figure], jax: &[(String, f64)]) {
             "runner/VI step seed model E=16 1 particle f64",
             "VI step f64",
         ),
+        (
+            "VI step f64, flock 2 threads",
+            "runner/VI step seed model E=16 1 particle f64 2 threads",
+            "VI step f64",
+        ),
     ];
     println!(
         "\nside by side with JAX (lax.scan over steps, vmap over members; JAX uses every core)\n"

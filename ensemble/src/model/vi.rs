@@ -46,6 +46,7 @@ pub struct MeanFieldElbo<T, M> {
     particles: usize,
     kl: KlEstimator,
     seed: u64,
+    first_member: usize,
     rngs: Vec<MemberRng>,
     noise: Vec<T>,
     member_noise: Vec<T>,
@@ -117,12 +118,36 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
             particles,
             kl,
             seed,
+            first_member: 0,
             rngs: Vec::new(),
             noise: Vec::new(),
             member_noise: Vec::new(),
             fixed_noise: false,
             tape: Tape::new(),
         })
+    }
+
+    /// A copy with the same model, sites and settings, and fresh scratch (noise streams restart
+    /// at the next evaluation): one per block of members when an ensemble is split over threads.
+    pub fn clone_fresh(&self) -> Self
+    where
+        M: Clone,
+    {
+        MeanFieldElbo {
+            model: self.model.clone(),
+            sites: self.sites.clone(),
+            layout: self.layout.clone(),
+            guide: self.guide.clone(),
+            particles: self.particles,
+            kl: self.kl,
+            seed: self.seed,
+            first_member: 0,
+            rngs: Vec::new(),
+            noise: Vec::new(),
+            member_noise: Vec::new(),
+            fixed_noise: false,
+            tape: Tape::new(),
+        }
     }
 
     /// Restarts every member's noise stream from `seed` (member `e` draws from `(seed, e)`).
@@ -185,7 +210,7 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
     fn draw_noise(&mut self, members: usize) {
         if self.rngs.len() != members {
             self.rngs = (0..members)
-                .map(|e| member_rng(self.seed ^ 0x006e_6f69_7365, e))
+                .map(|e| member_rng(self.seed ^ 0x006e_6f69_7365, self.first_member + e))
                 .collect();
         }
         let p = self.model_size();
@@ -250,6 +275,15 @@ fn site_kl<T: Element>(
 impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
     fn layout(&self) -> &ParamLayout {
         &self.layout
+    }
+
+    /// Member `e` of the next evaluation is the ensemble's member `first + e`: its noise comes
+    /// from the stream `(seed, first + e)`.
+    fn set_first_member(&mut self, first: usize) {
+        if first != self.first_member {
+            self.first_member = first;
+            self.rngs.clear();
+        }
     }
 
     fn evaluate(
