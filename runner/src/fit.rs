@@ -8,9 +8,12 @@ use flock_autograd::{
     Activation, AutogradError, Batch, Graph, Mlp, MlpConfig, ParamId, ParamLayout, Parameters,
     Shape, TapeLogJoint, Var,
 };
-use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, ensemble_predict};
+use flock_ensemble::{
+    EnsembleError, MemberRng, ParallelLogJoint, Sampling, ensemble_predict, member_rng,
+};
 use flock_metrics::{MixturePredictive, Sigma};
 use flock_optim::{AdamConfig, LearningRate, adam, cosine_decay_schedule};
+use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
@@ -89,6 +92,10 @@ pub struct FitSpec {
     pub seed: u64,
     /// Threads to split members over (results do not depend on it).
     pub threads: usize,
+    /// Fraction of the training rows held out (a seeded random choice) and scored after every
+    /// epoch; each member ends at the epoch of its best held-out NLL (early stopping). `0` =
+    /// train on every row and keep the last parameters.
+    pub validation_fraction: f64,
 }
 
 impl Default for FitSpec {
@@ -108,6 +115,7 @@ impl Default for FitSpec {
             prior_weight: 0.0,
             seed: 0,
             threads: 1,
+            validation_fraction: 0.0,
         }
     }
 }
@@ -313,9 +321,10 @@ pub fn fit_with_progress(
     features: usize,
     progress: Option<&FitProgress>,
 ) -> Result<(FittedModel, EnsembleResult<f64>), Box<dyn std::error::Error + Send + Sync>> {
-    let rows = y.len();
     let norm = Normalisation::from_training(x, features, y);
     let (xs, ys) = (norm.features(x), norm.target(y));
+    let (xs, ys, held_out) = hold_out(spec, xs, ys, features)?;
+    let rows = ys.len();
     let (layout, network) = network(spec, features)?;
     let likelihood = spec.likelihood;
     let sigma_std = match likelihood {
@@ -360,22 +369,36 @@ pub fn fit_with_progress(
     let mut map = EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
         .map_err(|e| e.to_string())?;
     let data = Batch::new(&xs, &ys, rows)?;
+    let held_out = match &held_out {
+        Some((hx, hy)) => Some(Batch::new(hx, hy, hy.len())?),
+        None => None,
+    };
     let (init_seed, batch_seed) = split_seed(spec.seed);
     let members = spec.members;
     // Start fresh, or from the training state an interrupted run left.
-    let (mut state, mut step, mut history) =
+    let (mut state, mut step, mut history, mut best) =
         match progress.filter(|p| p.resume && p.state_file.exists()) {
             Some(p) => {
                 let checkpoint = Checkpoint::read(&p.state_file)?;
                 let (state, step) = checkpoint.training_state(map.optimizer(), &layout, members)?;
                 let history = checkpoint.tensor::<f64>("losses_so_far", &[members, step])?;
-                (state, step, history)
+                let best = match held_out {
+                    Some(_) => {
+                        let scores = checkpoint.tensor::<f64>("best_held_out_nll", &[members])?;
+                        let values = checkpoint
+                            .tensor::<f64>("best_params", &[members, layout.member_size()])?;
+                        let params = Parameters::from_values(layout.clone(), members, values)?;
+                        Some((scores, params))
+                    }
+                    None => None,
+                };
+                (state, step, history, best)
             }
-            None => (
-                map.init(init_seed).map_err(|e| e.to_string())?,
-                0,
-                Vec::new(),
-            ),
+            None => {
+                let state = map.init(init_seed).map_err(|e| e.to_string())?;
+                let best = held_out.map(|_| (vec![f64::INFINITY; members], state.params.clone()));
+                (state, 0, Vec::new(), best)
+            }
         };
     let mut diverged = Vec::new();
     let stop_at = progress
@@ -407,6 +430,18 @@ pub fn fit_with_progress(
             step: d.step + step,
         }));
         step = end;
+        // Early stopping: each member keeps the parameters of its best held-out epoch.
+        if let (Some(held), Some((scores, params))) = (held_out, best.as_mut()) {
+            let now = map
+                .held_out_nll(&state.params, held)
+                .map_err(|e| e.to_string())?;
+            for e in 0..members {
+                if now[e] < scores[e] {
+                    scores[e] = now[e];
+                    params.member_mut(e).copy_from_slice(state.params.member(e));
+                }
+            }
+        }
         if let Some(bar) = bar.as_mut() {
             let latest: Vec<f64> = (0..members)
                 .map(|e| history[e * step + step - 1])
@@ -417,17 +452,25 @@ pub fn fit_with_progress(
             bar.update(step, Some(per_row));
         }
         if let Some(p) = progress {
-            save_state_with(
-                &p.state_file,
-                &state,
-                step,
-                &[],
-                &[("losses_so_far", &history, &[members, step])],
-            )?;
+            let losses_shape = [members, step];
+            let best_shape = [members, layout.member_size()];
+            let mut tensors: Vec<(&str, &[f64], &[usize])> =
+                vec![("losses_so_far", &history, &losses_shape)];
+            if let Some((scores, params)) = &best {
+                tensors.push(("best_held_out_nll", scores, &best_shape[..1]));
+                tensors.push(("best_params", params.values(), &best_shape));
+            }
+            save_state_with(&p.state_file, &state, step, &[], &tensors)?;
+        }
+    }
+    let mut params = state.params.clone();
+    if let Some((scores, best)) = &best {
+        for e in (0..members).filter(|&e| scores[e].is_finite()) {
+            params.member_mut(e).copy_from_slice(best.member(e));
         }
     }
     let result = EnsembleResult {
-        params: state.params.clone(),
+        params,
         losses: history,
         steps: step,
         stopped_early: step < steps,
@@ -440,6 +483,58 @@ pub fn fit_with_progress(
         net: network,
     };
     Ok((model, result))
+}
+
+/// Training and held-out rows (standardised), `spec.validation_fraction` of them held out: a
+/// random choice seeded by `spec.seed`, both parts in their original order.
+type Split = (Vec<f64>, Vec<f64>, Option<(Vec<f64>, Vec<f64>)>);
+
+fn hold_out(
+    spec: &FitSpec,
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    features: usize,
+) -> Result<Split, EnsembleError> {
+    let f = spec.validation_fraction;
+    if !(f.is_finite() && (0.0..1.0).contains(&f)) {
+        return Err(EnsembleError::InvalidArgument {
+            name: "validation_fraction",
+            value: f,
+            expected: "a fraction in [0, 1) of the training rows",
+        });
+    }
+    let rows = ys.len();
+    let held = (f * rows as f64).round() as usize;
+    if f == 0.0 {
+        return Ok((xs, ys, None));
+    }
+    if held == 0 || held >= rows {
+        return Err(EnsembleError::InvalidArgument {
+            name: "validation_fraction",
+            value: f,
+            expected: "a fraction that leaves at least one held-out and one training row",
+        });
+    }
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut rng = member_rng(spec.seed ^ 0x0068_656c_645f_6f75, 0);
+    for i in (1..rows).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let mut is_held = vec![false; rows];
+    for &r in &order[..held] {
+        is_held[r] = true;
+    }
+    let (mut tx, mut ty, mut hx, mut hy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in 0..rows {
+        let (x, y) = if is_held[r] {
+            (&mut hx, &mut hy)
+        } else {
+            (&mut tx, &mut ty)
+        };
+        x.extend_from_slice(&xs[r * features..(r + 1) * features]);
+        y.push(ys[r]);
+    }
+    Ok((tx, ty, Some((hx, hy))))
 }
 
 /// `[N, 1]` and `[N, 1]` side by side as `[N, 2]`.
@@ -523,6 +618,7 @@ impl FittedModel {
             "epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate,
             "schedule": s.schedule.name(),
             "prior_weight": s.prior_weight, "seed": s.seed,
+            "validation_fraction": s.validation_fraction,
             "x_mean": self.norm.x_mean, "x_std": self.norm.x_std,
             "y_mean": self.norm.y_mean, "y_std": self.norm.y_std,
         })
@@ -588,6 +684,11 @@ impl FittedModel {
             prior_weight: num("prior_weight")?,
             seed: num("seed")? as u64,
             threads: 1,
+            // Models saved before held-out early stopping existed trained on every row.
+            validation_fraction: spec
+                .get("validation_fraction")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
         };
         let norm = Normalisation {
             x_mean: vec("x_mean")?,

@@ -4,7 +4,7 @@
 use crate::progress::ProgressBar;
 use std::fmt;
 
-use flock_autograd::{Batch, LogJoint, ParamLayout, Parameters};
+use flock_autograd::{Batch, LogJoint, LogJointOutput, ParamLayout, Parameters, Weights};
 use flock_ensemble::{
     EnsembleError, EnsembleState, MemberRng, MiniBatcher, Sampling, ensemble_init, ensemble_step,
 };
@@ -111,6 +111,56 @@ pub struct RunOptions<'c, T> {
     /// The step to start from when resuming a run from a checkpoint (its batches are skipped,
     /// so the resumed run sees exactly the batches the uninterrupted one would).
     pub start_step: usize,
+    /// Held-out data for early stopping: each member ends with its parameters at its best
+    /// held-out score (instead of the last ones) and, with a patience, stops training when the
+    /// score no longer improves. Cannot be combined with `keep_best`.
+    pub validation: Option<Validation<'c, T>>,
+}
+
+/// Held-out data scored during a run ([`RunOptions::validation`]).
+///
+/// Every `every` steps (and after the last one) each member's held-out score — its mean
+/// negative log-likelihood per held-out row, `−ℓ_e(θ_e; data) / rows`, prior excluded — is
+/// computed with the run's own log-joint; member `e` keeps the parameters of its best score.
+/// Scoring reads the parameters only, so a run's training trajectory is the same bits with and
+/// without validation for deterministic log-joints (a stochastic one, such as a VI objective,
+/// draws its noise for the scoring too).
+///
+/// ```
+/// # use flock_autograd::Batch;
+/// use flock_runner::map::Validation;
+/// let (x, y) = (vec![0.0, 0.5, 1.0], vec![0.0, 0.25, 1.0]);
+/// let held_out = Validation::new(Batch::new(&x, &y, 3)?, 10).with_patience(5);
+/// assert_eq!((held_out.every, held_out.patience), (10, Some(5)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Validation<'c, T> {
+    /// The held-out rows (the same columns as the training data).
+    pub data: Batch<'c, T>,
+    /// Steps between scorings (≥ 1).
+    pub every: usize,
+    /// Freeze a member once this many scorings in a row did not improve its best (`None` =
+    /// never); the run stops when every member is frozen.
+    pub patience: Option<usize>,
+}
+
+impl<'c, T> Validation<'c, T> {
+    /// Scores `data` every `every` steps, keeping each member's best parameters; no patience.
+    pub fn new(data: Batch<'c, T>, every: usize) -> Self {
+        Validation {
+            data,
+            every,
+            patience: None,
+        }
+    }
+
+    /// Freezes a member after `patience` scorings without improvement.
+    #[must_use]
+    pub fn with_patience(mut self, patience: usize) -> Self {
+        self.patience = Some(patience);
+        self
+    }
 }
 
 impl<T> Default for RunOptions<'_, T> {
@@ -123,6 +173,7 @@ impl<T> Default for RunOptions<'_, T> {
             on_divergence: OnDivergence::Freeze,
             progress: false,
             start_step: 0,
+            validation: None,
         }
     }
 }
@@ -137,6 +188,10 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
             .field("on_divergence", &self.on_divergence)
             .field("progress", &self.progress)
             .field("start_step", &self.start_step)
+            .field(
+                "validation",
+                &self.validation.as_ref().map(|v| (v.every, v.patience)),
+            )
             .finish()
     }
 }
@@ -338,6 +393,22 @@ where
         )?)
     }
 
+    /// Each member's mean negative log-likelihood per row of `data` (prior excluded):
+    /// `−ℓ_e(θ_e; data) / rows`, `[E]`, accumulated in f64. The score
+    /// [`RunOptions::validation`] uses.
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] for an empty batch, non-finite data, or a layout or shape mismatch.
+    pub fn held_out_nll(
+        &mut self,
+        params: &Parameters<T>,
+        data: Batch<'_, T>,
+    ) -> Result<Vec<f64>, RunError<T>> {
+        let mut scratch = HeldOut::default();
+        scratch.score(&mut self.log_joint, params, data)?;
+        Ok(scratch.scores)
+    }
+
     /// `init` from the first half of `seed`, then [`EnsembleMAP::run_from`] with batches drawn
     /// from the second half.
     ///
@@ -389,6 +460,27 @@ where
         let members = state.members();
         let p = self.layout.member_size();
         let n = data.rows;
+        if let Some(v) = &options.validation {
+            if options.keep_best {
+                return Err(EnsembleError::InvalidArgument {
+                    name: "validation",
+                    value: 1.0,
+                    expected: "either keep_best (lowest training loss) or validation, not both",
+                }
+                .into());
+            }
+            if v.every == 0 {
+                return Err(EnsembleError::InvalidArgument {
+                    name: "validation.every",
+                    value: 0.0,
+                    expected: "at least one step between scorings",
+                }
+                .into());
+            }
+        }
+        let mut held_out = options
+            .validation
+            .map(|v| (v, HeldOut::default(), vec![0usize; members]));
         let mut batcher = MiniBatcher::new(
             n.max(1),
             options.batch_size.unwrap_or(n).max(1),
@@ -402,10 +494,10 @@ where
         let mut frozen_params: Vec<Option<Vec<T>>> = vec![None; members];
         let mut frozen_state: Option<O::State> = None;
         let mut diverged = Vec::new();
-        let mut best = options
-            .keep_best
+        let mut best = (options.keep_best || held_out.is_some())
             .then(|| (vec![T::INFINITY; members], state.params.clone()));
         let mut previous = options.keep_best.then(|| state.params.values().to_vec());
+        let last = num_epochs.saturating_sub(1);
         let (mut stopped_early, mut steps) = (false, 0);
         let mut bar = options
             .progress
@@ -460,6 +552,28 @@ where
                 }
             }
             let mut to_freeze: Vec<usize> = Vec::new();
+            if let (Some((v, scratch, stale)), Some((best_score, best_params))) =
+                (held_out.as_mut(), best.as_mut())
+            {
+                if (step + 1) % v.every == 0 || step == last {
+                    scratch.score(&mut self.log_joint, &state.params, v.data)?;
+                    for e in (0..members).filter(|&e| !frozen[e]) {
+                        let score = T::from_f64(scratch.scores[e]);
+                        if score < best_score[e] {
+                            best_score[e] = score;
+                            best_params
+                                .member_mut(e)
+                                .copy_from_slice(state.params.member(e));
+                            stale[e] = 0;
+                        } else {
+                            stale[e] += 1;
+                            if v.patience.is_some_and(|patience| stale[e] >= patience) {
+                                to_freeze.push(e);
+                            }
+                        }
+                    }
+                }
+            }
             for &e in state.diverged() {
                 if !frozen[e] {
                     let divergence = Divergence { member: e, step };
@@ -502,6 +616,10 @@ where
                 for e in to_freeze {
                     frozen[e] = true;
                     frozen_params[e] = Some(state.params.member(e).to_vec());
+                }
+                if held_out.is_some() && frozen.iter().all(|&f| f) {
+                    stopped_early = step + 1 < num_epochs;
+                    break;
                 }
             }
             if let Some(bar) = bar.as_mut() {
@@ -585,4 +703,61 @@ where
     let optimizer: Adam = adam(5e-3, AdamConfig::default())?;
     let mut map = EnsembleMAP::new(log_joint, init_fn, optimizer, ensemble_size, 1.0)?;
     map.run(seed, num_epochs, data, RunOptions::default())
+}
+
+/// Scratch for scoring held-out data: per-member scores and the log-joint's output buffers.
+#[derive(Debug, Default)]
+struct HeldOut<T> {
+    scores: Vec<f64>,
+    loglik: Vec<T>,
+    logprior: Vec<T>,
+    grad: Vec<T>,
+}
+
+impl<T: Element> HeldOut<T> {
+    /// Fills `scores` with `−ℓ_e / rows` for every member of `params`.
+    fn score<L: LogJoint<T>>(
+        &mut self,
+        log_joint: &mut L,
+        params: &Parameters<T>,
+        data: Batch<'_, T>,
+    ) -> Result<(), EnsembleError> {
+        if data.rows == 0 {
+            return Err(EnsembleError::EmptyBatch);
+        }
+        for (what, buf) in [("x", data.x), ("y", data.y)] {
+            if let Some(index) = buf.iter().position(|v| !v.to_f64().is_finite()) {
+                return Err(EnsembleError::NonFiniteData { what, index });
+            }
+        }
+        if params.layout() != log_joint.layout() {
+            return Err(EnsembleError::LayoutMismatch {
+                state: params.layout().member_size(),
+                log_joint: log_joint.layout().member_size(),
+            });
+        }
+        let members = params.members();
+        self.loglik.resize(members, T::ZERO);
+        self.logprior.resize(members, T::ZERO);
+        self.grad.resize(params.values().len(), T::ZERO);
+        log_joint.evaluate(
+            members,
+            params.values(),
+            data,
+            Weights {
+                loglik: T::ONE,
+                logprior: T::ZERO,
+            },
+            LogJointOutput {
+                loglik: &mut self.loglik,
+                logprior: &mut self.logprior,
+                grad: &mut self.grad,
+            },
+        )?;
+        let rows = data.rows as f64;
+        self.scores.clear();
+        self.scores
+            .extend(self.loglik.iter().map(|l| -l.to_f64() / rows));
+        Ok(())
+    }
 }

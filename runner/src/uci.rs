@@ -97,6 +97,8 @@ pub struct UciConfig {
     pub schedule: LearningRateSchedule,
     /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE).
     pub prior_weight: f64,
+    /// Fraction of each split's training rows held out for early stopping (0 = none).
+    pub validation_fraction: f64,
     /// Seed.
     pub seed: u64,
 }
@@ -113,7 +115,58 @@ impl Default for UciConfig {
             learning_rate: 1e-2,
             schedule: LearningRateSchedule::Constant,
             prior_weight: 0.0,
+            validation_fraction: 0.0,
             seed: 0,
+        }
+    }
+}
+
+/// A named UCI configuration: the paper's protocol or flock's recipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Deep Ensembles' settings: 40 epochs at a constant Adam rate of 1e-2, every training row
+    /// trained on, the last epoch kept.
+    DeepEnsembles,
+    /// The same networks, batches and members, trained 80 epochs with a cosine-decayed Adam
+    /// rate from 1e-2, 10 % of each split's *training* rows held out and each member kept at
+    /// its best held-out epoch (the test rows are never seen).
+    Flock,
+}
+
+impl Protocol {
+    /// Its command-line name (`deep-ensembles`, `flock`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::DeepEnsembles => "deep-ensembles",
+            Protocol::Flock => "flock",
+        }
+    }
+
+    /// Parses a command-line name (`deep-ensembles`, `flock`).
+    pub fn parse(name: &str) -> Option<Protocol> {
+        match name {
+            "deep-ensembles" => Some(Protocol::DeepEnsembles),
+            "flock" => Some(Protocol::Flock),
+            _ => None,
+        }
+    }
+
+    /// The configuration it names.
+    ///
+    /// ```
+    /// use flock_runner::uci::{Protocol, UciConfig};
+    /// assert_eq!(Protocol::DeepEnsembles.config(), UciConfig::default());
+    /// assert_eq!(Protocol::Flock.config().epochs, 80);
+    /// ```
+    pub fn config(self) -> UciConfig {
+        match self {
+            Protocol::DeepEnsembles => UciConfig::default(),
+            Protocol::Flock => UciConfig {
+                epochs: 80,
+                schedule: LearningRateSchedule::CosineDecay,
+                validation_fraction: 0.1,
+                ..UciConfig::default()
+            },
         }
     }
 }
@@ -167,6 +220,7 @@ pub fn run_split(
         learning_rate: config.learning_rate,
         schedule: config.schedule,
         prior_weight: config.prior_weight,
+        validation_fraction: config.validation_fraction,
         seed: config.seed.wrapping_add(k as u64),
         ..FitSpec::default()
     };

@@ -88,6 +88,34 @@ fn uci_runs_on_a_dataset_folder() {
         strip_time(&stdout),
         strip_time(&String::from_utf8_lossy(&again.stdout))
     );
+    // flock's recipe runs too; an unknown protocol is refused by name.
+    let recipe = flock()
+        .args([
+            "uci",
+            dir.to_str().unwrap(),
+            "--protocol",
+            "flock",
+            "--epochs",
+            "10",
+        ])
+        .args(["--batch-size", "16", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        recipe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recipe.stderr)
+    );
+    assert_ne!(
+        strip_time(&stdout),
+        strip_time(&String::from_utf8_lossy(&recipe.stdout))
+    );
+    let unknown = flock()
+        .args(["uci", dir.to_str().unwrap(), "--protocol", "paper"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--protocol \"paper\""));
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
@@ -315,6 +343,33 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
         !Path::new(&state).exists(),
         "the state file is removed at the end"
     );
+    // With held-out early stopping the best epochs travel in the state file: the same bytes.
+    let held = ["--validation-fraction", "0.2"];
+    let (straight_held, resumed_held) = (dir.join("c.safetensors"), dir.join("d.safetensors"));
+    fit(&straight_held, &held);
+    fit(
+        &resumed_held,
+        &[&held[..], &["--max-epochs-this-run", "5"]].concat(),
+    );
+    fit(&resumed_held, &[&held[..], &["--resume"]].concat());
+    let held_bytes = std::fs::read(&straight_held).unwrap();
+    assert_eq!(held_bytes, std::fs::read(&resumed_held).unwrap());
+    assert_ne!(held_bytes, std::fs::read(&straight).unwrap());
+    // Fractions that leave nothing to train on or to score are refused by name.
+    for bad in ["1", "-0.1", "0.001", "NaN"] {
+        let o = flock()
+            .args(["fit", data.to_str().unwrap(), "--target", "y"])
+            .arg(format!("--validation-fraction={bad}"))
+            .arg("--out")
+            .arg(dir.join("bad.safetensors"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("validation_fraction"),
+            "{bad}: {err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -401,3 +401,136 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
     assert!(err.to_string().contains("another"), "{err}");
     std::fs::remove_file(&path).unwrap();
 }
+
+/// Held-out scoring: each member ends at the parameters of its best held-out score (checked
+/// against snapshots taken by a callback and scored afterwards), training itself is the same
+/// bits, and with a patience a run whose held-out score only worsens stops early.
+#[test]
+fn validation_keeps_each_members_best_held_out_parameters() {
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let train = Batch::new(&x[..30], &y[..30], 30).unwrap();
+    let held = Batch::new(&x[30..], &y[30..], 10).unwrap();
+    let optimizer = adam(3e-2, AdamConfig::default()).unwrap();
+    let mut map = EnsembleMAP::new(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        optimizer,
+        4,
+        1.0,
+    )
+    .unwrap();
+    let (every, steps) = (5, 200);
+
+    // Reference: snapshots every 5 steps, scored afterwards.
+    let mut snapshots: Vec<Vec<f64>> = Vec::new();
+    let plain = map
+        .run(
+            11,
+            steps,
+            train,
+            RunOptions {
+                callback: Some((
+                    every,
+                    Box::new(|p: &Progress<'_, f64>| {
+                        snapshots.push(p.params.values().to_vec());
+                        Control::proceed()
+                    }),
+                )),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    let validated = map
+        .run(
+            11,
+            steps,
+            train,
+            RunOptions {
+                validation: Some(Validation::new(held, every)),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(bits(&plain.losses), bits(&validated.losses));
+    let scores: Vec<Vec<f64>> = snapshots
+        .iter()
+        .map(|s| {
+            let params = Parameters::from_values(layout.clone(), 4, s.clone()).unwrap();
+            map.held_out_nll(&params, held).unwrap()
+        })
+        .collect();
+    let p = layout.member_size();
+    let mut moved = 0;
+    for e in 0..4 {
+        let best = (0..scores.len())
+            .min_by(|&a, &b| scores[a][e].total_cmp(&scores[b][e]))
+            .unwrap();
+        assert_eq!(
+            bits(validated.params.member(e)),
+            bits(&snapshots[best][e * p..(e + 1) * p]),
+            "member {e}: best held-out snapshot {best}"
+        );
+        moved += usize::from(best + 1 < scores.len());
+    }
+    // The held-out rows lie outside the training range, so some member overfits.
+    assert!(
+        moved > 0,
+        "no member had its best held-out score before the end"
+    );
+
+    // Held-out targets of the opposite sign: the score worsens, members freeze, the run stops.
+    let flipped: Vec<f64> = y[30..].iter().map(|v| -v - 2.0).collect();
+    let bad = Batch::new(&x[30..], &flipped, 10).unwrap();
+    let stopped = map
+        .run(
+            11,
+            steps,
+            train,
+            RunOptions {
+                validation: Some(Validation::new(bad, every).with_patience(3)),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+    assert!(
+        stopped.stopped_early && stopped.steps < steps,
+        "{}",
+        stopped.steps
+    );
+    // Identical training until the first scoring; a frozen member's loss stays put afterwards.
+    assert_eq!(
+        bits(&stopped.losses[..every]),
+        bits(&plain.member_losses(0)[..every])
+    );
+    let tail = &stopped.member_losses(0)[stopped.steps - 3..];
+    assert!(tail.iter().all(|&l| l == tail[0]), "{tail:?}");
+
+    // Bad configurations and held-out data are named.
+    let both = map.run(
+        11,
+        10,
+        train,
+        RunOptions {
+            keep_best: true,
+            validation: Some(Validation::new(held, 1)),
+            ..RunOptions::default()
+        },
+    );
+    assert!(format!("{}", both.unwrap_err()).contains("validation"));
+    let never = map.run(
+        11,
+        10,
+        train,
+        RunOptions {
+            validation: Some(Validation::new(held, 0)),
+            ..RunOptions::default()
+        },
+    );
+    assert!(format!("{}", never.unwrap_err()).contains("validation.every"));
+    let mut nan_y = y[30..].to_vec();
+    nan_y[3] = f64::NAN;
+    let nan = Batch::new(&x[30..], &nan_y, 10).unwrap();
+    let err = map.held_out_nll(&plain.params, nan).unwrap_err();
+    assert!(format!("{err}").contains("y[3]"), "{err}");
+}
