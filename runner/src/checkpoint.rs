@@ -280,6 +280,33 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// A result saved by [`save_result`], back as an [`EnsembleResult`] (parameters laid out by
+    /// `layout` and the loss curves; divergence reports are not saved, so none come back) —
+    /// ready for [`EnsembleResult::select`] and [`EnsembleResult::merge`].
+    ///
+    /// # Errors
+    /// [`CheckpointError::Mismatch`] when the file is not a saved result of this layout.
+    pub fn result<T: Element>(
+        &self,
+        layout: &ParamLayout,
+    ) -> Result<EnsembleResult<T>, CheckpointError> {
+        let count = |key: &str| -> Result<usize, CheckpointError> {
+            self.metadata(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| mismatch(format!("no `{key}` count in the metadata")))
+        };
+        let (members, steps) = (count("members")?, count("steps")?);
+        Ok(EnsembleResult {
+            params: self.params(layout, members)?,
+            losses: self.tensor::<T>("losses", &[members, steps])?,
+            steps,
+            stopped_early: false,
+            diverged: Vec::new(),
+        })
+    }
+}
+
 fn offsets(entry: &Value) -> Option<(usize, usize)> {
     let o = entry.get("data_offsets")?.as_array()?;
     Some((o.first()?.as_u64()? as usize, o.get(1)?.as_u64()? as usize))

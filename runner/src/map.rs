@@ -14,14 +14,15 @@ use flock_optim::{Adam, AdamConfig, GradientTransformation, MemberState, OptimEr
 /// What a run gives back: the final (or best) parameters and every member's loss curve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnsembleResult<T> {
-    /// Parameters after the run (each member's best, with [`RunOptions::keep_best`]).
+    /// Parameters after the run (each member's best, with [`RunOptions::keep_best`] or
+    /// [`RunOptions::validation`]).
     pub params: Parameters<T>,
     /// `losses[e·steps + t]`: member `e`'s loss returned by step `t` (at the parameters before
     /// that step's update), shape `[E, steps]` like pyrox's.
     pub losses: Vec<T>,
     /// Steps taken.
     pub steps: usize,
-    /// Whether a callback stopped the run before `num_epochs`.
+    /// Whether a callback (or the validation patience) stopped the run before `num_epochs`.
     pub stopped_early: bool,
     /// Members that diverged (non-finite loss or gradient) and the step at which they did; they
     /// keep their last finite parameters.
@@ -32,6 +33,118 @@ impl<T: Copy> EnsembleResult<T> {
     /// Member `e`'s loss curve.
     pub fn member_losses(&self, e: usize) -> &[T] {
         &self.losses[e * self.steps..(e + 1) * self.steps]
+    }
+}
+
+impl<T: Element> EnsembleResult<T> {
+    /// The members `members` (in that order; repeats allowed) as an ensemble of their own:
+    /// their parameters, loss curves and divergence reports.
+    ///
+    /// ```
+    /// use flock_autograd::{ParamLayout, Parameters};
+    /// use flock_runner::map::EnsembleResult;
+    /// let mut layout = ParamLayout::new();
+    /// layout.add("w", [1])?;
+    /// let result = |values: Vec<f64>| EnsembleResult {
+    ///     params: Parameters::from_values(layout.clone(), values.len(), values.clone()).unwrap(),
+    ///     losses: values.iter().flat_map(|v| [v * 10.0, *v]).collect(),
+    ///     steps: 2,
+    ///     stopped_early: false,
+    ///     diverged: vec![],
+    /// };
+    /// let (a, b) = (result(vec![1.0, 2.0, 3.0]), result(vec![4.0]));
+    /// let picked = a.select(&[2, 0])?;
+    /// assert_eq!(picked.params.values(), &[3.0, 1.0]);
+    /// assert_eq!(picked.member_losses(0), &[30.0, 3.0]);
+    /// let merged = EnsembleResult::merge(&[picked, b])?;
+    /// assert_eq!(merged.params.values(), &[3.0, 1.0, 4.0]);
+    /// assert!(a.select(&[3]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] for an empty selection or an index past the ensemble.
+    pub fn select(&self, members: &[usize]) -> Result<EnsembleResult<T>, RunError<T>> {
+        let size = self.params.members();
+        if members.is_empty() {
+            return Err(EnsembleError::ZeroMembers.into());
+        }
+        if let Some(&bad) = members.iter().find(|&&e| e >= size) {
+            return Err(EnsembleError::InvalidArgument {
+                name: "members",
+                value: bad as f64,
+                expected: "member indices below the ensemble size",
+            }
+            .into());
+        }
+        let mut values = Vec::with_capacity(members.len() * self.params.layout().member_size());
+        let mut losses = Vec::with_capacity(members.len() * self.steps);
+        let mut diverged = Vec::new();
+        for (new, &e) in members.iter().enumerate() {
+            values.extend_from_slice(self.params.member(e));
+            losses.extend_from_slice(self.member_losses(e));
+            diverged.extend(
+                self.diverged
+                    .iter()
+                    .filter(|d| d.member == e)
+                    .map(|d| Divergence {
+                        member: new,
+                        step: d.step,
+                    }),
+            );
+        }
+        Ok(EnsembleResult {
+            params: Parameters::from_values(self.params.layout().clone(), members.len(), values)?,
+            losses,
+            steps: self.steps,
+            stopped_early: self.stopped_early,
+            diverged,
+        })
+    }
+
+    /// Several results side by side as one ensemble (the members of `parts[0]` first, then
+    /// `parts[1]`'s, …); they must share the parameter layout and the number of steps.
+    ///
+    /// # Errors
+    /// [`RunError::IncompatiblePart`] naming the first part that differs from `parts[0]`;
+    /// [`RunError::Ensemble`] for no parts.
+    pub fn merge(parts: &[EnsembleResult<T>]) -> Result<EnsembleResult<T>, RunError<T>> {
+        let first = parts.first().ok_or(EnsembleError::ZeroMembers)?;
+        for (index, part) in parts.iter().enumerate() {
+            if part.params.layout() != first.params.layout() {
+                return Err(RunError::IncompatiblePart {
+                    index,
+                    what: "parameter layout",
+                });
+            }
+            if part.steps != first.steps {
+                return Err(RunError::IncompatiblePart {
+                    index,
+                    what: "number of steps",
+                });
+            }
+        }
+        let members: usize = parts.iter().map(|p| p.params.members()).sum();
+        let mut values = Vec::with_capacity(members * first.params.layout().member_size());
+        let mut losses = Vec::with_capacity(members * first.steps);
+        let mut diverged = Vec::new();
+        let mut offset = 0;
+        for part in parts {
+            values.extend_from_slice(part.params.values());
+            losses.extend_from_slice(&part.losses);
+            diverged.extend(part.diverged.iter().map(|d| Divergence {
+                member: d.member + offset,
+                step: d.step,
+            }));
+            offset += part.params.members();
+        }
+        Ok(EnsembleResult {
+            params: Parameters::from_values(first.params.layout().clone(), members, values)?,
+            losses,
+            steps: first.steps,
+            stopped_early: parts.iter().any(|p| p.stopped_early),
+            diverged,
+        })
     }
 }
 
@@ -211,6 +324,13 @@ pub enum RunError<T> {
         /// The result so far.
         partial: Box<EnsembleResult<T>>,
     },
+    /// [`EnsembleResult::merge`]: part `index` differs from the first part.
+    IncompatiblePart {
+        /// The part.
+        index: usize,
+        /// What differs (`"parameter layout"`, `"number of steps"`).
+        what: &'static str,
+    },
 }
 
 impl<T> fmt::Display for RunError<T> {
@@ -222,6 +342,10 @@ impl<T> fmt::Display for RunError<T> {
                 f,
                 "member {} diverged at step {} (non-finite loss or gradient); the result up to it is kept",
                 divergence.member, divergence.step
+            ),
+            RunError::IncompatiblePart { index, what } => write!(
+                f,
+                "cannot merge: part {index} has another {what} than part 0"
             ),
         }
     }

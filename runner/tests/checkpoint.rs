@@ -80,6 +80,86 @@ fn round_trips_are_bit_exact() {
     std::fs::remove_file(&p).unwrap();
 }
 
+/// Saved ensembles come back as results; members can be selected and ensembles merged, with
+/// parameters, loss curves and divergence reports following their members.
+#[test]
+fn saved_ensembles_select_and_merge_members() {
+    let (pa, pb) = (path("sel-a"), path("sel-b"));
+    let mut a = result::<f64>(3, 1);
+    a.diverged = vec![flock_runner::map::Divergence { member: 2, step: 1 }];
+    let b = result::<f64>(2, 9);
+    save_result(&pa, &a, &[]).unwrap();
+    save_result(&pb, &b, &[]).unwrap();
+    let a_back = Checkpoint::read(&pa)
+        .unwrap()
+        .result::<f64>(&layout())
+        .unwrap();
+    let b_back = Checkpoint::read(&pb)
+        .unwrap()
+        .result::<f64>(&layout())
+        .unwrap();
+    assert_eq!((&a_back.params, &a_back.losses), (&a.params, &a.losses));
+
+    let picked = a.select(&[2, 0]).unwrap();
+    assert_eq!(picked.params.member(0), a.params.member(2));
+    assert_eq!(picked.params.member(1), a.params.member(0));
+    assert_eq!(picked.member_losses(0), a.member_losses(2));
+    assert_eq!(
+        picked.diverged,
+        vec![flock_runner::map::Divergence { member: 0, step: 1 }]
+    );
+
+    let merged = EnsembleResult::merge(&[picked.clone(), b_back.clone()]).unwrap();
+    assert_eq!(merged.params.members(), 4);
+    for (e, (part, k)) in [(&picked, 0), (&picked, 1), (&b_back, 0), (&b_back, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(merged.params.member(e), part.params.member(k));
+        assert_eq!(merged.member_losses(e), part.member_losses(k));
+    }
+    // A merged ensemble saves and loads like any other.
+    save_result(&pa, &merged, &[]).unwrap();
+    let again = Checkpoint::read(&pa)
+        .unwrap()
+        .result::<f64>(&layout())
+        .unwrap();
+    assert_eq!(
+        (&again.params, &again.losses),
+        (&merged.params, &merged.losses)
+    );
+
+    // Errors name the problem.
+    assert!(a.select(&[]).is_err());
+    let past = a.select(&[0, 3]).unwrap_err().to_string();
+    assert!(past.contains("members"), "{past}");
+    let mut short = b.clone();
+    short.steps = 2;
+    short.losses.truncate(4);
+    let steps = EnsembleResult::merge(&[a.clone(), short])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        steps.contains("part 1") && steps.contains("steps"),
+        "{steps}"
+    );
+    let mut other = ParamLayout::new();
+    other.add("w", [3]).unwrap();
+    let foreign = EnsembleResult {
+        params: Parameters::from_values(other, 1, vec![0.0; 3]).unwrap(),
+        losses: vec![0.0; 4],
+        steps: 4,
+        stopped_early: false,
+        diverged: vec![],
+    };
+    let layout_err = EnsembleResult::merge(&[a, foreign])
+        .unwrap_err()
+        .to_string();
+    assert!(layout_err.contains("layout"), "{layout_err}");
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+}
+
 fn bytes() -> Vec<u8> {
     let p = path("fuzz-source");
     save_result(&p, &result::<f64>(2, 3), &[("k", "v")]).unwrap();

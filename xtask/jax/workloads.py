@@ -1,8 +1,11 @@
-"""The xtask benchmark workloads in JAX + optax, for `cargo xtask bench --vs-jax`.
+"""The xtask benchmark workloads in JAX + equinox + optax (+ numpyro for VI), for
+`cargo xtask bench --vs-jax`.
 
-Our own code, written the way pyrox's `EnsembleMAP.run` / `EnsembleVI.run` are: the member axis by
-`jax.vmap`, the training loop a jitted `lax.scan`. Same data recipe and hyperparameters as
-flock's benches. Prints `jax <name> <microseconds>` lines.
+Our own code, written the way pyrox's `EnsembleMAP.run` / `EnsembleVI.run` are: members are
+`eqx.nn.MLP`s stacked by `eqx.filter_vmap`, the member axis by `jax.vmap`, the training loop a
+jitted `lax.scan`; VI is numpyro's `SVI` with an `AutoNormal` guide (init scale 0.1) and
+`Trace_ELBO`, one SVI state per member. Same data recipe and hyperparameters as flock's benches.
+Prints `jax <name> <microseconds>` lines.
 
 Usage: python workloads.py {f32,f64} [--quick]
 """
@@ -15,39 +18,30 @@ if PRECISION == "f64":
     os.environ["JAX_ENABLE_X64"] = "1"
 START = time.perf_counter()
 
+import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
 import optax  # noqa: E402
+from numpyro.infer import SVI, Trace_ELBO  # noqa: E402
+from numpyro.infer.autoguide import AutoNormal  # noqa: E402
 
 DTYPE = jnp.float64 if PRECISION == "f64" else jnp.float32
 
 
 def init_mlp(key, sizes):
-    """equinox.nn.MLP's default init: weights and biases uniform in ±1/sqrt(fan_in)."""
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        key, kw, kb = jax.random.split(key, 3)
-        lim = 1.0 / jnp.sqrt(fan_in)
-        params.append((
-            jax.random.uniform(kw, (fan_out, fan_in), DTYPE, -lim, lim),
-            jax.random.uniform(kb, (fan_out,), DTYPE, -lim, lim),
-        ))
-    return params
+    """One member: an `eqx.nn.MLP` (equinox's default init) with tanh hidden layers."""
+    return eqx.nn.MLP(
+        in_size="scalar", out_size="scalar", width_size=sizes[1], depth=len(sizes) - 2,
+        activation=jnp.tanh, key=key, dtype=DTYPE,
+    )
 
 
-def mlp(params, x):
-    h = x[:, None]
-    for i, (w, b) in enumerate(params):
-        h = h @ w.T + b
-        if i < len(params) - 1:
-            h = jnp.tanh(h)
-    return h[:, 0]
-
-
-def log_joint(params, x, y):
-    f = mlp(params, x)
+def log_joint(params, static, x, y):
+    f = jax.vmap(eqx.combine(params, static))(x)
     ll = -0.5 * jnp.sum((y - f) ** 2) / 0.1**2
-    lp = -0.5 * sum(jnp.sum(w**2) + jnp.sum(b**2) for w, b in params)
+    lp = -0.5 * sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(params))
     return ll, lp
 
 
@@ -57,12 +51,13 @@ def map_run(members, sizes, n, batch, lr, steps):
     y = jnp.sin(x) / jnp.where(x == 0, 1.0, x)
     opt = optax.adam(lr)
     keys = jax.random.split(jax.random.PRNGKey(0), members)
-    params = jax.vmap(lambda k: init_mlp(k, sizes))(keys)
+    ensemble = eqx.filter_vmap(lambda k: init_mlp(k, sizes))(keys)
+    params, static = eqx.partition(ensemble, eqx.is_inexact_array)
     state = jax.vmap(opt.init)(params)
     scale = n / batch if batch < n else 1.0
 
     def loss(p, xb, yb):
-        ll, lp = log_joint(p, xb, yb)
+        ll, lp = log_joint(p, static, xb, yb)
         return -scale * ll - lp
 
     def step(carry, key):
@@ -84,51 +79,38 @@ def map_run(members, sizes, n, batch, lr, steps):
 
 
 def vi_run(members, steps, lr=5e-3):
-    """Mean-field VI of the seed's model, 1 particle, as EnsembleVI.run: vmap + lax.scan."""
+    """Mean-field VI of the seed's model, 1 particle, as EnsembleVI.run: numpyro SVI with an
+    AutoNormal guide per member, vmap over members + lax.scan over steps."""
     hidden, sigma = 32, 0.1
     x = jnp.linspace(-10.0, 10.0, 80, dtype=DTYPE)
     y = jnp.sin(x) / jnp.where(x == 0, 1.0, x)
-    shapes = {"W1": (1, hidden), "b1": (hidden,), "W2": (hidden, hidden), "b2": (hidden,),
-              "W3": (hidden, 1), "b3": (1,)}
-    opt = optax.adam(lr)
 
-    def init(key):
-        ks = jax.random.split(key, len(shapes))
-        loc = {k: 0.5 * jax.random.normal(kk, s, DTYPE) for kk, (k, s) in zip(ks, shapes.items())}
-        rho = {k: jnp.full(s, jnp.log(jnp.expm1(0.1)), DTYPE) for k, s in shapes.items()}
-        return {"loc": loc, "rho": rho}
+    def model(x, y=None):
+        w1 = numpyro.sample("W1", dist.Normal(jnp.zeros((1, hidden), DTYPE), 1.0).to_event(2))
+        b1 = numpyro.sample("b1", dist.Normal(jnp.zeros(hidden, DTYPE), 1.0).to_event(1))
+        w2 = numpyro.sample("W2", dist.Normal(jnp.zeros((hidden, hidden), DTYPE), 1.0).to_event(2))
+        b2 = numpyro.sample("b2", dist.Normal(jnp.zeros(hidden, DTYPE), 1.0).to_event(1))
+        w3 = numpyro.sample("W3", dist.Normal(jnp.zeros((hidden, 1), DTYPE), 1.0).to_event(2))
+        b3 = numpyro.sample("b3", dist.Normal(jnp.zeros(1, DTYPE), 1.0).to_event(1))
+        h = jnp.tanh(x[:, None] @ w1 + b1)
+        h = jnp.tanh(h @ w2 + b2)
+        f = (h @ w3 + b3)[:, 0]
+        numpyro.sample("y", dist.Normal(f, sigma), obs=y)
 
-    def neg_elbo(v, key):
-        ks = jax.random.split(key, len(shapes))
-        theta, logq, logp = {}, 0.0, 0.0
-        for kk, k in zip(ks, shapes):
-            s = jax.nn.softplus(v["rho"][k])
-            eps = jax.random.normal(kk, shapes[k], DTYPE)
-            theta[k] = v["loc"][k] + s * eps
-            logq += jnp.sum(jax.scipy.stats.norm.logpdf(theta[k], v["loc"][k], s))
-            logp += jnp.sum(jax.scipy.stats.norm.logpdf(theta[k], 0.0, 1.0))
-        h = jnp.tanh(x[:, None] @ theta["W1"] + theta["b1"])
-        h = jnp.tanh(h @ theta["W2"] + theta["b2"])
-        f = (h @ theta["W3"] + theta["b3"])[:, 0]
-        ll = jnp.sum(jax.scipy.stats.norm.logpdf(y, f, sigma))
-        return -(ll - (logq - logp))
-
+    guide = AutoNormal(model, init_scale=0.1)
+    svi = SVI(model, guide, optax.adam(lr), Trace_ELBO(num_particles=1))
     keys = jax.random.split(jax.random.PRNGKey(0), members)
-    params = jax.vmap(init)(keys)
-    state = jax.vmap(opt.init)(params)
+    states = jax.vmap(lambda k: svi.init(k, x, y))(keys)
 
-    def step(carry, key):
-        params, state = carry
-        mkeys = jax.random.split(key, members)
-        losses, grads = jax.vmap(jax.value_and_grad(neg_elbo))(params, mkeys)
-        updates, state = jax.vmap(opt.update)(grads, state, params)
-        return (optax.apply_updates(params, updates), state), losses
+    def step(states, _):
+        states, losses = jax.vmap(lambda s: svi.update(s, x, y))(states)
+        return states, losses
 
     @jax.jit
-    def run(params, state, key):
-        return jax.lax.scan(step, (params, state), jax.random.split(key, steps))
+    def run(states, _unused, key):
+        return jax.lax.scan(step, states, None, length=steps)
 
-    return run, params, state
+    return run, states, None
 
 
 def per_step(name, make, steps):

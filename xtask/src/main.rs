@@ -283,30 +283,51 @@ fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
     out
 }
 
-/// The Python environment for `--vs-jax`: `target/jax-venv`, created on first use.
+/// The Python packages `xtask/jax/workloads.py` imports (pip names and module names).
+const JAX_PACKAGES: [(&str, &str); 4] = [
+    ("jax", "jax"),
+    ("optax", "optax"),
+    ("equinox", "equinox"),
+    ("numpyro", "numpyro"),
+];
+
+/// The Python environment for `--vs-jax`: `target/jax-venv`, created on first use; packages
+/// missing from an older environment are added.
 fn jax_python() -> Result<PathBuf, String> {
     let venv = workspace_root().join("target/jax-venv");
     let python = venv.join("bin/python");
-    if python.exists() {
-        return Ok(python);
-    }
-    eprintln!(
-        "xtask: creating {} with jax and optax from the package registry (once; a minute or two)",
-        venv.display()
-    );
     let start = Instant::now();
-    run(
-        "python3",
-        &["-m", "venv", venv.to_str().unwrap_or("target/jax-venv")],
-    )?;
-    run(
-        python.to_str().unwrap_or("python"),
-        &["-m", "pip", "install", "--quiet", "jax", "optax"],
-    )?;
-    eprintln!(
-        "xtask: environment ready in {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
+    if !python.exists() {
+        eprintln!(
+            "xtask: creating {} with jax, optax, equinox and numpyro from the package registry \
+             (once; a minute or two)",
+            venv.display()
+        );
+        run(
+            "python3",
+            &["-m", "venv", venv.to_str().unwrap_or("target/jax-venv")],
+        )?;
+    }
+    let python_str = python.to_str().unwrap_or("python");
+    let missing: Vec<&str> = JAX_PACKAGES
+        .iter()
+        .filter(|(_, module)| run(python_str, &["-c", &format!("import {module}")]).is_err())
+        .map(|(package, _)| *package)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "xtask: installing {} into {}",
+            missing.join(", "),
+            venv.display()
+        );
+        let mut args = vec!["-m", "pip", "install", "--quiet"];
+        args.extend(&missing);
+        run(python_str, &args)?;
+        eprintln!(
+            "xtask: environment ready in {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
     Ok(python)
 }
 
