@@ -76,28 +76,34 @@ fn symmetric_uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 /// assert!(mean.abs() < 0.05);
 /// ```
 pub fn fill_standard_normal<T: Element, R: Rng + ?Sized>(rng: &mut R, out: &mut [T]) {
-    let mut u = [0.0f64; PAIRS_PER_PASS];
-    let mut v = [0.0f64; PAIRS_PER_PASS];
-    let mut s = [0.0f64; PAIRS_PER_PASS];
+    // One spare slot: a rejected candidate is written and then overwritten (no branch).
+    let mut u = [0.0f64; PAIRS_PER_PASS + 1];
+    let mut v = [0.0f64; PAIRS_PER_PASS + 1];
+    let mut s = [0.0f64; PAIRS_PER_PASS + 1];
     let mut log_s = [0.0f64; PAIRS_PER_PASS];
+    let mut factor = [0.0f64; PAIRS_PER_PASS];
     for chunk in out.chunks_mut(2 * PAIRS_PER_PASS) {
         let pairs = chunk.len().div_ceil(2);
         let mut accepted = 0;
         while accepted < pairs {
             let (a, b) = (symmetric_uniform(rng), symmetric_uniform(rng));
             let r = a * a + b * b;
-            if r > 0.0 && r < 1.0 {
-                (u[accepted], v[accepted], s[accepted]) = (a, b, r);
-                accepted += 1;
-            }
+            (u[accepted], v[accepted], s[accepted]) = (a, b, r);
+            accepted += usize::from(r > 0.0 && r < 1.0);
         }
         ln(&s[..pairs], &mut log_s[..pairs]);
-        for i in 0..pairs {
-            let factor = (-2.0 * log_s[i] / s[i]).sqrt();
-            chunk[2 * i] = T::from_f64(u[i] * factor);
-            if let Some(slot) = chunk.get_mut(2 * i + 1) {
-                *slot = T::from_f64(v[i] * factor);
-            }
+        // A loop the compiler turns into vector divisions and square roots.
+        for ((f, &l), &r) in factor[..pairs].iter_mut().zip(&log_s).zip(&s) {
+            *f = (-2.0 * l / r).sqrt();
+        }
+        let (whole, tail) = chunk.split_at_mut(chunk.len() & !1);
+        for (i, out) in whole.chunks_exact_mut(2).enumerate() {
+            out[0] = T::from_f64(u[i] * factor[i]);
+            out[1] = T::from_f64(v[i] * factor[i]);
+        }
+        if let Some(last) = tail.first_mut() {
+            let i = pairs - 1;
+            *last = T::from_f64(u[i] * factor[i]);
         }
     }
 }
