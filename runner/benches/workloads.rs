@@ -133,6 +133,42 @@ fn mlp_step<T: Element>(
     }
 }
 
+/// Seconds per `EnsembleVI` step on the seed problem (E = 16, one particle).
+fn vi_step<T: Element>(threads: usize) -> (f64, f64, f64) {
+    let x: Vec<T> = (0..80)
+        .map(|i| T::from_f64(-10.0 + 20.0 * i as f64 / 80.0))
+        .collect();
+    let y: Vec<T> = x
+        .iter()
+        .map(|v| T::from_f64(flock_runner::seed::sinc(v.to_f64())))
+        .collect();
+    let data = Batch::new(&x, &y, 80).unwrap();
+    let size = 32 + 32 + 32 * 32 + 32 + 32 + 1;
+    let loc_init = move |rng: &mut MemberRng| {
+        (0..size)
+            .map(|_| T::from_f64(0.5 * standard_normal(rng)))
+            .collect()
+    };
+    let mut vi = EnsembleVI::new(
+        seed_model,
+        data,
+        loc_init,
+        adam(5e-3, AdamConfig::default()).unwrap(),
+        ViConfig {
+            threads,
+            ..ViConfig::default()
+        },
+    )
+    .unwrap();
+    let mut state = vi.init(0).unwrap();
+    time(
+        || {
+            vi.update(&mut state, data, 1.0).unwrap();
+        },
+        0.05,
+    )
+}
+
 fn main() {
     // Scale and wide workloads.
     for threads in [1, 2] {
@@ -146,48 +182,36 @@ fn main() {
             mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
         );
     }
-    report(
-        "wide workload E=16 N=80 hidden 128 f32",
-        mlp_step::<f32>(16, 128, 80, 80, 1, 0.03),
-    );
-    report(
-        "wide workload E=16 N=80 hidden 128 f64",
-        mlp_step::<f64>(16, 128, 80, 80, 1, 0.03),
-    );
-
-    // The seed's VI step (1 particle, f64).
-    let x: Vec<f64> = (0..80).map(|i| -10.0 + 20.0 * i as f64 / 80.0).collect();
-    let y: Vec<f64> = x.iter().map(|&v| flock_runner::seed::sinc(v)).collect();
-    let data = Batch::new(&x, &y, 80).unwrap();
-    let size = 32 + 32 + 32 * 32 + 32 + 32 + 1;
-    let loc_init =
-        move |rng: &mut MemberRng| (0..size).map(|_| 0.5 * standard_normal(rng)).collect();
     for threads in [1, 2] {
-        let mut vi = EnsembleVI::new(
-            seed_model,
-            data,
-            loc_init,
-            adam(5e-3, AdamConfig::default()).unwrap(),
-            ViConfig {
-                threads,
-                ..ViConfig::default()
-            },
-        )
-        .unwrap();
-        let mut state = vi.init(0).unwrap();
-        let name = if threads == 1 {
-            "VI step seed model E=16 1 particle f64".to_owned()
+        let suffix = if threads == 1 {
+            String::new()
         } else {
-            format!("VI step seed model E=16 1 particle f64 {threads} threads")
+            format!(" {threads} threads")
         };
         report(
-            &name,
-            time(
-                || {
-                    vi.update(&mut state, data, 1.0).unwrap();
-                },
-                0.05,
-            ),
+            &format!("wide workload E=16 N=80 hidden 128 f32{suffix}"),
+            mlp_step::<f32>(16, 128, 80, 80, threads, 0.03),
+        );
+        report(
+            &format!("wide workload E=16 N=80 hidden 128 f64{suffix}"),
+            mlp_step::<f64>(16, 128, 80, 80, threads, 0.03),
+        );
+    }
+
+    // The seed's VI step (1 particle), members on 1 and 2 threads.
+    for threads in [1, 2] {
+        let suffix = if threads == 1 {
+            String::new()
+        } else {
+            format!(" {threads} threads")
+        };
+        report(
+            &format!("VI step seed model E=16 1 particle f32{suffix}"),
+            vi_step::<f32>(threads),
+        );
+        report(
+            &format!("VI step seed model E=16 1 particle f64{suffix}"),
+            vi_step::<f64>(threads),
         );
     }
 

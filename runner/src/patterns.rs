@@ -10,11 +10,14 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use flock_autograd::{Activation, AutogradError, Batch, Graph, LogJoint, Mlp, ParamLayout, Var};
+use flock_autograd::{
+    Activation, Arg, AutogradError, Batch, Graph, LogJoint, Mlp, ParamLayout, Var,
+};
 use flock_ensemble::model::{ModelContext, ModelLogJoint, normal};
 use flock_ensemble::{
     EnsembleState, ensemble_init, ensemble_predict, ensemble_step, standard_normal,
 };
+use flock_kernels::Element;
 use flock_optim::{
     AdamConfig, GradientTransformation, adam, adamw, chain, clip_by_global_norm,
     warmup_cosine_decay_schedule,
@@ -154,23 +157,28 @@ pub fn pattern_b(data: &SeedData, init: Init) -> Result<PatternFit, Box<dyn Erro
 ///
 /// # Errors
 /// Shape errors of the model's computation.
-pub fn seed_model(m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
-    let w1 = m.sample("W1", normal(0.0, 1.0), [1, HIDDEN])?;
-    let b1 = m.sample("b1", normal(0.0, 1.0), [HIDDEN])?;
-    let w2 = m.sample("W2", normal(0.0, 1.0), [HIDDEN, HIDDEN])?;
-    let b2 = m.sample("b2", normal(0.0, 1.0), [HIDDEN])?;
-    let w3 = m.sample("W3", normal(0.0, 1.0), [HIDDEN, 1])?;
-    let b3 = m.sample("b3", normal(0.0, 1.0), [1])?;
+pub fn seed_model<T: Element>(
+    m: &mut ModelContext<'_, '_, T>,
+    x: Var,
+    y: Var,
+) -> Result<(), AutogradError> {
+    let standard = || normal(Arg::Const(T::ZERO), Arg::Const(T::ONE));
+    let w1 = m.sample("W1", standard(), [1, HIDDEN])?;
+    let b1 = m.sample("b1", standard(), [HIDDEN])?;
+    let w2 = m.sample("W2", standard(), [HIDDEN, HIDDEN])?;
+    let b2 = m.sample("b2", standard(), [HIDDEN])?;
+    let w3 = m.sample("W3", standard(), [HIDDEN, 1])?;
+    let b3 = m.sample("b3", standard(), [1])?;
     let f = seed_network(m.graph(), x, [w1, b1, w2, b2, w3, b3])?;
-    m.observe("y", normal(f, SIGMA), y)
+    m.observe("y", normal(f, Arg::Const(T::from_f64(SIGMA))), y)
 }
 
 /// The seed model's network `tanh(tanh(x·W1 + b1)·W2 + b2)·W3 + b3`, as `[B]`.
 ///
 /// # Errors
 /// Shape errors.
-pub fn seed_network(
-    g: &mut Graph<'_, f64>,
+pub fn seed_network<T: Element>(
+    g: &mut Graph<'_, T>,
     x: Var,
     [w1, b1, w2, b2, w3, b3]: [Var; 6],
 ) -> Result<Var, AutogradError> {

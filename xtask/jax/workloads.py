@@ -136,5 +136,4 @@ per_step(f"seed step {PRECISION}", lambda: map_run(16, [1, 32, 32, 1], 80, 80, 5
 scale_steps = 200 if quick else 2000
 per_step(f"scale step {PRECISION}", lambda: map_run(64, [1, 64, 64, 1], 4096, 256, 1e-3, scale_steps), scale_steps)
 per_step(f"wide step {PRECISION}", lambda: map_run(16, [1, 128, 128, 1], 80, 80, 5e-3, 300 if quick else 1500), 300 if quick else 1500)
-if PRECISION == "f64":
-    per_step("VI step f64", lambda: vi_run(16, seed_steps), seed_steps)
+per_step(f"VI step {PRECISION}", lambda: vi_run(16, seed_steps), seed_steps)

@@ -410,6 +410,26 @@ fn print_vs_jax(figures: &[Figure], jax: &[(String, f64)]) {
             "wide step f64",
         ),
         (
+            "wide step f32, flock 2 threads",
+            "runner/wide workload E=16 N=80 hidden 128 f32 2 threads",
+            "wide step f32",
+        ),
+        (
+            "wide step f64, flock 2 threads",
+            "runner/wide workload E=16 N=80 hidden 128 f64 2 threads",
+            "wide step f64",
+        ),
+        (
+            "VI step f32, flock 1 thread",
+            "runner/VI step seed model E=16 1 particle f32",
+            "VI step f32",
+        ),
+        (
+            "VI step f32, flock 2 threads",
+            "runner/VI step seed model E=16 1 particle f32 2 threads",
+            "VI step f32",
+        ),
+        (
             "VI step f64, flock 1 thread",
             "runner/VI step seed model E=16 1 particle f64",
             "VI step f64",
