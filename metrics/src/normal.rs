@@ -3,7 +3,7 @@
 
 use core::f64::consts::{FRAC_1_SQRT_2, PI};
 
-use flock_kernels::{F64Vector, SimdVector, pow2_f64};
+use flock_kernels::{F64Vector, SimdVector, exp_f64};
 
 /// `½·ln(2π)`.
 pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
@@ -234,53 +234,13 @@ const MILLS_POLY: [f64; 18] = [
 /// `1/√(2π)`.
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-/// `e^y` for `y ≤ 0` without branches or divisions: `y = n·ln2 + r` (Cody–Waite, `|r| ≤ ln2/2`),
-/// `e^r` by a degree-13 Taylor polynomial in Estrin's scheme (truncation below 2e-17), times `2ⁿ`
-/// from exponent bits. `y` is clamped to `−700` (`e^{−700} ≈ 1e-304`, where callers' tails are
-/// already negligible), so `2ⁿ` stays a normal number. Accurate to about 1 ulp (tested against
-/// `f64::exp`).
+/// `e^y` for `y ≤ 0`: [`flock_kernels::exp_f64`] (branch-free, about 1 ulp) with `y` clamped to
+/// `−700` (`e^{−700} ≈ 1e-304`, where callers' tails are already negligible), so `2ⁿ` stays a
+/// normal number.
 #[inline(always)]
 fn exp_non_positive(y: F64Vector) -> F64Vector {
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    // Adding and removing 1.5·2⁵² rounds to the nearest integer.
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
-    let s = F64Vector::splat;
-    let y = y.max(s(-700.0));
-    let n = y.mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER)) - s(SHIFTER);
-    let r = n.mul_add(s(-LN2_HI), y);
-    let r = n.mul_add(s(-LN2_LO), r);
-    let c = |i: usize| s(INV_FACTORIAL[i]);
-    let r2 = r * r;
-    let r4 = r2 * r2;
-    let r8 = r4 * r4;
-    let a: [F64Vector; 7] = core::array::from_fn(|i| r.mul_add(c(2 * i + 1), c(2 * i)));
-    let b0 = r2.mul_add(a[1], a[0]);
-    let b1 = r2.mul_add(a[3], a[2]);
-    let b2 = r2.mul_add(a[5], a[4]);
-    let c0 = r4.mul_add(b1, b0);
-    let c1 = r4.mul_add(a[6], b2);
-    let poly = r8.mul_add(c1, c0);
-    poly * pow2_f64(n)
+    exp_f64(y.max(F64Vector::splat(-700.0)))
 }
-
-/// `1/i!` for `i = 0..=13`.
-const INV_FACTORIAL: [f64; 14] = [
-    1.0,
-    1.0,
-    0.5,
-    1.0 / 6.0,
-    1.0 / 24.0,
-    1.0 / 120.0,
-    1.0 / 720.0,
-    1.0 / 5_040.0,
-    1.0 / 40_320.0,
-    1.0 / 362_880.0,
-    1.0 / 3_628_800.0,
-    1.0 / 39_916_800.0,
-    1.0 / 479_001_600.0,
-    1.0 / 6_227_020_800.0,
-];
 
 /// `(Φ(z), φ(z))` for a vector of `z`, branch-free: `φ` from the vector `exp`, and
 /// `Φ(−|z|) = φ(z)·t·R(t)` with `t = 5/(5 + |z|)` and `R` the polynomial [`MILLS_POLY`] (Estrin's
