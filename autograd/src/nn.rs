@@ -241,4 +241,30 @@ impl Mlp {
         }
         Ok(())
     }
+
+    /// [`Mlp::init_member`] as an ensemble's `init_fn`: each call returns a fresh member block of
+    /// `layout` (the layout this MLP was built in, and only it — a block of another layout is
+    /// a programming error and panics).
+    ///
+    /// ```
+    /// use flock_autograd::{Activation, Mlp, MlpConfig, ParamLayout};
+    /// let mut layout = ParamLayout::new();
+    /// let mlp = Mlp::new(&mut layout, "", MlpConfig::new(1, 1, 8, 2, Activation::Tanh))?;
+    /// let mut init = mlp.member_init::<f64, rand_pcg::Pcg64>(&layout);
+    /// let block = init(&mut rand_pcg::Pcg64::new(1, 2));
+    /// assert_eq!(block.len(), layout.member_size());
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    pub fn member_init<T: Element, R: Rng + ?Sized>(
+        &self,
+        layout: &ParamLayout,
+    ) -> impl FnMut(&mut R) -> Vec<T> + Send + Sync + Clone + use<T, R> {
+        let (mlp, layout) = (self.clone(), layout.clone());
+        move |rng: &mut R| {
+            let mut block = vec![T::ZERO; layout.member_size()];
+            mlp.init_member(&layout, rng, &mut block)
+                .expect("the layout is the one the MLP was built in");
+            block
+        }
+    }
 }

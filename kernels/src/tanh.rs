@@ -51,4 +51,3 @@ pub(crate) fn tanh_f64(x: F64Vector) -> F64Vector {
     let r = is_small.select(x + ratio, (s(1.0) - ratio).copysign(x));
     x.is_nan().select(x, r)
 }
-

@@ -7,21 +7,10 @@ use flock_ensemble::{MemberRng, ParallelLogJoint};
 use flock_kernels::Element;
 use flock_optim::{AdamConfig, adam};
 use flock_runner::map::EnsembleMAP;
+use flock_runner::seed::seed_log_joint;
 
 fn main() {
     divan::main();
-}
-
-fn log_joint<T: Element>(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<T> + Send + use<T> {
-    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let r = g.sub(y, f)?;
-        let sse = g.sum_squares(r);
-        let theta = g.all_params();
-        let ss = g.sum_squares(theta);
-        Ok((g.scale(sse, -50.0), g.scale(ss, -0.5)))
-    })
 }
 
 fn bench_step<T: Element>(bencher: divan::Bencher<'_, '_>, threads: usize) {
@@ -32,14 +21,9 @@ fn bench_step<T: Element>(bencher: divan::Bencher<'_, '_>, threads: usize) {
         MlpConfig::new(1, 1, 32, 2, Activation::Tanh),
     )
     .unwrap();
-    let (l2, m2) = (layout.clone(), mlp.clone());
-    let init = move |rng: &mut MemberRng| {
-        let mut block = vec![T::ZERO; l2.member_size()];
-        m2.init_member(&l2, rng, &mut block).unwrap();
-        block
-    };
+    let init = mlp.member_init::<T, MemberRng>(&layout);
     let parts = (0..threads)
-        .map(|_| log_joint::<T>(&layout, mlp.clone()))
+        .map(|_| seed_log_joint::<T>(&layout, mlp.clone()))
         .collect();
     let mut map = EnsembleMAP::new(
         ParallelLogJoint::new(parts),

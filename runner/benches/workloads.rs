@@ -15,6 +15,7 @@ use flock_metrics::{Series, line_chart_svg, svg_to_png};
 use flock_optim::{AdamConfig, adam};
 use flock_runner::map::{EnsembleMAP, RunOptions};
 use flock_runner::patterns::seed_model;
+use flock_runner::seed::seed_log_joint;
 use flock_runner::vi::{EnsembleVI, ViConfig};
 
 /// (median, min, max) seconds per call of `f`: 11 batches of ≈`budget` seconds each.
@@ -49,18 +50,6 @@ fn report(name: &str, (median, min, max): (f64, f64, f64)) -> f64 {
     median * 1e6
 }
 
-fn mlp_log_joint<T: Element>(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<T> + Send + use<T> {
-    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let r = g.sub(y, f)?;
-        let sse = g.sum_squares(r);
-        let theta = g.all_params();
-        let ss = g.sum_squares(theta);
-        Ok((g.scale(sse, -50.0), g.scale(ss, -0.5)))
-    })
-}
-
 /// Seconds per `EnsembleMAP` step for an MLP `1→width→width→1` on `rows` examples in batches of
 /// `batch`.
 fn mlp_step<T: Element>(
@@ -78,14 +67,9 @@ fn mlp_step<T: Element>(
         MlpConfig::new(1, 1, width, 2, Activation::Tanh),
     )
     .unwrap();
-    let (l2, m2) = (layout.clone(), mlp.clone());
-    let init = move |rng: &mut MemberRng| {
-        let mut block = vec![T::ZERO; l2.member_size()];
-        m2.init_member(&l2, rng, &mut block).unwrap();
-        block
-    };
+    let init = mlp.member_init::<T, MemberRng>(&layout);
     let parts = (0..threads)
-        .map(|_| mlp_log_joint::<T>(&layout, mlp.clone()))
+        .map(|_| seed_log_joint::<T>(&layout, mlp.clone()))
         .collect();
     let mut map = EnsembleMAP::new(
         ParallelLogJoint::new(parts),
@@ -182,6 +166,8 @@ fn main() {
             mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
         );
     }
+    // The wide workload and the seed's VI step (1 particle), members on 1 and 2 threads (the
+    // one-thread names carry no suffix, as in earlier records of the history file).
     for threads in [1, 2] {
         let suffix = if threads == 1 {
             String::new()
@@ -196,15 +182,6 @@ fn main() {
             &format!("wide workload E=16 N=80 hidden 128 f64{suffix}"),
             mlp_step::<f64>(16, 128, 80, 80, threads, 0.03),
         );
-    }
-
-    // The seed's VI step (1 particle), members on 1 and 2 threads.
-    for threads in [1, 2] {
-        let suffix = if threads == 1 {
-            String::new()
-        } else {
-            format!(" {threads} threads")
-        };
         report(
             &format!("VI step seed model E=16 1 particle f32{suffix}"),
             vi_step::<f32>(threads),

@@ -11,20 +11,7 @@ use flock_ensemble::{MemberRng, ParallelLogJoint};
 use flock_kernels::Element;
 use flock_optim::{AdamConfig, adam};
 use flock_runner::map::{EnsembleMAP, RunOptions};
-use flock_runner::seed::{ENSEMBLE_SIZE, HIDDEN, NUM_EPOCHS, SIGMA, SeedData};
-
-/// The seed's log-joint: `Σ log N(y | f(x), σ)` and `Σ log N(θ | 0, 1)`, up to constants.
-fn seed_log_joint<T: Element>(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<T> + Send + use<T> {
-    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let r = g.sub(y, f)?;
-        let sse = g.sum_squares(r);
-        let theta = g.all_params();
-        let ss = g.sum_squares(theta);
-        Ok((g.scale(sse, -0.5 / (SIGMA * SIGMA)), g.scale(ss, -0.5)))
-    })
-}
+use flock_runner::seed::{ENSEMBLE_SIZE, HIDDEN, NUM_EPOCHS, SeedData, seed_log_joint};
 
 fn run<T: Element>(threads: usize, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
     let data = SeedData::generate(666);
@@ -36,13 +23,7 @@ fn run<T: Element>(threads: usize, steps: usize) -> Result<(), Box<dyn std::erro
         "",
         MlpConfig::new(1, 1, HIDDEN, 2, Activation::Tanh),
     )?;
-    let (l2, m2) = (layout.clone(), mlp.clone());
-    let init = move |rng: &mut MemberRng| {
-        let mut block = vec![T::ZERO; l2.member_size()];
-        m2.init_member(&l2, rng, &mut block)
-            .expect("the layout is the MLP's own");
-        block
-    };
+    let init = mlp.member_init::<T, MemberRng>(&layout);
     let parts = (0..threads)
         .map(|_| seed_log_joint::<T>(&layout, mlp.clone()))
         .collect();

@@ -349,13 +349,7 @@ pub fn fit_with_progress(
         })
     };
     let log_joint = ParallelLogJoint::new((0..spec.threads.max(1)).map(|_| make()).collect());
-    let (l2, m2) = (layout.clone(), network.mlp.clone());
-    let init = move |rng: &mut MemberRng| {
-        let mut block = vec![0.0; l2.member_size()];
-        m2.init_member(&l2, rng, &mut block)
-            .expect("the layout is the MLP's own");
-        block
-    };
+    let init = network.mlp.member_init::<f64, MemberRng>(&layout);
     let batch_size = spec.batch_size.clamp(1, rows.max(1));
     let epoch_steps = rows.div_ceil(batch_size);
     let steps = spec.epochs * epoch_steps;

@@ -9,6 +9,7 @@ use flock_autograd::{
 };
 use flock_ensemble::{member_rng, standard_normal};
 use flock_fixtures::FixtureError;
+use flock_kernels::Element;
 use flock_metrics::{ExactScores, MetricsError, MixturePredictive, Sigma, exact_scores};
 use rand::RngExt;
 
@@ -95,8 +96,12 @@ pub fn seed_mlp() -> (ParamLayout, Mlp) {
 }
 
 /// The seed's `log_joint_native`: `ℓ = −½Σ(y − f)²/σ²`, `π = −½Σθ²` over every weight.
-pub fn seed_log_joint(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<f64> + use<> {
-    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+/// Works for any one-output MLP and either precision (the benches use it for wider networks).
+pub fn seed_log_joint<T: Element>(
+    layout: &ParamLayout,
+    mlp: Mlp,
+) -> impl LogJoint<T> + Send + use<T> {
+    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
         let f = mlp.forward(g, x)?;
         let f = g.squeeze_last(f)?;
         let r = g.sub(y, f)?;
