@@ -350,26 +350,36 @@ pub fn save_result<T: Element>(
     let params = &result.params;
     let members = params.members();
     let stacked = leaf_tensors(params);
-    let mut tensors: Vec<Tensor<'_, T>> = stacked
+    let mut tensors = element_tensors(&stacked);
+    tensors.push(Tensor {
+        name: "losses".into(),
+        shape: vec![members, result.steps],
+        values: Values::Element(&result.losses),
+    });
+    let mut meta = metadata_map(metadata);
+    meta.insert("steps".into(), result.steps.to_string());
+    meta.insert("members".into(), members.to_string());
+    write_atomically(path, &encode(&tensors, &meta))
+}
+
+/// Borrowed tensors of the element type for `(name, shape, values)` triples.
+fn element_tensors<T>(stacked: &[(String, Vec<usize>, Vec<T>)]) -> Vec<Tensor<'_, T>> {
+    stacked
         .iter()
         .map(|(name, shape, values)| Tensor {
             name: name.clone(),
             shape: shape.clone(),
             values: Values::Element(values),
         })
-        .collect();
-    tensors.push(Tensor {
-        name: "losses".into(),
-        shape: vec![members, result.steps],
-        values: Values::Element(&result.losses),
-    });
-    let mut meta: BTreeMap<String, String> = metadata
+        .collect()
+}
+
+/// The caller's metadata as the header's string map.
+fn metadata_map(metadata: &[(&str, &str)]) -> BTreeMap<String, String> {
+    metadata
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    meta.insert("steps".into(), result.steps.to_string());
-    meta.insert("members".into(), members.to_string());
-    write_atomically(path, &encode(&tensors, &meta))
+        .collect()
 }
 
 /// One tensor per leaf (`[E, …]`), stacked from member-major parameters.
@@ -420,14 +430,7 @@ pub fn save_state_with<T: Element, S: MemberState>(
     let stacked = leaf_tensors(&state.params);
     let mut optimizer = Vec::new();
     state.opt_state.save(&mut optimizer);
-    let mut tensors: Vec<Tensor<'_, T>> = stacked
-        .iter()
-        .map(|(name, shape, values)| Tensor {
-            name: name.clone(),
-            shape: shape.clone(),
-            values: Values::Element(values),
-        })
-        .collect();
+    let mut tensors = element_tensors(&stacked);
     tensors.push(Tensor {
         name: "optimizer_state".into(),
         shape: vec![optimizer.len()],
@@ -440,10 +443,7 @@ pub fn save_state_with<T: Element, S: MemberState>(
             values: Values::Element(values),
         });
     }
-    let mut meta: BTreeMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let mut meta = metadata_map(metadata);
     meta.insert("step".into(), step.to_string());
     meta.insert("members".into(), state.members().to_string());
     meta.insert(
