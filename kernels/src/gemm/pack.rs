@@ -28,8 +28,31 @@ pub(crate) fn pack_b<T: Element>(
             dst[..cols].copy_from_slice(src);
         }
     } else {
-        // Columns of op(B) are contiguous (B is stored transposed): read each column once.
-        for jj in 0..cols {
+        // Columns of op(B) are strided (B is stored transposed): a transpose, four columns at a
+        // time so each panel row gets four adjacent values per step.
+        if k > 0 && cols > 0 {
+            assert!(
+                (j0 + cols - 1) * b_cs + (k - 1) * b_rs < b.len(),
+                "pack_b: B too short"
+            );
+        }
+        let quads = cols / 4 * 4;
+        for jj in (0..quads).step_by(4) {
+            let base = (j0 + jj) * b_cs;
+            for p in 0..k {
+                let src = base + p * b_rs;
+                // SAFETY: columns j0 + jj..j0 + jj + 4 < j0 + cols and rows p < k are in `b`
+                // (asserted above); `p·nr + jj + 3 < k·nr` is in `panel`.
+                unsafe {
+                    let dst = panel.as_mut_ptr().add(p * nr + jj);
+                    *dst = *b.get_unchecked(src);
+                    *dst.add(1) = *b.get_unchecked(src + b_cs);
+                    *dst.add(2) = *b.get_unchecked(src + 2 * b_cs);
+                    *dst.add(3) = *b.get_unchecked(src + 3 * b_cs);
+                }
+            }
+        }
+        for jj in quads..cols {
             let col = &b[(j0 + jj) * b_cs..];
             for p in 0..k {
                 panel[p * nr + jj] = col[p * b_rs];

@@ -6,15 +6,211 @@
 //! output element's summation order independent of how rows are split between threads, so
 //! results stay bitwise identical with and without parallelism.
 
-use crate::Element;
 use crate::elementwise::dot_per_member;
+use crate::simd::MAX_LANES;
+use crate::{Element, SimdVector};
 
-/// `y += a·x` with one rounding per element, as a loop the compiler vectorises in place (the
-/// vectors here are a few dozen long: a call into the general kernel costs more than the work).
+/// Vectors of output per register block: 4 (16 accumulators) with AVX-512's 32 registers, 2
+/// with 16.
+const BLOCK: usize = if cfg!(target_feature = "avx512f") {
+    4
+} else {
+    2
+};
+
+/// Partial sums per output vector: `p` is summed in four interleaved chains so that consecutive
+/// fused multiply-adds do not wait on each other's latency.
+const CHAINS: usize = 4;
+
+/// `start[b] + Σ_p coef(p)·load(p, b)` for `W` vectors: four interleaved partial sums over `p`
+/// (`p mod 4`, the last `k mod 4` terms on the first), combined as `start + ((s₀ + s₁) + (s₂ + s₃))`.
 #[inline(always)]
-fn fused_axpy<T: Element>(a: T, x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = a.mul_add(x, *y);
+fn combine_block<T: Element, const W: usize>(
+    k: usize,
+    coef: &impl Fn(usize) -> T,
+    load: impl Fn(usize, usize) -> T::Vector,
+    start: [T::Vector; W],
+) -> [T::Vector; W] {
+    let zero = T::Vector::splat(T::ZERO);
+    let mut sums = [[zero; W]; CHAINS];
+    let mut p = 0;
+    while p + CHAINS <= k {
+        for (q, chain) in sums.iter_mut().enumerate() {
+            let c = T::Vector::splat(coef(p + q));
+            for (b, s) in chain.iter_mut().enumerate() {
+                *s = c.mul_add(load(p + q, b), *s);
+            }
+        }
+        p += CHAINS;
+    }
+    while p < k {
+        let c = T::Vector::splat(coef(p));
+        for (b, s) in sums[0].iter_mut().enumerate() {
+            *s = c.mul_add(load(p, b), *s);
+        }
+        p += 1;
+    }
+    let mut out = start;
+    for (b, o) in out.iter_mut().enumerate() {
+        *o = *o + ((sums[0][b] + sums[1][b]) + (sums[2][b] + sums[3][b]));
+    }
+    out
+}
+
+/// `out[j] = β·out[j] + Σ_p coef(p)·src[p·stride + j]` for every `j < out.len()`, summed in
+/// registers ([`combine_block`]; β = 0 never reads `out`). Elements past the last whole vector
+/// go through the same vector code from zero-padded copies, so an element's bits do not depend
+/// on where a row block starts.
+///
+/// # Panics
+/// If `src` is shorter than `(k − 1)·stride + out.len()`.
+#[inline(always)]
+fn combine_rows<T: Element>(
+    out: &mut [T],
+    beta: T,
+    k: usize,
+    coef: impl Fn(usize) -> T,
+    src: &[T],
+    stride: usize,
+) {
+    let n = out.len();
+    if k > 0 {
+        assert!(
+            src.len() >= (k - 1) * stride + n,
+            "thin product: operand too short"
+        );
+    }
+    let lanes = T::Vector::LANES;
+    let beta_is_zero = beta == T::ZERO;
+    let start = |ptr: *const T| {
+        if beta_is_zero {
+            T::Vector::splat(T::ZERO)
+        } else {
+            // SAFETY: callers pass a pointer to `lanes` readable values of `out` or a buffer.
+            T::Vector::splat(beta) * unsafe { T::Vector::load(ptr) }
+        }
+    };
+    // `W` whole vectors at column `j`.
+    // SAFETY: `j + W·lanes ≤ n`, and row `p < k` of `src` holds `n` values from `p·stride`
+    // (asserted above).
+    let whole = |out: &mut [T], j: usize, w: usize| {
+        macro_rules! run {
+            ($w:literal) => {{
+                let mut st = [T::Vector::splat(T::ZERO); $w];
+                for (b, s) in st.iter_mut().enumerate() {
+                    *s = start(unsafe { out.as_ptr().add(j + b * lanes) });
+                }
+                let r = combine_block::<T, $w>(
+                    k,
+                    &coef,
+                    |p, b| unsafe { T::Vector::load(src.as_ptr().add(p * stride + j + b * lanes)) },
+                    st,
+                );
+                for (b, v) in r.iter().enumerate() {
+                    unsafe { v.store(out.as_mut_ptr().add(j + b * lanes)) };
+                }
+            }};
+        }
+        match w {
+            1 => run!(1),
+            2 => run!(2),
+            3 => run!(3),
+            _ => run!(4),
+        }
+    };
+    let mut j = 0;
+    while j + BLOCK * lanes <= n {
+        whole(out, j, BLOCK);
+        j += BLOCK * lanes;
+    }
+    let rest = (n - j) / lanes;
+    if rest > 0 {
+        whole(out, j, rest);
+        j += rest * lanes;
+    }
+    let tail = n - j;
+    if tail > 0 {
+        let mut buf = [T::ZERO; MAX_LANES];
+        buf[..tail].copy_from_slice(&out[j..]);
+        let st = [start(buf.as_ptr())];
+        let r = combine_block::<T, 1>(
+            k,
+            &coef,
+            |p, _| {
+                let mut row = [T::ZERO; MAX_LANES];
+                row[..tail].copy_from_slice(&src[p * stride + j..p * stride + n]);
+                // SAFETY: `row` holds MAX_LANES ≥ lanes values.
+                unsafe { T::Vector::load(row.as_ptr()) }
+            },
+            st,
+        );
+        // SAFETY: `buf` holds MAX_LANES ≥ lanes values.
+        unsafe { r[0].store(buf.as_mut_ptr()) };
+        out[j..].copy_from_slice(&buf[..tail]);
+    }
+}
+
+/// `C[i, :] = β·C[i, :] + coef(i)·b` for `i < rows` (a rank-one update; β = 0 never reads `C`).
+/// Each element is `coef(i)·b[j]`, plus `β·C[i, j]` when β ≠ 0 — the same operations as
+/// [`combine_rows`] with `k = 1` — column vector by column vector, with `b`'s vector held in a
+/// register down the rows; the last partial vector goes through the same code from padded copies.
+#[inline(always)]
+fn rank_one_rows<T: Element>(
+    c: &mut [T],
+    c_rs: usize,
+    rows: usize,
+    coef: impl Fn(usize) -> T,
+    b: &[T],
+    beta: T,
+) {
+    let n = b.len();
+    if rows == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        c.len() >= (rows - 1) * c_rs + n,
+        "thin product: C block too short"
+    );
+    let lanes = T::Vector::LANES;
+    let beta_is_zero = beta == T::ZERO;
+    let vbeta = T::Vector::splat(beta);
+    let one = |vb: T::Vector, i: usize, old: T::Vector| {
+        let v = T::Vector::splat(coef(i)) * vb;
+        if beta_is_zero { v } else { vbeta * old + v }
+    };
+    let body = n - n % lanes;
+    for j in (0..body).step_by(lanes) {
+        // SAFETY: `j + lanes ≤ n` = `b.len()`, and row `i < rows` of `C` holds `n` values from
+        // `i·c_rs` (asserted above).
+        let vb = unsafe { T::Vector::load(b.as_ptr().add(j)) };
+        for i in 0..rows {
+            unsafe {
+                let ptr = c.as_mut_ptr().add(i * c_rs + j);
+                let old = if beta_is_zero {
+                    vb
+                } else {
+                    T::Vector::load(ptr)
+                };
+                one(vb, i, old).store(ptr);
+            }
+        }
+    }
+    let tail = n - body;
+    if tail > 0 {
+        let mut bb = [T::ZERO; MAX_LANES];
+        bb[..tail].copy_from_slice(&b[body..]);
+        // SAFETY: the buffers hold MAX_LANES ≥ lanes values.
+        let vb = unsafe { T::Vector::load(bb.as_ptr()) };
+        for i in 0..rows {
+            let row = &mut c[i * c_rs + body..i * c_rs + n];
+            let mut buf = [T::ZERO; MAX_LANES];
+            buf[..tail].copy_from_slice(row);
+            unsafe {
+                let old = T::Vector::load(buf.as_ptr());
+                one(vb, i, old).store(buf.as_mut_ptr());
+            }
+            row.copy_from_slice(&buf[..tail]);
+        }
     }
 }
 
@@ -81,28 +277,30 @@ impl<T: Element> ThinProblem<'_, T> {
                     };
                 }
             }
-            Plan::ColumnAxpys => {
-                super::scale_block(c, rows, 1, 1, self.beta);
-                for p in 0..k {
-                    let column = &self.a[p * a_cs..p * a_cs + rows];
-                    fused_axpy(alpha * self.b[p * b_rs], column, &mut c[..rows]);
-                }
-            }
-            Plan::RankOne => {
-                super::scale_block(c, rows, n, c_rs, self.beta);
-                let b = &self.b[..n];
-                for i in 0..rows {
-                    let row = &mut c[i * c_rs..i * c_rs + n];
-                    fused_axpy(alpha * self.a[i * a_rs], b, row);
-                }
-            }
-            Plan::RowOfB => {
-                super::scale_block(c, 1, n, c_rs, self.beta);
-                for p in 0..k {
-                    let row = &self.b[p * b_rs..p * b_rs + n];
-                    fused_axpy(alpha * self.a[p * a_cs], row, &mut c[..n]);
-                }
-            }
+            Plan::ColumnAxpys => combine_rows(
+                &mut c[..rows],
+                self.beta,
+                k,
+                |p| alpha * self.b[p * b_rs],
+                self.a,
+                a_cs,
+            ),
+            Plan::RankOne => rank_one_rows(
+                c,
+                c_rs,
+                rows,
+                |i| alpha * self.a[i * a_rs],
+                &self.b[..n],
+                self.beta,
+            ),
+            Plan::RowOfB => combine_rows(
+                &mut c[..n],
+                self.beta,
+                k,
+                |p| alpha * self.a[p * a_cs],
+                self.b,
+                b_rs,
+            ),
         }
         true
     }
