@@ -210,24 +210,24 @@ pub fn pow2_f64(n: F64Vector) -> F64Vector {
     bytemuck::cast(bits << 52)
 }
 
-/// `e^y` lane by lane for `y ∈ [−708, 709]`, branch-free: `y = n·ln2 + r` (Cody–Waite split,
-/// `|r| ≤ ln2/2`), `e^r` by its degree-13 Taylor polynomial (truncation < 2e-17) evaluated by
-/// Estrin's scheme — four dependent FMA levels instead of thirteen, so consecutive vectors overlap
-/// in the pipeline — times `2ⁿ` from [`pow2_f64`]. About 1 ulp; callers clamp `y` to the range
-/// (no overflow, NaN or subnormal handling). The exponential inside the f64 `tanh` and the
-/// metrics' normal density.
+/// Cody–Waite reduction `y = n·ln2 + r` with `n` integral and `|r| ≤ ln2/2` (for
+/// `|y·log₂e| < 2⁵¹`); `r` is exact when `n = 0`.
 #[inline(always)]
-pub fn exp_f64(y: F64Vector) -> F64Vector {
+fn reduce_ln2(y: F64Vector) -> (F64Vector, F64Vector) {
     const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    // Round to nearest by adding and removing 1.5·2⁵² (exact for |y·log₂e| < 2⁵¹; cheaper than a
-    // general round).
+    // Round to nearest by adding and removing 1.5·2⁵² (cheaper than a general round).
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     let s = F64Vector::splat;
     let n = y.mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER)) - s(SHIFTER);
     let r = n.mul_add(s(-LN2_HI), y);
-    let r = n.mul_add(s(-LN2_LO), r);
-    let c = |i: usize| s(INV_FACTORIAL[i]);
+    (n, n.mul_add(s(-LN2_LO), r))
+}
+
+/// `Σ_{i=0}^{13} c[i]·rⁱ` by Estrin's scheme: four dependent FMA levels instead of thirteen, so
+/// consecutive vectors overlap in the pipeline.
+#[inline(always)]
+fn estrin_13(r: F64Vector, c: impl Fn(usize) -> F64Vector) -> F64Vector {
     let r2 = r * r;
     let r4 = r2 * r2;
     let r8 = r4 * r4;
@@ -237,8 +237,37 @@ pub fn exp_f64(y: F64Vector) -> F64Vector {
     let b2 = r2.mul_add(a[5], a[4]);
     let c0 = r4.mul_add(b1, b0);
     let c1 = r4.mul_add(a[6], b2);
-    let poly = r8.mul_add(c1, c0);
+    r8.mul_add(c1, c0)
+}
+
+/// `e^y` lane by lane for `y ∈ [−708, 709]`, branch-free: `y = n·ln2 + r` (Cody–Waite split),
+/// `e^r` by its degree-13 Taylor polynomial (truncation < 2e-17) evaluated by Estrin's scheme,
+/// times `2ⁿ` from [`pow2_f64`]. About 1 ulp; callers clamp `y` to the range (no overflow, NaN
+/// or subnormal handling). The exponential of the metrics' normal density.
+#[inline(always)]
+pub fn exp_f64(y: F64Vector) -> F64Vector {
+    let (n, r) = reduce_ln2(y);
+    let poly = estrin_13(r, |i| F64Vector::splat(INV_FACTORIAL[i]));
     poly * pow2_f64(n)
+}
+
+/// `e^y − 1` lane by lane for `y ∈ [−708, 709]`, branch-free and accurate near 0: with
+/// `y = n·ln2 + r` as in [`exp_f64`], `e^r − 1 = r·Σ_{i=0}^{12} rⁱ/(i+1)!` (no constant term to
+/// cancel) and `e^y − 1 = 2ⁿ·(e^r − 1) + (2ⁿ − 1)` in one fused multiply-add. Callers clamp `y`.
+/// The exponential inside the f64 `tanh`.
+#[inline(always)]
+pub fn exp_m1_f64(y: F64Vector) -> F64Vector {
+    let (n, r) = reduce_ln2(y);
+    let zero = F64Vector::splat(0.0);
+    let q = estrin_13(r, |i| {
+        if i < 13 {
+            F64Vector::splat(INV_FACTORIAL[i + 1])
+        } else {
+            zero
+        }
+    });
+    let t = pow2_f64(n);
+    t.mul_add(r * q, t - F64Vector::splat(1.0))
 }
 
 /// `1/i!` for `i = 0..=13`.

@@ -4,7 +4,7 @@
 //! are straight-line and measured ≈3× faster on the seed's activations, with the accuracy stated
 //! in [`crate::elementwise`].
 
-use crate::simd::{F32Vector, F64Vector, exp_f64};
+use crate::simd::{F32Vector, F64Vector, exp_m1_f64};
 
 /// `f32`: Eigen's rational approximation `x·P(x²)/Q(x²)` (degree 13/6) on `x` clamped to
 /// ±7.9988 (beyond which `tanh` rounds to ±1), and `x` itself for `|x| < 4e-4`.
@@ -31,23 +31,13 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     x.is_nan().select(x, r)
 }
 
-/// `f64`: Cephes' `tanh`: `x + x·z·P(z)/Q(z)` with `z = x²` for `|x| < 0.625`, else
-/// `sign(x)·(1 − 2/(e^{2|x|} + 1))`. Both branches share one division (numerator and denominator
-/// are selected first), and `e^{2|x|}` is a branch-free exponential on `[1.25, 44]` (beyond
-/// `|x| = 22`, `tanh` rounds to ±1).
+/// `f64`: `tanh|x| = −m/(m + 2)` with `m = e^{−2|x|} − 1` from [`exp_m1_f64`] (accurate near
+/// 0, so one formula serves every `x`; `|x|` is clamped to 22, beyond which `tanh` rounds to
+/// ±1), then the sign of `x`.
 #[inline(always)]
 pub(crate) fn tanh_f64(x: F64Vector) -> F64Vector {
     let s = F64Vector::splat;
-    let a = x.abs();
-    let is_small = a.simd_lt(s(0.625));
-    let e = exp_f64(s(2.0) * a.min(s(22.0)));
-    let z = x * x;
-    let p = z.mul_add(s(-9.643_991_794_250_523e-1), s(-9.928_772_310_019_186e1));
-    let p = p.mul_add(z, s(-1.614_687_684_417_084_5e3));
-    let q = z + s(1.128_116_784_916_329_3e2);
-    let q = q.mul_add(z, s(2.235_488_390_601_004_5e3));
-    let q = q.mul_add(z, s(4.844_063_053_251_255e3));
-    let ratio = is_small.select(x * z * p, s(2.0)) / is_small.select(q, e + s(1.0));
-    let r = is_small.select(x + ratio, (s(1.0) - ratio).copysign(x));
+    let m = exp_m1_f64(s(-2.0) * x.abs().min(s(22.0)));
+    let r = (-m / (m + s(2.0))).copysign(x);
     x.is_nan().select(x, r)
 }
