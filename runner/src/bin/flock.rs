@@ -201,7 +201,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // The command runs on a rayon worker thread, so every training step's parallel section
+    // starts from inside the pool instead of being injected from outside it (see
+    // `flock_ensemble::ParallelLogJoint`).
+    let result = rayon::scope(|_| run_command(cli).map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
         Command::Demo { fixture, out, seed } => demo(fixture, &out, seed),
         Command::Fit {
             data,
@@ -333,13 +347,6 @@ fn main() -> ExitCode {
             })
             .map_err(|e| -> Box<dyn std::error::Error> { e })
         })(),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flock: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 
