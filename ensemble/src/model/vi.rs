@@ -47,11 +47,30 @@ pub struct MeanFieldElbo<T, M> {
     kl: KlEstimator,
     seed: u64,
     first_member: usize,
+    scratch: Scratch<T>,
+}
+
+/// What an evaluation reuses and a fresh copy starts without: the members' noise streams, the
+/// drawn noise and the tape.
+#[derive(Debug)]
+struct Scratch<T> {
     rngs: Vec<MemberRng>,
     noise: Vec<T>,
     member_noise: Vec<T>,
     fixed_noise: bool,
     tape: Tape<T>,
+}
+
+impl<T: Element> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            rngs: Vec::new(),
+            noise: Vec::new(),
+            member_noise: Vec::new(),
+            fixed_noise: false,
+            tape: Tape::new(),
+        }
+    }
 }
 
 impl<T, M> core::fmt::Debug for MeanFieldElbo<T, M> {
@@ -119,11 +138,7 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
             kl,
             seed,
             first_member: 0,
-            rngs: Vec::new(),
-            noise: Vec::new(),
-            member_noise: Vec::new(),
-            fixed_noise: false,
-            tape: Tape::new(),
+            scratch: Scratch::default(),
         })
     }
 
@@ -142,18 +157,14 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
             kl: self.kl,
             seed: self.seed,
             first_member: 0,
-            rngs: Vec::new(),
-            noise: Vec::new(),
-            member_noise: Vec::new(),
-            fixed_noise: false,
-            tape: Tape::new(),
+            scratch: Scratch::default(),
         }
     }
 
     /// Restarts every member's noise stream from `seed` (member `e` draws from `(seed, e)`).
     pub fn reseed(&mut self, seed: u64) {
         self.seed = seed;
-        self.rngs.clear();
+        self.scratch.rngs.clear();
     }
 
     /// The latent sites.
@@ -201,35 +212,40 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
     /// for each particle `s`, each site in order, each member `e`: that site's `ε` (row-major in
     /// the site's shape) — `[S][site][E][len]`. `None` returns to fresh draws.
     pub fn set_noise(&mut self, noise: Option<Vec<T>>) {
-        self.fixed_noise = noise.is_some();
-        self.noise = noise.unwrap_or_default();
+        self.scratch.fixed_noise = noise.is_some();
+        self.scratch.noise = noise.unwrap_or_default();
     }
 
     /// Draws this step's noise: member `e` from its own stream, particle by particle, site by
     /// site.
     fn draw_noise(&mut self, members: usize) {
-        if self.rngs.len() != members {
-            self.rngs = (0..members)
+        if self.scratch.rngs.len() != members {
+            self.scratch.rngs = (0..members)
                 .map(|e| member_rng(self.seed ^ 0x006e_6f69_7365, self.first_member + e))
                 .collect();
         }
         let p = self.model_size();
-        self.noise.resize(self.particles * members * p, T::ZERO);
-        self.member_noise.resize(self.particles * p, T::ZERO);
+        self.scratch
+            .noise
+            .resize(self.particles * members * p, T::ZERO);
+        self.scratch
+            .member_noise
+            .resize(self.particles * p, T::ZERO);
         if p == 0 {
             return;
         }
-        for (e, rng) in self.rngs.iter_mut().enumerate() {
+        for (e, rng) in self.scratch.rngs.iter_mut().enumerate() {
             // Member e's draws in one pass, then into the `[S][site][E][len]` layout.
-            fill_standard_normal(rng, &mut self.member_noise);
-            let mut drawn = self.member_noise.chunks_exact(p);
+            fill_standard_normal(rng, &mut self.scratch.member_noise);
+            let mut drawn = self.scratch.member_noise.chunks_exact(p);
             for s in 0..self.particles {
                 let particle = drawn.next().expect("one chunk per particle");
                 let (mut offset, mut read) = (s * members * p, 0);
                 for site in &self.sites {
                     let len = site.shape.elems();
                     let start = offset + e * len;
-                    self.noise[start..start + len].copy_from_slice(&particle[read..read + len]);
+                    self.scratch.noise[start..start + len]
+                        .copy_from_slice(&particle[read..read + len]);
                     offset += members * len;
                     read += len;
                 }
@@ -282,7 +298,7 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
     fn set_first_member(&mut self, first: usize) {
         if first != self.first_member {
             self.first_member = first;
-            self.rngs.clear();
+            self.scratch.rngs.clear();
         }
     }
 
@@ -295,12 +311,12 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
         let p = self.model_size();
-        if self.fixed_noise {
+        if self.scratch.fixed_noise {
             let expected = self.particles * members * p;
-            if self.noise.len() != expected {
+            if self.scratch.noise.len() != expected {
                 return Err(AutogradError::BufferLength {
                     what: "fixed guide noise",
-                    len: self.noise.len(),
+                    len: self.scratch.noise.len(),
                     expected,
                 });
             }
@@ -320,8 +336,7 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
             guide,
             particles,
             kl,
-            noise,
-            tape,
+            scratch: Scratch { noise, tape, .. },
             ..
         } = self;
         let mut g = tape.graph_over(members, params, layout)?;
