@@ -19,6 +19,7 @@
 
 mod batch;
 mod error;
+mod helper;
 mod loss;
 pub mod model;
 mod parallel;

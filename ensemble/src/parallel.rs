@@ -2,7 +2,9 @@
 
 use flock_autograd::{AutogradError, Batch, LogJoint, LogJointOutput, ParamLayout, Weights};
 use flock_kernels::Element;
-use rayon::prelude::*;
+use std::sync::Mutex;
+
+use crate::helper::Helper;
 
 /// Evaluates a [`LogJoint`] on several threads by splitting the ensemble into contiguous blocks
 /// of members, one copy of the log-joint (and its tape) per block.
@@ -11,12 +13,11 @@ use rayon::prelude::*;
 /// gradient buffers, and members never mix: results are bitwise those of one sequential
 /// evaluation, whatever the number of blocks. Small ensembles stay on one thread.
 ///
-/// The blocks run on rayon's pool. Call the training loop from a thread of that pool —
-/// `rayon::scope(|_| …)` around the fit, as the `flock` binary, the `seed_cold` example and the
-/// benchmarks do: from any other thread, every evaluation is injected into the pool and the caller
-/// sleeps until it is done, which costs 13–22 µs per step on the 2-core development machine (an
-/// empty `rayon::join` from outside the pool; 0.02 µs from inside), against a seed step of
-/// about 120 µs.
+/// The calling thread evaluates the first block itself; each further block runs on a helper
+/// thread this value owns (made in [`ParallelLogJoint::new`], joined on drop), which spins for
+/// 0.5 ms after each block before it parks, while the caller spins until the helpers are done. A
+/// step is ~100 µs, and waking a sleeping thread costs 10–20 µs on the 2-core development machine
+/// (handing work to rayon's global pool from outside it: 13–22 µs per call, measured).
 ///
 /// ```
 /// use flock_autograd::*;
@@ -45,6 +46,9 @@ pub struct ParallelLogJoint<L> {
     parts: Vec<L>,
     min_members_per_part: usize,
     first_member: usize,
+    /// One helper thread per part after the first (fewer if the system could not make them:
+    /// the remaining blocks then run on the caller, with the same results).
+    helpers: Vec<Helper>,
 }
 
 impl<L> ParallelLogJoint<L> {
@@ -58,10 +62,14 @@ impl<L> ParallelLogJoint<L> {
             !parts.is_empty(),
             "ParallelLogJoint needs at least one log-joint"
         );
+        let helpers = (1..parts.len())
+            .map_while(|i| Helper::spawn(format!("flock-members-{i}")))
+            .collect();
         ParallelLogJoint {
             parts,
             min_members_per_part: 4,
             first_member: 0,
+            helpers,
         }
     }
 }
@@ -76,6 +84,58 @@ impl<L> ParallelLogJoint<L> {
     pub fn parts_mut(&mut self) -> &mut [L] {
         &mut self.parts
     }
+}
+
+/// Hands the next block to the first helper and recurses on the rest of them; the innermost
+/// call runs `own` on this thread. Returns when every block handed out is done.
+fn spread<B: Send>(
+    helpers: &mut [Helper],
+    blocks: &mut impl Iterator<Item = (usize, B)>,
+    evaluate: &(dyn Fn(usize, B) + Sync),
+    own: &mut dyn FnMut(),
+) {
+    let Some((helper, rest)) = helpers.split_first_mut() else {
+        return own();
+    };
+    let Some((b, block)) = blocks.next() else {
+        return own();
+    };
+    let mut block = Some(block);
+    let mut job = || {
+        if let Some(block) = block.take() {
+            evaluate(b, block);
+        }
+    };
+    helper.run(&mut job, || spread(rest, blocks, evaluate, own));
+}
+
+/// One block's log-joint and its slices: `((((part, params), grad), loglik), logprior)`.
+type Block<'a, L, T> = (
+    (((&'a mut L, &'a [T]), &'a mut [T]), &'a mut [T]),
+    &'a mut [T],
+);
+
+/// Evaluates one block of members (`loglik.len()` of them).
+fn evaluate_block<T: Element, L: LogJoint<T>>(
+    part: &mut L,
+    params: &[T],
+    batch: Batch<'_, T>,
+    weights: Weights<T>,
+    grad: &mut [T],
+    loglik: &mut [T],
+    logprior: &mut [T],
+) -> Result<(), AutogradError> {
+    part.evaluate(
+        loglik.len(),
+        params,
+        batch,
+        weights,
+        LogJointOutput {
+            loglik,
+            logprior,
+            grad,
+        },
+    )
 }
 
 impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
@@ -115,32 +175,50 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             grad,
         } = out;
         let first_member = self.first_member;
-        self.parts[..blocks]
-            .par_iter_mut()
+        let run = |((((part, params), grad), loglik), logprior): Block<'_, L, T>| {
+            evaluate_block(part, params, batch, weights, grad, loglik, logprior)
+        };
+        let blocks = self.parts[..blocks]
+            .iter_mut()
             .enumerate()
             .map(|(b, part)| {
                 part.set_first_member(first_member + b * per_block);
                 part
             })
-            .zip(params.par_chunks(per_block * p))
-            .zip(grad.par_chunks_mut(per_block * p))
-            .zip(loglik.par_chunks_mut(per_block))
-            .zip(logprior.par_chunks_mut(per_block))
-            .map(|((((part, params), grad), loglik), logprior)| {
-                part.evaluate(
-                    loglik.len(),
-                    params,
-                    batch,
-                    weights,
-                    LogJointOutput {
-                        loglik,
-                        logprior,
-                        grad,
-                    },
-                )
-            })
-            .collect::<Result<Vec<()>, AutogradError>>()?;
-        Ok(())
+            .zip(params.chunks(per_block * p))
+            .zip(grad.chunks_mut(per_block * p))
+            .zip(loglik.chunks_mut(per_block))
+            .zip(logprior.chunks_mut(per_block));
+        // Errors are reported for the lowest failing block, as a sequential evaluation would.
+        let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
+        let record = |b: usize, result: Result<(), AutogradError>| {
+            if let Err(e) = result {
+                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.as_ref().is_none_or(|(first, _)| b < *first) {
+                    *slot = Some((b, e));
+                }
+            }
+        };
+        let mut blocks = blocks.enumerate();
+        let mut own = blocks.next().map(|(_, block)| block);
+        spread(
+            &mut self.helpers,
+            &mut blocks,
+            &|b, block| record(b, run(block)),
+            &mut || {
+                if let Some(block) = own.take() {
+                    record(0, run(block));
+                }
+            },
+        );
+        // Blocks beyond the helpers (only if threads could not be made) run here.
+        for (b, block) in blocks {
+            record(b, run(block));
+        }
+        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn set_first_member(&mut self, first: usize) {

@@ -10,9 +10,7 @@ use flock_runner::map::EnsembleMAP;
 use flock_runner::seed::seed_log_joint;
 
 fn main() {
-    // On a rayon worker, as `flock` and `seed_cold` run their fits: each step's parallel section
-    // then starts from inside the pool (a call from outside pays rayon's injection every step).
-    rayon::scope(|_| divan::main());
+    divan::main();
 }
 
 fn bench_step<T: Element>(bencher: divan::Bencher<'_, '_>, threads: usize) {

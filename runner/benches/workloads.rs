@@ -154,12 +154,6 @@ fn vi_step<T: Element>(threads: usize) -> (f64, f64, f64) {
 }
 
 fn main() {
-    // On a rayon worker, as `flock` and `seed_cold` run their fits: each step's parallel section
-    // then starts from inside the pool (a call from outside pays rayon's injection every step).
-    rayon::scope(|_| workloads());
-}
-
-fn workloads() {
     // Scale and wide workloads.
     for threads in [1, 2] {
         let f32_scale = report(

@@ -23,12 +23,6 @@ use flock_runner::seed::*;
 use flock_runner::vi::{EnsembleVI, ViConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The fits run on a rayon worker, so each step's parallel section starts from inside the pool.
-    rayon::scope(|_| tutorial().map_err(|e| e.to_string()))?;
-    Ok(())
-}
-
-fn tutorial() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str, default: f64| -> Result<f64, std::num::ParseFloatError> {
         args.iter()

@@ -67,16 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let steps = value("--steps")?.unwrap_or(NUM_EPOCHS).max(1);
-    let f32 = args.iter().any(|a| a == "f32");
-    // The fit runs on a rayon worker, so each step's parallel section starts from inside the
-    // pool (see `ParallelLogJoint`).
-    rayon::scope(|_| {
-        if f32 {
-            run::<f32>(threads, steps)
-        } else {
-            run::<f64>(threads, steps)
-        }
-        .map_err(|e| e.to_string())
-    })?;
-    Ok(())
+    if args.iter().any(|a| a == "f32") {
+        run::<f32>(threads, steps)
+    } else {
+        run::<f64>(threads, steps)
+    }
 }

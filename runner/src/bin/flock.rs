@@ -201,10 +201,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The command runs on a rayon worker thread, so every training step's parallel section
-    // starts from inside the pool instead of being injected from outside it (see
-    // `flock_ensemble::ParallelLogJoint`).
-    let result = rayon::scope(|_| run_command(cli).map_err(|e| e.to_string()));
+    let result = run_command(cli);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,150 @@
+//! `ParallelLogJoint`'s hand-off to its helper threads: every block evaluated once with its own
+//! first member, errors reported for the lowest failing block, panics carried to the caller.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use flock_autograd::{AutogradError, Batch, LogJoint, LogJointOutput, ParamLayout, Weights};
+use flock_ensemble::ParallelLogJoint;
+
+/// `ℓ_e = e` (its global member index), `π_e = −e`, gradient = parameters; fails or panics for
+/// blocks starting at or after a given member.
+struct Probe {
+    layout: ParamLayout,
+    first: usize,
+    fail_from: Option<usize>,
+    panic_from: Option<usize>,
+    panics: Arc<AtomicBool>,
+}
+
+impl LogJoint<f64> for Probe {
+    fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+
+    fn evaluate(
+        &mut self,
+        members: usize,
+        params: &[f64],
+        _batch: Batch<'_, f64>,
+        _weights: Weights<f64>,
+        out: LogJointOutput<'_, f64>,
+    ) -> Result<(), AutogradError> {
+        if self.panics.load(Ordering::SeqCst) && self.panic_from.is_some_and(|p| self.first >= p) {
+            panic!("block at member {} panicked", self.first);
+        }
+        if self.fail_from.is_some_and(|f| self.first >= f) {
+            return Err(AutogradError::BufferLength {
+                what: "probe block",
+                len: self.first,
+                expected: 0,
+            });
+        }
+        for e in 0..members {
+            out.loglik[e] = (self.first + e) as f64;
+            out.logprior[e] = -((self.first + e) as f64);
+        }
+        out.grad.copy_from_slice(params);
+        Ok(())
+    }
+
+    fn set_first_member(&mut self, first: usize) {
+        self.first = first;
+    }
+}
+
+fn parallel(
+    parts: usize,
+    fail_from: Option<usize>,
+    panic_from: Option<usize>,
+) -> (ParallelLogJoint<Probe>, Arc<AtomicBool>) {
+    let mut layout = ParamLayout::new();
+    layout.add("w", [3]).unwrap();
+    let panics = Arc::new(AtomicBool::new(true));
+    let parts = (0..parts)
+        .map(|_| Probe {
+            layout: layout.clone(),
+            first: usize::MAX,
+            fail_from,
+            panic_from,
+            panics: Arc::clone(&panics),
+        })
+        .collect();
+    (ParallelLogJoint::new(parts), panics)
+}
+
+fn evaluate(lj: &mut ParallelLogJoint<Probe>, members: usize) -> Result<Vec<f64>, AutogradError> {
+    let params: Vec<f64> = (0..members * 3).map(|i| i as f64 * 0.5).collect();
+    let (mut ll, mut lp, mut grad) = (
+        vec![f64::NAN; members],
+        vec![f64::NAN; members],
+        vec![f64::NAN; members * 3],
+    );
+    let batch = Batch::new(&[0.0], &[0.0], 1)?;
+    let weights = Weights {
+        loglik: -1.0,
+        logprior: -1.0,
+    };
+    lj.evaluate(
+        members,
+        &params,
+        batch,
+        weights,
+        LogJointOutput {
+            loglik: &mut ll,
+            logprior: &mut lp,
+            grad: &mut grad,
+        },
+    )?;
+    assert_eq!(grad, params, "every block's gradient written");
+    assert!(lp.iter().zip(&ll).all(|(p, l)| *p == -*l));
+    Ok(ll)
+}
+
+#[test]
+fn every_block_runs_once_with_its_first_member() {
+    for parts in [1, 2, 3, 4] {
+        let (mut lj, _) = parallel(parts, None, None);
+        for members in [1, 4, 7, 12, 13] {
+            for _ in 0..3 {
+                let ll = evaluate(&mut lj, members).unwrap();
+                let expected: Vec<f64> = (0..members).map(|e| e as f64).collect();
+                assert_eq!(ll, expected, "{parts} parts, {members} members");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_lowest_failing_block_is_reported() {
+    // 12 members on 3 parts: blocks start at members 0, 4 and 8; the last two fail.
+    let (mut lj, _) = parallel(3, Some(4), None);
+    for _ in 0..5 {
+        match evaluate(&mut lj, 12) {
+            Err(AutogradError::BufferLength { what, len, .. }) => {
+                assert_eq!((what, len), ("probe block", 4));
+            }
+            other => panic!("expected the block at member 4 to fail, got {other:?}"),
+        }
+    }
+    // With fewer members only the first block exists, and it succeeds.
+    assert!(evaluate(&mut lj, 3).is_ok());
+}
+
+#[test]
+fn a_panicking_block_reaches_the_caller_and_the_helpers_survive() {
+    let (mut lj, panics) = parallel(3, None, Some(4));
+    for _ in 0..3 {
+        let caught = catch_unwind(AssertUnwindSafe(|| evaluate(&mut lj, 12)));
+        let payload = caught.expect_err("a helper's panic must reach the caller");
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("panicked"), "{message}");
+    }
+    panics.store(false, Ordering::SeqCst);
+    let ll = evaluate(&mut lj, 12).unwrap();
+    assert_eq!(ll, (0..12).map(|e| e as f64).collect::<Vec<_>>());
+}
