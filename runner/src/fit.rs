@@ -17,7 +17,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
-use crate::map::{EnsembleMAP, EnsembleResult, RunOptions, split_seed};
+use crate::map::{BestParams, EnsembleMAP, EnsembleResult, RunOptions, split_seed};
 use crate::progress::ProgressBar;
 
 /// The likelihood of the network's output.
@@ -382,7 +382,7 @@ pub fn fit_with_progress(
                         let values = checkpoint
                             .tensor::<f64>("best_params", &[members, layout.member_size()])?;
                         let params = Parameters::from_values(layout.clone(), members, values)?;
-                        Some((scores, params))
+                        Some(BestParams::from_parts(scores, params)?)
                     }
                     None => None,
                 };
@@ -390,7 +390,7 @@ pub fn fit_with_progress(
             }
             None => {
                 let state = map.init(init_seed).map_err(|e| e.to_string())?;
-                let best = held_out.map(|_| (vec![f64::INFINITY; members], state.params.clone()));
+                let best = held_out.map(|_| BestParams::new(&state.params));
                 (state, 0, Vec::new(), best)
             }
         };
@@ -425,15 +425,12 @@ pub fn fit_with_progress(
         }));
         step = end;
         // Early stopping: each member keeps the parameters of its best held-out epoch.
-        if let (Some(held), Some((scores, params))) = (held_out, best.as_mut()) {
+        if let (Some(held), Some(best)) = (held_out, best.as_mut()) {
             let now = map
                 .held_out_nll(&state.params, held)
                 .map_err(|e| e.to_string())?;
-            for e in 0..members {
-                if now[e] < scores[e] {
-                    scores[e] = now[e];
-                    params.member_mut(e).copy_from_slice(state.params.member(e));
-                }
+            for (e, &score) in now.iter().enumerate() {
+                best.offer(e, score, state.params.member(e));
             }
         }
         if let Some(bar) = bar.as_mut() {
@@ -450,19 +447,17 @@ pub fn fit_with_progress(
             let best_shape = [members, layout.member_size()];
             let mut tensors: Vec<(&str, &[f64], &[usize])> =
                 vec![("losses_so_far", &history, &losses_shape)];
-            if let Some((scores, params)) = &best {
-                tensors.push(("best_held_out_nll", scores, &best_shape[..1]));
-                tensors.push(("best_params", params.values(), &best_shape));
+            if let Some(best) = &best {
+                tensors.push(("best_held_out_nll", best.scores(), &best_shape[..1]));
+                tensors.push(("best_params", best.params().values(), &best_shape));
             }
             save_state_with(&p.state_file, &state, step, &[], &tensors)?;
         }
     }
-    let mut params = state.params.clone();
-    if let Some((scores, best)) = &best {
-        for e in (0..members).filter(|&e| scores[e].is_finite()) {
-            params.member_mut(e).copy_from_slice(best.member(e));
-        }
-    }
+    let params = match best {
+        Some(best) => best.into_params(&state.params),
+        None => state.params.clone(),
+    };
     let result = EnsembleResult {
         params,
         losses: history,

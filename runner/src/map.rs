@@ -618,8 +618,8 @@ where
         let mut frozen_params: Vec<Option<Vec<T>>> = vec![None; members];
         let mut frozen_state: Option<O::State> = None;
         let mut diverged = Vec::new();
-        let mut best = (options.keep_best || held_out.is_some())
-            .then(|| (vec![T::INFINITY; members], state.params.clone()));
+        let mut best =
+            (options.keep_best || held_out.is_some()).then(|| BestParams::new(&state.params));
         let mut previous = options.keep_best.then(|| state.params.values().to_vec());
         let last = num_epochs.saturating_sub(1);
         let (mut stopped_early, mut steps) = (false, 0);
@@ -664,30 +664,19 @@ where
                     }
                 }
             }
-            if let (Some((best_loss, best_params)), Some(prev)) = (best.as_mut(), &previous) {
+            if let (Some(best), Some(prev)) = (best.as_mut(), &previous) {
                 let losses = &history[index * members..];
                 for e in 0..members {
-                    if losses[e] < best_loss[e] {
-                        best_loss[e] = losses[e];
-                        best_params
-                            .member_mut(e)
-                            .copy_from_slice(&prev[e * p..(e + 1) * p]);
-                    }
+                    best.offer(e, losses[e], &prev[e * p..(e + 1) * p]);
                 }
             }
             let mut to_freeze: Vec<usize> = Vec::new();
-            if let (Some((v, scratch, stale)), Some((best_score, best_params))) =
-                (held_out.as_mut(), best.as_mut())
-            {
+            if let (Some((v, scratch, stale)), Some(best)) = (held_out.as_mut(), best.as_mut()) {
                 if (step + 1) % v.every == 0 || step == last {
                     scratch.score(&mut self.log_joint, &state.params, v.data)?;
                     for e in (0..members).filter(|&e| !frozen[e]) {
                         let score = T::from_f64(scratch.scores[e]);
-                        if score < best_score[e] {
-                            best_score[e] = score;
-                            best_params
-                                .member_mut(e)
-                                .copy_from_slice(state.params.member(e));
+                        if best.offer(e, score, state.params.member(e)) {
                             stale[e] = 0;
                         } else {
                             stale[e] += 1;
@@ -768,6 +757,91 @@ where
     }
 }
 
+/// Each member's best (lowest) score so far and its parameters at that score: the state of
+/// best-parameter keeping and of held-out early stopping, in [`EnsembleMAP::train`] and in the
+/// `flock fit` loop (which saves it in its resumable training state).
+///
+/// ```
+/// use flock_autograd::{ParamLayout, Parameters};
+/// use flock_runner::map::BestParams;
+/// let mut layout = ParamLayout::new();
+/// layout.add("w", [2])?;
+/// let now = Parameters::from_values(layout, 2, vec![1.0, 1.0, 2.0, 2.0])?;
+/// let mut best = BestParams::new(&now);
+/// assert!(best.offer(0, 0.5, &[9.0, 9.0]));
+/// assert!(!best.offer(0, 0.7, &[8.0, 8.0])); // worse: not kept
+/// assert!(!best.offer(1, f64::NAN, &[7.0, 7.0])); // NaN never improves
+/// // Member 1 never had a finite score, so it keeps its current parameters.
+/// assert_eq!(best.into_params(&now).values(), &[9.0, 9.0, 2.0, 2.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct BestParams<T> {
+    scores: Vec<T>,
+    params: Parameters<T>,
+}
+
+impl<T: Element> BestParams<T> {
+    /// No score yet (every best score `+∞`); `params` only gives the shape.
+    pub fn new(params: &Parameters<T>) -> BestParams<T> {
+        BestParams {
+            scores: vec![T::INFINITY; params.members()],
+            params: params.clone(),
+        }
+    }
+
+    /// A state saved earlier (`scores` has one entry per member of `params`).
+    ///
+    /// # Errors
+    /// [`EnsembleError::InvalidArgument`] if the lengths disagree.
+    pub fn from_parts(
+        scores: Vec<T>,
+        params: Parameters<T>,
+    ) -> Result<BestParams<T>, EnsembleError> {
+        if scores.len() != params.members() {
+            return Err(EnsembleError::InvalidArgument {
+                name: "best scores",
+                value: scores.len() as f64,
+                expected: "one score per member",
+            });
+        }
+        Ok(BestParams { scores, params })
+    }
+
+    /// Member `e` scored `score` with parameters `member_params`: kept if it beats the best so
+    /// far (NaN never does). Returns whether it did.
+    pub fn offer(&mut self, e: usize, score: T, member_params: &[T]) -> bool {
+        let better = score < self.scores[e];
+        if better {
+            self.scores[e] = score;
+            self.params.member_mut(e).copy_from_slice(member_params);
+        }
+        better
+    }
+
+    /// The best score of each member (`+∞` for one never scored).
+    pub fn scores(&self) -> &[T] {
+        &self.scores
+    }
+
+    /// The parameters at each member's best score.
+    pub fn params(&self) -> &Parameters<T> {
+        &self.params
+    }
+
+    /// Each member's best parameters; a member that never had a finite score (diverged from the
+    /// start, say) keeps its parameters in `last`.
+    pub fn into_params(self, last: &Parameters<T>) -> Parameters<T> {
+        let mut params = self.params;
+        for (e, score) in self.scores.iter().enumerate() {
+            if !score.is_finite() {
+                params.member_mut(e).copy_from_slice(last.member(e));
+            }
+        }
+        params
+    }
+}
+
 /// Builds the result: losses transposed to `[E, steps]`, best parameters when kept.
 fn finish<T: Element>(
     params: Parameters<T>,
@@ -776,7 +850,7 @@ fn finish<T: Element>(
     steps: usize,
     stopped_early: bool,
     diverged: Vec<Divergence>,
-    best: Option<(Vec<T>, Parameters<T>)>,
+    best: Option<BestParams<T>>,
 ) -> EnsembleResult<T> {
     let mut losses = vec![T::ZERO; members * steps];
     for t in 0..steps {
@@ -785,15 +859,7 @@ fn finish<T: Element>(
         }
     }
     let params = match best {
-        Some((best_loss, mut best_params)) => {
-            // A member that never improved (e.g. diverged from the start) keeps its last params.
-            for (e, loss) in best_loss.iter().enumerate() {
-                if !loss.is_finite() {
-                    best_params.member_mut(e).copy_from_slice(params.member(e));
-                }
-            }
-            best_params
-        }
+        Some(best) => best.into_params(&params),
         None => params,
     };
     EnsembleResult {
