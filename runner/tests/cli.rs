@@ -8,6 +8,41 @@ fn flock() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flock"))
 }
 
+/// `flock fit DATA --target TARGET --out OUT` followed by `options`.
+fn fit_command(data: &Path, target: &str, out: &Path, options: &[&str]) -> Command {
+    let mut cmd = flock();
+    cmd.arg("fit")
+        .arg(data)
+        .args(["--target", target])
+        .arg("--out")
+        .arg(out)
+        .args(options);
+    cmd
+}
+
+/// `flock predict MODEL INPUTS --out OUT`.
+fn predict_command(model: &Path, inputs: &Path, out: &Path) -> Command {
+    let mut cmd = flock();
+    cmd.arg("predict")
+        .arg(model)
+        .arg(inputs)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
+/// Runs `cmd`, asserts it succeeded (showing its stderr if not) and returns its stdout.
+fn succeed(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A dataset folder in the UCI layout: y = 2·x₀ − x₁ + noise, 60 rows, 2 splits.
 fn write_dataset(dir: &Path, data: &str) {
     std::fs::create_dir_all(dir).unwrap();
@@ -200,29 +235,10 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     std::fs::write(&data, csv).unwrap();
     let model = dir.join("model.safetensors");
     let fit = |extra: &[&str]| {
-        let mut cmd = flock();
-        cmd.args([
-            "fit",
-            data.to_str().unwrap(),
-            "--target",
-            "target",
-            "--epochs",
-            "30",
-            "--batch-size",
-            "32",
-            "--out",
-            model.to_str().unwrap(),
-        ]);
-        cmd.args(extra);
-        cmd.output().unwrap()
+        let options = [&["--epochs", "30", "--batch-size", "32"][..], extra].concat();
+        fit_command(&data, "target", &model, &options)
     };
-    let out = fit(&[]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeed(&mut fit(&[]));
     assert!(
         stdout.contains("test (12 rows, original scale): RMSE"),
         "{stdout}"
@@ -230,37 +246,19 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     let first = std::fs::read(&model).unwrap();
     // On request, the held-out calibration curve as a PNG.
     let figure = dir.join("calibration.png");
-    assert!(
-        fit(&["--figure", figure.to_str().unwrap(), "--quiet"])
-            .status
-            .success()
-    );
+    succeed(&mut fit(&["--figure", figure.to_str().unwrap(), "--quiet"]));
     assert_eq!(&std::fs::read(&figure).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
     // Same seed, any --threads: the same model file.
     // (The default uses every core; one and three threads must write the same bytes.)
     for threads in ["1", "3"] {
-        assert!(fit(&["--threads", threads]).status.success());
+        succeed(&mut fit(&["--threads", threads]));
         assert_eq!(std::fs::read(&model).unwrap(), first);
     }
 
     let inputs = dir.join("new.csv");
     std::fs::write(&inputs, "a,b\n0.5,1\n2,0\n").unwrap();
     let preds = dir.join("preds.csv");
-    let out = flock()
-        .args([
-            "predict",
-            model.to_str().unwrap(),
-            inputs.to_str().unwrap(),
-            "--out",
-            preds.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(&mut predict_command(&model, &inputs, &preds));
     let text = std::fs::read_to_string(&preds).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -309,23 +307,8 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
     let data = dir.join("d.csv");
     std::fs::write(&data, csv).unwrap();
     let fit = |out: &Path, extra: &[&str]| {
-        let mut cmd = flock();
-        cmd.args([
-            "fit",
-            data.to_str().unwrap(),
-            "--target",
-            "y",
-            "--epochs",
-            "12",
-            "--batch-size",
-            "16",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        cmd.args(extra);
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let options = [&["--epochs", "12", "--batch-size", "16"][..], extra].concat();
+        succeed(&mut fit_command(&data, "y", out, &options))
     };
     let (straight, resumed) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
     fit(&straight, &[]);
@@ -391,49 +374,31 @@ fn learned_sigma_and_schedules() {
     let data = dir.join("d.csv");
     std::fs::write(&data, csv).unwrap();
     let run = |out: &Path, extra: &[&str]| {
-        let mut cmd = flock();
-        cmd.args([
-            "fit",
-            data.to_str().unwrap(),
-            "--target",
-            "y",
-            "--epochs",
-            "60",
-            "--batch-size",
-            "20",
-            "--likelihood",
-            "learned",
-            "--schedule",
-            "cosine",
-            "--hidden",
-            "32",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
-        cmd.args(extra);
-        cmd.output().unwrap()
+        let options = [
+            &[
+                "--epochs",
+                "60",
+                "--batch-size",
+                "20",
+                "--likelihood",
+                "learned",
+                "--schedule",
+                "cosine",
+                "--hidden",
+                "32",
+                "--quiet",
+            ][..],
+            extra,
+        ]
+        .concat();
+        succeed(&mut fit_command(&data, "y", out, &options))
     };
     let model = dir.join("m.safetensors");
-    let out = run(&model, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(&model, &[]);
     let inputs = dir.join("x.csv");
     std::fs::write(&inputs, "a\n0.5\n1.5\n3\n").unwrap();
     let preds = dir.join("p.csv");
-    let out = flock()
-        .args(["predict", model.to_str().unwrap(), inputs.to_str().unwrap()])
-        .args(["--out", preds.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(&mut predict_command(&model, &inputs, &preds));
     let text = std::fs::read_to_string(&preds).unwrap();
     let aleatoric: Vec<f64> = text
         .lines()
@@ -453,12 +418,8 @@ fn learned_sigma_and_schedules() {
     );
     // A cosine-scheduled, learned-σ fit interrupted and resumed: the same bytes.
     let resumed = dir.join("r.safetensors");
-    assert!(
-        run(&resumed, &["--max-epochs-this-run", "25"])
-            .status
-            .success()
-    );
-    assert!(run(&resumed, &["--resume"]).status.success());
+    run(&resumed, &["--max-epochs-this-run", "25"]);
+    run(&resumed, &["--resume"]);
     assert_eq!(
         std::fs::read(&model).unwrap(),
         std::fs::read(&resumed).unwrap()
