@@ -1,5 +1,5 @@
-//! Per-call timings of the kernels on the seed's shapes (divan). For GFLOP/s as a fraction of the
-//! machine's FMA peak, see the `gflops` bench.
+//! Per-call timings of the kernels on the seed's shapes, and of the transcendentals on a VI guide's
+//! size (divan). For GFLOP/s as a fraction of the machine's FMA peak, see the `gflops` bench.
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
@@ -61,4 +61,51 @@ fn tanh_seed<T: Element>(bencher: Bencher<'_, '_>) {
     bencher
         .counter(ItemsCount::new(E * B * H))
         .bench_local(|| elementwise::tanh(&x, &mut y));
+}
+
+/// The VI guide's transcendentals over one seed ensemble's latents (E=16 × 1,153 values, spread
+/// over [−8, 8]; counter: elements).
+fn guide_values<T: Element>() -> Vec<T> {
+    (0..E * 1153)
+        .map(|i| T::from_f64(((i * 7919) % 1601) as f64 / 100.0 - 8.0))
+        .collect()
+}
+
+#[divan::bench(types = [f32, f64])]
+fn exp_guide<T: Element>(bencher: Bencher<'_, '_>) {
+    let x = guide_values::<T>();
+    let mut y = vec![T::ZERO; x.len()];
+    bencher
+        .counter(ItemsCount::new(x.len()))
+        .bench_local(|| elementwise::exp(&x, &mut y));
+}
+
+#[divan::bench(types = [f32, f64])]
+fn ln_1p_guide<T: Element>(bencher: Bencher<'_, '_>) {
+    let x: Vec<T> = guide_values::<T>()
+        .iter()
+        .map(|v| T::from_f64(v.to_f64().abs()))
+        .collect();
+    let mut y = vec![T::ZERO; x.len()];
+    bencher
+        .counter(ItemsCount::new(x.len()))
+        .bench_local(|| elementwise::ln_1p(&x, &mut y));
+}
+
+#[divan::bench(types = [f32, f64])]
+fn softplus_guide<T: Element>(bencher: Bencher<'_, '_>) {
+    let x = guide_values::<T>();
+    let mut y = vec![T::ZERO; x.len()];
+    bencher
+        .counter(ItemsCount::new(x.len()))
+        .bench_local(|| elementwise::softplus(&x, &mut y));
+}
+
+#[divan::bench(types = [f32, f64])]
+fn sigmoid_guide<T: Element>(bencher: Bencher<'_, '_>) {
+    let x = guide_values::<T>();
+    let mut y = vec![T::ZERO; x.len()];
+    bencher
+        .counter(ItemsCount::new(x.len()))
+        .bench_local(|| elementwise::sigmoid(&x, &mut y));
 }
