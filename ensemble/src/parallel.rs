@@ -14,8 +14,9 @@ use crate::helper::Helper;
 /// evaluation, whatever the number of blocks. Small ensembles stay on one thread.
 ///
 /// The calling thread evaluates the first block itself; each further block runs on a helper
-/// thread this value owns (made in [`ParallelLogJoint::new`], joined on drop), which spins for
-/// 0.5 ms after each block before it parks, while the caller spins until the helpers are done. A
+/// thread this value owns (made in [`ParallelLogJoint::new`], joined on drop), which keeps
+/// polling for 0.5 ms after each block before it parks, while the caller polls until the helpers
+/// are done. A
 /// step is ~100 µs, and waking a sleeping thread costs 10–20 µs on the 2-core development machine
 /// (handing work to rayon's global pool from outside it: 13–22 µs per call, measured).
 ///
