@@ -1,13 +1,4 @@
-//! Mean-field variational inference over a model's latent sites: the guide
-//! `θₖ = locₖ + softplus(ρₖ)·εₖ` per member (numpyro's `AutoNormal`), and the negative tempered
-//! ELBO as a [`LogJoint`], so [`ensemble_step`](crate::ensemble_step) trains it like any
-//! log-joint.
-//!
-//! As a log-joint the ELBO reports, per member, `ℓ = (1/S) Σₛ log p(y | θₛ)` (the expected
-//! log-likelihood over `S` particles) and `π = −KL(q ‖ p)` — estimated by
-//! `(1/S) Σₛ [log p(θₛ) − log q(θₛ)]` ([`KlEstimator::MonteCarlo`], numpyro's `Trace_ELBO`) or in
-//! closed form for Normal priors ([`KlEstimator::Analytic`]). A step with `prior_weight = β`
-//! and `scale = N/|B|` therefore minimises `−(N/|B|)·E[log p(y|θ)] + β·KL`, the tempered ELBO.
+//! Mean-field variational inference over a model's latent sites: [`MeanFieldElbo`].
 
 use flock_autograd::{
     Arg, AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamId, ParamLayout, Shape, Tape,
@@ -36,8 +27,17 @@ pub enum KlEstimator {
     Analytic,
 }
 
-/// The negative tempered ELBO of a mean-field Gaussian guide over a model (see the
-/// [module docs](self)).
+/// The negative tempered ELBO of a mean-field Gaussian guide over a model.
+///
+/// The guide is `θₖ = locₖ + softplus(ρₖ)·εₖ` for every latent site `k` of each member
+/// (numpyro's `AutoNormal`), and the ELBO is a [`LogJoint`], so
+/// [`ensemble_step`](crate::ensemble_step) trains it like any log-joint.
+///
+/// As a log-joint the ELBO reports, per member, `ℓ = (1/S) Σₛ log p(y | θₛ)` (the expected
+/// log-likelihood over `S` particles) and `π = −KL(q ‖ p)` — estimated by
+/// `(1/S) Σₛ [log p(θₛ) − log q(θₛ)]` ([`KlEstimator::MonteCarlo`], numpyro's `Trace_ELBO`) or in
+/// closed form for Normal priors ([`KlEstimator::Analytic`]). A step with `prior_weight = β`
+/// and `scale = N/|B|` therefore minimises `−(N/|B|)·E[log p(y|θ)] + β·KL`, the tempered ELBO.
 pub struct MeanFieldElbo<T, M> {
     model: M,
     sites: Vec<Site<T>>,
