@@ -29,7 +29,7 @@ pub mod nn;
 mod ops;
 pub mod params;
 mod shape;
-mod tape;
+pub mod tape;
 
 pub use error::AutogradError;
 pub use flock_kernels::{Activation, Parallelism};

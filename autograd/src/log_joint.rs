@@ -1,12 +1,5 @@
-//! The log-joint contract: per-member values and the gradient of their weighted sum.
-//!
-//! A log-joint maps an ensemble's parameters and a data batch to two per-member numbers, the
-//! log-likelihood `ℓ_e` and the log-prior `π_e`, and writes the gradient of
-//! `w_ℓ·ℓ_e + w_π·π_e` with respect to member `e`'s parameters into a gradient buffer of the
-//! parameters' layout. Training code picks the weights (`w_ℓ = −scale`, `w_π = −prior_weight`
-//! gives the gradient of the loss). Anything that meets this contract can be trained: a graph
-//! recorded on a [`Tape`] ([`TapeLogJoint`]) or hand-derived code (implement [`LogJoint`]
-//! yourself — "bring your own gradient").
+//! The log-joint contract ([`LogJoint`]): per-member values and the gradient of their weighted
+//! sum.
 
 use flock_kernels::Element;
 
@@ -113,7 +106,12 @@ pub struct LogJointOutput<'a, T> {
     pub grad: &'a mut [T],
 }
 
-/// A log-joint over an ensemble: see the [module docs](self).
+/// A log-joint over an ensemble: it maps the ensemble's parameters and a data batch to two
+/// per-member numbers, the log-likelihood `ℓ_e` and the log-prior `π_e`, and writes the
+/// gradient of `w_ℓ·ℓ_e + w_π·π_e` with respect to member `e`'s parameters into a buffer of the
+/// parameters' layout. Training code picks the weights (`w_ℓ = −scale`, `w_π = −prior_weight`
+/// gives the gradient of the loss). A graph recorded on a [`Tape`] meets this contract
+/// ([`TapeLogJoint`]), and so can hand-derived code — "bring your own gradient".
 ///
 /// Implementations must keep members independent: member `e`'s outputs depend only on member
 /// `e`'s parameters and the batch.

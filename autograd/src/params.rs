@@ -8,12 +8,12 @@
 //!
 //! | leaf | shape | offset |
 //! |---|---|---|
-//! | `layers.0.weight` | [32, 1] | 0 |
-//! | `layers.0.bias` | [32] | 32 |
-//! | `layers.1.weight` | [32, 32] | 64 |
-//! | `layers.1.bias` | [32] | 1088 |
-//! | `layers.2.weight` | [1, 32] | 1120 |
-//! | `layers.2.bias` | [1] | 1152 |
+//! | `layers.0.weight` | `[32, 1]` | 0 |
+//! | `layers.0.bias` | `[32]` | 32 |
+//! | `layers.1.weight` | `[32, 32]` | 64 |
+//! | `layers.1.bias` | `[32]` | 1088 |
+//! | `layers.2.weight` | `[1, 32]` | 1120 |
+//! | `layers.2.bias` | `[1]` | 1152 |
 //!
 //! so `P = 1153`. An optimizer updates the whole buffer in one pass, one member's block can be
 //! copied or checkpointed as a slice, and a leaf of every member is a strided view (stride `P`),

@@ -6,7 +6,7 @@
 //! whole ensemble's layer is one call, and a data batch shared by every member is read in place
 //! (member stride 0).
 //!
-//! - [`gemm`]: `C_e = α·op(A_e)·op(B_e) + β·C_e`, with [`gemm_naive`] as its reference.
+//! - [`gemm()`]: `C_e = α·op(A_e)·op(B_e) + β·C_e`, with [`gemm_naive`] as its reference.
 //! - [`elementwise`]: `exp`, `ln`, `ln_1p`, `tanh`, `sigmoid`, `softplus`, `relu`, activation
 //!   derivatives from the output, the fused bias + activation forward and backward, per-member
 //!   sums, sums of squares and dot products, `axpy` and `scale`.

@@ -243,7 +243,7 @@ fn exp_non_positive(y: F64Vector) -> F64Vector {
 }
 
 /// `(Φ(z), φ(z))` for a vector of `z`, branch-free: `φ` from the vector `exp`, and
-/// `Φ(−|z|) = φ(z)·t·R(t)` with `t = 5/(5 + |z|)` and `R` the polynomial [`MILLS_POLY`] (Estrin's
+/// `Φ(−|z|) = φ(z)·t·R(t)` with `t = 5/(5 + |z|)` and `R` the polynomial `MILLS_POLY` (Estrin's
 /// scheme). For `|z| ≥ 9` the lower tail `Φ(−|z|) < 1.2e-19` is returned as 0 (so `Φ` as 0 or
 /// 1, an absolute error below 1.2e-19) while `φ` stays exact; [`cdf_pdf_exact_lanes`] repairs those
 /// lanes when relative accuracy in the far tail matters.

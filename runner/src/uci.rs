@@ -186,7 +186,7 @@ pub struct SplitScores {
     pub seconds: f64,
 }
 
-/// Runs split `k` of `data` with `config`: [`fit`](crate::fit::fit) on the training rows
+/// Runs split `k` of `data` with `config`: [`fit`] on the training rows
 /// (standardised with their own statistics), exact scores of the test rows on the original scale.
 ///
 /// # Errors

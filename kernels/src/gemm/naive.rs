@@ -5,7 +5,7 @@ use crate::Element;
 
 /// `C_e = α·op(A_e)·op(B_e) + β·C_e` for every member `e`, by the definition.
 ///
-/// Same contract as [`crate::gemm`]; sums run over `k` in increasing order and `β = 0` never
+/// Same contract as [`crate::gemm()`]; sums run over `k` in increasing order and `β = 0` never
 /// reads `C`, so whole-number inputs give results identical to the fast path.
 pub fn gemm_naive<T: Element>(
     members: usize,
