@@ -46,15 +46,21 @@ use crate::helper::Helper;
 pub struct ParallelLogJoint<L> {
     parts: Vec<L>,
     min_members_per_part: usize,
+    members_per_call: usize,
     first_member: usize,
     /// One helper thread per part after the first (fewer if the system could not make them:
     /// the remaining blocks then run on the caller, with the same results).
     helpers: Vec<Helper>,
 }
 
+/// Members one call of a part's log-joint evaluates at most (see
+/// [`ParallelLogJoint::with_members_per_call`]).
+pub const DEFAULT_MEMBERS_PER_CALL: usize = 16;
+
 impl<L> ParallelLogJoint<L> {
     /// One block of members per element of `parts` (e.g. one per core); at least 4 members per
-    /// block, so tiny ensembles are not split.
+    /// block, so tiny ensembles are not split. Each block is evaluated
+    /// [`DEFAULT_MEMBERS_PER_CALL`] members at a time.
     ///
     /// # Panics
     /// If `parts` is empty.
@@ -69,6 +75,7 @@ impl<L> ParallelLogJoint<L> {
         ParallelLogJoint {
             parts,
             min_members_per_part: 4,
+            members_per_call: DEFAULT_MEMBERS_PER_CALL,
             first_member: 0,
             helpers,
         }
@@ -76,6 +83,14 @@ impl<L> ParallelLogJoint<L> {
 }
 
 impl<L> ParallelLogJoint<L> {
+    /// Evaluates each block at most `members` members per call of its log-joint (at least 1):
+    /// an op of a recorded graph sweeps all the members of its call, so bounding them keeps one
+    /// call's intermediate values in cache for large ensembles. Results do not depend on it.
+    pub fn with_members_per_call(mut self, members: usize) -> ParallelLogJoint<L> {
+        self.members_per_call = members.max(1);
+        self
+    }
+
     /// The log-joints, one per block.
     pub fn parts(&self) -> &[L] {
         &self.parts
@@ -116,9 +131,14 @@ type Block<'a, L, T> = (
     &'a mut [T],
 );
 
-/// Evaluates one block of members (`loglik.len()` of them).
+/// Evaluates one block of members (`loglik.len()` of them, the first being member `first` of the
+/// ensemble) with `part`, at most `at_once` members per call, so that one call's intermediate
+/// values stay in cache however large the ensemble is.
+#[allow(clippy::too_many_arguments)]
 fn evaluate_block<T: Element, L: LogJoint<T>>(
     part: &mut L,
+    first: usize,
+    at_once: usize,
     params: &[T],
     batch: Batch<'_, T>,
     weights: Weights<T>,
@@ -126,17 +146,43 @@ fn evaluate_block<T: Element, L: LogJoint<T>>(
     loglik: &mut [T],
     logprior: &mut [T],
 ) -> Result<(), AutogradError> {
-    part.evaluate(
-        loglik.len(),
-        params,
-        batch,
-        weights,
-        LogJointOutput {
-            loglik,
-            logprior,
-            grad,
-        },
-    )
+    let members = loglik.len();
+    let p = params.len().checked_div(members).unwrap_or(0);
+    let at_once = at_once.max(1);
+    if members <= at_once || p == 0 {
+        part.set_first_member(first);
+        return part.evaluate(
+            members,
+            params,
+            batch,
+            weights,
+            LogJointOutput {
+                loglik,
+                logprior,
+                grad,
+            },
+        );
+    }
+    let chunks = params
+        .chunks(at_once * p)
+        .zip(grad.chunks_mut(at_once * p))
+        .zip(loglik.chunks_mut(at_once))
+        .zip(logprior.chunks_mut(at_once));
+    for (i, (((params, grad), loglik), logprior)) in chunks.enumerate() {
+        part.set_first_member(first + i * at_once);
+        part.evaluate(
+            loglik.len(),
+            params,
+            batch,
+            weights,
+            LogJointOutput {
+                loglik,
+                logprior,
+                grad,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
@@ -153,12 +199,9 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
         let p = self.parts[0].layout().member_size();
-        let blocks = self
-            .parts
-            .len()
-            .min(members / self.min_members_per_part.max(1))
-            .max(1);
-        if blocks == 1 || batch.per_member.is_some() {
+        if batch.per_member.is_some() || members == 0 || p == 0 {
+            // One batch per member (or nothing to split): the log-joint takes the whole ensemble
+            // at once.
             self.parts[0].set_first_member(self.first_member);
             return self.parts[0].evaluate(members, params, batch, weights, out);
         }
@@ -169,23 +212,26 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
                 expected: members * p,
             });
         }
+        let blocks = self
+            .parts
+            .len()
+            .min(members / self.min_members_per_part.max(1))
+            .max(1);
         let per_block = members.div_ceil(blocks);
         let LogJointOutput {
             loglik,
             logprior,
             grad,
         } = out;
-        let first_member = self.first_member;
-        let run = |((((part, params), grad), loglik), logprior): Block<'_, L, T>| {
-            evaluate_block(part, params, batch, weights, grad, loglik, logprior)
+        let (first_member, at_once) = (self.first_member, self.members_per_call);
+        let run = |b: usize, ((((part, params), grad), loglik), logprior): Block<'_, L, T>| {
+            let first = first_member + b * per_block;
+            evaluate_block(
+                part, first, at_once, params, batch, weights, grad, loglik, logprior,
+            )
         };
         let blocks = self.parts[..blocks]
             .iter_mut()
-            .enumerate()
-            .map(|(b, part)| {
-                part.set_first_member(first_member + b * per_block);
-                part
-            })
             .zip(params.chunks(per_block * p))
             .zip(grad.chunks_mut(per_block * p))
             .zip(loglik.chunks_mut(per_block))
@@ -205,16 +251,16 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
         spread(
             &mut self.helpers,
             &mut blocks,
-            &|b, block| record(b, run(block)),
+            &|b, block| record(b, run(b, block)),
             &mut || {
                 if let Some(block) = own.take() {
-                    record(0, run(block));
+                    record(0, run(0, block));
                 }
             },
         );
         // Blocks beyond the helpers (only if threads could not be made) run here.
         for (b, block) in blocks {
-            record(b, run(block));
+            record(b, run(b, block));
         }
         match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some((_, e)) => Err(e),

@@ -1,5 +1,5 @@
-//! `ParallelLogJoint`'s hand-off to its helper threads: every block evaluated once with its own
-//! first member, errors reported for the lowest failing block, panics carried to the caller.
+//! `ParallelLogJoint`'s hand-off to its helper threads: every block (and every call within a block)
+//! evaluated once with its own first member, errors reported for the lowest failing block, panics carried to the caller.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -105,12 +105,18 @@ fn evaluate(lj: &mut ParallelLogJoint<Probe>, members: usize) -> Result<Vec<f64>
 #[test]
 fn every_block_runs_once_with_its_first_member() {
     for parts in [1, 2, 3, 4] {
-        let (mut lj, _) = parallel(parts, None, None);
-        for members in [1, 4, 7, 12, 13] {
-            for _ in 0..3 {
-                let ll = evaluate(&mut lj, members).unwrap();
-                let expected: Vec<f64> = (0..members).map(|e| e as f64).collect();
-                assert_eq!(ll, expected, "{parts} parts, {members} members");
+        for per_call in [1, 3, 16] {
+            let (lj, _) = parallel(parts, None, None);
+            let mut lj = lj.with_members_per_call(per_call);
+            for members in [1, 4, 7, 12, 13] {
+                for _ in 0..3 {
+                    let ll = evaluate(&mut lj, members).unwrap();
+                    let expected: Vec<f64> = (0..members).map(|e| e as f64).collect();
+                    assert_eq!(
+                        ll, expected,
+                        "{parts} parts, {per_call} per call, {members} members"
+                    );
+                }
             }
         }
     }

@@ -279,7 +279,8 @@ fn per_member_batches_keep_members_independent() {
     assert_ne!(&xb[..8], &xb[8..16]);
 }
 
-/// Members on two threads give bitwise the results of one thread.
+/// Members on two or three threads, or evaluated a few per call, give bitwise the results of one
+/// thread evaluating all of them at once.
 #[test]
 fn parallel_log_joint_is_bitwise_sequential() {
     let (layout, mlp) = setup();
@@ -287,13 +288,14 @@ fn parallel_log_joint_is_bitwise_sequential() {
     let x: Vec<f64> = (0..30).map(|i| i as f64 / 15.0 - 1.0).collect();
     let y: Vec<f64> = x.iter().map(|v| (2.0 * v).cos()).collect();
     let batch = Batch::new(&x, &y, 30).unwrap();
-    let run = |parts: usize| {
+    let run = |parts: usize, per_call: usize| {
         let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 11, 2).unwrap();
         let mut lj = ParallelLogJoint::new(
             (0..parts)
                 .map(|_| log_joint(&layout, mlp.clone()))
                 .collect(),
-        );
+        )
+        .with_members_per_call(per_call);
         for _ in 0..15 {
             ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0).unwrap();
         }
@@ -304,6 +306,10 @@ fn parallel_log_joint_is_bitwise_sequential() {
             .map(|v| v.to_bits())
             .collect::<Vec<_>>()
     };
-    assert_eq!(run(1), run(2));
-    assert_eq!(run(1), run(3));
+    let reference = run(1, 16);
+    assert_eq!(reference, run(2, 16));
+    assert_eq!(reference, run(3, 16));
+    // Members evaluated a few at a time per call: the same bits.
+    assert_eq!(reference, run(1, 3));
+    assert_eq!(reference, run(2, 1));
 }

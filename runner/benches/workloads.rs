@@ -40,6 +40,66 @@ fn time(mut f: impl FnMut(), budget: f64) -> (f64, f64, f64) {
     (samples[5], samples[0], samples[10])
 }
 
+/// [`mlp_step`] for one element type.
+type StepFn = fn(usize, usize, usize, usize, usize, f64) -> (f64, f64, f64);
+
+/// Time per step over ensemble sizes and hidden widths, with the ideal lines.
+struct Curves {
+    per_member_count: Vec<f64>,
+    ideal_members: Vec<f64>,
+    per_width: Vec<f64>,
+    ideal_width: Vec<f64>,
+}
+
+/// Measures the scaling curves of one precision (`step` is [`mlp_step`] for it) and prints the
+/// per-member cost from E=4 to E=256.
+fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) -> Curves {
+    let per_member_count: Vec<f64> = sizes
+        .iter()
+        .map(|&e| {
+            report(
+                &format!("scaling members E={e} seed MLP B=80 {precision}"),
+                step(e as usize, 32, 80, 80, 1, 0.03),
+            )
+        })
+        .collect();
+    let ideal_members = sizes
+        .iter()
+        .map(|&e| per_member_count[2] * e / 16.0)
+        .collect();
+    let per_width: Vec<f64> = widths
+        .iter()
+        .map(|&w| {
+            report(
+                &format!("scaling width {w} E=16 B=80 {precision}"),
+                step(16, w as usize, 80, 80, 1, 0.03),
+            )
+        })
+        .collect();
+    // Work grows with width² (the hidden product) — the ideal line is quadratic from width 64.
+    let ideal_width = widths
+        .iter()
+        .map(|&w| per_width[2] * (w / 64.0).powi(2))
+        .collect();
+    let per_member: Vec<f64> = per_member_count
+        .iter()
+        .zip(sizes)
+        .map(|(t, e)| t / e)
+        .collect();
+    println!(
+        "per-member cost {precision} E=4 → E=256: {:.2} µs → {:.2} µs (× {:.2})",
+        per_member[1],
+        per_member[4],
+        per_member[4] / per_member[1]
+    );
+    Curves {
+        per_member_count,
+        ideal_members,
+        per_width,
+        ideal_width,
+    }
+}
+
 fn report(name: &str, (median, min, max): (f64, f64, f64)) -> f64 {
     println!(
         "bench {name} {:.3} {:.3} {:.3}",
@@ -192,77 +252,66 @@ fn main() {
         );
     }
 
-    // Scaling curves (f32, one thread, seed MLP unless noted).
+    // Scaling curves (one thread, seed MLP unless noted), f32 then f64.
     let sizes = [1.0, 4.0, 16.0, 64.0, 256.0];
-    let per_step: Vec<f64> = sizes
-        .iter()
-        .map(|&e| {
-            report(
-                &format!("scaling members E={e} seed MLP B=80 f32"),
-                mlp_step::<f32>(e as usize, 32, 80, 80, 1, 0.03),
-            )
-        })
-        .collect();
-    let ideal: Vec<f64> = sizes.iter().map(|&e| per_step[2] * e / 16.0).collect();
     let widths = [16.0, 32.0, 64.0, 128.0, 256.0];
-    let per_width: Vec<f64> = widths
-        .iter()
-        .map(|&w| {
-            report(
-                &format!("scaling width {w} E=16 B=80 f32"),
-                mlp_step::<f32>(16, w as usize, 80, 80, 1, 0.03),
-            )
-        })
-        .collect();
-    // Work grows with width² (the hidden product) — the ideal line is quadratic from width 64.
-    let ideal_width: Vec<f64> = widths
-        .iter()
-        .map(|&w| per_width[2] * (w / 64.0).powi(2))
-        .collect();
-    let per_member: Vec<f64> = per_step.iter().zip(&sizes).map(|(t, e)| t / e).collect();
-    println!(
-        "per-member cost E=4 → E=256: {:.2} µs → {:.2} µs (× {:.2})",
-        per_member[1],
-        per_member[4],
-        per_member[4] / per_member[1]
-    );
-    let members_svg = line_chart_svg(
-        "time per step vs ensemble size (seed MLP, B=80, f32, 1 thread)",
+    let f32_curves = scaling_curves(&sizes, &widths, "f32", mlp_step::<f32>);
+    let f64_curves = scaling_curves(&sizes, &widths, "f64", mlp_step::<f64>);
+    let chart = |title: &str,
+                 x_label: &str,
+                 xs: &[f64],
+                 ideal: &str,
+                 pick: fn(&Curves) -> (&[f64], &[f64])| {
+        let ((m32, i32_), (m64, i64_)) = (pick(&f32_curves), pick(&f64_curves));
+        let labels = [
+            "measured f32".to_owned(),
+            format!("ideal f32 ({ideal})"),
+            "measured f64".to_owned(),
+            format!("ideal f64 ({ideal})"),
+        ];
+        line_chart_svg(
+            title,
+            x_label,
+            "µs per step",
+            xs,
+            &[
+                Series {
+                    label: &labels[0],
+                    values: m32,
+                    dashed: false,
+                },
+                Series {
+                    label: &labels[1],
+                    values: i32_,
+                    dashed: true,
+                },
+                Series {
+                    label: &labels[2],
+                    values: m64,
+                    dashed: false,
+                },
+                Series {
+                    label: &labels[3],
+                    values: i64_,
+                    dashed: true,
+                },
+            ],
+            true,
+        )
+    };
+    let members_svg = chart(
+        "time per step vs ensemble size (seed MLP, B=80, 1 thread)",
         "members E",
-        "µs per step",
         &sizes,
-        &[
-            Series {
-                label: "measured",
-                values: &per_step,
-                dashed: false,
-            },
-            Series {
-                label: "ideal (linear from E=16)",
-                values: &ideal,
-                dashed: true,
-            },
-        ],
-        true,
+        "linear from E=16",
+        |c| (&c.per_member_count, &c.ideal_members),
     );
-    let width_svg = line_chart_svg(
-        "time per step vs hidden width (E=16, B=80, f32, 1 thread)",
+    let width_svg = chart(
+        "time per step vs hidden width (E=16, B=80, 1 thread)",
         "hidden width",
-        "µs per step",
         &widths,
-        &[
-            Series {
-                label: "measured",
-                values: &per_width,
-                dashed: false,
-            },
-            Series {
-                label: "ideal (quadratic from width 64)",
-                values: &ideal_width,
-                dashed: true,
-            },
-        ],
-        true,
+        "quadratic from width 64",
+        |c| (&c.per_width, &c.ideal_width),
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/flock-figures");
     std::fs::create_dir_all(&dir).unwrap();
