@@ -31,7 +31,7 @@ mod step;
 pub use batch::{MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
-pub use parallel::{DEFAULT_MEMBERS_PER_CALL, ParallelLogJoint};
+pub use parallel::{ParallelLogJoint, default_members_per_call};
 pub use predict::{Predictions, ensemble_predict};
 pub use rng::{MemberRng, fill_standard_normal, member_rng, standard_normal};
 pub use state::{EnsembleState, ensemble_init, optim_layout};
