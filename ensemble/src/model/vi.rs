@@ -54,7 +54,9 @@ pub struct MeanFieldElbo<T, M> {
 /// drawn noise and the tape.
 #[derive(Debug)]
 struct Scratch<T> {
-    rngs: Vec<MemberRng>,
+    /// Member `e`'s noise stream at index `e` of the ensemble (made on first use), so a stream
+    /// follows its member whichever block or call evaluates it.
+    rngs: Vec<Option<MemberRng>>,
     noise: Vec<T>,
     member_noise: Vec<T>,
     fixed_noise: bool,
@@ -219,10 +221,15 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
     /// Draws this step's noise: member `e` from its own stream, particle by particle, site by
     /// site.
     fn draw_noise(&mut self, members: usize) {
-        if self.scratch.rngs.len() != members {
-            self.scratch.rngs = (0..members)
-                .map(|e| member_rng(self.seed ^ 0x006e_6f69_7365, self.first_member + e))
-                .collect();
+        let (first, seed) = (self.first_member, self.seed ^ 0x006e_6f69_7365);
+        if self.scratch.rngs.len() < first + members {
+            self.scratch.rngs.resize_with(first + members, || None);
+        }
+        for (e, rng) in self.scratch.rngs[first..first + members]
+            .iter_mut()
+            .enumerate()
+        {
+            rng.get_or_insert_with(|| member_rng(seed, first + e));
         }
         let p = self.model_size();
         self.scratch
@@ -234,7 +241,10 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         if p == 0 {
             return;
         }
-        for (e, rng) in self.scratch.rngs.iter_mut().enumerate() {
+        let rngs = self.scratch.rngs[first..first + members]
+            .iter_mut()
+            .map(|rng| rng.as_mut().expect("made above"));
+        for (e, rng) in rngs.enumerate() {
             // Member e's draws in one pass, then into the `[S][site][E][len]` layout.
             fill_standard_normal(rng, &mut self.scratch.member_noise);
             let mut drawn = self.scratch.member_noise.chunks_exact(p);
@@ -296,10 +306,7 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
     /// Member `e` of the next evaluation is the ensemble's member `first + e`: its noise comes
     /// from the stream `(seed, first + e)`.
     fn set_first_member(&mut self, first: usize) {
-        if first != self.first_member {
-            self.first_member = first;
-            self.scratch.rngs.clear();
-        }
+        self.first_member = first;
     }
 
     fn evaluate(
