@@ -162,22 +162,10 @@ fn evaluate_block<T: Element, L: LogJoint<T>>(
     logprior: &mut [T],
 ) -> Result<(), AutogradError> {
     let members = loglik.len();
-    let p = params.len().checked_div(members).unwrap_or(0);
+    // The caller sends empty ensembles and empty layouts to the log-joint directly.
+    debug_assert!(members > 0 && params.len() >= members);
+    let p = params.len() / members;
     let at_once = at_once.max(1);
-    if members <= at_once || p == 0 {
-        part.set_first_member(first);
-        return part.evaluate(
-            members,
-            params,
-            batch,
-            weights,
-            LogJointOutput {
-                loglik,
-                logprior,
-                grad,
-            },
-        );
-    }
     let chunks = params
         .chunks(at_once * p)
         .zip(grad.chunks_mut(at_once * p))

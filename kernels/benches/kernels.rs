@@ -56,11 +56,7 @@ fn bias_tanh_seed<T: Element>(bencher: Bencher<'_, '_>) {
 /// tanh over the seed's hidden activations (counter: elements).
 #[divan::bench(types = [f32, f64])]
 fn tanh_seed<T: Element>(bencher: Bencher<'_, '_>) {
-    let x = data::<T>(E * B * H);
-    let mut y = vec![T::ZERO; E * B * H];
-    bencher
-        .counter(ItemsCount::new(E * B * H))
-        .bench_local(|| elementwise::tanh(&x, &mut y));
+    bench_map(bencher, data::<T>(E * B * H), elementwise::tanh);
 }
 
 /// The VI guide's transcendentals over one seed ensemble's latents (E=16 × 1,153 values, spread
@@ -71,41 +67,34 @@ fn guide_values<T: Element>() -> Vec<T> {
         .collect()
 }
 
-#[divan::bench(types = [f32, f64])]
-fn exp_guide<T: Element>(bencher: Bencher<'_, '_>) {
-    let x = guide_values::<T>();
+/// Times `f(x, y)` over all of `x` (counter: elements).
+fn bench_map<T: Element>(bencher: Bencher<'_, '_>, x: Vec<T>, f: fn(&[T], &mut [T])) {
     let mut y = vec![T::ZERO; x.len()];
     bencher
         .counter(ItemsCount::new(x.len()))
-        .bench_local(|| elementwise::exp(&x, &mut y));
+        .bench_local(|| f(&x, &mut y));
+}
+
+#[divan::bench(types = [f32, f64])]
+fn exp_guide<T: Element>(bencher: Bencher<'_, '_>) {
+    bench_map(bencher, guide_values::<T>(), elementwise::exp);
 }
 
 #[divan::bench(types = [f32, f64])]
 fn ln_1p_guide<T: Element>(bencher: Bencher<'_, '_>) {
-    let x: Vec<T> = guide_values::<T>()
+    let x = guide_values::<T>()
         .iter()
         .map(|v| T::from_f64(v.to_f64().abs()))
         .collect();
-    let mut y = vec![T::ZERO; x.len()];
-    bencher
-        .counter(ItemsCount::new(x.len()))
-        .bench_local(|| elementwise::ln_1p(&x, &mut y));
+    bench_map(bencher, x, elementwise::ln_1p);
 }
 
 #[divan::bench(types = [f32, f64])]
 fn softplus_guide<T: Element>(bencher: Bencher<'_, '_>) {
-    let x = guide_values::<T>();
-    let mut y = vec![T::ZERO; x.len()];
-    bencher
-        .counter(ItemsCount::new(x.len()))
-        .bench_local(|| elementwise::softplus(&x, &mut y));
+    bench_map(bencher, guide_values::<T>(), elementwise::softplus);
 }
 
 #[divan::bench(types = [f32, f64])]
 fn sigmoid_guide<T: Element>(bencher: Bencher<'_, '_>) {
-    let x = guide_values::<T>();
-    let mut y = vec![T::ZERO; x.len()];
-    bencher
-        .counter(ItemsCount::new(x.len()))
-        .bench_local(|| elementwise::sigmoid(&x, &mut y));
+    bench_map(bencher, guide_values::<T>(), elementwise::sigmoid);
 }

@@ -269,35 +269,17 @@ fn main() {
             "measured f64".to_owned(),
             format!("ideal f64 ({ideal})"),
         ];
-        line_chart_svg(
-            title,
-            x_label,
-            "µs per step",
-            xs,
-            &[
-                Series {
-                    label: &labels[0],
-                    values: m32,
-                    dashed: false,
-                },
-                Series {
-                    label: &labels[1],
-                    values: i32_,
-                    dashed: true,
-                },
-                Series {
-                    label: &labels[2],
-                    values: m64,
-                    dashed: false,
-                },
-                Series {
-                    label: &labels[3],
-                    values: i64_,
-                    dashed: true,
-                },
-            ],
-            true,
-        )
+        let series: Vec<Series<'_>> = labels
+            .iter()
+            .zip([m32, i32_, m64, i64_])
+            .zip([false, true, false, true])
+            .map(|((label, values), dashed)| Series {
+                label,
+                values,
+                dashed,
+            })
+            .collect();
+        line_chart_svg(title, x_label, "µs per step", xs, &series, true)
     };
     let members_svg = chart(
         "time per step vs ensemble size (seed MLP, B=80, 1 thread)",
