@@ -8,6 +8,7 @@ use flock_kernels::elementwise::{AdamCoefficients, adam_update};
 
 use crate::base::{
     GradientTransformation, MemberState, Params, assert_len, copy_block, load_values, members_mut,
+    split_block,
     save_values,
 };
 use crate::error::{OptimError, check, check_decay, check_nonnegative};
@@ -81,6 +82,18 @@ impl<T: Element> MemberState for ScaleByAdamState<T> {
         self.mu.load(src)?;
         self.nu.load(src)?;
         Ok(())
+    }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        ScaleByAdamState {
+            count: split_block(&mut self.count, at, members),
+            mu: split_block(&mut self.mu, at, members),
+            nu: split_block(&mut self.nu, at, members),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.count.extend(tail.count);
+        self.mu.extend(tail.mu);
+        self.nu.extend(tail.nu);
     }
 }
 
@@ -180,6 +193,20 @@ impl<T: Element> MemberState for ScaleByAmsgradState<T> {
         self.nu.load(src)?;
         self.nu_max.load(src)?;
         Ok(())
+    }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        ScaleByAmsgradState {
+            count: split_block(&mut self.count, at, members),
+            mu: split_block(&mut self.mu, at, members),
+            nu: split_block(&mut self.nu, at, members),
+            nu_max: split_block(&mut self.nu_max, at, members),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.count.extend(tail.count);
+        self.mu.extend(tail.mu);
+        self.nu.extend(tail.nu);
+        self.nu_max.extend(tail.nu_max);
     }
 }
 
@@ -358,6 +385,18 @@ impl<T: Element> MemberState for ScaleByRmsState<T> {
         self.mu.load(src)?;
         self.nu.load(src)?;
         Ok(())
+    }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        ScaleByRmsState {
+            count: split_block(&mut self.count, at, members),
+            mu: split_block(&mut self.mu, at, members),
+            nu: split_block(&mut self.nu, at, members),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.count.extend(tail.count);
+        self.mu.extend(tail.mu);
+        self.nu.extend(tail.nu);
     }
 }
 

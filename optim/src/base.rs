@@ -102,6 +102,16 @@ pub trait MemberState: Clone + Debug + Send + Sync + 'static {
     /// # Errors
     /// [`OptimError::StateLength`] when `src` runs out.
     fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError>;
+
+    /// Moves members `at..members` (of the `members` that `self` holds) into a new state,
+    /// leaving `self` with members `0..at` — so blocks of members can be updated apart (e.g. each
+    /// on the thread that computed its gradients) with the results of one update of the whole.
+    /// Per-member state is split; a value all members share is copied into both.
+    fn split_off(&mut self, at: usize, members: usize) -> Self;
+
+    /// Puts back the members of `tail` after those of `self` (the inverse of
+    /// [`MemberState::split_off`]).
+    fn append(&mut self, tail: Self);
 }
 
 impl MemberState for () {
@@ -110,6 +120,8 @@ impl MemberState for () {
     fn load(&mut self, _: &mut &[f64]) -> Result<(), OptimError> {
         Ok(())
     }
+    fn split_off(&mut self, _: usize, _: usize) {}
+    fn append(&mut self, _: ()) {}
 }
 
 /// Copies member `member`'s block (of `members` equal blocks) from `from` into `to`.
@@ -120,6 +132,15 @@ pub(crate) fn copy_block<V: Clone>(to: &mut [V], from: &[V], member: usize, memb
     let block = to.len() / members;
     to[member * block..(member + 1) * block]
         .clone_from_slice(&from[member * block..(member + 1) * block]);
+}
+
+/// Moves members `at..members` of a buffer of `members` equal blocks into a new buffer.
+pub(crate) fn split_block<V>(values: &mut Vec<V>, at: usize, members: usize) -> Vec<V> {
+    if members == 0 {
+        return Vec::new();
+    }
+    let block = values.len() / members;
+    values.split_off(at * block)
 }
 
 /// Appends `values` as f64.
@@ -149,6 +170,12 @@ impl<T: Element> MemberState for Vec<T> {
         *src = rest;
         Ok(())
     }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        split_block(self, at, members)
+    }
+    fn append(&mut self, mut tail: Self) {
+        Vec::append(self, &mut tail);
+    }
 }
 
 impl<A: MemberState, B: MemberState> MemberState for (A, B) {
@@ -163,6 +190,16 @@ impl<A: MemberState, B: MemberState> MemberState for (A, B) {
     fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
         self.0.load(src)?;
         self.1.load(src)
+    }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        (
+            self.0.split_off(at, members),
+            self.1.split_off(at, members),
+        )
+    }
+    fn append(&mut self, tail: Self) {
+        self.0.append(tail.0);
+        self.1.append(tail.1);
     }
 }
 

@@ -10,7 +10,7 @@ use crate::adaptive::check_learning_rate;
 use crate::base::{
     GradientTransformation, MemberState, Params, PerMember, assert_len, members_mut,
 };
-use crate::base::{copy_block, load_values, save_values};
+use crate::base::{copy_block, load_values, save_values, split_block};
 use crate::error::{OptimError, check, check_nonnegative};
 use crate::{Layout, Schedule};
 
@@ -59,6 +59,14 @@ impl<S: MemberState> MemberState for Option<S> {
             None => Ok(()),
         }
     }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        self.as_mut().map(|s| s.split_off(at, members))
+    }
+    fn append(&mut self, tail: Self) {
+        if let (Some(s), Some(tail)) = (self, tail) {
+            s.append(tail);
+        }
+    }
 }
 
 /// Multiplies updates by a (per-member) constant.
@@ -79,8 +87,9 @@ impl<T: Element> GradientTransformation<T> for Scale {
     }
     fn update(&self, updates: &mut [T], _: &mut (), params: Params<'_, T>) {
         assert_len(updates, params.layout);
+        let first = params.layout.first_member();
         for (e, u) in members_mut(updates, params.layout) {
-            flock_kernels::elementwise::scale(T::from_f64(self.0.get(e)), u);
+            flock_kernels::elementwise::scale(T::from_f64(self.0.get(first + e)), u);
         }
     }
 }
@@ -159,6 +168,16 @@ impl MemberState for ScaleByLearningRateState {
         load_values(&mut self.count, src)?;
         self.injected.load(src)
     }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        ScaleByLearningRateState {
+            count: split_block(&mut self.count, at, members),
+            injected: split_block(&mut self.injected, at, members),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.count.extend(tail.count);
+        self.injected.extend(tail.injected);
+    }
 }
 
 /// Multiplies updates by `−learning_rate` (the only place the sign flips).
@@ -184,9 +203,9 @@ impl<T: Element> GradientTransformation<T> for ScaleByLearningRate {
     type State = ScaleByLearningRateState;
 
     fn init(&self, params: Params<'_, T>) -> Self::State {
-        let e = params.layout.members();
+        let (e, first) = (params.layout.members(), params.layout.first_member());
         let injected = match &self.lr {
-            LearningRate::Injected(v) => (0..e).map(|m| v.get(m)).collect(),
+            LearningRate::Injected(v) => (0..e).map(|m| v.get(first + m)).collect(),
             _ => Vec::new(),
         };
         ScaleByLearningRateState {
@@ -198,9 +217,10 @@ impl<T: Element> GradientTransformation<T> for ScaleByLearningRate {
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
         assert_len(updates, params.layout);
         let sign = if self.flip_sign { -1.0 } else { 1.0 };
+        let first = params.layout.first_member();
         for (e, u) in members_mut(updates, params.layout) {
             let lr = match &self.lr {
-                LearningRate::Constant(v) => v.get(e),
+                LearningRate::Constant(v) => v.get(first + e),
                 LearningRate::Schedule(s) => {
                     s.value_in(state.count[e], crate::schedule::Precision::OptaxJit)
                 }
@@ -272,8 +292,9 @@ impl<T: Element> GradientTransformation<T> for AddDecayedWeights {
     fn init(&self, _: Params<'_, T>) {}
     fn update(&self, updates: &mut [T], _: &mut (), params: Params<'_, T>) {
         assert_len(updates, params.layout);
+        let first = params.layout.first_member();
         for (e, u) in members_mut(updates, params.layout) {
-            let wd = T::from_f64(self.weight_decay.get(e));
+            let wd = T::from_f64(self.weight_decay.get(first + e));
             if wd == T::ZERO {
                 continue;
             }

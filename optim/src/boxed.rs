@@ -13,6 +13,9 @@ trait DynState: Debug + Send + Sync + 'static {
     fn copy_member_dyn(&mut self, from: &dyn DynState, member: usize, members: usize);
     fn save_dyn(&self, out: &mut Vec<f64>);
     fn load_dyn(&mut self, src: &mut &[f64]) -> Result<(), OptimError>;
+    fn split_off_dyn(&mut self, at: usize, members: usize) -> Box<dyn DynState>;
+    fn append_dyn(&mut self, tail: Box<dyn DynState>);
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -33,6 +36,19 @@ impl<S: MemberState> DynState for S {
     }
     fn load_dyn(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
         self.load(src)
+    }
+    fn split_off_dyn(&mut self, at: usize, members: usize) -> Box<dyn DynState> {
+        Box::new(self.split_off(at, members))
+    }
+    fn append_dyn(&mut self, tail: Box<dyn DynState>) {
+        let tail = tail
+            .into_any()
+            .downcast::<S>()
+            .expect("BoxedState::append: states of different optimizers");
+        self.append(*tail);
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -61,6 +77,12 @@ impl MemberState for BoxedState {
     }
     fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
         self.0.load_dyn(src)
+    }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        BoxedState(self.0.split_off_dyn(at, members))
+    }
+    fn append(&mut self, tail: Self) {
+        self.0.append_dyn(tail.0);
     }
 }
 

@@ -65,6 +65,17 @@ impl<T: Element, S: MemberState> MemberState for MaskedState<T, S> {
     fn load(&mut self, src: &mut &[f64]) -> Result<(), crate::OptimError> {
         self.inner.load(src)
     }
+    /// The gather buffers are scratch: the new block starts with empty ones.
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        MaskedState {
+            inner: self.inner.split_off(at, members),
+            updates: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.inner.append(tail.inner);
+    }
 }
 
 /// Applies `inner` to the selected leaves only; the others pass through unchanged.
@@ -90,6 +101,7 @@ impl<G> Masked<G> {
                 .filter(|l| self.mask.selects(&l.name))
                 .map(|l| (l.name.clone(), l.len)),
         )
+        .starting_at(layout.first_member())
     }
 }
 

@@ -15,9 +15,15 @@ pub struct Leaf {
 ///
 /// Member `e` owns `buffer[e·P..(e+1)·P]`; inside it, leaves are contiguous and in order. Every
 /// transformation in this crate acts on such a buffer with per-member semantics.
+///
+/// A layout can also describe a contiguous block of an ensemble's members
+/// ([`Layout::block`]): its buffer then holds members `first_member..first_member + members`,
+/// and per-member hyperparameters ([`PerMember::Each`](crate::PerMember::Each)) are looked up by
+/// the ensemble's member index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     members: usize,
+    first_member: usize,
     leaves: Vec<Leaf>,
     member_size: usize,
 }
@@ -43,9 +49,38 @@ impl Layout {
             .collect();
         Layout {
             members,
+            first_member: 0,
             leaves,
             member_size: offset,
         }
+    }
+
+    /// The same leaves for members `range` of this layout's ensemble (indices relative to this
+    /// layout's first member).
+    ///
+    /// ```
+    /// let layout = flock_optim::Layout::flat(8, 3);
+    /// let block = layout.block(4..6);
+    /// assert_eq!((block.members(), block.first_member(), block.len()), (2, 4, 6));
+    /// assert_eq!(block.block(1..2).first_member(), 5);
+    /// ```
+    pub fn block(&self, range: core::ops::Range<usize>) -> Self {
+        Layout {
+            members: range.len(),
+            first_member: self.first_member + range.start,
+            ..self.clone()
+        }
+    }
+
+    /// The same layout with its members numbered from `first_member` in their ensemble.
+    pub fn starting_at(mut self, first_member: usize) -> Self {
+        self.first_member = first_member;
+        self
+    }
+
+    /// The ensemble index of this layout's first member (0 unless made by [`Layout::block`]).
+    pub fn first_member(&self) -> usize {
+        self.first_member
     }
 
     /// A layout with a single leaf named `"params"` of `member_size` values.

@@ -4,6 +4,7 @@ use flock_kernels::Element;
 
 use crate::base::{
     GradientTransformation, MemberState, Params, copy_block, load_values, members_mut, save_values,
+    split_block,
 };
 use crate::error::{OptimError, check};
 
@@ -51,6 +52,22 @@ impl<S: MemberState> MemberState for ApplyIfFiniteState<S> {
         load_values(&mut self.last_finite, src)?;
         load_values(&mut self.total_notfinite, src)?;
         self.saved.load(src)
+    }
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        ApplyIfFiniteState {
+            inner: self.inner.split_off(at, members),
+            notfinite_count: split_block(&mut self.notfinite_count, at, members),
+            last_finite: split_block(&mut self.last_finite, at, members),
+            total_notfinite: split_block(&mut self.total_notfinite, at, members),
+            saved: self.saved.split_off(at, members),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.inner.append(tail.inner);
+        self.notfinite_count.extend(tail.notfinite_count);
+        self.last_finite.extend(tail.last_finite);
+        self.total_notfinite.extend(tail.total_notfinite);
+        self.saved.append(tail.saved);
     }
 }
 
@@ -149,6 +166,20 @@ impl<T: Element, S: MemberState> MemberState for MultiStepsState<T, S> {
         load_values(&mut self.gradient_step, src)?;
         self.inner.load(src)?;
         self.acc_grads.load(src)
+    }
+    /// Every block keeps the shared micro-step count.
+    fn split_off(&mut self, at: usize, members: usize) -> Self {
+        MultiStepsState {
+            mini_step: self.mini_step,
+            gradient_step: split_block(&mut self.gradient_step, at, members),
+            inner: self.inner.split_off(at, members),
+            acc_grads: split_block(&mut self.acc_grads, at, members),
+        }
+    }
+    fn append(&mut self, tail: Self) {
+        self.gradient_step.extend(tail.gradient_step);
+        self.inner.append(tail.inner);
+        self.acc_grads.extend(tail.acc_grads);
     }
 }
 

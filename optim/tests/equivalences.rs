@@ -186,3 +186,111 @@ fn saved_states_resume_bit_exactly() {
     let boxed = BoxedTransformation::new(lion(1e-3, 0.9, 0.99, 0.0, None).unwrap());
     check_resume("boxed lion", boxed);
 }
+
+/// Updating an ensemble as separate blocks of members — each block with its part of the state
+/// ([`MemberState::split_off`]) and its [`Layout::block`] — gives the bits of one update of the
+/// whole ensemble, and putting the parts back together ([`MemberState::append`]) gives its state.
+fn check_blocks<G: GradientTransformation<f64>>(name: &str, opt: G) {
+    let layout = Layout::new(5, [("w", 4), ("b", 2)]);
+    let p = layout.member_size();
+    let blocks = [0..2, 2..3, 3..5];
+    // Member 3's gradients are NaN at step 6 (exercises `apply_if_finite`'s per-member skip).
+    let grads_at = |t: usize| {
+        let mut g = grads(t, layout.len());
+        if t == 6 {
+            g[3 * p + 1] = f64::NAN;
+        }
+        g
+    };
+    let start: Vec<f64> = (0..layout.len()).map(|i| (i as f64 * 0.53).cos()).collect();
+    let mut whole = start.clone();
+    let mut state = opt.init(Params::new(&whole, &layout).unwrap());
+    for t in 0..12 {
+        let mut u = grads_at(t);
+        opt.update(&mut u, &mut state, Params::new(&whole, &layout).unwrap());
+        apply_updates(&mut whole, &u);
+    }
+
+    let mut parted = start.clone();
+    let mut rest = opt.init(Params::new(&parted, &layout).unwrap());
+    let mut parts = Vec::new();
+    for r in blocks.iter().rev() {
+        parts.push(rest.split_off(r.start, r.end));
+    }
+    parts.reverse();
+    for t in 0..12 {
+        let mut u = grads_at(t);
+        for (r, part) in blocks.iter().zip(&mut parts) {
+            let block = layout.block(r.clone());
+            let span = r.start * p..r.end * p;
+            opt.update(
+                &mut u[span.clone()],
+                part,
+                Params::new(&parted[span.clone()], &block).unwrap(),
+            );
+            apply_updates(&mut parted[span.clone()], &u[span]);
+        }
+    }
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&whole), bits(&parted), "{name}: parameters");
+    for part in parts {
+        rest.append(part);
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    state.save(&mut a);
+    rest.save(&mut b);
+    assert_eq!(bits(&a), bits(&b), "{name}: joined state");
+}
+
+#[test]
+fn blocks_of_members_update_as_the_whole_ensemble() {
+    let schedule = warmup_cosine_decay_schedule(1e-4, 5e-3, 5, 30, 1e-4, 1.0).unwrap();
+    let each = |v: &[f64]| PerMember::Each(v.to_vec());
+    check_blocks("adam", adam(1e-2, AdamConfig::default()).unwrap());
+    check_blocks(
+        "clip + adamw, per-member weight decay",
+        chain(
+            clip_by_global_norm(1.0).unwrap(),
+            adamw(
+                schedule,
+                AdamConfig::default(),
+                each(&[1e-3, 2e-3, 3e-3, 4e-3, 5e-3]),
+                None,
+            )
+            .unwrap(),
+        ),
+    );
+    check_blocks(
+        "per-member learning rates",
+        sgd(vec![1e-2, 2e-2, 3e-2, 4e-2, 5e-2], Some(0.9), true).unwrap(),
+    );
+    check_blocks(
+        "injected per-member learning rates",
+        chain(
+            scale_by_adam(AdamConfig::default()).unwrap(),
+            scale_by_learning_rate(LearningRate::Injected(each(&[1.0, 2.0, 3.0, 4.0, 5.0])))
+                .unwrap(),
+        ),
+    );
+    check_blocks("scale per member", scale(each(&[1.0, -2.0, 3.0, -4.0, 5.0])));
+    check_blocks("amsgrad", amsgrad(1e-2, AdamConfig::default()).unwrap());
+    check_blocks(
+        "multi_steps",
+        multi_steps(adam(1e-2, AdamConfig::default()).unwrap(), 3).unwrap(),
+    );
+    check_blocks(
+        "masked + apply_if_finite",
+        apply_if_finite(
+            masked(sgd(1e-2, Some(0.9), false).unwrap(), LeafMask::only(["w"])),
+            2,
+        ),
+    );
+    check_blocks(
+        "centered rmsprop",
+        rmsprop(1e-2, RmsConfig::default(), true, Some(0.9), false).unwrap(),
+    );
+    check_blocks(
+        "boxed lion",
+        BoxedTransformation::new(lion(1e-3, 0.9, 0.99, 0.0, None).unwrap()),
+    );
+}
