@@ -34,7 +34,7 @@ pub mod tape;
 pub use error::AutogradError;
 pub use flock_kernels::{Activation, Parallelism};
 pub use log_joint::{
-    Batch, GraphFn, LogJoint, LogJointOutput, TapeLogJoint, Weights, batch_inputs,
+    Batch, EvaluatedBlock, GraphFn, LogJoint, LogJointOutput, TapeLogJoint, Weights, batch_inputs,
     finish_evaluation,
 };
 pub use nn::{Linear, Mlp, MlpConfig};

@@ -1,6 +1,7 @@
 //! The log-joint contract ([`LogJoint`]): per-member values and the gradient of their weighted
 //! sum.
 
+use core::ops::Range;
 use flock_kernels::Element;
 
 use crate::{AutogradError, Graph, ParamLayout, Shape, Tape, Var};
@@ -139,6 +140,77 @@ pub trait LogJoint<T: Element> {
     fn set_first_member(&mut self, first: usize) {
         let _ = first;
     }
+
+    /// The contiguous blocks of members (in order, covering `0..members`) that
+    /// [`LogJoint::evaluate_then`] hands to its `then` when it evaluates `members` members on
+    /// `batch`, written into `blocks`. One block by default; a log-joint that evaluates blocks on
+    /// several threads returns its own.
+    fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
+        let _ = batch;
+        blocks.clear();
+        blocks.push(0..members);
+    }
+
+    /// [`LogJoint::evaluate`], then — only if every member was evaluated without error —
+    /// `then` once per block of [`LogJoint::member_blocks`], with that block's parameters
+    /// (mutable: e.g. for an optimizer step), gradients, `ℓ` and `π`. A log-joint that evaluates
+    /// blocks on several threads calls `then` on the thread that evaluated the block, while its
+    /// values are still in that core's cache.
+    ///
+    /// # Errors
+    /// As [`LogJoint::evaluate`]; `then` is not called on error.
+    fn evaluate_then(
+        &mut self,
+        members: usize,
+        params: &mut [T],
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+        then: &(dyn Fn(EvaluatedBlock<'_, T>) + Sync),
+    ) -> Result<(), AutogradError> {
+        let LogJointOutput {
+            loglik,
+            logprior,
+            grad,
+        } = out;
+        self.evaluate(
+            members,
+            params,
+            batch,
+            weights,
+            LogJointOutput {
+                loglik: &mut *loglik,
+                logprior: &mut *logprior,
+                grad: &mut *grad,
+            },
+        )?;
+        then(EvaluatedBlock {
+            index: 0,
+            members: 0..members,
+            params,
+            grad,
+            loglik,
+            logprior,
+        });
+        Ok(())
+    }
+}
+
+/// One block of members evaluated by [`LogJoint::evaluate_then`].
+#[derive(Debug)]
+pub struct EvaluatedBlock<'a, T> {
+    /// The block's position in [`LogJoint::member_blocks`].
+    pub index: usize,
+    /// Its members, as indices into the evaluated members.
+    pub members: Range<usize>,
+    /// Their parameters, `members.len()·P` values.
+    pub params: &'a mut [T],
+    /// Their weighted gradient, `members.len()·P` values.
+    pub grad: &'a mut [T],
+    /// Their `ℓ_e`.
+    pub loglik: &'a [T],
+    /// Their `π_e`.
+    pub logprior: &'a [T],
 }
 
 impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
@@ -159,6 +231,22 @@ impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
 
     fn set_first_member(&mut self, first: usize) {
         (**self).set_first_member(first);
+    }
+
+    fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
+        (**self).member_blocks(members, batch, blocks);
+    }
+
+    fn evaluate_then(
+        &mut self,
+        members: usize,
+        params: &mut [T],
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+        then: &(dyn Fn(EvaluatedBlock<'_, T>) + Sync),
+    ) -> Result<(), AutogradError> {
+        (**self).evaluate_then(members, params, batch, weights, out, then)
     }
 }
 

@@ -13,7 +13,8 @@
 //! - [`ensemble_predict`] evaluates every member on new inputs.
 //! - [`model`]: Pattern C — a model written once with `sample` / `observe` sites gives the
 //!   parameter layout, the split log-density and a log-joint.
-//! - [`ParallelLogJoint`]: members in parallel, bitwise equal to one thread.
+//! - [`ParallelLogJoint`]: members in parallel, bitwise equal to one thread; [`ensemble_step`]
+//!   updates each block of members on the thread that evaluated it.
 //! - [`MiniBatcher`]: mini-batches with or without replacement and their `scale`;
 //!   [`PerMemberBatcher`]: a data order of each member's own.
 
@@ -22,6 +23,7 @@ mod error;
 mod helper;
 mod loss;
 pub mod model;
+mod opt_blocks;
 mod parallel;
 mod predict;
 mod rng;
@@ -31,6 +33,7 @@ mod step;
 pub use batch::{MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
+pub use opt_blocks::OptimizerBlocks;
 pub use parallel::{ParallelLogJoint, default_members_per_call};
 pub use predict::{Predictions, ensemble_predict};
 pub use rng::{MemberRng, fill_standard_normal, member_rng, standard_normal};

@@ -155,11 +155,19 @@ impl<L> EnsembleLoss<L> {
             },
         )?;
         for ((l, &ll), &lp) in out.losses.iter_mut().zip(&*out.loglik).zip(&*out.logprior) {
-            *l = weights.loglik * ll;
-            if self.prior_weight != 0.0 {
-                *l += weights.logprior * lp;
-            }
+            *l = member_loss(weights, self.prior_weight, ll, lp);
         }
         Ok(())
     }
+}
+
+/// `L_e = −scale·ℓ_e − prior_weight·π_e` from the log-joint's weights (`π_e` is not read when
+/// `prior_weight = 0`, so a model without a prior may leave it at anything).
+#[inline]
+pub(crate) fn member_loss<T: Element>(weights: Weights<T>, prior_weight: f64, ll: T, lp: T) -> T {
+    let mut l = weights.loglik * ll;
+    if prior_weight != 0.0 {
+        l += weights.logprior * lp;
+    }
+    l
 }

@@ -1,8 +1,13 @@
 //! Members in parallel: one log-joint per thread, each on a contiguous block of members.
 
-use flock_autograd::{AutogradError, Batch, LogJoint, LogJointOutput, ParamLayout, Weights};
-use flock_kernels::Element;
+use core::ops::Range;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use flock_autograd::{
+    AutogradError, Batch, EvaluatedBlock, LogJoint, LogJointOutput, ParamLayout, Weights,
+};
+use flock_kernels::Element;
 
 use crate::helper::Helper;
 
@@ -141,10 +146,11 @@ fn spread<B: Send>(
 }
 
 /// One block's log-joint and its slices: `((((part, params), grad), loglik), logprior)`.
-type Block<'a, L, T> = (
-    (((&'a mut L, &'a [T]), &'a mut [T]), &'a mut [T]),
-    &'a mut [T],
-);
+type Block<'a, L, P, T> = ((((&'a mut L, P), &'a mut [T]), &'a mut [T]), &'a mut [T]);
+
+/// What runs on a block once every block is evaluated: `(block, its members, params, grad,
+/// loglik, logprior)`.
+type Finish<'f, P, T> = dyn Fn(usize, Range<usize>, P, &mut [T], &[T], &[T]) + Sync + 'f;
 
 /// Evaluates one block of members (`loglik.len()` of them, the first being member `first` of the
 /// ensemble) with `part`, at most `at_once` members per call, so that one call's intermediate
@@ -188,6 +194,169 @@ fn evaluate_block<T: Element, L: LogJoint<T>>(
     Ok(())
 }
 
+/// Where the blocks of one evaluation meet before any of them runs its `finish`: every block
+/// arrives (also when it fails or panics), and `finish` runs only if none failed.
+#[derive(Default)]
+struct Meeting {
+    arrived: AtomicUsize,
+    failed: AtomicBool,
+}
+
+impl Meeting {
+    /// Waits (spinning, then yielding) until `blocks` blocks have arrived; whether all succeeded.
+    fn all_succeeded(&self, blocks: usize) -> bool {
+        let mut spins = 0u32;
+        while self.arrived.load(Ordering::Acquire) < blocks {
+            if spins < 64 {
+                core::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        !self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// A block's arrival at the [`Meeting`], made when dropped — so a panicking block arrives too,
+/// as a failure, and no other block waits for it forever.
+struct Arrival<'a> {
+    meeting: &'a Meeting,
+    succeeded: bool,
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        if !self.succeeded {
+            self.meeting.failed.store(true, Ordering::Release);
+        }
+        self.meeting.arrived.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl<L> ParallelLogJoint<L> {
+    /// How many blocks `members` members are split into: one per part with a thread to run it,
+    /// at least [`ParallelLogJoint::new`]'s minimum of members per block.
+    fn block_count(&self, members: usize) -> usize {
+        self.parts
+            .len()
+            .min(self.helpers.len() + 1)
+            .min(members / self.min_members_per_part.max(1))
+            .max(1)
+    }
+
+    /// Evaluates `members` members in [`ParallelLogJoint::block_count`] blocks — the first on
+    /// this thread, each other on a helper — `params` being their parameter slices; then, when
+    /// every block succeeded, runs `finish` on each block on the thread that evaluated it.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_blocks<T, P>(
+        &mut self,
+        members: usize,
+        p: usize,
+        params: impl Iterator<Item = P>,
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+        finish: Option<&Finish<'_, P, T>>,
+    ) -> Result<(), AutogradError>
+    where
+        T: Element,
+        L: LogJoint<T> + Send,
+        P: AsRef<[T]> + Send,
+    {
+        let blocks = self.block_count(members);
+        let per_block = members.div_ceil(blocks);
+        let LogJointOutput {
+            loglik,
+            logprior,
+            grad,
+        } = out;
+        let at_once = self
+            .members_per_call
+            .unwrap_or_else(|| default_members_per_call(p));
+        let first_member = self.first_member;
+        // Errors are reported for the lowest failing block, as a sequential evaluation would.
+        let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
+        let meeting = Meeting::default();
+        let run = |b: usize, ((((part, params), grad), loglik), logprior): Block<'_, L, P, T>| {
+            let mut arrival = Arrival {
+                meeting: &meeting,
+                succeeded: false,
+            };
+            let first = first_member + b * per_block;
+            let result = evaluate_block(
+                part,
+                first,
+                at_once,
+                params.as_ref(),
+                batch,
+                weights,
+                grad,
+                loglik,
+                logprior,
+            );
+            arrival.succeeded = result.is_ok();
+            if let Err(e) = result {
+                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.as_ref().is_none_or(|(first, _)| b < *first) {
+                    *slot = Some((b, e));
+                }
+            }
+            drop(arrival);
+            if let Some(finish) = finish {
+                if meeting.all_succeeded(blocks) {
+                    let range = b * per_block..b * per_block + loglik.len();
+                    finish(b, range, params, grad, loglik, logprior);
+                }
+            }
+        };
+        let mut blocks = self.parts[..blocks]
+            .iter_mut()
+            .zip(params)
+            .zip(grad.chunks_mut(per_block * p))
+            .zip(loglik.chunks_mut(per_block))
+            .zip(logprior.chunks_mut(per_block))
+            .enumerate();
+        let mut own = blocks.next().map(|(_, block)| block);
+        spread(&mut self.helpers, &mut blocks, &run, &mut || {
+            if let Some(block) = own.take() {
+                run(0, block);
+            }
+        });
+        debug_assert!(blocks.next().is_none(), "a block without a thread");
+        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `evaluate` goes to the first log-joint unsplit (a batch per member, or nothing to
+    /// split); checks the buffers otherwise.
+    fn unsplit<T: Element>(
+        &self,
+        members: usize,
+        params: usize,
+        batch: &Batch<'_, T>,
+        grad: usize,
+    ) -> Result<bool, AutogradError>
+    where
+        L: LogJoint<T>,
+    {
+        let p = self.parts[0].layout().member_size();
+        if batch.per_member.is_some() || members == 0 || p == 0 {
+            return Ok(true);
+        }
+        if params != members * p || grad != members * p {
+            return Err(AutogradError::BufferLength {
+                what: "params or grad",
+                len: params.min(grad),
+                expected: members * p,
+            });
+        }
+        Ok(false)
+    }
+}
+
 impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
     fn layout(&self) -> &ParamLayout {
         self.parts[0].layout()
@@ -201,77 +370,64 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
         weights: Weights<T>,
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
-        let p = self.parts[0].layout().member_size();
-        if batch.per_member.is_some() || members == 0 || p == 0 {
+        if self.unsplit(members, params.len(), &batch, out.grad.len())? {
             // One batch per member (or nothing to split): the log-joint takes the whole ensemble
             // at once.
             self.parts[0].set_first_member(self.first_member);
             return self.parts[0].evaluate(members, params, batch, weights, out);
         }
-        if params.len() != members * p || out.grad.len() != members * p {
-            return Err(AutogradError::BufferLength {
-                what: "params or grad",
-                len: params.len().min(out.grad.len()),
-                expected: members * p,
-            });
-        }
-        let blocks = self
-            .parts
-            .len()
-            .min(members / self.min_members_per_part.max(1))
-            .max(1);
-        let per_block = members.div_ceil(blocks);
-        let LogJointOutput {
-            loglik,
-            logprior,
-            grad,
-        } = out;
-        let at_once = self
-            .members_per_call
-            .unwrap_or_else(|| default_members_per_call(p));
-        let first_member = self.first_member;
-        let run = |b: usize, ((((part, params), grad), loglik), logprior): Block<'_, L, T>| {
-            let first = first_member + b * per_block;
-            evaluate_block(
-                part, first, at_once, params, batch, weights, grad, loglik, logprior,
-            )
+        let p = params.len() / members;
+        let per_block = members.div_ceil(self.block_count(members));
+        let chunks = params.chunks(per_block * p);
+        self.evaluate_blocks(members, p, chunks, batch, weights, out, None)
+    }
+
+    fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
+        blocks.clear();
+        let p = self.parts[0].layout().member_size();
+        let count = if batch.per_member.is_some() || p == 0 {
+            1
+        } else {
+            self.block_count(members)
         };
-        let blocks = self.parts[..blocks]
-            .iter_mut()
-            .zip(params.chunks(per_block * p))
-            .zip(grad.chunks_mut(per_block * p))
-            .zip(loglik.chunks_mut(per_block))
-            .zip(logprior.chunks_mut(per_block));
-        // Errors are reported for the lowest failing block, as a sequential evaluation would.
-        let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
-        let record = |b: usize, result: Result<(), AutogradError>| {
-            if let Err(e) = result {
-                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                if slot.as_ref().is_none_or(|(first, _)| b < *first) {
-                    *slot = Some((b, e));
-                }
-            }
-        };
-        let mut blocks = blocks.enumerate();
-        let mut own = blocks.next().map(|(_, block)| block);
-        spread(
-            &mut self.helpers,
-            &mut blocks,
-            &|b, block| record(b, run(b, block)),
-            &mut || {
-                if let Some(block) = own.take() {
-                    record(0, run(0, block));
-                }
-            },
+        let per_block = members.div_ceil(count).max(1);
+        blocks.extend(
+            (0..members)
+                .step_by(per_block)
+                .map(|start| start..(start + per_block).min(members)),
         );
-        // Blocks beyond the helpers (only if threads could not be made) run here.
-        for (b, block) in blocks {
-            record(b, run(b, block));
+        if blocks.is_empty() {
+            blocks.push(0..0);
         }
-        match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some((_, e)) => Err(e),
-            None => Ok(()),
+    }
+
+    fn evaluate_then(
+        &mut self,
+        members: usize,
+        params: &mut [T],
+        batch: Batch<'_, T>,
+        weights: Weights<T>,
+        out: LogJointOutput<'_, T>,
+        then: &(dyn Fn(EvaluatedBlock<'_, T>) + Sync),
+    ) -> Result<(), AutogradError> {
+        if self.unsplit(members, params.len(), &batch, out.grad.len())? {
+            self.parts[0].set_first_member(self.first_member);
+            return self.parts[0].evaluate_then(members, params, batch, weights, out, then);
         }
+        let p = params.len() / members;
+        let per_block = members.div_ceil(self.block_count(members));
+        let chunks = params.chunks_mut(per_block * p);
+        let finish = |index, members, params, grad: &mut [T], loglik: &[T], logprior: &[T]| {
+            then(EvaluatedBlock {
+                index,
+                members,
+                params,
+                grad,
+                loglik,
+                logprior,
+            })
+        };
+        self.evaluate_blocks(members, p, chunks, batch, weights, out, Some(&finish))
     }
 
     fn set_first_member(&mut self, first: usize) {

@@ -2,9 +2,9 @@
 
 use flock_autograd::{ParamLayout, Parameters};
 use flock_kernels::Element;
-use flock_optim::{GradientTransformation, Layout, Params};
+use flock_optim::{GradientTransformation, Layout, MemberState, Params};
 
-use crate::{EnsembleError, MemberRng, member_rng};
+use crate::{EnsembleError, MemberRng, OptimizerBlocks, member_rng};
 
 /// Buffers reused by every step, so a step allocates nothing.
 #[derive(Clone, Debug, Default)]
@@ -15,21 +15,49 @@ pub(crate) struct Workspace<T> {
     pub losses: Vec<T>,
     pub diverged: Vec<usize>,
     pub backup: Vec<T>,
+    /// The log-joint's blocks of members for the current step.
+    pub blocks: Vec<core::ops::Range<usize>>,
 }
 
 /// An ensemble's parameters and optimizer state, each with a leading member axis
 /// (pyrox's `EnsembleState(params, opt_state)`).
+///
+/// The optimizer state is kept in the blocks of members the log-joint evaluates apart (one per
+/// thread of a [`ParallelLogJoint`](crate::ParallelLogJoint)), so each block's update runs on
+/// the thread that computed its gradients; [`EnsembleState::opt_state`] gives it in one piece.
 #[derive(Clone, Debug)]
 pub struct EnsembleState<T, S> {
     /// `E` members' parameters, member-major.
     pub params: Parameters<T>,
-    /// The optimizer's per-member state.
-    pub opt_state: S,
+    pub(crate) opt: OptimizerBlocks<S>,
     pub(crate) optim_layout: Layout,
     pub(crate) work: Workspace<T>,
 }
 
-impl<T: Element, S> EnsembleState<T, S> {
+impl<T: Element, S: MemberState> EnsembleState<T, S> {
+    /// The optimizer's per-member state in one piece (a copy; e.g. to save it).
+    pub fn opt_state(&self) -> S {
+        self.opt.joined()
+    }
+
+    /// The optimizer's per-member state in one piece, to change in place (e.g. to load a saved
+    /// one, or set an injected learning rate); the next step splits it again.
+    pub fn opt_state_mut(&mut self) -> &mut S {
+        self.opt.whole_mut()
+    }
+
+    /// The optimizer state as it is held, in blocks of members: a cheap snapshot to restore
+    /// members from later with [`EnsembleState::restore_member_opt_state`].
+    pub fn opt_blocks(&self) -> &OptimizerBlocks<S> {
+        &self.opt
+    }
+
+    /// Puts member `e`'s optimizer state back to what it was in `snapshot` (taken from this
+    /// state's [`EnsembleState::opt_blocks`]).
+    pub fn restore_member_opt_state(&mut self, snapshot: &OptimizerBlocks<S>, e: usize) {
+        self.opt.copy_member(snapshot, e);
+    }
+
     /// Builds a state from existing parameters (e.g. loaded from a checkpoint or a fixture).
     ///
     /// ```
@@ -60,7 +88,7 @@ impl<T: Element, S> EnsembleState<T, S> {
         });
         Ok(EnsembleState {
             params,
-            opt_state,
+            opt: OptimizerBlocks::whole(opt_state, optim_layout.clone()),
             optim_layout,
             work: Workspace::default(),
         })

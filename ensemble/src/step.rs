@@ -1,11 +1,15 @@
 //! `ensemble_step`: one optimizer update for every member.
 
-use flock_autograd::{Batch, LogJoint};
-use flock_kernels::Element;
-use flock_optim::{GradientTransformation, MemberState, Params, apply_updates};
+use core::ops::Range;
+use std::sync::atomic::Ordering;
 
-use crate::loss::{LossOutput, check_weights};
-use crate::{EnsembleError, EnsembleLoss, EnsembleState};
+use flock_autograd::{Batch, EvaluatedBlock, LogJoint, LogJointOutput, Parameters, Weights};
+use flock_kernels::Element;
+use flock_optim::{GradientTransformation, Layout, MemberState, Params, apply_updates};
+
+use crate::loss::{check_batch, check_weights, member_loss};
+use crate::state::Workspace;
+use crate::{EnsembleError, EnsembleState};
 
 /// One step on `L_e = −scale·ℓ_e − prior_weight·π_e` for every member: evaluate the loss and
 /// its gradient at the current parameters, transform the gradient with `optimizer`, apply it.
@@ -72,64 +76,135 @@ where
     L: LogJoint<T>,
 {
     check_weights(prior_weight, scale)?;
+    check_batch(&batch)?;
+    let expected = log_joint.layout().member_size();
+    if expected != state.params.layout().member_size() {
+        return Err(EnsembleError::LayoutMismatch {
+            state: state.params.layout().member_size(),
+            log_joint: expected,
+        });
+    }
     let members = state.members();
-    let p = state.params.layout().member_size();
-    let work = &mut state.work;
+    let p = expected;
+    let EnsembleState {
+        params, opt, work, ..
+    } = state;
     work.grad.resize(members * p, T::ZERO);
     for buf in [&mut work.loglik, &mut work.logprior, &mut work.losses] {
         buf.resize(members, T::ZERO);
     }
-    let mut loss = EnsembleLoss {
-        log_joint,
-        prior_weight,
-        scale,
+    log_joint.member_blocks(members, &batch, &mut work.blocks);
+    opt.split_as(&work.blocks);
+    let weights = Weights {
+        loglik: T::from_f64(-scale),
+        logprior: T::from_f64(-prior_weight),
     };
-    loss.value_and_grad(
-        &state.params,
+    let opt_blocks = &*opt;
+    // Each block's update runs on the thread that evaluated it; a block with a member whose
+    // loss or gradient is not finite is left to this thread (below).
+    let update_block = |block: EvaluatedBlock<'_, T>| {
+        let part = opt_blocks
+            .blocks
+            .get(block.index)
+            .filter(|part| part.range == block.members)
+            .expect("LogJoint::evaluate_then's blocks differ from its member_blocks");
+        let finite = block
+            .loglik
+            .iter()
+            .zip(block.logprior)
+            .all(|(&ll, &lp)| member_loss(weights, prior_weight, ll, lp).is_finite())
+            && block.grad.iter().all(|g| g.is_finite());
+        if !finite {
+            part.pending.store(true, Ordering::Release);
+            return;
+        }
+        let mut opt_state = part.state.lock().unwrap_or_else(|p| p.into_inner());
+        optimizer.update(
+            block.grad,
+            &mut opt_state,
+            Params {
+                values: block.params,
+                layout: &part.layout,
+            },
+        );
+        apply_updates(block.params, block.grad);
+    };
+    log_joint.evaluate_then(
+        members,
+        params.values_mut(),
         batch,
-        LossOutput {
-            losses: &mut work.losses,
+        weights,
+        LogJointOutput {
             loglik: &mut work.loglik,
             logprior: &mut work.logprior,
             grad: &mut work.grad,
         },
+        &update_block,
     )?;
+    for ((l, &ll), &lp) in work.losses.iter_mut().zip(&work.loglik).zip(&work.logprior) {
+        *l = member_loss(weights, prior_weight, ll, lp);
+    }
     work.diverged.clear();
-    for e in 0..members {
+    for part in &mut opt.blocks {
+        if part.pending.swap(false, Ordering::Acquire) {
+            let opt_state = part.state.get_mut().unwrap_or_else(|p| p.into_inner());
+            step_with_divergence(
+                part.range.clone(),
+                &part.layout,
+                opt_state,
+                params,
+                work,
+                optimizer,
+            );
+        }
+    }
+    Ok(&state.work.losses)
+}
+
+/// The rare path of [`ensemble_step`] for one block of members `range`, some of which did not
+/// evaluate to finite values: the others step, those are left exactly as they were (parameters
+/// and optimizer state) and listed in `work.diverged`.
+fn step_with_divergence<T: Element, O: GradientTransformation<T>>(
+    range: Range<usize>,
+    layout: &Layout,
+    opt_state: &mut O::State,
+    params: &mut Parameters<T>,
+    work: &mut Workspace<T>,
+    optimizer: &O,
+) {
+    let p = layout.member_size();
+    let first = range.start;
+    let diverged_from = work.diverged.len();
+    for e in range.clone() {
         let finite = work.losses[e].is_finite()
             && work.grad[e * p..(e + 1) * p].iter().all(|g| g.is_finite());
         if !finite {
             work.diverged.push(e);
         }
     }
-    // Rare path: keep copies of the diverged members to put back after the update.
-    let snapshot = (!work.diverged.is_empty()).then(|| {
-        work.backup.clear();
-        for &e in &work.diverged {
-            work.backup.extend_from_slice(state.params.member(e));
-            work.grad[e * p..(e + 1) * p].fill(T::ZERO);
-        }
-        state.opt_state.clone()
-    });
+    let diverged = &work.diverged[diverged_from..];
+    work.backup.clear();
+    for &e in diverged {
+        work.backup.extend_from_slice(params.member(e));
+        work.grad[e * p..(e + 1) * p].fill(T::ZERO);
+    }
+    let snapshot = opt_state.clone();
+    let span = first * p..range.end * p;
     optimizer.update(
-        &mut work.grad,
-        &mut state.opt_state,
+        &mut work.grad[span.clone()],
+        opt_state,
         Params {
-            values: state.params.values(),
-            layout: &state.optim_layout,
+            values: &params.values()[span.clone()],
+            layout,
         },
     );
-    apply_updates(state.params.values_mut(), &work.grad);
-    if let Some(snapshot) = snapshot {
-        for (i, &e) in work.diverged.iter().enumerate() {
-            state
-                .params
-                .member_mut(e)
-                .copy_from_slice(&work.backup[i * p..(i + 1) * p]);
-            state.opt_state.copy_member(&snapshot, e, members);
-        }
+    apply_updates(&mut params.values_mut()[span.clone()], &work.grad[span]);
+    for (i, &e) in diverged.iter().enumerate() {
+        params
+            .member_mut(e)
+            .copy_from_slice(&work.backup[i * p..(i + 1) * p]);
+        opt_state.copy_member(&snapshot, e - first, range.len());
     }
-    Ok(&state.work.losses)
 }
 
 impl<T: Element, S> EnsembleState<T, S> {

@@ -154,3 +154,127 @@ fn a_panicking_block_reaches_the_caller_and_the_helpers_survive() {
     let ll = evaluate(&mut lj, 12).unwrap();
     assert_eq!(ll, (0..12).map(|e| e as f64).collect::<Vec<_>>());
 }
+
+/// `evaluate_then` hands each block of `member_blocks` to `then` once, on the thread that
+/// evaluated it, and only when every block succeeded.
+#[test]
+fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
+    use std::sync::Mutex;
+    let caller = std::thread::current().id();
+    for (parts, members) in [(1, 12), (2, 12), (3, 12), (3, 13), (3, 5), (2, 3)] {
+        let (mut lj, _) = parallel(parts, None, None);
+        let batch = Batch::new(&[0.0], &[0.0], 1).unwrap();
+        let mut expected = Vec::new();
+        lj.member_blocks(members, &batch, &mut expected);
+        let seen = Mutex::new(Vec::new());
+        let mut params: Vec<f64> = (0..members * 3).map(|i| i as f64).collect();
+        let (mut ll, mut lp, mut grad) = (
+            vec![0.0; members],
+            vec![0.0; members],
+            vec![0.0; members * 3],
+        );
+        lj.evaluate_then(
+            members,
+            &mut params,
+            batch,
+            Weights {
+                loglik: -1.0,
+                logprior: -1.0,
+            },
+            LogJointOutput {
+                loglik: &mut ll,
+                logprior: &mut lp,
+                grad: &mut grad,
+            },
+            &|block| {
+                assert_eq!(block.params.len(), block.members.len() * 3);
+                assert_eq!(
+                    block.grad, &*block.params,
+                    "the block's gradient is written"
+                );
+                let first = block.members.start as f64;
+                assert_eq!(block.loglik.first(), Some(&first));
+                block.params.iter_mut().for_each(|v| *v = -*v);
+                let on_caller = std::thread::current().id() == caller;
+                seen.lock()
+                    .unwrap()
+                    .push((block.index, block.members.clone(), on_caller));
+            },
+        )
+        .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_by_key(|(i, _, _)| *i);
+        let ranges: Vec<_> = seen.iter().map(|(_, r, _)| r.clone()).collect();
+        assert_eq!(ranges, expected, "{parts} parts, {members} members");
+        assert_eq!(
+            expected.len(),
+            parts.min(members / 4).max(1),
+            "{parts} parts, {members} members"
+        );
+        for (i, _, on_caller) in &seen {
+            assert_eq!(*on_caller, *i == 0, "block {i} runs where it was evaluated");
+        }
+        assert!(
+            params.iter().enumerate().all(|(i, v)| *v == -(i as f64)),
+            "every block's params changed once"
+        );
+    }
+    // A failing or panicking block: `then` runs for no block, and nothing waits forever.
+    for (fail, panic) in [(Some(4), None), (None, Some(8))] {
+        let (mut lj, _) = parallel(3, fail, panic);
+        let called = AtomicBool::new(false);
+        let mut params = vec![1.0; 36];
+        let (mut ll, mut lp, mut grad) = (vec![0.0; 12], vec![0.0; 12], vec![0.0; 36]);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            lj.evaluate_then(
+                12,
+                &mut params,
+                Batch::new(&[0.0], &[0.0], 1).unwrap(),
+                Weights {
+                    loglik: -1.0,
+                    logprior: -1.0,
+                },
+                LogJointOutput {
+                    loglik: &mut ll,
+                    logprior: &mut lp,
+                    grad: &mut grad,
+                },
+                &|_| called.store(true, Ordering::SeqCst),
+            )
+        }));
+        assert!(
+            matches!(result, Ok(Err(_)) | Err(_)),
+            "the failure reaches the caller"
+        );
+        assert!(
+            !called.load(Ordering::SeqCst),
+            "then ran although a block failed"
+        );
+    }
+}
+
+/// An `ensemble_step` whose log-joint fails in one block leaves every member's parameters and
+/// optimizer state as they were — also the blocks that evaluated without error.
+#[test]
+fn a_step_failing_in_one_block_changes_no_block() {
+    use flock_autograd::Parameters;
+    use flock_ensemble::{EnsembleState, ensemble_step};
+    use flock_optim::{AdamConfig, MemberState, adam};
+    let opt = adam(1e-2, AdamConfig::default()).unwrap();
+    let (mut good, _) = parallel(3, None, None);
+    let (mut failing, _) = parallel(3, Some(8), None);
+    let layout = good.layout().clone();
+    let params =
+        Parameters::from_values(layout, 12, (0..36).map(|i| i as f64 * 0.1).collect()).unwrap();
+    let mut state = EnsembleState::from_params(params, &opt).unwrap();
+    let batch = Batch::new(&[0.0], &[0.0], 1).unwrap();
+    ensemble_step(&mut state, batch, &mut good, &opt, 1.0, 1.0).unwrap();
+    fn saved<S: MemberState>(s: &EnsembleState<f64, S>) -> (Vec<f64>, Vec<f64>) {
+        let mut v = Vec::new();
+        s.opt_state().save(&mut v);
+        (s.params.values().to_vec(), v)
+    }
+    let before = saved(&state);
+    assert!(ensemble_step(&mut state, batch, &mut failing, &opt, 1.0, 1.0).is_err());
+    assert_eq!(saved(&state), before);
+}

@@ -2,7 +2,7 @@
 
 use flock_autograd::*;
 use flock_ensemble::*;
-use flock_optim::{AdamConfig, adam};
+use flock_optim::{AdamConfig, MemberState, adam};
 
 fn setup() -> (ParamLayout, Mlp) {
     let mut layout = ParamLayout::new();
@@ -290,6 +290,8 @@ fn parallel_log_joint_is_bitwise_sequential() {
     let batch = Batch::new(&x, &y, 30).unwrap();
     let run = |parts: usize, per_call: usize| {
         let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 11, 2).unwrap();
+        // Member 8 (in the last block on two or three threads) diverges from the start.
+        state.params.member_mut(8)[0] = 1e300;
         let mut lj = ParallelLogJoint::new(
             (0..parts)
                 .map(|_| log_joint(&layout, mlp.clone()))
@@ -298,11 +300,15 @@ fn parallel_log_joint_is_bitwise_sequential() {
         .with_members_per_call(per_call);
         for _ in 0..15 {
             ensemble_step(&mut state, batch, &mut lj, &opt, 1.0, 1.0).unwrap();
+            assert_eq!(state.diverged(), &[8]);
         }
+        let mut opt_state = Vec::new();
+        state.opt_state().save(&mut opt_state);
         state
             .params
             .values()
             .iter()
+            .chain(&opt_state)
             .map(|v| v.to_bits())
             .collect::<Vec<_>>()
     };

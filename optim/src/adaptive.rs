@@ -8,8 +8,7 @@ use flock_kernels::elementwise::{AdamCoefficients, adam_update};
 
 use crate::base::{
     GradientTransformation, MemberState, Params, assert_len, copy_block, load_values, members_mut,
-    split_block,
-    save_values,
+    save_values, split_block,
 };
 use crate::error::{OptimError, check, check_decay, check_nonnegative};
 

@@ -192,10 +192,7 @@ impl<A: MemberState, B: MemberState> MemberState for (A, B) {
         self.1.load(src)
     }
     fn split_off(&mut self, at: usize, members: usize) -> Self {
-        (
-            self.0.split_off(at, members),
-            self.1.split_off(at, members),
-        )
+        (self.0.split_off(at, members), self.1.split_off(at, members))
     }
     fn append(&mut self, tail: Self) {
         self.0.append(tail.0);

@@ -272,7 +272,10 @@ fn blocks_of_members_update_as_the_whole_ensemble() {
                 .unwrap(),
         ),
     );
-    check_blocks("scale per member", scale(each(&[1.0, -2.0, 3.0, -4.0, 5.0])));
+    check_blocks(
+        "scale per member",
+        scale(each(&[1.0, -2.0, 3.0, -4.0, 5.0])),
+    );
     check_blocks("amsgrad", amsgrad(1e-2, AdamConfig::default()).unwrap());
     check_blocks(
         "multi_steps",

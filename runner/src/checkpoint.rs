@@ -429,7 +429,7 @@ pub fn save_state_with<T: Element, S: MemberState>(
 ) -> Result<(), CheckpointError> {
     let stacked = leaf_tensors(&state.params);
     let mut optimizer = Vec::new();
-    state.opt_state.save(&mut optimizer);
+    state.opt_state().save(&mut optimizer);
     let mut tensors = element_tensors(&stacked);
     tensors.push(Tensor {
         name: "optimizer_state".into(),
@@ -493,7 +493,7 @@ impl Checkpoint {
             EnsembleState::from_params(params, optimizer).map_err(|e| mismatch(e.to_string()))?;
         let mut src: &[f64] = &saved;
         state
-            .opt_state
+            .opt_state_mut()
             .load(&mut src)
             .map_err(|e| mismatch(e.to_string()))?;
         if !src.is_empty() {

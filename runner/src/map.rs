@@ -6,10 +6,11 @@ use std::fmt;
 
 use flock_autograd::{Batch, LogJoint, LogJointOutput, ParamLayout, Parameters, Weights};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, MiniBatcher, Sampling, ensemble_init, ensemble_step,
+    EnsembleError, EnsembleState, MemberRng, MiniBatcher, OptimizerBlocks, Sampling, ensemble_init,
+    ensemble_step,
 };
 use flock_kernels::Element;
-use flock_optim::{Adam, AdamConfig, GradientTransformation, MemberState, OptimError, adam};
+use flock_optim::{Adam, AdamConfig, GradientTransformation, OptimError, adam};
 
 /// What a run gives back: the final (or best) parameters and every member's loss curve.
 #[derive(Clone, Debug, PartialEq)]
@@ -616,7 +617,7 @@ where
         let mut history: Vec<T> = Vec::with_capacity(members * num_epochs);
         let mut frozen = vec![false; members];
         let mut frozen_params: Vec<Option<Vec<T>>> = vec![None; members];
-        let mut frozen_state: Option<O::State> = None;
+        let mut frozen_state: Option<OptimizerBlocks<O::State>> = None;
         let mut diverged = Vec::new();
         let mut best =
             (options.keep_best || held_out.is_some()).then(|| BestParams::new(&state.params));
@@ -660,7 +661,7 @@ where
                         state.params.member_mut(e).copy_from_slice(block);
                     }
                     if let Some(snapshot) = &frozen_state {
-                        state.opt_state.copy_member(snapshot, e, members);
+                        state.restore_member_opt_state(snapshot, e);
                     }
                 }
             }
@@ -725,7 +726,7 @@ where
                 }
             }
             if !to_freeze.is_empty() {
-                frozen_state = Some(state.opt_state.clone());
+                frozen_state = Some(state.opt_blocks().clone());
                 for e in to_freeze {
                     frozen[e] = true;
                     frozen_params[e] = Some(state.params.member(e).to_vec());
