@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use flock_autograd::{Batch, EvaluatedBlock, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_kernels::Element;
+use flock_kernels::elementwise::all_finite;
 use flock_optim::{GradientTransformation, Layout, MemberState, Params, apply_updates};
 
 use crate::loss::{check_batch, check_weights, member_loss};
@@ -113,7 +114,7 @@ where
             .iter()
             .zip(block.logprior)
             .all(|(&ll, &lp)| member_loss(weights, prior_weight, ll, lp).is_finite())
-            && block.grad.iter().all(|g| g.is_finite());
+            && all_finite(block.grad);
         if !finite {
             part.pending.store(true, Ordering::Release);
             return;
@@ -176,8 +177,7 @@ fn step_with_divergence<T: Element, O: GradientTransformation<T>>(
     let first = range.start;
     let diverged_from = work.diverged.len();
     for e in range.clone() {
-        let finite = work.losses[e].is_finite()
-            && work.grad[e * p..(e + 1) * p].iter().all(|g| g.is_finite());
+        let finite = work.losses[e].is_finite() && all_finite(&work.grad[e * p..(e + 1) * p]);
         if !finite {
             work.diverged.push(e);
         }

@@ -239,6 +239,25 @@ fn compare_sums<T: Element>(name: &str, fast: &[T], slow: &[T], x: &[T], n: usiz
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// `all_finite` agrees with the element-by-element check, whatever sits where.
+    #[test]
+    fn all_finite_matches_naive(
+        xs in len().prop_flat_map(values),
+        bad in prop::option::of((0usize..1000, 0usize..3)),
+    ) {
+        let mut x32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
+        let mut x64 = xs.clone();
+        if let Some((at, kind)) = bad.filter(|_| !xs.is_empty()) {
+            let v = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][kind];
+            x32[at % xs.len()] = v as f32;
+            x64[at % xs.len()] = v;
+        }
+        // Values near f32::MAX become ∞ in f32: also covered by the naive check.
+        prop_assert_eq!(reduce::all_finite(&x32), reduce::naive::all_finite(&x32));
+        prop_assert_eq!(reduce::all_finite(&x64), reduce::naive::all_finite(&x64));
+        prop_assert_eq!(reduce::all_finite(&x64), bad.is_none() || xs.is_empty());
+    }
+
     #[test]
     fn unary_matches_naive(xs in len().prop_flat_map(values)) {
         check_unary::<f32>(&xs);

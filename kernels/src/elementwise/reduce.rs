@@ -105,9 +105,30 @@ pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T
     );
 }
 
+/// Whether every value of `x` is finite (no NaN, no ±∞): one vector pass summing `x·0`, which is
+/// NaN as soon as one value is not finite — no branch per element.
+pub fn all_finite<T: Element>(x: &[T]) -> bool {
+    let mut out = [T::ZERO];
+    let zero = T::Vector::splat(T::ZERO);
+    reduce_members(
+        1,
+        x,
+        x,
+        &mut out,
+        |x, _, acc| x.mul_add(zero, acc),
+        "all_finite",
+    );
+    out[0] == T::ZERO
+}
+
 /// Naive references (sequential sums).
 pub mod naive {
     use crate::Element;
+
+    /// Whether every value is finite.
+    pub fn all_finite<T: Element>(x: &[T]) -> bool {
+        x.iter().all(|v| v.is_finite())
+    }
 
     /// `out[e] = Σ_i x[e, i]·y[e, i]`.
     pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T]) {
