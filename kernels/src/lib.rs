@@ -17,6 +17,7 @@
 
 mod element;
 pub mod elementwise;
+mod f64_math;
 pub mod gemm;
 mod parallelism;
 mod simd;

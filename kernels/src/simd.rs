@@ -93,7 +93,7 @@ pub trait SimdVector:
 }
 
 macro_rules! impl_simd_vector {
-    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path) => {
+    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $exp:path, $ln:path, $ln_1p:path) => {
         impl SimdVector for $vec {
             type Scalar = $scalar;
             const LANES: usize = $lanes;
@@ -135,7 +135,7 @@ macro_rules! impl_simd_vector {
             }
             #[inline(always)]
             fn exp(self) -> Self {
-                <$vec>::exp(self)
+                $exp(self)
             }
             #[inline(always)]
             fn exp_m1(self) -> Self {
@@ -143,11 +143,11 @@ macro_rules! impl_simd_vector {
             }
             #[inline(always)]
             fn ln(self) -> Self {
-                <$vec>::ln(self)
+                $ln(self)
             }
             #[inline(always)]
             fn ln_1p(self) -> Self {
-                <$vec>::ln_1p(self)
+                $ln_1p(self)
             }
             #[inline(always)]
             fn tanh(self) -> Self {
@@ -213,7 +213,7 @@ pub fn pow2_f64(n: F64Vector) -> F64Vector {
 /// Cody–Waite reduction `y = n·ln2 + r` with `n` integral and `|r| ≤ ln2/2` (for
 /// `|y·log₂e| < 2⁵¹`); `r` is exact when `n = 0`.
 #[inline(always)]
-fn reduce_ln2(y: F64Vector) -> (F64Vector, F64Vector) {
+pub(crate) fn reduce_ln2(y: F64Vector) -> (F64Vector, F64Vector) {
     const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // Round to nearest by adding and removing 1.5·2⁵² (cheaper than a general round).
@@ -227,7 +227,7 @@ fn reduce_ln2(y: F64Vector) -> (F64Vector, F64Vector) {
 /// `Σ_{i=0}^{13} c[i]·rⁱ` by Estrin's scheme: four dependent FMA levels instead of thirteen, so
 /// consecutive vectors overlap in the pipeline.
 #[inline(always)]
-fn estrin_13(r: F64Vector, c: impl Fn(usize) -> F64Vector) -> F64Vector {
+pub(crate) fn estrin_13(r: F64Vector, c: impl Fn(usize) -> F64Vector) -> F64Vector {
     let r2 = r * r;
     let r4 = r2 * r2;
     let r8 = r4 * r4;
@@ -271,7 +271,7 @@ pub fn exp_m1_f64(y: F64Vector) -> F64Vector {
 }
 
 /// `1/i!` for `i = 0..=13`.
-const INV_FACTORIAL: [f64; 14] = [
+pub(crate) const INV_FACTORIAL: [f64; 14] = [
     1.0,
     1.0,
     0.5,
@@ -288,8 +288,24 @@ const INV_FACTORIAL: [f64; 14] = [
     1.0 / 6_227_020_800.0,
 ];
 
-impl_simd_vector!(F32Vector, f32, width::F32_LANES, crate::tanh::tanh_f32);
-impl_simd_vector!(F64Vector, f64, width::F64_LANES, crate::tanh::tanh_f64);
+impl_simd_vector!(
+    F32Vector,
+    f32,
+    width::F32_LANES,
+    crate::tanh::tanh_f32,
+    F32Vector::exp,
+    F32Vector::ln,
+    F32Vector::ln_1p
+);
+impl_simd_vector!(
+    F64Vector,
+    f64,
+    width::F64_LANES,
+    crate::tanh::tanh_f64,
+    crate::f64_math::exp_any_f64,
+    F64Vector::ln,
+    F64Vector::ln_1p
+);
 
 /// The widest vector of any element type in any build; sizes stack buffers for tails.
 pub const MAX_LANES: usize = 16;

@@ -1,5 +1,5 @@
 //! Accuracy of the vectorised transcendental functions against `std` over a dense grid that
-//! includes ±300, ±0, ±∞, NaN and the type's extremes. The asserted bounds are the ones stated
+//! includes ±300, ±0, ±∞, NaN, the type's extremes, the edges of exp's range and subnormals. The asserted bounds are the ones stated
 //! in `flock_kernels::elementwise`'s documentation; the measured maxima are printed.
 
 use flock_kernels::Element;
@@ -25,6 +25,20 @@ fn grid<T: Element>() -> Vec<T> {
         710.0,
         -745.0,
         -1.0,
+        // The edges of f64's exp range and subnormal inputs (for ln and ln_1p).
+        709.78,
+        -708.5,
+        -730.0,
+        -744.9,
+        f64::MIN_POSITIVE,
+        1e-310,
+        5e-324,
+        -1e-310,
+        1.0 - 1e-16,
+        1.0 + 2.3e-16,
+        -1.0 + 1e-16,
+        -0.999_999,
+        1e300,
     ]);
     let mut out: Vec<T> = xs.into_iter().map(T::from_f64).collect();
     out.push(T::from_f64(f64::MAX));
