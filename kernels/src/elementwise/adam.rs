@@ -24,21 +24,47 @@ pub struct AdamCoefficients<T> {
     pub eps_root: T,
 }
 
+/// One vector of the step. `M_UNBIASED`: `bc₁` is exactly 1 (from step ≈350 on with
+/// `β₁ = 0.9`), so `m/bc₁ = m` bitwise and the division is skipped.
 #[inline(always)]
-fn step<V: SimdVector>(g: V, m: V, v: V, c: &AdamCoefficients<V>) -> (V, V, V) {
+fn step<V: SimdVector, const M_UNBIASED: bool>(
+    g: V,
+    m: V,
+    v: V,
+    c: &AdamCoefficients<V>,
+) -> (V, V, V) {
     let m = c.one_minus_b1 * g + c.b1 * m;
     let v = c.one_minus_b2 * (g * g) + c.b2 * v;
-    let u = (m / c.bias_correction1) / ((v / c.bias_correction2 + c.eps_root).sqrt() + c.eps);
+    let m_hat = if M_UNBIASED {
+        m
+    } else {
+        m / c.bias_correction1
+    };
+    let u = m_hat / ((v / c.bias_correction2 + c.eps_root).sqrt() + c.eps);
     (u, m, v)
 }
 
 /// In place over one member's block: `m ← (1−β₁)·g + β₁·m`, `v ← (1−β₂)·g² + β₂·v`,
 /// `g ← (m/bc₁) / (√(v/bc₂ + ε_root) + ε)` — optax's `scale_by_adam`, operation for operation
-/// (no fused multiply-adds), so the result is bitwise [`naive::adam_update`]'s.
+/// (no fused multiply-adds), so the result is bitwise [`naive::adam_update`]'s. Once `bc₁` has
+/// rounded to exactly 1 the division by it is skipped (it would not change a bit).
 ///
 /// # Panics
 /// If the three slices differ in length.
 pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoefficients<T>) {
+    if c.bias_correction1 == T::ONE {
+        adam_pass::<T, true>(g, m, v, c);
+    } else {
+        adam_pass::<T, false>(g, m, v, c);
+    }
+}
+
+fn adam_pass<T: Element, const M_UNBIASED: bool>(
+    g: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    c: AdamCoefficients<T>,
+) {
     assert!(
         g.len() == m.len() && g.len() == v.len(),
         "adam_update: g, m, v have {}, {}, {} elements",
@@ -66,7 +92,7 @@ pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoe
     {
         // SAFETY: every chunk holds exactly `lanes` elements.
         unsafe {
-            let (u, m2, v2) = step(
+            let (u, m2, v2) = step::<_, M_UNBIASED>(
                 T::Vector::load(gc.as_ptr()),
                 T::Vector::load(mc.as_ptr()),
                 T::Vector::load(vc.as_ptr()),
@@ -85,7 +111,7 @@ pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoe
         buf[2][..tail].copy_from_slice(&v[body..]);
         // SAFETY: each buffer holds MAX_LANES ≥ lanes elements.
         unsafe {
-            let (u, m2, v2) = step(
+            let (u, m2, v2) = step::<_, M_UNBIASED>(
                 T::Vector::load(buf[0].as_ptr()),
                 T::Vector::load(buf[1].as_ptr()),
                 T::Vector::load(buf[2].as_ptr()),
