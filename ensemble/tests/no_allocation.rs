@@ -1,5 +1,6 @@
 //! After the first step, `ensemble_step` allocates nothing (counted by a global allocator, on
-//! the measuring thread only — the test harness's own threads may allocate meanwhile).
+//! the measuring thread — and, while members run on a helper thread too, on every thread: this
+//! file holds one test, so the harness's threads are idle meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,13 +12,14 @@ use flock_optim::{AdamConfig, adamw, chain, clip_by_global_norm, warmup_cosine_d
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static EVERY_THREAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 thread_local! {
     static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn count() {
-    if COUNTING.with(|c| c.get()) {
+    if EVERY_THREAD.load(Ordering::Relaxed) || COUNTING.with(|c| c.get()) {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -52,15 +54,19 @@ fn steady_state_steps_do_not_allocate() {
     )
     .unwrap();
     let init_mlp = mlp.clone();
-    let mut lj = TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let r = g.sub(y, f)?;
-        let sse = g.sum_squares(r);
-        let theta = g.all_params();
-        let ss = g.sum_squares(theta);
-        Ok((g.scale(sse, -50.0), g.scale(ss, -0.5)))
-    });
+    let make = || {
+        let mlp = mlp.clone();
+        TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+            let f = mlp.forward(g, x)?;
+            let f = g.squeeze_last(f)?;
+            let r = g.sub(y, f)?;
+            let sse = g.sum_squares(r);
+            let theta = g.all_params();
+            let ss = g.sum_squares(theta);
+            Ok((g.scale(sse, -50.0), g.scale(ss, -0.5)))
+        })
+    };
+    let mut lj = make();
     let schedule = warmup_cosine_decay_schedule(1e-4, 5e-3, 10, 100, 1e-4, 1.0).unwrap();
     let opt = chain(
         clip_by_global_norm(1.0).unwrap(),
@@ -91,4 +97,20 @@ fn steady_state_steps_do_not_allocate() {
     COUNTING.with(|c| c.set(false));
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(during, 0, "{during} allocations in 50 steady-state steps");
+
+    // Members on two threads, each block updated where it was evaluated: after the first step
+    // (which splits the optimizer state), no thread allocates.
+    let mut parallel = ParallelLogJoint::new(vec![make(), make()]);
+    ensemble_step(&mut state, batch, &mut parallel, &opt, 1.0, 1.0).unwrap();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    EVERY_THREAD.store(true, Ordering::Relaxed);
+    for _ in 0..50 {
+        ensemble_step(&mut state, batch, &mut parallel, &opt, 1.0, 1.0).unwrap();
+    }
+    EVERY_THREAD.store(false, Ordering::Relaxed);
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        during, 0,
+        "{during} allocations in 50 steady-state steps on two threads"
+    );
 }
