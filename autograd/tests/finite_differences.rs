@@ -247,7 +247,7 @@ proptest! {
     }
 
     #[test]
-    fn normal_log_density(form in 0usize..5, members in 1usize..4, n in 1usize..8,
+    fn normal_log_density(form in 0usize..5, members in 1usize..4, n in 1usize..20,
                           seed in any::<u64>()) {
         let mut layout = ParamLayout::new();
         let v_id = layout.add("value", [n]).unwrap();

@@ -57,12 +57,12 @@ impl<T: Element> UnaryKind<T> {
     /// `dx += dy ⊙ f'(x)`, with `y = f(x)` at hand; `scratch` holds `x.len()` values.
     fn backward(self, x: &[T], y: &[T], dy: &[T], dx: &mut [T], scratch: &mut [T]) {
         match self {
-            UnaryKind::Neg => acc(dx, |i| -dy[i]),
-            UnaryKind::Square => acc(dx, |i| (x[i] + x[i]) * dy[i]),
-            UnaryKind::Sqrt => acc(dx, |i| dy[i] * T::from_f64(0.5) / y[i]),
-            UnaryKind::Exp => acc(dx, |i| dy[i] * y[i]),
-            UnaryKind::Log => acc(dx, |i| dy[i] / x[i]),
-            UnaryKind::Log1p => acc(dx, |i| dy[i] / (T::ONE + x[i])),
+            UnaryKind::Neg => acc(dx, dy, dy, |dy, _| -dy),
+            UnaryKind::Square => acc(dx, dy, x, |dy, x| (x + x) * dy),
+            UnaryKind::Sqrt => acc(dx, dy, y, |dy, y| dy * T::from_f64(0.5) / y),
+            UnaryKind::Exp => acc(dx, dy, y, |dy, y| dy * y),
+            UnaryKind::Log => acc(dx, dy, x, |dy, x| dy / x),
+            UnaryKind::Log1p => acc(dx, dy, x, |dy, x| dy / (T::ONE + x)),
             UnaryKind::Tanh => activation_backward(Activation::Tanh, y, dy, dx, Store::Accumulate),
             UnaryKind::Sigmoid => {
                 activation_backward(Activation::Sigmoid, y, dy, dx, Store::Accumulate)
@@ -71,19 +71,20 @@ impl<T: Element> UnaryKind<T> {
             UnaryKind::Softplus => {
                 // softplus'(x) = σ(x)
                 elementwise::sigmoid(x, scratch);
-                acc(dx, |i| dy[i] * scratch[i]);
+                acc(dx, dy, scratch, |dy, s| dy * s);
             }
-            UnaryKind::Scale(c) => acc(dx, |i| c * dy[i]),
-            UnaryKind::Offset(_) => acc(dx, |i| dy[i]),
+            UnaryKind::Scale(c) => acc(dx, dy, dy, |dy, _| c * dy),
+            UnaryKind::Offset(_) => acc(dx, dy, dy, |dy, _| dy),
         }
     }
 }
 
-/// `dx[i] += f(i)`.
+/// `dx[i] += f(dy[i], v[i])`, as one loop over zipped slices (which the compiler vectorises;
+/// indexing each slice kept the divisions of `Log` and `Sqrt` scalar).
 #[inline(always)]
-fn acc<T: Element>(dx: &mut [T], f: impl Fn(usize) -> T) {
-    for (i, d) in dx.iter_mut().enumerate() {
-        *d += f(i);
+fn acc<T: Element>(dx: &mut [T], dy: &[T], v: &[T], f: impl Fn(T, T) -> T) {
+    for ((d, &dy), &v) in dx.iter_mut().zip(dy).zip(v) {
+        *d += f(dy, v);
     }
 }
 
