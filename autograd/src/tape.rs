@@ -76,7 +76,12 @@ pub struct Tape<T> {
     /// output block before anything reads it.
     pub(crate) arena: Vec<T>,
     pub(crate) used: usize,
+    /// Gradients, laid out as `arena`; a node's block is written before it is read (see
+    /// [`Graph::backward`]), so the buffer is never cleared.
     pub(crate) grads: Vec<T>,
+    /// During `backward`: each arena storage's offset and whether its gradient is still
+    /// unwritten (sorted by offset).
+    pub(crate) unwritten: Vec<(usize, bool)>,
     pub(crate) scratch: Vec<T>,
     pub(crate) parallelism: Parallelism,
 }
@@ -89,6 +94,7 @@ impl<T: Element> Tape<T> {
             arena: Vec::new(),
             used: 0,
             grads: Vec::new(),
+            unwritten: Vec::new(),
             scratch: Vec::new(),
             parallelism: Parallelism::Sequential,
         }
@@ -305,32 +311,53 @@ impl<'a, T: Element> Graph<'a, T> {
             return Ok(());
         }
         let tape = &mut *self.tape;
-        tape.grads.clear();
-        tape.grads.resize(tape.used, T::ZERO);
+        if tape.grads.len() < tape.used {
+            tape.grads.resize(tape.used, T::ZERO);
+        }
+        // No gradient block is cleared up front: the first op to write one claims it (zeroing
+        // it, or overwriting it whole), and a node whose block nobody wrote is skipped (no path
+        // from it reaches the loss).
+        tape.unwritten.clear();
+        tape.unwritten.extend(
+            tape.nodes[..=loss.index()]
+                .iter()
+                // Aliases share their source's storage (and offset).
+                .filter(|n| {
+                    n.slot.base == Base::Arena
+                        && n.slot.elems > 0
+                        && !matches!(n.op, ops::Op::Alias)
+                })
+                .map(|n| (n.slot.offset, true)),
+        );
+        debug_assert!(tape.unwritten.windows(2).all(|w| w[0].0 < w[1].0));
         let seed = node.slot;
+        let mut ctx = ops::Backward {
+            nodes: &tape.nodes,
+            arena: &tape.arena[..tape.used],
+            params: self.params,
+            grads: &mut tape.grads,
+            unwritten: &mut tape.unwritten,
+            param_grads,
+            scratch: &mut tape.scratch,
+            members: self.members,
+            parallelism: tape.parallelism,
+        };
+        if seed.base == Base::Arena {
+            ctx.claim_whole(seed);
+        }
         for e in 0..self.members {
             let r = seed.range(e);
             if seed.base == Base::Arena {
-                tape.grads[r].fill(T::ONE);
+                ctx.grads[r].fill(T::ONE);
             } else {
-                param_grads[r].fill(T::ONE);
+                ctx.param_grads[r].fill(T::ONE);
             }
         }
         for index in (0..=loss.index()).rev() {
-            let node = &tape.nodes[index];
-            if !node.requires_grad {
+            let node = &ctx.nodes[index];
+            if !node.requires_grad || ctx.is_unwritten(node.slot) {
                 continue;
             }
-            let mut ctx = ops::Backward {
-                nodes: &tape.nodes,
-                arena: &tape.arena[..tape.used],
-                params: self.params,
-                grads: &mut tape.grads,
-                param_grads,
-                scratch: &mut tape.scratch,
-                members: self.members,
-                parallelism: tape.parallelism,
-            };
             ops::backward(&mut ctx, index);
         }
         Ok(())

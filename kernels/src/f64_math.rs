@@ -1,13 +1,14 @@
-//! Branch-free f64 `exp` over the whole range, for the f64 vector of this build.
+//! Branch-free f64 `exp` and `ln` over the whole range, for the f64 vector of this build.
 //!
 //! `wide`'s own f64 `exp` evaluates its special cases side by side; this one is straight-line
 //! (specials patched in with selects at the end): on the 18,448 values of a VI guide
 //! `exp` 26.3 → 17.0 µs, `sigmoid` 32.8 → 21.1 µs, `softplus` 57.5 → 49.7 µs (divan medians,
 //! `cargo bench -p flock-kernels --bench kernels -- guide`). Accuracy (asserted in
-//! `tests/accuracy.rs`): 1.9 ulp. A fdlibm-style `ln` written the same way was no faster than
-//! `wide`'s (its `ln_1p` 26.8 µs against 22.1), so `ln` and `ln_1p` stay `wide`'s.
+//! `tests/accuracy.rs`): 1.9 ulp. `ln` is fdlibm's, written the same way, because `wide`'s returns
+//! −∞ for subnormal inputs (1.0 ulp); `ln_1p` stays `wide`'s, which was faster than `ln` plus a
+//! correction term (22.1 against 26.8 µs).
 
-use crate::simd::{F64Vector, INV_FACTORIAL, estrin_13, pow2_f64, reduce_ln2};
+use crate::simd::{F64Bits, F64Vector, INV_FACTORIAL, estrin_13, pow2_f64, reduce_ln2};
 
 /// `e^y` for every `y`: [`exp_f64`](crate::exp_f64)'s reduction and polynomial, with `2ⁿ`
 /// applied as `2^⌊n/2⌋·2^⌈n/2⌉` so that results down in the subnormal range and up to
@@ -25,4 +26,49 @@ pub(crate) fn exp_any_f64(y: F64Vector) -> F64Vector {
     let result = y.simd_gt(s(OVERFLOW)).select(s(f64::INFINITY), result);
     let result = y.simd_lt(s(UNDERFLOW)).select(s(0.0), result);
     y.is_nan().select(y, result)
+}
+
+/// `ln x` for every `x` (fdlibm's `__ieee754_log` as straight-line vector code): `x = 2ᵏ·m` with
+/// `m ∈ [√½, √2)`, `f = m − 1`, `s = f/(2 + f)`, `ln m = f − ½f² + s·(½f² + R(s²))` with fdlibm's
+/// degree-14 minimax `R`. Subnormal inputs are scaled by 2⁵⁴ first (`wide`'s `ln` returns −∞
+/// for them); `ln 0 = −∞`, `ln(x < 0)` and `ln NaN` are NaN, `ln ∞ = ∞`.
+#[inline(always)]
+pub(crate) fn ln_f64(x: F64Vector) -> F64Vector {
+    let s = F64Vector::splat;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const LG: [f64; 7] = [
+        6.666_666_666_666_735e-1,
+        3.999_999_999_940_942e-1,
+        2.857_142_874_366_239e-1,
+        2.222_219_843_214_978_4e-1,
+        1.818_357_216_161_805e-1,
+        1.531_383_769_920_937_3e-1,
+        1.479_819_860_511_658_6e-1,
+    ];
+    let subnormal = x.simd_lt(s(f64::MIN_POSITIVE));
+    let scaled = subnormal.select(x * s(18_014_398_509_481_984.0), x); // 2⁵⁴
+    let bits: F64Bits = bytemuck::cast(scaled);
+    // The biased exponent as an f64, exactly: its bits under 2⁵²'s.
+    let exponent_bits = (bits >> 52) | F64Bits::splat(0x4330_0000_0000_0000);
+    let biased = bytemuck::cast::<F64Bits, F64Vector>(exponent_bits) - s(4_503_599_627_370_496.0);
+    let mantissa_bits =
+        (bits & F64Bits::splat(0x000f_ffff_ffff_ffff)) | F64Bits::splat(0x3ff0_0000_0000_0000);
+    let m = bytemuck::cast::<F64Bits, F64Vector>(mantissa_bits);
+    let big = m.simd_gt(s(core::f64::consts::SQRT_2));
+    let m = big.select(m * s(0.5), m);
+    let k = biased - s(1023.0) + big.select(s(1.0), s(0.0)) - subnormal.select(s(54.0), s(0.0));
+    let f = m - s(1.0);
+    let hfsq = s(0.5) * f * f;
+    let sv = f / (s(2.0) + f);
+    let z = sv * sv;
+    let w = z * z;
+    let t1 = w * w.mul_add(w.mul_add(s(LG[5]), s(LG[3])), s(LG[1]));
+    let t2 = z * w.mul_add(w.mul_add(w.mul_add(s(LG[6]), s(LG[4])), s(LG[2])), s(LG[0]));
+    let r = t2 + t1;
+    let result = k * s(LN2_HI) - ((hfsq - (sv * (hfsq + r) + k * s(LN2_LO))) - f);
+    let result = x.simd_eq(s(0.0)).select(s(f64::NEG_INFINITY), result);
+    let result = x.simd_eq(s(f64::INFINITY)).select(x, result);
+    let result = x.simd_lt(s(0.0)).select(s(f64::NAN), result);
+    x.is_nan().select(x, result)
 }

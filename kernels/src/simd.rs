@@ -303,7 +303,7 @@ impl_simd_vector!(
     width::F64_LANES,
     crate::tanh::tanh_f64,
     crate::f64_math::exp_any_f64,
-    F64Vector::ln,
+    crate::f64_math::ln_f64,
     F64Vector::ln_1p
 );
 

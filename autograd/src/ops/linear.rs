@@ -295,6 +295,14 @@ pub(crate) fn dense_backward<T: Element>(
     let bn = bias.map(|b| ctx.node(b));
     let (rows, fan_in) = (xn.shape.dims()[0], xn.shape.dims()[1]);
     let fan_out = node.shape.dims()[1];
+    // An input gradient nothing has written yet is overwritten by the product (β = 0) instead
+    // of being zeroed and added to; a shared input (all members add into one block) is zeroed.
+    let overwrite_dx = if xn.requires_grad && !xn.slot.shared() {
+        ctx.claim_whole(xn.slot)
+    } else {
+        ctx.claim(x);
+        false
+    };
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let block = rows * fan_out;
@@ -343,6 +351,7 @@ pub(crate) fn dense_backward<T: Element>(
             WeightLayout::InOut => mat_ref(&parts.values, wn.slot, fan_in, fan_out).t(),
         };
         let dx = mat_mut(parts.targets.buffer(xn.slot.base), xn.slot, rows, fan_in);
-        gemm(members, T::ONE, dz_ref, w_ref, T::ONE, dx, par).expect(SHAPES_CHECKED);
+        let beta = if overwrite_dx { T::ZERO } else { T::ONE };
+        gemm(members, T::ONE, dz_ref, w_ref, beta, dx, par).expect(SHAPES_CHECKED);
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct Backward<'t, T> {
     pub arena: &'t [T],
     pub params: &'t [T],
     pub grads: &'t mut Vec<T>,
+    /// Arena storages (by offset) whose gradient block no op has written yet.
+    pub unwritten: &'t mut Vec<(usize, bool)>,
     pub param_grads: &'t mut [T],
     pub scratch: &'t mut Vec<T>,
     pub members: usize,
@@ -108,6 +110,61 @@ impl<'t, T: Element> Backward<'t, T> {
         &self.nodes[v.index()]
     }
 
+    /// The `unwritten` entry of an arena slot's storage, if it is tracked (non-empty).
+    fn entry(&mut self, slot: Slot) -> Option<&mut bool> {
+        if slot.base != Base::Arena || slot.elems == 0 {
+            return None;
+        }
+        let i = self
+            .unwritten
+            .binary_search_by_key(&slot.offset, |&(offset, _)| offset)
+            .ok()?;
+        Some(&mut self.unwritten[i].1)
+    }
+
+    /// Whether no op has written `slot`'s gradient yet.
+    pub fn is_unwritten(&mut self, slot: Slot) -> bool {
+        self.entry(slot).is_some_and(|u| *u)
+    }
+
+    /// The whole block of `slot`'s gradient (every member's).
+    fn block(&self, slot: Slot) -> core::ops::Range<usize> {
+        let len = if slot.shared() {
+            slot.elems
+        } else {
+            (self.members - 1) * slot.stride + slot.elems
+        };
+        slot.offset..slot.offset + len
+    }
+
+    /// Marks `slot`'s gradient written; returns whether it was unwritten (the caller then
+    /// writes every value of the block instead of adding to it).
+    pub fn claim_whole(&mut self, slot: Slot) -> bool {
+        match self.entry(slot) {
+            Some(u) if *u => {
+                *u = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Prepares `v`'s gradient for accumulation: zeroes its block if no op wrote it yet.
+    pub fn claim(&mut self, v: Var) {
+        let node = self.node(v);
+        if node.requires_grad && self.claim_whole(node.slot) {
+            let block = self.block(node.slot);
+            self.grads[block].fill(T::ZERO);
+        }
+    }
+
+    /// [`Backward::claim`] for a constant-or-node operand.
+    pub fn claim_arg(&mut self, a: Arg<T>) {
+        if let Arg::Var(v) = a {
+            self.claim(v);
+        }
+    }
+
     pub fn parts(&mut self, node: &Node<T>) -> Parts<'_, T> {
         debug_assert_eq!(node.slot.base, Base::Arena);
         let len = self.members * node.slot.elems;
@@ -132,6 +189,29 @@ impl<'t, T: Element> Backward<'t, T> {
 /// Propagates node `index`'s gradient to its operands.
 pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
     let node = &ctx.nodes[index];
+    // Every operand an op adds a gradient to is claimed first (zeroed if nothing wrote it yet);
+    // a dense layer's input is claimed by the layer, which overwrites it whole when it can.
+    match node.op {
+        Op::Leaf | Op::Alias => {}
+        Op::Unary { input, .. } | Op::Reduce { input, .. } | Op::SelectColumn { input, .. } => {
+            ctx.claim(input)
+        }
+        Op::Binary { a, b, .. } | Op::Matmul { a, b, .. } => {
+            ctx.claim(a);
+            ctx.claim(b);
+        }
+        Op::Dense { weight, bias, .. } => {
+            ctx.claim(weight);
+            if let Some(bias) = bias {
+                ctx.claim(bias);
+            }
+        }
+        Op::NormalLogDensity { value, loc, scale } => {
+            ctx.claim_arg(value);
+            ctx.claim_arg(loc);
+            ctx.claim_arg(scale);
+        }
+    }
     match node.op {
         Op::Leaf | Op::Alias => {}
         Op::Unary { input, kind } => unary::backward(ctx, node, input, kind),
