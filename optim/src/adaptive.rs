@@ -6,10 +6,7 @@
 use flock_kernels::Element;
 use flock_kernels::elementwise::{AdamCoefficients, adam_update};
 
-use crate::base::{
-    GradientTransformation, MemberState, Params, assert_len, copy_block, load_values, members_mut,
-    save_values, split_block,
-};
+use crate::base::{GradientTransformation, Params, assert_len, members_mut, vec_member_state};
 use crate::error::{OptimError, check, check_decay, check_nonnegative};
 
 /// `1 − decay^count` (optax's bias correction denominator).
@@ -65,36 +62,7 @@ pub struct ScaleByAdamState<T> {
     pub nu: Vec<T>,
 }
 
-impl<T: Element> MemberState for ScaleByAdamState<T> {
-    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        copy_block(&mut self.count, &from.count, member, members);
-        self.mu.copy_member(&from.mu, member, members);
-        self.nu.copy_member(&from.nu, member, members);
-    }
-    fn save(&self, out: &mut Vec<f64>) {
-        save_values(&self.count, out);
-        self.mu.save(out);
-        self.nu.save(out);
-    }
-    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
-        load_values(&mut self.count, src)?;
-        self.mu.load(src)?;
-        self.nu.load(src)?;
-        Ok(())
-    }
-    fn split_off(&mut self, at: usize, members: usize) -> Self {
-        ScaleByAdamState {
-            count: split_block(&mut self.count, at, members),
-            mu: split_block(&mut self.mu, at, members),
-            nu: split_block(&mut self.nu, at, members),
-        }
-    }
-    fn append(&mut self, tail: Self) {
-        self.count.extend(tail.count);
-        self.mu.extend(tail.mu);
-        self.nu.extend(tail.nu);
-    }
-}
+vec_member_state!(ScaleByAdamState<T> { counts: [count], values: [mu, nu] });
 
 fn zeros_state<T: Element>(params: Params<'_, T>) -> ScaleByAdamState<T> {
     ScaleByAdamState {
@@ -173,41 +141,7 @@ pub struct ScaleByAmsgradState<T> {
     pub nu_max: Vec<T>,
 }
 
-impl<T: Element> MemberState for ScaleByAmsgradState<T> {
-    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        copy_block(&mut self.count, &from.count, member, members);
-        self.mu.copy_member(&from.mu, member, members);
-        self.nu.copy_member(&from.nu, member, members);
-        self.nu_max.copy_member(&from.nu_max, member, members);
-    }
-    fn save(&self, out: &mut Vec<f64>) {
-        save_values(&self.count, out);
-        self.mu.save(out);
-        self.nu.save(out);
-        self.nu_max.save(out);
-    }
-    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
-        load_values(&mut self.count, src)?;
-        self.mu.load(src)?;
-        self.nu.load(src)?;
-        self.nu_max.load(src)?;
-        Ok(())
-    }
-    fn split_off(&mut self, at: usize, members: usize) -> Self {
-        ScaleByAmsgradState {
-            count: split_block(&mut self.count, at, members),
-            mu: split_block(&mut self.mu, at, members),
-            nu: split_block(&mut self.nu, at, members),
-            nu_max: split_block(&mut self.nu_max, at, members),
-        }
-    }
-    fn append(&mut self, tail: Self) {
-        self.count.extend(tail.count);
-        self.mu.extend(tail.mu);
-        self.nu.extend(tail.nu);
-        self.nu_max.extend(tail.nu_max);
-    }
-}
+vec_member_state!(ScaleByAmsgradState<T> { counts: [count], values: [mu, nu, nu_max] });
 
 /// AMSGrad: Adam with the running maximum of `v̂` in the denominator.
 #[derive(Clone, Debug)]
@@ -368,36 +302,7 @@ pub struct ScaleByRmsState<T> {
     pub nu: Vec<T>,
 }
 
-impl<T: Element> MemberState for ScaleByRmsState<T> {
-    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        copy_block(&mut self.count, &from.count, member, members);
-        self.mu.copy_member(&from.mu, member, members);
-        self.nu.copy_member(&from.nu, member, members);
-    }
-    fn save(&self, out: &mut Vec<f64>) {
-        save_values(&self.count, out);
-        self.mu.save(out);
-        self.nu.save(out);
-    }
-    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
-        load_values(&mut self.count, src)?;
-        self.mu.load(src)?;
-        self.nu.load(src)?;
-        Ok(())
-    }
-    fn split_off(&mut self, at: usize, members: usize) -> Self {
-        ScaleByRmsState {
-            count: split_block(&mut self.count, at, members),
-            mu: split_block(&mut self.mu, at, members),
-            nu: split_block(&mut self.nu, at, members),
-        }
-    }
-    fn append(&mut self, tail: Self) {
-        self.count.extend(tail.count);
-        self.mu.extend(tail.mu);
-        self.nu.extend(tail.nu);
-    }
-}
+vec_member_state!(ScaleByRmsState<T> { counts: [count], values: [mu, nu] });
 
 /// RMSProp's rescaling by the root mean square of past gradients, or (centered) by their
 /// running standard deviation.

@@ -134,6 +134,48 @@ pub(crate) fn copy_block<V: Clone>(to: &mut [V], from: &[V], member: usize, memb
         .clone_from_slice(&from[member * block..(member + 1) * block]);
 }
 
+/// [`MemberState`] for a state struct whose fields are all per-member `Vec`s of equal blocks:
+/// `counts` hold [`StateValue`]s (step counts, injected rates), `values` the element type `T`.
+/// Saved in the order the fields are listed.
+macro_rules! vec_member_state {
+    (@fns $ty:ident, [$($c:ident),*], [$($v:ident),*]) => {
+        fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
+            $($crate::base::copy_block(&mut self.$c, &from.$c, member, members);)*
+            $(self.$v.copy_member(&from.$v, member, members);)*
+        }
+        fn save(&self, out: &mut Vec<f64>) {
+            $($crate::base::save_values(&self.$c, out);)*
+            $(self.$v.save(out);)*
+        }
+        fn load(&mut self, src: &mut &[f64]) -> Result<(), $crate::OptimError> {
+            $($crate::base::load_values(&mut self.$c, src)?;)*
+            $(self.$v.load(src)?;)*
+            Ok(())
+        }
+        fn split_off(&mut self, at: usize, members: usize) -> Self {
+            $ty {
+                $($c: $crate::base::split_block(&mut self.$c, at, members),)*
+                $($v: $crate::base::split_block(&mut self.$v, at, members),)*
+            }
+        }
+        fn append(&mut self, tail: Self) {
+            $(self.$c.extend(tail.$c);)*
+            $(self.$v.extend(tail.$v);)*
+        }
+    };
+    ($ty:ident<T> { counts: [$($c:ident),*], values: [$($v:ident),*] }) => {
+        impl<T: flock_kernels::Element> $crate::MemberState for $ty<T> {
+            vec_member_state!(@fns $ty, [$($c),*], [$($v),*]);
+        }
+    };
+    ($ty:ident { counts: [$($c:ident),*], values: [$($v:ident),*] }) => {
+        impl $crate::MemberState for $ty {
+            vec_member_state!(@fns $ty, [$($c),*], [$($v),*]);
+        }
+    };
+}
+pub(crate) use vec_member_state;
+
 /// Moves members `at..members` of a buffer of `members` equal blocks into a new buffer.
 pub(crate) fn split_block<V>(values: &mut Vec<V>, at: usize, members: usize) -> Vec<V> {
     if members == 0 {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use flock_kernels::Element;
 
 use crate::adaptive::check_learning_rate;
+use crate::base::vec_member_state;
 use crate::base::{
     GradientTransformation, MemberState, Params, PerMember, assert_len, members_mut,
 };
-use crate::base::{copy_block, load_values, save_values, split_block};
 use crate::error::{OptimError, check, check_nonnegative};
 use crate::{Layout, Schedule};
 
@@ -155,30 +155,10 @@ impl ScaleByLearningRateState {
     }
 }
 
-impl MemberState for ScaleByLearningRateState {
-    fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
-        copy_block(&mut self.count, &from.count, member, members);
-        self.injected.copy_member(&from.injected, member, members);
-    }
-    fn save(&self, out: &mut Vec<f64>) {
-        save_values(&self.count, out);
-        self.injected.save(out);
-    }
-    fn load(&mut self, src: &mut &[f64]) -> Result<(), OptimError> {
-        load_values(&mut self.count, src)?;
-        self.injected.load(src)
-    }
-    fn split_off(&mut self, at: usize, members: usize) -> Self {
-        ScaleByLearningRateState {
-            count: split_block(&mut self.count, at, members),
-            injected: split_block(&mut self.injected, at, members),
-        }
-    }
-    fn append(&mut self, tail: Self) {
-        self.count.extend(tail.count);
-        self.injected.extend(tail.injected);
-    }
-}
+vec_member_state!(ScaleByLearningRateState {
+    counts: [count],
+    values: [injected]
+});
 
 /// Multiplies updates by `−learning_rate` (the only place the sign flips).
 #[derive(Clone, Debug)]
