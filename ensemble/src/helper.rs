@@ -135,7 +135,7 @@ fn serve(shared: &Shared) {
                 break state;
             }
             polls += 1;
-            if polls % 64 == 0 && start.elapsed() > SPIN {
+            if polls.is_multiple_of(64) && start.elapsed() > SPIN {
                 // Unparks are remembered, so one that came since the load above is not lost.
                 std::thread::park();
             } else if polls < 64 {

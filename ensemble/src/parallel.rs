@@ -303,11 +303,11 @@ impl<L> ParallelLogJoint<L> {
                 }
             }
             drop(arrival);
-            if let Some(finish) = finish {
-                if meeting.all_succeeded(blocks) {
-                    let range = b * per_block..b * per_block + loglik.len();
-                    finish(b, range, params, grad, loglik, logprior);
-                }
+            if let Some(finish) = finish
+                && meeting.all_succeeded(blocks)
+            {
+                let range = b * per_block..b * per_block + loglik.len();
+                finish(b, range, params, grad, loglik, logprior);
             }
         };
         let mut blocks = self.parts[..blocks]

@@ -58,7 +58,7 @@ where
     T: Element,
     F: for<'g> FnMut(&mut Graph<'g, T>, Var) -> Result<Var, AutogradError>,
 {
-    if points == 0 || x_new.is_empty() || x_new.len() % points != 0 {
+    if points == 0 || x_new.is_empty() || !x_new.len().is_multiple_of(points) {
         return Err(EnsembleError::BatchShape {
             what: "x",
             len: x_new.len(),

@@ -22,6 +22,7 @@ pub mod gemm;
 mod parallelism;
 mod simd;
 mod tanh;
+mod transpose;
 
 pub use element::Element;
 pub use elementwise::Activation;

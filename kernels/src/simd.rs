@@ -90,10 +90,22 @@ pub trait SimdVector:
     fn select_gt(self, other: Self, if_greater: Self, otherwise: Self) -> Self;
     /// Sum of all lanes.
     fn reduce_add(self) -> Self::Scalar;
+    /// Transposes a `LANES × LANES` block: `dst[c·dst_rs + r] = src[r·src_rs + c]`.
+    ///
+    /// # Safety
+    /// `src` must be readable at every `r·src_rs + c` and `dst` writable at every
+    /// `c·dst_rs + r` (`r, c < LANES`), the two not overlapping.
+    unsafe fn transpose_block(
+        src: *const Self::Scalar,
+        src_rs: usize,
+        dst: *mut Self::Scalar,
+        dst_rs: usize,
+    );
 }
 
 macro_rules! impl_simd_vector {
-    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $exp:path, $ln:path, $ln_1p:path) => {
+    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $exp:path, $ln:path, $ln_1p:path,
+     $transpose:path) => {
         impl SimdVector for $vec {
             type Scalar = $scalar;
             const LANES: usize = $lanes;
@@ -164,6 +176,16 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn reduce_add(self) -> $scalar {
                 <$vec>::reduce_add(self)
+            }
+            #[inline(always)]
+            unsafe fn transpose_block(
+                src: *const $scalar,
+                src_rs: usize,
+                dst: *mut $scalar,
+                dst_rs: usize,
+            ) {
+                // SAFETY: forwarded from the caller.
+                unsafe { $transpose(src, src_rs, dst, dst_rs) }
             }
         }
     };
@@ -295,7 +317,8 @@ impl_simd_vector!(
     crate::tanh::tanh_f32,
     F32Vector::exp,
     F32Vector::ln,
-    F32Vector::ln_1p
+    F32Vector::ln_1p,
+    crate::transpose::transpose_f32
 );
 impl_simd_vector!(
     F64Vector,
@@ -304,7 +327,8 @@ impl_simd_vector!(
     crate::tanh::tanh_f64,
     crate::f64_math::exp_any_f64,
     crate::f64_math::ln_f64,
-    F64Vector::ln_1p
+    F64Vector::ln_1p,
+    crate::transpose::transpose_f64
 );
 
 /// The widest vector of any element type in any build; sizes stack buffers for tails.

@@ -128,7 +128,7 @@ fn encode<T: Element>(tensors: &[Tensor<'_, T>], metadata: &BTreeMap<String, Str
     }
     let mut text = Value::Object(header).to_string().into_bytes();
     // Pad the header with spaces to a multiple of 8 bytes (allowed by the format).
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + text.len() + offset);

@@ -550,7 +550,7 @@ impl FittedModel {
         x: &[f64],
     ) -> Result<MixturePredictive, Box<dyn std::error::Error + Send + Sync>> {
         let d = self.features();
-        if x.is_empty() || x.len() % d != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(d) {
             return Err(format!("inputs hold {} values, not rows of {d} features", x.len()).into());
         }
         let n = x.len() / d;

@@ -672,18 +672,18 @@ where
                 }
             }
             let mut to_freeze: Vec<usize> = Vec::new();
-            if let (Some((v, scratch, stale)), Some(best)) = (held_out.as_mut(), best.as_mut()) {
-                if (step + 1) % v.every == 0 || step == last {
-                    scratch.score(&mut self.log_joint, &state.params, v.data)?;
-                    for e in (0..members).filter(|&e| !frozen[e]) {
-                        let score = T::from_f64(scratch.scores[e]);
-                        if best.offer(e, score, state.params.member(e)) {
-                            stale[e] = 0;
-                        } else {
-                            stale[e] += 1;
-                            if v.patience.is_some_and(|patience| stale[e] >= patience) {
-                                to_freeze.push(e);
-                            }
+            if let (Some((v, scratch, stale)), Some(best)) = (held_out.as_mut(), best.as_mut())
+                && ((step + 1) % v.every == 0 || step == last)
+            {
+                scratch.score(&mut self.log_joint, &state.params, v.data)?;
+                for e in (0..members).filter(|&e| !frozen[e]) {
+                    let score = T::from_f64(scratch.scores[e]);
+                    if best.offer(e, score, state.params.member(e)) {
+                        stale[e] = 0;
+                    } else {
+                        stale[e] += 1;
+                        if v.patience.is_some_and(|patience| stale[e] >= patience) {
+                            to_freeze.push(e);
                         }
                     }
                 }
@@ -710,19 +710,20 @@ where
                     to_freeze.push(e);
                 }
             }
-            if let Some((every, callback)) = options.callback.as_mut() {
-                if *every > 0 && (step + 1) % *every == 0 {
-                    let control = callback(&Progress {
-                        step: step + 1,
-                        losses: &history[index * members..],
-                        params: &state.params,
-                        frozen: &frozen,
-                    });
-                    to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
-                    if control.stop {
-                        stopped_early = step + 1 < num_epochs;
-                        break;
-                    }
+            if let Some((every, callback)) = options.callback.as_mut()
+                && *every > 0
+                && (step + 1) % *every == 0
+            {
+                let control = callback(&Progress {
+                    step: step + 1,
+                    losses: &history[index * members..],
+                    params: &state.params,
+                    frozen: &frozen,
+                });
+                to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
+                if control.stop {
+                    stopped_early = step + 1 < num_epochs;
+                    break;
                 }
             }
             if !to_freeze.is_empty() {

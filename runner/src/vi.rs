@@ -219,7 +219,7 @@ where
     where
         F: for<'g> FnMut(&mut Graph<'g, T>, Var, &[Var]) -> Result<Var, AutogradError>,
     {
-        if points == 0 || x_new.len() % points != 0 || samples == 0 {
+        if points == 0 || !x_new.len().is_multiple_of(points) || samples == 0 {
             return Err(EnsembleError::BatchShape {
                 what: "x",
                 len: x_new.len(),

@@ -1,6 +1,6 @@
 //! Packing operands into the contiguous panels the microkernel streams through.
 
-use crate::Element;
+use crate::{Element, SimdVector};
 
 /// Copies columns `j0..j0 + cols` of `op(B)` (`k` rows) into `panel` as `k` rows of `nr`
 /// values, zero-padding columns `cols..nr`.
@@ -36,8 +36,37 @@ pub(crate) fn pack_b<T: Element>(
                 "pack_b: B too short"
             );
         }
-        let quads = cols / 4 * 4;
-        for jj in (0..quads).step_by(4) {
+        // Where op(B)'s columns are contiguous rows of the stored matrix (`b_rs = 1`, e.g. `Wᵀ`
+        // of a row-major `W`), whole LANES × LANES blocks go through register transposes.
+        let lanes = <T::Vector as SimdVector>::LANES;
+        let (full_cols, full_k) = if b_rs == 1 {
+            (cols / lanes * lanes, k / lanes * lanes)
+        } else {
+            (0, 0)
+        };
+        for jb in (0..full_cols).step_by(lanes) {
+            for pb in (0..full_k).step_by(lanes) {
+                // SAFETY: rows j0 + jb.. j0 + jb + lanes ≤ j0 + cols and columns pb..pb + lanes ≤ k
+                // of the stored matrix are in `b` (asserted above, `b_rs = 1`); the panel holds
+                // rows pb..pb + lanes of nr ≥ jb + lanes values.
+                unsafe {
+                    T::Vector::transpose_block(
+                        b.as_ptr().add((j0 + jb) * b_cs + pb),
+                        b_cs,
+                        panel.as_mut_ptr().add(pb * nr + jb),
+                        nr,
+                    );
+                }
+            }
+            // The rows of the panel below the last whole block.
+            for p in full_k..k {
+                for jj in jb..jb + lanes {
+                    panel[p * nr + jj] = b[(j0 + jj) * b_cs + p * b_rs];
+                }
+            }
+        }
+        let quads = full_cols + (cols - full_cols) / 4 * 4;
+        for jj in (full_cols..quads).step_by(4) {
             let base = (j0 + jj) * b_cs;
             for p in 0..k {
                 let src = base + p * b_rs;
@@ -77,7 +106,7 @@ pub(crate) fn pack_a<T: Element>(
 ) {
     let tiles = rows.div_ceil(mr);
     let packed = &mut packed[..tiles * k * mr];
-    if rows % mr != 0 {
+    if !rows.is_multiple_of(mr) {
         packed[(tiles - 1) * k * mr..].fill(T::ZERO);
     }
     for i in 0..rows {
