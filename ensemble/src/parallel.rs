@@ -21,9 +21,13 @@ use crate::helper::Helper;
 /// The calling thread evaluates the first block itself; each further block runs on a helper
 /// thread this value owns (made in [`ParallelLogJoint::new`], joined on drop), which keeps
 /// polling for 0.5 ms after each block before it parks, while the caller polls until the helpers
-/// are done. A
-/// step is ~100 µs, and waking a sleeping thread costs 10–20 µs on the 2-core development machine
-/// (handing work to rayon's global pool from outside it: 13–22 µs per call, measured).
+/// are done. A step is ~100 µs, and waking a sleeping thread costs 10–20 µs on the 2-core
+/// development machine (handing work to rayon's global pool from outside it: 13–22 µs per call,
+/// measured).
+///
+/// [`LogJoint::evaluate_then`] runs its `then` on each block on the thread that evaluated it, once
+/// every block has evaluated without error: [`ensemble_step`](crate::ensemble_step) updates each
+/// block's members there, so no core reads gradients or writes parameters that the other holds.
 ///
 /// ```
 /// use flock_autograd::*;
