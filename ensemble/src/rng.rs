@@ -10,7 +10,7 @@ pub type MemberRng = Pcg64;
 
 /// SplitMix64: spreads a seed's bits before it becomes a PCG state.
 fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = z.wrapping_add(GAMMA);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -54,11 +54,14 @@ pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 /// Pairs drawn per vectorised pass of [`fill_standard_normal`].
 const PAIRS_PER_PASS: usize = 128;
 
+/// SplitMix64's increment (the golden ratio in 64 bits).
+const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// A uniform draw in `[−1, 1)` from the top 53 bits of one `u64`.
 #[inline(always)]
-fn symmetric_uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+fn symmetric_uniform(bits: u64) -> f64 {
     const SCALE: f64 = 1.0 / (1u64 << 52) as f64;
-    (rng.next_u64() >> 11) as f64 * SCALE - 1.0
+    (bits >> 11) as f64 * SCALE - 1.0
 }
 
 /// Fills `out` with standard-normal draws from `rng` — Marsaglia's polar method as in
@@ -76,6 +79,12 @@ fn symmetric_uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 /// assert!(mean.abs() < 0.05);
 /// ```
 pub fn fill_standard_normal<T: Element, R: Rng + ?Sized>(rng: &mut R, out: &mut [T]) {
+    // The uniforms are SplitMix64 outputs for the counters 0, 1, 2, … keyed by one draw of `rng`:
+    // each is a function of its counter alone, so a pass of candidates is computed as one
+    // vectorisable loop, and only the keeping of accepted pairs runs one by one.
+    let key = rng.next_u64();
+    let mut counter = 0u64;
+    let mut candidates = [[0.0f64; 3]; PAIRS_PER_PASS];
     // One spare slot: a rejected candidate is written and then overwritten (no branch).
     let mut u = [0.0f64; PAIRS_PER_PASS + 1];
     let mut v = [0.0f64; PAIRS_PER_PASS + 1];
@@ -86,10 +95,21 @@ pub fn fill_standard_normal<T: Element, R: Rng + ?Sized>(rng: &mut R, out: &mut 
         let pairs = chunk.len().div_ceil(2);
         let mut accepted = 0;
         while accepted < pairs {
-            let (a, b) = (symmetric_uniform(rng), symmetric_uniform(rng));
-            let r = a * a + b * b;
-            (u[accepted], v[accepted], s[accepted]) = (a, b, r);
-            accepted += usize::from(r > 0.0 && r < 1.0);
+            for (i, c) in candidates.iter_mut().enumerate() {
+                let n = counter + 2 * i as u64;
+                let a = symmetric_uniform(splitmix64(key.wrapping_add(n.wrapping_mul(GAMMA))));
+                let b =
+                    symmetric_uniform(splitmix64(key.wrapping_add((n + 1).wrapping_mul(GAMMA))));
+                *c = [a, b, a * a + b * b];
+            }
+            counter += 2 * PAIRS_PER_PASS as u64;
+            for &[a, b, r] in &candidates {
+                (u[accepted], v[accepted], s[accepted]) = (a, b, r);
+                accepted += usize::from(r > 0.0 && r < 1.0);
+                if accepted == pairs {
+                    break;
+                }
+            }
         }
         ln(&s[..pairs], &mut log_s[..pairs]);
         // A loop the compiler turns into vector divisions and square roots.
