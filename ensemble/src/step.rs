@@ -18,6 +18,11 @@ use crate::{EnsembleError, EnsembleState};
 /// Returns the per-member losses **at the parameters before the update** (pyrox's convention),
 /// borrowed from the state's workspace. After the first call a step allocates nothing.
 ///
+/// With a log-joint that evaluates blocks of members on several threads
+/// ([`ParallelLogJoint`](crate::ParallelLogJoint)), each block's optimizer update runs on the
+/// thread that evaluated it ([`LogJoint::evaluate_then`]); the bits are those of one update of
+/// the whole ensemble, whatever the blocks.
+///
 /// **A diverging member** — one whose loss or gradient is NaN or infinite — is left exactly as it
 /// was (parameters and optimizer state); its non-finite loss is returned so the caller sees it,
 /// and the other members step normally. [`EnsembleState::diverged`] lists the members the last
