@@ -239,17 +239,21 @@ impl Drop for Arrival<'_> {
 }
 
 impl<L> ParallelLogJoint<L> {
-    /// How many blocks `members` members are split into: one per part with a thread to run it,
-    /// at least [`ParallelLogJoint::new`]'s minimum of members per block.
-    fn block_count(&self, members: usize) -> usize {
-        self.parts
+    /// Members per block (the last block may hold fewer): `members` shared by one part per thread
+    /// that can run it, with at least [`ParallelLogJoint::new`]'s minimum of members per block.
+    /// The number of blocks is derived from it, `members.div_ceil(block_size)`, which can be
+    /// fewer than the parts (25 members over 6 parts: blocks of 5, so 5 blocks).
+    fn block_size(&self, members: usize) -> usize {
+        let parts = self
+            .parts
             .len()
             .min(self.helpers.len() + 1)
             .min(members / self.min_members_per_part.max(1))
-            .max(1)
+            .max(1);
+        members.div_ceil(parts).max(1)
     }
 
-    /// Evaluates `members` members in [`ParallelLogJoint::block_count`] blocks — the first on
+    /// Evaluates `members` members in blocks of [`ParallelLogJoint::block_size`] — the first on
     /// this thread, each other on a helper — `params` being their parameter slices; then, when
     /// every block succeeded, runs `finish` on each block on the thread that evaluated it.
     #[allow(clippy::too_many_arguments)]
@@ -268,8 +272,8 @@ impl<L> ParallelLogJoint<L> {
         L: LogJoint<T> + Send,
         P: AsRef<[T]> + Send,
     {
-        let blocks = self.block_count(members);
-        let per_block = members.div_ceil(blocks);
+        let per_block = self.block_size(members);
+        let blocks = members.div_ceil(per_block);
         let LogJointOutput {
             loglik,
             logprior,
@@ -381,20 +385,18 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             return self.parts[0].evaluate(members, params, batch, weights, out);
         }
         let p = params.len() / members;
-        let per_block = members.div_ceil(self.block_count(members));
-        let chunks = params.chunks(per_block * p);
+        let chunks = params.chunks(self.block_size(members) * p);
         self.evaluate_blocks(members, p, chunks, batch, weights, out, None)
     }
 
     fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
         blocks.clear();
         let p = self.parts[0].layout().member_size();
-        let count = if batch.per_member.is_some() || p == 0 {
-            1
+        let per_block = if batch.per_member.is_some() || p == 0 {
+            members.max(1)
         } else {
-            self.block_count(members)
+            self.block_size(members)
         };
-        let per_block = members.div_ceil(count).max(1);
         blocks.extend(
             (0..members)
                 .step_by(per_block)
@@ -419,8 +421,7 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             return self.parts[0].evaluate_then(members, params, batch, weights, out, then);
         }
         let p = params.len() / members;
-        let per_block = members.div_ceil(self.block_count(members));
-        let chunks = params.chunks_mut(per_block * p);
+        let chunks = params.chunks_mut(self.block_size(members) * p);
         let finish = |index, members, params, grad: &mut [T], loglik: &[T], logprior: &[T]| {
             then(EvaluatedBlock {
                 index,

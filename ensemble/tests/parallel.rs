@@ -161,7 +161,18 @@ fn a_panicking_block_reaches_the_caller_and_the_helpers_survive() {
 fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
     use std::sync::Mutex;
     let caller = std::thread::current().id();
-    for (parts, members) in [(1, 12), (2, 12), (3, 12), (3, 13), (3, 5), (2, 3)] {
+    // (6, 25) and (7, 29): blocks of 5, so fewer blocks (5, 6) than parts — every block still
+    // meets the others (this used to wait forever for a sixth, seventh block).
+    for (parts, members) in [
+        (1, 12),
+        (2, 12),
+        (3, 12),
+        (3, 13),
+        (3, 5),
+        (2, 3),
+        (6, 25),
+        (7, 29),
+    ] {
         let (mut lj, _) = parallel(parts, None, None);
         let batch = Batch::new(&[0.0], &[0.0], 1).unwrap();
         let mut expected = Vec::new();
@@ -206,9 +217,10 @@ fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
         seen.sort_by_key(|(i, _, _)| *i);
         let ranges: Vec<_> = seen.iter().map(|(_, r, _)| r.clone()).collect();
         assert_eq!(ranges, expected, "{parts} parts, {members} members");
+        let per_block = members.div_ceil(parts.min(members / 4).max(1));
         assert_eq!(
             expected.len(),
-            parts.min(members / 4).max(1),
+            members.div_ceil(per_block),
             "{parts} parts, {members} members"
         );
         for (i, _, on_caller) in &seen {
