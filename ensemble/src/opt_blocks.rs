@@ -64,10 +64,14 @@ impl<S: MemberState> OptimizerBlocks<S> {
         self.layout.members()
     }
 
+    /// The blocks' member ranges, in order.
+    fn cut(&self) -> impl Iterator<Item = &Range<usize>> {
+        self.blocks.iter().map(|b| &b.range)
+    }
+
     /// Whether the blocks are `ranges`.
     fn is_split_as(&self, ranges: &[Range<usize>]) -> bool {
-        self.blocks.len() == ranges.len()
-            && self.blocks.iter().zip(ranges).all(|(b, r)| b.range == *r)
+        self.cut().eq(ranges)
     }
 
     /// Re-cuts the blocks as `ranges` (contiguous, in order, covering every member); nothing
@@ -135,14 +139,8 @@ impl<S: MemberState> OptimizerBlocks<S> {
     /// Overwrites member `e`'s state with its state in `from` (a snapshot of the same
     /// ensemble's state taken earlier).
     pub fn copy_member(&mut self, from: &OptimizerBlocks<S>, e: usize) {
-        let same_cut = self.blocks.len() == from.blocks.len()
-            && self
-                .blocks
-                .iter()
-                .zip(&from.blocks)
-                .all(|(a, b)| a.range == b.range);
-        if !same_cut {
-            self.split_as(&from.ranges());
+        if !self.cut().eq(from.cut()) {
+            self.split_as(&from.cut().cloned().collect::<Vec<_>>());
         }
         if let Some((to, from)) = self
             .blocks
@@ -157,9 +155,5 @@ impl<S: MemberState> OptimizerBlocks<S> {
                 .unwrap_or_else(|p| p.into_inner())
                 .copy_member(&lock(&from.state), local, members);
         }
-    }
-
-    fn ranges(&self) -> Vec<Range<usize>> {
-        self.blocks.iter().map(|b| b.range.clone()).collect()
     }
 }
