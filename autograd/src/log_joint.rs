@@ -141,6 +141,16 @@ pub trait LogJoint<T: Element> {
         let _ = first;
     }
 
+    /// An estimate of the working storage (in elements of `T`: intermediate values and their
+    /// gradients) one member's evaluation takes on a batch of `rows` examples, from the last
+    /// evaluation — `None` when unknown (the default, and before the first evaluation). A wrapper
+    /// that evaluates a large ensemble a few members per call sizes the calls with it so that
+    /// one call's values stay in cache ([`Tape::workspace_per_member`] is the tape's figure).
+    fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        let _ = rows;
+        None
+    }
+
     /// The contiguous blocks of members (in order, covering `0..members`) that
     /// [`LogJoint::evaluate_then`] hands to its `then` when it evaluates `members` members on
     /// `batch`, written into `blocks`. One block by default; a log-joint that evaluates blocks on
@@ -231,6 +241,10 @@ impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
 
     fn set_first_member(&mut self, first: usize) {
         (**self).set_first_member(first);
+    }
+
+    fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        (**self).workspace_per_member(rows)
     }
 
     fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
@@ -345,6 +359,10 @@ impl<T: Element, F: GraphFn<T>> LogJoint<T> for TapeLogJoint<T, F> {
         let (ll, lp) = (self.build)(&mut g, x, y)?;
         finish_evaluation(&mut g, ll, lp, weights, out)
     }
+
+    fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        self.tape.workspace_per_member(rows)
+    }
 }
 
 /// Records the batch on `g`: `x` as a `[B, D]` input, `y` as `[B]` (one target per example) or
@@ -362,6 +380,7 @@ pub fn batch_inputs<T: Element>(
         1 => Shape::new(&[batch.rows]),
         k => Shape::new(&[batch.rows, k]),
     };
+    g.tape.note_batch_rows(batch.rows);
     match batch.per_member {
         None => Ok((g.input(batch.x, x_shape)?, g.input(batch.y, y_shape)?)),
         Some(members) if members == g.members() => Ok((

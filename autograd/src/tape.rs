@@ -84,6 +84,10 @@ pub struct Tape<T> {
     pub(crate) unwritten: Vec<(usize, bool)>,
     pub(crate) scratch: Vec<T>,
     pub(crate) parallelism: Parallelism,
+    /// Members of the graph recorded last, and the rows of the batch it recorded (see
+    /// [`Tape::workspace_per_member`]).
+    pub(crate) recorded_members: usize,
+    pub(crate) recorded_rows: Option<usize>,
 }
 
 impl<T: Element> Tape<T> {
@@ -97,6 +101,8 @@ impl<T: Element> Tape<T> {
             unwritten: Vec::new(),
             scratch: Vec::new(),
             parallelism: Parallelism::Sequential,
+            recorded_members: 0,
+            recorded_rows: None,
         }
     }
 
@@ -111,6 +117,7 @@ impl<T: Element> Tape<T> {
     /// Starts recording a new graph over `params` (clearing the previous one).
     pub fn graph<'a>(&'a mut self, params: &'a Parameters<T>) -> Graph<'a, T> {
         self.clear();
+        self.recorded_members = params.members();
         Graph {
             tape: self,
             params: params.values(),
@@ -138,6 +145,7 @@ impl<T: Element> Tape<T> {
             });
         }
         self.clear();
+        self.recorded_members = members;
         Ok(Graph {
             tape: self,
             params,
@@ -149,6 +157,25 @@ impl<T: Element> Tape<T> {
     fn clear(&mut self) {
         self.nodes.clear();
         self.used = 0;
+        self.recorded_rows = None;
+    }
+
+    /// An estimate of the tape storage — values and their gradients, in elements of `T` — one
+    /// member's evaluation takes on a batch of `rows` examples: the last recorded graph's, per
+    /// member, scaled by `rows` over the rows of the batch it recorded with
+    /// [`batch_inputs`](crate::batch_inputs). `None` until a graph has recorded a batch.
+    ///
+    /// A caller that evaluates a large ensemble a few members at a time sizes the groups with it
+    /// so that one group's intermediate values stay in cache.
+    pub fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        let recorded_rows = self.recorded_rows?.max(1);
+        let per_member = 2 * self.used / self.recorded_members.max(1);
+        Some((per_member * rows).div_ceil(recorded_rows))
+    }
+
+    /// Notes the rows of the batch the graph being recorded reads.
+    pub(crate) fn note_batch_rows(&mut self, rows: usize) {
+        self.recorded_rows = Some(rows);
     }
 }
 

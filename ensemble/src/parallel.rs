@@ -55,7 +55,7 @@ use crate::helper::Helper;
 pub struct ParallelLogJoint<L> {
     parts: Vec<L>,
     min_members_per_part: usize,
-    /// `None`: [`default_members_per_call`] of the layout.
+    /// `None`: [`default_members_per_call`] of the layout and the measured storage.
     members_per_call: Option<usize>,
     first_member: usize,
     /// One helper thread per part after the first (fewer if the system could not make them:
@@ -63,28 +63,47 @@ pub struct ParallelLogJoint<L> {
     helpers: Vec<Helper>,
 }
 
+/// The bytes one call's working set — its intermediate values and their gradients, the members'
+/// parameters and gradients — aims at: three quarters of a 1 MiB L2 cache (AMD Zen 4; Intel's
+/// recent server cores have 1–2 MiB).
+const CALL_BYTES: usize = 768 * 1024;
+
 /// The default number of members one call of a part's log-joint evaluates at most, for `P`
-/// parameters per member: `65,536 / P` clamped to `1..=16` — 16 for the seed's MLP (`P = 1,153`),
-/// 3 for hidden width 128, 1 for width 256. Every op of a recorded graph sweeps all the members of
-/// its call, so wide networks want few members per call (their activations then stay in cache)
-/// and small ones many (each call's fixed cost is then shared). Measured on one thread, E = 16,
-/// B = 80: width 256 f32 7.7 ms per step at 1 member per call against 11.4 ms at 16; E = 256 of
-/// the seed's MLP f64 28.7 µs per member at 16 against 43.7 µs all at once.
+/// parameters per member and a working storage of `W` elements per member
+/// ([`LogJoint::workspace_per_member`]): as many as fit `(W + 2P)·size_of::<T>()` bytes into
+/// 768 KiB, clamped to `1..=16`; 1 while `W` is unknown (the first call of a log-joint, after
+/// which its measured storage decides). Every op of a recorded graph sweeps all the members of
+/// its call, so large networks and large batches want few members per call (their activations
+/// then stay in cache) and small ones many (each call's fixed cost is then shared). Measured on
+/// one thread (f64, members per call 1 / best / 16): E = 64, B = 256, 1→64→64→1 12.9 / 12.9 /
+/// 18.0 ms per step; the seed's MLP on 1,000 rows 4.26 / 4.26 / 6.24 ms; on 80 rows (the seed)
+/// 388 / 378 / 385 µs.
 ///
 /// ```
 /// use flock_ensemble::default_members_per_call;
-/// assert_eq!(default_members_per_call(1_153), 16); // 1→32→32→1
-/// assert_eq!(default_members_per_call(16_897), 3); // 1→128→128→1
-/// assert_eq!(default_members_per_call(66_561), 1); // 1→256→256→1
+/// // The seed's MLP (P = 1,153) on 80 rows keeps ≈ 21,000 values per member: 4 per call in f64.
+/// assert_eq!(default_members_per_call::<f64>(1_153, Some(21_000)), 4);
+/// assert_eq!(default_members_per_call::<f32>(1_153, Some(21_000)), 8);
+/// // 1→64→64→1 on 256 rows keeps ≈ 136,000: one at a time.
+/// assert_eq!(default_members_per_call::<f32>(4_353, Some(136_000)), 1);
+/// assert_eq!(default_members_per_call::<f64>(1_153, None), 1);
 /// ```
-pub fn default_members_per_call(params_per_member: usize) -> usize {
-    (65_536 / params_per_member.max(1)).clamp(1, 16)
+pub fn default_members_per_call<T>(
+    params_per_member: usize,
+    workspace_per_member: Option<usize>,
+) -> usize {
+    let Some(workspace) = workspace_per_member else {
+        return 1;
+    };
+    let bytes = (workspace + 2 * params_per_member) * core::mem::size_of::<T>();
+    (CALL_BYTES / bytes.max(1)).clamp(1, 16)
 }
 
 impl<L> ParallelLogJoint<L> {
     /// One block of members per element of `parts` (e.g. one per core); at least 4 members per
     /// block, so tiny ensembles are not split. Each block is evaluated
-    /// [`default_members_per_call`] members at a time.
+    /// [`default_members_per_call`] members at a time (from the measured storage of its
+    /// log-joint's previous call).
     ///
     /// # Panics
     /// If `parts` is empty.
@@ -157,13 +176,15 @@ type Block<'a, L, P, T> = ((((&'a mut L, P), &'a mut [T]), &'a mut [T]), &'a mut
 type Finish<'f, P, T> = dyn Fn(usize, Range<usize>, P, &mut [T], &[T], &[T]) + Sync + 'f;
 
 /// Evaluates one block of members (`loglik.len()` of them, the first being member `first` of the
-/// ensemble) with `part`, at most `at_once` members per call, so that one call's intermediate
-/// values stay in cache however large the ensemble is.
+/// ensemble) with `part`, `at_once` members per call or, when `None`, as many as
+/// [`default_members_per_call`] finds fit in cache from the storage `part` measured on its
+/// previous call — so that one call's intermediate values stay in cache however large the
+/// ensemble is.
 #[allow(clippy::too_many_arguments)]
 fn evaluate_block<T: Element, L: LogJoint<T>>(
     part: &mut L,
     first: usize,
-    at_once: usize,
+    at_once: Option<usize>,
     params: &[T],
     batch: Batch<'_, T>,
     weights: Weights<T>,
@@ -175,25 +196,28 @@ fn evaluate_block<T: Element, L: LogJoint<T>>(
     // The caller sends empty ensembles and empty layouts to the log-joint directly.
     debug_assert!(members > 0 && params.len() >= members);
     let p = params.len() / members;
-    let at_once = at_once.max(1);
-    let chunks = params
-        .chunks(at_once * p)
-        .zip(grad.chunks_mut(at_once * p))
-        .zip(loglik.chunks_mut(at_once))
-        .zip(logprior.chunks_mut(at_once));
-    for (i, (((params, grad), loglik), logprior)) in chunks.enumerate() {
-        part.set_first_member(first + i * at_once);
+    let mut start = 0;
+    while start < members {
+        let count = at_once
+            .unwrap_or_else(|| {
+                default_members_per_call::<T>(p, part.workspace_per_member(batch.rows))
+            })
+            .clamp(1, members - start);
+        let (params, grad) = (&params[start * p..], &mut grad[start * p..]);
+        let end = start + count;
+        part.set_first_member(first + start);
         part.evaluate(
-            loglik.len(),
-            params,
+            count,
+            &params[..count * p],
             batch,
             weights,
             LogJointOutput {
-                loglik,
-                logprior,
-                grad,
+                loglik: &mut loglik[start..end],
+                logprior: &mut logprior[start..end],
+                grad: &mut grad[..count * p],
             },
         )?;
+        start = end;
     }
     Ok(())
 }
@@ -279,9 +303,7 @@ impl<L> ParallelLogJoint<L> {
             logprior,
             grad,
         } = out;
-        let at_once = self
-            .members_per_call
-            .unwrap_or_else(|| default_members_per_call(p));
+        let at_once = self.members_per_call;
         let first_member = self.first_member;
         // Errors are reported for the lowest failing block, as a sequential evaluation would.
         let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
@@ -437,5 +459,9 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
 
     fn set_first_member(&mut self, first: usize) {
         self.first_member = first;
+    }
+
+    fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        self.parts[0].workspace_per_member(rows)
     }
 }

@@ -380,6 +380,10 @@ impl<T: Element, M: Model<T>> LogJoint<T> for ModelLogJoint<T, M> {
         let (ll, lp) = Self::record(&self.model, &self.sites, &mut g, &batch)?;
         finish_evaluation(&mut g, ll, lp, weights, out)
     }
+
+    fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        self.tape.workspace_per_member(rows)
+    }
 }
 
 /// `(ℓ_e, π_e)` of a model for every member: the log-likelihood of the observed sites and the

@@ -309,6 +309,10 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
         self.first_member = first;
     }
 
+    fn workspace_per_member(&self, rows: usize) -> Option<usize> {
+        self.scratch.tape.workspace_per_member(rows)
+    }
+
     fn evaluate(
         &mut self,
         members: usize,
