@@ -57,19 +57,51 @@ const PAIRS_PER_PASS: usize = 128;
 /// SplitMix64's increment (the golden ratio in 64 bits).
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// A uniform draw in `[−1, 1)` from the top 53 bits of one `u64`.
+/// `2⁻⁵³`.
+const UNIT: f64 = 1.0 / (1u64 << 53) as f64;
+
+/// `(cos θ, sin θ)` of the angle `θ = (q + t)·π/2` that the 64 bits of `bits` encode: the top two
+/// bits are the quarter turn `q`, the other 62 (their top 53) the offset `t ∈ [−½, ½)` — so `θ` is
+/// uniform on the circle when the bits are. The sine and cosine of `t·π/2 ∈ [−π/4, π/4)` are
+/// Cephes' minimax polynomials (no range reduction needed); the quarter turn swaps and negates
+/// them. Branch-free, so a loop over it vectorises.
 #[inline(always)]
-fn symmetric_uniform(bits: u64) -> f64 {
-    const SCALE: f64 = 1.0 / (1u64 << 52) as f64;
-    (bits >> 11) as f64 * SCALE - 1.0
+#[allow(clippy::excessive_precision)] // Cephes' coefficients as published.
+fn quarter_turn_cos_sin(bits: u64) -> (f64, f64) {
+    let quarter = bits >> 62;
+    let t = ((bits << 2) >> 11) as f64 * UNIT - 0.5;
+    let x = t * core::f64::consts::FRAC_PI_2;
+    let x2 = x * x;
+    let sin_poly = -1.666_666_666_666_663_07e-1
+        + x2 * (8.333_333_333_322_118_59e-3
+            + x2 * (-1.984_126_982_958_953_86e-4
+                + x2 * (2.755_731_362_138_572_45e-6
+                    + x2 * (-2.505_074_776_285_780_73e-8 + x2 * 1.589_623_015_765_465_68e-10))));
+    let cos_poly = 4.166_666_666_666_659_29e-2
+        + x2 * (-1.388_888_888_887_305_64e-3
+            + x2 * (2.480_158_728_885_170_45e-5
+                + x2 * (-2.755_731_417_929_673_88e-7
+                    + x2 * (2.087_570_084_197_473_17e-9 + x2 * -1.135_853_652_138_768_17e-11))));
+    let sin = (x * x2).mul_add(sin_poly, x);
+    let cos = (x2 * x2).mul_add(cos_poly, 1.0 - 0.5 * x2);
+    // A quarter turn maps (cos, sin) to (−sin, cos); a half turn negates both.
+    let (c, s) = if quarter & 1 == 1 {
+        (-sin, cos)
+    } else {
+        (cos, sin)
+    };
+    let sign = 1.0 - (quarter >> 1) as f64 * 2.0;
+    (c * sign, s * sign)
 }
 
-/// Fills `out` with standard-normal draws from `rng` — Marsaglia's polar method as in
-/// [`standard_normal`], but keeping both values of every accepted pair and taking the
-/// logarithms of a pass of pairs with the vectorised `ln` of `flock-kernels`: about 5× faster per
-/// draw than calling [`standard_normal`] `out.len()` times (and a different stream of values).
+/// Fills `out` with standard-normal draws from `rng`: the Box–Muller transform of uniforms that
+/// are SplitMix64 outputs for the counters 0, 1, 2, … keyed by one draw of `rng`. Each uniform
+/// is a function of its counter alone and nothing is rejected, so every pass is a vectorisable
+/// loop (with the vectorised `ln` of `flock-kernels`): about 7× faster per draw than calling
+/// [`standard_normal`] `out.len()` times (and a different stream of values).
 ///
-/// The values depend only on the generator's state and `out.len()`.
+/// The values depend only on the generator's state and `out.len()`; the largest magnitude is
+/// `√(2·53·ln 2) ≈ 8.57` (the radius of the smallest uniform, `2⁻⁵³`).
 ///
 /// ```
 /// let mut rng = flock_ensemble::member_rng(0, 0);
@@ -79,51 +111,39 @@ fn symmetric_uniform(bits: u64) -> f64 {
 /// assert!(mean.abs() < 0.05);
 /// ```
 pub fn fill_standard_normal<T: Element, R: Rng + ?Sized>(rng: &mut R, out: &mut [T]) {
-    // The uniforms are SplitMix64 outputs for the counters 0, 1, 2, … keyed by one draw of `rng`:
-    // each is a function of its counter alone, so a pass of candidates is computed as one
-    // vectorisable loop, and only the keeping of accepted pairs runs one by one.
     let key = rng.next_u64();
+    let uniform_bits = |counter: u64| splitmix64(key.wrapping_add(counter.wrapping_mul(GAMMA)));
     let mut counter = 0u64;
-    let mut candidates = [[0.0f64; 3]; PAIRS_PER_PASS];
-    // One spare slot: a rejected candidate is written and then overwritten (no branch).
-    let mut u = [0.0f64; PAIRS_PER_PASS + 1];
-    let mut v = [0.0f64; PAIRS_PER_PASS + 1];
-    let mut s = [0.0f64; PAIRS_PER_PASS + 1];
-    let mut log_s = [0.0f64; PAIRS_PER_PASS];
-    let mut factor = [0.0f64; PAIRS_PER_PASS];
+    // Per pair: a radius uniform in (0, 1] (never 0, so its log is finite) and angle bits.
+    let mut radius_uniform = [0.0f64; PAIRS_PER_PASS];
+    let mut log_uniform = [0.0f64; PAIRS_PER_PASS];
+    let mut angle_bits = [0u64; PAIRS_PER_PASS];
     for chunk in out.chunks_mut(2 * PAIRS_PER_PASS) {
         let pairs = chunk.len().div_ceil(2);
-        let mut accepted = 0;
-        while accepted < pairs {
-            for (i, c) in candidates.iter_mut().enumerate() {
-                let n = counter + 2 * i as u64;
-                let a = symmetric_uniform(splitmix64(key.wrapping_add(n.wrapping_mul(GAMMA))));
-                let b =
-                    symmetric_uniform(splitmix64(key.wrapping_add((n + 1).wrapping_mul(GAMMA))));
-                *c = [a, b, a * a + b * b];
-            }
-            counter += 2 * PAIRS_PER_PASS as u64;
-            for &[a, b, r] in &candidates {
-                (u[accepted], v[accepted], s[accepted]) = (a, b, r);
-                accepted += usize::from(r > 0.0 && r < 1.0);
-                if accepted == pairs {
-                    break;
-                }
-            }
+        for (i, (u, w)) in radius_uniform[..pairs]
+            .iter_mut()
+            .zip(&mut angle_bits[..pairs])
+            .enumerate()
+        {
+            let n = counter + 2 * i as u64;
+            *u = ((uniform_bits(n) >> 11) + 1) as f64 * UNIT;
+            *w = uniform_bits(n + 1);
         }
-        ln(&s[..pairs], &mut log_s[..pairs]);
-        // A loop the compiler turns into vector divisions and square roots.
-        for ((f, &l), &r) in factor[..pairs].iter_mut().zip(&log_s).zip(&s) {
-            *f = (-2.0 * l / r).sqrt();
-        }
+        counter += 2 * PAIRS_PER_PASS as u64;
+        ln(&radius_uniform[..pairs], &mut log_uniform[..pairs]);
+        let pair = |i: usize| {
+            let radius = (-2.0 * log_uniform[i]).sqrt();
+            let (cos, sin) = quarter_turn_cos_sin(angle_bits[i]);
+            (radius * cos, radius * sin)
+        };
         let (whole, tail) = chunk.split_at_mut(chunk.len() & !1);
         for (i, out) in whole.chunks_exact_mut(2).enumerate() {
-            out[0] = T::from_f64(u[i] * factor[i]);
-            out[1] = T::from_f64(v[i] * factor[i]);
+            let (a, b) = pair(i);
+            out[0] = T::from_f64(a);
+            out[1] = T::from_f64(b);
         }
         if let Some(last) = tail.first_mut() {
-            let i = pairs - 1;
-            *last = T::from_f64(u[i] * factor[i]);
+            *last = T::from_f64(pair(pairs - 1).0);
         }
     }
 }
@@ -157,6 +177,32 @@ mod tests {
             assert_eq!(*a as f32, *b);
         }
         assert!(again.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn quarter_turn_angles_match_std_sin_cos() {
+        let mut worst = 0.0f64;
+        for k in 0..100_000u64 {
+            let bits = splitmix64(k);
+            let quarter = (bits >> 62) as f64;
+            let t = ((bits << 2) >> 11) as f64 * UNIT - 0.5;
+            let theta = (quarter + t) * core::f64::consts::FRAC_PI_2;
+            let (c, s) = quarter_turn_cos_sin(bits);
+            worst = worst
+                .max((c - theta.cos()).abs())
+                .max((s - theta.sin()).abs());
+        }
+        // θ itself carries an error of an ulp of 2π.
+        assert!(worst < 2e-15, "largest error {worst:e}");
+        // Every quarter turn is reached, and the extremes of t map to the right angles.
+        assert_eq!(
+            quarter_turn_cos_sin(0).0,
+            (-core::f64::consts::FRAC_PI_4).cos()
+        );
+        assert_eq!(
+            quarter_turn_cos_sin(0).1,
+            (-core::f64::consts::FRAC_PI_4).sin()
+        );
     }
 
     #[test]
