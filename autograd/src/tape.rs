@@ -8,13 +8,17 @@
 //! Every node's value is a stack of per-member blocks of `shape.elems()` values, member `e`'s block
 //! at `offset + e·stride` in one of two buffers: the tape's arena (results of operations and
 //! copied-in data; `stride = elems`, or 0 for data shared by all members) or the parameter buffer
-//! the graph was built over (`stride = P`, read in place, never copied). Gradients mirror values:
+//! the graph was built over (`stride = P`, read in place, never copied). The arena starts on a
+//! 64-byte boundary and every node's storage starts on one too (its first member's block; the
+//! others when `elems` is a multiple of the vector width), so vector loads and stores do not
+//! straddle cache lines whatever sizes the earlier nodes have. Gradients mirror values:
 //! an arena node's gradient sits at the same offset of the tape's gradient arena, a parameter's
 //! gradient at the same offset of the caller's gradient buffer — so `backward` writes parameter
 //! gradients straight into the buffer an optimizer reads.
 
 use flock_kernels::{Element, Parallelism};
 
+use crate::aligned::{ALIGN_BYTES, AlignedBuf};
 use crate::ops::{self, Op};
 use crate::{AutogradError, ParamId, ParamLayout, Parameters, Shape};
 
@@ -74,11 +78,11 @@ pub struct Tape<T> {
     /// Values; `arena[..used]` belongs to the graph being recorded. The buffer keeps its
     /// high-water length, so recording reuses it without zeroing: every op writes its whole
     /// output block before anything reads it.
-    pub(crate) arena: Vec<T>,
+    pub(crate) arena: AlignedBuf<T>,
     pub(crate) used: usize,
     /// Gradients, laid out as `arena`; a node's block is written before it is read (see
     /// [`Graph::backward`]), so the buffer is never cleared.
-    pub(crate) grads: Vec<T>,
+    pub(crate) grads: AlignedBuf<T>,
     /// During `backward`: each arena storage's offset and whether its gradient is still
     /// unwritten (sorted by offset).
     pub(crate) unwritten: Vec<(usize, bool)>,
@@ -95,9 +99,9 @@ impl<T: Element> Tape<T> {
     pub fn new() -> Tape<T> {
         Tape {
             nodes: Vec::new(),
-            arena: Vec::new(),
+            arena: AlignedBuf::default(),
             used: 0,
-            grads: Vec::new(),
+            grads: AlignedBuf::default(),
             unwritten: Vec::new(),
             scratch: Vec::new(),
             parallelism: Parallelism::Sequential,
@@ -411,7 +415,12 @@ impl<'a, T: Element> Graph<'a, T> {
         requires_grad: bool,
     ) -> (Var, usize) {
         let elems = shape.elems();
-        let offset = self.tape.used;
+        // Every block starts on a 64-byte boundary of the (aligned) arena, so vector loads and
+        // stores of a block never straddle cache lines however the blocks before it are sized.
+        let offset = self
+            .tape
+            .used
+            .next_multiple_of(ALIGN_BYTES / core::mem::size_of::<T>());
         let (stride, len) = if shared {
             (0, elems)
         } else {

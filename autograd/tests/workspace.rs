@@ -51,8 +51,13 @@ fn workspace_is_measured_per_member_and_scales_with_rows() {
     // Each member keeps at least its two 40 × 8 hidden activations, with their gradients.
     assert!(one >= 2 * 2 * 40 * 8, "{one}");
     let four = evaluate(4, 40);
-    // Only the shared batch (x and y, 80 values, with gradient space) is spread over the members.
-    assert!(four <= one && one - four <= 2 * 80, "{one} {four}");
+    // Only the shared batch (x and y, 80 values) and the padding that starts every block on a
+    // 64-byte boundary (at most 7 f64 for each of the graph's ≈20 nodes), with their gradient
+    // space, are spread over the members.
+    assert!(
+        four <= one && one - four <= 2 * (80 + 7 * 20),
+        "{one} {four}"
+    );
     // Half the rows: about half the storage, measured or estimated.
     let half = evaluate(4, 20);
     assert!(half.abs_diff(four / 2) <= 2 * 20, "{half} {four}");

@@ -64,7 +64,7 @@ pub(crate) struct Backward<'t, T> {
     pub nodes: &'t [Node<T>],
     pub arena: &'t [T],
     pub params: &'t [T],
-    pub grads: &'t mut Vec<T>,
+    pub grads: &'t mut [T],
     /// Arena storages (by offset) whose gradient block no op has written yet.
     pub unwritten: &'t mut Vec<(usize, bool)>,
     pub param_grads: &'t mut [T],

@@ -1,0 +1,73 @@
+//! A growable buffer whose first element sits on a 64-byte boundary (a cache line, and one
+//! AVX-512 vector), so that blocks at offsets that are multiples of 64 bytes are aligned too.
+
+use core::ops::{Deref, DerefMut};
+
+/// Bytes of alignment of [`AlignedBuf`]'s first element.
+pub(crate) const ALIGN_BYTES: usize = 64;
+
+/// `len` values of `T` starting at a 64-byte boundary inside an over-allocated `Vec`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AlignedBuf<T> {
+    storage: Vec<T>,
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> AlignedBuf<T> {
+    /// Grows to `len` values (new ones are `fill`), keeping the existing values; never shrinks
+    /// the allocation.
+    pub fn resize(&mut self, len: usize, fill: T) {
+        if len <= self.len {
+            self.len = len;
+            return;
+        }
+        let pad = ALIGN_BYTES / core::mem::size_of::<T>().max(1);
+        if self.head + len > self.storage.len() {
+            // A new allocation, aligned afresh; the live values move with it.
+            let mut storage = vec![fill; len + pad];
+            let head = storage.as_ptr().align_offset(ALIGN_BYTES).min(pad);
+            storage[head..head + self.len].copy_from_slice(&self.storage[self.head..][..self.len]);
+            self.storage = storage;
+            self.head = head;
+        } else {
+            self.storage[self.head + self.len..self.head + len].fill(fill);
+        }
+        self.len = len;
+    }
+}
+
+impl<T> Deref for AlignedBuf<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.storage[self.head..self.head + self.len]
+    }
+}
+
+impl<T> DerefMut for AlignedBuf<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.storage[self.head..self.head + self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_aligned_and_keeps_values() {
+        let mut buf = AlignedBuf::<f32>::default();
+        for len in [1, 3, 17, 16, 400, 5000] {
+            let old: Vec<f32> = buf.to_vec();
+            buf.resize(len, 0.5);
+            assert_eq!(buf.len(), len);
+            assert_eq!(buf.as_ptr() as usize % ALIGN_BYTES, 0);
+            let kept = old.len().min(len);
+            assert_eq!(&buf[..kept], &old[..kept]);
+            assert!(buf[kept..].iter().all(|&v| v == 0.5));
+            for (i, v) in buf.iter_mut().enumerate() {
+                *v = i as f32;
+            }
+        }
+    }
+}
