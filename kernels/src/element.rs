@@ -84,8 +84,9 @@ pub trait Element:
     /// Smaller of two values; NaN-ignoring like `f64::min`.
     fn min(self, other: Self) -> Self;
 
-    /// Runs `f` on this thread's reusable scratch buffer of at least `len` elements (contents
-    /// unspecified). Kernels use it for packing so that steady-state calls do not allocate.
+    /// Runs `f` on this thread's reusable scratch buffer of `len` elements (contents
+    /// unspecified), starting on a 64-byte boundary. Kernels use it for packing so that
+    /// steady-state calls do not allocate and packed rows do not straddle cache lines.
     #[doc(hidden)]
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 }
@@ -172,10 +173,14 @@ macro_rules! impl_element {
             fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
                 $scratch.with(|cell| match cell.try_borrow_mut() {
                     Ok(mut buffer) => {
-                        if buffer.len() < len {
-                            buffer.resize(len, 0.0);
+                        // Room to start the slice on a 64-byte boundary wherever the
+                        // allocation landed.
+                        let pad = 64 / core::mem::size_of::<$t>();
+                        if buffer.len() < len + pad {
+                            buffer.resize(len + pad, 0.0);
                         }
-                        f(&mut buffer[..len])
+                        let head = buffer.as_ptr().align_offset(64).min(pad);
+                        f(&mut buffer[head..head + len])
                     }
                     // Re-entered on this thread (a kernel called from inside a kernel): use a
                     // fresh buffer rather than alias the outer one.
