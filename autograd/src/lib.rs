@@ -23,7 +23,6 @@
 //!   weighted sum. [`TapeLogJoint`] meets it with a closure over the tape; hand-written code can
 //!   meet it directly.
 
-mod aligned;
 mod error;
 mod log_joint;
 pub mod nn;

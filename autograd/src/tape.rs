@@ -16,9 +16,8 @@
 //! gradient at the same offset of the caller's gradient buffer — so `backward` writes parameter
 //! gradients straight into the buffer an optimizer reads.
 
-use flock_kernels::{Element, Parallelism};
+use flock_kernels::{ALIGN_BYTES, AlignedBuf, Element, Parallelism};
 
-use crate::aligned::{ALIGN_BYTES, AlignedBuf};
 use crate::ops::{self, Op};
 use crate::{AutogradError, ParamId, ParamLayout, Parameters, Shape};
 
@@ -86,7 +85,7 @@ pub struct Tape<T> {
     /// During `backward`: each arena storage's offset and whether its gradient is still
     /// unwritten (sorted by offset).
     pub(crate) unwritten: Vec<(usize, bool)>,
-    pub(crate) scratch: Vec<T>,
+    pub(crate) scratch: AlignedBuf<T>,
     pub(crate) parallelism: Parallelism,
     /// Members of the graph recorded last, and the rows of the batch it recorded (see
     /// [`Tape::workspace_per_member`]).
@@ -99,11 +98,11 @@ impl<T: Element> Tape<T> {
     pub fn new() -> Tape<T> {
         Tape {
             nodes: Vec::new(),
-            arena: AlignedBuf::default(),
+            arena: AlignedBuf::new(),
             used: 0,
-            grads: AlignedBuf::default(),
+            grads: AlignedBuf::new(),
             unwritten: Vec::new(),
-            scratch: Vec::new(),
+            scratch: AlignedBuf::new(),
             parallelism: Parallelism::Sequential,
             recorded_members: 0,
             recorded_rows: None,

@@ -94,7 +94,8 @@ pub trait Element:
 macro_rules! impl_element {
     ($t:ident, $vec:ty, $scratch:ident) => {
         thread_local! {
-            static $scratch: core::cell::RefCell<Vec<$t>> = const { core::cell::RefCell::new(Vec::new()) };
+            static $scratch: core::cell::RefCell<crate::AlignedBuf<$t>> =
+                const { core::cell::RefCell::new(crate::AlignedBuf::new()) };
         }
 
         impl Element for $t {
@@ -173,14 +174,10 @@ macro_rules! impl_element {
             fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
                 $scratch.with(|cell| match cell.try_borrow_mut() {
                     Ok(mut buffer) => {
-                        // Room to start the slice on a 64-byte boundary wherever the
-                        // allocation landed.
-                        let pad = 64 / core::mem::size_of::<$t>();
-                        if buffer.len() < len + pad {
-                            buffer.resize(len + pad, 0.0);
+                        if buffer.len() < len {
+                            buffer.resize(len, 0.0);
                         }
-                        let head = buffer.as_ptr().align_offset(64).min(pad);
-                        f(&mut buffer[head..head + len])
+                        f(&mut buffer[..len])
                     }
                     // Re-entered on this thread (a kernel called from inside a kernel): use a
                     // fresh buffer rather than alias the outer one.

@@ -11,10 +11,12 @@
 //!   derivatives from the output, the fused bias + activation forward and backward, per-member
 //!   sums, sums of squares and dot products, `axpy` and `scale`.
 //! - [`Parallelism`]: the explicit threading argument.
+//! - [`AlignedBuf`]: a reusable buffer starting on a 64-byte boundary.
 //!
 //! The SIMD width is fixed when the crate is compiled (see [`SIMD_LEVEL`]): build with
 //! `-C target-cpu=native` to get AVX-512 or AVX2 + FMA.
 
+mod aligned;
 mod element;
 pub mod elementwise;
 mod f64_math;
@@ -24,6 +26,7 @@ mod simd;
 mod tanh;
 mod transpose;
 
+pub use aligned::{ALIGN_BYTES, AlignedBuf};
 pub use element::Element;
 pub use elementwise::Activation;
 pub use gemm::{GemmError, MatMut, MatRef, Operand, gemm, gemm_naive};

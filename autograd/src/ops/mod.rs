@@ -8,7 +8,7 @@ pub(crate) mod reduce;
 pub(crate) mod reshape;
 pub(crate) mod unary;
 
-use flock_kernels::{Activation, Element, Parallelism};
+use flock_kernels::{Activation, AlignedBuf, Element, Parallelism};
 
 pub use density::Arg;
 pub use unary::UnaryKind;
@@ -68,7 +68,7 @@ pub(crate) struct Backward<'t, T> {
     /// Arena storages (by offset) whose gradient block no op has written yet.
     pub unwritten: &'t mut Vec<(usize, bool)>,
     pub param_grads: &'t mut [T],
-    pub scratch: &'t mut Vec<T>,
+    pub scratch: &'t mut AlignedBuf<T>,
     pub members: usize,
     pub parallelism: Parallelism,
 }
@@ -80,7 +80,7 @@ pub(crate) struct Parts<'p, T> {
     /// The node's gradient, `E·elems` values (a non-leaf node is never shared).
     pub dy: &'p [T],
     pub targets: Targets<'p, T>,
-    pub scratch: &'p mut Vec<T>,
+    pub scratch: &'p mut AlignedBuf<T>,
     pub members: usize,
     pub parallelism: Parallelism,
 }

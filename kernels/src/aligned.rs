@@ -4,19 +4,42 @@
 use core::ops::{Deref, DerefMut};
 
 /// Bytes of alignment of [`AlignedBuf`]'s first element.
-pub(crate) const ALIGN_BYTES: usize = 64;
+pub const ALIGN_BYTES: usize = 64;
 
-/// `len` values of `T` starting at a 64-byte boundary inside an over-allocated `Vec`.
+/// `len` values of `T` starting at a 64-byte boundary inside an over-allocated `Vec` — the
+/// reusable buffers of the kernels' packing scratch and of the autograd tape, whose blocks are
+/// read and written whole vectors at a time.
+///
+/// ```
+/// use flock_kernels::{ALIGN_BYTES, AlignedBuf};
+/// let mut buf = AlignedBuf::<f32>::new();
+/// buf.resize(100, 0.0);
+/// buf[3] = 1.0;
+/// buf.resize(10_000, 0.0); // may move; keeps the values
+/// assert_eq!((buf.len(), buf[3]), (10_000, 1.0));
+/// assert_eq!(buf.as_ptr() as usize % ALIGN_BYTES, 0);
+/// ```
 #[derive(Clone, Debug, Default)]
-pub(crate) struct AlignedBuf<T> {
+pub struct AlignedBuf<T> {
     storage: Vec<T>,
     head: usize,
     len: usize,
 }
 
-impl<T: Copy + Default> AlignedBuf<T> {
-    /// Grows to `len` values (new ones are `fill`), keeping the existing values; never shrinks
-    /// the allocation.
+impl<T> AlignedBuf<T> {
+    /// An empty buffer (allocates nothing).
+    pub const fn new() -> AlignedBuf<T> {
+        AlignedBuf {
+            storage: Vec::new(),
+            head: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy> AlignedBuf<T> {
+    /// Sets the length to `len`: growing fills new values with `fill` and keeps the existing
+    /// ones (moving them when it reallocates); shrinking keeps the allocation.
     pub fn resize(&mut self, len: usize, fill: T) {
         if len <= self.len {
             self.len = len;
