@@ -276,7 +276,7 @@ pub fn exp_f64(y: F64Vector) -> F64Vector {
 /// `e^y − 1` lane by lane for `y ∈ [−708, 709]`, branch-free and accurate near 0: with
 /// `y = n·ln2 + r` as in [`exp_f64`], `e^r − 1 = r·Σ_{i=0}^{12} rⁱ/(i+1)!` (no constant term to
 /// cancel) and `e^y − 1 = 2ⁿ·(e^r − 1) + (2ⁿ − 1)` in one fused multiply-add. Callers clamp `y`.
-/// The exponential inside the f64 `tanh`.
+/// (The f64 `tanh` uses its own rational form of the same reduction; see `tanh.rs`.)
 #[inline(always)]
 pub fn exp_m1_f64(y: F64Vector) -> F64Vector {
     let (n, r) = reduce_ln2(y);

@@ -4,14 +4,16 @@
 //! are straight-line and measured ≈3× faster on the seed's activations, with the accuracy stated
 //! in [`crate::elementwise`].
 
-use crate::simd::{F32Vector, F64Vector, exp_m1_f64};
+use crate::simd::{F32Vector, F64Bits, F64Vector};
 
 /// `f32`: Eigen's rational approximation `x·P(x²)/Q(x²)` (degree 13/6) on `x` clamped to
 /// ±7.9988 (beyond which `tanh` rounds to ±1), and `x` itself for `|x| < 4e-4`.
 #[inline(always)]
 pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     let s = F32Vector::splat;
-    let clamped = x.max(s(-7.998_811_7)).min(s(7.998_811_7));
+    // `maxps`/`minps` return their second operand when either is NaN, so a NaN `x` stays NaN
+    // through the clamp and the rational (wide's NaN-aware `max`/`min` would clamp it).
+    let clamped = s(7.998_811_7).fast_min(s(-7.998_811_7).fast_max(x));
     let x2 = clamped * clamped;
     let p = x2.mul_add(s(-2.760_768_5e-16), s(2.000_188e-13));
     let p = p.mul_add(x2, s(-8.604_672e-11));
@@ -24,20 +26,52 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     let q = q.mul_add(x2, s(2.268_434_6e-3));
     let q = q.mul_add(x2, s(4.893_525e-3));
     let r = p / q;
-    // Tiny inputs return x exactly (keeps −0 and avoids 0/0 on nothing); NaN stays NaN because
-    // NaN fails the comparison and max/min propagate it into `r` only through x itself.
+    // Tiny inputs return x exactly (keeps −0); NaN fails the comparison and keeps its NaN `r`.
     let tiny = x.abs().simd_lt(s(4e-4));
-    let r = tiny.select(x, r);
-    x.is_nan().select(x, r)
+    tiny.select(x, r)
 }
 
-/// `f64`: `tanh|x| = −m/(m + 2)` with `m = e^{−2|x|} − 1` from [`exp_m1_f64`] (accurate near
-/// 0, so one formula serves every `x`; `|x|` is clamped to 22, beyond which `tanh` rounds to
-/// ±1), then the sign of `x`.
+/// `f64`: with `y = −2|x|` (`|x|` clamped to 22, beyond which `tanh` rounds to ±1) split as
+/// `y = n·ln2 + r`, `|r| ≤ ln2/2`, Cephes' rational `e^r = (Q + rP)/(Q − rP)` (`P`, `Q` of
+/// degree 2 and 3 in `r²`) gives `m = e^y − 1 = ((2ⁿ − 1)·Q + (2ⁿ + 1)·rP)/(Q − rP)` — exact
+/// cancellation-free near 0, where `2ⁿ − 1 = 0` — and `tanh|x| = −m/(m + 2)` folds both
+/// fractions into one division, then the sign of `x`. About 30 % fewer vector operations than
+/// `exp_m1` and a division; the division is not the bottleneck (measured: replacing it by a
+/// multiplication changes nothing).
 #[inline(always)]
 pub(crate) fn tanh_f64(x: F64Vector) -> F64Vector {
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // Adding 1.5·2⁵² rounds to an integer; the extra 1023 leaves the biased exponent `n + 1023`
+    // in the low mantissa bits, so one shift makes `2ⁿ`.
+    const SHIFTER: f64 = 6_755_399_441_055_744.0 + 1023.0;
+    const P: [f64; 3] = [1.261_771_930_748_105_9e-4, 3.029_944_077_074_419_6e-2, 1.0];
+    const Q: [f64; 4] = [
+        3.001_985_051_386_644_5e-6,
+        2.524_483_403_496_841_7e-3,
+        2.272_655_482_081_550_3e-1,
+        2.0,
+    ];
     let s = F64Vector::splat;
-    let m = exp_m1_f64(s(-2.0) * x.abs().min(s(22.0)));
-    let r = (-m / (m + s(2.0))).copysign(x);
-    x.is_nan().select(x, r)
+    // `minpd` returns its second operand when either is NaN, so a NaN `x` flows through every
+    // step below into the quotient (wide's NaN-aware `min` would turn it into 22).
+    let y = s(22.0).fast_min(x.abs()) * s(-2.0);
+    let shifted = y.mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER));
+    let n = shifted - s(SHIFTER);
+    let r = n.mul_add(s(-LN2_HI), y);
+    let r = n.mul_add(s(-LN2_LO), r);
+    let bits: F64Bits = bytemuck::cast(shifted);
+    let two_n: F64Vector = bytemuck::cast(bits << 52);
+    let r2 = r * r;
+    let rp = r2.mul_add(s(P[0]), s(P[1])).mul_add(r2, s(P[2])) * r;
+    let q = r2
+        .mul_add(s(Q[0]), s(Q[1]))
+        .mul_add(r2, s(Q[2]))
+        .mul_add(r2, s(Q[3]));
+    let numerator = (two_n - s(1.0)).mul_add(q, (two_n + s(1.0)) * rp);
+    let denominator = q - rp;
+    // −m/(m + 2) = −numerator/(numerator + 2·denominator) ≥ 0; the quotient is ≤ 0, and
+    // copysign keeps its magnitude with the sign of x.
+    let quotient = numerator / s(2.0).mul_add(denominator, numerator);
+    quotient.copysign(x)
 }

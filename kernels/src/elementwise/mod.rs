@@ -16,7 +16,7 @@
 //! | `exp` | 0.7 ulp | 1.0 ulp | exp(−∞)=0, exp(+∞)=+∞, overflow → +∞, NaN → NaN |
 //! | `ln` | 0.9 ulp | 1.0 ulp | ln(0)=−∞, ln(x<0)=NaN, ln(+∞)=+∞ |
 //! | `ln_1p` | 1.4 ulp | 1.9 ulp | ln_1p(−1)=−∞, ln_1p(x<−1)=NaN |
-//! | `tanh` | 2.6 ulp (2.9 in the SSE2 build) | 2.0 ulp | tanh(±∞)=±1, NaN → NaN |
+//! | `tanh` | 2.6 ulp (2.9 in the SSE2 build) | 2.3 ulp (3.0 in the SSE2 build) | tanh(±∞)=±1, NaN → NaN |
 //! | `sigmoid` | 1.2 ulp | 1.7 ulp | σ(−∞)=0, σ(+∞)=1 |
 //! | `softplus` | 1.7 ulp | 1.9 ulp | softplus(−∞)=0, softplus(+∞)=+∞ |
 //! | `relu` | exact | exact | relu(NaN)=NaN |
