@@ -121,6 +121,63 @@ pub fn all_finite<T: Element>(x: &[T]) -> bool {
     out[0] == T::ZERO
 }
 
+/// `out[c] += Σ_r x[r, c]` for a row-major `x` of `[rows, out.len()]` — the bias gradient of a
+/// dense layer, summed over the batch. Each column is summed row by row in order, starting
+/// from its value in `out` (the same bits as [`naive::add_column_sums`]), in vector registers:
+/// up to four vectors of columns per pass over the rows, so the sums never go back to memory
+/// between rows (the plain loop did, one store-to-load round trip per row).
+///
+/// # Panics
+/// If `out` is empty while `x` is not, or `x.len()` is not a multiple of `out.len()`.
+pub fn add_column_sums<T: Element>(x: &[T], out: &mut [T]) {
+    let cols = out.len();
+    if x.is_empty() {
+        return;
+    }
+    assert!(
+        cols > 0 && x.len().is_multiple_of(cols),
+        "add_column_sums: x has {} elements, not a multiple of {cols} columns",
+        x.len()
+    );
+    let lanes = T::Vector::LANES;
+    let mut start = 0;
+    while cols - start >= lanes {
+        start += match (cols - start) / lanes {
+            1 => sum_columns::<T, 1>(x, out, start),
+            2 => sum_columns::<T, 2>(x, out, start),
+            3 => sum_columns::<T, 3>(x, out, start),
+            _ => sum_columns::<T, 4>(x, out, start),
+        };
+    }
+    for (c, o) in out.iter_mut().enumerate().skip(start) {
+        *o = x.iter().skip(c).step_by(cols).fold(*o, |acc, &v| acc + v);
+    }
+}
+
+/// [`add_column_sums`] over the `K` vectors of columns from `start`; returns the columns done.
+#[inline(always)]
+fn sum_columns<T: Element, const K: usize>(x: &[T], out: &mut [T], start: usize) -> usize {
+    let (cols, lanes) = (out.len(), T::Vector::LANES);
+    let width = K * lanes;
+    assert!(start + width <= cols);
+    let target = &mut out[start..start + width];
+    // SAFETY: `target` holds K·lanes elements.
+    let mut acc: [T::Vector; K] =
+        core::array::from_fn(|k| unsafe { T::Vector::load(target.as_ptr().add(k * lanes)) });
+    for row in x.chunks_exact(cols) {
+        let part = &row[start..start + width];
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `part` holds K·lanes elements.
+            *a = *a + unsafe { T::Vector::load(part.as_ptr().add(k * lanes)) };
+        }
+    }
+    for (k, a) in acc.into_iter().enumerate() {
+        // SAFETY: as for the loads.
+        unsafe { a.store(target.as_mut_ptr().add(k * lanes)) };
+    }
+    width
+}
+
 /// Naive references (sequential sums).
 pub mod naive {
     use crate::Element;
@@ -135,6 +192,15 @@ pub mod naive {
         let n = x.len().checked_div(members).unwrap_or(0);
         for e in 0..members {
             out[e] = (0..n).fold(T::ZERO, |acc, i| x[e * n + i].mul_add(y[e * n + i], acc));
+        }
+    }
+    /// `out[c] += Σ_r x[r, c]`, row by row.
+    pub fn add_column_sums<T: Element>(x: &[T], out: &mut [T]) {
+        let cols = out.len();
+        for row in x.chunks_exact(cols.max(1)) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
         }
     }
     /// `out[e] = Σ_i x[e, i]`.
