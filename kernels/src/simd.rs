@@ -82,6 +82,9 @@ pub trait SimdVector:
     fn ln(self) -> Self;
     /// `ln(1 + x)`, accurate near 0.
     fn ln_1p(self) -> Self;
+    /// `ln(1 + self)` for lanes in `[0, 1]` (or NaN); other lanes are unspecified. Softplus's
+    /// tail, which never needs `ln_1p`'s full range.
+    fn ln_1p_unit(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
     /// Lane-wise `if self < other { if_less } else { otherwise }`; NaN compares false.
@@ -105,7 +108,7 @@ pub trait SimdVector:
 
 macro_rules! impl_simd_vector {
     ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $exp:path, $ln:path, $ln_1p:path,
-     $transpose:path) => {
+     $ln_1p_unit:path, $transpose:path) => {
         impl SimdVector for $vec {
             type Scalar = $scalar;
             const LANES: usize = $lanes;
@@ -160,6 +163,10 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn ln_1p(self) -> Self {
                 $ln_1p(self)
+            }
+            #[inline(always)]
+            fn ln_1p_unit(self) -> Self {
+                $ln_1p_unit(self)
             }
             #[inline(always)]
             fn tanh(self) -> Self {
@@ -318,6 +325,7 @@ impl_simd_vector!(
     F32Vector::exp,
     F32Vector::ln,
     F32Vector::ln_1p,
+    F32Vector::ln_1p,
     crate::transpose::transpose_f32
 );
 impl_simd_vector!(
@@ -328,6 +336,7 @@ impl_simd_vector!(
     crate::f64_math::exp_any_f64,
     crate::f64_math::ln_f64,
     F64Vector::ln_1p,
+    crate::f64_math::ln_1p_unit_f64,
     crate::transpose::transpose_f64
 );
 

@@ -43,7 +43,7 @@ pub fn sigmoid_vec<V: SimdVector>(x: V) -> V {
 pub fn softplus_vec<V: SimdVector>(x: V) -> V {
     let zero = V::splat(<V::Scalar as Element>::ZERO);
     let positive_part = x.select_gt(zero, x, zero);
-    positive_part + (-x.abs()).exp().ln_1p()
+    positive_part + (-x.abs()).exp().ln_1p_unit()
 }
 
 /// `relu(x) = max(x, 0)`; NaN stays NaN (as in JAX).
