@@ -58,6 +58,19 @@ impl<T: Copy> AlignedBuf<T> {
         }
         self.len = len;
     }
+
+    /// Sets the length to `len` for a caller that writes every value before reading any: the
+    /// values are unspecified (left from earlier use, or `fill` where the buffer grows past
+    /// what it ever held). A scratch buffer shared by differently sized users then costs
+    /// nothing to regrow, where [`AlignedBuf::resize`] would fill again each time.
+    pub fn resize_for_overwrite(&mut self, len: usize, fill: T) {
+        let held = self.storage.len() - self.head;
+        if len <= held {
+            self.len = len;
+        } else {
+            self.resize(len, fill);
+        }
+    }
 }
 
 impl<T> Deref for AlignedBuf<T> {
@@ -92,5 +105,20 @@ mod tests {
                 *v = i as f32;
             }
         }
+    }
+
+    #[test]
+    fn resize_for_overwrite_regrows_without_losing_alignment() {
+        let mut buf = AlignedBuf::<f64>::default();
+        buf.resize_for_overwrite(100, 0.0);
+        assert_eq!(buf.len(), 100);
+        buf.resize_for_overwrite(3, 0.0);
+        let ptr = buf.as_ptr();
+        buf.resize_for_overwrite(100, 0.0);
+        // Regrowing within what it held keeps the allocation (and its alignment).
+        assert_eq!((buf.len(), buf.as_ptr()), (100, ptr));
+        buf.resize_for_overwrite(1000, 0.0);
+        assert_eq!(buf.len(), 1000);
+        assert_eq!(buf.as_ptr() as usize % ALIGN_BYTES, 0);
     }
 }

@@ -311,7 +311,7 @@ pub(crate) fn dense_backward<T: Element>(
         parts.dy
     } else {
         let y = &parts.values.arena[node.slot.offset..node.slot.offset + members * block];
-        parts.scratch.resize(members * block, T::ZERO);
+        parts.scratch.resize_for_overwrite(members * block, T::ZERO);
         activation_backward(activation, y, parts.dy, parts.scratch, Store::Overwrite);
         parts.scratch
     };

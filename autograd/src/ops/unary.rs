@@ -183,7 +183,7 @@ pub(crate) fn backward<T: Element>(
     }
     let elems = node.slot.elems;
     let mut parts = ctx.parts(node);
-    parts.scratch.resize(elems, T::ZERO);
+    parts.scratch.resize_for_overwrite(elems, T::ZERO);
     for e in 0..parts.members {
         let x = parts.values.member(xn.slot, e);
         let y = parts.values.member(node.slot, e);
