@@ -360,3 +360,14 @@ proptest! {
         check_column_sums::<f64>(rows, cols, &xs, &start);
     }
 }
+
+/// A batch of no rows is a no-op for the layer epilogue (it used to ask for chunks of zero
+/// elements and panic).
+#[test]
+fn bias_activation_over_zero_rows_is_a_no_op() {
+    for act in ACTIVATIONS {
+        let mut z: Vec<f64> = Vec::new();
+        elementwise::bias_activation_forward(act, 2, 0, 3, &mut z, &[0.5; 6]);
+        assert!(z.is_empty());
+    }
+}

@@ -144,7 +144,10 @@ pub fn bias_activation_forward<T: Element>(
     if activation == Activation::Identity {
         // Only the bias: a plain loop (also fast for narrow layers, where the vector tail
         // handling would dominate).
-        for (z_e, b_e) in z.chunks_exact_mut(rows * cols).zip(bias.chunks_exact(cols)) {
+        for (z_e, b_e) in z
+            .chunks_exact_mut((rows * cols).max(1))
+            .zip(bias.chunks_exact(cols))
+        {
             for row in z_e.chunks_exact_mut(cols) {
                 for (v, &b) in row.iter_mut().zip(b_e) {
                     *v += b;
@@ -156,7 +159,7 @@ pub fn bias_activation_forward<T: Element>(
     let lanes = T::Vector::LANES;
     let body = cols - cols % lanes;
     for (z_e, b_e) in z
-        .chunks_exact_mut(rows * cols.max(1))
+        .chunks_exact_mut((rows * cols).max(1))
         .zip(bias.chunks_exact(cols))
     {
         for row in z_e.chunks_exact_mut(cols) {
