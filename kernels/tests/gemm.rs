@@ -378,3 +378,52 @@ fn shape_errors_name_the_problem() {
         }
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A one-column product with contiguous rows (a `32→1` output layer) is, row by row, the
+    /// vector dot product of `elementwise::dot_per_member`, bit for bit.
+    #[test]
+    fn row_dots_are_bitwise_dot_products(
+        rows in 1usize..40,
+        k in 1usize..70,
+        seed in any::<u64>(),
+    ) {
+        for_both_types(rows, k, seed);
+    }
+}
+
+fn for_both_types(rows: usize, k: usize, seed: u64) {
+    fn check<T: Element>(rows: usize, k: usize, seed: u64) {
+        let value = |i: u64| {
+            let z = (seed ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            T::from_f64(((z >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
+        };
+        let a: Vec<T> = (0..(rows * k) as u64).map(value).collect();
+        let w: Vec<T> = (0..k as u64).map(|i| value(i + 1_000_000)).collect();
+        let mut c = vec![T::NAN; rows];
+        gemm(
+            1,
+            T::ONE,
+            MatRef::new(&a, rows, k),
+            MatRef::new(&w, 1, k).t(),
+            T::ZERO,
+            MatMut::new(&mut c, rows, 1),
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        for (i, &got) in c.iter().enumerate() {
+            let mut want = [T::NAN];
+            flock_kernels::elementwise::dot_per_member(1, &a[i * k..(i + 1) * k], &w, &mut want);
+            assert_eq!(
+                got.to_f64().to_bits(),
+                want[0].to_f64().to_bits(),
+                "<{}> row {i} of {rows}×{k}",
+                T::NAME
+            );
+        }
+    }
+    check::<f32>(rows, k, seed);
+    check::<f64>(rows, k, seed);
+}

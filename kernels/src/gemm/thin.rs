@@ -6,7 +6,6 @@
 //! output element's summation order independent of how rows are split between threads, so
 //! results stay bitwise identical with and without parallelism.
 
-use crate::elementwise::dot_per_member;
 use crate::simd::MAX_LANES;
 use crate::{Element, SimdVector};
 
@@ -214,6 +213,60 @@ fn rank_one_rows<T: Element>(
     }
 }
 
+/// `C[i] = β·C[i] + α·(A[i, :]·b)` for `i < rows` (`A`'s rows contiguous, `rows_stride` apart):
+/// per row one vector accumulator over `b`'s vectors (the last from zero-padded copies) and a
+/// horizontal sum — the operations of [`dot_per_member`](crate::elementwise::dot_per_member),
+/// with `b`'s padded tail prepared once instead of per row.
+#[allow(clippy::too_many_arguments)]
+fn row_dots<T: Element>(
+    c: &mut [T],
+    c_rs: usize,
+    rows: usize,
+    a: &[T],
+    rows_stride: usize,
+    b: &[T],
+    alpha: T,
+    beta: T,
+) {
+    let (k, lanes) = (b.len(), T::Vector::LANES);
+    if rows == 0 {
+        return;
+    }
+    assert!(
+        a.len() >= (rows - 1) * rows_stride + k && c.len() > (rows - 1) * c_rs,
+        "thin product: operand too short"
+    );
+    let body = k - k % lanes;
+    let mut b_tail = [T::ZERO; MAX_LANES];
+    b_tail[..k - body].copy_from_slice(&b[body..]);
+    for i in 0..rows {
+        let row = &a[i * rows_stride..i * rows_stride + k];
+        let mut acc = T::Vector::splat(T::ZERO);
+        for (x, y) in row[..body]
+            .chunks_exact(lanes)
+            .zip(b[..body].chunks_exact(lanes))
+        {
+            // SAFETY: both chunks hold exactly `lanes` values.
+            acc = unsafe { T::Vector::load(x.as_ptr()).mul_add(T::Vector::load(y.as_ptr()), acc) };
+        }
+        if body < k {
+            let mut x = [T::ZERO; MAX_LANES];
+            x[..k - body].copy_from_slice(&row[body..]);
+            // SAFETY: both buffers hold MAX_LANES ≥ lanes values.
+            acc = unsafe {
+                T::Vector::load(x.as_ptr()).mul_add(T::Vector::load(b_tail.as_ptr()), acc)
+            };
+        }
+        let dot = acc.reduce_add();
+        let out = &mut c[i * c_rs];
+        *out = if beta == T::ZERO {
+            alpha * dot
+        } else {
+            alpha.mul_add(dot, beta * *out)
+        };
+    }
+}
+
 /// Strides of one member's operands (`(along op rows, along op cols)`) and its `C` block.
 pub(super) struct ThinProblem<'a, T> {
     pub a: &'a [T],
@@ -265,18 +318,7 @@ impl<T: Element> ThinProblem<'_, T> {
         let ((a_rs, a_cs), (b_rs, _)) = (self.a_strides, self.b_strides);
         let (rows, n, k, alpha) = (self.rows, self.n, self.k, self.alpha);
         match plan {
-            Plan::RowDots => {
-                let mut dot = [T::ZERO];
-                for i in 0..rows {
-                    dot_per_member(1, &self.a[i * a_rs..i * a_rs + k], &self.b[..k], &mut dot);
-                    let out = &mut c[i * c_rs];
-                    *out = if self.beta == T::ZERO {
-                        alpha * dot[0]
-                    } else {
-                        alpha.mul_add(dot[0], self.beta * *out)
-                    };
-                }
-            }
+            Plan::RowDots => row_dots(c, c_rs, rows, self.a, a_rs, &self.b[..k], alpha, self.beta),
             Plan::ColumnAxpys => combine_rows(
                 &mut c[..rows],
                 self.beta,
