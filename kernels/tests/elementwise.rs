@@ -371,3 +371,33 @@ fn bias_activation_over_zero_rows_is_a_no_op() {
         assert!(z.is_empty());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Σ ln x per member (a Gaussian's log-determinant term) matches the scalar sum of `std`'s
+    /// logarithms to the rounding of an n-term sum, tails and single members included.
+    #[test]
+    fn sum_ln_matches_naive(members in 1usize..5, n in 0usize..60, xs in values(300)) {
+        fn check<T: Element>(members: usize, n: usize, xs: &[f64]) {
+            let x: Vec<T> = xs[..members * n]
+                .iter()
+                .map(|&v| T::from_f64(v.abs() + 1e-3))
+                .collect();
+            let (mut fast, mut slow) = (vec![T::NAN; members], vec![T::NAN; members]);
+            reduce::sum_ln_per_member(members, &x, &mut fast);
+            reduce::naive::sum_ln_per_member(members, &x, &mut slow);
+            for e in 0..members {
+                let scale: f64 = x[e * n..(e + 1) * n]
+                    .iter()
+                    .map(|v| v.to_f64().ln().abs() + 1.0)
+                    .sum();
+                let bound = 8.0 * T::EPSILON.to_f64() * scale;
+                let (f, s) = (fast[e].to_f64(), slow[e].to_f64());
+                assert!((f - s).abs() <= bound, "<{}> member {e}: {f} vs {s}", T::NAME);
+            }
+        }
+        check::<f32>(members, n, &xs);
+        check::<f64>(members, n, &xs);
+    }
+}

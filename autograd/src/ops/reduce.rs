@@ -1,7 +1,7 @@
 //! Reductions over every non-member axis: `[E, …] → [E]`.
 
 use flock_kernels::Element;
-use flock_kernels::elementwise::{axpy, dot_per_member, sum_per_member};
+use flock_kernels::elementwise::{axpy, dot_per_member, sum_ln_per_member, sum_per_member};
 
 use super::{Backward, Op};
 use crate::tape::Node;
@@ -13,6 +13,8 @@ pub(crate) enum ReduceKind<T> {
     Sum { factor: T },
     /// `Σ x²`.
     SumSquares,
+    /// `Σ ln x`.
+    SumLog,
 }
 
 impl<T: Element> Graph<'_, T> {
@@ -36,6 +38,7 @@ impl<T: Element> Graph<'_, T> {
                     total[0] *= factor;
                 }
                 ReduceKind::SumSquares => dot_per_member(1, xe, xe, &mut total),
+                ReduceKind::SumLog => sum_ln_per_member(1, xe, &mut total),
             }
             *y = total[0];
         }
@@ -57,6 +60,13 @@ impl<T: Element> Graph<'_, T> {
     /// `Σ x²` over every non-member axis (fused): a per-member scalar.
     pub fn sum_squares(&mut self, x: Var) -> Var {
         self.reduce(x, ReduceKind::SumSquares)
+    }
+
+    /// `Σ ln x` over every non-member axis (fused: the logarithms are not stored, and the
+    /// gradient `dy/x` goes to `x` in one pass): a per-member scalar. A Gaussian's
+    /// log-determinant term from its scales.
+    pub fn sum_log(&mut self, x: Var) -> Var {
+        self.reduce(x, ReduceKind::SumLog)
     }
 }
 
@@ -81,6 +91,7 @@ pub(crate) fn backward<T: Element>(
                 dx.iter_mut().for_each(|g| *g += d);
             }
             ReduceKind::SumSquares => axpy(dy + dy, x, dx),
+            ReduceKind::SumLog => dx.iter_mut().zip(x).for_each(|(g, &x)| *g += dy / x),
         }
     }
 }

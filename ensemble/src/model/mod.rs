@@ -191,8 +191,7 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 // value and gradient as the density of θ (its ε-terms cancel), with one vector
                 // log instead of a scalar one per element.
                 let n = shape.elems() as f64;
-                let log_scale = g.log(scale);
-                let sum_log_scale = g.sum(log_scale);
+                let sum_log_scale = g.sum_log(scale);
                 let eps_sq = g.sum_squares(eps);
                 let constant = g.scale(eps_sq, -0.5);
                 let constant = g.offset(constant, -n * 0.5 * (2.0 * core::f64::consts::PI).ln());

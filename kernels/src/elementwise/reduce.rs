@@ -105,6 +105,48 @@ pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T
     );
 }
 
+/// `out[e] = Σ_i ln x[e, i]`; `x` is `[members, n]` — the log-determinant term of a Gaussian
+/// with scales `x`, without writing the logarithms out. One vector accumulator per member, the
+/// last partial vector padded with ones (`ln 1 = 0`), then a horizontal sum.
+///
+/// # Panics
+/// As [`sum_per_member`].
+pub fn sum_ln_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
+    assert_eq!(
+        out.len(),
+        members,
+        "sum_ln_per_member: out must have one entry per member ({members})"
+    );
+    if members == 0 {
+        return;
+    }
+    assert!(
+        x.len().is_multiple_of(members),
+        "sum_ln_per_member: x has {} elements, not a multiple of {members} members",
+        x.len()
+    );
+    let n = x.len() / members;
+    let lanes = T::Vector::LANES;
+    let body = n - n % lanes;
+    for (xe, o) in x.chunks_exact(n.max(1)).zip(out.iter_mut()) {
+        let mut acc = T::Vector::splat(T::ZERO);
+        for xc in xe[..body].chunks_exact(lanes) {
+            // SAFETY: the chunk holds exactly `lanes` values.
+            acc = acc + unsafe { T::Vector::load(xc.as_ptr()) }.ln();
+        }
+        if body < n {
+            let mut padded = [T::ONE; crate::simd::MAX_LANES];
+            padded[..n - body].copy_from_slice(&xe[body..]);
+            // SAFETY: the buffer holds MAX_LANES ≥ lanes values.
+            acc = acc + unsafe { T::Vector::load(padded.as_ptr()) }.ln();
+        }
+        *o = acc.reduce_add();
+    }
+    if n == 0 {
+        out.fill(T::ZERO);
+    }
+}
+
 /// Whether every value of `x` is finite (no NaN, no ±∞): one vector pass summing `x·0`, which is
 /// NaN as soon as one value is not finite — no branch per element.
 pub fn all_finite<T: Element>(x: &[T]) -> bool {
@@ -201,6 +243,13 @@ pub mod naive {
             for (o, &v) in out.iter_mut().zip(row) {
                 *o += v;
             }
+        }
+    }
+    /// `out[e] = Σ_i ln x[e, i]`.
+    pub fn sum_ln_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
+        let n = x.len().checked_div(members).unwrap_or(0);
+        for e in 0..members {
+            out[e] = (0..n).fold(T::ZERO, |acc, i| acc + x[e * n + i].ln());
         }
     }
     /// `out[e] = Σ_i x[e, i]`.
