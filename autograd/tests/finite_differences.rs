@@ -176,7 +176,7 @@ proptest! {
     }
 
     #[test]
-    fn reductions_reshapes_and_columns(op in 0usize..7, members in 1usize..4, rows in 1usize..5,
+    fn reductions_reshapes_and_columns(op in 0usize..8, members in 1usize..4, rows in 1usize..5,
                                        cols in 1usize..5, seed in any::<u64>()) {
         let mut layout = ParamLayout::new();
         let x = layout.add("x", [rows, cols]).unwrap();
@@ -187,6 +187,12 @@ proptest! {
                 0 => Ok(g.sum(v)),
                 1 => Ok(g.mean(v)),
                 2 => Ok(g.sum_squares(v)),
+                7 => {
+                    // v ⊙ v² + v, every operand needing its gradient (and one node used twice).
+                    let sq = g.square(v);
+                    let y = g.mul_add(v, sq, v)?;
+                    contract(g, y, seed)
+                }
                 6 => {
                     // Σ ln(v² + ½): positive arguments.
                     let s = g.square(v);

@@ -114,6 +114,80 @@ impl<T: Element> Graph<'_, T> {
     pub fn div(&mut self, a: Var, b: Var) -> Result<Var, AutogradError> {
         self.binary(a, b, BinaryKind::Div)
     }
+
+    /// `a ⊙ b + c` for three tensors of one shape, as one node: the same values as
+    /// `add(mul(a, b), c)` (two roundings, no fused multiply-add) without storing `a ⊙ b` or
+    /// passing its gradient through — a reparameterised draw `loc + scale ⊙ ε`.
+    ///
+    /// # Errors
+    /// [`AutogradError::ShapeMismatch`] when the shapes differ.
+    pub fn mul_add(&mut self, a: Var, b: Var, c: Var) -> Result<Var, AutogradError> {
+        let (an, bn, cn) = (
+            self.node(a).clone(),
+            self.node(b).clone(),
+            self.node(c).clone(),
+        );
+        for (lhs, rhs) in [(an.shape, bn.shape), (an.shape, cn.shape)] {
+            if lhs != rhs {
+                return Err(AutogradError::ShapeMismatch {
+                    op: "mul_add",
+                    lhs,
+                    rhs,
+                });
+            }
+        }
+        let shared = an.slot.shared() && bn.slot.shared() && cn.slot.shared();
+        let (v, offset) = self.push(
+            Op::MulAdd { a, b, c },
+            an.shape,
+            shared,
+            an.requires_grad || bn.requires_grad || cn.requires_grad,
+        );
+        let n = an.shape.elems();
+        let blocks = if shared { 1 } else { self.members };
+        let (inputs, out) = self.split_output(offset);
+        for e in 0..blocks {
+            let (xa, xb, xc) = (
+                inputs.member(an.slot, e),
+                inputs.member(bn.slot, e),
+                inputs.member(cn.slot, e),
+            );
+            for (y, ((&a, &b), &c)) in out[e * n..(e + 1) * n]
+                .iter_mut()
+                .zip(xa.iter().zip(xb).zip(xc))
+            {
+                *y = a * b + c;
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// `da += dy ⊙ b`, `db += dy ⊙ a`, `dc += dy` for [`Graph::mul_add`].
+pub(crate) fn mul_add_backward<T: Element>(
+    ctx: &mut Backward<'_, T>,
+    node: &Node<T>,
+    a: Var,
+    b: Var,
+    c: Var,
+) {
+    let (an, bn, cn) = (ctx.node(a), ctx.node(b), ctx.node(c));
+    let n = node.slot.elems;
+    let mut parts = ctx.parts(node);
+    for e in 0..parts.members {
+        let dy = &parts.dy[e * n..(e + 1) * n];
+        if an.requires_grad {
+            let xb = parts.values.member(bn.slot, e);
+            same_shape_backward_a(BinaryKind::Mul, dy, xb, parts.targets.member(an.slot, e));
+        }
+        if bn.requires_grad {
+            let xa = parts.values.member(an.slot, e);
+            same_shape_backward_a(BinaryKind::Mul, dy, xa, parts.targets.member(bn.slot, e));
+        }
+        if cn.requires_grad {
+            same_shape_backward_a(BinaryKind::Add, dy, dy, parts.targets.member(cn.slot, e));
+        }
+    }
 }
 
 pub(crate) fn backward<T: Element>(

@@ -32,6 +32,12 @@ pub(crate) enum Op<T> {
         b: Var,
         kind: binary::BinaryKind,
     },
+    /// `a ⊙ b + c`.
+    MulAdd {
+        a: Var,
+        b: Var,
+        c: Var,
+    },
     Reduce {
         input: Var,
         kind: reduce::ReduceKind<T>,
@@ -200,6 +206,11 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
             ctx.claim(a);
             ctx.claim(b);
         }
+        Op::MulAdd { a, b, c } => {
+            ctx.claim(a);
+            ctx.claim(b);
+            ctx.claim(c);
+        }
         Op::Dense { weight, bias, .. } => {
             ctx.claim(weight);
             if let Some(bias) = bias {
@@ -216,6 +227,7 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
         Op::Leaf | Op::Alias => {}
         Op::Unary { input, kind } => unary::backward(ctx, node, input, kind),
         Op::Binary { a, b, kind } => binary::backward(ctx, node, a, b, kind),
+        Op::MulAdd { a, b, c } => binary::mul_add_backward(ctx, node, a, b, c),
         Op::Reduce { input, kind } => reduce::backward(ctx, node, input, kind),
         Op::SelectColumn { input, column } => {
             reshape::select_column_backward(ctx, node, input, column)

@@ -185,8 +185,7 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 let len = g.members() * shape.elems();
                 let eps =
                     g.input_per_member(&noise[offsets[index]..offsets[index] + len], shape)?;
-                let step = g.mul(scale, eps)?;
-                let raw = g.add(loc, step)?;
+                let raw = g.mul_add(scale, eps, loc)?;
                 // log q(θ) = Σ log N(loc + s·ε | loc, s) = Σ (−½ε² − ln s) − n·½ln 2π: the same
                 // value and gradient as the density of θ (its ε-terms cancel), with one vector
                 // log instead of a scalar one per element.
