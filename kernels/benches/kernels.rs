@@ -80,6 +80,16 @@ fn exp_guide<T: Element>(bencher: Bencher<'_, '_>) {
     bench_map(bencher, guide_values::<T>(), elementwise::exp);
 }
 
+/// `ln` of positive values (the guide's scales).
+#[divan::bench(types = [f32, f64])]
+fn ln_guide<T: Element>(bencher: Bencher<'_, '_>) {
+    let x = guide_values::<T>()
+        .into_iter()
+        .map(|v| v.abs() + T::from_f64(1e-3))
+        .collect();
+    bench_map(bencher, x, elementwise::ln);
+}
+
 #[divan::bench(types = [f32, f64])]
 fn ln_1p_guide<T: Element>(bencher: Bencher<'_, '_>) {
     let x = guide_values::<T>()

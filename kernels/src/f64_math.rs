@@ -78,9 +78,27 @@ pub(crate) fn ln_1p_unit_f64(u: F64Vector) -> F64Vector {
 #[inline(always)]
 pub(crate) fn ln_f64(x: F64Vector) -> F64Vector {
     let s = F64Vector::splat;
+    // Every lane positive, normal and finite (a scale, a uniform, a density: nearly always):
+    // no subnormal scaling and no special values to patch in — the same bits as below, from
+    // about a quarter fewer operations.
+    if (x.simd_ge(s(f64::MIN_POSITIVE)) & x.simd_lt(s(f64::INFINITY))).all() {
+        return ln_normal(x, s(0.0));
+    }
     let subnormal = x.simd_lt(s(f64::MIN_POSITIVE));
     let scaled = subnormal.select(x * s(18_014_398_509_481_984.0), x); // 2⁵⁴
-    let bits: F64Bits = bytemuck::cast(scaled);
+    let result = ln_normal(scaled, subnormal.select(s(54.0), s(0.0)));
+    let result = x.simd_eq(s(0.0)).select(s(f64::NEG_INFINITY), result);
+    let result = x.simd_eq(s(f64::INFINITY)).select(x, result);
+    let result = x.simd_lt(s(0.0)).select(s(f64::NAN), result);
+    x.is_nan().select(x, result)
+}
+
+/// `ln x − shift·ln 2` for positive normal `x`: `x = 2ᵏ·m` with `m ∈ [√½, √2)` from the bits,
+/// then [`ln_reduced`].
+#[inline(always)]
+fn ln_normal(x: F64Vector, shift: F64Vector) -> F64Vector {
+    let s = F64Vector::splat;
+    let bits: F64Bits = bytemuck::cast(x);
     // The biased exponent as an f64, exactly: its bits under 2⁵²'s.
     let exponent_bits = (bits >> 52) | F64Bits::splat(0x4330_0000_0000_0000);
     let biased = bytemuck::cast::<F64Bits, F64Vector>(exponent_bits) - s(4_503_599_627_370_496.0);
@@ -89,10 +107,6 @@ pub(crate) fn ln_f64(x: F64Vector) -> F64Vector {
     let m = bytemuck::cast::<F64Bits, F64Vector>(mantissa_bits);
     let big = m.simd_gt(s(core::f64::consts::SQRT_2));
     let m = big.select(m * s(0.5), m);
-    let k = biased - s(1023.0) + big.select(s(1.0), s(0.0)) - subnormal.select(s(54.0), s(0.0));
-    let result = ln_reduced(k, m - s(1.0));
-    let result = x.simd_eq(s(0.0)).select(s(f64::NEG_INFINITY), result);
-    let result = x.simd_eq(s(f64::INFINITY)).select(x, result);
-    let result = x.simd_lt(s(0.0)).select(s(f64::NAN), result);
-    x.is_nan().select(x, result)
+    let k = biased - s(1023.0) + big.select(s(1.0), s(0.0)) - shift;
+    ln_reduced(k, m - s(1.0))
 }
