@@ -18,6 +18,23 @@ use crate::simd::{F64Bits, F64Vector, INV_FACTORIAL, estrin_13, pow2_f64, reduce
 #[inline(always)]
 pub(crate) fn exp_any_f64(y: F64Vector) -> F64Vector {
     let s = F64Vector::splat;
+    // Every lane in [−708, 709] (nearly always): the result is normal, so one `2ⁿ` scaling and
+    // no clamping or special cases — the same bits as below (scaling by powers of two is exact
+    // in the normal range).
+    if (y.simd_ge(s(-708.0)) & y.simd_le(s(709.0))).all() {
+        let (n, r) = reduce_ln2(y);
+        estrin_13(r, |i| s(INV_FACTORIAL[i])) * pow2_f64(n)
+    } else {
+        exp_extreme_f64(y)
+    }
+}
+
+/// [`exp_any_f64`] for vectors with a lane outside `[−708, 709]` (or NaN), out of line so the
+/// common path stays a short loop body.
+#[cold]
+#[inline(never)]
+fn exp_extreme_f64(y: F64Vector) -> F64Vector {
+    let s = F64Vector::splat;
     const OVERFLOW: f64 = 709.782_712_893_384;
     const UNDERFLOW: f64 = -745.133_219_101_941_2;
     let clamped = y.max(s(UNDERFLOW - 1.0)).min(s(OVERFLOW + 1.0));
@@ -82,8 +99,18 @@ pub(crate) fn ln_f64(x: F64Vector) -> F64Vector {
     // no subnormal scaling and no special values to patch in — the same bits as below, from
     // about a quarter fewer operations.
     if (x.simd_ge(s(f64::MIN_POSITIVE)) & x.simd_lt(s(f64::INFINITY))).all() {
-        return ln_normal(x, s(0.0));
+        ln_normal(x, s(0.0))
+    } else {
+        ln_special_f64(x)
     }
+}
+
+/// [`ln_f64`] for vectors with a lane that is zero, subnormal, negative, infinite or NaN, out of
+/// line so the common path stays a short loop body.
+#[cold]
+#[inline(never)]
+fn ln_special_f64(x: F64Vector) -> F64Vector {
+    let s = F64Vector::splat;
     let subnormal = x.simd_lt(s(f64::MIN_POSITIVE));
     let scaled = subnormal.select(x * s(18_014_398_509_481_984.0), x); // 2⁵⁴
     let result = ln_normal(scaled, subnormal.select(s(54.0), s(0.0)));
