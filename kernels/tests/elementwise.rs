@@ -401,3 +401,41 @@ proptest! {
         check::<f64>(members, n, &xs);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The fused layer backward (dz and the bias gradient in one pass) is bitwise the two passes
+    /// it replaces: `activation_backward` then `add_column_sums`, for every width (the fused
+    /// register path for 1–4 whole vectors, the two passes otherwise) and for zero rows.
+    #[test]
+    fn bias_activation_backward_is_the_two_passes(
+        members in 1usize..3,
+        rows in 0usize..12,
+        cols in 1usize..70,
+        xs in values(2 * 12 * 70),
+        start in values(2 * 70),
+    ) {
+        fn check<T: Element>(members: usize, rows: usize, cols: usize, xs: &[f64], start: &[f64]) {
+            let n = members * rows * cols;
+            let y: Vec<T> = xs[..n].iter().map(|&v| T::from_f64(v.tanh())).collect();
+            let dy: Vec<T> = xs[..n].iter().rev().map(|&v| T::from_f64(v)).collect();
+            let db0: Vec<T> = start[..members * cols].iter().map(|&v| T::from_f64(v)).collect();
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            for act in ACTIVATIONS {
+                let (mut dz, mut db) = (vec![T::NAN; n], db0.clone());
+                elementwise::bias_activation_backward(act, members, rows, cols, &y, &dy, &mut dz, &mut db);
+                let (mut dz2, mut db2) = (vec![T::NAN; n], db0.clone());
+                elementwise::activation_backward(act, &y, &dy, &mut dz2, elementwise::Store::Overwrite);
+                for e in 0..members {
+                    let r = e * rows * cols..(e + 1) * rows * cols;
+                    reduce::add_column_sums(&dz2[r], &mut db2[e * cols..(e + 1) * cols]);
+                }
+                assert_eq!(bits(&dz), bits(&dz2), "{act:?} <{}> dz", T::NAME);
+                assert_eq!(bits(&db), bits(&db2), "{act:?} <{}> dbias", T::NAME);
+            }
+        }
+        check::<f32>(members, rows, cols, &xs, &start);
+        check::<f64>(members, rows, cols, &xs, &start);
+    }
+}

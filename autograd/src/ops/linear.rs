@@ -2,7 +2,8 @@
 //! `dense(x, W, b, f) = f(x·Wᵀ + b)`.
 
 use flock_kernels::elementwise::{
-    Store, activate_in_place, activation_backward, add_column_sums, bias_activation_forward,
+    Store, activate_in_place, activation_backward, add_column_sums, bias_activation_backward,
+    bias_activation_forward,
 };
 use flock_kernels::{Activation, Element, MatMut, MatRef, gemm};
 
@@ -306,21 +307,40 @@ pub(crate) fn dense_backward<T: Element>(
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let block = rows * fan_out;
-    // dz = dy ⊙ f'(y), the gradient of the pre-activation.
+    // dz = dy ⊙ f'(y), the gradient of the pre-activation, and the bias gradient Σ_rows dz —
+    // in one pass per member when both are needed.
+    let bias_grad = bn.filter(|b| b.requires_grad);
     let dz: &[T] = if activation == Activation::Identity {
+        if let Some(bn) = bias_grad {
+            for e in 0..members {
+                let db = parts.targets.member(bn.slot, e);
+                add_column_sums(&parts.dy[e * block..(e + 1) * block], db);
+            }
+        }
         parts.dy
     } else {
         let y = &parts.values.arena[node.slot.offset..node.slot.offset + members * block];
         parts.scratch.resize_for_overwrite(members * block, T::ZERO);
-        activation_backward(activation, y, parts.dy, parts.scratch, Store::Overwrite);
+        match bias_grad {
+            Some(bn) => {
+                for e in 0..members {
+                    let r = e * block..(e + 1) * block;
+                    bias_activation_backward(
+                        activation,
+                        1,
+                        rows,
+                        fan_out,
+                        &y[r.clone()],
+                        &parts.dy[r.clone()],
+                        &mut parts.scratch[r],
+                        parts.targets.member(bn.slot, e),
+                    );
+                }
+            }
+            None => activation_backward(activation, y, parts.dy, parts.scratch, Store::Overwrite),
+        }
         parts.scratch
     };
-    if let Some(bn) = bn.filter(|b| b.requires_grad) {
-        for e in 0..members {
-            let db = parts.targets.member(bn.slot, e);
-            add_column_sums(&dz[e * block..(e + 1) * block], db);
-        }
-    }
     let dz_ref = MatRef::new(dz, rows, fan_out);
     if wn.requires_grad {
         let x_ref = mat_ref(&parts.values, xn.slot, rows, fan_in);

@@ -213,17 +213,68 @@ pub fn bias_activation_backward<T: Element>(
         members * cols,
         "bias_activation_backward: dbias must be [members={members}, cols={cols}]"
     );
-    activation_backward(activation, y, dy, dz, Store::Overwrite);
-    if cols == 0 {
+    if cols == 0 || rows == 0 {
         return;
     }
-    for (dz_e, db_e) in dz
-        .chunks_exact(rows * cols)
-        .zip(dbias.chunks_exact_mut(cols))
-    {
-        for row in dz_e.chunks_exact(cols) {
-            super::blas1::add_assign(db_e, row);
+    let lanes = T::Vector::LANES;
+    let block = rows * cols;
+    for (e, db_e) in dbias.chunks_exact_mut(cols).enumerate() {
+        let range = e * block..(e + 1) * block;
+        let (y_e, dy_e, dz_e) = (&y[range.clone()], &dy[range.clone()], &mut dz[range]);
+        let whole = cols.is_multiple_of(lanes);
+        match cols / lanes {
+            1 if whole => backward_rows::<T, 1>(activation, y_e, dy_e, dz_e, db_e),
+            2 if whole => backward_rows::<T, 2>(activation, y_e, dy_e, dz_e, db_e),
+            3 if whole => backward_rows::<T, 3>(activation, y_e, dy_e, dz_e, db_e),
+            4 if whole => backward_rows::<T, 4>(activation, y_e, dy_e, dz_e, db_e),
+            _ => {
+                activation_backward(activation, y_e, dy_e, dz_e, Store::Overwrite);
+                super::reduce::add_column_sums(dz_e, db_e);
+            }
         }
+    }
+}
+
+/// [`bias_activation_backward`] for one member whose rows are exactly `K` vectors: each row's
+/// `dz` is computed, stored and added to the bias gradient held in registers, in row order —
+/// the same values and the same summation order as the two passes
+/// ([`activation_backward`], then [`add_column_sums`](super::reduce::add_column_sums)), without
+/// reading `dz` back.
+#[inline(always)]
+fn backward_rows<T: Element, const K: usize>(
+    activation: Activation,
+    y: &[T],
+    dy: &[T],
+    dz: &mut [T],
+    db: &mut [T],
+) {
+    let lanes = T::Vector::LANES;
+    let cols = K * lanes;
+    assert!(db.len() == cols && y.len() == dz.len() && dy.len() == dz.len());
+    // SAFETY: `db` holds K·lanes values.
+    let mut acc: [T::Vector; K] =
+        core::array::from_fn(|k| unsafe { T::Vector::load(db.as_ptr().add(k * lanes)) });
+    for ((y_r, dy_r), dz_r) in y
+        .chunks_exact(cols)
+        .zip(dy.chunks_exact(cols))
+        .zip(dz.chunks_exact_mut(cols))
+    {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: each row chunk holds K·lanes values.
+            unsafe {
+                let (yv, dyv) = (
+                    T::Vector::load(y_r.as_ptr().add(k * lanes)),
+                    T::Vector::load(dy_r.as_ptr().add(k * lanes)),
+                );
+                let d = dyv * activation.derivative_from_output_vec(yv);
+                d.store(dz_r.as_mut_ptr().add(k * lanes));
+                *a = *a + d;
+            }
+        }
+    }
+    for (k, a) in acc.into_iter().enumerate() {
+        // SAFETY: as for the loads.
+        unsafe { a.store(db.as_mut_ptr().add(k * lanes)) };
     }
 }
 
