@@ -187,18 +187,6 @@ proptest! {
                 0 => Ok(g.sum(v)),
                 1 => Ok(g.mean(v)),
                 2 => Ok(g.sum_squares(v)),
-                7 => {
-                    // v ⊙ v² + v, every operand needing its gradient (and one node used twice).
-                    let sq = g.square(v);
-                    let y = g.mul_add(v, sq, v)?;
-                    contract(g, y, seed)
-                }
-                6 => {
-                    // Σ ln(v² + ½): positive arguments.
-                    let s = g.square(v);
-                    let s = g.offset(s, 0.5);
-                    Ok(g.sum_log(s))
-                }
                 3 => {
                     let r = g.reshape(v, [cols * rows])?;
                     let s = g.square(r);
@@ -207,6 +195,18 @@ proptest! {
                 4 => {
                     let c = g.select_column(v, cols - 1)?;
                     contract(g, c, seed)
+                }
+                6 => {
+                    // Σ ln(v² + ½): positive arguments.
+                    let s = g.square(v);
+                    let s = g.offset(s, 0.5);
+                    Ok(g.sum_log(s))
+                }
+                7 => {
+                    // v ⊙ v² + v, every operand needing its gradient (and one node used twice).
+                    let sq = g.square(v);
+                    let y = g.mul_add(v, sq, v)?;
+                    contract(g, y, seed)
                 }
                 _ => {
                     // The same value used twice accumulates.

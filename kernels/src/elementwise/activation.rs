@@ -248,34 +248,24 @@ fn backward_rows<T: Element, const K: usize>(
     dz: &mut [T],
     db: &mut [T],
 ) {
-    let lanes = T::Vector::LANES;
-    let cols = K * lanes;
+    let cols = K * T::Vector::LANES;
     assert!(db.len() == cols && y.len() == dz.len() && dy.len() == dz.len());
-    // SAFETY: `db` holds K·lanes values.
-    let mut acc: [T::Vector; K] =
-        core::array::from_fn(|k| unsafe { T::Vector::load(db.as_ptr().add(k * lanes)) });
-    for ((y_r, dy_r), dz_r) in y
-        .chunks_exact(cols)
-        .zip(dy.chunks_exact(cols))
-        .zip(dz.chunks_exact_mut(cols))
-    {
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: each row chunk holds K·lanes values.
-            unsafe {
-                let (yv, dyv) = (
-                    T::Vector::load(y_r.as_ptr().add(k * lanes)),
-                    T::Vector::load(dy_r.as_ptr().add(k * lanes)),
-                );
-                let d = dyv * activation.derivative_from_output_vec(yv);
-                d.store(dz_r.as_mut_ptr().add(k * lanes));
-                *a = *a + d;
-            }
+    let rows = dz.len() / cols;
+    super::reduce::accumulate_columns::<T, K>(rows, db, 0, |r, c| {
+        let i = r * cols + c;
+        assert!(i + T::Vector::LANES <= dz.len());
+        // SAFETY: the vector at row r, column c lies inside y, dy and dz (asserted, equal
+        // lengths).
+        unsafe {
+            let (yv, dyv) = (
+                T::Vector::load(y.as_ptr().add(i)),
+                T::Vector::load(dy.as_ptr().add(i)),
+            );
+            let d = dyv * activation.derivative_from_output_vec(yv);
+            d.store(dz.as_mut_ptr().add(i));
+            d
         }
-    }
-    for (k, a) in acc.into_iter().enumerate() {
-        // SAFETY: as for the loads.
-        unsafe { a.store(db.as_mut_ptr().add(k * lanes)) };
-    }
+    });
 }
 
 /// Naive references for the fused layer epilogue.

@@ -199,25 +199,40 @@ pub fn add_column_sums<T: Element>(x: &[T], out: &mut [T]) {
 /// [`add_column_sums`] over the `K` vectors of columns from `start`; returns the columns done.
 #[inline(always)]
 fn sum_columns<T: Element, const K: usize>(x: &[T], out: &mut [T], start: usize) -> usize {
-    let (cols, lanes) = (out.len(), T::Vector::LANES);
-    let width = K * lanes;
-    assert!(start + width <= cols);
-    let target = &mut out[start..start + width];
+    let cols = out.len();
+    let rows = x.len() / cols;
+    accumulate_columns::<T, K>(rows, out, start, |r, c| {
+        assert!(r * cols + c + T::Vector::LANES <= x.len());
+        // SAFETY: the vector at row r, column c lies inside `x` (asserted).
+        unsafe { T::Vector::load(x.as_ptr().add(r * cols + c)) }
+    });
+    K * T::Vector::LANES
+}
+
+/// `out[c..c + lanes] += Σ_r value(r, c)` for the `K` vectors of columns from `start`, rows in
+/// order, the sums held in registers down the rows (the shared loop of [`add_column_sums`] and
+/// the fused layer backward, whose `value` computes and stores `dz` on the way).
+#[inline(always)]
+pub(crate) fn accumulate_columns<T: Element, const K: usize>(
+    rows: usize,
+    out: &mut [T],
+    start: usize,
+    mut value: impl FnMut(usize, usize) -> T::Vector,
+) {
+    let lanes = T::Vector::LANES;
+    let target = &mut out[start..start + K * lanes];
     // SAFETY: `target` holds K·lanes elements.
     let mut acc: [T::Vector; K] =
         core::array::from_fn(|k| unsafe { T::Vector::load(target.as_ptr().add(k * lanes)) });
-    for row in x.chunks_exact(cols) {
-        let part = &row[start..start + width];
+    for r in 0..rows {
         for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: `part` holds K·lanes elements.
-            *a = *a + unsafe { T::Vector::load(part.as_ptr().add(k * lanes)) };
+            *a = *a + value(r, start + k * lanes);
         }
     }
     for (k, a) in acc.into_iter().enumerate() {
         // SAFETY: as for the loads.
         unsafe { a.store(target.as_mut_ptr().add(k * lanes)) };
     }
-    width
 }
 
 /// Naive references (sequential sums).
