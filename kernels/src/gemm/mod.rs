@@ -7,9 +7,10 @@
 //! # Structure
 //! `gemm` validates shapes, then splits the work into tasks — one per member, and per block of
 //! rows when there are fewer members than threads — and runs each task through `gemm_block`. A
-//! block sweeps `C` in panels of `NR` columns; each panel of `op(B)` is used in place when it is
-//! already contiguous, and otherwise packed (zero-padded to `NR` columns) into a thread-local
-//! buffer; then the microkernel computes `MR × NR` tiles down the rows. There is no `k` blocking:
+//! block sweeps `C` in panels of `NR` columns (two or four vectors, by `n`); each panel of `op(B)`
+//! is used in place when it is already contiguous, and otherwise packed (zero-padded to `NR`
+//! columns) into a thread-local buffer; then the microkernel computes `MR × NR` tiles down the
+//! rows. There is no `k` blocking:
 //! a `k × NR` panel stays in L1/L2 for the widths an ensemble of small networks has.
 
 mod error;
@@ -27,7 +28,7 @@ pub use naive::gemm_naive;
 
 use crate::{Element, Parallelism};
 use layout::member_span;
-use microkernel::{MR, Tile, nr, tile_rows};
+use microkernel::{Tile, TileShape, tile_rows};
 
 /// `C_e = α·op(A_e)·op(B_e) + β·C_e` for members `e = 0..members` (BLAS meanings of α and β).
 ///
@@ -71,6 +72,7 @@ pub fn gemm<T: Element>(
         m,
         n,
         k,
+        shape: TileShape::for_columns::<T>(n),
         a,
         b,
         c_rs,
@@ -80,14 +82,15 @@ pub fn gemm<T: Element>(
     let flops = 2 * members * m * n * k.max(1);
     if parallelism.should_split(flops) {
         let threads = rayon::current_num_threads();
-        let split_rows = members < 2 * threads && m > MR;
+        let mr = problem.shape.rows;
+        let split_rows = members < 2 * threads && m > mr;
         c.data
             .par_chunks_mut(c_chunk)
             .take(members)
             .enumerate()
             .for_each(|(e, c_e)| {
                 if split_rows {
-                    let per_task = m.div_ceil(2 * threads).div_ceil(MR) * MR;
+                    let per_task = m.div_ceil(2 * threads).div_ceil(mr) * mr;
                     c_e.par_chunks_mut(per_task * c_rs)
                         .enumerate()
                         .for_each(|(blk, c_blk)| {
@@ -187,6 +190,8 @@ struct Problem<'a, T> {
     m: usize,
     n: usize,
     k: usize,
+    /// The microkernel's tile shape for this `n`.
+    shape: TileShape,
     a: MatRef<'a, T>,
     b: MatRef<'a, T>,
     c_rs: usize,
@@ -231,14 +236,15 @@ impl<T: Element> Problem<'_, T> {
         // The validated spans guarantee every index below is in bounds.
         debug_assert!(a_off + (rows - 1) * a_rs + (k - 1) * a_cs < self.a.data.len());
         debug_assert!(b_off + (k - 1) * b_rs + (n - 1) * b_cs < self.b.data.len());
-        let nr = nr::<T>();
+        let shape = self.shape;
+        let (nr, mr) = (shape.nr::<T>(), shape.rows);
         // op(A) is read in place: each k step broadcasts MR values straight from memory. Packing
         // it into MR-row tiles (`pack::pack_a`) was measured slower at the seed's sizes (80×32
         // per member: the pack costs as much as the product) and no faster at 256×64, so it is
         // off; the switch stays for wider problems.
         let pack_a_rows = false;
         let a_len = if pack_a_rows {
-            rows.div_ceil(MR) * MR * k
+            rows.div_ceil(mr) * mr * k
         } else {
             0
         };
@@ -246,10 +252,10 @@ impl<T: Element> Problem<'_, T> {
             let (panel, a_packed) = scratch.split_at_mut(k * nr);
             let a_data = &self.a.data[a_off..];
             let (a_ptr, a_rs, a_cs, a_tile_step) = if pack_a_rows {
-                pack::pack_a(a_data, a_rs, a_cs, rows, k, MR, a_packed);
-                (a_packed.as_ptr(), 1, MR, MR * k)
+                pack::pack_a(a_data, a_rs, a_cs, rows, k, mr, a_packed);
+                (a_packed.as_ptr(), 1, mr, mr * k)
             } else {
-                (a_data.as_ptr(), a_rs, a_cs, MR * a_rs)
+                (a_data.as_ptr(), a_rs, a_cs, mr * a_rs)
             };
             let b_data = &self.b.data[b_off..];
             for j0 in (0..n).step_by(nr) {
@@ -263,7 +269,7 @@ impl<T: Element> Problem<'_, T> {
                     pack::pack_b(b_data, b_rs, b_cs, k, j0, cols, nr, panel);
                     (panel.as_ptr(), nr)
                 };
-                for (tile_index, i0) in (0..rows).step_by(MR).enumerate() {
+                for (tile_index, i0) in (0..rows).step_by(mr).enumerate() {
                     let tile = Tile {
                         k,
                         // SAFETY: tile `tile_index` of op(A) (packed or in place) exists.
@@ -281,7 +287,7 @@ impl<T: Element> Problem<'_, T> {
                     };
                     // SAFETY: the tile's A rows, the panel's k rows of NR values and C's
                     // tile × cols block are all in bounds (validated spans above).
-                    unsafe { tile_rows(MR.min(rows - i0), tile) };
+                    unsafe { tile_rows(shape, mr.min(rows - i0), tile) };
                 }
             }
         });
