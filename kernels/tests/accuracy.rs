@@ -125,6 +125,12 @@ fn measure<T: Element>(
     rep
 }
 
+/// The sigmoid half of [`elementwise::softplus_sigmoid`].
+fn fused_sigmoid<T: Element>(x: &[T], out: &mut [T]) {
+    let mut softplus = vec![T::ZERO; x.len()];
+    elementwise::softplus_sigmoid(x, &mut softplus, out);
+}
+
 fn check_all<T: Element>() {
     let eps = T::EPSILON.to_f64();
     let any = |_x: f64| true;
@@ -135,7 +141,7 @@ fn check_all<T: Element>() {
         fn(f64) -> bool,
         f64,
     );
-    let cases: [Case<T>; 6] = [
+    let cases: [Case<T>; 7] = [
         ("exp", elementwise::exp::<T>, naive::exp::<f64>, any, 4.0),
         ("ln", elementwise::ln::<T>, naive::ln::<f64>, any, 4.0),
         (
@@ -157,6 +163,13 @@ fn check_all<T: Element>() {
             "softplus",
             elementwise::softplus::<T>,
             naive::softplus::<f64>,
+            any,
+            8.0,
+        ),
+        (
+            "sigmoid beside softplus",
+            fused_sigmoid::<T>,
+            naive::sigmoid::<f64>,
             any,
             8.0,
         ),

@@ -74,6 +74,36 @@ fn check_unary<T: Element>(xs: &[f64]) {
     }
 }
 
+/// The fused softplus-and-slope kernel: its softplus is bitwise [`elementwise::softplus`], its
+/// slope within 8 ulp of the naive sigmoid and bitwise [`elementwise::sigmoid`] for `x > 0`.
+fn check_softplus_sigmoid<T: Element>(xs: &[f64]) {
+    let x: Vec<T> = xs.iter().map(|&v| T::from_f64(v)).collect();
+    let (mut sp, mut sg) = (vec![T::NAN; x.len()], vec![T::NAN; x.len()]);
+    elementwise::softplus_sigmoid(&x, &mut sp, &mut sg);
+    let (mut sp_alone, mut sg_alone) = (vec![T::NAN; x.len()], vec![T::NAN; x.len()]);
+    elementwise::softplus(&x, &mut sp_alone);
+    elementwise::sigmoid(&x, &mut sg_alone);
+    for (i, &xi) in x.iter().enumerate() {
+        assert_eq!(
+            sp[i].to_f64().to_bits(),
+            sp_alone[i].to_f64().to_bits(),
+            "softplus<{}> at x = {xi}",
+            T::NAME
+        );
+        let r = naive::sigmoid(xi);
+        let ok = close(sg[i], r, 8.0) || (r.to_f64().abs() < 1e-37 && sg[i].to_f64().abs() < 1e-37);
+        assert!(
+            ok,
+            "sigmoid<{}> at x = {xi}: {} vs naive {r}",
+            T::NAME,
+            sg[i]
+        );
+        if xi > T::ZERO {
+            assert_eq!(sg[i].to_f64().to_bits(), sg_alone[i].to_f64().to_bits());
+        }
+    }
+}
+
 fn check_activation<T: Element>(
     members: usize,
     rows: usize,
@@ -262,6 +292,8 @@ proptest! {
     fn unary_matches_naive(xs in len().prop_flat_map(values)) {
         check_unary::<f32>(&xs);
         check_unary::<f64>(&xs);
+        check_softplus_sigmoid::<f32>(&xs);
+        check_softplus_sigmoid::<f64>(&xs);
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub(crate) enum Op<T> {
         input: Var,
         kind: UnaryKind<T>,
     },
+    /// `ln(1 + eˣ)`, with `σ(x)` (its derivative) saved by the forward in the block of the
+    /// non-differentiable node `sigmoid`.
+    Softplus {
+        input: Var,
+        sigmoid: Var,
+    },
     Binary {
         a: Var,
         b: Var,
@@ -199,9 +205,10 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
     // a dense layer's input is claimed by the layer, which overwrites it whole when it can.
     match node.op {
         Op::Leaf | Op::Alias => {}
-        Op::Unary { input, .. } | Op::Reduce { input, .. } | Op::SelectColumn { input, .. } => {
-            ctx.claim(input)
-        }
+        Op::Unary { input, .. }
+        | Op::Softplus { input, .. }
+        | Op::Reduce { input, .. }
+        | Op::SelectColumn { input, .. } => ctx.claim(input),
         Op::Binary { a, b, .. } | Op::Matmul { a, b, .. } => {
             ctx.claim(a);
             ctx.claim(b);
@@ -226,6 +233,7 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
     match node.op {
         Op::Leaf | Op::Alias => {}
         Op::Unary { input, kind } => unary::backward(ctx, node, input, kind),
+        Op::Softplus { input, sigmoid } => unary::softplus_backward(ctx, node, input, sigmoid),
         Op::Binary { a, b, kind } => binary::backward(ctx, node, a, b, kind),
         Op::MulAdd { a, b, c } => binary::mul_add_backward(ctx, node, a, b, c),
         Op::Reduce { input, kind } => reduce::backward(ctx, node, input, kind),

@@ -143,9 +143,30 @@ impl<T: Element> Graph<'_, T> {
     pub fn sigmoid(&mut self, x: Var) -> Var {
         self.unary(x, UnaryKind::Sigmoid)
     }
-    /// `ln(1 + eˣ)`.
+    /// `ln(1 + eˣ)`. When `x` needs a gradient, the forward also saves `σ(x)` — the derivative —
+    /// from the same `e^{−|x|}` (`elementwise::softplus_sigmoid`), so the backward is one
+    /// multiplication instead of a second exponential.
     pub fn softplus(&mut self, x: Var) -> Var {
-        self.unary(x, UnaryKind::Softplus)
+        let xn = self.node(x).clone();
+        if !xn.requires_grad {
+            return self.unary(x, UnaryKind::Softplus);
+        }
+        let shared = xn.slot.shared();
+        let (sigmoid, sigmoid_offset) = self.push(Op::Leaf, xn.shape, shared, false);
+        let (v, offset) = self.push(Op::Softplus { input: x, sigmoid }, xn.shape, shared, true);
+        let elems = xn.shape.elems();
+        let blocks = if shared { 1 } else { self.members };
+        let (inputs, out) = self.split_output(sigmoid_offset);
+        let (sigmoids, values) = out.split_at_mut(offset - sigmoid_offset);
+        for e in 0..blocks {
+            let r = e * elems..(e + 1) * elems;
+            elementwise::softplus_sigmoid(
+                inputs.member(xn.slot, e),
+                &mut values[r.clone()],
+                &mut sigmoids[r],
+            );
+        }
+        v
     }
     /// `max(x, 0)`.
     pub fn relu(&mut self, x: Var) -> Var {
@@ -168,6 +189,28 @@ impl<T: Element> Graph<'_, T> {
             Activation::Softplus => self.softplus(x),
             Activation::Relu => self.relu(x),
         }
+    }
+}
+
+/// `dx += dy ⊙ σ(x)` with `σ(x)` saved by the forward ([`Graph::softplus`]).
+pub(crate) fn softplus_backward<T: Element>(
+    ctx: &mut Backward<'_, T>,
+    node: &Node<T>,
+    input: Var,
+    sigmoid: Var,
+) {
+    let xn = ctx.node(input);
+    if !xn.requires_grad {
+        return;
+    }
+    let sn = ctx.node(sigmoid);
+    let elems = node.slot.elems;
+    let mut parts = ctx.parts(node);
+    for e in 0..parts.members {
+        let s = parts.values.member(sn.slot, e);
+        let dy = &parts.dy[e * elems..(e + 1) * elems];
+        let dx = parts.targets.member(xn.slot, e);
+        acc(dx, dy, s, |dy, s| dy * s);
     }
 }
 

@@ -33,6 +33,54 @@ pub(crate) fn map1<T: Element>(x: &[T], out: &mut [T], f: impl Fn(T::Vector) -> 
     }
 }
 
+/// `(out_a[i], out_b[i]) = f(x[i])`: one function with two results, tails as in [`map1`].
+#[inline(always)]
+pub(crate) fn map1_to_2<T: Element>(
+    x: &[T],
+    out_a: &mut [T],
+    out_b: &mut [T],
+    f: impl Fn(T::Vector) -> (T::Vector, T::Vector),
+) {
+    assert!(
+        x.len() == out_a.len() && x.len() == out_b.len(),
+        "elementwise kernel: input has {} elements but the outputs have {} and {}",
+        x.len(),
+        out_a.len(),
+        out_b.len()
+    );
+    let lanes = T::Vector::LANES;
+    let body = x.len() - x.len() % lanes;
+    for ((xc, ac), bc) in x[..body]
+        .chunks_exact(lanes)
+        .zip(out_a[..body].chunks_exact_mut(lanes))
+        .zip(out_b[..body].chunks_exact_mut(lanes))
+    {
+        // SAFETY: all chunks hold exactly `lanes` elements.
+        unsafe {
+            let (a, b) = f(T::Vector::load(xc.as_ptr()));
+            a.store(ac.as_mut_ptr());
+            b.store(bc.as_mut_ptr());
+        }
+    }
+    let tail = x.len() - body;
+    if tail > 0 {
+        let (mut bx, mut ba, mut bb) = (
+            [T::ZERO; MAX_LANES],
+            [T::ZERO; MAX_LANES],
+            [T::ZERO; MAX_LANES],
+        );
+        bx[..tail].copy_from_slice(&x[body..]);
+        // SAFETY: the buffers hold MAX_LANES ≥ lanes elements.
+        unsafe {
+            let (a, b) = f(T::Vector::load(bx.as_ptr()));
+            a.store(ba.as_mut_ptr());
+            b.store(bb.as_mut_ptr());
+        }
+        out_a[body..].copy_from_slice(&ba[..tail]);
+        out_b[body..].copy_from_slice(&bb[..tail]);
+    }
+}
+
 /// `x[i] = f(x[i])` in place.
 #[inline(always)]
 pub(crate) fn map1_in_place<T: Element>(x: &mut [T], f: impl Fn(T::Vector) -> T::Vector) {

@@ -3,7 +3,7 @@
 //! Each `*_vec` function is the per-vector formula; the slice functions apply it to every
 //! element. The `naive` module beside them is the scalar definition with `std`'s functions.
 
-use super::map::map1;
+use super::map::{map1, map1_to_2};
 use crate::{Element, SimdVector};
 
 /// `e^x` per vector.
@@ -44,6 +44,29 @@ pub fn softplus_vec<V: SimdVector>(x: V) -> V {
     let zero = V::splat(<V::Scalar as Element>::ZERO);
     let positive_part = x.select_gt(zero, x, zero);
     positive_part + (-x.abs()).exp().ln_1p_unit()
+}
+
+/// `(softplus(x), σ(x))` per vector from one `u = e^{−|x|}`: the softplus exactly as
+/// [`softplus_vec`], and `σ(x) = 1/(1 + u)` for `x > 0` (bitwise [`sigmoid_vec`] there) or
+/// `u/(1 + u)` otherwise — the derivative a softplus's backward needs, without a second `exp`.
+#[inline(always)]
+pub fn softplus_sigmoid_vec<V: SimdVector>(x: V) -> (V, V) {
+    let zero = V::splat(<V::Scalar as Element>::ZERO);
+    let one = V::splat(<V::Scalar as Element>::ONE);
+    let u = (-x.abs()).exp();
+    let positive_part = x.select_gt(zero, x, zero);
+    let softplus = positive_part + u.ln_1p_unit();
+    let numerator = x.select_gt(zero, one, u);
+    (softplus, numerator / (one + u))
+}
+
+/// `softplus = ln(1 + e^x)` and `sigmoid = σ(x)` elementwise in one pass
+/// ([`softplus_sigmoid_vec`]); `softplus` is bitwise [`softplus`]'s output.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn softplus_sigmoid<T: Element>(x: &[T], softplus: &mut [T], sigmoid: &mut [T]) {
+    map1_to_2(x, softplus, sigmoid, softplus_sigmoid_vec::<T::Vector>);
 }
 
 /// `relu(x) = max(x, 0)`; NaN stays NaN (as in JAX).
