@@ -82,9 +82,9 @@ pub struct Tape<T> {
     /// Gradients, laid out as `arena`; a node's block is written before it is read (see
     /// [`Graph::backward`]), so the buffer is never cleared.
     pub(crate) grads: AlignedBuf<T>,
-    /// During `backward`: each arena storage's offset and whether its gradient is still
-    /// unwritten (sorted by offset).
-    pub(crate) unwritten: Vec<(usize, bool)>,
+    /// During `backward`, by node index: whether the node owns an arena storage whose gradient
+    /// is still unwritten.
+    pub(crate) unwritten: Vec<bool>,
     pub(crate) scratch: AlignedBuf<T>,
     pub(crate) parallelism: Parallelism,
     /// Members of the graph recorded last, and the rows of the batch it recorded (see
@@ -348,18 +348,13 @@ impl<'a, T: Element> Graph<'a, T> {
         // it, or overwriting it whole), and a node whose block nobody wrote is skipped (no path
         // from it reaches the loss).
         tape.unwritten.clear();
-        tape.unwritten.extend(
-            tape.nodes[..=loss.index()]
-                .iter()
-                // Aliases share their source's storage (and offset).
-                .filter(|n| {
-                    n.slot.base == Base::Arena
-                        && n.slot.elems > 0
-                        && !matches!(n.op, ops::Op::Alias)
-                })
-                .map(|n| (n.slot.offset, true)),
-        );
-        debug_assert!(tape.unwritten.windows(2).all(|w| w[0].0 < w[1].0));
+        tape.unwritten
+            .extend(tape.nodes[..=loss.index()].iter().map(|n| {
+                // Aliases share their source's storage and are tracked through it.
+                n.slot.base == Base::Arena
+                    && n.slot.elems > 0
+                    && !matches!(n.op, ops::Op::Alias { .. })
+            }));
         let seed = node.slot;
         let mut ctx = ops::Backward {
             nodes: &tape.nodes,
@@ -373,7 +368,7 @@ impl<'a, T: Element> Graph<'a, T> {
             parallelism: tape.parallelism,
         };
         if seed.base == Base::Arena {
-            ctx.claim_whole(seed);
+            ctx.claim_whole(loss);
         }
         for e in 0..self.members {
             let r = seed.range(e);
@@ -385,7 +380,7 @@ impl<'a, T: Element> Graph<'a, T> {
         }
         for index in (0..=loss.index()).rev() {
             let node = &ctx.nodes[index];
-            if !node.requires_grad || ctx.is_unwritten(node.slot) {
+            if !node.requires_grad || ctx.is_unwritten(Var(index as u32)) {
                 continue;
             }
             ops::backward(&mut ctx, index);

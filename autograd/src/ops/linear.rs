@@ -299,7 +299,7 @@ pub(crate) fn dense_backward<T: Element>(
     // An input gradient nothing has written yet is overwritten by the product (β = 0) instead
     // of being zeroed and added to; a shared input (all members add into one block) is zeroed.
     let overwrite_dx = if xn.requires_grad && !xn.slot.shared() {
-        ctx.claim_whole(xn.slot)
+        ctx.claim_whole(x)
     } else {
         ctx.claim(x);
         false

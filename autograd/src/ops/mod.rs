@@ -21,8 +21,11 @@ use crate::tape::{Base, Inputs, Node, Slot};
 pub(crate) enum Op<T> {
     /// A parameter or data leaf: nothing to propagate.
     Leaf,
-    /// A view of `input` with another shape (same storage, same gradient storage).
-    Alias,
+    /// A view of `input` with another shape (same storage, same gradient storage); `input` is
+    /// the node that owns the storage, never itself an alias.
+    Alias {
+        input: Var,
+    },
     Unary {
         input: Var,
         kind: UnaryKind<T>,
@@ -77,8 +80,9 @@ pub(crate) struct Backward<'t, T> {
     pub arena: &'t [T],
     pub params: &'t [T],
     pub grads: &'t mut [T],
-    /// Arena storages (by offset) whose gradient block no op has written yet.
-    pub unwritten: &'t mut Vec<(usize, bool)>,
+    /// By node index: whether the node owns an arena storage whose gradient block no op has
+    /// written yet (always false for aliases, parameters and empty nodes).
+    pub unwritten: &'t mut [bool],
     pub param_grads: &'t mut [T],
     pub scratch: &'t mut AlignedBuf<T>,
     pub members: usize,
@@ -122,21 +126,18 @@ impl<'t, T: Element> Backward<'t, T> {
         &self.nodes[v.index()]
     }
 
-    /// The `unwritten` entry of an arena slot's storage, if it is tracked (non-empty).
-    fn entry(&mut self, slot: Slot) -> Option<&mut bool> {
-        if slot.base != Base::Arena || slot.elems == 0 {
-            return None;
-        }
-        let i = self
-            .unwritten
-            .binary_search_by_key(&slot.offset, |&(offset, _)| offset)
-            .ok()?;
-        Some(&mut self.unwritten[i].1)
+    /// The `unwritten` entry of the node owning `v`'s storage (`v` itself, or an alias's source).
+    fn entry(&mut self, v: Var) -> &mut bool {
+        let owner = match self.nodes[v.index()].op {
+            Op::Alias { input } => input,
+            _ => v,
+        };
+        &mut self.unwritten[owner.index()]
     }
 
-    /// Whether no op has written `slot`'s gradient yet.
-    pub fn is_unwritten(&mut self, slot: Slot) -> bool {
-        self.entry(slot).is_some_and(|u| *u)
+    /// Whether no op has written `v`'s gradient storage yet.
+    pub fn is_unwritten(&mut self, v: Var) -> bool {
+        *self.entry(v)
     }
 
     /// The whole block of `slot`'s gradient (every member's).
@@ -149,22 +150,16 @@ impl<'t, T: Element> Backward<'t, T> {
         slot.offset..slot.offset + len
     }
 
-    /// Marks `slot`'s gradient written; returns whether it was unwritten (the caller then
+    /// Marks `v`'s gradient storage written; returns whether it was unwritten (the caller then
     /// writes every value of the block instead of adding to it).
-    pub fn claim_whole(&mut self, slot: Slot) -> bool {
-        match self.entry(slot) {
-            Some(u) if *u => {
-                *u = false;
-                true
-            }
-            _ => false,
-        }
+    pub fn claim_whole(&mut self, v: Var) -> bool {
+        core::mem::replace(self.entry(v), false)
     }
 
     /// Prepares `v`'s gradient for accumulation: zeroes its block if no op wrote it yet.
     pub fn claim(&mut self, v: Var) {
         let node = self.node(v);
-        if node.requires_grad && self.claim_whole(node.slot) {
+        if node.requires_grad && self.claim_whole(v) {
             let block = self.block(node.slot);
             self.grads[block].fill(T::ZERO);
         }
@@ -204,7 +199,7 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
     // Every operand an op adds a gradient to is claimed first (zeroed if nothing wrote it yet);
     // a dense layer's input is claimed by the layer, which overwrites it whole when it can.
     match node.op {
-        Op::Leaf | Op::Alias => {}
+        Op::Leaf | Op::Alias { .. } => {}
         Op::Unary { input, .. }
         | Op::Softplus { input, .. }
         | Op::Reduce { input, .. }
@@ -231,7 +226,7 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
         }
     }
     match node.op {
-        Op::Leaf | Op::Alias => {}
+        Op::Leaf | Op::Alias { .. } => {}
         Op::Unary { input, kind } => unary::backward(ctx, node, input, kind),
         Op::Softplus { input, sigmoid } => unary::softplus_backward(ctx, node, input, sigmoid),
         Op::Binary { a, b, kind } => binary::backward(ctx, node, a, b, kind),

@@ -22,7 +22,12 @@ impl<T: Element> Graph<'_, T> {
                 rhs: shape,
             });
         }
-        Ok(self.push_slot(Op::Alias, shape, xn.slot, xn.requires_grad))
+        // An alias of an alias names the storage's owner directly.
+        let input = match xn.op {
+            Op::Alias { input } => input,
+            _ => x,
+        };
+        Ok(self.push_slot(Op::Alias { input }, shape, xn.slot, xn.requires_grad))
     }
 
     /// Drops a last axis of size 1: `[B, 1] → [B]`.
