@@ -72,6 +72,8 @@ pub trait SimdVector:
     fn min(self, other: Self) -> Self;
     /// Lane-wise absolute value.
     fn abs(self) -> Self;
+    /// `self`'s magnitude with `sign`'s sign bit, lane by lane.
+    fn copysign(self, sign: Self) -> Self;
     /// Lane-wise square root.
     fn sqrt(self) -> Self;
     /// `e^x`.
@@ -143,6 +145,10 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn abs(self) -> Self {
                 <$vec>::abs(self)
+            }
+            #[inline(always)]
+            fn copysign(self, sign: Self) -> Self {
+                <$vec>::copysign(self, sign)
             }
             #[inline(always)]
             fn sqrt(self) -> Self {

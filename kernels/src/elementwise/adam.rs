@@ -32,13 +32,15 @@ pub struct AdamCoefficients<T> {
 /// underflow: checked against the division for every `bc₁`, `bc₂` of the first 60,000 steps
 /// (β = 0.9, 0.95, 0.99, 0.999) on 1.3·10⁸ f64 values down to 2⁻⁹⁶⁰ and 5.9·10⁷ f32 values down
 /// to 2⁻¹⁰⁰; below that a moment estimate may move by one ulp (where `√v̂ ≪ ε` it cannot
-/// change the update).
+/// change the update). Signed zeros keep their sign, as in the division.
 #[inline(always)]
 fn divide_by<V: SimdVector, const RECIPROCAL: bool>(a: V, b: V, inv_b: V) -> V {
     if RECIPROCAL {
         let q = a * inv_b;
         let residual = (-q).mul_add(b, a);
-        residual.mul_add(inv_b, q)
+        // The correction is below half an ulp of a nonzero `q`, so it never flips a sign; for
+        // `a = −0` it would turn `q = −0` into `+0` (−0 + +0), where the division gives −0.
+        residual.mul_add(inv_b, q).copysign(q)
     } else {
         a / b
     }
