@@ -85,6 +85,8 @@ pub struct Tape<T> {
     /// During `backward`, by node index: whether the node owns an arena storage whose gradient
     /// is still unwritten.
     pub(crate) unwritten: Vec<bool>,
+    /// During `backward`: the written ranges of a member's parameter gradients.
+    pub(crate) params_written: Vec<(usize, usize)>,
     pub(crate) scratch: AlignedBuf<T>,
     pub(crate) parallelism: Parallelism,
     /// Members of the graph recorded last, and the rows of the batch it recorded (see
@@ -102,6 +104,7 @@ impl<T: Element> Tape<T> {
             used: 0,
             grads: AlignedBuf::new(),
             unwritten: Vec::new(),
+            params_written: Vec::new(),
             scratch: AlignedBuf::new(),
             parallelism: Parallelism::Sequential,
             recorded_members: 0,
@@ -336,8 +339,8 @@ impl<'a, T: Element> Graph<'a, T> {
                 expected: self.params.len(),
             });
         }
-        param_grads.fill(T::ZERO);
         if !node.requires_grad {
+            param_grads.fill(T::ZERO);
             return Ok(());
         }
         let tape = &mut *self.tape;
@@ -363,13 +366,16 @@ impl<'a, T: Element> Graph<'a, T> {
             grads: &mut tape.grads,
             unwritten: &mut tape.unwritten,
             param_grads,
+            params_written: &mut tape.params_written,
+            param_stride: self.layout.member_size(),
             scratch: &mut tape.scratch,
             members: self.members,
             parallelism: tape.parallelism,
         };
-        if seed.base == Base::Arena {
-            ctx.claim_whole(loss);
-        }
+        // No parameter gradient is cleared up front either: the first op to write a parameter's
+        // range claims it like an arena block, and what no op wrote is zeroed at the end.
+        ctx.params_written.clear();
+        ctx.claim_whole(loss);
         for e in 0..self.members {
             let r = seed.range(e);
             if seed.base == Base::Arena {
@@ -385,6 +391,7 @@ impl<'a, T: Element> Graph<'a, T> {
             }
             ops::backward(&mut ctx, index);
         }
+        ctx.zero_unwritten_params();
         Ok(())
     }
 

@@ -172,6 +172,7 @@ pub(crate) fn mul_add_backward<T: Element>(
     c: Var,
 ) {
     let (an, bn, cn) = (ctx.node(a), ctx.node(b), ctx.node(c));
+    let overwrite_c = ctx.claim_overwrite(c);
     let n = node.slot.elems;
     let mut parts = ctx.parts(node);
     for e in 0..parts.members {
@@ -184,7 +185,9 @@ pub(crate) fn mul_add_backward<T: Element>(
             let xa = parts.values.member(an.slot, e);
             same_shape_backward_a(BinaryKind::Mul, dy, xa, parts.targets.member(bn.slot, e));
         }
-        if cn.requires_grad {
+        if overwrite_c {
+            parts.targets.member(cn.slot, e).copy_from_slice(dy);
+        } else if cn.requires_grad {
             same_shape_backward_a(BinaryKind::Add, dy, dy, parts.targets.member(cn.slot, e));
         }
     }

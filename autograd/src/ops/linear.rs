@@ -296,6 +296,13 @@ pub(crate) fn dense_backward<T: Element>(
     let bn = bias.map(|b| ctx.node(b));
     let (rows, fan_in) = (xn.shape.dims()[0], xn.shape.dims()[1]);
     let fan_out = node.shape.dims()[1];
+    // The weight gradient is written by its product (β = 0) when nothing wrote it yet. It is
+    // claimed before the input, so that an input sharing the weight's storage adds to it.
+    let weight_beta = if ctx.claim_overwrite(weight) {
+        T::ZERO
+    } else {
+        T::ONE
+    };
     // An input gradient nothing has written yet is overwritten by the product (β = 0) instead
     // of being zeroed and added to; a shared input (all members add into one block) is zeroed.
     let overwrite_dx = if xn.requires_grad && !xn.slot.shared() {
@@ -348,12 +355,12 @@ pub(crate) fn dense_backward<T: Element>(
             WeightLayout::OutIn => {
                 // dW (out×in) += dzᵀ·x
                 let dw = mat_mut(parts.targets.buffer(wn.slot.base), wn.slot, fan_out, fan_in);
-                gemm(members, T::ONE, dz_ref.t(), x_ref, T::ONE, dw, par)
+                gemm(members, T::ONE, dz_ref.t(), x_ref, weight_beta, dw, par)
             }
             WeightLayout::InOut => {
                 // dW (in×out) += xᵀ·dz
                 let dw = mat_mut(parts.targets.buffer(wn.slot.base), wn.slot, fan_in, fan_out);
-                gemm(members, T::ONE, x_ref.t(), dz_ref, T::ONE, dw, par)
+                gemm(members, T::ONE, x_ref.t(), dz_ref, weight_beta, dw, par)
             }
         }
         .expect(SHAPES_CHECKED);

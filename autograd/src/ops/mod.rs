@@ -84,6 +84,10 @@ pub(crate) struct Backward<'t, T> {
     /// written yet (always false for aliases, parameters and empty nodes).
     pub unwritten: &'t mut [bool],
     pub param_grads: &'t mut [T],
+    /// Ranges of one member's parameter block (`param_stride` values) whose gradient some op
+    /// has written — the same ranges in every member — sorted and disjoint.
+    pub params_written: &'t mut Vec<(usize, usize)>,
+    pub param_stride: usize,
     pub scratch: &'t mut AlignedBuf<T>,
     pub members: usize,
     pub parallelism: Parallelism,
@@ -151,15 +155,87 @@ impl<'t, T: Element> Backward<'t, T> {
     }
 
     /// Marks `v`'s gradient storage written; returns whether it was unwritten (the caller then
-    /// writes every value of the block instead of adding to it).
+    /// writes every value of the block instead of adding to it). A parameter range partly
+    /// written before has its unwritten parts zeroed (and `false` is returned).
     pub fn claim_whole(&mut self, v: Var) -> bool {
+        let slot = self.node(v).slot;
+        if slot.base == Base::Params {
+            return self.claim_params(slot, true);
+        }
         core::mem::replace(self.entry(v), false)
+    }
+
+    /// Marks `slot`'s range of every member's parameter block written, zeroing the parts no op
+    /// had written — all of it unless `overwrite` and none of it was written. Returns whether
+    /// none of it had been written.
+    fn claim_params(&mut self, slot: Slot, overwrite: bool) -> bool {
+        let (start, end) = (slot.offset, slot.offset + slot.elems);
+        if start == end {
+            return false;
+        }
+        let stride = self.param_stride;
+        let members = self.members;
+        let grads = &mut *self.param_grads;
+        let mut zero = |from: usize, to: usize| {
+            for e in 0..members {
+                grads[e * stride + from..e * stride + to].fill(T::ZERO);
+            }
+        };
+        let overlapping = self
+            .params_written
+            .iter()
+            .filter(|&&(s, e)| s < end && e > start);
+        let fresh = overlapping.clone().next().is_none();
+        if !(fresh && overwrite) {
+            let mut cursor = start;
+            for &(s, e) in overlapping {
+                if s > cursor {
+                    zero(cursor, s);
+                }
+                cursor = cursor.max(e);
+            }
+            if cursor < end {
+                zero(cursor, end);
+            }
+        }
+        mark_written(self.params_written, start, end);
+        fresh
+    }
+
+    /// Zeroes every member's parameter gradients that no op wrote (parameters the loss does
+    /// not depend on).
+    pub fn zero_unwritten_params(&mut self) {
+        let end = self.param_stride;
+        let whole = Slot {
+            base: Base::Params,
+            offset: 0,
+            stride: end,
+            elems: end,
+        };
+        self.claim_params(whole, false);
+    }
+
+    /// Claims `v`'s gradient for an op that writes every member's whole block: returns `true`
+    /// when the op may overwrite it (nothing wrote it yet, and `v` is not shared between
+    /// members), `false` when it must add to it (then zeroed if it was unwritten).
+    pub fn claim_overwrite(&mut self, v: Var) -> bool {
+        let node = self.node(v);
+        if !node.requires_grad {
+            return false;
+        }
+        if node.slot.shared() && self.members > 1 {
+            self.claim(v);
+            return false;
+        }
+        self.claim_whole(v)
     }
 
     /// Prepares `v`'s gradient for accumulation: zeroes its block if no op wrote it yet.
     pub fn claim(&mut self, v: Var) {
         let node = self.node(v);
-        if node.requires_grad && self.claim_whole(v) {
+        if node.requires_grad && node.slot.base == Base::Params {
+            self.claim_params(node.slot, false);
+        } else if node.requires_grad && self.claim_whole(v) {
             let block = self.block(node.slot);
             self.grads[block].fill(T::ZERO);
         }
@@ -193,6 +269,18 @@ impl<'t, T: Element> Backward<'t, T> {
     }
 }
 
+/// Adds `[start, end)` to the sorted, disjoint ranges of `written`, merging what it touches.
+fn mark_written(written: &mut Vec<(usize, usize)>, start: usize, end: usize) {
+    let first = written.partition_point(|&(_, e)| e < start);
+    let last = written.partition_point(|&(s, _)| s <= end);
+    if first == last {
+        written.insert(first, (start, end));
+    } else {
+        let merged = (start.min(written[first].0), end.max(written[last - 1].1));
+        written.splice(first..last, [merged]);
+    }
+}
+
 /// Propagates node `index`'s gradient to its operands.
 pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
     let node = &ctx.nodes[index];
@@ -200,21 +288,19 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
     // a dense layer's input is claimed by the layer, which overwrites it whole when it can.
     match node.op {
         Op::Leaf | Op::Alias { .. } => {}
-        Op::Unary { input, .. }
-        | Op::Softplus { input, .. }
-        | Op::Reduce { input, .. }
-        | Op::SelectColumn { input, .. } => ctx.claim(input),
+        // Softplus, reductions, a multiply-add's addend and a dense layer's weight claim their
+        // operand themselves: they overwrite a gradient nothing has written yet.
+        Op::Unary { input, .. } | Op::SelectColumn { input, .. } => ctx.claim(input),
+        Op::Softplus { .. } | Op::Reduce { .. } => {}
         Op::Binary { a, b, .. } | Op::Matmul { a, b, .. } => {
             ctx.claim(a);
             ctx.claim(b);
         }
-        Op::MulAdd { a, b, c } => {
+        Op::MulAdd { a, b, .. } => {
             ctx.claim(a);
             ctx.claim(b);
-            ctx.claim(c);
         }
-        Op::Dense { weight, bias, .. } => {
-            ctx.claim(weight);
+        Op::Dense { bias, .. } => {
             if let Some(bias) = bias {
                 ctx.claim(bias);
             }

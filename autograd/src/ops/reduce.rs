@@ -80,18 +80,25 @@ pub(crate) fn backward<T: Element>(
     if !xn.requires_grad {
         return;
     }
+    let overwrite = ctx.claim_overwrite(input);
     let mut parts = ctx.parts(node);
     for e in 0..parts.members {
         let dy = parts.dy[e];
         let x = parts.values.member(xn.slot, e);
         let dx = parts.targets.member(xn.slot, e);
-        match kind {
-            ReduceKind::Sum { factor } => {
+        match (kind, overwrite) {
+            (ReduceKind::Sum { factor }, false) => {
                 let d = dy * factor;
                 dx.iter_mut().for_each(|g| *g += d);
             }
-            ReduceKind::SumSquares => axpy(dy + dy, x, dx),
-            ReduceKind::SumLog => dx.iter_mut().zip(x).for_each(|(g, &x)| *g += dy / x),
+            (ReduceKind::Sum { factor }, true) => dx.fill(dy * factor),
+            (ReduceKind::SumSquares, false) => axpy(dy + dy, x, dx),
+            (ReduceKind::SumSquares, true) => {
+                let d = dy + dy;
+                dx.iter_mut().zip(x).for_each(|(g, &x)| *g = d * x);
+            }
+            (ReduceKind::SumLog, false) => dx.iter_mut().zip(x).for_each(|(g, &x)| *g += dy / x),
+            (ReduceKind::SumLog, true) => dx.iter_mut().zip(x).for_each(|(g, &x)| *g = dy / x),
         }
     }
 }

@@ -203,6 +203,7 @@ pub(crate) fn softplus_backward<T: Element>(
     if !xn.requires_grad {
         return;
     }
+    let overwrite = ctx.claim_overwrite(input);
     let sn = ctx.node(sigmoid);
     let elems = node.slot.elems;
     let mut parts = ctx.parts(node);
@@ -210,7 +211,13 @@ pub(crate) fn softplus_backward<T: Element>(
         let s = parts.values.member(sn.slot, e);
         let dy = &parts.dy[e * elems..(e + 1) * elems];
         let dx = parts.targets.member(xn.slot, e);
-        acc(dx, dy, s, |dy, s| dy * s);
+        if overwrite {
+            dx.iter_mut()
+                .zip(dy.iter().zip(s))
+                .for_each(|(d, (&dy, &s))| *d = dy * s);
+        } else {
+            acc(dx, dy, s, |dy, s| dy * s);
+        }
     }
 }
 
