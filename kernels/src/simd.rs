@@ -323,13 +323,26 @@ pub(crate) const INV_FACTORIAL: [f64; 14] = [
     1.0 / 6_227_020_800.0,
 ];
 
+/// `wide`'s f32 `ln` (which takes subnormals for zero) with subnormal inputs handled: positive
+/// ones are scaled by 2²⁴ into the normal range and `24·ln 2` taken off again, negative ones give
+/// NaN like every other negative input.
+#[inline(always)]
+fn ln_f32(x: F32Vector) -> F32Vector {
+    let zero = F32Vector::splat(0.0);
+    let tiny = x.simd_lt(F32Vector::splat(f32::MIN_POSITIVE)) & x.simd_gt(zero);
+    let scaled = tiny.select(x * F32Vector::splat(16_777_216.0), x);
+    let ln = F32Vector::ln(scaled);
+    let ln = tiny.select(ln - F32Vector::splat(24.0 * core::f32::consts::LN_2), ln);
+    x.simd_lt(zero).select(F32Vector::splat(f32::NAN), ln)
+}
+
 impl_simd_vector!(
     F32Vector,
     f32,
     width::F32_LANES,
     crate::tanh::tanh_f32,
     F32Vector::exp,
-    F32Vector::ln,
+    ln_f32,
     F32Vector::ln_1p,
     F32Vector::ln_1p,
     crate::transpose::transpose_f32

@@ -5,13 +5,18 @@
 use flock_kernels::Element;
 use flock_kernels::elementwise::{self, math::naive};
 
-/// 200,001 points evenly over [−300, 300], a fine grid near 0, and the special values.
+/// 200,001 points evenly over [−300, 300], a fine grid near 0, tiny magnitudes down to f32's
+/// subnormals, and the special values.
 fn grid<T: Element>() -> Vec<T> {
     let mut xs: Vec<f64> = (0..=200_000)
         .map(|i| -300.0 + 600.0 * i as f64 / 200_000.0)
         .collect();
     xs.extend((-2000..=2000).map(|i| i as f64 * 1e-3));
     xs.extend((-300..=300).map(|i| 10f64.powi(i / 10) * if i % 2 == 0 { 1.0 } else { -1.0 }));
+    // Tiny magnitudes, f32's subnormals included: 10^(−46 … −2) in steps of 10^0.01.
+    xs.extend(
+        (-4600..=-200).map(|i| 10f64.powf(i as f64 / 100.0) * if i % 2 == 0 { 1.0 } else { -1.0 }),
+    );
     xs.extend([
         0.0,
         -0.0,
