@@ -37,10 +37,11 @@ impl TileShape {
     /// Four-vector tiles where the build has AVX-512's 32 registers and `C` has at least four
     /// vectors of columns, two-vector tiles otherwise.
     ///
-    /// Measured (`cargo bench -p flock-kernels --bench gflops`, one thread): four vectors lift f64
-    /// at E=64 B=256 64→64 from 44–58 % of the FMA peak to 66–85 % (93–97 % with the operands in
-    /// L2), f64 at the seed's 32→32 from 72–81 % to 85–91 %, and f32 at 64→64 from ≈90 % to ≈95 %.
-    /// Below four vectors (the seed's f32 32 columns) the padding would waste half the tile.
+    /// Measured (one thread, the three products of a layer, alternated builds): four vectors lift
+    /// f64 at E=64 B=256 64→64 from 45–75 % of the FMA peak to 53–85 % with the operands streamed
+    /// from L3, and from 79–93 % to 91–97 % with them in L2 (E=4); f64 at the seed's 32→32 from
+    /// 70–86 % to 84–91 %; f32 at 64→64 (E=4) from 89–98 % to 94–99 %. Below four vectors (the
+    /// seed's f32 32 columns) the padding would waste half the tile.
     pub fn for_columns<T: Element>(n: usize) -> Self {
         let lanes = <T::Vector as SimdVector>::LANES;
         if cfg!(target_feature = "avx512f") && n >= 4 * lanes {
