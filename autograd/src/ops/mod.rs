@@ -160,16 +160,16 @@ impl<'t, T: Element> Backward<'t, T> {
     pub fn claim_whole(&mut self, v: Var) -> bool {
         let slot = self.node(v).slot;
         if slot.base == Base::Params {
-            return self.claim_params(slot, true);
+            return self.claim_params(slot.offset..slot.offset + slot.elems, true);
         }
         core::mem::replace(self.entry(v), false)
     }
 
-    /// Marks `slot`'s range of every member's parameter block written, zeroing the parts no op
-    /// had written — all of it unless `overwrite` and none of it was written. Returns whether
-    /// none of it had been written.
-    fn claim_params(&mut self, slot: Slot, overwrite: bool) -> bool {
-        let (start, end) = (slot.offset, slot.offset + slot.elems);
+    /// Marks `range` of every member's parameter block written, zeroing the parts no op had
+    /// written — all of it unless `overwrite` and none of it was written. Returns whether none of
+    /// it had been written.
+    fn claim_params(&mut self, range: core::ops::Range<usize>, overwrite: bool) -> bool {
+        let (start, end) = (range.start, range.end);
         if start == end {
             return false;
         }
@@ -205,14 +205,7 @@ impl<'t, T: Element> Backward<'t, T> {
     /// Zeroes every member's parameter gradients that no op wrote (parameters the loss does
     /// not depend on).
     pub fn zero_unwritten_params(&mut self) {
-        let end = self.param_stride;
-        let whole = Slot {
-            base: Base::Params,
-            offset: 0,
-            stride: end,
-            elems: end,
-        };
-        self.claim_params(whole, false);
+        self.claim_params(0..self.param_stride, false);
     }
 
     /// Claims `v`'s gradient for an op that writes every member's whole block: returns `true`
@@ -233,8 +226,9 @@ impl<'t, T: Element> Backward<'t, T> {
     /// Prepares `v`'s gradient for accumulation: zeroes its block if no op wrote it yet.
     pub fn claim(&mut self, v: Var) {
         let node = self.node(v);
-        if node.requires_grad && node.slot.base == Base::Params {
-            self.claim_params(node.slot, false);
+        let slot = node.slot;
+        if node.requires_grad && slot.base == Base::Params {
+            self.claim_params(slot.offset..slot.offset + slot.elems, false);
         } else if node.requires_grad && self.claim_whole(v) {
             let block = self.block(node.slot);
             self.grads[block].fill(T::ZERO);
