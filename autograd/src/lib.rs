@@ -14,8 +14,9 @@
 //!   [`matmul`](Graph::matmul), [`add`](Graph::add)/[`sub`](Graph::sub)/[`mul`](Graph::mul)/
 //!   [`div`](Graph::div) with suffix broadcasting, the elementwise functions of
 //!   [`UnaryKind`], [`sum`](Graph::sum)/[`mean`](Graph::mean)/[`sum_squares`](Graph::sum_squares),
-//!   [`reshape`](Graph::reshape), [`select_column`](Graph::select_column) and the fused
-//!   [`normal_log_density`](Graph::normal_log_density).
+//!   [`reshape`](Graph::reshape), [`select_column`](Graph::select_column), the fused
+//!   [`normal_log_density`](Graph::normal_log_density) and the small-matrix
+//!   [`log_det_spd`](Graph::log_det_spd).
 //! - [`ParamLayout`] / [`Parameters`]: named leaves in a member-major flat buffer (layout in
 //!   [`params`]).
 //! - [`nn`]: [`Linear`] and [`Mlp`], equinox's layers and initialisation.

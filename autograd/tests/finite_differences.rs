@@ -240,6 +240,39 @@ proptest! {
     }
 
     #[test]
+    fn log_det_of_symmetric_positive_definite(direct in any::<bool>(), members in 1usize..4,
+                                               n in 1usize..6, k in 1usize..4,
+                                               seed in any::<u64>()) {
+        // direct: a non-symmetric, diagonally dominant parameter matrix (the op reads its
+        // symmetric part, so every entry has a gradient); otherwise a capacitance `I + A·Aᵀ`.
+        let mut layout = ParamLayout::new();
+        let id = if direct { layout.add("c", [n, n]) } else { layout.add("a", [n, k]) }.unwrap();
+        let mut params = random_params(&layout, members, -1.0, 1.0, seed);
+        if direct {
+            for e in 0..members {
+                for i in 0..n {
+                    params[e * n * n + i * n + i] += n as f64 + 1.0;
+                }
+            }
+        }
+        let identity: Vec<f64> =
+            (0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
+        let build = move |g: &mut Graph<'_, f64>| {
+            let p = g.param(id)?;
+            let c = if direct {
+                p
+            } else {
+                let aat = g.matmul_transposed(p, p)?;
+                let eye = g.input(&identity, [n, n])?;
+                g.add(aat, eye)?
+            };
+            let ld = g.log_det_spd(c)?;
+            Ok(g.scale(ld, 1.3))
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
+    #[test]
     fn dense_layer(act in 0usize..5, with_bias in any::<bool>(), x_is_param in any::<bool>(),
                    members in 1usize..4, rows in 1usize..6, fan_in in 1usize..5,
                    fan_out in 1usize..5, seed in any::<u64>()) {

@@ -3,6 +3,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod density;
+pub(crate) mod linalg;
 pub(crate) mod linear;
 pub(crate) mod reduce;
 pub(crate) mod reshape;
@@ -71,6 +72,10 @@ pub(crate) enum Op<T> {
         value: Arg<T>,
         loc: Arg<T>,
         scale: Arg<T>,
+    },
+    /// `ln det` of the symmetric part of a square matrix.
+    LogDetSpd {
+        input: Var,
     },
 }
 
@@ -284,7 +289,9 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
         Op::Leaf | Op::Alias { .. } => {}
         // Softplus, reductions, a multiply-add's addend and a dense layer's weight claim their
         // operand themselves: they overwrite a gradient nothing has written yet.
-        Op::Unary { input, .. } | Op::SelectColumn { input, .. } => ctx.claim(input),
+        Op::Unary { input, .. } | Op::SelectColumn { input, .. } | Op::LogDetSpd { input } => {
+            ctx.claim(input)
+        }
         Op::Softplus { .. } | Op::Reduce { .. } => {}
         Op::Binary { a, b, .. } | Op::Matmul { a, b, .. } => {
             ctx.claim(a);
@@ -326,5 +333,6 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
         Op::NormalLogDensity { value, loc, scale } => {
             density::backward(ctx, node, value, loc, scale)
         }
+        Op::LogDetSpd { input } => linalg::log_det_spd_backward(ctx, node, input),
     }
 }
