@@ -46,7 +46,7 @@ fn check(name: &str, fx: &Value, kl: KlEstimator, key: &str) {
     let x = field_numbers(fx, "x").unwrap();
     let y = field_numbers(fx, "y").unwrap();
     let batch = Batch::new(&x, &y, y.len()).unwrap();
-    let mut elbo = MeanFieldElbo::new(seed_model(hidden, sigma), batch, particles, kl, 0).unwrap();
+    let mut elbo = GuideElbo::new(seed_model(hidden, sigma), batch, particles, kl, 0).unwrap();
     let layout = elbo.layout().clone();
     // Variational parameters from the fixture.
     let mut params = Parameters::<f64>::zeros(layout.clone(), members);

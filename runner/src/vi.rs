@@ -1,8 +1,9 @@
-//! Layer 2: `EnsembleVI` — an ensemble of mean-field Gaussian guides, each fitted by maximising a
-//! tempered ELBO, with the same `init` / `update` / `run` as [`EnsembleMAP`].
+//! Layer 2: `EnsembleVI` — an ensemble of Gaussian guides (mean-field, or low-rank plus
+//! diagonal), each fitted by maximising a tempered ELBO, with the same `init` / `update` / `run`
+//! as [`EnsembleMAP`].
 
 use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
-use flock_ensemble::model::{KlEstimator, MeanFieldElbo, Model, Support, inverse_softplus};
+use flock_ensemble::model::{Guide, GuideElbo, KlEstimator, Model, Support};
 use flock_ensemble::{
     EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, fill_standard_normal,
     member_rng,
@@ -25,13 +26,17 @@ pub struct ViConfig {
     pub kl: KlEstimator,
     /// The guide's initial scale `softplus(ρ)` (numpyro's `init_scale`).
     pub init_scale: f64,
+    /// The guide family: mean-field (numpyro's `AutoNormal`) or low-rank plus diagonal
+    /// (`AutoLowRankMultivariateNormal`, its factor starting at zero).
+    pub guide: Guide,
     /// Threads to split members over (blocks of at least 4 members); the results are the same
     /// bits for any value.
     pub threads: usize,
 }
 
 impl Default for ViConfig {
-    /// 16 members, `β = 1`, one particle, Monte-Carlo KL, initial scale 0.1, one thread.
+    /// 16 members, `β = 1`, one particle, Monte-Carlo KL, initial scale 0.1, mean-field, one
+    /// thread.
     fn default() -> Self {
         ViConfig {
             ensemble_size: 16,
@@ -39,6 +44,7 @@ impl Default for ViConfig {
             num_particles: 1,
             kl: KlEstimator::MonteCarlo,
             init_scale: 0.1,
+            guide: Guide::MeanField,
             threads: 1,
         }
     }
@@ -46,8 +52,9 @@ impl Default for ViConfig {
 
 type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
 
-/// An ensemble of mean-field VI fits (pyrox's `EnsembleVI`) over a model written with flock's
-/// model language. The state's parameters are the guides' `{site}.loc` and `{site}.rho`.
+/// An ensemble of VI fits (pyrox's `EnsembleVI`) over a model written with flock's model
+/// language. The state's parameters are the guides' `{site}.loc` and `{site}.rho` (and with a
+/// low-rank guide `{site}.cov_factor`, `[rank, len]`).
 ///
 /// ```
 /// use flock_autograd::{AutogradError, Batch, Var};
@@ -75,7 +82,7 @@ type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct EnsembleVI<T, M, O> {
-    map: EnsembleMAP<T, ParallelLogJoint<MeanFieldElbo<T, M>>, BoxedInit<T>, O>,
+    map: EnsembleMAP<T, ParallelLogJoint<GuideElbo<T, M>>, BoxedInit<T>, O>,
     site_shapes: Vec<(usize, bool)>,
 }
 
@@ -122,29 +129,25 @@ where
             }
             .into());
         }
-        let elbo = MeanFieldElbo::new(model, example, config.num_particles, config.kl, 0)?;
+        let elbo = GuideElbo::with_guide(
+            model,
+            example,
+            config.guide,
+            config.num_particles,
+            config.kl,
+            0,
+        )?;
         let site_shapes: Vec<(usize, bool)> = elbo
             .sites()
             .iter()
             .map(|s| (s.shape.elems(), s.prior.support() == Support::Positive))
             .collect();
-        let lens: Vec<usize> = site_shapes.iter().map(|s| s.0).collect();
-        let rho = T::from_f64(inverse_softplus(config.init_scale));
-        let model_size: usize = lens.iter().sum();
+        let guide_block = elbo.guide_block();
+        let init_scale = config.init_scale;
         let init: BoxedInit<T> = Box::new(move |rng| {
             let loc = loc_init(rng);
-            if loc.len() != model_size {
-                // The runner's init check reports the length.
-                return loc;
-            }
-            let mut block = Vec::with_capacity(2 * model_size);
-            let mut offset = 0;
-            for &len in &lens {
-                block.extend_from_slice(&loc[offset..offset + len]);
-                block.extend(std::iter::repeat_n(rho, len));
-                offset += len;
-            }
-            block
+            // A wrong length is returned as is: the runner's init check reports it.
+            guide_block.member(&loc, init_scale).unwrap_or(loc)
         });
         // One ELBO per block of members; each draws its members' noise from their own streams.
         let mut parts = Vec::with_capacity(config.threads);
@@ -240,6 +243,18 @@ where
                 .map_err(EnsembleError::from)?;
             let elbo = &self.map.log_joint().parts()[0];
             let guide = elbo.guide_ids();
+            let rank = elbo.guide().rank();
+            // A low-rank guide's z (one per member and draw) comes first from each member's
+            // stream, then the sites' ε.
+            let z = if rank > 0 {
+                noise.resize(rngs.len() * rank, T::ZERO);
+                for (rng, block) in rngs.iter_mut().zip(noise.chunks_exact_mut(rank)) {
+                    fill_standard_normal(rng, block);
+                }
+                Some(g.input_per_member(&noise, [1, rank])?)
+            } else {
+                None
+            };
             let mut values = Vec::with_capacity(self.site_shapes.len());
             for (k, &(len, positive)) in self.site_shapes.iter().enumerate() {
                 let shape = elbo.sites()[k].shape;
@@ -252,7 +267,13 @@ where
                 let eps = g.input_per_member(&noise, shape)?;
                 let scale = g.softplus(rho);
                 let step = g.mul(scale, eps)?;
-                let raw = g.add(loc, step)?;
+                let mut raw = g.add(loc, step)?;
+                if let Some(z) = z {
+                    let factor = g.param(guide.cov_factor[k])?;
+                    let wz = g.matmul(z, factor)?;
+                    let wz = g.reshape(wz, shape)?;
+                    raw = g.add(raw, wz)?;
+                }
                 values.push(if positive { g.exp(raw) } else { raw });
             }
             let f = network(&mut g, x, &values)?;

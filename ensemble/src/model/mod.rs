@@ -55,7 +55,7 @@ use flock_autograd::{
 use flock_kernels::Element;
 
 pub use distribution::{Distribution, Support, half_normal, log_normal, normal};
-pub use vi::{GuideIds, KlEstimator, MeanFieldElbo, inverse_softplus};
+pub use vi::{Guide, GuideBlock, GuideElbo, GuideIds, KlEstimator, inverse_softplus};
 
 use crate::{EnsembleError, MemberRng};
 
@@ -78,13 +78,15 @@ enum Mode<'c, T> {
     },
     /// Evaluating: latents are the parameters.
     Evaluate { sites: &'c [Site<T>] },
-    /// Evaluating one particle of a mean-field guide: latent `k` is `loc + softplus(rho)·ε`
-    /// with `ε` from `noise` (per site, `[E, len]` at `offsets[k]`).
+    /// Evaluating one particle of a guide: latent `k` is `loc + softplus(rho)·ε` with `ε` from
+    /// `noise` (per site, `[E, len]` at `offsets[k]`), plus `Wₖ·z` for a low-rank guide (`z`:
+    /// `[1, rank]` per member, shared by the sites).
     Guide {
         sites: &'c [Site<T>],
         guide: &'c vi::GuideIds,
         noise: &'c [T],
         offsets: &'c [usize],
+        z: Option<Var>,
     },
 }
 
@@ -176,6 +178,7 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 guide,
                 noise,
                 offsets,
+                z,
             } => {
                 check_site(sites, index, name, shape)?;
                 let g = &mut *self.graph;
@@ -186,6 +189,15 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 let eps =
                     g.input_per_member(&noise[offsets[index]..offsets[index] + len], shape)?;
                 let raw = g.mul_add(scale, eps, loc)?;
+                if let Some(z) = *z {
+                    // + Wₖ·z; log q enters once per evaluation as the guide's entropy.
+                    let factor = g.param(guide.cov_factor[index])?;
+                    let wz = g.matmul(z, factor)?;
+                    let wz = g.reshape(wz, shape)?;
+                    let raw = g.add(raw, wz)?;
+                    let value = if positive { g.exp(raw) } else { raw };
+                    return self.finish_sample(prior, raw, value, positive);
+                }
                 // log q(θ) = Σ log N(loc + s·ε | loc, s) = Σ (−½ε² − ln s) − n·½ln 2π: the same
                 // value and gradient as the density of θ (its ε-terms cancel), with one vector
                 // log instead of a scalar one per element.
@@ -208,6 +220,18 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 (raw, if positive { self.graph.exp(raw) } else { raw })
             }
         };
+        self.finish_sample(prior, raw, value, positive)
+    }
+
+    /// Adds the site's log-prior at `value` (with the Jacobian `Σ raw` of a positive site stored
+    /// as its logarithm `raw`); returns `value`.
+    fn finish_sample(
+        &mut self,
+        prior: Distribution<T>,
+        raw: Var,
+        value: Var,
+        positive: bool,
+    ) -> Result<Var, AutogradError> {
         let mut lp = prior.log_prob(self.graph, value)?;
         if positive {
             // log|d eᵘ/du| = u.

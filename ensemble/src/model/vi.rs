@@ -1,4 +1,5 @@
-//! Mean-field variational inference over a model's latent sites: [`MeanFieldElbo`].
+//! Variational inference over a model's latent sites with a Gaussian guide per member —
+//! mean-field or low-rank plus diagonal ([`Guide`]): [`GuideElbo`].
 
 use flock_autograd::{
     Arg, AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamId, ParamLayout, Shape, Tape,
@@ -9,13 +10,83 @@ use flock_kernels::Element;
 use super::{Distribution, Mode, Model, ModelContext, ModelLogJoint, Site, Support, accumulate};
 use crate::{EnsembleError, MemberRng, fill_standard_normal, member_rng};
 
-/// The guide's leaves in the variational layout: `{site}.loc` and `{site}.rho` per site.
+/// The guide's leaves in the variational layout: `{site}.loc` and `{site}.rho` per site, and
+/// with a low-rank guide `{site}.cov_factor`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuideIds {
     /// `loc` of each site, in site order.
     pub loc: Vec<ParamId>,
     /// `ρ` of each site (scale `softplus(ρ)`), in site order.
     pub rho: Vec<ParamId>,
+    /// The site's rows of the covariance factor `W`, stored transposed as `[rank, len]`, in site
+    /// order; empty for a mean-field guide.
+    pub cov_factor: Vec<ParamId>,
+}
+
+/// The family of each member's Gaussian guide over all its latent values `θ ∈ ℝᴰ`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Guide {
+    /// `θ ~ N(loc, diag(s²))`, `s = softplus(ρ)` (numpyro's `AutoNormal`).
+    #[default]
+    MeanField,
+    /// `θ ~ N(loc, W·Wᵀ + diag(s²))` with `W: [D, rank]` (numpyro's
+    /// `AutoLowRankMultivariateNormal`; `W` starts at zero, so the guide starts mean-field):
+    /// correlations between all latent values of a member, across sites, for `D·rank` more
+    /// parameters.
+    LowRank {
+        /// Columns of `W` (at least 1).
+        rank: usize,
+    },
+}
+
+impl Guide {
+    /// Columns of the covariance factor (0 for mean-field).
+    pub fn rank(self) -> usize {
+        match self {
+            Guide::MeanField => 0,
+            Guide::LowRank { rank } => rank,
+        }
+    }
+}
+
+/// The block layout of one member's guide, to build initial blocks from site values without the
+/// ELBO at hand: per site `loc`, `ρ` and (low rank) the zero-initialised `cov_factor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuideBlock {
+    site_lens: Vec<usize>,
+    rank: usize,
+}
+
+impl GuideBlock {
+    /// Site values per member (`Σ` site sizes).
+    pub fn model_size(&self) -> usize {
+        self.site_lens.iter().sum()
+    }
+
+    /// One member's guide parameters from a model block `loc` (site values in order, positive
+    /// sites as logarithms) and the initial guide scale (numpyro's `init_scale`).
+    ///
+    /// # Errors
+    /// [`EnsembleError::InitShape`] (member 0) if `loc` is not one model block.
+    pub fn member<T: Element>(&self, loc: &[T], init_scale: f64) -> Result<Vec<T>, EnsembleError> {
+        if loc.len() != self.model_size() {
+            return Err(EnsembleError::InitShape {
+                member: 0,
+                len: loc.len(),
+                expected: self.model_size(),
+            });
+        }
+        let rho = T::from_f64(inverse_softplus(init_scale));
+        let mut block = Vec::with_capacity((2 + self.rank) * loc.len());
+        let mut offset = 0;
+        for &len in &self.site_lens {
+            block.extend_from_slice(&loc[offset..offset + len]);
+            block.extend(std::iter::repeat_n(rho, len));
+            block.extend(std::iter::repeat_n(T::ZERO, self.rank * len));
+            offset += len;
+        }
+        Ok(block)
+    }
 }
 
 /// How the KL term of the ELBO is computed.
@@ -27,10 +98,11 @@ pub enum KlEstimator {
     Analytic,
 }
 
-/// The negative tempered ELBO of a mean-field Gaussian guide over a model.
+/// The negative tempered ELBO of a Gaussian guide over a model.
 ///
-/// The guide is `θₖ = locₖ + softplus(ρₖ)·εₖ` for every latent site `k` of each member
-/// (numpyro's `AutoNormal`), and the ELBO is a [`LogJoint`], so
+/// The mean-field guide is `θₖ = locₖ + softplus(ρₖ)·εₖ` for every latent site `k` of each
+/// member (numpyro's `AutoNormal`); the low-rank guide ([`Guide::LowRank`]) adds `Wₖ·z`, one
+/// `z ~ N(0, I_rank)` per member and draw shared by all sites. The ELBO is a [`LogJoint`], so
 /// [`ensemble_step`](crate::ensemble_step) trains it like any log-joint.
 ///
 /// As a log-joint the ELBO reports, per member, `ℓ = (1/S) Σₛ log p(y | θₛ)` (the expected
@@ -38,11 +110,20 @@ pub enum KlEstimator {
 /// `(1/S) Σₛ [log p(θₛ) − log q(θₛ)]` ([`KlEstimator::MonteCarlo`], numpyro's `Trace_ELBO`) or in
 /// closed form for Normal priors ([`KlEstimator::Analytic`]). A step with `prior_weight = β`
 /// and `scale = N/|B|` therefore minimises `−(N/|B|)·E[log p(y|θ)] + β·KL`, the tempered ELBO.
-pub struct MeanFieldElbo<T, M> {
+///
+/// With a low-rank guide the Monte-Carlo KL takes `log q` in expectation — the guide's exact
+/// entropy `H(q) = ½·D·(1 + ln 2π) + Σ ln s + ½ ln det(I + Σₖ Uₖ·Uₖᵀ)` (`Uₖ = Wₖᵀ/sₖ`, the
+/// matrix determinant lemma) — instead of at each draw: the same expectation, one `rank × rank`
+/// log-determinant per member instead of a solve per draw. The analytic KL is the closed form
+/// against the Normal priors, as for the mean-field guide.
+pub struct GuideElbo<T, M> {
     model: M,
     sites: Vec<Site<T>>,
     layout: ParamLayout,
     guide: GuideIds,
+    family: Guide,
+    /// `I_rank`, row-major (empty for mean-field).
+    identity: Vec<T>,
     particles: usize,
     kl: KlEstimator,
     seed: u64,
@@ -75,10 +156,11 @@ impl<T: Element> Default for Scratch<T> {
     }
 }
 
-impl<T, M> core::fmt::Debug for MeanFieldElbo<T, M> {
+impl<T, M> core::fmt::Debug for GuideElbo<T, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MeanFieldElbo")
+        f.debug_struct("GuideElbo")
             .field("layout", &self.layout)
+            .field("guide", &self.family)
             .field("particles", &self.particles)
             .field("kl", &self.kl)
             .finish_non_exhaustive()
@@ -90,9 +172,9 @@ pub fn inverse_softplus(s: f64) -> f64 {
     s + (-(-s).exp_m1()).ln()
 }
 
-impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
-    /// A guide over `model`'s latent sites (found by running it once on `example`), with
-    /// `particles` draws per member and step; member `e`'s noise comes from the stream
+impl<T: Element, M: Model<T>> GuideElbo<T, M> {
+    /// A mean-field guide over `model`'s latent sites (found by running it once on `example`),
+    /// with `particles` draws per member and step; member `e`'s noise comes from the stream
     /// `(seed, e)`.
     ///
     /// # Errors
@@ -104,6 +186,28 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         kl: KlEstimator,
         seed: u64,
     ) -> Result<Self, EnsembleError> {
+        Self::with_guide(model, example, Guide::MeanField, particles, kl, seed)
+    }
+
+    /// As [`GuideElbo::new`], with the guide family `guide`.
+    ///
+    /// # Errors
+    /// [`EnsembleError::InvalidArgument`] for zero particles or a zero rank; the model's errors.
+    pub fn with_guide(
+        model: M,
+        example: Batch<'_, T>,
+        guide_family: Guide,
+        particles: usize,
+        kl: KlEstimator,
+        seed: u64,
+    ) -> Result<Self, EnsembleError> {
+        if guide_family == (Guide::LowRank { rank: 0 }) {
+            return Err(EnsembleError::InvalidArgument {
+                name: "rank",
+                value: 0.0,
+                expected: "a low-rank guide of rank at least 1",
+            });
+        }
         if particles == 0 {
             return Err(EnsembleError::InvalidArgument {
                 name: "num_particles",
@@ -117,7 +221,9 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         let mut guide = GuideIds {
             loc: Vec::new(),
             rho: Vec::new(),
+            cov_factor: Vec::new(),
         };
+        let rank = guide_family.rank();
         for site in &sites {
             guide
                 .loc
@@ -125,17 +231,27 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
             guide
                 .rho
                 .push(layout.add(format!("{}.rho", site.name), site.shape)?);
+            if rank > 0 {
+                guide.cov_factor.push(layout.add(
+                    format!("{}.cov_factor", site.name),
+                    [rank, site.shape.elems()],
+                )?);
+            }
         }
         if kl == KlEstimator::Analytic {
             for site in &sites {
                 analytic_prior(site)?;
             }
         }
-        Ok(MeanFieldElbo {
+        Ok(GuideElbo {
             model,
             sites,
             layout,
             guide,
+            family: guide_family,
+            identity: (0..rank * rank)
+                .map(|i| if i % (rank + 1) == 0 { T::ONE } else { T::ZERO })
+                .collect(),
             particles,
             kl,
             seed,
@@ -150,11 +266,13 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
     where
         M: Clone,
     {
-        MeanFieldElbo {
+        GuideElbo {
             model: self.model.clone(),
             sites: self.sites.clone(),
             layout: self.layout.clone(),
             guide: self.guide.clone(),
+            family: self.family,
+            identity: self.identity.clone(),
             particles: self.particles,
             kl: self.kl,
             seed: self.seed,
@@ -179,40 +297,40 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         &self.guide
     }
 
-    /// Parameters per member of the model (`Σ` site sizes; the guide has twice as many).
+    /// The guide family.
+    pub fn guide(&self) -> Guide {
+        self.family
+    }
+
+    /// Parameters per member of the model (`Σ` site sizes; the guide has `2 + rank` times as
+    /// many).
     pub fn model_size(&self) -> usize {
         self.sites.iter().map(|s| s.shape.elems()).sum()
     }
 
+    /// The layout of one member's guide block, for building initial blocks.
+    pub fn guide_block(&self) -> GuideBlock {
+        GuideBlock {
+            site_lens: self.sites.iter().map(|s| s.shape.elems()).collect(),
+            rank: self.family.rank(),
+        }
+    }
+
     /// One member's variational block from a model block `loc` (site values in order, positive
     /// sites as logarithms, as [`ModelLogJoint`] stores them) and the initial guide scale
-    /// (numpyro's `init_scale`, 0.1 by default).
+    /// (numpyro's `init_scale`, 0.1 by default); a low-rank factor starts at zero.
     ///
     /// # Errors
     /// [`EnsembleError::InitShape`] (member 0) if `loc` is not one model block.
     pub fn init_member(&self, loc: &[T], init_scale: f64) -> Result<Vec<T>, EnsembleError> {
-        if loc.len() != self.model_size() {
-            return Err(EnsembleError::InitShape {
-                member: 0,
-                len: loc.len(),
-                expected: self.model_size(),
-            });
-        }
-        let rho = T::from_f64(inverse_softplus(init_scale));
-        let mut block = Vec::with_capacity(2 * loc.len());
-        let mut offset = 0;
-        for site in &self.sites {
-            let len = site.shape.elems();
-            block.extend_from_slice(&loc[offset..offset + len]);
-            block.extend(std::iter::repeat_n(rho, len));
-            offset += len;
-        }
-        Ok(block)
+        self.guide_block().member(loc, init_scale)
     }
 
     /// Uses fixed noise instead of fresh draws (for reproducing a reference): `noise` holds,
     /// for each particle `s`, each site in order, each member `e`: that site's `ε` (row-major in
-    /// the site's shape) — `[S][site][E][len]`. `None` returns to fresh draws.
+    /// the site's shape), then with a low-rank guide each member's `z` (`rank` values) —
+    /// `[S][site][E][len]` followed by `[S]…[E][rank]` within each particle's block, i.e.
+    /// `E·(D + rank)` values per particle. `None` returns to fresh draws.
     pub fn set_noise(&mut self, noise: Option<Vec<T>>) {
         self.scratch.fixed_noise = noise.is_some();
         self.scratch.noise = noise.unwrap_or_default();
@@ -232,13 +350,15 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
             rng.get_or_insert_with(|| member_rng(seed, first + e));
         }
         let p = self.model_size();
+        let rank = self.family.rank();
+        let per_member = p + rank;
         self.scratch
             .noise
-            .resize(self.particles * members * p, T::ZERO);
+            .resize(self.particles * members * per_member, T::ZERO);
         self.scratch
             .member_noise
-            .resize(self.particles * p, T::ZERO);
-        if p == 0 {
+            .resize(self.particles * per_member, T::ZERO);
+        if per_member == 0 {
             return;
         }
         let rngs = self.scratch.rngs[first..first + members]
@@ -247,10 +367,10 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
         for (e, rng) in rngs.enumerate() {
             // Member e's draws in one pass, then into the `[S][site][E][len]` layout.
             fill_standard_normal(rng, &mut self.scratch.member_noise);
-            let mut drawn = self.scratch.member_noise.chunks_exact(p);
+            let mut drawn = self.scratch.member_noise.chunks_exact(per_member);
             for s in 0..self.particles {
                 let particle = drawn.next().expect("one chunk per particle");
-                let (mut offset, mut read) = (s * members * p, 0);
+                let (mut offset, mut read) = (s * members * per_member, 0);
                 for site in &self.sites {
                     let len = site.shape.elems();
                     let start = offset + e * len;
@@ -259,6 +379,8 @@ impl<T: Element, M: Model<T>> MeanFieldElbo<T, M> {
                     offset += members * len;
                     read += len;
                 }
+                let start = offset + e * rank;
+                self.scratch.noise[start..start + rank].copy_from_slice(&particle[read..]);
             }
         }
     }
@@ -298,7 +420,54 @@ fn site_kl<T: Element>(
     Ok(g.offset(total, n * (sigma.ln() - 0.5)))
 }
 
-impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
+/// `ln det(I + Σₖ Uₖ·Uₖᵀ)` per member, `Uₖ = cov_factorₖ / sₖ` (`[rank, len]`, column `j`
+/// divided by the site's scale `sₖⱼ`): the capacitance of the low-rank covariance
+/// `W·Wᵀ + diag(s²)`, whose log-determinant is `2 Σ ln s` plus this (matrix determinant lemma).
+fn log_det_capacitance<T: Element>(
+    g: &mut Graph<'_, T>,
+    guide: &GuideIds,
+    rank: usize,
+    identity: &[T],
+) -> Result<Var, AutogradError> {
+    let mut sum = None;
+    for (&rho, &factor) in guide.rho.iter().zip(&guide.cov_factor) {
+        let rho = g.param(rho)?;
+        let len = g.shape(rho).elems();
+        let scale = g.softplus(rho);
+        let scale = g.reshape(scale, [len])?;
+        let factor = g.param(factor)?;
+        let u = g.div(factor, scale)?;
+        let uut = g.matmul_transposed(u, u)?;
+        accumulate(g, &mut sum, uut)?;
+    }
+    let eye = g.input(identity, [rank, rank])?;
+    let capacitance = match sum {
+        Some(s) => g.add(s, eye)?,
+        None => eye,
+    };
+    g.log_det_spd(capacitance)
+}
+
+/// The entropy `½·D·(1 + ln 2π) + Σ ln s + ½ ln det C` of the low-rank guide, `C` the capacitance
+/// with log-determinant `log_det`.
+fn low_rank_entropy<T: Element>(
+    g: &mut Graph<'_, T>,
+    guide: &GuideIds,
+    model_size: usize,
+    log_det: Var,
+) -> Result<Var, AutogradError> {
+    let mut total = g.scale(log_det, 0.5);
+    for &rho in &guide.rho {
+        let rho = g.param(rho)?;
+        let scale = g.softplus(rho);
+        let sum_log = g.sum_log(scale);
+        total = g.add(total, sum_log)?;
+    }
+    let d = model_size as f64;
+    Ok(g.offset(total, 0.5 * d * (1.0 + (2.0 * core::f64::consts::PI).ln())))
+}
+
+impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
     fn layout(&self) -> &ParamLayout {
         &self.layout
     }
@@ -322,8 +491,10 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
         let p = self.model_size();
+        let rank = self.family.rank();
+        let per_particle = members * (p + rank);
         if self.scratch.fixed_noise {
-            let expected = self.particles * members * p;
+            let expected = self.particles * per_particle;
             if self.scratch.noise.len() != expected {
                 return Err(AutogradError::BufferLength {
                     what: "fixed guide noise",
@@ -340,11 +511,12 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
             offsets.push(offset);
             offset += members * site.shape.elems();
         }
-        let MeanFieldElbo {
+        let GuideElbo {
             model,
             sites,
             layout,
             guide,
+            identity,
             particles,
             kl,
             scratch: Scratch { noise, tape, .. },
@@ -354,7 +526,12 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
         let (x, y) = batch_inputs(&mut g, &batch)?;
         let (mut ll_sum, mut log_ratio_sum) = (None, None);
         for s in 0..*particles {
-            let block = &noise[s * members * p..(s + 1) * members * p];
+            let block = &noise[s * per_particle..(s + 1) * per_particle];
+            let z = if rank > 0 {
+                Some(g.input_per_member(&block[members * p..], [1, rank])?)
+            } else {
+                None
+            };
             let mut ctx = ModelContext {
                 graph: &mut g,
                 mode: Mode::Guide {
@@ -362,6 +539,7 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
                     guide,
                     noise: block,
                     offsets: &offsets,
+                    z,
                 },
                 next_site: 0,
                 loglik: None,
@@ -373,9 +551,14 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
             if let Some(ll) = ll {
                 accumulate(&mut g, &mut ll_sum, ll)?;
             }
-            if let (Some(lp), Some(lq)) = (lp, lq) {
-                let ratio = g.sub(lp, lq)?;
-                accumulate(&mut g, &mut log_ratio_sum, ratio)?;
+            match (lp, lq) {
+                (Some(lp), Some(lq)) => {
+                    let ratio = g.sub(lp, lq)?;
+                    accumulate(&mut g, &mut log_ratio_sum, ratio)?;
+                }
+                // A low-rank guide's log q enters once, as its entropy, below.
+                (Some(lp), None) if rank > 0 => accumulate(&mut g, &mut log_ratio_sum, lp)?,
+                _ => {}
             }
         }
         let zero = |g: &mut Graph<'_, T>| g.input(&[T::ZERO], Shape::SCALAR);
@@ -384,11 +567,25 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
             Some(v) => g.scale(v, inv),
             None => zero(&mut g)?,
         };
+        let capacitance = if rank > 0 && !sites.is_empty() {
+            Some(log_det_capacitance(&mut g, guide, rank, identity)?)
+        } else {
+            None
+        };
         let minus_kl = match kl {
-            KlEstimator::MonteCarlo => match log_ratio_sum {
-                Some(v) => g.scale(v, inv),
-                None => zero(&mut g)?,
-            },
+            KlEstimator::MonteCarlo => {
+                let mean = match log_ratio_sum {
+                    Some(v) => g.scale(v, inv),
+                    None => zero(&mut g)?,
+                };
+                match capacitance {
+                    Some(log_det) => {
+                        let entropy = low_rank_entropy(&mut g, guide, p, log_det)?;
+                        g.add(mean, entropy)?
+                    }
+                    None => mean,
+                }
+            }
             KlEstimator::Analytic => {
                 let mut total = None;
                 for (k, site) in sites.iter().enumerate() {
@@ -396,8 +593,20 @@ impl<T: Element, M: Model<T>> LogJoint<T> for MeanFieldElbo<T, M> {
                     debug_assert_eq!(site.prior.support(), Support::Real);
                     let loc = g.param(guide.loc[k])?;
                     let rho = g.param(guide.rho[k])?;
-                    let term = site_kl(&mut g, loc, rho, prior)?;
+                    let mut term = site_kl(&mut g, loc, rho, prior)?;
+                    if rank > 0 {
+                        // tr(Σₚ⁻¹·W·Wᵀ) over the site: Σ W² / (2σ²).
+                        let factor = g.param(guide.cov_factor[k])?;
+                        let w2 = g.sum_squares(factor);
+                        let w2 = g.scale(w2, 0.5 / (prior.1 * prior.1));
+                        term = g.add(term, w2)?;
+                    }
                     accumulate(&mut g, &mut total, term)?;
+                }
+                if let Some(log_det) = capacitance {
+                    // −½ ln det(I + Σ UₖUₖᵀ) of ln det Σ_q.
+                    let half = g.scale(log_det, -0.5);
+                    accumulate(&mut g, &mut total, half)?;
                 }
                 match total {
                     Some(v) => g.neg(v),
