@@ -113,9 +113,10 @@ impl MemberGuide {
             let len = l.len();
             loc.extend_from_slice(l);
             s.extend_from_slice(sc);
+            // W = diag(s)·V.
             for j in 0..len {
                 for i in 0..RANK {
-                    w.push(vt[i * len + j]);
+                    w.push(sc[j] * vt[i * len + j]);
                 }
             }
         }
@@ -234,8 +235,8 @@ fn draw(guide: &MemberGuide, noise: &[f64], s: usize, e: usize) -> Vec<Vec<f64>>
             offset += MEMBERS * len;
             (0..len)
                 .map(|j| {
-                    let wz: f64 = (0..RANK).map(|i| vt[i * len + j] * z[i]).sum();
-                    loc[j] + sc[j] * eps[j] + wz
+                    let vz: f64 = (0..RANK).map(|i| vt[i * len + j] * z[i]).sum();
+                    loc[j] + sc[j] * (eps[j] + vz)
                 })
                 .collect()
         })
@@ -408,4 +409,34 @@ fn rank_zero_is_rejected() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("rank"), "{err}");
+}
+
+/// A two-layer tanh network's sites (matrices, vectors, a `[1]`), as the seed's model has them.
+fn mlp_model(
+    hidden: usize,
+) -> impl for<'c, 'g> Fn(&mut ModelContext<'c, 'g, f64>, Var, Var) -> Result<(), AutogradError> + Clone
+{
+    move |m, x, y| {
+        let w1 = m.sample("W1", normal(0.0, 1.0), [2, hidden])?;
+        let b1 = m.sample("b1", normal(0.0, 1.0), [hidden])?;
+        let w2 = m.sample("W2", normal(0.0, 1.0), [hidden, 1])?;
+        let b2 = m.sample("b2", normal(0.0, 1.0), [1])?;
+        let g = m.graph();
+        let h = g.matmul(x, w1)?;
+        let h = g.add(h, b1)?;
+        let h = g.tanh(h);
+        let f = g.matmul(h, w2)?;
+        let f = g.add(f, b2)?;
+        let f = g.squeeze_last(f)?;
+        m.observe("y", normal(f, 0.3), y)
+    }
+}
+
+#[test]
+fn gradients_of_a_network_model_match_finite_differences() {
+    let (x, y) = data();
+    for kl in [KlEstimator::MonteCarlo, KlEstimator::Analytic] {
+        let mut setup = setup(mlp_model(3), kl, &x, &y);
+        check_gradient(&mut setup, &x, &y);
+    }
 }

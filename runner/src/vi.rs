@@ -266,14 +266,18 @@ where
                 }
                 let eps = g.input_per_member(&noise, shape)?;
                 let scale = g.softplus(rho);
+                let eps = match z {
+                    // s ⊙ (ε + Vₖ·z)
+                    Some(z) => {
+                        let factor = g.param(guide.cov_factor[k])?;
+                        let vz = g.matmul(z, factor)?;
+                        let vz = g.reshape(vz, shape)?;
+                        g.add(eps, vz)?
+                    }
+                    None => eps,
+                };
                 let step = g.mul(scale, eps)?;
-                let mut raw = g.add(loc, step)?;
-                if let Some(z) = z {
-                    let factor = g.param(guide.cov_factor[k])?;
-                    let wz = g.matmul(z, factor)?;
-                    let wz = g.reshape(wz, shape)?;
-                    raw = g.add(raw, wz)?;
-                }
+                let raw = g.add(loc, step)?;
                 values.push(if positive { g.exp(raw) } else { raw });
             }
             let f = network(&mut g, x, &values)?;

@@ -209,14 +209,14 @@ fn a_low_rank_guide_recovers_a_correlated_posterior() {
             |_rng: &mut flock_ensemble::MemberRng| vec![0.0, 0.0],
             // Decaying to 1 % of the rate, so that Adam's jitter does not inflate the variances.
             adam(
-                cosine_decay_schedule(2e-2, 6000, 0.01, 1.0).unwrap(),
+                cosine_decay_schedule(5e-2, 10000, 0.01, 1.0).unwrap(),
                 AdamConfig::default(),
             )
             .unwrap(),
             config,
         )
         .unwrap();
-        vi.run(1, 6000, batch, RunOptions::default()).unwrap()
+        vi.run(1, 10000, batch, RunOptions::default()).unwrap()
     };
     let softplus = |r: f64| r.max(0.0) + (-r.abs()).exp().ln_1p();
     let low = fit(Guide::LowRank { rank: 1 });
@@ -224,7 +224,8 @@ fn a_low_rank_guide_recovers_a_correlated_posterior() {
         // [w.loc, w.rho, w.cov_factor, b.loc, b.rho, b.cov_factor]
         let p = low.params.member(e);
         let (sw, sb) = (softplus(p[1]), softplus(p[4]));
-        let (fw, fb) = (p[2], p[5]);
+        // W = diag(s)·V.
+        let (fw, fb) = (sw * p[2], sb * p[5]);
         let (qw, qb, qwb) = (fw * fw + sw * sw, fb * fb + sb * sb, fw * fb);
         let q_corr = qwb / (qw * qb).sqrt();
         println!(

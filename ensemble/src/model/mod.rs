@@ -79,8 +79,8 @@ enum Mode<'c, T> {
     /// Evaluating: latents are the parameters.
     Evaluate { sites: &'c [Site<T>] },
     /// Evaluating one particle of a guide: latent `k` is `loc + softplus(rho)·ε` with `ε` from
-    /// `noise` (per site, `[E, len]` at `offsets[k]`), plus `Wₖ·z` for a low-rank guide (`z`:
-    /// `[1, rank]` per member, shared by the sites).
+    /// `noise` (per site, `[E, len]` at `offsets[k]`); for a low-rank guide
+    /// `loc + softplus(rho) ⊙ (ε + Vₖ·z)` (`z`: `[1, rank]` per member, shared by the sites).
     Guide {
         sites: &'c [Site<T>],
         guide: &'c vi::GuideIds,
@@ -188,16 +188,18 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                 let len = g.members() * shape.elems();
                 let eps =
                     g.input_per_member(&noise[offsets[index]..offsets[index] + len], shape)?;
-                let raw = g.mul_add(scale, eps, loc)?;
                 if let Some(z) = *z {
-                    // + Wₖ·z; log q enters once per evaluation as the guide's entropy.
+                    // loc + s ⊙ (ε + Vₖ·z); log q enters once per evaluation as the guide's
+                    // entropy.
                     let factor = g.param(guide.cov_factor[index])?;
-                    let wz = g.matmul(z, factor)?;
-                    let wz = g.reshape(wz, shape)?;
-                    let raw = g.add(raw, wz)?;
+                    let vz = g.matmul(z, factor)?;
+                    let vz = g.reshape(vz, shape)?;
+                    let eps = g.add(eps, vz)?;
+                    let raw = g.mul_add(scale, eps, loc)?;
                     let value = if positive { g.exp(raw) } else { raw };
                     return self.finish_sample(prior, raw, value, positive);
                 }
+                let raw = g.mul_add(scale, eps, loc)?;
                 // log q(θ) = Σ log N(loc + s·ε | loc, s) = Σ (−½ε² − ln s) − n·½ln 2π: the same
                 // value and gradient as the density of θ (its ε-terms cancel), with one vector
                 // log instead of a scalar one per element.
