@@ -23,6 +23,8 @@ pub enum DataError {
         line: usize,
         /// 1-based column.
         column: usize,
+        /// The column's header name, when the file has a header.
+        name: Option<String>,
         /// The text found.
         text: String,
     },
@@ -34,6 +36,8 @@ pub enum DataError {
         line: usize,
         /// 1-based column.
         column: usize,
+        /// The column's header name, when the file has a header.
+        name: Option<String>,
     },
     /// A row has another number of columns than the first.
     Ragged {
@@ -95,16 +99,24 @@ impl fmt::Display for DataError {
                 path,
                 line,
                 column,
+                name,
                 text,
             } => write!(
                 f,
-                "{}:{line}: column {column} is {text:?}, not a number",
-                path.display()
+                "{}:{line}: column {column}{} is {text:?}, not a number",
+                path.display(),
+                quoted(name)
             ),
-            DataError::NonFinite { path, line, column } => write!(
+            DataError::NonFinite {
+                path,
+                line,
+                column,
+                name,
+            } => write!(
                 f,
-                "{}:{line}: column {column} is not finite (NaN or infinite)",
-                path.display()
+                "{}:{line}: column {column}{} is not finite (NaN or infinite)",
+                path.display(),
+                quoted(name)
             ),
             DataError::Ragged {
                 path,
@@ -153,6 +165,13 @@ impl fmt::Display for DataError {
 
 impl std::error::Error for DataError {}
 
+/// ` ("name")` for a named column, nothing otherwise.
+fn quoted(name: &Option<String>) -> String {
+    name.as_ref()
+        .map(|n| format!(" ({n:?})"))
+        .unwrap_or_default()
+}
+
 /// A numeric table read from whitespace-separated text (blank lines skipped).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
@@ -187,6 +206,7 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
                 path: path.to_owned(),
                 line: line_no,
                 column: c + 1,
+                name: None,
                 text: cell.chars().take(40).collect(),
             })?;
             if !v.is_finite() {
@@ -194,6 +214,7 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
                     path: path.to_owned(),
                     line: line_no,
                     column: c + 1,
+                    name: None,
                 });
             }
             values.push(v);
@@ -242,6 +263,7 @@ pub(crate) fn read_indices(path: &Path, limit: usize) -> Result<Vec<usize>, Data
             path: path.to_owned(),
             line: number + 1,
             column: 1,
+            name: None,
             text: cell.chars().take(40).collect(),
         })?;
         if index >= limit {
@@ -315,6 +337,12 @@ pub fn read_named_table(path: &Path) -> Result<NamedTable, DataError> {
 
 /// [`read_named_table`] on text already in memory (`path` names it in errors).
 ///
+/// ```
+/// use flock_runner::table::parse_named_table;
+/// let err = parse_named_table("a,b,y\n1,2,3\n4,nan,6\n", "data.csv".as_ref()).unwrap_err();
+/// assert_eq!(err.to_string(), "data.csv:3: column 2 (\"b\") is not finite (NaN or infinite)");
+/// ```
+///
 /// # Errors
 /// [`DataError`]s naming the file, line and column.
 pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataError> {
@@ -358,7 +386,32 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
             }
         })
         .collect();
-    let table = parse_table(&body, path)?;
+    // A bad cell's error names its column's header.
+    let name_of = |column: usize| names.get(column - 1).cloned();
+    let table = parse_table(&body, path).map_err(|e| match e {
+        DataError::NotANumber {
+            path,
+            line,
+            column,
+            text,
+            ..
+        } => DataError::NotANumber {
+            path,
+            line,
+            column,
+            name: name_of(column),
+            text,
+        },
+        DataError::NonFinite {
+            path, line, column, ..
+        } => DataError::NonFinite {
+            path,
+            line,
+            column,
+            name: name_of(column),
+        },
+        other => other,
+    })?;
     if table.cols != names.len() {
         return Err(DataError::Ragged {
             path: path.to_owned(),
