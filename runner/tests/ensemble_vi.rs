@@ -216,10 +216,11 @@ fn a_low_rank_guide_recovers_a_correlated_posterior() {
             config,
         )
         .unwrap();
-        vi.run(1, 10000, batch, RunOptions::default()).unwrap()
+        let result = vi.run(1, 10000, batch, RunOptions::default()).unwrap();
+        (vi, result)
     };
     let softplus = |r: f64| r.max(0.0) + (-r.abs()).exp().ln_1p();
-    let low = fit(Guide::LowRank { rank: 1 });
+    let (low_vi, low) = fit(Guide::LowRank { rank: 1 });
     for e in 0..2 {
         // [w.loc, w.rho, w.cov_factor, b.loc, b.rho, b.cov_factor]
         let p = low.params.member(e);
@@ -245,7 +246,44 @@ fn a_low_rank_guide_recovers_a_correlated_posterior() {
             "member {e}: corr {q_corr} vs {corr}"
         );
     }
-    let mean_field = fit(Guide::MeanField);
+    // The predictive draws from the same guide: at x = 5, f = 5w + b has variance
+    // 25·var w + 10·cov + var b under each member's guide (checked on 4,000 draws; far from the
+    // data, where the factor's direction dominates — near x̄ ≈ 2 it cancels).
+    let draws = 4000;
+    let preds = low_vi
+        .predict(
+            &low.params,
+            |g, x, sites| {
+                let f = g.matmul(x, sites[0])?;
+                let f = g.add(f, sites[1])?;
+                g.squeeze_last(f)
+            },
+            &[5.0],
+            1,
+            draws,
+            7,
+        )
+        .unwrap();
+    for e in 0..2 {
+        let p = low.params.member(e);
+        let (sw, sb) = (softplus(p[1]), softplus(p[4]));
+        let (fw, fb) = (sw * p[2], sb * p[5]);
+        let var_f = 25.0 * (fw * fw + sw * sw) + 10.0 * fw * fb + fb * fb + sb * sb;
+        let mean_f = 5.0 * p[0] + p[3];
+        let f = &preds.values[e * draws..(e + 1) * draws];
+        let mean = f.iter().sum::<f64>() / draws as f64;
+        let var = f.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (draws - 1) as f64;
+        println!("member {e}: predictive var {var:.3e} (guide {var_f:.3e})");
+        assert!(
+            (mean - mean_f).abs() < 4.0 * (var_f / draws as f64).sqrt(),
+            "member {e}: mean {mean} vs {mean_f}"
+        );
+        assert!(
+            (var / var_f - 1.0).abs() < 0.1,
+            "member {e}: var {var} vs {var_f}"
+        );
+    }
+    let (_, mean_field) = fit(Guide::MeanField);
     for e in 0..2 {
         // [w.loc, w.rho, b.loc, b.rho]
         let qw = softplus(mean_field.params.member(e)[1]).powi(2);
