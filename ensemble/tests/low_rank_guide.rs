@@ -123,8 +123,8 @@ impl MemberGuide {
         (loc, s, w)
     }
 
-    /// `½·D·(1 + ln 2π) + ½ ln det(W·Wᵀ + diag(s²))` from the dense covariance.
-    fn entropy(&self) -> f64 {
+    /// The dense covariance `W·Wᵀ + diag(s²)` (`D × D`) and the means.
+    fn covariance(&self) -> (Vec<f64>, Vec<f64>) {
         let (loc, s, w) = self.flat();
         let d = loc.len();
         let mut cov = vec![0.0; d * d];
@@ -134,20 +134,20 @@ impl MemberGuide {
             }
             cov[i * d + i] += s[i] * s[i];
         }
+        (cov, loc)
+    }
+
+    /// `½·D·(1 + ln 2π) + ½ ln det(W·Wᵀ + diag(s²))` from the dense covariance.
+    fn entropy(&self) -> f64 {
+        let (cov, loc) = self.covariance();
+        let d = loc.len();
         0.5 * d as f64 * (1.0 + LN_2PI) + 0.5 * log_det(d, &cov)
     }
 
     /// `KL(N(loc, W·Wᵀ + diag(s²)) ‖ N(μ, diag(σ²)))` by the dense Gaussian formula.
     fn kl(&self, prior: &[(f64, f64)]) -> f64 {
-        let (loc, s, w) = self.flat();
+        let (cov, loc) = self.covariance();
         let d = loc.len();
-        let mut cov = vec![0.0; d * d];
-        for i in 0..d {
-            for j in 0..d {
-                cov[i * d + j] = (0..RANK).map(|r| w[i * RANK + r] * w[j * RANK + r]).sum();
-            }
-            cov[i * d + i] += s[i] * s[i];
-        }
         let mut total = -(d as f64) - log_det(d, &cov);
         for i in 0..d {
             let (mu, sigma) = prior[i];
