@@ -54,7 +54,7 @@ type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
 
 /// An ensemble of VI fits (pyrox's `EnsembleVI`) over a model written with flock's model
 /// language. The state's parameters are the guides' `{site}.loc` and `{site}.rho` (and with a
-/// low-rank guide `{site}.cov_factor`, `[rank, len]`).
+/// low-rank guide `{site}.cov_factor`, the factor relative to the scales as `[rank, len]`).
 ///
 /// ```
 /// use flock_autograd::{AutogradError, Batch, Var};

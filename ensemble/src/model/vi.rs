@@ -122,9 +122,9 @@ pub enum KlEstimator {
 ///
 /// With a low-rank guide the Monte-Carlo KL takes `log q` in expectation — the guide's exact
 /// entropy `H(q) = ½·D·(1 + ln 2π) + Σ ln s + ½ ln det(I + Σₖ Vₖᵀ·Vₖ)` (the matrix
-/// determinant lemma, `Vₖ` as `[len, rank]`) — instead of at each draw: the same expectation, one `rank × rank`
-/// log-determinant per member instead of a solve per draw. The analytic KL is the closed form
-/// against the Normal priors, as for the mean-field guide.
+/// determinant lemma, `Vₖ` as `[len, rank]`) — instead of at each draw: the same expectation,
+/// one `rank × rank` log-determinant per member instead of a solve per draw. The analytic KL is
+/// the closed form against the Normal priors, as for the mean-field guide.
 pub struct GuideElbo<T, M> {
     model: M,
     sites: Vec<Site<T>>,
@@ -336,10 +336,10 @@ impl<T: Element, M: Model<T>> GuideElbo<T, M> {
     }
 
     /// Uses fixed noise instead of fresh draws (for reproducing a reference): `noise` holds,
-    /// for each particle `s`, each site in order, each member `e`: that site's `ε` (row-major in
-    /// the site's shape), then with a low-rank guide each member's `z` (`rank` values) —
-    /// `[S][site][E][len]` followed by `[S]…[E][rank]` within each particle's block, i.e.
-    /// `E·(D + rank)` values per particle. `None` returns to fresh draws.
+    /// for each particle `s`: for each site in order, each member `e`: that site's `ε`
+    /// (row-major in the site's shape) — `[site][E][len]` — and then, with a low-rank guide,
+    /// each member's `z` — `[E][rank]`; `E·(D + rank)` values per particle. `None` returns to
+    /// fresh draws.
     pub fn set_noise(&mut self, noise: Option<Vec<T>>) {
         self.scratch.fixed_noise = noise.is_some();
         self.scratch.noise = noise.unwrap_or_default();
