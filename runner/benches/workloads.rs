@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use flock_autograd::*;
+use flock_ensemble::model::Guide;
 use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, standard_normal};
 use flock_kernels::Element;
 use flock_metrics::{Series, line_chart_svg, svg_to_png};
@@ -181,7 +182,7 @@ fn mlp_step<T: Element>(
 }
 
 /// Seconds per `EnsembleVI` step on the seed problem (E = 16, one particle).
-fn vi_step<T: Element>(threads: usize) -> (f64, f64, f64) {
+fn vi_step<T: Element>(threads: usize, guide: Guide) -> (f64, f64, f64) {
     let x: Vec<T> = (0..80)
         .map(|i| T::from_f64(-10.0 + 20.0 * i as f64 / 80.0))
         .collect();
@@ -203,6 +204,7 @@ fn vi_step<T: Element>(threads: usize) -> (f64, f64, f64) {
         adam(5e-3, AdamConfig::default()).unwrap(),
         ViConfig {
             threads,
+            guide,
             ..ViConfig::default()
         },
     )
@@ -247,13 +249,18 @@ fn main() {
         );
         report(
             &format!("VI step seed model E=16 1 particle f32{suffix}"),
-            vi_step::<f32>(threads),
+            vi_step::<f32>(threads, Guide::MeanField),
         );
         report(
             &format!("VI step seed model E=16 1 particle f64{suffix}"),
-            vi_step::<f64>(threads),
+            vi_step::<f64>(threads, Guide::MeanField),
         );
     }
+    // The low-rank guide's cost (rank 4: the guide has 6 values per model parameter, not 2).
+    report(
+        "VI step seed model E=16 1 particle low-rank 4 f64 2 threads",
+        vi_step::<f64>(2, Guide::LowRank { rank: 4 }),
+    );
 
     // Scaling curves (one thread, seed MLP unless noted), f32 then f64.
     let sizes = [1.0, 4.0, 16.0, 64.0, 256.0];

@@ -99,6 +99,8 @@ pub struct ModelContext<'c, 'g, T> {
     logprior: Option<Var>,
     /// `Σ log q(θ)` of the guide's draw (guide mode only).
     logq: Option<Var>,
+    /// `Σ ln s` over the sites' guide scales (low-rank guide mode only: its entropy's term).
+    sum_log_scale: Option<Var>,
 }
 
 impl<T> core::fmt::Debug for ModelContext<'_, '_, T> {
@@ -196,6 +198,8 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
                     let vz = g.reshape(vz, shape)?;
                     let eps = g.add(eps, vz)?;
                     let raw = g.mul_add(scale, eps, loc)?;
+                    let sum_log = g.sum_log(scale);
+                    accumulate(g, &mut self.sum_log_scale, sum_log)?;
                     let value = if positive { g.exp(raw) } else { raw };
                     return self.finish_sample(prior, raw, value, positive);
                 }
@@ -318,6 +322,7 @@ impl<T: Element, M: Model<T>> ModelLogJoint<T, M> {
                 loglik: None,
                 logprior: None,
                 logq: None,
+                sum_log_scale: None,
             };
             model.run(&mut ctx, x, y)?;
         }
@@ -371,6 +376,7 @@ impl<T: Element, M: Model<T>> ModelLogJoint<T, M> {
             loglik: None,
             logprior: None,
             logq: None,
+            sum_log_scale: None,
         };
         model.run(&mut ctx, x, y)?;
         let (ll, lp) = (ctx.loglik, ctx.logprior);

@@ -453,20 +453,15 @@ fn log_det_capacitance<T: Element>(
 }
 
 /// The entropy `½·D·(1 + ln 2π) + Σ ln s + ½ ln det C` of the low-rank guide, `C` the capacitance
-/// with log-determinant `log_det`.
+/// with log-determinant `log_det`, `Σ ln s` given (`sum_log_scale`).
 fn low_rank_entropy<T: Element>(
     g: &mut Graph<'_, T>,
-    guide: &GuideIds,
     model_size: usize,
     log_det: Var,
+    sum_log_scale: Var,
 ) -> Result<Var, AutogradError> {
-    let mut total = g.scale(log_det, 0.5);
-    for &rho in &guide.rho {
-        let rho = g.param(rho)?;
-        let scale = g.softplus(rho);
-        let sum_log = g.sum_log(scale);
-        total = g.add(total, sum_log)?;
-    }
+    let half = g.scale(log_det, 0.5);
+    let total = g.add(half, sum_log_scale)?;
     let d = model_size as f64;
     Ok(g.offset(total, 0.5 * d * (1.0 + (2.0 * core::f64::consts::PI).ln())))
 }
@@ -528,7 +523,7 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
         } = self;
         let mut g = tape.graph_over(members, params, layout)?;
         let (x, y) = batch_inputs(&mut g, &batch)?;
-        let (mut ll_sum, mut log_ratio_sum) = (None, None);
+        let (mut ll_sum, mut log_ratio_sum, mut sum_log_scale) = (None, None, None);
         for s in 0..*particles {
             let block = &noise[s * per_particle..(s + 1) * per_particle];
             let z = if rank > 0 {
@@ -549,9 +544,12 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
                 loglik: None,
                 logprior: None,
                 logq: None,
+                sum_log_scale: None,
             };
             model.run(&mut ctx, x, y)?;
             let (ll, lp, lq) = (ctx.loglik, ctx.logprior, ctx.logq);
+            // The entropy's Σ ln s, from the first draw's scales (the same in every draw).
+            sum_log_scale = sum_log_scale.or(ctx.sum_log_scale);
             if let Some(ll) = ll {
                 accumulate(&mut g, &mut ll_sum, ll)?;
             }
@@ -582,12 +580,12 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
                     Some(v) => g.scale(v, inv),
                     None => zero(&mut g)?,
                 };
-                match capacitance {
-                    Some(log_det) => {
-                        let entropy = low_rank_entropy(&mut g, guide, p, log_det)?;
+                match (capacitance, sum_log_scale) {
+                    (Some(log_det), Some(sum_log)) => {
+                        let entropy = low_rank_entropy(&mut g, p, log_det, sum_log)?;
                         g.add(mean, entropy)?
                     }
-                    None => mean,
+                    _ => mean,
                 }
             }
             KlEstimator::Analytic => {
