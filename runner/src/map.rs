@@ -474,6 +474,11 @@ where
         &self.optimizer
     }
 
+    /// Members `E`.
+    pub fn ensemble_size(&self) -> usize {
+        self.ensemble_size
+    }
+
     /// The log-joint.
     pub fn log_joint(&self) -> &L {
         &self.log_joint

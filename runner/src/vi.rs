@@ -2,7 +2,9 @@
 //! diagonal), each fitted by maximising a tempered ELBO, with the same `init` / `update` / `run`
 //! as [`EnsembleMAP`].
 
-use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
+use std::path::Path;
+
+use flock_autograd::{AutogradError, Batch, Graph, LogJoint, Parameters, Tape, Var};
 use flock_ensemble::model::{Guide, GuideElbo, KlEstimator, Model, Support};
 use flock_ensemble::{
     EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, fill_standard_normal,
@@ -11,7 +13,16 @@ use flock_ensemble::{
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
 
-use crate::map::{EnsembleMAP, EnsembleResult, RunError, RunOptions};
+use crate::checkpoint::{Checkpoint, CheckpointError, save_state};
+use crate::map::{EnsembleMAP, EnsembleResult, RunError, RunOptions, split_seed};
+
+/// The checkpoint metadata entry holding each member's noise-stream position.
+const NOISE_DRAWS: &str = "vi_noise_draws";
+
+/// The guides' noise seed of a run seeded `seed`.
+fn noise_seed(seed: u64) -> u64 {
+    seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7)
+}
 
 /// The configuration of an [`EnsembleVI`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -187,7 +198,8 @@ where
     }
 
     /// Trains fresh guides for `num_epochs` steps; the seed drives init, batches and the guide's
-    /// noise. Can be called any number of times.
+    /// noise. Can be called any number of times. [`EnsembleVI::start`] then
+    /// [`EnsembleVI::train`] with the same seed.
     ///
     /// # Errors
     /// As [`EnsembleMAP::run`].
@@ -198,10 +210,107 @@ where
         data: Batch<'_, T>,
         options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
+        let mut state = self.start(seed)?;
+        self.train(&mut state, seed, num_epochs, data, options)
+    }
+
+    /// [`EnsembleVI::run`]'s first half: fresh guides from `seed`, and the guides' noise streams
+    /// restarted from it.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::init`].
+    pub fn start(&mut self, seed: u64) -> Result<EnsembleState<T, O::State>, RunError<T>> {
         for elbo in self.map.log_joint_mut().parts_mut() {
-            elbo.reseed(seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7));
+            elbo.reseed(noise_seed(seed));
         }
-        self.map.run(seed, num_epochs, data, options)
+        self.map.init(split_seed(seed).0)
+    }
+
+    /// [`EnsembleVI::run`]'s second half on a state it updates in place: `num_epochs` steps
+    /// (counted from `options.start_step`) with the batches of `seed`, the guides' noise
+    /// continuing where the last step left it. A run saved with [`EnsembleVI::save_state`] and
+    /// continued after [`EnsembleVI::restore_state`] gives the bits of an uninterrupted one.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::train`].
+    pub fn train(
+        &mut self,
+        state: &mut EnsembleState<T, O::State>,
+        seed: u64,
+        num_epochs: usize,
+        data: Batch<'_, T>,
+        options: RunOptions<'_, T>,
+    ) -> Result<EnsembleResult<T>, RunError<T>> {
+        self.map
+            .train(state, split_seed(seed).1, num_epochs, data, options)
+    }
+
+    /// Draws taken so far from each member's noise stream (one per evaluation of the member).
+    pub fn noise_draws(&self) -> Vec<u64> {
+        let mut draws = vec![0; self.map.ensemble_size()];
+        for elbo in self.map.log_joint().parts() {
+            for (total, &d) in draws.iter_mut().zip(elbo.noise_draws()) {
+                *total = (*total).max(d);
+            }
+        }
+        draws
+    }
+
+    /// Saves `state` after `step` steps, with where each member's noise stream stands, to
+    /// `path` (a training-state checkpoint, [`save_state`]).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`].
+    pub fn save_state(
+        &self,
+        path: &Path,
+        state: &EnsembleState<T, O::State>,
+        step: usize,
+    ) -> Result<(), CheckpointError> {
+        let draws: Vec<String> = self.noise_draws().iter().map(u64::to_string).collect();
+        save_state(path, state, step, &[(NOISE_DRAWS, &draws.join(","))])
+    }
+
+    /// Reads a state saved by [`EnsembleVI::save_state`] and sets every member's noise stream —
+    /// `seed`'s, as [`EnsembleVI::start`] with the same seed made it — to where the saved run
+    /// had taken it; returns the state and the step to continue from
+    /// ([`RunOptions::start_step`]).
+    ///
+    /// # Errors
+    /// [`CheckpointError`] for an unreadable file, another model or optimizer, or a checkpoint
+    /// without the noise streams' positions.
+    pub fn restore_state(
+        &mut self,
+        path: &Path,
+        seed: u64,
+    ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
+        let checkpoint = Checkpoint::read(path)?;
+        let members = self.map.ensemble_size();
+        let draws: Vec<u64> = checkpoint
+            .metadata(NOISE_DRAWS)
+            .ok_or_else(|| CheckpointError::Mismatch {
+                reason: format!("no {NOISE_DRAWS:?} entry: not saved by EnsembleVI::save_state"),
+            })?
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| CheckpointError::Corrupt {
+                reason: format!("{NOISE_DRAWS:?}: {e}"),
+            })?;
+        if draws.len() != members {
+            return Err(CheckpointError::Mismatch {
+                reason: format!(
+                    "{NOISE_DRAWS:?} has {} members, this ensemble {members}",
+                    draws.len()
+                ),
+            });
+        }
+        let layout = self.map.log_joint().layout().clone();
+        let restored = checkpoint.training_state(self.map.optimizer(), &layout, members)?;
+        for elbo in self.map.log_joint_mut().parts_mut() {
+            elbo.resume_noise(noise_seed(seed), &draws);
+        }
+        Ok(restored)
     }
 
     /// Network outputs under `samples` draws from each member's guide: `network(graph, x,

@@ -147,6 +147,11 @@ struct Scratch<T> {
     /// Member `e`'s noise stream at index `e` of the ensemble (made on first use), so a stream
     /// follows its member whichever block or call evaluates it.
     rngs: Vec<Option<MemberRng>>,
+    /// Draws taken from member `e`'s stream since `(seed, e)` (each evaluation takes one).
+    draws: Vec<u64>,
+    /// Where member `e`'s stream starts when it is made: `(seed, e)` advanced by this many
+    /// draws ([`GuideElbo::resume_noise`]; empty: at its start).
+    start_draws: Vec<u64>,
     noise: Vec<T>,
     member_noise: Vec<T>,
     fixed_noise: bool,
@@ -157,6 +162,8 @@ impl<T: Element> Default for Scratch<T> {
     fn default() -> Self {
         Scratch {
             rngs: Vec::new(),
+            draws: Vec::new(),
+            start_draws: Vec::new(),
             noise: Vec::new(),
             member_noise: Vec::new(),
             fixed_noise: false,
@@ -294,6 +301,23 @@ impl<T: Element, M: Model<T>> GuideElbo<T, M> {
     pub fn reseed(&mut self, seed: u64) {
         self.seed = seed;
         self.scratch.rngs.clear();
+        self.scratch.draws.clear();
+        self.scratch.start_draws.clear();
+    }
+
+    /// Draws taken so far from each member's noise stream, by ensemble member index (one per
+    /// evaluation of the member; 0 for members this copy has not evaluated — with the members
+    /// split over threads, each copy counts its own block's).
+    pub fn noise_draws(&self) -> &[u64] {
+        &self.scratch.draws
+    }
+
+    /// Restarts the noise streams from `seed` with member `e`'s advanced past its first
+    /// `draws[e]` draws — where a run that had taken them left it (see [`GuideElbo::noise_draws`]);
+    /// members beyond `draws` start at the beginning.
+    pub fn resume_noise(&mut self, seed: u64, draws: &[u64]) {
+        self.reseed(seed);
+        self.scratch.start_draws = draws.to_vec();
     }
 
     /// The latent sites.
@@ -351,12 +375,22 @@ impl<T: Element, M: Model<T>> GuideElbo<T, M> {
         let (first, seed) = (self.first_member, self.seed ^ 0x006e_6f69_7365);
         if self.scratch.rngs.len() < first + members {
             self.scratch.rngs.resize_with(first + members, || None);
+            self.scratch.draws.resize(first + members, 0);
         }
-        for (e, rng) in self.scratch.rngs[first..first + members]
-            .iter_mut()
-            .enumerate()
-        {
-            rng.get_or_insert_with(|| member_rng(seed, first + e));
+        let Scratch {
+            rngs,
+            draws,
+            start_draws,
+            ..
+        } = &mut self.scratch;
+        for (e, rng) in rngs[first..first + members].iter_mut().enumerate() {
+            rng.get_or_insert_with(|| {
+                let start = start_draws.get(first + e).copied().unwrap_or(0);
+                draws[first + e] = start;
+                let mut stream = member_rng(seed, first + e);
+                stream.advance(u128::from(start));
+                stream
+            });
         }
         let p = self.model_size();
         let rank = self.family.rank();
@@ -376,6 +410,7 @@ impl<T: Element, M: Model<T>> GuideElbo<T, M> {
         for (e, rng) in rngs.enumerate() {
             // Member e's draws in one pass, then into the `[S][site][E][len]` layout.
             fill_standard_normal(rng, &mut self.scratch.member_noise);
+            self.scratch.draws[first + e] += 1;
             let mut drawn = self.scratch.member_noise.chunks_exact(per_member);
             for s in 0..self.particles {
                 let particle = drawn.next().expect("one chunk per particle");
