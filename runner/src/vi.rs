@@ -276,6 +276,39 @@ where
     /// had taken it; returns the state and the step to continue from
     /// ([`RunOptions::start_step`]).
     ///
+    /// ```
+    /// use flock_autograd::{AutogradError, Batch, Var};
+    /// use flock_ensemble::model::{Guide, ModelContext, normal};
+    /// use flock_optim::{AdamConfig, adam};
+    /// use flock_runner::map::RunOptions;
+    /// use flock_runner::vi::{EnsembleVI, ViConfig};
+    ///
+    /// fn model(m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
+    ///     let w = m.sample("w", normal(0.0, 1.0), [1, 1])?;
+    ///     let f = m.graph().matmul(x, w)?;
+    ///     let f = m.graph().squeeze_last(f)?;
+    ///     m.observe("y", normal(f, 0.1), y)
+    /// }
+    /// let (x, y) = (vec![0.0, 0.5, 1.0, 1.5], vec![0.1, 0.3, 0.6, 0.8]);
+    /// let data = Batch::new(&x, &y, 4)?;
+    /// let config = ViConfig { ensemble_size: 2, guide: Guide::LowRank { rank: 1 }, ..ViConfig::default() };
+    /// let mut vi = EnsembleVI::new(model, data, |_: &mut flock_ensemble::MemberRng| vec![0.0],
+    ///                              adam(1e-2, AdamConfig::default())?, config)?;
+    /// let straight = vi.run(3, 40, data, RunOptions::default())?;
+    ///
+    /// // The same run, stopped after 15 steps and continued from the checkpoint.
+    /// let path = std::env::temp_dir().join(format!("flock-doc-vi-{}.safetensors", std::process::id()));
+    /// let mut state = vi.start(3)?;
+    /// let first = vi.train(&mut state, 3, 15, data, RunOptions::default())?;
+    /// vi.save_state(&path, &state, first.steps)?;
+    /// let (mut restored, step) = vi.restore_state(&path, 3)?;
+    /// let options = RunOptions { start_step: step, ..RunOptions::default() };
+    /// let rest = vi.train(&mut restored, 3, 40, data, options)?;
+    /// assert_eq!(rest.params.values(), straight.params.values());
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`CheckpointError`] for an unreadable file, another model or optimizer, or a checkpoint
     /// without the noise streams' positions.
