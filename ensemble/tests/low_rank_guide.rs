@@ -440,3 +440,92 @@ fn gradients_of_a_network_model_match_finite_differences() {
         check_gradient(&mut setup, &x, &y);
     }
 }
+
+/// The linear model of [`model`] (σ fixed) for any element type.
+fn model_in<T: flock_kernels::Element>(
+    m: &mut ModelContext<'_, '_, T>,
+    x: Var,
+    y: Var,
+) -> Result<(), AutogradError> {
+    let c = |v: f64| Arg::Const(T::from_f64(v));
+    let w = m.sample(
+        "w",
+        Distribution::Normal {
+            loc: c(0.0),
+            scale: c(1.0),
+        },
+        [2, 1],
+    )?;
+    let b = m.sample(
+        "b",
+        Distribution::Normal {
+            loc: c(0.5),
+            scale: c(2.0),
+        },
+        [1],
+    )?;
+    let g = m.graph();
+    let f = g.matmul(x, w)?;
+    let f = g.add(f, b)?;
+    let f = g.squeeze_last(f)?;
+    m.observe(
+        "y",
+        Distribution::Normal {
+            loc: Arg::Var(f),
+            scale: c(0.3),
+        },
+        y,
+    )
+}
+
+/// The ELBO in f32 agrees with f64 on the same parameters and noise (both KL estimators).
+#[test]
+fn f32_agrees_with_f64() {
+    let (x, y) = data();
+    let (x32, y32): (Vec<f32>, Vec<f32>) = (
+        x.iter().map(|&v| v as f32).collect(),
+        y.iter().map(|&v| v as f32).collect(),
+    );
+    for kl in [KlEstimator::MonteCarlo, KlEstimator::Analytic] {
+        let mut setup = setup(model_in::<f64>, kl, &x, &y);
+        let params = setup.params.values().to_vec();
+        let (ll, mkl, grad) = evaluate(&mut setup.elbo, &params, &x, &y);
+        let batch = Batch::new(&x32, &y32, N).unwrap();
+        let mut elbo = GuideElbo::with_guide(
+            model_in::<f32>,
+            batch,
+            Guide::LowRank { rank: RANK },
+            PARTICLES,
+            kl,
+            0,
+        )
+        .unwrap();
+        elbo.set_noise(Some(setup.noise.iter().map(|&v| v as f32).collect()));
+        let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        let (mut ll32, mut mkl32) = (vec![0.0f32; MEMBERS], vec![0.0f32; MEMBERS]);
+        let mut grad32 = vec![0.0f32; p32.len()];
+        elbo.evaluate(
+            MEMBERS,
+            &p32,
+            batch,
+            Weights {
+                loglik: -1.0,
+                logprior: -0.7,
+            },
+            LogJointOutput {
+                loglik: &mut ll32,
+                logprior: &mut mkl32,
+                grad: &mut grad32,
+            },
+        )
+        .unwrap();
+        for e in 0..MEMBERS {
+            assert!((f64::from(ll32[e]) - ll[e]).abs() <= 1e-4 * ll[e].abs().max(1.0));
+            assert!((f64::from(mkl32[e]) - mkl[e]).abs() <= 1e-4 * mkl[e].abs().max(1.0));
+        }
+        let scale = grad.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in grad32.iter().zip(&grad) {
+            assert!((f64::from(*a) - b).abs() <= 1e-4 * scale, "{a} vs {b}");
+        }
+    }
+}
