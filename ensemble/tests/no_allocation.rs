@@ -1,6 +1,7 @@
-//! After the first step, `ensemble_step` allocates nothing (counted by a global allocator, on
-//! the measuring thread — and, while members run on a helper thread too, on every thread: this
-//! file holds one test, so the harness's threads are idle meanwhile).
+//! After the first step, `ensemble_step` allocates nothing — for a tape log-joint and for a VI
+//! objective drawing its noise — (counted by a global allocator, on the measuring thread — and,
+//! while members run on a helper thread too, on every thread: this file holds one test, so the
+//! harness's threads are idle meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,4 +114,52 @@ fn steady_state_steps_do_not_allocate() {
         during, 0,
         "{during} allocations in 50 steady-state steps on two threads"
     );
+
+    // A VI objective (its noise drawn every step), with a mean-field and a low-rank guide.
+    for guide in [model::Guide::MeanField, model::Guide::LowRank { rank: 3 }] {
+        let mut elbo = model::GuideElbo::with_guide(
+            network_model,
+            batch,
+            guide,
+            2,
+            model::KlEstimator::MonteCarlo,
+            0,
+        )
+        .unwrap();
+        let loc: Vec<f64> = (0..elbo.model_size())
+            .map(|i| (i as f64 * 0.37).sin())
+            .collect();
+        let block = elbo.init_member(&loc, 0.1).unwrap();
+        let mut vi_state = ensemble_init(elbo.layout(), |_| block.clone(), &opt, 8, 0).unwrap();
+        ensemble_step(&mut vi_state, batch, &mut elbo, &opt, 1.0, 1.0).unwrap();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..20 {
+            ensemble_step(&mut vi_state, batch, &mut elbo, &opt, 1.0, 1.0).unwrap();
+        }
+        COUNTING.with(|c| c.set(false));
+        let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        assert_eq!(
+            during, 0,
+            "{guide:?}: {during} allocations in 20 steady-state VI steps"
+        );
+    }
+}
+
+/// A 1→8→1 tanh network with standard-normal priors, in the model language.
+fn network_model(
+    m: &mut model::ModelContext<'_, '_, f64>,
+    x: Var,
+    y: Var,
+) -> Result<(), AutogradError> {
+    let w1 = m.sample("w1", model::normal(0.0, 1.0), [1, 8])?;
+    let b1 = m.sample("b1", model::normal(0.0, 1.0), [8])?;
+    let w2 = m.sample("w2", model::normal(0.0, 1.0), [8, 1])?;
+    let g = m.graph();
+    let h = g.matmul(x, w1)?;
+    let h = g.add(h, b1)?;
+    let h = g.tanh(h);
+    let f = g.matmul(h, w2)?;
+    let f = g.squeeze_last(f)?;
+    m.observe("y", model::normal(f, 0.1), y)
 }

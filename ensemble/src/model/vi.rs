@@ -154,6 +154,8 @@ struct Scratch<T> {
     start_draws: Vec<u64>,
     noise: Vec<T>,
     member_noise: Vec<T>,
+    /// Where each site's noise starts in a particle's block.
+    offsets: Vec<usize>,
     fixed_noise: bool,
     tape: Tape<T>,
 }
@@ -166,6 +168,7 @@ impl<T: Element> Default for Scratch<T> {
             start_draws: Vec::new(),
             noise: Vec::new(),
             member_noise: Vec::new(),
+            offsets: Vec::new(),
             fixed_noise: false,
             tape: Tape::new(),
         }
@@ -539,7 +542,8 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
         } else {
             self.draw_noise(members);
         }
-        let mut offsets = Vec::with_capacity(self.sites.len());
+        let offsets = &mut self.scratch.offsets;
+        offsets.clear();
         let mut offset = 0;
         for site in &self.sites {
             offsets.push(offset);
@@ -553,7 +557,13 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
             identity,
             particles,
             kl,
-            scratch: Scratch { noise, tape, .. },
+            scratch:
+                Scratch {
+                    noise,
+                    tape,
+                    offsets,
+                    ..
+                },
             ..
         } = self;
         let mut g = tape.graph_over(members, params, layout)?;
@@ -572,7 +582,7 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
                     sites,
                     guide,
                     noise: block,
-                    offsets: &offsets,
+                    offsets,
                     z,
                 },
                 next_site: 0,
