@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use flock_autograd::{AutogradError, Batch, Graph, LogJoint, Parameters, Tape, Var};
-use flock_ensemble::model::{Guide, GuideElbo, KlEstimator, Model, Support};
+/// The guide family and KL estimator of a [`ViConfig`] (from `flock_ensemble::model`).
+pub use flock_ensemble::model::{Guide, KlEstimator};
+use flock_ensemble::model::{GuideElbo, Model, Support};
 use flock_ensemble::{
     EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, fill_standard_normal,
     member_rng,
@@ -278,10 +280,10 @@ where
     ///
     /// ```
     /// use flock_autograd::{AutogradError, Batch, Var};
-    /// use flock_ensemble::model::{Guide, ModelContext, normal};
+    /// use flock_ensemble::model::{ModelContext, normal};
     /// use flock_optim::{AdamConfig, adam};
     /// use flock_runner::map::RunOptions;
-    /// use flock_runner::vi::{EnsembleVI, ViConfig};
+    /// use flock_runner::vi::{EnsembleVI, Guide, ViConfig};
     ///
     /// fn model(m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
     ///     let w = m.sample("w", normal(0.0, 1.0), [1, 1])?;
