@@ -165,3 +165,39 @@ fn a_leaf_read_twice_and_a_guide_site_accumulate() {
         }
     });
 }
+
+#[test]
+fn matrix_products_overwrite_then_add() {
+    let s = setup();
+    // A = a as [1, 3], B = b as [3, 1], D = d as [1, 3]:
+    // L = A·Aᵀ (both operands one storage) + A·B + 2·D·B (b reached by two products).
+    let got = gradient(&s, |g, s| {
+        let a = g.param(s.a)?;
+        let a_row = g.reshape(a, [1, 3])?;
+        let b = g.param(s.b)?;
+        let b_col = g.reshape(b, [3, 1])?;
+        let d = g.param(s.d)?;
+        let d_row = g.reshape(d, [1, 3])?;
+        let aa = g.matmul_transposed(a_row, a_row)?;
+        let ab = g.matmul(a_row, b_col)?;
+        let db = g.matmul(d_row, b_col)?;
+        let (aa, ab, db) = (g.sum(aa), g.sum(ab), g.sum(db));
+        let db = g.scale(db, 2.0);
+        let l = g.add(aa, ab)?;
+        g.add(l, db)
+    });
+    assert_grads(&s, &got, |e, i| {
+        let k = match leaf_of(i) {
+            'a' | 'c' => i % 3,
+            'b' => i - 3,
+            _ => i - 8,
+        };
+        let (a, b, d) = (param(&s, e, k), param(&s, e, 3 + k), param(&s, e, 8 + k));
+        match leaf_of(i) {
+            'a' => 2.0 * a + b,
+            'b' => a + 2.0 * d,
+            'd' => 2.0 * b,
+            _ => 0.0,
+        }
+    });
+}

@@ -259,25 +259,31 @@ pub(crate) fn matmul_backward<T: Element>(
     let (m, k) = (an.shape.dims()[0], an.shape.dims()[1]);
     let (br, bc) = (bn.shape.dims()[0], bn.shape.dims()[1]);
     let n = node.shape.dims()[1];
+    // Each product writes its operand's whole gradient block: it overwrites it (β = 0) when
+    // nothing wrote it yet. Claimed in the order the products run, so that `a·aᵀ` (one storage
+    // for both) adds its second product to the first.
+    let beta = |fresh: bool| if fresh { T::ZERO } else { T::ONE };
+    let a_beta = beta(ctx.claim_overwrite(a));
+    let b_beta = beta(ctx.claim_overwrite(b));
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let dc = MatRef::new(parts.dy, m, n);
     if an.requires_grad {
-        // dA += dC·op(B)ᵀ
+        // dA (+)= dC·op(B)ᵀ
         let b_ref = mat_ref(&parts.values, bn.slot, br, bc);
         let op_b_t = if transpose_b { b_ref } else { b_ref.t() };
         let da = mat_mut(parts.targets.buffer(an.slot.base), an.slot, m, k);
-        gemm(members, T::ONE, dc, op_b_t, T::ONE, da, par).expect(SHAPES_CHECKED);
+        gemm(members, T::ONE, dc, op_b_t, a_beta, da, par).expect(SHAPES_CHECKED);
     }
     if bn.requires_grad {
         let a_ref = mat_ref(&parts.values, an.slot, m, k);
         let db = mat_mut(parts.targets.buffer(bn.slot.base), bn.slot, br, bc);
         if transpose_b {
-            // dB (n×k) += dCᵀ·A
-            gemm(members, T::ONE, dc.t(), a_ref, T::ONE, db, par)
+            // dB (n×k) (+)= dCᵀ·A
+            gemm(members, T::ONE, dc.t(), a_ref, b_beta, db, par)
         } else {
-            // dB (k×n) += Aᵀ·dC
-            gemm(members, T::ONE, a_ref.t(), dc, T::ONE, db, par)
+            // dB (k×n) (+)= Aᵀ·dC
+            gemm(members, T::ONE, a_ref.t(), dc, b_beta, db, par)
         }
         .expect(SHAPES_CHECKED);
     }

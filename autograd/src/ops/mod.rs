@@ -293,7 +293,9 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
             ctx.claim(input)
         }
         Op::Softplus { .. } | Op::Reduce { .. } => {}
-        Op::Binary { a, b, .. } | Op::Matmul { a, b, .. } => {
+        // A matrix product claims its operands itself: it overwrites what nothing wrote yet.
+        Op::Matmul { .. } => {}
+        Op::Binary { a, b, .. } => {
             ctx.claim(a);
             ctx.claim(b);
         }
