@@ -447,15 +447,14 @@ fn analytic_prior<T: Element>(site: &Site<T>) -> Result<(f64, f64), AutogradErro
     }
 }
 
-/// `KL(N(loc, softplus(ρ)) ‖ N(μ, σ))` summed over a site: `Σ ln σ − ln s + (s² + (loc − μ)²)/(2σ²) − ½`.
+/// `KL(N(loc, s) ‖ N(μ, σ))` summed over a site (`s = softplus(ρ)`): `Σ ln σ − ln s + (s² + (loc − μ)²)/(2σ²) − ½`.
 fn site_kl<T: Element>(
     g: &mut Graph<'_, T>,
     loc: Var,
-    rho: Var,
+    s: Var,
     (mu, sigma): (f64, f64),
 ) -> Result<Var, AutogradError> {
     let n = g.shape(loc).elems() as f64;
-    let s = g.softplus(rho);
     let ln_s = g.log(s);
     let s2 = g.square(s);
     let d = g.offset(loc, -mu);
@@ -640,12 +639,12 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
                     debug_assert_eq!(site.prior.support(), Support::Real);
                     let loc = g.param(guide.loc[k])?;
                     let rho = g.param(guide.rho[k])?;
-                    let mut term = site_kl(&mut g, loc, rho, prior)?;
+                    let scale = g.softplus(rho);
+                    let mut term = site_kl(&mut g, loc, scale, prior)?;
                     if rank > 0 {
                         // tr(Σₚ⁻¹·W·Wᵀ)/2 over the site, W = diag(s)·V: Σ (s ⊙ Vᵀ)² / (2σ²).
                         let factor = g.param(guide.cov_factor[k])?;
-                        let len = g.shape(rho).elems();
-                        let scale = g.softplus(rho);
+                        let len = g.shape(scale).elems();
                         let scale = g.reshape(scale, [len])?;
                         let w = g.mul(factor, scale)?;
                         let w2 = g.sum_squares(w);
