@@ -59,8 +59,23 @@ impl Linear {
         x: Var,
         activation: Activation,
     ) -> Result<Var, AutogradError> {
-        let w = g.param(self.weight)?;
-        let b = self.bias.map(|b| g.param(b)).transpose()?;
+        self.forward_with(g, x, activation, |g, id| g.param(id))
+    }
+
+    /// [`Linear::forward`] with each leaf's value given by `leaf(graph, id)` instead of the
+    /// parameter buffer — e.g. weights a model samples.
+    ///
+    /// # Errors
+    /// Errors of `leaf`; shape errors from [`Graph::dense`].
+    pub fn forward_with<T: Element>(
+        &self,
+        g: &mut Graph<'_, T>,
+        x: Var,
+        activation: Activation,
+        mut leaf: impl FnMut(&mut Graph<'_, T>, ParamId) -> Result<Var, AutogradError>,
+    ) -> Result<Var, AutogradError> {
+        let w = leaf(g, self.weight)?;
+        let b = self.bias.map(|b| leaf(g, b)).transpose()?;
         g.dense(x, w, b, activation)
     }
 
@@ -213,6 +228,41 @@ impl Mlp {
     /// # Errors
     /// Shape errors from [`Graph::dense`] (e.g. `x` with the wrong number of features).
     pub fn forward<T: Element>(&self, g: &mut Graph<'_, T>, x: Var) -> Result<Var, AutogradError> {
+        self.forward_with(g, x, |g, id| g.param(id))
+    }
+
+    /// [`Mlp::forward`] with each leaf's value given by `leaf(graph, id)` instead of the
+    /// parameter buffer — e.g. weights a model samples, one value per leaf of the layout.
+    ///
+    /// ```
+    /// use flock_autograd::{Activation, Mlp, MlpConfig, ParamLayout, Parameters, Tape};
+    /// let mut layout = ParamLayout::new();
+    /// let mlp = Mlp::new(&mut layout, "", MlpConfig::new(2, 1, 4, 1, Activation::Tanh))?;
+    /// let mut params = Parameters::<f64>::zeros(layout.clone(), 1);
+    /// params.member_mut(0).iter_mut().enumerate().for_each(|(i, v)| *v = 0.1 * i as f64);
+    /// let mut tape = Tape::new();
+    /// let mut g = tape.graph(&params);
+    /// let x = g.input(&[0.5, -1.0], [1, 2])?;
+    /// // The same values, as inputs rather than parameters.
+    /// let leaves = layout
+    ///     .leaves()
+    ///     .iter()
+    ///     .map(|leaf| g.input(&params.member(0)[leaf.offset..leaf.offset + leaf.len()], leaf.shape))
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// let from_inputs = mlp.forward_with(&mut g, x, |_, id| Ok(leaves[id.index()]))?;
+    /// let from_params = mlp.forward(&mut g, x)?;
+    /// assert_eq!(g.values(from_inputs, 0), g.values(from_params, 0));
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Errors of `leaf`; shape errors from [`Graph::dense`].
+    pub fn forward_with<T: Element>(
+        &self,
+        g: &mut Graph<'_, T>,
+        x: Var,
+        mut leaf: impl FnMut(&mut Graph<'_, T>, ParamId) -> Result<Var, AutogradError>,
+    ) -> Result<Var, AutogradError> {
         let last = self.layers.len() - 1;
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -221,7 +271,7 @@ impl Mlp {
             } else {
                 self.config.activation
             };
-            h = layer.forward(g, h, activation)?;
+            h = layer.forward_with(g, h, activation, &mut leaf)?;
         }
         Ok(h)
     }
