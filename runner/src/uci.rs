@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use flock_metrics::exact_scores;
 
-use crate::fit::{FitSpec, LearningRateSchedule, fit};
+use crate::fit::{FitMethod, FitSpec, LearningRateSchedule, fit};
 pub use crate::table::{DataError, Table, parse_table};
 use crate::table::{read, read_indices};
 
@@ -83,6 +83,8 @@ impl Dataset {
 /// The protocol's configuration (Deep Ensembles' defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UciConfig {
+    /// Point estimates or variational guides.
+    pub method: FitMethod,
     /// Members.
     pub members: usize,
     /// Hidden units (`None` = the dataset's `n_hidden.txt`).
@@ -108,6 +110,7 @@ impl Default for UciConfig {
     /// batch 100, Adam 1e-2 (constant).
     fn default() -> Self {
         UciConfig {
+            method: FitMethod::Map,
             members: 5,
             hidden: None,
             epochs: 40,
@@ -213,6 +216,7 @@ pub fn run_split(
         return Err(Box::new(DataError::ConstantTarget { split: k }));
     }
     let spec = FitSpec {
+        method: config.method,
         members: config.members,
         hidden: config.hidden.unwrap_or(data.hidden),
         epochs: config.epochs,
@@ -236,18 +240,48 @@ pub fn run_split(
     })
 }
 
-/// Deep Ensembles' published `(rmse, rmse ±, nll, nll ±)` for `dataset`, from
+/// A method of the published table (`published_table1.csv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// Deep Ensembles (Lakshminarayanan et al. 2017), the point-estimate ensembles.
+    DeepEnsembles,
+    /// Probabilistic backpropagation (Hernández-Lobato & Adams 2015), a Bayesian neural network
+    /// with a factorised Gaussian posterior — the published counterpart of a VI fit.
+    Pbp,
+}
+
+impl Reference {
+    /// Its short name in tables (`DE`, `PBP`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Reference::DeepEnsembles => "DE",
+            Reference::Pbp => "PBP",
+        }
+    }
+
+    fn column_suffix(self) -> &'static str {
+        match self {
+            Reference::DeepEnsembles => "de",
+            Reference::Pbp => "pbp",
+        }
+    }
+}
+
+/// `reference`'s published `(rmse, rmse ±, nll, nll ±)` for `dataset`, from
 /// `published_table1.csv` next to the dataset folders.
-pub fn published(root: &Path, dataset: &str) -> Option<(f64, f64, f64, f64)> {
+pub fn published(root: &Path, dataset: &str, reference: Reference) -> Option<(f64, f64, f64, f64)> {
     let text = std::fs::read_to_string(root.join("published_table1.csv")).ok()?;
     let mut lines = text.lines().filter(|l| !l.starts_with('#'));
     let header: Vec<&str> = lines.next()?.split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
+    let col = |metric: &str, pm: &str| {
+        let name = format!("{metric}_{}{pm}", reference.column_suffix());
+        header.iter().position(|h| *h == name)
+    };
     let (r, rp, n, np) = (
-        col("rmse_de")?,
-        col("rmse_de_pm")?,
-        col("nll_de")?,
-        col("nll_de_pm")?,
+        col("rmse", "")?,
+        col("rmse", "_pm")?,
+        col("nll", "")?,
+        col("nll", "_pm")?,
     );
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();

@@ -15,7 +15,7 @@ use flock_ensemble::{
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, save_state};
+use crate::checkpoint::{Checkpoint, CheckpointError, save_state_with};
 use crate::map::{EnsembleMAP, EnsembleResult, RunError, RunOptions, split_seed};
 
 /// The checkpoint metadata entry holding each member's noise-stream position.
@@ -259,7 +259,7 @@ where
     }
 
     /// Saves `state` after `step` steps, with where each member's noise stream stands, to
-    /// `path` (a training-state checkpoint, [`save_state`]).
+    /// `path` (a training-state checkpoint, [`save_state`](crate::checkpoint::save_state)).
     ///
     /// # Errors
     /// [`CheckpointError::Io`].
@@ -269,8 +269,23 @@ where
         state: &EnsembleState<T, O::State>,
         step: usize,
     ) -> Result<(), CheckpointError> {
+        self.save_state_with(path, state, step, &[])
+    }
+
+    /// [`EnsembleVI::save_state`] with extra named tensors (`(name, values, shape)`), as
+    /// [`save_state_with`] writes them.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`].
+    pub fn save_state_with(
+        &self,
+        path: &Path,
+        state: &EnsembleState<T, O::State>,
+        step: usize,
+        extra: &[(&str, &[T], &[usize])],
+    ) -> Result<(), CheckpointError> {
         let draws: Vec<String> = self.noise_draws().iter().map(u64::to_string).collect();
-        save_state(path, state, step, &[(NOISE_DRAWS, &draws.join(","))])
+        save_state_with(path, state, step, &[(NOISE_DRAWS, &draws.join(","))], extra)
     }
 
     /// Reads a state saved by [`EnsembleVI::save_state`] and sets every member's noise stream —
@@ -319,7 +334,18 @@ where
         path: &Path,
         seed: u64,
     ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
-        let checkpoint = Checkpoint::read(path)?;
+        self.restore_from(&Checkpoint::read(path)?, seed)
+    }
+
+    /// [`EnsembleVI::restore_state`] from a checkpoint already read.
+    ///
+    /// # Errors
+    /// As [`EnsembleVI::restore_state`].
+    pub fn restore_from(
+        &mut self,
+        checkpoint: &Checkpoint,
+        seed: u64,
+    ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
         let members = self.map.ensemble_size();
         let draws: Vec<u64> = checkpoint
             .metadata(NOISE_DRAWS)

@@ -18,14 +18,16 @@ use rayon::prelude::*;
 
 use flock_metrics::{Series, exact_scores, line_chart_svg, svg_to_png};
 use flock_runner::fit::{
-    FitProgress, FitSpec, FittedModel, LearningRateSchedule, Likelihood, fit_with_progress,
-    parse_activation,
+    FitMethod, FitProgress, FitSpec, FittedModel, LearningRateSchedule, Likelihood, ViFit,
+    fit_with_progress, parse_activation,
 };
 use flock_runner::patterns::{Init, tutorial};
 use flock_runner::progress::ProgressBar;
 use flock_runner::seed::SeedData;
 use flock_runner::table::{DataError, NamedTable, read_named_table};
-use flock_runner::uci::{Dataset, Protocol, SplitScores, UciConfig, published, run_split};
+use flock_runner::uci::{
+    Dataset, Protocol, Reference, SplitScores, UciConfig, published, run_split,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -107,6 +109,8 @@ enum Command {
         /// of its best held-out NLL (0 = train on every row, keep the last epoch).
         #[arg(long, default_value_t = 0.0)]
         validation_fraction: f64,
+        #[command(flatten)]
+        method: MethodArgs,
         /// Seed (data split, initialisation, batches).
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -184,9 +188,12 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         prior_weight: f64,
         /// Fraction of the training rows held out for early stopping: each member ends at the epoch
-        /// of its best held-out NLL (0 = train on every row; default: the protocol's).
+        /// of its best held-out NLL (0 = train on every row; default: the protocol's, 0 with
+        /// --method vi).
         #[arg(long)]
         validation_fraction: Option<f64>,
+        #[command(flatten)]
+        method: MethodArgs,
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -197,6 +204,53 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+/// How members are fitted (`fit` and `uci`).
+#[derive(clap::Args, Debug)]
+struct MethodArgs {
+    /// `map`: a point estimate per member (Deep Ensembles); `vi`: a mean-field Gaussian guide
+    /// per member over every weight (standard-normal prior, tempered ELBO), the predictive mixing
+    /// --samples draws per member.
+    #[arg(long, default_value = "map")]
+    method: String,
+    /// VI: β of the tempered ELBO E[log p(y|θ)] − β·KL (1 = the ELBO).
+    #[arg(long, default_value_t = 1.0)]
+    kl_weight: f64,
+    /// VI: the guides' initial scale on the standardised weights.
+    #[arg(long, default_value_t = 0.01)]
+    init_scale: f64,
+    /// VI: networks drawn from each member's guide for the predictive.
+    #[arg(long, default_value_t = 10)]
+    samples: usize,
+}
+
+impl MethodArgs {
+    fn method(&self) -> Result<FitMethod, String> {
+        match self.method.as_str() {
+            "map" => Ok(FitMethod::Map),
+            "vi" => {
+                if !(self.kl_weight.is_finite() && self.kl_weight >= 0.0) {
+                    return Err(format!("--kl-weight {}: expected β ≥ 0", self.kl_weight));
+                }
+                if !(self.init_scale.is_finite() && self.init_scale > 0.0) {
+                    return Err(format!(
+                        "--init-scale {}: expected a positive scale",
+                        self.init_scale
+                    ));
+                }
+                if self.samples == 0 {
+                    return Err("--samples 0: expected at least one draw per member".into());
+                }
+                Ok(FitMethod::Vi(ViFit {
+                    kl_weight: self.kl_weight,
+                    init_scale: self.init_scale,
+                    samples: self.samples,
+                }))
+            }
+            other => Err(format!("--method {other:?}: expected map or vi")),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -232,6 +286,7 @@ fn run_command(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             schedule,
             prior_weight,
             validation_fraction,
+            method,
             seed,
             threads,
             out,
@@ -244,6 +299,7 @@ fn run_command(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 format!("--activation {activation:?}: expected relu, tanh, sigmoid or softplus")
             })?;
             let spec = FitSpec {
+                method: method.method()?,
                 members,
                 hidden,
                 depth,
@@ -302,10 +358,12 @@ fn run_command(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             hidden,
             prior_weight,
             validation_fraction,
+            method,
             seed,
             threads,
             quiet,
         } => (|| {
+            let method = method.method()?;
             let preset = Protocol::parse(&protocol)
                 .ok_or_else(|| {
                     format!("--protocol {protocol:?}: expected deep-ensembles or flock")
@@ -322,7 +380,11 @@ fn run_command(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     None => preset.schedule,
                 },
                 prior_weight,
-                validation_fraction: validation_fraction.unwrap_or(preset.validation_fraction),
+                validation_fraction: validation_fraction.unwrap_or(match method {
+                    FitMethod::Map => preset.validation_fraction,
+                    FitMethod::Vi(_) => 0.0,
+                }),
+                method,
                 seed,
             };
             let mut pool = rayon::ThreadPoolBuilder::new();
@@ -493,8 +555,15 @@ fn fit_command(
         return Ok(());
     }
     let seconds = start.elapsed().as_secs_f64();
+    let what = match spec.method {
+        FitMethod::Map => "members".to_owned(),
+        FitMethod::Vi(vi) => format!(
+            "VI members (mean-field guides, β = {}; the predictive mixes {} draws each)",
+            vi.kl_weight, vi.samples
+        ),
+    };
     println!(
-        "trained {} members on {} rows × {} features: {} steps in {seconds:.2} s",
+        "trained {} {what} on {} rows × {} features: {} steps in {seconds:.2} s",
         spec.members,
         train_rows.len(),
         columns.len(),
@@ -657,9 +726,24 @@ fn uci(
     if folders.is_empty() {
         return Err(format!("{}: no dataset folder (with data.txt) found", dir.display()).into());
     }
+    // VI fits are set beside the published Bayesian network (PBP), point estimates beside Deep
+    // Ensembles.
+    let reference = match config.method {
+        FitMethod::Map => Reference::DeepEnsembles,
+        FitMethod::Vi(_) => Reference::Pbp,
+    };
+    let label = reference.label();
     println!(
         "{:<28} {:>6} {:>17} {:>17} {:>6} {:>7} {:>8}   {:>15} {:>15}",
-        "dataset", "splits", "RMSE", "NLL", "cov95", "CRPS", "time", "DE RMSE", "DE NLL"
+        "dataset",
+        "splits",
+        "RMSE",
+        "NLL",
+        "cov95",
+        "CRPS",
+        "time",
+        format!("{label} RMSE"),
+        format!("{label} NLL")
     );
     for folder in folders {
         let data = Dataset::load(&folder)?;
@@ -698,11 +782,11 @@ fn uci(
         let (nll, nll_sd) = mean_std(&pick(|s| s.nll));
         let (cov, _) = mean_std(&pick(|s| s.coverage_95));
         let (crps, _) = mean_std(&pick(|s| s.crps));
-        let reference = dir
+        let numbers = dir
             .parent()
-            .and_then(|p| published(p, &data.name))
-            .or_else(|| published(dir, &data.name));
-        let (de_rmse, de_nll) = match reference {
+            .and_then(|p| published(p, &data.name, reference))
+            .or_else(|| published(dir, &data.name, reference));
+        let (de_rmse, de_nll) = match numbers {
             Some((r, rp, n, np)) => (format!("{r:.2} ± {rp:.2}"), format!("{n:.2} ± {np:.2}")),
             None => ("—".into(), "—".into()),
         };
@@ -721,6 +805,12 @@ fn uci(
             de_nll
         );
     }
-    println!("(mean ± std over splits, original target scale; DE = Deep Ensembles, Table 1)");
+    println!(
+        "(mean ± std over splits, original target scale; {})",
+        match reference {
+            Reference::DeepEnsembles => "DE = Deep Ensembles, Table 1",
+            Reference::Pbp => "PBP = probabilistic backpropagation, as in Deep Ensembles' Table 1",
+        }
+    );
     Ok(())
 }

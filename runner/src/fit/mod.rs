@@ -2,23 +2,31 @@
 //! with a Gaussian head, predict a mixture on the original target scale, save and load the
 //! fitted model (spec and normalisation inside the checkpoint).
 
+mod variational;
+
 use std::path::Path;
 
 use flock_autograd::{
-    Activation, AutogradError, Batch, Graph, Mlp, MlpConfig, ParamId, ParamLayout, Parameters,
-    Shape, TapeLogJoint, Var,
+    Activation, Arg, AutogradError, Batch, Graph, LogJoint, Mlp, MlpConfig, ParamId, ParamLayout,
+    Parameters, Shape, TapeLogJoint, Var,
 };
+use flock_ensemble::model::Model;
 use flock_ensemble::{
-    EnsembleError, MemberRng, ParallelLogJoint, Sampling, ensemble_predict, member_rng,
+    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Sampling, ensemble_predict,
+    member_rng,
 };
 use flock_metrics::{MixturePredictive, Sigma};
-use flock_optim::{AdamConfig, LearningRate, adam, cosine_decay_schedule};
+use flock_optim::{
+    Adam, AdamConfig, GradientTransformation, LearningRate, adam, cosine_decay_schedule,
+};
 use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
 use crate::map::{BestParams, EnsembleMAP, EnsembleResult, RunOptions, split_seed};
 use crate::progress::ProgressBar;
+use crate::vi::{EnsembleVI, ViConfig};
+use variational::{NetworkModel, guide_draws, guide_layout};
 
 /// The likelihood of the network's output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,9 +73,57 @@ impl LearningRateSchedule {
     }
 }
 
+/// How each member is fitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum FitMethod {
+    /// A point estimate per member (Deep Ensembles): maximum likelihood, or MAP with
+    /// [`FitSpec::prior_weight`].
+    #[default]
+    Map,
+    /// A mean-field Gaussian guide per member over every weight ([`EnsembleVI`]), under the
+    /// standard-normal prior a MAP fit uses, trained on the tempered ELBO with the mini-batch
+    /// scale `N/|B|`; the predictive mixes [`ViFit::samples`] networks drawn from each member's
+    /// guide.
+    Vi(ViFit),
+}
+
+impl FitMethod {
+    /// Its command-line name (`map`, `vi`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FitMethod::Map => "map",
+            FitMethod::Vi(_) => "vi",
+        }
+    }
+}
+
+/// The settings of a [`FitMethod::Vi`] fit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViFit {
+    /// `β` of the tempered ELBO `E[log p(y|θ)] − β·KL(q ‖ p)` (1 = the ELBO).
+    pub kl_weight: f64,
+    /// The guides' initial scale (numpyro's `init_scale`) on the standardised weights.
+    pub init_scale: f64,
+    /// Networks drawn from each member's guide for the predictive (`E·S` components).
+    pub samples: usize,
+}
+
+impl Default for ViFit {
+    /// `β = 1`, initial scale 0.01, 10 draws per member.
+    fn default() -> Self {
+        ViFit {
+            kl_weight: 1.0,
+            init_scale: 0.01,
+            samples: 10,
+        }
+    }
+}
+
 /// What to fit and how.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitSpec {
+    /// Point estimates or variational guides.
+    pub method: FitMethod,
     /// Members.
     pub members: usize,
     /// Units per hidden layer.
@@ -99,10 +155,11 @@ pub struct FitSpec {
 }
 
 impl Default for FitSpec {
-    /// Deep Ensembles' UCI defaults: 5 members, one hidden layer of 50 ReLU units, a
-    /// heteroscedastic head, 40 epochs, batch 100, Adam 1e-2, no prior.
+    /// Deep Ensembles' UCI defaults: 5 point-estimate members, one hidden layer of 50 ReLU units,
+    /// a heteroscedastic head, 40 epochs, batch 100, Adam 1e-2, no prior.
     fn default() -> Self {
         FitSpec {
+            method: FitMethod::Map,
             members: 5,
             hidden: 50,
             depth: 1,
@@ -205,6 +262,9 @@ impl Normalisation {
     }
 }
 
+/// The errors of a fit, as text.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A fitted ensemble: spec, normalisation, network and parameters.
 #[derive(Clone, Debug)]
 pub struct FittedModel {
@@ -212,9 +272,13 @@ pub struct FittedModel {
     pub spec: FitSpec,
     /// Training statistics.
     pub norm: Normalisation,
-    /// The parameters (standardised scale).
+    /// The parameters (standardised scale): one network per member, or with
+    /// [`FitMethod::Vi`] each member's guide (`{leaf}.loc`, `{leaf}.rho`, scale
+    /// `softplus(ρ)`).
     pub params: Parameters<f64>,
     net: Network,
+    /// With [`FitMethod::Vi`]: the networks drawn from the guides, which the predictive mixes.
+    draws: Option<Parameters<f64>>,
 }
 
 /// The MLP and, for [`Likelihood::Learned`], the `log_sigma` leaf.
@@ -243,14 +307,25 @@ fn network(spec: &FitSpec, features: usize) -> Result<(ParamLayout, Network), Au
 }
 
 /// `(μ, σ)` on the standardised scale for inputs `x` (σ `[N]` for the heteroscedastic head, `[]`
-/// for a learned one, `None` for a fixed one).
+/// for a learned one, `None` for a fixed one), the network's leaves read from the parameters.
 fn head(
     g: &mut Graph<'_, f64>,
     net: &Network,
     likelihood: Likelihood,
     x: Var,
 ) -> Result<(Var, Option<Var>), AutogradError> {
-    let out = net.mlp.forward(g, x)?;
+    head_with(g, net, likelihood, x, |g, id| g.param(id))
+}
+
+/// [`head`] with each leaf's value given by `leaf(graph, id)`.
+fn head_with(
+    g: &mut Graph<'_, f64>,
+    net: &Network,
+    likelihood: Likelihood,
+    x: Var,
+    mut leaf: impl FnMut(&mut Graph<'_, f64>, ParamId) -> Result<Var, AutogradError>,
+) -> Result<(Var, Option<Var>), AutogradError> {
+    let out = net.mlp.forward_with(g, x, &mut leaf)?;
     match (likelihood, net.log_sigma) {
         (Likelihood::Heteroscedastic, _) => {
             let mu = g.select_column(out, 0)?;
@@ -260,7 +335,7 @@ fn head(
             Ok((mu, Some(g.sqrt(var))))
         }
         (Likelihood::Learned, Some(id)) => {
-            let log_sigma = g.param(id)?;
+            let log_sigma = leaf(g, id)?;
             Ok((g.squeeze_last(out)?, Some(g.exp(log_sigma))))
         }
         _ => Ok((g.squeeze_last(out)?, None)),
@@ -305,7 +380,7 @@ pub fn fit(
     x: &[f64],
     y: &[f64],
     features: usize,
-) -> Result<(FittedModel, EnsembleResult<f64>), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(FittedModel, EnsembleResult<f64>), BoxError> {
     fit_with_progress(spec, x, y, features, None)
 }
 
@@ -320,7 +395,7 @@ pub fn fit_with_progress(
     y: &[f64],
     features: usize,
     progress: Option<&FitProgress>,
-) -> Result<(FittedModel, EnsembleResult<f64>), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(FittedModel, EnsembleResult<f64>), BoxError> {
     let norm = Normalisation::from_training(x, features, y);
     let (xs, ys) = (norm.features(x), norm.target(y));
     let (xs, ys, held_out) = hold_out(spec, xs, ys, features)?;
@@ -331,28 +406,14 @@ pub fn fit_with_progress(
         Likelihood::Fixed { sigma } => sigma / norm.y_std,
         Likelihood::Heteroscedastic | Likelihood::Learned => 1.0,
     };
-    let make = || {
-        let net = network.clone();
-        TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
-            let (mu, sigma) = head(g, &net, likelihood, x)?;
-            let ll = match sigma {
-                Some(s) => g.normal_log_density(y, mu, s)?,
-                None => g.normal_log_density(y, mu, flock_autograd::Arg::Const(sigma_std))?,
-            };
-            let theta = g.all_params();
-            let lp = g.normal_log_density(
-                theta,
-                flock_autograd::Arg::Const(0.0),
-                flock_autograd::Arg::Const(1.0),
-            )?;
-            Ok((ll, lp))
-        })
-    };
-    let log_joint = ParallelLogJoint::new((0..spec.threads.max(1)).map(|_| make()).collect());
     let init = network.mlp.member_init::<f64, MemberRng>(&layout);
     let batch_size = spec.batch_size.clamp(1, rows.max(1));
-    let epoch_steps = rows.div_ceil(batch_size);
-    let steps = spec.epochs * epoch_steps;
+    let epochs = Epochs {
+        steps_per_epoch: rows.div_ceil(batch_size),
+        batch_size,
+        rows,
+    };
+    let steps = spec.epochs * epochs.steps_per_epoch;
     let learning_rate: LearningRate = match spec.schedule {
         LearningRateSchedule::Constant => spec.learning_rate.into(),
         LearningRateSchedule::CosineDecay => {
@@ -360,24 +421,239 @@ pub fn fit_with_progress(
         }
     };
     let optimizer = adam(learning_rate, AdamConfig::default())?;
-    let mut map = EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
-        .map_err(|e| e.to_string())?;
     let data = Batch::new(&xs, &ys, rows)?;
     let held_out = match &held_out {
         Some((hx, hy)) => Some(Batch::new(hx, hy, hy.len())?),
         None => None,
     };
-    let (init_seed, batch_seed) = split_seed(spec.seed);
+    let (result, draws) = match spec.method {
+        FitMethod::Map => {
+            let log_joint = ParallelLogJoint::new(
+                (0..spec.threads.max(1))
+                    .map(|_| map_log_joint(&network, &layout, likelihood, sigma_std))
+                    .collect(),
+            );
+            let mut map =
+                EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)
+                    .map_err(|e| e.to_string())?;
+            let result = train_epochs(&mut map, spec, &epochs, data, held_out, progress)?;
+            (result, None)
+        }
+        FitMethod::Vi(vi) => {
+            if held_out.is_some() {
+                return Err(EnsembleError::InvalidArgument {
+                    name: "validation_fraction",
+                    value: spec.validation_fraction,
+                    expected: "0 for a VI fit (held-out early stopping keeps point estimates)",
+                }
+                .into());
+            }
+            let model = NetworkModel::new(network.clone(), &layout, likelihood, sigma_std);
+            let config = ViConfig {
+                ensemble_size: spec.members,
+                kl_weight: vi.kl_weight,
+                init_scale: vi.init_scale,
+                threads: spec.threads.max(1),
+                ..ViConfig::default()
+            };
+            let mut runner =
+                EnsembleVI::new(model, data, init, optimizer, config).map_err(|e| e.to_string())?;
+            let result = train_epochs(&mut runner, spec, &epochs, data, None, progress)?;
+            let draws = guide_draws(&result.params, &layout, vi.samples, spec.seed)?;
+            (result, Some(draws))
+        }
+    };
+    let model = FittedModel {
+        spec: spec.clone(),
+        norm,
+        params: result.params.clone(),
+        net: network,
+        draws,
+    };
+    Ok((model, result))
+}
+
+/// A point-estimate fit's log-joint: `y ~ N(μ, σ)` with the head's `(μ, σ)` (σ =
+/// `sigma_std` for a fixed likelihood), and a standard-normal prior on every leaf.
+fn map_log_joint(
+    network: &Network,
+    layout: &ParamLayout,
+    likelihood: Likelihood,
+    sigma_std: f64,
+) -> impl LogJoint<f64> + Send + use<> {
+    let net = network.clone();
+    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+        let (mu, sigma) = head(g, &net, likelihood, x)?;
+        let ll = match sigma {
+            Some(s) => g.normal_log_density(y, mu, s)?,
+            None => g.normal_log_density(y, mu, Arg::Const(sigma_std))?,
+        };
+        let theta = g.all_params();
+        let lp = g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?;
+        Ok((ll, lp))
+    })
+}
+
+/// How a fit's steps fall into epochs.
+struct Epochs {
+    steps_per_epoch: usize,
+    batch_size: usize,
+    rows: usize,
+}
+
+/// A fit's runner as its epoch loop drives it: [`EnsembleMAP`] or [`EnsembleVI`].
+trait FitRunner {
+    /// Fresh parameters and optimizer state for a run seeded `seed`.
+    fn start(&mut self, seed: u64) -> Result<FitState, BoxError>;
+    /// The training state a checkpoint holds, and its step.
+    fn resume(&mut self, checkpoint: &Checkpoint, seed: u64)
+    -> Result<(FitState, usize), BoxError>;
+    /// Steps up to `options.start_step .. end` with the batches of `seed`.
+    fn train_until(
+        &mut self,
+        state: &mut FitState,
+        seed: u64,
+        end: usize,
+        data: Batch<'_, f64>,
+        options: RunOptions<'_, f64>,
+    ) -> Result<EnsembleResult<f64>, BoxError>;
+    /// Each member's held-out NLL per row.
+    fn held_out_nll(
+        &mut self,
+        params: &Parameters<f64>,
+        held_out: Batch<'_, f64>,
+    ) -> Result<Vec<f64>, BoxError>;
+    /// Saves the training state with extra tensors.
+    fn save(
+        &self,
+        path: &Path,
+        state: &FitState,
+        step: usize,
+        extra: &[(&str, &[f64], &[usize])],
+    ) -> Result<(), CheckpointError>;
+}
+
+type FitState = EnsembleState<f64, <Adam as GradientTransformation<f64>>::State>;
+
+impl<L, F> FitRunner for EnsembleMAP<f64, L, F, Adam>
+where
+    L: LogJoint<f64>,
+    F: FnMut(&mut MemberRng) -> Vec<f64>,
+{
+    fn start(&mut self, seed: u64) -> Result<FitState, BoxError> {
+        Ok(self.init(split_seed(seed).0).map_err(|e| e.to_string())?)
+    }
+
+    fn resume(
+        &mut self,
+        checkpoint: &Checkpoint,
+        _seed: u64,
+    ) -> Result<(FitState, usize), BoxError> {
+        let layout = self.log_joint().layout().clone();
+        let members = self.ensemble_size();
+        Ok(checkpoint.training_state(self.optimizer(), &layout, members)?)
+    }
+
+    fn train_until(
+        &mut self,
+        state: &mut FitState,
+        seed: u64,
+        end: usize,
+        data: Batch<'_, f64>,
+        options: RunOptions<'_, f64>,
+    ) -> Result<EnsembleResult<f64>, BoxError> {
+        Ok(self
+            .train(state, split_seed(seed).1, end, data, options)
+            .map_err(|e| e.to_string())?)
+    }
+
+    fn held_out_nll(
+        &mut self,
+        params: &Parameters<f64>,
+        held_out: Batch<'_, f64>,
+    ) -> Result<Vec<f64>, BoxError> {
+        Ok(EnsembleMAP::held_out_nll(self, params, held_out).map_err(|e| e.to_string())?)
+    }
+
+    fn save(
+        &self,
+        path: &Path,
+        state: &FitState,
+        step: usize,
+        extra: &[(&str, &[f64], &[usize])],
+    ) -> Result<(), CheckpointError> {
+        save_state_with(path, state, step, &[], extra)
+    }
+}
+
+impl<M: Model<f64> + Clone + Send> FitRunner for EnsembleVI<f64, M, Adam> {
+    fn start(&mut self, seed: u64) -> Result<FitState, BoxError> {
+        Ok(EnsembleVI::start(self, seed).map_err(|e| e.to_string())?)
+    }
+
+    fn resume(
+        &mut self,
+        checkpoint: &Checkpoint,
+        seed: u64,
+    ) -> Result<(FitState, usize), BoxError> {
+        Ok(self.restore_from(checkpoint, seed)?)
+    }
+
+    fn train_until(
+        &mut self,
+        state: &mut FitState,
+        seed: u64,
+        end: usize,
+        data: Batch<'_, f64>,
+        options: RunOptions<'_, f64>,
+    ) -> Result<EnsembleResult<f64>, BoxError> {
+        Ok(self
+            .train(state, seed, end, data, options)
+            .map_err(|e| e.to_string())?)
+    }
+
+    fn held_out_nll(
+        &mut self,
+        _params: &Parameters<f64>,
+        _held_out: Batch<'_, f64>,
+    ) -> Result<Vec<f64>, BoxError> {
+        Err("held-out early stopping is for point-estimate (MAP) fits".into())
+    }
+
+    fn save(
+        &self,
+        path: &Path,
+        state: &FitState,
+        step: usize,
+        extra: &[(&str, &[f64], &[usize])],
+    ) -> Result<(), CheckpointError> {
+        self.save_state_with(path, state, step, extra)
+    }
+}
+
+/// The epoch loop of a fit: `spec.epochs` epochs of mini-batches without replacement, the
+/// training state saved after each (when `progress` asks) and resumed from it, each member kept
+/// at its best held-out epoch when `held_out` is given.
+fn train_epochs(
+    runner: &mut impl FitRunner,
+    spec: &FitSpec,
+    epochs: &Epochs,
+    data: Batch<'_, f64>,
+    held_out: Option<Batch<'_, f64>>,
+    progress: Option<&FitProgress>,
+) -> Result<EnsembleResult<f64>, BoxError> {
     let members = spec.members;
+    let steps = spec.epochs * epochs.steps_per_epoch;
     // Start fresh, or from the training state an interrupted run left.
     let (mut state, mut step, mut history, mut best) =
         match progress.filter(|p| p.resume && p.state_file.exists()) {
             Some(p) => {
                 let checkpoint = Checkpoint::read(&p.state_file)?;
-                let (state, step) = checkpoint.training_state(map.optimizer(), &layout, members)?;
+                let (state, step) = runner.resume(&checkpoint, spec.seed)?;
                 let history = checkpoint.tensor::<f64>("losses_so_far", &[members, step])?;
                 let best = match held_out {
                     Some(_) => {
+                        let layout = state.params.layout();
                         let scores = checkpoint.tensor::<f64>("best_held_out_nll", &[members])?;
                         let values = checkpoint
                             .tensor::<f64>("best_params", &[members, layout.member_size()])?;
@@ -389,7 +665,7 @@ pub fn fit_with_progress(
                 (state, step, history, best)
             }
             None => {
-                let state = map.init(init_seed).map_err(|e| e.to_string())?;
+                let state = runner.start(spec.seed)?;
                 let best = held_out.map(|_| BestParams::new(&state.params));
                 (state, 0, Vec::new(), best)
             }
@@ -397,27 +673,25 @@ pub fn fit_with_progress(
     let mut diverged = Vec::new();
     let stop_at = progress
         .and_then(|p| p.max_epochs_this_run)
-        .map_or(steps, |e| (step + e * epoch_steps).min(steps));
+        .map_or(steps, |e| (step + e * epochs.steps_per_epoch).min(steps));
     let mut bar = progress
         .filter(|p| p.show)
         .map(|_| ProgressBar::new("fit", "steps", steps));
     // One epoch at a time, saving the training state after each (when asked to).
     while step < stop_at {
-        let end = (step + epoch_steps).min(stop_at);
-        let part = map
-            .train(
-                &mut state,
-                batch_seed,
-                end,
-                data,
-                RunOptions {
-                    batch_size: Some(batch_size),
-                    sampling: Sampling::WithoutReplacement,
-                    start_step: step,
-                    ..RunOptions::default()
-                },
-            )
-            .map_err(|e| e.to_string())?;
+        let end = (step + epochs.steps_per_epoch).min(stop_at);
+        let part = runner.train_until(
+            &mut state,
+            spec.seed,
+            end,
+            data,
+            RunOptions {
+                batch_size: Some(epochs.batch_size),
+                sampling: Sampling::WithoutReplacement,
+                start_step: step,
+                ..RunOptions::default()
+            },
+        )?;
         history = append_losses(&history, step, &part.losses, part.steps, members);
         diverged.extend(part.diverged.iter().map(|d| crate::map::Divergence {
             member: d.member,
@@ -426,9 +700,7 @@ pub fn fit_with_progress(
         step = end;
         // Early stopping: each member keeps the parameters of its best held-out epoch.
         if let (Some(held), Some(best)) = (held_out, best.as_mut()) {
-            let now = map
-                .held_out_nll(&state.params, held)
-                .map_err(|e| e.to_string())?;
+            let now = runner.held_out_nll(&state.params, held)?;
             for (e, &score) in now.iter().enumerate() {
                 best.offer(e, score, state.params.member(e));
             }
@@ -439,39 +711,32 @@ pub fn fit_with_progress(
                 .filter(|v| v.is_finite())
                 .collect();
             // Per training row, so the figure reads as a (standardised-scale) NLL.
-            let per_row = latest.iter().sum::<f64>() / (latest.len().max(1) * rows) as f64;
+            let per_row = latest.iter().sum::<f64>() / (latest.len().max(1) * epochs.rows) as f64;
             bar.update(step, Some(per_row));
         }
         if let Some(p) = progress {
             let losses_shape = [members, step];
-            let best_shape = [members, layout.member_size()];
+            let best_shape = [members, state.params.layout().member_size()];
             let mut tensors: Vec<(&str, &[f64], &[usize])> =
                 vec![("losses_so_far", &history, &losses_shape)];
             if let Some(best) = &best {
                 tensors.push(("best_held_out_nll", best.scores(), &best_shape[..1]));
                 tensors.push(("best_params", best.params().values(), &best_shape));
             }
-            save_state_with(&p.state_file, &state, step, &[], &tensors)?;
+            runner.save(&p.state_file, &state, step, &tensors)?;
         }
     }
     let params = match best {
         Some(best) => best.into_params(&state.params),
         None => state.params.clone(),
     };
-    let result = EnsembleResult {
+    Ok(EnsembleResult {
         params,
         losses: history,
         steps: step,
         stopped_early: step < steps,
         diverged,
-    };
-    let model = FittedModel {
-        spec: spec.clone(),
-        norm,
-        params: result.params.clone(),
-        net: network,
-    };
-    Ok((model, result))
+    })
 }
 
 /// Training and held-out rows (standardised), `spec.validation_fraction` of them held out: a
@@ -541,14 +806,18 @@ impl FittedModel {
         self.norm.x_mean.len()
     }
 
+    /// The networks the predictive mixes, one per component: the members' own, or with
+    /// [`FitMethod::Vi`] `S` draws from each member's guide (component `e·S + s`), drawn once
+    /// from the fit's seed, so a saved and loaded model predicts the same.
+    pub fn networks(&self) -> &Parameters<f64> {
+        self.draws.as_ref().unwrap_or(&self.params)
+    }
+
     /// The predictive mixture on the original target scale for inputs `x` (`[N, D]`).
     ///
     /// # Errors
     /// Errors for a wrong number of features or NaN inputs.
-    pub fn predict(
-        &self,
-        x: &[f64],
-    ) -> Result<MixturePredictive, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn predict(&self, x: &[f64]) -> Result<MixturePredictive, BoxError> {
         let d = self.features();
         if x.is_empty() || !x.len().is_multiple_of(d) {
             return Err(format!("inputs hold {} values, not rows of {d} features", x.len()).into());
@@ -556,8 +825,9 @@ impl FittedModel {
         let n = x.len() / d;
         let xs = self.norm.features(x);
         let likelihood = self.spec.likelihood;
+        let nets = self.networks();
         let preds = ensemble_predict(
-            &self.params,
+            nets,
             |g, x| {
                 let (mu, sigma) = head(g, &self.net, likelihood, x)?;
                 let mu = g.unsqueeze_last(mu)?;
@@ -570,14 +840,14 @@ impl FittedModel {
             &xs,
             n,
         )?;
-        let m = self.params.members();
+        let m = nets.members();
         let (mut means, mut sigmas) = (vec![0.0; m * n], vec![0.0; m * n]);
         for e in 0..m {
             let block = preds.member(e);
             let fixed = match (likelihood, self.net.log_sigma) {
                 (Likelihood::Fixed { sigma }, _) => Some(sigma),
                 (Likelihood::Learned, Some(id)) => {
-                    Some(self.params.leaf(e, id)?[0].exp() * self.norm.y_std)
+                    Some(nets.leaf(e, id)?[0].exp() * self.norm.y_std)
                 }
                 _ => None,
             };
@@ -601,7 +871,15 @@ impl FittedModel {
             Likelihood::Learned => json!({"kind": "learned"}),
             Likelihood::Fixed { sigma } => json!({"kind": "fixed", "sigma": sigma}),
         };
+        let method = match s.method {
+            FitMethod::Map => json!({"kind": "map"}),
+            FitMethod::Vi(vi) => json!({
+                "kind": "vi", "kl_weight": vi.kl_weight, "init_scale": vi.init_scale,
+                "samples": vi.samples,
+            }),
+        };
         json!({
+            "method": method,
             "members": s.members, "hidden": s.hidden, "depth": s.depth,
             "activation": activation_name(s.activation), "likelihood": likelihood,
             "epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate,
@@ -653,7 +931,24 @@ impl FittedModel {
             },
             _ => return Err(bad("likelihood")),
         };
+        let method = match spec.get("method") {
+            // Models saved before VI fits existed are point estimates.
+            None => FitMethod::Map,
+            Some(m) => match m["kind"].as_str() {
+                Some("map") => FitMethod::Map,
+                Some("vi") => {
+                    let field = |k: &str| m[k].as_f64().ok_or_else(|| bad(k));
+                    FitMethod::Vi(ViFit {
+                        kl_weight: field("kl_weight")?,
+                        init_scale: field("init_scale")?,
+                        samples: field("samples")? as usize,
+                    })
+                }
+                _ => return Err(bad("method")),
+            },
+        };
         let fit_spec = FitSpec {
+            method,
             members: num("members")? as usize,
             hidden: num("hidden")? as usize,
             depth: num("depth")? as usize,
@@ -689,12 +984,21 @@ impl FittedModel {
             return Err(bad("normalisation"));
         }
         let (layout, net) = network(&fit_spec, norm.x_mean.len()).map_err(|_| bad("network"))?;
-        let params = checkpoint.params::<f64>(&layout, fit_spec.members)?;
+        let (params, draws) = match fit_spec.method {
+            FitMethod::Map => (checkpoint.params::<f64>(&layout, fit_spec.members)?, None),
+            FitMethod::Vi(vi) => {
+                let guide = guide_layout(&layout).map_err(|_| bad("network"))?;
+                let guides = checkpoint.params::<f64>(&guide, fit_spec.members)?;
+                let draws = guide_draws(&guides, &layout, vi.samples, fit_spec.seed)?;
+                (guides, Some(draws))
+            }
+        };
         Ok(FittedModel {
             spec: fit_spec,
             norm,
             params,
             net,
+            draws,
         })
     }
 }

@@ -1,0 +1,299 @@
+//! The pieces of a [`FitMethod::Vi`](super::FitMethod::Vi) fit: the fit's network as a model
+//! over latent weights, and the networks its predictive draws from the fitted guides.
+
+use flock_autograd::{Arg, AutogradError, ParamLayout, Parameters, Var};
+use flock_ensemble::model::{Model, ModelContext, normal};
+use flock_ensemble::{fill_standard_normal, member_rng};
+use flock_kernels::elementwise::softplus;
+
+use super::{Likelihood, Network, head_with};
+use crate::checkpoint::CheckpointError;
+
+/// The fit's network and likelihood as a model: every leaf of the network's layout a latent
+/// site of the same name and shape with the standard-normal prior a MAP fit puts on it, and
+/// `y ~ N(μ, σ)` with the fit's head.
+#[derive(Clone, Debug)]
+pub(super) struct NetworkModel {
+    net: Network,
+    sites: Vec<(String, flock_autograd::Shape)>,
+    likelihood: Likelihood,
+    /// σ on the standardised scale for [`Likelihood::Fixed`].
+    sigma_std: f64,
+}
+
+impl NetworkModel {
+    pub(super) fn new(
+        net: Network,
+        layout: &ParamLayout,
+        likelihood: Likelihood,
+        sigma_std: f64,
+    ) -> NetworkModel {
+        let sites = layout
+            .leaves()
+            .iter()
+            .map(|leaf| (leaf.name.clone(), leaf.shape))
+            .collect();
+        NetworkModel {
+            net,
+            sites,
+            likelihood,
+            sigma_std,
+        }
+    }
+}
+
+impl Model<f64> for NetworkModel {
+    fn run(&self, m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
+        // Site k is leaf k of the layout, so a leaf's id indexes its sampled value.
+        let mut values = Vec::with_capacity(self.sites.len());
+        for (name, shape) in &self.sites {
+            values.push(m.sample(name, normal(0.0, 1.0), *shape)?);
+        }
+        let (mu, sigma) = head_with(m.graph(), &self.net, self.likelihood, x, |_, id| {
+            Ok(values[id.index()])
+        })?;
+        let scale = match sigma {
+            Some(s) => Arg::Var(s),
+            None => Arg::Const(self.sigma_std),
+        };
+        m.observe("y", normal(mu, scale), y)
+    }
+}
+
+/// The guides' layout for a network layout: `{leaf}.loc` then `{leaf}.rho` per leaf, the
+/// layout [`EnsembleVI`](crate::vi::EnsembleVI) gives a mean-field guide over
+/// [`NetworkModel`]'s sites.
+///
+/// # Errors
+/// [`AutogradError::DuplicateLeaf`] (not for a layout of distinct names).
+pub(super) fn guide_layout(layout: &ParamLayout) -> Result<ParamLayout, AutogradError> {
+    let mut guide = ParamLayout::new();
+    for leaf in layout.leaves() {
+        guide.add(format!("{}.loc", leaf.name), leaf.shape)?;
+        guide.add(format!("{}.rho", leaf.name), leaf.shape)?;
+    }
+    Ok(guide)
+}
+
+/// The noise seed of the predictive draws of a fit seeded `seed`.
+fn draw_seed(seed: u64) -> u64 {
+    seed ^ 0x6472_6177_735f_7669
+}
+
+/// `samples` networks from each member's mean-field guide in `guides` (laid out by
+/// [`guide_layout`]`(layout)`), as `E·S` members of `layout`, member-major (network `e·S + s` is
+/// draw `s` of guide `e`): `θ = loc + softplus(ρ)·ε`, `ε ~ N(0, I)` from member `e`'s stream of
+/// the fit's seed, so the same guides and seed give the same networks.
+///
+/// # Errors
+/// [`CheckpointError::Mismatch`] if `guides` is not laid out for `layout` or `samples` is 0.
+pub(super) fn guide_draws(
+    guides: &Parameters<f64>,
+    layout: &ParamLayout,
+    samples: usize,
+    seed: u64,
+) -> Result<Parameters<f64>, CheckpointError> {
+    let mismatch = |reason: &str| CheckpointError::Mismatch {
+        reason: reason.to_owned(),
+    };
+    if samples == 0 {
+        return Err(mismatch(
+            "a VI fit's predictive needs at least one draw per member",
+        ));
+    }
+    let expected = guide_layout(layout).map_err(|e| mismatch(&e.to_string()))?;
+    if guides.layout() != &expected {
+        return Err(mismatch(
+            "the guides are not laid out as a mean-field guide over the network's leaves",
+        ));
+    }
+    let members = guides.members();
+    let mut draws = Parameters::zeros(layout.clone(), members * samples);
+    let (mut scale, mut eps) = (Vec::new(), Vec::new());
+    for e in 0..members {
+        let mut rng = member_rng(draw_seed(seed), e);
+        let guide = guides.member(e);
+        for s in 0..samples {
+            let net = draws.member_mut(e * samples + s);
+            // Guide leaves 2k and 2k + 1 are leaf k's loc and rho.
+            for (k, leaf) in layout.leaves().iter().enumerate() {
+                let [loc, rho] = [2 * k, 2 * k + 1].map(|i| {
+                    let g = &expected.leaves()[i];
+                    &guide[g.offset..g.offset + g.len()]
+                });
+                scale.resize(leaf.len(), 0.0);
+                eps.resize(leaf.len(), 0.0);
+                softplus(rho, &mut scale);
+                fill_standard_normal(&mut rng, &mut eps);
+                let out = &mut net[leaf.offset..leaf.offset + leaf.len()];
+                for (((o, &l), &sc), &z) in out.iter_mut().zip(loc).zip(&scale).zip(&eps) {
+                    *o = l + sc * z;
+                }
+            }
+        }
+    }
+    Ok(draws)
+}
+
+#[cfg(test)]
+mod tests {
+    use flock_autograd::{Activation, Batch, LogJoint, LogJointOutput, Weights};
+    use flock_ensemble::model::ModelLogJoint;
+
+    use super::super::{FitSpec, map_log_joint, network};
+    use super::*;
+
+    /// `(ℓ, π, gradient)` of `log_joint` at `params` on `(x, y)`, weights 1 and 1.
+    fn evaluate(
+        log_joint: &mut impl LogJoint<f64>,
+        params: &Parameters<f64>,
+        x: &[f64],
+        y: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let members = params.members();
+        let (mut ll, mut lp) = (vec![0.0; members], vec![0.0; members]);
+        let mut grad = vec![0.0; params.values().len()];
+        log_joint
+            .evaluate(
+                members,
+                params.values(),
+                Batch::new(x, y, y.len()).unwrap(),
+                Weights {
+                    loglik: 1.0,
+                    logprior: 1.0,
+                },
+                LogJointOutput {
+                    loglik: &mut ll,
+                    logprior: &mut lp,
+                    grad: &mut grad,
+                },
+            )
+            .unwrap();
+        (ll, lp, grad)
+    }
+
+    /// The VI model evaluated at point weights is the MAP fit's log-joint — the same sites,
+    /// head, likelihood and prior — for every likelihood: same log-likelihood, log-prior and
+    /// gradient (its layout, discovered from the sites, is the network's).
+    #[test]
+    fn network_model_at_point_weights_is_the_map_log_joint() {
+        let (features, rows) = (3, 17);
+        let x: Vec<f64> = (0..rows * features)
+            .map(|i| ((i * 7 % 13) as f64 - 6.0) / 4.0)
+            .collect();
+        let y: Vec<f64> = (0..rows).map(|i| (i as f64 / 5.0).sin()).collect();
+        for likelihood in [
+            Likelihood::Heteroscedastic,
+            Likelihood::Learned,
+            Likelihood::Fixed { sigma: 0.3 },
+        ] {
+            let spec = FitSpec {
+                hidden: 6,
+                depth: 2,
+                activation: Activation::Tanh,
+                likelihood,
+                ..FitSpec::default()
+            };
+            let (layout, net) = network(&spec, features).unwrap();
+            let mut params = Parameters::<f64>::zeros(layout.clone(), 3);
+            let mut rng = member_rng(5, 0);
+            fill_standard_normal(&mut rng, params.values_mut());
+            let sigma_std = 0.3;
+            let model = NetworkModel::new(net.clone(), &layout, likelihood, sigma_std);
+            let mut as_model =
+                ModelLogJoint::new(model, Batch::new(&x, &y, rows).unwrap()).unwrap();
+            assert_eq!(as_model.layout(), &layout, "{likelihood:?}");
+            let mut as_map = map_log_joint(&net, &layout, likelihood, sigma_std);
+            let (ll_a, lp_a, g_a) = evaluate(&mut as_model, &params, &x, &y);
+            let (ll_b, lp_b, g_b) = evaluate(&mut as_map, &params, &x, &y);
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                for (u, v) in a.iter().zip(b) {
+                    assert!(
+                        (u - v).abs() <= 1e-12 * (1.0 + v.abs()),
+                        "{likelihood:?} {what}: {u} vs {v}"
+                    );
+                }
+            };
+            close(&ll_a, &ll_b, "loglik");
+            close(&lp_a, &lp_b, "logprior");
+            close(&g_a, &g_b, "gradient");
+        }
+    }
+
+    fn guides_for(layout: &ParamLayout, members: usize) -> Parameters<f64> {
+        let guide = guide_layout(layout).unwrap();
+        let mut guides = Parameters::<f64>::zeros(guide.clone(), members);
+        for e in 0..members {
+            for (i, leaf) in guide.leaves().iter().enumerate() {
+                for (j, v) in guides.member_mut(e)[leaf.offset..leaf.offset + leaf.len()]
+                    .iter_mut()
+                    .enumerate()
+                {
+                    // loc: a pattern per member; rho: scales from 0.05 up.
+                    *v = if i % 2 == 0 {
+                        (e as f64 + 1.0) * (j as f64 / 7.0 - 0.5)
+                    } else {
+                        -3.0 + 0.4 * (j % 5) as f64
+                    };
+                }
+            }
+        }
+        guides
+    }
+
+    /// Draws are `loc + softplus(ρ)·ε`: over many draws each weight's mean and std match its
+    /// guide's; member `e`'s draws depend only on its own guide; the same seed repeats them.
+    #[test]
+    fn guide_draws_follow_each_member_guide() {
+        let spec = FitSpec {
+            hidden: 3,
+            ..FitSpec::default()
+        };
+        let (layout, _) = network(&spec, 2).unwrap();
+        let guides = guides_for(&layout, 2);
+        let samples = 4000;
+        let draws = guide_draws(&guides, &layout, samples, 9).unwrap();
+        assert_eq!(draws.members(), 2 * samples);
+        let guide = guide_layout(&layout).unwrap();
+        for e in 0..2 {
+            for (k, leaf) in layout.leaves().iter().enumerate() {
+                let (loc, rho) = (&guide.leaves()[2 * k], &guide.leaves()[2 * k + 1]);
+                for j in 0..leaf.len() {
+                    let values: Vec<f64> = (0..samples)
+                        .map(|s| draws.member(e * samples + s)[leaf.offset + j])
+                        .collect();
+                    let mean = values.iter().sum::<f64>() / samples as f64;
+                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                        / (samples - 1) as f64;
+                    let want_loc = guides.member(e)[loc.offset + j];
+                    let r = guides.member(e)[rho.offset + j];
+                    let want_scale = (1.0 + r.exp()).ln();
+                    // 5 standard errors of the mean and of the std.
+                    let se = want_scale / (samples as f64).sqrt();
+                    assert!((mean - want_loc).abs() < 5.0 * se, "{e} {k} {j}: {mean}");
+                    assert!(
+                        (var.sqrt() - want_scale).abs() < 5.0 * se / 2f64.sqrt(),
+                        "{e} {k} {j}: {} vs {want_scale}",
+                        var.sqrt()
+                    );
+                }
+            }
+        }
+        // Member 0's draws do not move when member 1's guide does; the seed repeats them.
+        let mut changed = guides.clone();
+        changed.member_mut(1).iter_mut().for_each(|v| *v += 1.0);
+        let again = guide_draws(&changed, &layout, 3, 9).unwrap();
+        let first = guide_draws(&guides, &layout, 3, 9).unwrap();
+        assert_eq!(first.member(0), again.member(0));
+        assert_eq!(first.member(2), again.member(2));
+        assert_ne!(first.member(3), again.member(3));
+        assert_ne!(
+            first.values(),
+            guide_draws(&guides, &layout, 3, 10).unwrap().values()
+        );
+        // A guide of another network, and zero draws, are refused.
+        let (other, _) = network(&FitSpec::default(), 3).unwrap();
+        assert!(guide_draws(&guides, &other, 3, 9).is_err());
+        assert!(guide_draws(&guides, &layout, 0, 9).is_err());
+    }
+}
