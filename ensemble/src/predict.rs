@@ -50,6 +50,26 @@ impl<T: Copy> Predictions<T> {
 /// [`EnsembleError::NonFiniteData`] for NaN inputs; errors of `predict_fn`.
 pub fn ensemble_predict<T, F>(
     params: &Parameters<T>,
+    predict_fn: F,
+    x_new: &[T],
+    points: usize,
+) -> Result<Predictions<T>, EnsembleError>
+where
+    T: Element,
+    F: for<'g> FnMut(&mut Graph<'g, T>, Var) -> Result<Var, AutogradError>,
+{
+    ensemble_predict_in(&mut Tape::new(), params, predict_fn, x_new, points)
+}
+
+/// [`ensemble_predict`] on a tape the caller keeps: its storage, grown to the largest call so
+/// far, is reused, so repeated predictions (every epoch's held-out score, chunks of many rows)
+/// neither reallocate nor zero-fill it again.
+///
+/// # Errors
+/// As [`ensemble_predict`].
+pub fn ensemble_predict_in<T, F>(
+    tape: &mut Tape<T>,
+    params: &Parameters<T>,
     mut predict_fn: F,
     x_new: &[T],
     points: usize,
@@ -68,7 +88,6 @@ where
     if let Some(index) = x_new.iter().position(|v| !v.is_finite()) {
         return Err(EnsembleError::NonFiniteData { what: "x", index });
     }
-    let mut tape = Tape::new();
     let mut g = tape.graph(params);
     let x = g.input(x_new, [points, x_new.len() / points])?;
     let out = predict_fn(&mut g, x)?;

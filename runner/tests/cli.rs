@@ -528,11 +528,19 @@ fn vi_fits() {
     run(&resumed, &["--threads", "1", "--max-epochs-this-run", "25"]);
     run(&resumed, &["--threads", "1", "--resume"]);
     assert_eq!(bytes, std::fs::read(&resumed).unwrap());
+    // Held-out early stopping keeps each member's best guide, and resumes to the same bytes too.
+    let held = ["--threads", "1", "--validation-fraction", "0.2"];
+    let (straight_held, resumed_held) = (dir.join("h.safetensors"), dir.join("i.safetensors"));
+    run(&straight_held, &held);
+    run(
+        &resumed_held,
+        &[&held[..], &["--max-epochs-this-run", "25"]].concat(),
+    );
+    run(&resumed_held, &[&held[..], &["--resume"]].concat());
+    let held_bytes = std::fs::read(&straight_held).unwrap();
+    assert_eq!(held_bytes, std::fs::read(&resumed_held).unwrap());
+    assert_ne!(held_bytes, bytes);
     for (args, message) in [
-        (
-            &["--method", "vi", "--validation-fraction", "0.1"][..],
-            "validation_fraction",
-        ),
         (&["--method", "bayes"][..], "--method \"bayes\""),
         (&["--method", "vi", "--samples", "0"][..], "--samples 0"),
         (

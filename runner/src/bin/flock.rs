@@ -188,8 +188,7 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         prior_weight: f64,
         /// Fraction of the training rows held out for early stopping: each member ends at the epoch
-        /// of its best held-out NLL (0 = train on every row; default: the protocol's, 0 with
-        /// --method vi).
+        /// of its best held-out NLL (0 = train on every row; default: the protocol's).
         #[arg(long)]
         validation_fraction: Option<f64>,
         #[command(flatten)]
@@ -380,10 +379,7 @@ fn run_command(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     None => preset.schedule,
                 },
                 prior_weight,
-                validation_fraction: validation_fraction.unwrap_or(match method {
-                    FitMethod::Map => preset.validation_fraction,
-                    FitMethod::Vi(_) => 0.0,
-                }),
+                validation_fraction: validation_fraction.unwrap_or(preset.validation_fraction),
                 method,
                 seed,
             };

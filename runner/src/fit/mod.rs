@@ -8,11 +8,11 @@ use std::path::Path;
 
 use flock_autograd::{
     Activation, Arg, AutogradError, Batch, Graph, LogJoint, Mlp, MlpConfig, ParamId, ParamLayout,
-    Parameters, Shape, TapeLogJoint, Var,
+    Parameters, Shape, Tape, TapeLogJoint, Var,
 };
 use flock_ensemble::model::Model;
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Sampling, ensemble_predict,
+    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Sampling, ensemble_predict_in,
     member_rng,
 };
 use flock_metrics::{MixturePredictive, Sigma};
@@ -26,7 +26,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_wit
 use crate::map::{BestParams, EnsembleMAP, EnsembleResult, RunOptions, split_seed};
 use crate::progress::ProgressBar;
 use crate::vi::{EnsembleVI, ViConfig};
-use variational::{NetworkModel, guide_draws, guide_layout};
+use variational::{NetworkModel, guide_draws, guide_layout, member_mixture_nll};
 
 /// The likelihood of the network's output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -440,14 +440,6 @@ pub fn fit_with_progress(
             (result, None)
         }
         FitMethod::Vi(vi) => {
-            if held_out.is_some() {
-                return Err(EnsembleError::InvalidArgument {
-                    name: "validation_fraction",
-                    value: spec.validation_fraction,
-                    expected: "0 for a VI fit (held-out early stopping keeps point estimates)",
-                }
-                .into());
-            }
             let model = NetworkModel::new(network.clone(), &layout, likelihood, sigma_std);
             let config = ViConfig {
                 ensemble_size: spec.members,
@@ -456,9 +448,18 @@ pub fn fit_with_progress(
                 threads: spec.threads.max(1),
                 ..ViConfig::default()
             };
-            let mut runner =
-                EnsembleVI::new(model, data, init, optimizer, config).map_err(|e| e.to_string())?;
-            let result = train_epochs(&mut runner, spec, &epochs, data, None, progress)?;
+            let mut runner = ViRunner {
+                vi: EnsembleVI::new(model, data, init, optimizer, config)
+                    .map_err(|e| e.to_string())?,
+                network: &network,
+                layout: &layout,
+                likelihood,
+                sigma_std,
+                samples: vi.samples,
+                seed: spec.seed,
+                tape: Tape::new(),
+            };
+            let result = train_epochs(&mut runner, spec, &epochs, data, held_out, progress)?;
             let draws = guide_draws(&result.params, &layout, vi.samples, spec.seed)?;
             (result, Some(draws))
         }
@@ -586,9 +587,22 @@ where
     }
 }
 
-impl<M: Model<f64> + Clone + Send> FitRunner for EnsembleVI<f64, M, Adam> {
+/// A VI fit's runner: the guides, and what scoring them on held-out rows needs.
+struct ViRunner<'n, M> {
+    vi: EnsembleVI<f64, M, Adam>,
+    network: &'n Network,
+    layout: &'n ParamLayout,
+    likelihood: Likelihood,
+    sigma_std: f64,
+    samples: usize,
+    seed: u64,
+    /// The held-out score's tape, kept from epoch to epoch.
+    tape: Tape<f64>,
+}
+
+impl<M: Model<f64> + Clone + Send> FitRunner for ViRunner<'_, M> {
     fn start(&mut self, seed: u64) -> Result<FitState, BoxError> {
-        Ok(EnsembleVI::start(self, seed).map_err(|e| e.to_string())?)
+        Ok(self.vi.start(seed).map_err(|e| e.to_string())?)
     }
 
     fn resume(
@@ -596,7 +610,7 @@ impl<M: Model<f64> + Clone + Send> FitRunner for EnsembleVI<f64, M, Adam> {
         checkpoint: &Checkpoint,
         seed: u64,
     ) -> Result<(FitState, usize), BoxError> {
-        Ok(self.restore_from(checkpoint, seed)?)
+        Ok(self.vi.restore_from(checkpoint, seed)?)
     }
 
     fn train_until(
@@ -608,16 +622,38 @@ impl<M: Model<f64> + Clone + Send> FitRunner for EnsembleVI<f64, M, Adam> {
         options: RunOptions<'_, f64>,
     ) -> Result<EnsembleResult<f64>, BoxError> {
         Ok(self
+            .vi
             .train(state, seed, end, data, options)
             .map_err(|e| e.to_string())?)
     }
 
+    /// Each member's predictive — the mixture of `samples` networks drawn from its guide, the
+    /// same noise at every call — scored on the held-out rows.
     fn held_out_nll(
         &mut self,
-        _params: &Parameters<f64>,
-        _held_out: Batch<'_, f64>,
+        params: &Parameters<f64>,
+        held_out: Batch<'_, f64>,
     ) -> Result<Vec<f64>, BoxError> {
-        Err("held-out early stopping is for point-estimate (MAP) fits".into())
+        let draws = guide_draws(params, self.layout, self.samples, self.seed)?;
+        let (means, sigmas) = component_moments(
+            &mut self.tape,
+            &draws,
+            self.network,
+            self.likelihood,
+            held_out.x,
+            held_out.rows,
+            OutputScale {
+                mean: 0.0,
+                std: 1.0,
+                fixed_sigma: self.sigma_std,
+            },
+        )?;
+        Ok(member_mixture_nll(
+            &means,
+            &sigmas,
+            held_out.y,
+            self.samples,
+        ))
     }
 
     fn save(
@@ -627,7 +663,7 @@ impl<M: Model<f64> + Clone + Send> FitRunner for EnsembleVI<f64, M, Adam> {
         step: usize,
         extra: &[(&str, &[f64], &[usize])],
     ) -> Result<(), CheckpointError> {
-        self.save_state_with(path, state, step, extra)
+        self.vi.save_state_with(path, state, step, extra)
     }
 }
 
@@ -800,6 +836,77 @@ fn stack_two(g: &mut Graph<'_, f64>, a: Var, b: Var) -> Result<Var, AutogradErro
     g.add(a2, b2)
 }
 
+/// The scale [`component_moments`] reports on: `y = mean + std·ŷ` of the standardised `ŷ`, and
+/// a fixed likelihood's σ on that scale.
+#[derive(Clone, Copy, Debug)]
+struct OutputScale {
+    mean: f64,
+    std: f64,
+    fixed_sigma: f64,
+}
+
+/// Each network's `(μ, σ)` at each row of the standardised inputs `xs` (`[n, D]`), on `scale`.
+/// `[M·n]` each, network-major.
+///
+/// Rows go through the networks in chunks of about 2²⁰ hidden values (8 MiB) on `tape`, so
+/// that many networks (a VI fit's draws) on many rows never build one huge tape.
+fn component_moments(
+    tape: &mut Tape<f64>,
+    nets: &Parameters<f64>,
+    net: &Network,
+    likelihood: Likelihood,
+    xs: &[f64],
+    n: usize,
+    scale: OutputScale,
+) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
+    let OutputScale {
+        mean: y_mean,
+        std: y_std,
+        fixed_sigma,
+    } = scale;
+    let m = nets.members();
+    let d = xs.len() / n.max(1);
+    let width = net.mlp.config().width_size.max(2);
+    let chunk = (CHUNK_VALUES / (m * width).max(1)).clamp(1, n.max(1));
+    let fixed: Vec<Option<f64>> = (0..m)
+        .map(|e| match (likelihood, net.log_sigma) {
+            (Likelihood::Fixed { .. }, _) => Ok(Some(fixed_sigma)),
+            (Likelihood::Learned, Some(id)) => Ok(Some(nets.leaf(e, id)?[0].exp() * y_std)),
+            _ => Ok(None),
+        })
+        .collect::<Result<_, AutogradError>>()?;
+    let (mut means, mut sigmas) = (vec![0.0; m * n], vec![0.0; m * n]);
+    for start in (0..n).step_by(chunk) {
+        let rows = chunk.min(n - start);
+        let preds = ensemble_predict_in(
+            tape,
+            nets,
+            |g, x| {
+                let (mu, sigma) = head(g, net, likelihood, x)?;
+                let mu = g.unsqueeze_last(mu)?;
+                let sigma = match (likelihood, sigma) {
+                    (Likelihood::Heteroscedastic, Some(s)) => g.unsqueeze_last(s)?,
+                    _ => g.scale(mu, 0.0),
+                };
+                stack_two(g, mu, sigma)
+            },
+            &xs[start * d..(start + rows) * d],
+            rows,
+        )?;
+        for (e, fixed) in fixed.iter().enumerate() {
+            let block = preds.member(e);
+            for i in 0..rows {
+                means[e * n + start + i] = block[2 * i] * y_std + y_mean;
+                sigmas[e * n + start + i] = fixed.unwrap_or(block[2 * i + 1] * y_std);
+            }
+        }
+    }
+    Ok((means, sigmas))
+}
+
+/// Hidden values per chunk of [`component_moments`].
+const CHUNK_VALUES: usize = 1 << 20;
+
 impl FittedModel {
     /// Features the model takes.
     pub fn features(&self) -> usize {
@@ -824,38 +931,25 @@ impl FittedModel {
         }
         let n = x.len() / d;
         let xs = self.norm.features(x);
-        let likelihood = self.spec.likelihood;
         let nets = self.networks();
-        let preds = ensemble_predict(
+        let m = nets.members();
+        let fixed_sigma = match self.spec.likelihood {
+            Likelihood::Fixed { sigma } => sigma,
+            _ => f64::NAN,
+        };
+        let (means, sigmas) = component_moments(
+            &mut Tape::new(),
             nets,
-            |g, x| {
-                let (mu, sigma) = head(g, &self.net, likelihood, x)?;
-                let mu = g.unsqueeze_last(mu)?;
-                let sigma = match (likelihood, sigma) {
-                    (Likelihood::Heteroscedastic, Some(s)) => g.unsqueeze_last(s)?,
-                    _ => g.scale(mu, 0.0),
-                };
-                stack_two(g, mu, sigma)
-            },
+            &self.net,
+            self.spec.likelihood,
             &xs,
             n,
+            OutputScale {
+                mean: self.norm.y_mean,
+                std: self.norm.y_std,
+                fixed_sigma,
+            },
         )?;
-        let m = nets.members();
-        let (mut means, mut sigmas) = (vec![0.0; m * n], vec![0.0; m * n]);
-        for e in 0..m {
-            let block = preds.member(e);
-            let fixed = match (likelihood, self.net.log_sigma) {
-                (Likelihood::Fixed { sigma }, _) => Some(sigma),
-                (Likelihood::Learned, Some(id)) => {
-                    Some(nets.leaf(e, id)?[0].exp() * self.norm.y_std)
-                }
-                _ => None,
-            };
-            for i in 0..n {
-                means[e * n + i] = block[2 * i] * self.norm.y_std + self.norm.y_mean;
-                sigmas[e * n + i] = fixed.unwrap_or(block[2 * i + 1] * self.norm.y_std);
-            }
-        }
         Ok(MixturePredictive::new(
             &means,
             m,

@@ -135,6 +135,41 @@ pub(super) fn guide_draws(
     Ok(draws)
 }
 
+/// Each member's mean negative log-likelihood per row of `y` under the equal-weight mixture of
+/// its `samples` consecutive components (`means`, `sigmas`: `[E·S·N]`, component-major, as
+/// [`guide_draws`] orders the networks): `−(1/N) Σᵢ ln((1/S) Σₛ N(yᵢ | μ_{eS+s,i}, σ_{eS+s,i}))`,
+/// `[E]`, by log-sum-exp.
+pub(super) fn member_mixture_nll(
+    means: &[f64],
+    sigmas: &[f64],
+    y: &[f64],
+    samples: usize,
+) -> Vec<f64> {
+    let n = y.len();
+    let members = means.len() / (samples * n).max(1);
+    let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let mut log_densities = vec![0.0; samples];
+    (0..members)
+        .map(|e| {
+            let mut total = 0.0;
+            for (i, &yi) in y.iter().enumerate() {
+                for (s, ld) in log_densities.iter_mut().enumerate() {
+                    let c = (e * samples + s) * n + i;
+                    let z = (yi - means[c]) / sigmas[c];
+                    *ld = -0.5 * z * z - sigmas[c].ln() - half_ln_2pi;
+                }
+                let top = log_densities
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = log_densities.iter().map(|v| (v - top).exp()).sum();
+                total += top + sum.ln() - (samples as f64).ln();
+            }
+            -total / n as f64
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use flock_autograd::{Activation, Batch, LogJoint, LogJointOutput, Weights};
@@ -295,5 +330,35 @@ mod tests {
         let (other, _) = network(&FitSpec::default(), 3).unwrap();
         assert!(guide_draws(&guides, &other, 3, 9).is_err());
         assert!(guide_draws(&guides, &layout, 0, 9).is_err());
+    }
+
+    /// The held-out score is the mixture NLL: one component per member is the Gaussian NLL, two
+    /// equal components the log of their mean density; members do not mix.
+    #[test]
+    fn member_mixture_nll_is_each_member_mixture() {
+        let y = [0.3, -1.0];
+        let density = |y: f64, m: f64, s: f64| {
+            (-0.5 * ((y - m) / s).powi(2)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())
+        };
+        // Two members of two components over two rows: [E·S·N].
+        let means = [0.0, -0.5, 1.0, -1.5, 0.2, 0.1, -0.3, -2.0];
+        let sigmas = [1.0, 0.5, 2.0, 0.7, 0.3, 1.1, 0.9, 0.4];
+        let got = member_mixture_nll(&means, &sigmas, &y, 2);
+        for (e, &got) in got.iter().enumerate() {
+            let want = -(0..2)
+                .map(|i| {
+                    let c = |s: usize| (e * 2 + s) * 2 + i;
+                    (0.5 * (density(y[i], means[c(0)], sigmas[c(0)])
+                        + density(y[i], means[c(1)], sigmas[c(1)])))
+                    .ln()
+                })
+                .sum::<f64>()
+                / 2.0;
+            assert!((got - want).abs() < 1e-12, "{e}: {got} vs {want}");
+        }
+        let single = member_mixture_nll(&means, &sigmas, &y, 1);
+        assert_eq!(single.len(), 4);
+        let want = -(density(y[0], 0.0, 1.0).ln() + density(y[1], -0.5, 0.5).ln()) / 2.0;
+        assert!((single[0] - want).abs() < 1e-12);
     }
 }
