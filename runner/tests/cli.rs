@@ -70,6 +70,21 @@ fn good_data() -> String {
         .collect()
 }
 
+/// `DIR/d.csv`: `a,y` with y = sin(2a) + noise of σ = 0.1 (a deterministic ±0.1 pattern), 200
+/// rows.
+fn write_sine_csv(dir: &Path) -> PathBuf {
+    let csv: String = std::iter::once("a,y\n".to_owned())
+        .chain((0..200).map(|i| {
+            let a = i as f64 / 50.0;
+            let noise = if i % 2 == 0 { 0.1 } else { -0.1 };
+            format!("{a},{}\n", (2.0 * a).sin() + noise)
+        }))
+        .collect();
+    let data = dir.join("d.csv");
+    std::fs::write(&data, csv).unwrap();
+    data
+}
+
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("flock-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -363,16 +378,7 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
 fn learned_sigma_and_schedules() {
     let dir = temp("learned");
     std::fs::create_dir_all(&dir).unwrap();
-    // y = sin(2a) + noise with σ = 0.1 (a deterministic ±0.1 pattern), 200 rows.
-    let csv: String = std::iter::once("a,y\n".to_owned())
-        .chain((0..200).map(|i| {
-            let a = i as f64 / 50.0;
-            let noise = if i % 2 == 0 { 0.1 } else { -0.1 };
-            format!("{a},{}\n", (2.0 * a).sin() + noise)
-        }))
-        .collect();
-    let data = dir.join("d.csv");
-    std::fs::write(&data, csv).unwrap();
+    let data = write_sine_csv(&dir);
     let run = |out: &Path, extra: &[&str]| {
         let options = [
             &[
@@ -451,22 +457,13 @@ fn learned_sigma_and_schedules() {
 
 /// `--method vi` fits a mean-field guide per member: the saved model holds each weight's
 /// `loc` and `rho`, predictions spread across the guides' draws and follow the data, the
-/// thread count never changes the bytes, an interrupted fit resumes to the same bytes, and
-/// settings VI cannot honour are refused by name.
+/// thread count never changes the bytes, an interrupted fit — with or without held-out early
+/// stopping — resumes to the same bytes, and bad settings are refused by name.
 #[test]
 fn vi_fits() {
     let dir = temp("vi");
     std::fs::create_dir_all(&dir).unwrap();
-    // y = sin(2a) + noise with σ = 0.1 (a deterministic ±0.1 pattern), 200 rows.
-    let csv: String = std::iter::once("a,y\n".to_owned())
-        .chain((0..200).map(|i| {
-            let a = i as f64 / 50.0;
-            let noise = if i % 2 == 0 { 0.1 } else { -0.1 };
-            format!("{a},{}\n", (2.0 * a).sin() + noise)
-        }))
-        .collect();
-    let data = dir.join("d.csv");
-    std::fs::write(&data, csv).unwrap();
+    let data = write_sine_csv(&dir);
     let run = |out: &Path, extra: &[&str]| {
         let options = [
             &[
