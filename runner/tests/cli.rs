@@ -537,6 +537,23 @@ fn vi_fits() {
     let held_bytes = std::fs::read(&straight_held).unwrap();
     assert_eq!(held_bytes, std::fs::read(&resumed_held).unwrap());
     assert_ne!(held_bytes, bytes);
+    // A low-rank guide: its factor is saved, predictions load from it, and it resumes too.
+    let rank = ["--threads", "1", "--rank", "2"];
+    let (straight_rank, resumed_rank) = (dir.join("k.safetensors"), dir.join("l.safetensors"));
+    run(&straight_rank, &rank);
+    run(
+        &resumed_rank,
+        &[&rank[..], &["--max-epochs-this-run", "25"]].concat(),
+    );
+    run(&resumed_rank, &[&rank[..], &["--resume"]].concat());
+    let rank_bytes = std::fs::read(&straight_rank).unwrap();
+    assert_eq!(rank_bytes, std::fs::read(&resumed_rank).unwrap());
+    let header = String::from_utf8_lossy(&rank_bytes[..rank_bytes.len().min(4096)]);
+    assert!(header.contains("layers.0.weight.cov_factor"), "{header}");
+    let rank_preds = dir.join("q.csv");
+    succeed(&mut predict_command(&straight_rank, &inputs, &rank_preds));
+    let rank_rows = std::fs::read_to_string(&rank_preds).unwrap();
+    assert_eq!(rank_rows.lines().count(), 4, "{rank_rows}");
     for (args, message) in [
         (&["--method", "bayes"][..], "--method \"bayes\""),
         (&["--method", "vi", "--samples", "0"][..], "--samples 0"),

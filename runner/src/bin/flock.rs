@@ -222,6 +222,9 @@ struct MethodArgs {
     /// VI: networks drawn from each member's guide for the predictive.
     #[arg(long, default_value_t = 10)]
     samples: usize,
+    /// VI: columns of a low-rank factor over all of a member's weights (0 = mean-field).
+    #[arg(long, default_value_t = 0)]
+    rank: usize,
 }
 
 impl MethodArgs {
@@ -245,6 +248,7 @@ impl MethodArgs {
                     kl_weight: self.kl_weight,
                     init_scale: self.init_scale,
                     samples: self.samples,
+                    rank: self.rank,
                 }))
             }
             other => Err(format!("--method {other:?}: expected map or vi")),

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::checkpoint::{Checkpoint, CheckpointError, save_result, save_state_with};
 use crate::map::{BestParams, EnsembleMAP, EnsembleResult, RunOptions, split_seed};
 use crate::progress::ProgressBar;
-use crate::vi::{EnsembleVI, ViConfig};
+use crate::vi::{EnsembleVI, Guide, ViConfig};
 use variational::{NetworkModel, guide_draws, guide_layout, member_mixture_nll};
 
 /// The likelihood of the network's output.
@@ -106,15 +106,29 @@ pub struct ViFit {
     pub init_scale: f64,
     /// Networks drawn from each member's guide for the predictive (`E·S` components).
     pub samples: usize,
+    /// Columns of a low-rank factor over all of a member's weights ([`Guide::LowRank`]); 0 =
+    /// mean-field.
+    pub rank: usize,
+}
+
+impl ViFit {
+    /// The guide family it asks for.
+    pub fn guide(self) -> Guide {
+        match self.rank {
+            0 => Guide::MeanField,
+            rank => Guide::LowRank { rank },
+        }
+    }
 }
 
 impl Default for ViFit {
-    /// `β = 1`, initial scale 0.01, 10 draws per member.
+    /// `β = 1`, initial scale 0.01, 10 draws per member, mean-field.
     fn default() -> Self {
         ViFit {
             kl_weight: 1.0,
             init_scale: 0.01,
             samples: 10,
+            rank: 0,
         }
     }
 }
@@ -471,6 +485,7 @@ pub fn fit_with_progress(
                 ensemble_size: spec.members,
                 kl_weight: vi.kl_weight,
                 init_scale: vi.init_scale,
+                guide: vi.guide(),
                 threads: spec.threads.max(1),
                 ..ViConfig::default()
             };
@@ -481,12 +496,13 @@ pub fn fit_with_progress(
                 layout: &layout,
                 likelihood,
                 sigma_std,
+                guide: vi.guide(),
                 samples: vi.samples,
                 seed: spec.seed,
                 tape: Tape::new(),
             };
             let result = train_epochs(&mut runner, spec, &epochs, data, held_out, progress)?;
-            let draws = guide_draws(&result.params, &layout, vi.samples, spec.seed)?;
+            let draws = guide_draws(&result.params, &layout, vi.guide(), vi.samples, spec.seed)?;
             (result, Some(draws))
         }
     };
@@ -620,6 +636,7 @@ struct ViRunner<'n, M> {
     layout: &'n ParamLayout,
     likelihood: Likelihood,
     sigma_std: f64,
+    guide: Guide,
     samples: usize,
     seed: u64,
     /// The held-out score's tape, kept from epoch to epoch.
@@ -660,7 +677,7 @@ impl<M: Model<f64> + Clone + Send> FitRunner for ViRunner<'_, M> {
         params: &Parameters<f64>,
         held_out: Batch<'_, f64>,
     ) -> Result<Vec<f64>, BoxError> {
-        let draws = guide_draws(params, self.layout, self.samples, self.seed)?;
+        let draws = guide_draws(params, self.layout, self.guide, self.samples, self.seed)?;
         let (means, sigmas) = component_moments(
             &mut self.tape,
             &draws,
@@ -995,7 +1012,7 @@ impl FittedModel {
             FitMethod::Map => json!({"kind": "map"}),
             FitMethod::Vi(vi) => json!({
                 "kind": "vi", "kl_weight": vi.kl_weight, "init_scale": vi.init_scale,
-                "samples": vi.samples,
+                "samples": vi.samples, "rank": vi.rank,
             }),
         };
         json!({
@@ -1062,6 +1079,7 @@ impl FittedModel {
                         kl_weight: field("kl_weight")?,
                         init_scale: field("init_scale")?,
                         samples: field("samples")? as usize,
+                        rank: field("rank")? as usize,
                     })
                 }
                 _ => return Err(bad("method")),
@@ -1107,9 +1125,9 @@ impl FittedModel {
         let (params, draws) = match fit_spec.method {
             FitMethod::Map => (checkpoint.params::<f64>(&layout, fit_spec.members)?, None),
             FitMethod::Vi(vi) => {
-                let guide = guide_layout(&layout).map_err(|_| bad("network"))?;
+                let guide = guide_layout(&layout, vi.guide()).map_err(|_| bad("network"))?;
                 let guides = checkpoint.params::<f64>(&guide, fit_spec.members)?;
-                let draws = guide_draws(&guides, &layout, vi.samples, fit_spec.seed)?;
+                let draws = guide_draws(&guides, &layout, vi.guide(), vi.samples, fit_spec.seed)?;
                 (guides, Some(draws))
             }
         };

@@ -2,7 +2,7 @@
 //! over latent weights, and the networks its predictive draws from the fitted guides.
 
 use flock_autograd::{Arg, AutogradError, ParamLayout, Parameters, Var};
-use flock_ensemble::model::{Model, ModelContext, normal};
+use flock_ensemble::model::{Guide, Model, ModelContext, normal};
 use flock_ensemble::{fill_standard_normal, member_rng};
 use flock_kernels::elementwise::softplus;
 
@@ -60,19 +60,28 @@ impl Model<f64> for NetworkModel {
     }
 }
 
-/// The guides' layout for a network layout: `{leaf}.loc` then `{leaf}.rho` per leaf, the
-/// layout [`EnsembleVI`](crate::vi::EnsembleVI) gives a mean-field guide over
-/// [`NetworkModel`]'s sites.
+/// The guides' layout for a network layout: per leaf `{leaf}.loc`, `{leaf}.rho` and, for a
+/// low-rank guide, `{leaf}.cov_factor` (`[rank, len]`) — the layout
+/// [`EnsembleVI`](crate::vi::EnsembleVI) gives `guide` over [`NetworkModel`]'s sites.
 ///
 /// # Errors
 /// [`AutogradError::DuplicateLeaf`] (not for a layout of distinct names).
-pub(super) fn guide_layout(layout: &ParamLayout) -> Result<ParamLayout, AutogradError> {
-    let mut guide = ParamLayout::new();
+pub(super) fn guide_layout(
+    layout: &ParamLayout,
+    guide: Guide,
+) -> Result<ParamLayout, AutogradError> {
+    let mut out = ParamLayout::new();
     for leaf in layout.leaves() {
-        guide.add(format!("{}.loc", leaf.name), leaf.shape)?;
-        guide.add(format!("{}.rho", leaf.name), leaf.shape)?;
+        out.add(format!("{}.loc", leaf.name), leaf.shape)?;
+        out.add(format!("{}.rho", leaf.name), leaf.shape)?;
+        if guide.rank() > 0 {
+            out.add(
+                format!("{}.cov_factor", leaf.name),
+                [guide.rank(), leaf.len()],
+            )?;
+        }
     }
-    Ok(guide)
+    Ok(out)
 }
 
 /// The noise seed of the predictive draws of a fit seeded `seed`.
@@ -80,16 +89,20 @@ fn draw_seed(seed: u64) -> u64 {
     seed ^ 0x6472_6177_735f_7669
 }
 
-/// `samples` networks from each member's mean-field guide in `guides` (laid out by
-/// [`guide_layout`]`(layout)`), as `E·S` members of `layout`, member-major (network `e·S + s` is
-/// draw `s` of guide `e`): `θ = loc + softplus(ρ)·ε`, `ε ~ N(0, I)` from member `e`'s stream of
-/// the fit's seed, so the same guides and seed give the same networks.
+/// `samples` networks from each member's guide in `guides` (laid out by
+/// [`guide_layout`]`(layout, guide)`), as `E·S` members of `layout`, member-major (network
+/// `e·S + s` is draw `s` of guide `e`): `θ = loc + s ⊙ (ε + V·z)` with `s = softplus(ρ)`,
+/// `ε ~ N(0, I)` and, for a low-rank guide, one `z ~ N(0, I_rank)` per draw shared by every
+/// leaf (`V·z = 0` for mean-field) — all from member `e`'s stream of the fit's seed, so the same
+/// guides and seed give the same networks.
 ///
 /// # Errors
-/// [`CheckpointError::Mismatch`] if `guides` is not laid out for `layout` or `samples` is 0.
+/// [`CheckpointError::Mismatch`] if `guides` is not laid out for `layout` and `guide` or
+/// `samples` is 0.
 pub(super) fn guide_draws(
     guides: &Parameters<f64>,
     layout: &ParamLayout,
+    guide: Guide,
     samples: usize,
     seed: u64,
 ) -> Result<Parameters<f64>, CheckpointError> {
@@ -101,33 +114,45 @@ pub(super) fn guide_draws(
             "a VI fit's predictive needs at least one draw per member",
         ));
     }
-    let expected = guide_layout(layout).map_err(|e| mismatch(&e.to_string()))?;
+    let expected = guide_layout(layout, guide).map_err(|e| mismatch(&e.to_string()))?;
     if guides.layout() != &expected {
         return Err(mismatch(
-            "the guides are not laid out as a mean-field guide over the network's leaves",
+            "the guides are not laid out as this guide family over the network's leaves",
         ));
     }
+    let rank = guide.rank();
+    let per_leaf = if rank > 0 { 3 } else { 2 };
     let members = guides.members();
     let mut draws = Parameters::zeros(layout.clone(), members * samples);
-    let (mut scale, mut eps) = (Vec::new(), Vec::new());
+    let (mut scale, mut eps, mut z) = (Vec::new(), Vec::new(), vec![0.0; rank]);
     for e in 0..members {
         let mut rng = member_rng(draw_seed(seed), e);
-        let guide = guides.member(e);
+        let block = guides.member(e);
+        let part = |i: usize| {
+            let g = &expected.leaves()[i];
+            &block[g.offset..g.offset + g.len()]
+        };
         for s in 0..samples {
+            if rank > 0 {
+                fill_standard_normal(&mut rng, &mut z);
+            }
             let net = draws.member_mut(e * samples + s);
-            // Guide leaves 2k and 2k + 1 are leaf k's loc and rho.
             for (k, leaf) in layout.leaves().iter().enumerate() {
-                let [loc, rho] = [2 * k, 2 * k + 1].map(|i| {
-                    let g = &expected.leaves()[i];
-                    &guide[g.offset..g.offset + g.len()]
-                });
+                let (loc, rho) = (part(per_leaf * k), part(per_leaf * k + 1));
                 scale.resize(leaf.len(), 0.0);
                 eps.resize(leaf.len(), 0.0);
                 softplus(rho, &mut scale);
                 fill_standard_normal(&mut rng, &mut eps);
+                if rank > 0 {
+                    // + V·z, V stored as [rank, len].
+                    let factor = part(per_leaf * k + 2);
+                    for (row, &zr) in factor.chunks_exact(leaf.len()).zip(&z) {
+                        eps.iter_mut().zip(row).for_each(|(v, &w)| *v += w * zr);
+                    }
+                }
                 let out = &mut net[leaf.offset..leaf.offset + leaf.len()];
-                for (((o, &l), &sc), &z) in out.iter_mut().zip(loc).zip(&scale).zip(&eps) {
-                    *o = l + sc * z;
+                for (((o, &l), &sc), &n) in out.iter_mut().zip(loc).zip(&scale).zip(&eps) {
+                    *o = l + sc * n;
                 }
             }
         }
@@ -256,7 +281,7 @@ mod tests {
     }
 
     fn guides_for(layout: &ParamLayout, members: usize) -> Parameters<f64> {
-        let guide = guide_layout(layout).unwrap();
+        let guide = guide_layout(layout, Guide::MeanField).unwrap();
         let mut guides = Parameters::<f64>::zeros(guide.clone(), members);
         for e in 0..members {
             for (i, leaf) in guide.leaves().iter().enumerate() {
@@ -287,9 +312,9 @@ mod tests {
         let (layout, _) = network(&spec, 2).unwrap();
         let guides = guides_for(&layout, 2);
         let samples = 4000;
-        let draws = guide_draws(&guides, &layout, samples, 9).unwrap();
+        let draws = guide_draws(&guides, &layout, Guide::MeanField, samples, 9).unwrap();
         assert_eq!(draws.members(), 2 * samples);
-        let guide = guide_layout(&layout).unwrap();
+        let guide = guide_layout(&layout, Guide::MeanField).unwrap();
         for e in 0..2 {
             for (k, leaf) in layout.leaves().iter().enumerate() {
                 let (loc, rho) = (&guide.leaves()[2 * k], &guide.leaves()[2 * k + 1]);
@@ -317,19 +342,21 @@ mod tests {
         // Member 0's draws do not move when member 1's guide does; the seed repeats them.
         let mut changed = guides.clone();
         changed.member_mut(1).iter_mut().for_each(|v| *v += 1.0);
-        let again = guide_draws(&changed, &layout, 3, 9).unwrap();
-        let first = guide_draws(&guides, &layout, 3, 9).unwrap();
+        let again = guide_draws(&changed, &layout, Guide::MeanField, 3, 9).unwrap();
+        let first = guide_draws(&guides, &layout, Guide::MeanField, 3, 9).unwrap();
         assert_eq!(first.member(0), again.member(0));
         assert_eq!(first.member(2), again.member(2));
         assert_ne!(first.member(3), again.member(3));
         assert_ne!(
             first.values(),
-            guide_draws(&guides, &layout, 3, 10).unwrap().values()
+            guide_draws(&guides, &layout, Guide::MeanField, 3, 10)
+                .unwrap()
+                .values()
         );
         // A guide of another network, and zero draws, are refused.
         let (other, _) = network(&FitSpec::default(), 3).unwrap();
-        assert!(guide_draws(&guides, &other, 3, 9).is_err());
-        assert!(guide_draws(&guides, &layout, 0, 9).is_err());
+        assert!(guide_draws(&guides, &other, Guide::MeanField, 3, 9).is_err());
+        assert!(guide_draws(&guides, &layout, Guide::MeanField, 0, 9).is_err());
     }
 
     /// The held-out score is the mixture NLL: one component per member is the Gaussian NLL, two
@@ -360,5 +387,69 @@ mod tests {
         assert_eq!(single.len(), 4);
         let want = -(density(y[0], 0.0, 1.0).ln() + density(y[1], -0.5, 0.5).ln()) / 2.0;
         assert!((single[0] - want).abs() < 1e-12);
+    }
+
+    /// A low-rank guide's draws have the guide's covariance `diag(s)·(I + V·Vᵀ)·diag(s)` —
+    /// correlated across leaves through the shared `z` — and its means.
+    #[test]
+    fn low_rank_draws_have_the_guide_covariance() {
+        let spec = FitSpec {
+            hidden: 1,
+            ..FitSpec::default()
+        };
+        let (layout, _) = network(&spec, 1).unwrap();
+        let (rank, d) = (2, layout.member_size());
+        assert_eq!(d, 6);
+        let guide = Guide::LowRank { rank };
+        let gl = guide_layout(&layout, guide).unwrap();
+        let mut guides = Parameters::<f64>::zeros(gl.clone(), 1);
+        // Flattened over the network's leaves: loc, scale and V ([D, rank]).
+        let (mut loc, mut scale, mut v) = (vec![0.0; d], vec![0.0; d], vec![0.0; d * rank]);
+        for (k, leaf) in layout.leaves().iter().enumerate() {
+            let [l, r, f] = [3 * k, 3 * k + 1, 3 * k + 2].map(|i| gl.leaves()[i].clone());
+            let block = guides.member_mut(0);
+            for j in 0..leaf.len() {
+                let i = leaf.offset + j;
+                block[l.offset + j] = 0.3 * i as f64 - 0.5;
+                block[r.offset + j] = -1.0 + 0.3 * i as f64;
+                loc[i] = block[l.offset + j];
+                scale[i] = (1.0 + block[r.offset + j].exp()).ln();
+                for c in 0..rank {
+                    let w = ((i * 5 + c * 3) % 7) as f64 / 7.0 - 0.4;
+                    block[f.offset + c * leaf.len() + j] = w;
+                    v[i * rank + c] = w;
+                }
+            }
+        }
+        let samples = 40_000;
+        let draws = guide_draws(&guides, &layout, guide, samples, 4).unwrap();
+        let mean: Vec<f64> = (0..d)
+            .map(|i| (0..samples).map(|s| draws.member(s)[i]).sum::<f64>() / samples as f64)
+            .collect();
+        for a in 0..d {
+            for b in 0..d {
+                let cov = (0..samples)
+                    .map(|s| (draws.member(s)[a] - mean[a]) * (draws.member(s)[b] - mean[b]))
+                    .sum::<f64>()
+                    / (samples - 1) as f64;
+                let vv: f64 = (0..rank).map(|c| v[a * rank + c] * v[b * rank + c]).sum();
+                let want = scale[a] * scale[b] * (vv + if a == b { 1.0 } else { 0.0 });
+                // Standard error of a sample covariance: √((σ_aa·σ_bb + σ_ab²)/n).
+                let var = |i: usize| {
+                    let vv: f64 = (0..rank).map(|c| v[i * rank + c].powi(2)).sum();
+                    scale[i] * scale[i] * (1.0 + vv)
+                };
+                let se = ((var(a) * var(b) + want * want) / samples as f64).sqrt();
+                assert!((cov - want).abs() < 5.0 * se, "{a} {b}: {cov} vs {want}");
+            }
+            let se = (scale[a].powi(2) * 2.0 / samples as f64).sqrt();
+            assert!(
+                (mean[a] - loc[a]).abs() < 5.0 * se.max(1e-3),
+                "{a}: {}",
+                mean[a]
+            );
+        }
+        // A mean-field guide's layout is not a low-rank one's.
+        assert!(guide_draws(&guides, &layout, Guide::MeanField, 3, 4).is_err());
     }
 }
