@@ -208,9 +208,9 @@ enum Command {
 /// How members are fitted (`fit` and `uci`).
 #[derive(clap::Args, Debug)]
 struct MethodArgs {
-    /// `map`: a point estimate per member (Deep Ensembles); `vi`: a mean-field Gaussian guide
-    /// per member over every weight (standard-normal prior, tempered ELBO), the predictive mixing
-    /// --samples draws per member.
+    /// `map`: a point estimate per member (Deep Ensembles); `vi`: a Gaussian guide per member
+    /// over every weight (mean-field, or low-rank with --rank; standard-normal prior, tempered
+    /// ELBO), the predictive mixing --samples draws per member.
     #[arg(long, default_value = "map")]
     method: String,
     /// VI: β of the tempered ELBO E[log p(y|θ)] − β·KL (1 = the ELBO).
