@@ -556,6 +556,10 @@ fn vi_fits() {
     assert_eq!(rank_rows.lines().count(), 4, "{rank_rows}");
     for (args, message) in [
         (&["--method", "bayes"][..], "--method \"bayes\""),
+        (
+            &["--method", "vi", "--prior-weight", "1"][..],
+            "prior_weight",
+        ),
         (&["--method", "vi", "--samples", "0"][..], "--samples 0"),
         (
             &["--method", "vi", "--init-scale", "0"][..],

@@ -151,7 +151,9 @@ pub struct FitSpec {
     pub learning_rate: f64,
     /// How the learning rate moves over the fit.
     pub schedule: LearningRateSchedule,
-    /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE).
+    /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE) of a
+    /// point-estimate fit; a VI fit takes 0 here (its prior enters through the KL, weighted by
+    /// [`ViFit::kl_weight`]).
     pub prior_weight: f64,
     /// Seed.
     pub seed: u64,
@@ -459,6 +461,14 @@ pub fn fit_with_progress(
             (result, None)
         }
         FitMethod::Vi(vi) => {
+            if spec.prior_weight != 0.0 {
+                return Err(EnsembleError::InvalidArgument {
+                    name: "prior_weight",
+                    value: spec.prior_weight,
+                    expected: "0 for a VI fit (its prior enters through the KL, weighted by kl_weight)",
+                }
+                .into());
+            }
             let model = NetworkModel::new(network.clone(), &layout, likelihood, sigma_std);
             let config = ViConfig {
                 ensemble_size: spec.members,
