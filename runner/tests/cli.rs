@@ -540,7 +540,8 @@ fn vi_fits() {
     // A low-rank guide: its factor is saved, predictions load from it, and it resumes too.
     let rank = ["--threads", "1", "--rank", "2"];
     let (straight_rank, resumed_rank) = (dir.join("k.safetensors"), dir.join("l.safetensors"));
-    run(&straight_rank, &rank);
+    let said = run(&straight_rank, &rank);
+    assert!(said.contains("rank-2 plus diagonal guides"), "{said}");
     run(
         &resumed_rank,
         &[&rank[..], &["--max-epochs-this-run", "25"]].concat(),

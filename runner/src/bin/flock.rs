@@ -558,8 +558,13 @@ fn fit_command(
     let what = match spec.method {
         FitMethod::Map => "members".to_owned(),
         FitMethod::Vi(vi) => format!(
-            "VI members (mean-field guides, β = {}; the predictive mixes {} draws each)",
-            vi.kl_weight, vi.samples
+            "VI members ({} guides, β = {}; the predictive mixes {} draws each)",
+            match vi.rank {
+                0 => "mean-field".to_owned(),
+                rank => format!("rank-{rank} plus diagonal"),
+            },
+            vi.kl_weight,
+            vi.samples
         ),
     };
     println!(
