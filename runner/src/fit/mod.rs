@@ -587,20 +587,35 @@ fn stack_two(g: &mut Graph<'_, f64>, a: Var, b: Var) -> Result<Var, AutogradErro
     g.add(a2, b2)
 }
 
-/// The scale [`component_moments`] reports on: `y = mean + std·ŷ` of the standardised `ŷ`, and
-/// a fixed likelihood's σ on that scale.
+/// How [`component_moments`] reports: on the scale `y = mean + std·ŷ` of the standardised `ŷ`
+/// (a fixed likelihood's σ given on that scale), the rows taken in chunks of about
+/// `chunk_values` hidden values.
 #[derive(Clone, Copy, Debug)]
-struct OutputScale {
+struct Readout {
     mean: f64,
     std: f64,
     fixed_sigma: f64,
+    chunk_values: usize,
 }
 
-/// Each network's `(μ, σ)` at each row of the standardised inputs `xs` (`[n, D]`), on `scale`.
-/// `[M·n]` each, network-major.
+impl Readout {
+    /// On the scale `mean + std·ŷ`, in chunks of [`CHUNK_VALUES`].
+    fn new(mean: f64, std: f64, fixed_sigma: f64) -> Readout {
+        Readout {
+            mean,
+            std,
+            fixed_sigma,
+            chunk_values: CHUNK_VALUES,
+        }
+    }
+}
+
+/// Each network's `(μ, σ)` at each row of the standardised inputs `xs` (`[n, D]`), as `readout`
+/// says. `[M·n]` each, network-major.
 ///
-/// Rows go through the networks in chunks of about 2²⁰ hidden values (8 MiB) on `tape`, so
-/// that many networks (a VI fit's draws) on many rows never build one huge tape.
+/// Rows go through the networks in chunks (2²⁰ hidden values, 8 MiB, by default) on `tape`, so
+/// that many networks (a VI fit's draws) on many rows never build one huge tape; the chunking
+/// does not change the values.
 fn component_moments(
     tape: &mut Tape<f64>,
     nets: &Parameters<f64>,
@@ -608,17 +623,18 @@ fn component_moments(
     likelihood: Likelihood,
     xs: &[f64],
     n: usize,
-    scale: OutputScale,
+    readout: Readout,
 ) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
-    let OutputScale {
+    let Readout {
         mean: y_mean,
         std: y_std,
         fixed_sigma,
-    } = scale;
+        chunk_values,
+    } = readout;
     let m = nets.members();
     let d = xs.len() / n.max(1);
     let width = net.mlp.config().width_size.max(2);
-    let chunk = (CHUNK_VALUES / (m * width).max(1)).clamp(1, n.max(1));
+    let chunk = (chunk_values / (m * width).max(1)).clamp(1, n.max(1));
     let fixed: Vec<Option<f64>> = (0..m)
         .map(|e| match (likelihood, net.log_sigma) {
             (Likelihood::Fixed { .. }, _) => Ok(Some(fixed_sigma)),
@@ -695,11 +711,7 @@ impl FittedModel {
             self.spec.likelihood,
             &xs,
             n,
-            OutputScale {
-                mean: self.norm.y_mean,
-                std: self.norm.y_std,
-                fixed_sigma,
-            },
+            Readout::new(self.norm.y_mean, self.norm.y_std, fixed_sigma),
         )?;
         Ok(MixturePredictive::new(
             &means,
@@ -846,5 +858,71 @@ impl FittedModel {
             net,
             draws,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Taking the rows in chunks — one row, a few rows with a ragged last chunk, all at once —
+    /// gives the same moments, for every likelihood and on a target scale.
+    #[test]
+    fn component_moments_do_not_depend_on_the_chunking() {
+        let (features, rows, nets) = (3, 37, 23);
+        let xs: Vec<f64> = (0..rows * features)
+            .map(|i| ((i * 11 % 17) as f64 - 8.0) / 5.0)
+            .collect();
+        for likelihood in [
+            Likelihood::Heteroscedastic,
+            Likelihood::Learned,
+            Likelihood::Fixed { sigma: 0.4 },
+        ] {
+            let spec = FitSpec {
+                hidden: 7,
+                likelihood,
+                ..FitSpec::default()
+            };
+            let (layout, net) = network(&spec, features).unwrap();
+            let mut params = Parameters::<f64>::zeros(layout, nets);
+            let mut rng = member_rng(2, 0);
+            flock_ensemble::fill_standard_normal(&mut rng, params.values_mut());
+            let moments = |chunk_values: usize| {
+                let readout = Readout {
+                    chunk_values,
+                    ..Readout::new(1.5, 2.0, 0.4)
+                };
+                component_moments(
+                    &mut Tape::new(),
+                    &params,
+                    &net,
+                    likelihood,
+                    &xs,
+                    rows,
+                    readout,
+                )
+                .unwrap()
+            };
+            let whole = moments(CHUNK_VALUES);
+            assert!(CHUNK_VALUES / (nets * 7) >= rows, "one chunk");
+            for chunk_values in [1, nets * 7 * 5] {
+                let chunked = moments(chunk_values);
+                for (a, b) in chunked
+                    .0
+                    .iter()
+                    .chain(&chunked.1)
+                    .zip(whole.0.iter().chain(&whole.1))
+                {
+                    assert!(
+                        (a - b).abs() <= 1e-13 * (1.0 + b.abs()),
+                        "{likelihood:?} {chunk_values}: {a} vs {b}"
+                    );
+                }
+            }
+            // The fixed σ is reported as given; the learned one on the target scale.
+            if let Likelihood::Fixed { sigma } = likelihood {
+                assert!(whole.1.iter().all(|&s| s == sigma));
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use flock_ensemble::{EnsembleState, MemberRng, Sampling};
 use flock_optim::{Adam, GradientTransformation};
 
 use super::variational::{guide_draws, member_mixture_nll};
-use super::{BoxError, FitProgress, FitSpec, Likelihood, Network, OutputScale, component_moments};
+use super::{BoxError, FitProgress, FitSpec, Likelihood, Network, Readout, component_moments};
 use crate::checkpoint::{Checkpoint, CheckpointError, save_state_with};
 use crate::map::{BestParams, EnsembleMAP, EnsembleResult, RunOptions, split_seed};
 use crate::progress::ProgressBar;
@@ -164,11 +164,7 @@ impl<M: Model<f64> + Clone + Send> FitRunner for ViRunner<'_, M> {
             self.likelihood,
             held_out.x,
             held_out.rows,
-            OutputScale {
-                mean: 0.0,
-                std: 1.0,
-                fixed_sigma: self.sigma_std,
-            },
+            Readout::new(0.0, 1.0, self.sigma_std),
         )?;
         Ok(member_mixture_nll(
             &means,
