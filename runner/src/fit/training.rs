@@ -23,14 +23,14 @@ pub(super) struct Epochs {
     pub(super) rows: usize,
 }
 
-/// A fit's runner as its epoch loop drives it: [`EnsembleMAP`] or [`EnsembleVI`].
+/// A fit's runner as its epoch loop drives it: [`EnsembleMAP`] or [`ViRunner`].
 pub(super) trait FitRunner {
     /// Fresh parameters and optimizer state for a run seeded `seed`.
     fn start(&mut self, seed: u64) -> Result<FitState, BoxError>;
     /// The training state a checkpoint holds, and its step.
     fn resume(&mut self, checkpoint: &Checkpoint, seed: u64)
     -> Result<(FitState, usize), BoxError>;
-    /// Steps up to `options.start_step .. end` with the batches of `seed`.
+    /// The steps `options.start_step..end`, with the batches of `seed`.
     fn train_until(
         &mut self,
         state: &mut FitState,
