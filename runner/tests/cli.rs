@@ -557,6 +557,8 @@ fn vi_fits() {
     assert_eq!(rank_rows.lines().count(), 4, "{rank_rows}");
     for (args, message) in [
         (&["--method", "bayes"][..], "--method \"bayes\""),
+        (&["--kl-weight", "0.1"][..], "--kl-weight is a VI setting"),
+        (&["--rank", "2"][..], "--rank is a VI setting"),
         (
             &["--method", "vi", "--prior-weight", "1"][..],
             "prior_weight",

@@ -213,43 +213,58 @@ struct MethodArgs {
     /// ELBO), the predictive mixing --samples draws per member.
     #[arg(long, default_value = "map")]
     method: String,
-    /// VI: β of the tempered ELBO E[log p(y|θ)] − β·KL (1 = the ELBO).
-    #[arg(long, default_value_t = 1.0)]
-    kl_weight: f64,
-    /// VI: the guides' initial scale on the standardised weights.
-    #[arg(long, default_value_t = 0.01)]
-    init_scale: f64,
-    /// VI: networks drawn from each member's guide for the predictive.
-    #[arg(long, default_value_t = 10)]
-    samples: usize,
-    /// VI: columns of a low-rank factor over all of a member's weights (0 = mean-field).
-    #[arg(long, default_value_t = 0)]
-    rank: usize,
+    /// VI: β of the tempered ELBO E[log p(y|θ)] − β·KL [default: 1, the ELBO].
+    #[arg(long)]
+    kl_weight: Option<f64>,
+    /// VI: the guides' initial scale on the standardised weights [default: 0.01].
+    #[arg(long)]
+    init_scale: Option<f64>,
+    /// VI: networks drawn from each member's guide for the predictive [default: 10].
+    #[arg(long)]
+    samples: Option<usize>,
+    /// VI: columns of a low-rank factor over all of a member's weights [default: 0, mean-field].
+    #[arg(long)]
+    rank: Option<usize>,
 }
 
 impl MethodArgs {
     fn method(&self) -> Result<FitMethod, String> {
         match self.method.as_str() {
-            "map" => Ok(FitMethod::Map),
-            "vi" => {
-                if !(self.kl_weight.is_finite() && self.kl_weight >= 0.0) {
-                    return Err(format!("--kl-weight {}: expected β ≥ 0", self.kl_weight));
+            "map" => {
+                // VI settings with point estimates would be ignored: refuse them instead.
+                for (given, flag) in [
+                    (self.kl_weight.is_some(), "--kl-weight"),
+                    (self.init_scale.is_some(), "--init-scale"),
+                    (self.samples.is_some(), "--samples"),
+                    (self.rank.is_some(), "--rank"),
+                ] {
+                    if given {
+                        return Err(format!("{flag} is a VI setting: add --method vi"));
+                    }
                 }
-                if !(self.init_scale.is_finite() && self.init_scale > 0.0) {
+                Ok(FitMethod::Map)
+            }
+            "vi" => {
+                let default = ViFit::default();
+                let vi = ViFit {
+                    kl_weight: self.kl_weight.unwrap_or(default.kl_weight),
+                    init_scale: self.init_scale.unwrap_or(default.init_scale),
+                    samples: self.samples.unwrap_or(default.samples),
+                    rank: self.rank.unwrap_or(default.rank),
+                };
+                if !(vi.kl_weight.is_finite() && vi.kl_weight >= 0.0) {
+                    return Err(format!("--kl-weight {}: expected β ≥ 0", vi.kl_weight));
+                }
+                if !(vi.init_scale.is_finite() && vi.init_scale > 0.0) {
                     return Err(format!(
                         "--init-scale {}: expected a positive scale",
-                        self.init_scale
+                        vi.init_scale
                     ));
                 }
-                if self.samples == 0 {
+                if vi.samples == 0 {
                     return Err("--samples 0: expected at least one draw per member".into());
                 }
-                Ok(FitMethod::Vi(ViFit {
-                    kl_weight: self.kl_weight,
-                    init_scale: self.init_scale,
-                    samples: self.samples,
-                    rank: self.rank,
-                }))
+                Ok(FitMethod::Vi(vi))
             }
             other => Err(format!("--method {other:?}: expected map or vi")),
         }
