@@ -55,6 +55,42 @@ impl Guide {
             Guide::LowRank { rank } => rank,
         }
     }
+
+    /// The variational layout of this family over latent sites `(name, shape)`, in order: per
+    /// site `{name}.loc`, `{name}.rho` and, low-rank, `{name}.cov_factor` (`[rank, len]`); with
+    /// the ids of each. [`GuideElbo`] lays out its parameters so.
+    ///
+    /// ```
+    /// use flock_ensemble::model::Guide;
+    /// let (layout, ids) = Guide::LowRank { rank: 2 }.layout([("w", [3, 1].into())])?;
+    /// assert_eq!(layout.member_size(), 3 + 3 + 2 * 3);
+    /// assert_eq!(layout.leaf(ids.cov_factor[0])?.name, "w.cov_factor");
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AutogradError::DuplicateLeaf`] for a repeated site name.
+    pub fn layout<'a>(
+        self,
+        sites: impl IntoIterator<Item = (&'a str, Shape)>,
+    ) -> Result<(ParamLayout, GuideIds), AutogradError> {
+        let mut layout = ParamLayout::new();
+        let mut ids = GuideIds {
+            loc: Vec::new(),
+            rho: Vec::new(),
+            cov_factor: Vec::new(),
+        };
+        let rank = self.rank();
+        for (name, shape) in sites {
+            ids.loc.push(layout.add(format!("{name}.loc"), shape)?);
+            ids.rho.push(layout.add(format!("{name}.rho"), shape)?);
+            if rank > 0 {
+                ids.cov_factor
+                    .push(layout.add(format!("{name}.cov_factor"), [rank, shape.elems()])?);
+            }
+        }
+        Ok((layout, ids))
+    }
 }
 
 /// The block layout of one member's guide, to build initial blocks from site values without the
@@ -236,27 +272,9 @@ impl<T: Element, M: Model<T>> GuideElbo<T, M> {
         }
         let discovered = ModelLogJoint::new(model, example)?;
         let ModelLogJoint { model, sites, .. } = discovered;
-        let mut layout = ParamLayout::new();
-        let mut guide = GuideIds {
-            loc: Vec::new(),
-            rho: Vec::new(),
-            cov_factor: Vec::new(),
-        };
+        let (layout, guide) =
+            guide_family.layout(sites.iter().map(|site| (site.name.as_str(), site.shape)))?;
         let rank = guide_family.rank();
-        for site in &sites {
-            guide
-                .loc
-                .push(layout.add(format!("{}.loc", site.name), site.shape)?);
-            guide
-                .rho
-                .push(layout.add(format!("{}.rho", site.name), site.shape)?);
-            if rank > 0 {
-                guide.cov_factor.push(layout.add(
-                    format!("{}.cov_factor", site.name),
-                    [rank, site.shape.elems()],
-                )?);
-            }
-        }
         if kl == KlEstimator::Analytic {
             for site in &sites {
                 analytic_prior(site)?;

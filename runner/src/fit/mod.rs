@@ -845,7 +845,7 @@ impl FittedModel {
         let (params, draws) = match fit_spec.method {
             FitMethod::Map => (checkpoint.params::<f64>(&layout, fit_spec.members)?, None),
             FitMethod::Vi(vi) => {
-                let guide = guide_layout(&layout, vi.guide()).map_err(|_| bad("network"))?;
+                let (guide, _) = guide_layout(&layout, vi.guide()).map_err(|_| bad("network"))?;
                 let guides = checkpoint.params::<f64>(&guide, fit_spec.members)?;
                 let draws = guide_draws(&guides, &layout, vi.guide(), vi.samples, fit_spec.seed)?;
                 (guides, Some(draws))

@@ -2,7 +2,7 @@
 //! over latent weights, and the networks its predictive draws from the fitted guides.
 
 use flock_autograd::{Arg, AutogradError, ParamLayout, Parameters, Var};
-use flock_ensemble::model::{Guide, Model, ModelContext, normal};
+use flock_ensemble::model::{Guide, GuideIds, Model, ModelContext, normal};
 use flock_ensemble::{fill_standard_normal, member_rng};
 use flock_kernels::elementwise::softplus;
 
@@ -60,28 +60,22 @@ impl Model<f64> for NetworkModel {
     }
 }
 
-/// The guides' layout for a network layout: per leaf `{leaf}.loc`, `{leaf}.rho` and, for a
-/// low-rank guide, `{leaf}.cov_factor` (`[rank, len]`) — the layout
-/// [`EnsembleVI`](crate::vi::EnsembleVI) gives `guide` over [`NetworkModel`]'s sites.
+/// The guides' layout for a network layout — [`Guide::layout`] over its leaves, the layout
+/// [`EnsembleVI`](crate::vi::EnsembleVI) gives `guide` over [`NetworkModel`]'s sites — and the
+/// guide leaves' ids.
 ///
 /// # Errors
 /// [`AutogradError::DuplicateLeaf`] (not for a layout of distinct names).
 pub(super) fn guide_layout(
     layout: &ParamLayout,
     guide: Guide,
-) -> Result<ParamLayout, AutogradError> {
-    let mut out = ParamLayout::new();
-    for leaf in layout.leaves() {
-        out.add(format!("{}.loc", leaf.name), leaf.shape)?;
-        out.add(format!("{}.rho", leaf.name), leaf.shape)?;
-        if guide.rank() > 0 {
-            out.add(
-                format!("{}.cov_factor", leaf.name),
-                [guide.rank(), leaf.len()],
-            )?;
-        }
-    }
-    Ok(out)
+) -> Result<(ParamLayout, GuideIds), AutogradError> {
+    guide.layout(
+        layout
+            .leaves()
+            .iter()
+            .map(|leaf| (leaf.name.as_str(), leaf.shape)),
+    )
 }
 
 /// The noise seed of the predictive draws of a fit seeded `seed`.
@@ -114,44 +108,46 @@ pub(super) fn guide_draws(
             "a VI fit's predictive needs at least one draw per member",
         ));
     }
-    let expected = guide_layout(layout, guide).map_err(|e| mismatch(&e.to_string()))?;
+    let (expected, ids) = guide_layout(layout, guide).map_err(|e| mismatch(&e.to_string()))?;
     if guides.layout() != &expected {
         return Err(mismatch(
             "the guides are not laid out as this guide family over the network's leaves",
         ));
     }
     let rank = guide.rank();
-    let per_leaf = if rank > 0 { 3 } else { 2 };
     let members = guides.members();
     let mut draws = Parameters::zeros(layout.clone(), members * samples);
-    let (mut scale, mut eps, mut z) = (Vec::new(), Vec::new(), vec![0.0; rank]);
+    // One member's scales softplus(ρ), leaf by leaf in the network's layout.
+    let mut scale = vec![0.0; layout.member_size()];
+    let (mut eps, mut z) = (Vec::new(), vec![0.0; rank]);
+    let part = |e: usize, id| guides.leaf(e, id).map_err(|err| mismatch(&err.to_string()));
     for e in 0..members {
         let mut rng = member_rng(draw_seed(seed), e);
-        let block = guides.member(e);
-        let part = |i: usize| {
-            let g = &expected.leaves()[i];
-            &block[g.offset..g.offset + g.len()]
-        };
+        for (k, leaf) in layout.leaves().iter().enumerate() {
+            softplus(
+                part(e, ids.rho[k])?,
+                &mut scale[leaf.offset..leaf.offset + leaf.len()],
+            );
+        }
         for s in 0..samples {
             if rank > 0 {
                 fill_standard_normal(&mut rng, &mut z);
             }
             let net = draws.member_mut(e * samples + s);
             for (k, leaf) in layout.leaves().iter().enumerate() {
-                let (loc, rho) = (part(per_leaf * k), part(per_leaf * k + 1));
-                scale.resize(leaf.len(), 0.0);
                 eps.resize(leaf.len(), 0.0);
-                softplus(rho, &mut scale);
                 fill_standard_normal(&mut rng, &mut eps);
                 if rank > 0 {
                     // + V·z, V stored as [rank, len].
-                    let factor = part(per_leaf * k + 2);
+                    let factor = part(e, ids.cov_factor[k])?;
                     for (row, &zr) in factor.chunks_exact(leaf.len()).zip(&z) {
                         eps.iter_mut().zip(row).for_each(|(v, &w)| *v += w * zr);
                     }
                 }
+                let loc = part(e, ids.loc[k])?;
+                let scale = &scale[leaf.offset..leaf.offset + leaf.len()];
                 let out = &mut net[leaf.offset..leaf.offset + leaf.len()];
-                for (((o, &l), &sc), &n) in out.iter_mut().zip(loc).zip(&scale).zip(&eps) {
+                for (((o, &l), &sc), &n) in out.iter_mut().zip(loc).zip(scale).zip(&eps) {
                     *o = l + sc * n;
                 }
             }
@@ -281,7 +277,7 @@ mod tests {
     }
 
     fn guides_for(layout: &ParamLayout, members: usize) -> Parameters<f64> {
-        let guide = guide_layout(layout, Guide::MeanField).unwrap();
+        let (guide, _) = guide_layout(layout, Guide::MeanField).unwrap();
         let mut guides = Parameters::<f64>::zeros(guide.clone(), members);
         for e in 0..members {
             for (i, leaf) in guide.leaves().iter().enumerate() {
@@ -314,7 +310,7 @@ mod tests {
         let samples = 4000;
         let draws = guide_draws(&guides, &layout, Guide::MeanField, samples, 9).unwrap();
         assert_eq!(draws.members(), 2 * samples);
-        let guide = guide_layout(&layout, Guide::MeanField).unwrap();
+        let (guide, _) = guide_layout(&layout, Guide::MeanField).unwrap();
         for e in 0..2 {
             for (k, leaf) in layout.leaves().iter().enumerate() {
                 let (loc, rho) = (&guide.leaves()[2 * k], &guide.leaves()[2 * k + 1]);
@@ -401,7 +397,7 @@ mod tests {
         let (rank, d) = (2, layout.member_size());
         assert_eq!(d, 6);
         let guide = Guide::LowRank { rank };
-        let gl = guide_layout(&layout, guide).unwrap();
+        let (gl, _) = guide_layout(&layout, guide).unwrap();
         let mut guides = Parameters::<f64>::zeros(gl.clone(), 1);
         // Flattened over the network's leaves: loc, scale and V ([D, rank]).
         let (mut loc, mut scale, mut v) = (vec![0.0; d], vec![0.0; d], vec![0.0; d * rank]);
