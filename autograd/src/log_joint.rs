@@ -141,6 +141,24 @@ pub trait LogJoint<T: Element> {
         let _ = first;
     }
 
+    /// For a log-joint that draws per-member noise at every evaluation (a VI objective): writes
+    /// how many draws each of the ensemble's members has taken from its random stream so far
+    /// (by member index) to `positions` and returns `true`. A deterministic log-joint returns
+    /// `false` (the default). A training checkpoint records the positions and
+    /// [`LogJoint::seek_streams`] puts them back, so a resumed run draws what an uninterrupted
+    /// one would have.
+    fn stream_positions(&self, positions: &mut Vec<u64>) -> bool {
+        let _ = positions;
+        false
+    }
+
+    /// Moves member `e`'s random stream to `positions[e]` draws past its start (as
+    /// [`LogJoint::stream_positions`] reported them); members past the end of `positions` start
+    /// at the beginning. Nothing for a deterministic log-joint (the default).
+    fn seek_streams(&mut self, positions: &[u64]) {
+        let _ = positions;
+    }
+
     /// An estimate of the working storage (in elements of `T`: intermediate values and their
     /// gradients) one member's evaluation takes on a batch of `rows` examples, from the last
     /// evaluation — `None` when unknown (the default, and before the first evaluation). A wrapper
@@ -245,6 +263,14 @@ impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
 
     fn workspace_per_member(&self, rows: usize) -> Option<usize> {
         (**self).workspace_per_member(rows)
+    }
+
+    fn stream_positions(&self, positions: &mut Vec<u64>) -> bool {
+        (**self).stream_positions(positions)
+    }
+
+    fn seek_streams(&mut self, positions: &[u64]) {
+        (**self).seek_streams(positions);
     }
 
     fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {

@@ -190,27 +190,74 @@ impl Mlp {
         prefix: &str,
         config: MlpConfig,
     ) -> Result<Mlp, AutogradError> {
-        let mut layers = Vec::with_capacity(config.depth + 1);
-        for i in 0..=config.depth {
-            let fan_in = if i == 0 {
-                config.in_size
-            } else {
-                config.width_size
-            };
-            let fan_out = if i == config.depth {
-                config.out_size
-            } else {
-                config.width_size
-            };
-            layers.push(Linear::new(
-                layout,
-                &format!("{prefix}layers.{i}."),
-                fan_in,
-                fan_out,
-                config.use_bias,
-            )?);
-        }
+        let mut sizes = vec![config.in_size];
+        sizes.extend(std::iter::repeat_n(config.width_size, config.depth));
+        sizes.push(config.out_size);
+        Mlp::build(layout, prefix, &sizes, config)
+    }
+
+    /// An MLP whose hidden layers have the widths `hidden` (input first: `in_size → hidden[0] →
+    /// … → out_size`; no hidden layer for `[]`), with biases, `activation` after every hidden
+    /// layer and an identity output — scikit-learn's `hidden_layer_sizes`. Its
+    /// [`config`](Mlp::config) gives the widest hidden layer as `width_size`.
+    ///
+    /// ```
+    /// use flock_autograd::{Activation, Mlp, ParamLayout};
+    /// let mut layout = ParamLayout::new();
+    /// let mlp = Mlp::with_hidden(&mut layout, "", 3, &[8, 4], 2, Activation::Relu)?;
+    /// assert_eq!(mlp.hidden_sizes(), vec![8, 4]);
+    /// assert_eq!(layout.member_size(), (3 * 8 + 8) + (8 * 4 + 4) + (4 * 2 + 2));
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AutogradError::DuplicateLeaf`] if the names are taken.
+    pub fn with_hidden(
+        layout: &mut ParamLayout,
+        prefix: &str,
+        in_size: usize,
+        hidden: &[usize],
+        out_size: usize,
+        activation: Activation,
+    ) -> Result<Mlp, AutogradError> {
+        let width = hidden.iter().copied().max().unwrap_or(0);
+        let config = MlpConfig::new(in_size, out_size, width, hidden.len(), activation);
+        let mut sizes = vec![in_size];
+        sizes.extend_from_slice(hidden);
+        sizes.push(out_size);
+        Mlp::build(layout, prefix, &sizes, config)
+    }
+
+    /// Layers between consecutive `sizes`.
+    fn build(
+        layout: &mut ParamLayout,
+        prefix: &str,
+        sizes: &[usize],
+        config: MlpConfig,
+    ) -> Result<Mlp, AutogradError> {
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                Linear::new(
+                    layout,
+                    &format!("{prefix}layers.{i}."),
+                    pair[0],
+                    pair[1],
+                    config.use_bias,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Mlp { layers, config })
+    }
+
+    /// The widths of the hidden layers, input side first.
+    pub fn hidden_sizes(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .skip(1)
+            .map(|layer| layer.in_features)
+            .collect()
     }
 
     /// The configuration.

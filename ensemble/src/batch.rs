@@ -115,11 +115,7 @@ impl MiniBatcher {
             Sampling::WithoutReplacement => {
                 while self.indices.len() < self.batch {
                     if self.cursor == self.n {
-                        // Fisher–Yates.
-                        for i in (1..self.n).rev() {
-                            let j = self.rng.random_range(0..=i);
-                            self.order.swap(i, j);
-                        }
+                        crate::rng::shuffle(&mut self.rng, &mut self.order);
                         self.cursor = 0;
                     }
                     self.indices.push(self.order[self.cursor]);

@@ -466,4 +466,30 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
     fn workspace_per_member(&self, rows: usize) -> Option<usize> {
         self.parts[0].workspace_per_member(rows)
     }
+
+    /// Each member's position in the part that evaluated it (the furthest of the parts', as a
+    /// part that never evaluated a member reports 0 for it).
+    fn stream_positions(&self, positions: &mut Vec<u64>) -> bool {
+        positions.clear();
+        let mut part = Vec::new();
+        let mut any = false;
+        for p in &self.parts {
+            if p.stream_positions(&mut part) {
+                any = true;
+                if positions.len() < part.len() {
+                    positions.resize(part.len(), 0);
+                }
+                for (total, &d) in positions.iter_mut().zip(&part) {
+                    *total = (*total).max(d);
+                }
+            }
+        }
+        any
+    }
+
+    fn seek_streams(&mut self, positions: &[u64]) {
+        for p in &mut self.parts {
+            p.seek_streams(positions);
+        }
+    }
 }

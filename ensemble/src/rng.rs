@@ -32,6 +32,67 @@ pub fn member_rng(seed: u64, member: usize) -> MemberRng {
     Pcg64::new(state, member as u128)
 }
 
+/// The independent random streams a run derives from its one seed, each named here once.
+///
+/// Each stream's seed is a fixed function of the run's seed, so a stream never depends on how
+/// much another one was used; changing a function here changes every result that depends on it.
+///
+/// ```
+/// use flock_ensemble::SeedStream;
+/// assert_eq!(SeedStream::Init.seed(7), 7); // pyrox's first key is the seed itself
+/// assert_ne!(SeedStream::Batches.seed(7), SeedStream::GuideNoise.seed(7));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SeedStream {
+    /// The members' initial parameters (member `e` draws from `member_rng(seed, e)`).
+    Init,
+    /// The order of the mini-batches.
+    Batches,
+    /// The noise of VI guides during training (member `e`'s from `member_rng(seed, e)`).
+    GuideNoise,
+    /// The networks a fitted VI ensemble's predictive draws from its guides.
+    PredictiveDraws,
+    /// The training rows a fit holds out for early stopping.
+    HeldOutRows,
+    /// The rows `flock fit` sets aside for testing when it is given no test file.
+    TestRows,
+}
+
+impl SeedStream {
+    /// This stream's seed for a run seeded `seed`.
+    pub fn seed(self, seed: u64) -> u64 {
+        match self {
+            SeedStream::Init => seed,
+            SeedStream::Batches => seed.wrapping_mul(GAMMA).wrapping_add(1),
+            SeedStream::GuideNoise => seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7),
+            // The bytes of "draws_vi", "\0held_ou" and "testrows".
+            SeedStream::PredictiveDraws => seed ^ 0x6472_6177_735f_7669,
+            SeedStream::HeldOutRows => seed ^ 0x0068_656c_645f_6f75,
+            SeedStream::TestRows => seed ^ 0x7465_7374_726f_7773,
+        }
+    }
+
+    /// A generator of this stream for a run seeded `seed` (`member_rng(self.seed(seed), 0)`).
+    pub fn rng(self, seed: u64) -> MemberRng {
+        member_rng(self.seed(seed), 0)
+    }
+}
+
+/// Shuffles `values` in place (Fisher–Yates, from the last position down), drawing from `rng`.
+///
+/// ```
+/// let mut order: Vec<usize> = (0..10).collect();
+/// flock_ensemble::shuffle(&mut flock_ensemble::member_rng(1, 0), &mut order);
+/// let mut sorted = order.clone();
+/// sorted.sort();
+/// assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+/// ```
+pub fn shuffle<V, R: Rng + ?Sized>(rng: &mut R, values: &mut [V]) {
+    for i in (1..values.len()).rev() {
+        values.swap(i, rng.random_range(0..=i));
+    }
+}
+
 /// One standard-normal draw (Marsaglia's polar method).
 ///
 /// ```

@@ -28,7 +28,7 @@ mod transpose;
 
 pub use aligned::{ALIGN_BYTES, AlignedBuf};
 pub use element::Element;
-pub use elementwise::Activation;
+pub use elementwise::{Activation, UnknownActivation};
 pub use gemm::{GemmError, MatMut, MatRef, Operand, gemm, gemm_naive};
 pub use parallelism::Parallelism;
 pub use simd::{F32Vector, F64Vector, SIMD_LEVEL, SimdVector, exp_f64, exp_m1_f64, pow2_f64};

@@ -373,30 +373,78 @@ pub fn figure_svg(panels: &[FitPanel<'_>]) -> String {
 pub enum FigureError {
     /// The SVG could not be parsed for rendering (a bug: please report it).
     Render(String),
-    /// The file could not be written.
-    Io(std::io::Error),
     /// The file name has no `.svg` or `.png` extension.
     Format(std::path::PathBuf),
+    /// PNG was asked of a build without the `png` feature.
+    PngUnavailable,
 }
 
 impl core::fmt::Display for FigureError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FigureError::Render(e) => write!(f, "rendering the figure failed: {e}"),
-            FigureError::Io(e) => write!(f, "writing the figure failed: {e}"),
             FigureError::Format(p) => {
                 write!(f, "{}: figures are written as .svg or .png", p.display())
             }
+            FigureError::PngUnavailable => write!(
+                f,
+                "PNG figures need flock-metrics' `png` feature; ask for an .svg file instead"
+            ),
         }
     }
 }
 
 impl std::error::Error for FigureError {}
 
+/// A figure file's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FigureFormat {
+    /// The SVG as written.
+    Svg,
+    /// The SVG rendered at twice its size (the `png` feature).
+    Png,
+}
+
+impl FigureFormat {
+    /// The format a file name asks for, by its extension.
+    ///
+    /// ```
+    /// use flock_metrics::FigureFormat;
+    /// assert_eq!(FigureFormat::of("fit.svg".as_ref())?, FigureFormat::Svg);
+    /// assert!(FigureFormat::of("fit.jpg".as_ref()).is_err());
+    /// # Ok::<(), flock_metrics::FigureError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`FigureError::Format`] for another extension.
+    pub fn of(path: &std::path::Path) -> Result<FigureFormat, FigureError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("svg") => Ok(FigureFormat::Svg),
+            Some("png") => Ok(FigureFormat::Png),
+            _ => Err(FigureError::Format(path.to_owned())),
+        }
+    }
+}
+
+/// The bytes of the figure `svg` in `format` (PNG at 2× the SVG's size), for the caller to write.
+///
+/// # Errors
+/// Rendering errors; [`FigureError::PngUnavailable`] for PNG without the `png` feature.
+pub fn encode_figure(svg: String, format: FigureFormat) -> Result<Vec<u8>, FigureError> {
+    match format {
+        FigureFormat::Svg => Ok(svg.into_bytes()),
+        #[cfg(feature = "png")]
+        FigureFormat::Png => svg_to_png(&svg, 2.0),
+        #[cfg(not(feature = "png"))]
+        FigureFormat::Png => Err(FigureError::PngUnavailable),
+    }
+}
+
 /// Renders an SVG document (e.g. from [`figure_svg`]) to PNG bytes at `scale`× its size.
 ///
 /// # Errors
 /// [`FigureError::Render`] if the document cannot be parsed or encoded.
+#[cfg(feature = "png")]
 pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, FigureError> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();
@@ -419,26 +467,6 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, FigureError> {
     pixmap
         .encode_png()
         .map_err(|e| FigureError::Render(e.to_string()))
-}
-
-/// Writes the figure of `panels` to `path`: SVG or PNG (2× resolution) by the extension. The
-/// bytes go to a temporary file beside `path` that is then renamed, so an interrupted run never
-/// leaves a half-written figure.
-///
-/// # Errors
-/// [`FigureError::Format`] for another extension; rendering and I/O errors.
-pub fn write_figure(path: &std::path::Path, panels: &[FitPanel<'_>]) -> Result<(), FigureError> {
-    let svg = figure_svg(panels);
-    let bytes = match path.extension().and_then(|e| e.to_str()) {
-        Some("svg") => svg.into_bytes(),
-        Some("png") => svg_to_png(&svg, 2.0)?,
-        _ => return Err(FigureError::Format(path.to_owned())),
-    };
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    let temporary = std::path::PathBuf::from(temporary);
-    std::fs::write(&temporary, bytes).map_err(FigureError::Io)?;
-    std::fs::rename(&temporary, path).map_err(FigureError::Io)
 }
 
 /// One line of a [`line_chart_svg`].

@@ -22,8 +22,10 @@ mod scores;
 mod seed_mc;
 
 pub use error::MetricsError;
+#[cfg(feature = "png")]
+pub use figure::svg_to_png;
 pub use figure::{
-    FigureError, FitPanel, Series, figure_svg, line_chart_svg, svg_to_png, write_figure,
+    FigureError, FigureFormat, FitPanel, Series, encode_figure, figure_svg, line_chart_svg,
 };
 pub use mixture::{Band, MixturePredictive, Sigma};
 pub use scores::{ExactScores, crps, exact_scores, seed_levels};

@@ -26,12 +26,11 @@ fn seed_figure_renders_as_svg_and_png() {
         scores: &scores,
     };
     let panels = [panel.clone(), panel];
-    let dir = std::env::temp_dir().join(format!("flock-figure-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let encode = |name: &str| -> Result<Vec<u8>, FigureError> {
+        encode_figure(figure_svg(&panels), FigureFormat::of(name.as_ref())?)
+    };
 
-    let svg_path = dir.join("seed.svg");
-    write_figure(&svg_path, &panels).unwrap();
-    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let svg = String::from_utf8(encode("seed.svg").unwrap()).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     // 16 member curves + mean + truth per fit panel, 2 diagonals/curves per calibration panel.
     assert_eq!(svg.matches("<polyline").count(), 2 * (16 + 2 + 2));
@@ -40,9 +39,7 @@ fn seed_figure_renders_as_svg_and_png() {
         "the title carries the scores"
     );
 
-    let png_path = dir.join("seed.png");
-    write_figure(&png_path, &panels).unwrap();
-    let png = std::fs::read(&png_path).unwrap();
+    let png = encode("seed.png").unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
     let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
@@ -52,9 +49,5 @@ fn seed_figure_renders_as_svg_and_png() {
         "a drawn figure, not a blank canvas ({} bytes)",
         png.len()
     );
-    assert!(matches!(
-        write_figure(&dir.join("seed.jpg"), &panels),
-        Err(FigureError::Format(_))
-    ));
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(encode("seed.jpg"), Err(FigureError::Format(_))));
 }

@@ -62,7 +62,7 @@ pub struct ScaleByAdamState<T> {
     pub nu: Vec<T>,
 }
 
-vec_member_state!(ScaleByAdamState<T> { counts: [count], values: [mu, nu] });
+vec_member_state!(ScaleByAdamState<T> "scale_by_adam" { counts: [count], values: [mu, nu] });
 
 fn zeros_state<T: Element>(params: Params<'_, T>) -> ScaleByAdamState<T> {
     ScaleByAdamState {
@@ -141,7 +141,7 @@ pub struct ScaleByAmsgradState<T> {
     pub nu_max: Vec<T>,
 }
 
-vec_member_state!(ScaleByAmsgradState<T> { counts: [count], values: [mu, nu, nu_max] });
+vec_member_state!(ScaleByAmsgradState<T> "scale_by_amsgrad" { counts: [count], values: [mu, nu, nu_max] });
 
 /// AMSGrad: Adam with the running maximum of `v̂` in the denominator.
 #[derive(Clone, Debug)]
@@ -302,7 +302,7 @@ pub struct ScaleByRmsState<T> {
     pub nu: Vec<T>,
 }
 
-vec_member_state!(ScaleByRmsState<T> { counts: [count], values: [mu, nu] });
+vec_member_state!(ScaleByRmsState<T> "scale_by_rms" { counts: [count], values: [mu, nu] });
 
 /// RMSProp's rescaling by the root mean square of past gradients, or (centered) by their
 /// running standard deviation.

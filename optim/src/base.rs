@@ -112,9 +112,18 @@ pub trait MemberState: Clone + Debug + Send + Sync + 'static {
     /// Puts back the members of `tail` after those of `self` (the inverse of
     /// [`MemberState::split_off`]).
     fn append(&mut self, tail: Self);
+
+    /// A stable name of the state's kind — the transformation that made it, composed like the
+    /// transformation (`(scale_by_adam,scale_by_learning_rate)` for `adam`) — which a checkpoint
+    /// records so that a saved state is only restored into the same transformation. Unlike
+    /// `std::any::type_name`, it does not change with the compiler or a module's path.
+    fn tag(&self) -> String;
 }
 
 impl MemberState for () {
+    fn tag(&self) -> String {
+        "empty".into()
+    }
     fn copy_member(&mut self, _: &Self, _: usize, _: usize) {}
     fn save(&self, _: &mut Vec<f64>) {}
     fn load(&mut self, _: &mut &[f64]) -> Result<(), OptimError> {
@@ -138,7 +147,10 @@ pub(crate) fn copy_block<V: Clone>(to: &mut [V], from: &[V], member: usize, memb
 /// `counts` hold [`StateValue`]s (step counts, injected rates), `values` the element type `T`.
 /// Saved in the order the fields are listed.
 macro_rules! vec_member_state {
-    (@fns $ty:ident, [$($c:ident),*], [$($v:ident),*]) => {
+    (@fns $ty:ident, $tag:literal, [$($c:ident),*], [$($v:ident),*]) => {
+        fn tag(&self) -> String {
+            $tag.into()
+        }
         fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
             $($crate::base::copy_block(&mut self.$c, &from.$c, member, members);)*
             $(self.$v.copy_member(&from.$v, member, members);)*
@@ -163,14 +175,14 @@ macro_rules! vec_member_state {
             $(self.$v.extend(tail.$v);)*
         }
     };
-    ($ty:ident<T> { counts: [$($c:ident),*], values: [$($v:ident),*] }) => {
+    ($ty:ident<T> $tag:literal { counts: [$($c:ident),*], values: [$($v:ident),*] }) => {
         impl<T: flock_kernels::Element> $crate::MemberState for $ty<T> {
-            vec_member_state!(@fns $ty, [$($c),*], [$($v),*]);
+            vec_member_state!(@fns $ty, $tag, [$($c),*], [$($v),*]);
         }
     };
-    ($ty:ident { counts: [$($c:ident),*], values: [$($v:ident),*] }) => {
+    ($ty:ident $tag:literal { counts: [$($c:ident),*], values: [$($v:ident),*] }) => {
         impl $crate::MemberState for $ty {
-            vec_member_state!(@fns $ty, [$($c),*], [$($v),*]);
+            vec_member_state!(@fns $ty, $tag, [$($c),*], [$($v),*]);
         }
     };
 }
@@ -191,6 +203,9 @@ pub(crate) fn save_values<V: StateValue>(values: &[V], out: &mut Vec<f64>) {
 }
 
 impl<T: Element> MemberState for Vec<T> {
+    fn tag(&self) -> String {
+        "values".into()
+    }
     /// A `Vec` holds `members` equal blocks; member `e`'s block is copied.
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         copy_block(self, from, member, members);
@@ -221,6 +236,9 @@ impl<T: Element> MemberState for Vec<T> {
 }
 
 impl<A: MemberState, B: MemberState> MemberState for (A, B) {
+    fn tag(&self) -> String {
+        format!("({},{})", self.0.tag(), self.1.tag())
+    }
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.0.copy_member(&from.0, member, members);
         self.1.copy_member(&from.1, member, members);

@@ -43,6 +43,12 @@ impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for Opt
 }
 
 impl<S: MemberState> MemberState for Option<S> {
+    fn tag(&self) -> String {
+        match self {
+            Some(s) => format!("some({})", s.tag()),
+            None => "none".into(),
+        }
+    }
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         if let (Some(a), Some(b)) = (self, from) {
             a.copy_member(b, member, members);
@@ -155,7 +161,7 @@ impl ScaleByLearningRateState {
     }
 }
 
-vec_member_state!(ScaleByLearningRateState {
+vec_member_state!(ScaleByLearningRateState "scale_by_learning_rate" {
     counts: [count],
     values: [injected]
 });

@@ -12,6 +12,7 @@ trait DynState: Debug + Send + Sync + 'static {
     fn clone_box(&self) -> Box<dyn DynState>;
     fn copy_member_dyn(&mut self, from: &dyn DynState, member: usize, members: usize);
     fn save_dyn(&self, out: &mut Vec<f64>);
+    fn tag_dyn(&self) -> String;
     fn load_dyn(&mut self, src: &mut &[f64]) -> Result<(), OptimError>;
     fn split_off_dyn(&mut self, at: usize, members: usize) -> Box<dyn DynState>;
     fn append_dyn(&mut self, tail: Box<dyn DynState>);
@@ -30,6 +31,9 @@ impl<S: MemberState> DynState for S {
             .downcast_ref::<S>()
             .expect("BoxedState::copy_member: states of different optimizers");
         self.copy_member(from, member, members);
+    }
+    fn tag_dyn(&self) -> String {
+        self.tag()
     }
     fn save_dyn(&self, out: &mut Vec<f64>) {
         self.save(out);
@@ -69,6 +73,9 @@ impl Clone for BoxedState {
 }
 
 impl MemberState for BoxedState {
+    fn tag(&self) -> String {
+        self.0.tag_dyn()
+    }
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.0.copy_member_dyn(&*from.0, member, members);
     }

@@ -55,6 +55,9 @@ pub struct MaskedState<T, S> {
 }
 
 impl<T: Element, S: MemberState> MemberState for MaskedState<T, S> {
+    fn tag(&self) -> String {
+        format!("masked({})", self.inner.tag())
+    }
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.inner.copy_member(&from.inner, member, members);
     }

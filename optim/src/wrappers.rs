@@ -23,6 +23,9 @@ pub struct ApplyIfFiniteState<S> {
 }
 
 impl<S: MemberState> MemberState for ApplyIfFiniteState<S> {
+    fn tag(&self) -> String {
+        format!("apply_if_finite({})", self.inner.tag())
+    }
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         self.inner.copy_member(&from.inner, member, members);
         copy_block(
@@ -143,6 +146,9 @@ pub struct MultiStepsState<T, S> {
 }
 
 impl<T: Element, S: MemberState> MemberState for MultiStepsState<T, S> {
+    fn tag(&self) -> String {
+        format!("multi_steps({})", self.inner.tag())
+    }
     fn copy_member(&mut self, from: &Self, member: usize, members: usize) {
         copy_block(
             &mut self.gradient_step,

@@ -297,3 +297,31 @@ fn blocks_of_members_update_as_the_whole_ensemble() {
         BoxedTransformation::new(lion(1e-3, 0.9, 0.99, 0.0, None).unwrap()),
     );
 }
+
+/// The checkpoint tag names the transformation by composition, not by Rust type paths: equal
+/// for equal chains, different for different optimizers, and the same through a box.
+#[test]
+fn state_tags_name_the_transformation() {
+    let layout = Layout::new(2, [("w", 3)]);
+    let params = vec![0.0; layout.len()];
+    let p = || Params::new(&params, &layout).unwrap();
+    let adam_tag = adam(1e-2, AdamConfig::default()).unwrap().init(p()).tag();
+    assert_eq!(adam_tag, "(scale_by_adam,scale_by_learning_rate)");
+    let by_hand = chain!(
+        scale_by_adam(AdamConfig::default()).unwrap(),
+        scale_by_learning_rate(1e-3).unwrap()
+    );
+    assert_eq!(by_hand.init(p()).tag(), adam_tag);
+    let sgd_tag = sgd(1e-2, None, false).unwrap().init(p()).tag();
+    assert_ne!(sgd_tag, adam_tag);
+    let boxed = BoxedTransformation::new(adam(1e-2, AdamConfig::default()).unwrap());
+    assert_eq!(boxed.init(p()).tag(), adam_tag);
+    let clipped = chain!(
+        clip_by_global_norm(1.0).unwrap(),
+        adam(1e-2, AdamConfig::default()).unwrap()
+    );
+    assert_eq!(
+        clipped.init(p()).tag(),
+        "(empty,(scale_by_adam,scale_by_learning_rate))"
+    );
+}

@@ -6,8 +6,8 @@ use flock_autograd::*;
 use flock_ensemble::{MemberRng, ParallelLogJoint};
 use flock_kernels::Element;
 use flock_optim::{AdamConfig, adam};
+use flock_runner::app::seed::seed_log_joint;
 use flock_runner::map::EnsembleMAP;
-use flock_runner::seed::seed_log_joint;
 
 fn main() {
     divan::main();

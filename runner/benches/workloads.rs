@@ -12,11 +12,13 @@ use flock_autograd::*;
 use flock_ensemble::model::Guide;
 use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, standard_normal};
 use flock_kernels::Element;
-use flock_metrics::{Series, line_chart_svg, svg_to_png};
+use flock_metrics::{Series, line_chart_svg};
 use flock_optim::{AdamConfig, adam};
-use flock_runner::map::{EnsembleMAP, RunOptions};
-use flock_runner::patterns::seed_model;
-use flock_runner::seed::seed_log_joint;
+use flock_runner::app::patterns::seed_model;
+use flock_runner::app::seed::seed_log_joint;
+use flock_runner::app::write_figure;
+use flock_runner::map::EnsembleMAP;
+use flock_runner::train::{RunOptions, Training};
 use flock_runner::vi::{EnsembleVI, ViConfig};
 
 /// (median, min, max) seconds per call of `f`: 11 batches of ≈`budget` seconds each.
@@ -59,6 +61,7 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
         .iter()
         .map(|&e| {
             report(
+                &format!("scaling_members.{precision}.e{e}"),
                 &format!("scaling members E={e} seed MLP B=80 {precision}"),
                 step(e as usize, 32, 80, 80, 1, 0.03),
             )
@@ -72,6 +75,7 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
         .iter()
         .map(|&w| {
             report(
+                &format!("scaling_width.{precision}.w{w}"),
                 &format!("scaling width {w} E=16 B=80 {precision}"),
                 step(16, w as usize, 80, 80, 1, 0.03),
             )
@@ -101,9 +105,11 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
     }
 }
 
-fn report(name: &str, (median, min, max): (f64, f64, f64)) -> f64 {
+/// Prints `bench <id> <median µs> <min µs> <max µs> <name>` (the line `cargo xtask bench`
+/// reads: `id` is the figure's structured key, e.g. `scale_step.f32.t2`, `name` its description).
+fn report(id: &str, name: &str, (median, min, max): (f64, f64, f64)) -> f64 {
     println!(
-        "bench {name} {:.3} {:.3} {:.3}",
+        "bench {id} {:.3} {:.3} {:.3} {name}",
         median * 1e6,
         min * 1e6,
         max * 1e6
@@ -156,13 +162,16 @@ fn mlp_step<T: Element>(
     } else {
         // Whole fused runs of `STEPS` mini-batched steps (batch selection included), as
         // `EnsembleMAP.run` does them and as JAX's `lax.scan` is timed; per step = run / STEPS.
-        // (Resuming one step at a time with `start_step` would replay every earlier step's batch
-        // draws to reach its place in the stream, a cost that grows with the step.)
+        // (Each run starts a fresh `Training` at step 0 from the state the last one left:
+        // continuing one would replay every earlier step's batch draws to reach its place in
+        // the stream, a cost that grows with the step.)
         const STEPS: usize = 10;
+        let mut state = Some(state);
         let (median, min, max) = time(
             || {
+                let mut training = Training::new(state.take().expect("put back"));
                 map.train(
-                    &mut state,
+                    &mut training,
                     1,
                     STEPS,
                     data,
@@ -173,6 +182,7 @@ fn mlp_step<T: Element>(
                     },
                 )
                 .unwrap();
+                state = Some(training.state);
             },
             budget,
         );
@@ -188,7 +198,7 @@ fn vi_step<T: Element>(threads: usize, guide: Guide) -> (f64, f64, f64) {
         .collect();
     let y: Vec<T> = x
         .iter()
-        .map(|v| T::from_f64(flock_runner::seed::sinc(v.to_f64())))
+        .map(|v| T::from_f64(flock_runner::app::seed::sinc(v.to_f64())))
         .collect();
     let data = Batch::new(&x, &y, 80).unwrap();
     let size = 32 + 32 + 32 * 32 + 32 + 32 + 1;
@@ -222,11 +232,13 @@ fn main() {
     // Scale and wide workloads.
     for threads in [1, 2] {
         let f32_scale = report(
+            &format!("scale_step.f32.t{threads}"),
             &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f32 {threads} thread(s)"),
             mlp_step::<f32>(64, 64, 4096, 256, threads, 0.05),
         );
         println!("  = {:.2} M member-samples/s", 64.0 * 256.0 / f32_scale);
         report(
+            &format!("scale_step.f64.t{threads}"),
             &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f64 {threads} thread(s)"),
             mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
         );
@@ -240,24 +252,29 @@ fn main() {
             format!(" {threads} threads")
         };
         report(
+            &format!("wide_step.f32.t{threads}"),
             &format!("wide workload E=16 N=80 hidden 128 f32{suffix}"),
             mlp_step::<f32>(16, 128, 80, 80, threads, 0.03),
         );
         report(
+            &format!("wide_step.f64.t{threads}"),
             &format!("wide workload E=16 N=80 hidden 128 f64{suffix}"),
             mlp_step::<f64>(16, 128, 80, 80, threads, 0.03),
         );
         report(
+            &format!("vi_step.f32.t{threads}"),
             &format!("VI step seed model E=16 1 particle f32{suffix}"),
             vi_step::<f32>(threads, Guide::MeanField),
         );
         report(
+            &format!("vi_step.f64.t{threads}"),
             &format!("VI step seed model E=16 1 particle f64{suffix}"),
             vi_step::<f64>(threads, Guide::MeanField),
         );
     }
     // The low-rank guide's cost (rank 4: the guide has 6 values per model parameter, not 2).
     report(
+        "vi_step_rank4.f64.t2",
         "VI step seed model E=16 1 particle low-rank 4 f64 2 threads",
         vi_step::<f64>(2, Guide::LowRank { rank: 4 }),
     );
@@ -312,7 +329,7 @@ fn main() {
         ("scaling_width.png", width_svg),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, svg_to_png(&svg, 2.0).unwrap()).unwrap();
+        write_figure(&path, svg).unwrap();
         println!("figure: {}", path.display());
     }
 }

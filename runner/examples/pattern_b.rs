@@ -1,10 +1,10 @@
 //! Pattern B — `chain(clip_by_global_norm(1), adamw(warmup-cosine))` with early stopping on a
-//! loss plateau (see `flock_runner::patterns::pattern_b`), then the seed's table row.
+//! loss plateau (see `flock_runner::app::patterns::pattern_b`), then the seed's table row.
 //!
 //! `cargo run --release -p flock-runner --example pattern_b [-- --fixture | --fixture-data]`.
 
-use flock_runner::patterns::{Init, pattern_b};
-use flock_runner::seed::{ExampleOptions, TableRow};
+use flock_runner::app::patterns::{Init, pattern_b};
+use flock_runner::app::seed::{ExampleOptions, TableRow};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = ExampleOptions::from_args()?;

@@ -17,11 +17,13 @@ use std::time::Instant;
 use flock_autograd::Batch;
 use flock_ensemble::model::Guide;
 use flock_ensemble::standard_normal;
-use flock_metrics::{FitPanel, write_figure};
+use flock_metrics::{FitPanel, figure_svg};
 use flock_optim::{AdamConfig, adam};
-use flock_runner::map::{EnsembleMAP, RunOptions, ensemble_map};
-use flock_runner::patterns::{seed_model, seed_network};
-use flock_runner::seed::*;
+use flock_runner::app::patterns::{seed_model, seed_network};
+use flock_runner::app::seed::*;
+use flock_runner::app::write_figure;
+use flock_runner::map::{EnsembleMAP, MapOptions, ensemble_map};
+use flock_runner::train::RunOptions;
 use flock_runner::vi::{EnsembleVI, ViConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -87,9 +89,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed_log_joint(&layout, mlp.clone()),
         mlp_init_fn(&layout, &mlp),
         batch,
-        ENSEMBLE_SIZE,
-        NUM_EPOCHS,
-        0,
+        MapOptions {
+            ensemble_size: ENSEMBLE_SIZE,
+            num_epochs: NUM_EPOCHS,
+            ..MapOptions::default()
+        },
     )?;
     scores_of("ensemble_map", start.elapsed(), &result.params)?;
 
@@ -175,7 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/flock-figures");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("runner_tutorial.png");
-    write_figure(&path, &panels)?;
+    write_figure(&path, figure_svg(&panels))?;
     println!("figure: {}", path.canonicalize()?.display());
     Ok(())
 }

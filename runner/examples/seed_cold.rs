@@ -10,8 +10,9 @@ use flock_autograd::*;
 use flock_ensemble::{MemberRng, ParallelLogJoint};
 use flock_kernels::Element;
 use flock_optim::{AdamConfig, adam};
-use flock_runner::map::{EnsembleMAP, RunOptions};
-use flock_runner::seed::{ENSEMBLE_SIZE, HIDDEN, NUM_EPOCHS, SeedData, seed_log_joint};
+use flock_runner::app::seed::{ENSEMBLE_SIZE, HIDDEN, NUM_EPOCHS, SeedData, seed_log_joint};
+use flock_runner::map::EnsembleMAP;
+use flock_runner::train::RunOptions;
 
 fn run<T: Element>(threads: usize, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
     let data = SeedData::generate(666);

@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use flock_runner::patterns::{Init, tutorial};
-use flock_runner::seed::ExampleOptions;
+use flock_runner::app::patterns::{Init, tutorial};
+use flock_runner::app::seed::ExampleOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = ExampleOptions::from_args()?;

@@ -17,7 +17,9 @@ use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
 use serde_json::{Map, Value, json};
 
-use crate::map::EnsembleResult;
+use crate::files::write_atomically;
+use crate::map::{Divergence, EnsembleResult};
+use crate::train::{BestParams, Snapshot, Training};
 
 /// Why a checkpoint could not be written or read.
 #[derive(Debug)]
@@ -195,6 +197,11 @@ impl Checkpoint {
         Checkpoint::from_bytes(&std::fs::read(path).map_err(CheckpointError::Io)?)
     }
 
+    /// The dtype (`"F32"`, `"F64"`, …) of tensor `name`, if the file holds it.
+    pub fn dtype(&self, name: &str) -> Option<&str> {
+        self.header.get(name)?.get("dtype")?.as_str()
+    }
+
     /// A metadata value.
     pub fn metadata(&self, key: &str) -> Option<&str> {
         self.header.get("__metadata__")?.get(key)?.as_str()
@@ -312,14 +319,6 @@ fn offsets(entry: &Value) -> Option<(usize, usize)> {
     Some((o.first()?.as_u64()? as usize, o.get(1)?.as_u64()? as usize))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    std::fs::write(&temporary, bytes).map_err(CheckpointError::Io)?;
-    std::fs::rename(&temporary, path).map_err(CheckpointError::Io)
-}
-
 /// Saves a run's parameters (one tensor per leaf, `[E, …]`), its loss history (`losses`,
 /// `[E, T]`) and `metadata` (plus the step count) to `path`.
 ///
@@ -359,7 +358,7 @@ pub fn save_result<T: Element>(
     let mut meta = metadata_map(metadata);
     meta.insert("steps".into(), result.steps.to_string());
     meta.insert("members".into(), members.to_string());
-    write_atomically(path, &encode(&tensors, &meta))
+    write_atomically(path, &encode(&tensors, &meta)).map_err(CheckpointError::Io)
 }
 
 /// Borrowed tensors of the element type for `(name, shape, values)` triples.
@@ -402,84 +401,156 @@ fn leaf_tensors<T: Element>(params: &Parameters<T>) -> Vec<(String, Vec<usize>, 
         .collect()
 }
 
-/// Saves a training state — parameters, the optimizer's state (tensor `optimizer_state`, f64)
-/// and the number of steps taken — so a run can resume to the bits of an uninterrupted one.
-///
-/// # Errors
-/// [`CheckpointError::Io`].
-pub fn save_state<T: Element, S: MemberState>(
-    path: &Path,
-    state: &EnsembleState<T, S>,
-    step: usize,
-    metadata: &[(&str, &str)],
-) -> Result<(), CheckpointError> {
-    save_state_with(path, state, step, metadata, &[])
-}
+/// The version of the optimizer-state tag a training state records (`{version}:{tag}`, with
+/// [`MemberState::tag`]); bump it when a state's saved values change meaning.
+pub const OPTIMIZER_STATE_VERSION: &str = "flock-optim-state/1";
 
-/// [`save_state`] plus extra named tensors of the element type (e.g. the loss history so far).
+/// Writes a training state — parameters, the optimizer's state (tensor `optimizer_state`, f64,
+/// with its tag in the metadata), the losses so far (`losses_so_far`, `[E, step]`), each
+/// member's best score and parameters when kept (`best_scores`, `best_params`), the frozen and
+/// diverged members and the random streams' positions — to `path`, atomically. This is the one
+/// writer of training states: [`Checkpointing`](crate::train::Checkpointing) hooks and
+/// [`EnsembleMAP::save`](crate::map::EnsembleMAP::save) both come here, and
+/// [`Checkpoint::training`] reads it back.
 ///
 /// # Errors
 /// [`CheckpointError::Io`].
-pub fn save_state_with<T: Element, S: MemberState>(
+pub fn write_training<T: Element>(
     path: &Path,
-    state: &EnsembleState<T, S>,
-    step: usize,
-    metadata: &[(&str, &str)],
-    extra: &[(&str, &[T], &[usize])],
+    snapshot: &Snapshot<'_, T>,
 ) -> Result<(), CheckpointError> {
-    let stacked = leaf_tensors(&state.params);
-    let mut optimizer = Vec::new();
-    state.opt_state().save(&mut optimizer);
+    let params = snapshot.params;
+    let members = params.members();
+    let step = snapshot.step;
+    let stacked = leaf_tensors(params);
     let mut tensors = element_tensors(&stacked);
     tensors.push(Tensor {
         name: "optimizer_state".into(),
-        shape: vec![optimizer.len()],
-        values: Values::F64(&optimizer),
+        shape: vec![snapshot.optimizer_state.len()],
+        values: Values::F64(snapshot.optimizer_state),
     });
-    for (name, values, shape) in extra {
+    // The loop keeps losses step-major; the file holds them member-major like `losses`.
+    let mut losses = Vec::with_capacity(members * step);
+    for e in 0..members {
+        losses.extend(snapshot.losses.iter().skip(e).step_by(members.max(1)));
+    }
+    tensors.push(Tensor {
+        name: "losses_so_far".into(),
+        shape: vec![members, step],
+        values: Values::Element(&losses),
+    });
+    if let Some(best) = snapshot.best {
         tensors.push(Tensor {
-            name: (*name).to_owned(),
-            shape: shape.to_vec(),
-            values: Values::Element(values),
+            name: "best_scores".into(),
+            shape: vec![members],
+            values: Values::Element(best.scores()),
+        });
+        tensors.push(Tensor {
+            name: "best_params".into(),
+            shape: vec![members, params.layout().member_size()],
+            values: Values::Element(best.params().values()),
         });
     }
-    let mut meta = metadata_map(metadata);
+    let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(",");
+    let mut meta = BTreeMap::new();
     meta.insert("step".into(), step.to_string());
-    meta.insert("members".into(), state.members().to_string());
+    meta.insert("members".into(), members.to_string());
     meta.insert(
-        "optimizer_state_type".into(),
-        std::any::type_name::<S>().to_owned(),
+        "optimizer_state_tag".into(),
+        format!("{OPTIMIZER_STATE_VERSION}:{}", snapshot.optimizer_tag),
     );
-    write_atomically(path, &encode(&tensors, &meta))
+    meta.insert(
+        "stale".into(),
+        list(&mut snapshot.stale.iter().map(usize::to_string)),
+    );
+    meta.insert(
+        "frozen".into(),
+        list(
+            &mut snapshot
+                .frozen
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| **f)
+                .map(|(e, _)| e.to_string()),
+        ),
+    );
+    meta.insert(
+        "diverged".into(),
+        list(
+            &mut snapshot
+                .diverged
+                .iter()
+                .map(|d| format!("{}@{}", d.member, d.step)),
+        ),
+    );
+    if let Some(streams) = snapshot.streams {
+        meta.insert(
+            "stream_positions".into(),
+            list(&mut streams.iter().map(u64::to_string)),
+        );
+    }
+    write_atomically(path, &encode(&tensors, &meta)).map_err(CheckpointError::Io)
 }
 
 impl Checkpoint {
-    /// Restores a training state saved by [`save_state`] for `optimizer` over `members` members
-    /// laid out by `layout`; returns it and the step to continue from.
+    /// A comma-separated list in the metadata (`None` when the entry is missing).
+    fn metadata_list<V: std::str::FromStr>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Vec<V>>, CheckpointError>
+    where
+        V::Err: fmt::Display,
+    {
+        let Some(text) = self.metadata(key) else {
+            return Ok(None);
+        };
+        text.split(',')
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                item.parse()
+                    .map_err(|e| corrupt(format!("metadata {key:?}: {item:?}: {e}")))
+            })
+            .collect::<Result<Vec<V>, _>>()
+            .map(Some)
+    }
+
+    /// The run a training state written by [`write_training`] holds, restored for `optimizer`
+    /// over `members` members laid out by `layout`, and its random streams' positions (when it
+    /// recorded them). Files written before the optimizer-state tag (with only a Rust type name)
+    /// are accepted when their optimizer state has exactly the length this optimizer's has.
     ///
     /// # Errors
-    /// [`CheckpointError::Mismatch`] when the parameters or the optimizer state do not fit.
-    pub fn training_state<T: Element, O: GradientTransformation<T>>(
+    /// [`CheckpointError::Mismatch`] when the parameters or the optimizer state do not fit (the
+    /// tag names another optimizer), [`CheckpointError::Corrupt`] for malformed entries.
+    #[allow(clippy::type_complexity)]
+    pub fn training<T: Element, O: GradientTransformation<T>>(
         &self,
         optimizer: &O,
         layout: &ParamLayout,
         members: usize,
-    ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
-        let expected_type = std::any::type_name::<O::State>();
-        match self.metadata("optimizer_state_type") {
-            Some(found) if found == expected_type => {}
-            found => {
-                return Err(mismatch(format!(
-                    "the optimizer state is a {}, this optimizer's is a {expected_type} (another optimizer)",
-                    found.unwrap_or("(unrecorded type)")
-                )));
-            }
-        }
+    ) -> Result<(Training<T, O::State>, Option<Vec<u64>>), CheckpointError> {
         let params = self.params::<T>(layout, members)?;
         let step: usize = self
             .metadata("step")
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| mismatch("no step count: not a training state"))?;
+        let mut state = EnsembleState::from_params(params.clone(), optimizer)
+            .map_err(|e| mismatch(e.to_string()))?;
+        let expected_tag = format!("{OPTIMIZER_STATE_VERSION}:{}", state.opt_state().tag());
+        match (
+            self.metadata("optimizer_state_tag"),
+            self.metadata("optimizer_state_type"),
+        ) {
+            (Some(found), _) if found == expected_tag => {}
+            (Some(found), _) => {
+                return Err(mismatch(format!(
+                    "the optimizer state is {found:?}, this optimizer's is {expected_tag:?} (another optimizer)"
+                )));
+            }
+            // Written before the tag: the exact length check below is what is left.
+            (None, Some(_)) => {}
+            (None, None) => return Err(mismatch("no optimizer state tag: not a training state")),
+        }
         let entry_len = self
             .header
             .get("optimizer_state")
@@ -489,8 +560,6 @@ impl Checkpoint {
             .and_then(Value::as_u64)
             .ok_or_else(|| mismatch("no optimizer_state tensor"))? as usize;
         let saved = self.tensor::<f64>("optimizer_state", &[entry_len])?;
-        let mut state =
-            EnsembleState::from_params(params, optimizer).map_err(|e| mismatch(e.to_string()))?;
         let mut src: &[f64] = &saved;
         state
             .opt_state_mut()
@@ -502,6 +571,68 @@ impl Checkpoint {
                 src.len()
             )));
         }
-        Ok((state, step))
+        let mut training = Training::new(state);
+        training.step = step;
+        // Member-major in the file, step-major in the loop; a state saved without its losses
+        // (before they were kept) has NaN for them.
+        training.losses = vec![T::NAN; members * step];
+        if self.header.contains_key("losses_so_far") {
+            let losses = self.tensor::<T>("losses_so_far", &[members, step])?;
+            for (e, curve) in losses.chunks_exact(step.max(1)).enumerate() {
+                for (t, &loss) in curve.iter().enumerate() {
+                    training.losses[t * members + e] = loss;
+                }
+            }
+        }
+        let scores_name = ["best_scores", "best_held_out_nll"]
+            .into_iter()
+            .find(|name| self.header.contains_key(*name));
+        if let Some(name) = scores_name {
+            let scores = self.tensor::<T>(name, &[members])?;
+            let values = self.tensor::<T>("best_params", &[members, layout.member_size()])?;
+            let best = Parameters::from_values(layout.clone(), members, values)
+                .map_err(|e| mismatch(e.to_string()))?;
+            training.best =
+                Some(BestParams::from_parts(scores, best).map_err(|e| mismatch(e.to_string()))?);
+        }
+        if let Some(stale) = self.metadata_list::<usize>("stale")? {
+            if stale.len() != members {
+                return Err(corrupt(format!(
+                    "metadata \"stale\" has {} members, the state {members}",
+                    stale.len()
+                )));
+            }
+            training.stale = stale;
+        }
+        for e in self.metadata_list::<usize>("frozen")?.unwrap_or_default() {
+            *training
+                .frozen
+                .get_mut(e)
+                .ok_or_else(|| corrupt(format!("frozen member {e} of {members}")))? = true;
+        }
+        if let Some(text) = self.metadata("diverged") {
+            for item in text.split(',').filter(|i| !i.is_empty()) {
+                let parsed = item
+                    .split_once('@')
+                    .and_then(|(m, s)| Some((m.parse().ok()?, s.parse().ok()?)));
+                let (member, step) =
+                    parsed.ok_or_else(|| corrupt(format!("metadata \"diverged\": {item:?}")))?;
+                training.diverged.push(Divergence { member, step });
+            }
+        }
+        // Written by EnsembleVI before the positions became part of every training state.
+        let streams = match self.metadata_list::<u64>("stream_positions")? {
+            Some(streams) => Some(streams),
+            None => self.metadata_list::<u64>("vi_noise_draws")?,
+        };
+        if let Some(streams) = &streams
+            && streams.len() != members
+        {
+            return Err(mismatch(format!(
+                "the random streams of {} members are saved, this ensemble has {members}",
+                streams.len()
+            )));
+        }
+        Ok((training, streams))
     }
 }

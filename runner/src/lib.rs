@@ -1,31 +1,55 @@
 //! # flock-runner — Layers 2 and 3
 //!
-//! - [`map`]: `EnsembleMAP` (`init` / `update` / `run`, a fused loop with callbacks, per-member
-//!   freezing, best-parameter keeping and divergence handling) and the one-shot `ensemble_map`.
-//! - [`seed`]: the seed tutorial's problem (data, MLP, log-joint, fixture loading, its table).
-//! - [`patterns`]: the tutorial's three ways to drive the Layer 1 primitives; the examples
-//!   `pattern_a`, `pattern_b`, `pattern_c` and `seed_tutorial` run them.
+//! Fit an ensemble and predict with uncertainty in a few lines — the front door,
+//! [`Regressor`]:
 //!
-//! - [`vi`]: `EnsembleVI` (mean-field Gaussian guides, tempered ELBO, the same runner loop) and
-//!   the one-shot `ensemble_vi`, with a predictive of `S` draws per member.
+//! ```
+//! use flock_runner::Regressor;
+//! let x: Vec<[f64; 1]> = (0..400).map(|i| [i as f64 / 40.0]).collect(); // 0 … 10
+//! let y: Vec<f64> = x.iter().map(|[v]| v.sin()).collect();
+//! let model = Regressor::new().members(5).epochs(100).seed(0).fit(&x, &y)?;
+//! let p = model.predict(&[[2.5], [7.0]])?;
+//! println!("mean {:?}, std {:?}", p.mean(), p.std());
+//! # Ok::<(), flock_runner::Error>(())
+//! ```
 //!
-//! - [`checkpoint`]: saving and loading results as safetensors.
-//! - [`uci`]: the UCI regression benchmark protocol, used by `flock uci`.
-//! - [`fit`]: quick fits on tabular data (`flock fit` / `flock predict`); [`table`]: reading them.
-//! - [`progress`]: the progress bar long runs show on stderr.
+//! Below it, the layers it is built from:
 //!
-//! The `flock` binary (`cargo run --release -p flock-runner -- demo | fit | predict | uci`) drives
-//! them.
+//! - [`regressor`]: [`Regressor`] (a builder with the best measured recipe as its defaults,
+//!   generic over f32 and f64), [`FittedRegressor`] (predict, score, save, load) and
+//!   [`Prediction`].
+//! - [`map`]: `EnsembleMAP` (`init` / `update` / `run` / `train`) and the one-shot
+//!   [`ensemble_map`](map::ensemble_map).
+//! - [`vi`]: `EnsembleVI` (Gaussian guides per member, tempered ELBO) and
+//!   [`ensemble_vi`](vi::ensemble_vi).
+//! - [`train`]: the one training loop both runners go through, and its hooks (held-out scoring,
+//!   checkpoints, progress, callbacks).
+//! - [`checkpoint`]: safetensors files of results and training states; [`files`]: the one
+//!   atomic file writer; [`table`]: reading numeric tables with file:line:column errors.
+//!
+//! With the `cli` feature (on by default), [`app`] holds what only the `flock` command needs:
+//! its command-line interface, progress bars, the UCI benchmark driver and the seed tutorial.
+//! A library that depends on flock-runner with `default-features = false` compiles none of it
+//! (no clap, no PNG renderer).
 
 pub mod checkpoint;
-pub mod fit;
+pub mod error;
+pub mod files;
 pub mod map;
-pub mod patterns;
-pub mod progress;
-pub mod seed;
+pub mod regressor;
 pub mod table;
-pub mod uci;
+pub mod train;
 pub mod vi;
+
+#[cfg(feature = "cli")]
+pub mod app;
+
+pub use error::{Error, RunError};
+pub use flock_autograd::Activation;
+pub use regressor::{
+    AnyRegressor, Features, FitMethod, FitSpec, FittedRegressor, LearningRateSchedule, Likelihood,
+    Matrix, Prediction, Regressor, ViFit,
+};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,22 +1,24 @@
-//! Layer 2: `EnsembleMAP` — `init` / `update` / `run` over the Layer 1 primitives, with a fused
-//! training loop that can stop early, freeze members and survive diverging ones.
+//! Layer 2: `EnsembleMAP` — `init` / `update` / `run` over the Layer 1 primitives, the runner of
+//! the one training loop ([`crate::train`]) — and the one-shot `ensemble_map`.
 
-use crate::progress::ProgressBar;
-use std::fmt;
+use std::path::Path;
 
-use flock_autograd::{Batch, LogJoint, LogJointOutput, ParamLayout, Parameters, Weights};
+use flock_autograd::{Batch, LogJoint, ParamLayout, Parameters};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, MiniBatcher, OptimizerBlocks, Sampling, ensemble_init,
-    ensemble_step,
+    EnsembleError, EnsembleState, MemberRng, SeedStream, ensemble_init, ensemble_step,
 };
 use flock_kernels::Element;
-use flock_optim::{Adam, AdamConfig, GradientTransformation, OptimError, adam};
+use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::error::RunError;
+use crate::train::{LogJointNll, Objective, RunOptions, Scorer, StateFile, Training, train_loop};
 
 /// What a run gives back: the final (or best) parameters and every member's loss curve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnsembleResult<T> {
-    /// Parameters after the run (each member's best, with [`RunOptions::keep_best`] or
-    /// [`RunOptions::validation`]).
+    /// Parameters after the run (each member's best, with [`RunOptions::keep_best`](crate::train::RunOptions::keep_best) or
+    /// [`RunOptions::validation`](crate::train::RunOptions::validation)).
     pub params: Parameters<T>,
     /// `losses[e·steps + t]`: member `e`'s loss returned by step `t` (at the parameters before
     /// that step's update), shape `[E, steps]` like pyrox's.
@@ -158,220 +160,6 @@ pub struct Divergence {
     pub step: usize,
 }
 
-/// What to do when a member diverges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum OnDivergence {
-    /// Freeze it at its last finite parameters and go on with the others (reported in
-    /// [`EnsembleResult::diverged`]).
-    #[default]
-    Freeze,
-    /// Stop the run with [`RunError::Diverged`], which carries the result so far.
-    Stop,
-}
-
-/// What a callback sees every `every` steps.
-#[derive(Debug)]
-pub struct Progress<'a, T> {
-    /// Steps taken so far.
-    pub step: usize,
-    /// The latest per-member losses.
-    pub losses: &'a [T],
-    /// The current parameters (e.g. to score held-out data).
-    pub params: &'a Parameters<T>,
-    /// Members currently frozen.
-    pub frozen: &'a [bool],
-}
-
-/// What a callback asks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Control {
-    /// Stop the run after this step.
-    pub stop: bool,
-    /// Members to freeze from now on (per-member early stopping).
-    pub freeze: Vec<usize>,
-}
-
-impl Control {
-    /// Go on.
-    pub fn proceed() -> Control {
-        Control::default()
-    }
-    /// Stop now.
-    pub fn stop() -> Control {
-        Control {
-            stop: true,
-            freeze: Vec::new(),
-        }
-    }
-}
-
-/// A callback: called every `every` steps with the run's [`Progress`].
-pub type Callback<'c, T> = Box<dyn FnMut(&Progress<'_, T>) -> Control + 'c>;
-
-/// Options of [`EnsembleMAP::run`].
-pub struct RunOptions<'c, T> {
-    /// Examples per step; `None` = the full data set (pyrox's `batch_size=None`).
-    pub batch_size: Option<usize>,
-    /// How mini-batches are drawn.
-    pub sampling: Sampling,
-    /// A callback and how often it runs.
-    pub callback: Option<(usize, Callback<'c, T>)>,
-    /// Keep each member's parameters at its lowest loss instead of the last ones.
-    pub keep_best: bool,
-    /// Diverging members: freeze or stop.
-    pub on_divergence: OnDivergence,
-    /// Show a progress bar (steps, steps/s, mean loss, eta) on stderr; see [`crate::progress`].
-    pub progress: bool,
-    /// The step to start from when resuming a run from a checkpoint (its batches are skipped,
-    /// so the resumed run sees exactly the batches the uninterrupted one would).
-    pub start_step: usize,
-    /// Held-out data for early stopping: each member ends with its parameters at its best
-    /// held-out score (instead of the last ones) and, with a patience, stops training when the
-    /// score no longer improves. Cannot be combined with `keep_best`.
-    pub validation: Option<Validation<'c, T>>,
-}
-
-/// Held-out data scored during a run ([`RunOptions::validation`]).
-///
-/// Every `every` steps (and after the last one) each member's held-out score — its mean
-/// negative log-likelihood per held-out row, `−ℓ_e(θ_e; data) / rows`, prior excluded — is
-/// computed with the run's own log-joint; member `e` keeps the parameters of its best score.
-/// Scoring reads the parameters only, so a run's training trajectory is the same bits with and
-/// without validation for deterministic log-joints (a stochastic one, such as a VI objective,
-/// draws its noise for the scoring too).
-///
-/// ```
-/// # use flock_autograd::Batch;
-/// use flock_runner::map::Validation;
-/// let (x, y) = (vec![0.0, 0.5, 1.0], vec![0.0, 0.25, 1.0]);
-/// let held_out = Validation::new(Batch::new(&x, &y, 3)?, 10).with_patience(5);
-/// assert_eq!((held_out.every, held_out.patience), (10, Some(5)));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct Validation<'c, T> {
-    /// The held-out rows (the same columns as the training data).
-    pub data: Batch<'c, T>,
-    /// Steps between scorings (≥ 1).
-    pub every: usize,
-    /// Freeze a member once this many scorings in a row did not improve its best (`None` =
-    /// never); the run stops when every member is frozen.
-    pub patience: Option<usize>,
-}
-
-impl<'c, T> Validation<'c, T> {
-    /// Scores `data` every `every` steps, keeping each member's best parameters; no patience.
-    pub fn new(data: Batch<'c, T>, every: usize) -> Self {
-        Validation {
-            data,
-            every,
-            patience: None,
-        }
-    }
-
-    /// Freezes a member after `patience` scorings without improvement.
-    #[must_use]
-    pub fn with_patience(mut self, patience: usize) -> Self {
-        self.patience = Some(patience);
-        self
-    }
-}
-
-impl<T> Default for RunOptions<'_, T> {
-    fn default() -> Self {
-        RunOptions {
-            batch_size: None,
-            sampling: Sampling::WithoutReplacement,
-            callback: None,
-            keep_best: false,
-            on_divergence: OnDivergence::Freeze,
-            progress: false,
-            start_step: 0,
-            validation: None,
-        }
-    }
-}
-
-impl<T> fmt::Debug for RunOptions<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunOptions")
-            .field("batch_size", &self.batch_size)
-            .field("sampling", &self.sampling)
-            .field("callback_every", &self.callback.as_ref().map(|c| c.0))
-            .field("keep_best", &self.keep_best)
-            .field("on_divergence", &self.on_divergence)
-            .field("progress", &self.progress)
-            .field("start_step", &self.start_step)
-            .field(
-                "validation",
-                &self.validation.as_ref().map(|v| (v.every, v.patience)),
-            )
-            .finish()
-    }
-}
-
-/// Why a runner failed.
-#[derive(Debug)]
-pub enum RunError<T> {
-    /// A Layer 1 error (bad data, shapes, arguments).
-    Ensemble(EnsembleError),
-    /// A bad optimizer hyperparameter.
-    Optim(OptimError),
-    /// A member diverged and [`OnDivergence::Stop`] was asked for; nothing is lost: `partial`
-    /// holds the parameters and losses up to that step.
-    Diverged {
-        /// The member and step.
-        divergence: Divergence,
-        /// The result so far.
-        partial: Box<EnsembleResult<T>>,
-    },
-    /// [`EnsembleResult::merge`]: part `index` differs from the first part.
-    IncompatiblePart {
-        /// The part.
-        index: usize,
-        /// What differs (`"parameter layout"`, `"number of steps"`).
-        what: &'static str,
-    },
-}
-
-impl<T> fmt::Display for RunError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Ensemble(e) => write!(f, "{e}"),
-            RunError::Optim(e) => write!(f, "{e}"),
-            RunError::Diverged { divergence, .. } => write!(
-                f,
-                "member {} diverged at step {} (non-finite loss or gradient); the result up to it is kept",
-                divergence.member, divergence.step
-            ),
-            RunError::IncompatiblePart { index, what } => write!(
-                f,
-                "cannot merge: part {index} has another {what} than part 0"
-            ),
-        }
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for RunError<T> {}
-
-impl<T> From<EnsembleError> for RunError<T> {
-    fn from(e: EnsembleError) -> Self {
-        RunError::Ensemble(e)
-    }
-}
-
-impl<T> From<flock_autograd::AutogradError> for RunError<T> {
-    fn from(e: flock_autograd::AutogradError) -> Self {
-        RunError::Ensemble(EnsembleError::Autograd(e))
-    }
-}
-
-impl<T> From<OptimError> for RunError<T> {
-    fn from(e: OptimError) -> Self {
-        RunError::Optim(e)
-    }
-}
-
 /// An ensemble of MAP estimates (pyrox's `EnsembleMAP`): the configuration in one value, with
 /// `init(seed)`, `update(state, batch, scale)` and `run(...)`.
 ///
@@ -381,7 +169,8 @@ impl<T> From<OptimError> for RunError<T> {
 ///
 /// ```
 /// use flock_autograd::*;
-/// use flock_runner::map::{EnsembleMAP, RunOptions};
+/// use flock_runner::map::EnsembleMAP;
+/// use flock_runner::train::RunOptions;
 /// use flock_optim::{AdamConfig, adam};
 ///
 /// let mut layout = ParamLayout::new();
@@ -418,14 +207,6 @@ pub struct EnsembleMAP<T, L, F, O> {
     prior_weight: f64,
     layout: ParamLayout,
     _element: core::marker::PhantomData<T>,
-}
-
-/// The init and batch streams `run` derives from its seed (pyrox splits its key in two).
-pub(crate) fn split_seed(seed: u64) -> (u64, u64) {
-    (
-        seed,
-        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1),
-    )
 }
 
 impl<T, L, F, O> EnsembleMAP<T, L, F, O>
@@ -503,6 +284,15 @@ where
         )?)
     }
 
+    /// A fresh run seeded `seed`: [`EnsembleMAP::init`] from `seed`'s
+    /// [`SeedStream::Init`], no step taken. [`EnsembleMAP::train`] it with the same seed.
+    ///
+    /// # Errors
+    /// As [`EnsembleMAP::init`].
+    pub fn start(&mut self, seed: u64) -> Result<Training<T, O::State>, RunError<T>> {
+        Ok(Training::new(self.init(SeedStream::Init.seed(seed))?))
+    }
+
     /// One step on `batch` with `scale = N/|B|`; returns the per-member losses before it.
     ///
     /// # Errors
@@ -524,8 +314,8 @@ where
     }
 
     /// Each member's mean negative log-likelihood per row of `data` (prior excluded):
-    /// `−ℓ_e(θ_e; data) / rows`, `[E]`, accumulated in f64. The score
-    /// [`RunOptions::validation`] uses.
+    /// `−ℓ_e(θ_e; data) / rows`, `[E]`, accumulated in f64 — the score
+    /// [`Validation::new`](crate::train::Validation::new) keeps members by.
     ///
     /// # Errors
     /// [`RunError::Ensemble`] for an empty batch, non-finite data, or a layout or shape mismatch.
@@ -534,16 +324,16 @@ where
         params: &Parameters<T>,
         data: Batch<'_, T>,
     ) -> Result<Vec<f64>, RunError<T>> {
-        let mut scratch = HeldOut::default();
-        scratch.score(&mut self.log_joint, params, data)?;
-        Ok(scratch.scores)
+        let mut scores = Vec::new();
+        LogJointNll::new(data).score(&mut self.log_joint, params, &mut scores)?;
+        Ok(scores)
     }
 
-    /// `init` from the first half of `seed`, then [`EnsembleMAP::run_from`] with batches drawn
-    /// from the second half.
+    /// Fresh members from `seed`, trained for `num_epochs` steps with the mini-batches of
+    /// `seed`: [`EnsembleMAP::start`], then [`EnsembleMAP::train`].
     ///
     /// # Errors
-    /// As [`EnsembleMAP::run_from`].
+    /// As [`EnsembleMAP::train`].
     pub fn run(
         &mut self,
         seed: u64,
@@ -551,410 +341,166 @@ where
         data: Batch<'_, T>,
         options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
-        let (init_seed, batch_seed) = split_seed(seed);
-        let state = self.init(init_seed)?;
-        self.run_from(state, batch_seed, num_epochs, data, options)
+        let mut training = self.start(seed)?;
+        self.train(&mut training, seed, num_epochs, data, options)
     }
 
-    /// Trains `state` for `num_epochs` steps (fewer if a callback stops it) on `data` (all `N`
-    /// examples; mini-batches of `options.batch_size` use `scale = N/|B|`).
+    /// Trains `state` for `num_epochs` steps on `data` with the mini-batches of `seed` (e.g. a
+    /// state made by hand, or pyrox's initial parameters).
     ///
     /// # Errors
-    /// Layer 1's errors for bad data; [`RunError::Diverged`] with [`OnDivergence::Stop`].
+    /// As [`EnsembleMAP::train`].
     pub fn run_from(
         &mut self,
-        mut state: EnsembleState<T, O::State>,
-        batch_seed: u64,
+        state: EnsembleState<T, O::State>,
+        seed: u64,
         num_epochs: usize,
         data: Batch<'_, T>,
         options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
-        self.train(&mut state, batch_seed, num_epochs, data, options)
+        self.train(&mut Training::new(state), seed, num_epochs, data, options)
     }
 
-    /// [`EnsembleMAP::run_from`] on a state it updates in place, so the caller keeps the
-    /// optimizer state (e.g. to save a checkpoint with
-    /// [`save_state`](crate::checkpoint::save_state) and resume later with
-    /// [`RunOptions::start_step`], to the bits of an uninterrupted run).
+    /// The training loop: takes `training` from its step to step `num_steps` on `data` (all `N`
+    /// examples; mini-batches of `options.batch_size` use `scale = N/|B|`, drawn from `seed`'s
+    /// [`SeedStream::Batches`] in the order an uninterrupted run would draw them) and returns
+    /// the run so far as a result. Fewer steps if a callback or the validation patience stops
+    /// it. Calling it again with a larger `num_steps` continues the run to the same bits as one
+    /// call.
     ///
     /// # Errors
-    /// As [`EnsembleMAP::run_from`].
+    /// Layer 1's errors for bad data; a hook's error; [`RunError::Diverged`] with
+    /// [`OnDivergence::Stop`](crate::train::OnDivergence::Stop).
     pub fn train(
         &mut self,
-        state: &mut EnsembleState<T, O::State>,
-        batch_seed: u64,
-        num_epochs: usize,
+        training: &mut Training<T, O::State>,
+        seed: u64,
+        num_steps: usize,
         data: Batch<'_, T>,
-        mut options: RunOptions<'_, T>,
+        options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
-        let members = state.members();
-        let p = self.layout.member_size();
-        let n = data.rows;
-        if let Some(v) = &options.validation {
-            if options.keep_best {
-                return Err(EnsembleError::InvalidArgument {
-                    name: "validation",
-                    value: 1.0,
-                    expected: "either keep_best (lowest training loss) or validation, not both",
-                }
-                .into());
-            }
-            if v.every == 0 {
-                return Err(EnsembleError::InvalidArgument {
-                    name: "validation.every",
-                    value: 0.0,
-                    expected: "at least one step between scorings",
-                }
-                .into());
-            }
-        }
-        let mut held_out = options
-            .validation
-            .map(|v| (v, HeldOut::default(), vec![0usize; members]));
-        let mut batcher = MiniBatcher::new(
-            n.max(1),
-            options.batch_size.unwrap_or(n).max(1),
-            options.sampling,
-            batch_seed,
-        )?;
-        let scale = batcher.scale();
-        let (mut x_batch, mut y_batch) = (Vec::new(), Vec::new());
-        let mut history: Vec<T> = Vec::with_capacity(members * num_epochs);
-        let mut frozen = vec![false; members];
-        let mut frozen_params: Vec<Option<Vec<T>>> = vec![None; members];
-        let mut frozen_state: Option<OptimizerBlocks<O::State>> = None;
-        let mut diverged = Vec::new();
-        let mut best =
-            (options.keep_best || held_out.is_some()).then(|| BestParams::new(&state.params));
-        let mut previous = options.keep_best.then(|| state.params.values().to_vec());
-        let last = num_epochs.saturating_sub(1);
-        let (mut stopped_early, mut steps) = (false, 0);
-        let mut bar = options
-            .progress
-            .then(|| ProgressBar::new("train", "steps", num_epochs));
-        let first = options.start_step.min(num_epochs);
-        if !batcher.is_full_batch() {
-            for _ in 0..first {
-                batcher.next_indices();
-            }
-        }
-
-        for (index, step) in (first..num_epochs).enumerate() {
-            let batch = if batcher.is_full_batch() {
-                data
-            } else {
-                batcher.next_batch(data.x, data.y, &mut x_batch, &mut y_batch);
-                Batch::new(&x_batch, &y_batch, batcher.batch_size()).map_err(EnsembleError::from)?
-            };
-            if let Some(prev) = previous.as_mut() {
-                prev.copy_from_slice(state.params.values());
-            }
-            let losses = ensemble_step(
-                state,
-                batch,
-                &mut self.log_joint,
-                &self.optimizer,
-                self.prior_weight,
-                scale,
-            )?;
-            history.extend_from_slice(losses);
-            steps = index + 1;
-            // Frozen members do not move: put back their parameters and optimizer state.
-            if frozen.iter().any(|&f| f) {
-                for e in (0..members).filter(|&e| frozen[e]) {
-                    if let Some(block) = &frozen_params[e] {
-                        state.params.member_mut(e).copy_from_slice(block);
-                    }
-                    if let Some(snapshot) = &frozen_state {
-                        state.restore_member_opt_state(snapshot, e);
-                    }
-                }
-            }
-            if let (Some(best), Some(prev)) = (best.as_mut(), &previous) {
-                let losses = &history[index * members..];
-                for e in 0..members {
-                    best.offer(e, losses[e], &prev[e * p..(e + 1) * p]);
-                }
-            }
-            let mut to_freeze: Vec<usize> = Vec::new();
-            if let (Some((v, scratch, stale)), Some(best)) = (held_out.as_mut(), best.as_mut())
-                && ((step + 1) % v.every == 0 || step == last)
-            {
-                scratch.score(&mut self.log_joint, &state.params, v.data)?;
-                for e in (0..members).filter(|&e| !frozen[e]) {
-                    let score = T::from_f64(scratch.scores[e]);
-                    if best.offer(e, score, state.params.member(e)) {
-                        stale[e] = 0;
-                    } else {
-                        stale[e] += 1;
-                        if v.patience.is_some_and(|patience| stale[e] >= patience) {
-                            to_freeze.push(e);
-                        }
-                    }
-                }
-            }
-            for &e in state.diverged() {
-                if !frozen[e] {
-                    let divergence = Divergence { member: e, step };
-                    diverged.push(divergence);
-                    if options.on_divergence == OnDivergence::Stop {
-                        let partial = finish(
-                            state.params.clone(),
-                            history,
-                            members,
-                            steps,
-                            false,
-                            diverged,
-                            best,
-                        );
-                        return Err(RunError::Diverged {
-                            divergence,
-                            partial: Box::new(partial),
-                        });
-                    }
-                    to_freeze.push(e);
-                }
-            }
-            if let Some((every, callback)) = options.callback.as_mut()
-                && *every > 0
-                && (step + 1) % *every == 0
-            {
-                let control = callback(&Progress {
-                    step: step + 1,
-                    losses: &history[index * members..],
-                    params: &state.params,
-                    frozen: &frozen,
-                });
-                to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
-                if control.stop {
-                    stopped_early = step + 1 < num_epochs;
-                    break;
-                }
-            }
-            if !to_freeze.is_empty() {
-                frozen_state = Some(state.opt_blocks().clone());
-                for e in to_freeze {
-                    frozen[e] = true;
-                    frozen_params[e] = Some(state.params.member(e).to_vec());
-                }
-                if held_out.is_some() && frozen.iter().all(|&f| f) {
-                    stopped_early = step + 1 < num_epochs;
-                    break;
-                }
-            }
-            if let Some(bar) = bar.as_mut() {
-                let latest = &history[index * members..];
-                let (sum, count) = latest
-                    .iter()
-                    .map(|v| v.to_f64())
-                    .filter(|v| v.is_finite())
-                    .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
-                bar.update(step + 1, Some(sum / count.max(1) as f64));
-            }
-        }
-        Ok(finish(
-            state.params.clone(),
-            history,
-            members,
-            steps,
-            stopped_early,
-            diverged,
-            best,
-        ))
-    }
-}
-
-/// Each member's best (lowest) score so far and its parameters at that score: the state of
-/// best-parameter keeping and of held-out early stopping, in [`EnsembleMAP::train`] and in the
-/// `flock fit` loop (which saves it in its resumable training state).
-///
-/// ```
-/// use flock_autograd::{ParamLayout, Parameters};
-/// use flock_runner::map::BestParams;
-/// let mut layout = ParamLayout::new();
-/// layout.add("w", [2])?;
-/// let now = Parameters::from_values(layout, 2, vec![1.0, 1.0, 2.0, 2.0])?;
-/// let mut best = BestParams::new(&now);
-/// assert!(best.offer(0, 0.5, &[9.0, 9.0]));
-/// assert!(!best.offer(0, 0.7, &[8.0, 8.0])); // worse: not kept
-/// assert!(!best.offer(1, f64::NAN, &[7.0, 7.0])); // NaN never improves
-/// // Member 1 never had a finite score, so it keeps its current parameters.
-/// assert_eq!(best.into_params(&now).values(), &[9.0, 9.0, 2.0, 2.0]);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct BestParams<T> {
-    scores: Vec<T>,
-    params: Parameters<T>,
-}
-
-impl<T: Element> BestParams<T> {
-    /// No score yet (every best score `+∞`); `params` only gives the shape.
-    pub fn new(params: &Parameters<T>) -> BestParams<T> {
-        BestParams {
-            scores: vec![T::INFINITY; params.members()],
-            params: params.clone(),
-        }
+        train_loop(
+            Objective {
+                log_joint: &mut self.log_joint,
+                optimizer: &self.optimizer,
+                prior_weight: self.prior_weight,
+            },
+            training,
+            SeedStream::Batches.seed(seed),
+            num_steps,
+            data,
+            options,
+        )
     }
 
-    /// A state saved earlier (`scores` has one entry per member of `params`).
+    /// Saves `training` to `path` (a training-state file, as
+    /// [`Checkpointing::to_file`](crate::train::Checkpointing::to_file) writes every so many
+    /// steps), with the log-joint's random-stream positions when it draws noise.
     ///
     /// # Errors
-    /// [`EnsembleError::InvalidArgument`] if the lengths disagree.
-    pub fn from_parts(
-        scores: Vec<T>,
-        params: Parameters<T>,
-    ) -> Result<BestParams<T>, EnsembleError> {
-        if scores.len() != params.members() {
-            return Err(EnsembleError::InvalidArgument {
-                name: "best scores",
-                value: scores.len() as f64,
-                expected: "one score per member",
-            });
+    /// [`CheckpointError::Io`].
+    pub fn save(
+        &self,
+        path: &Path,
+        training: &Training<T, O::State>,
+    ) -> Result<(), CheckpointError> {
+        let mut streams = Vec::new();
+        let has_streams = self.log_joint.stream_positions(&mut streams);
+        if has_streams {
+            streams.resize(streams.len().max(training.members()), 0);
         }
-        Ok(BestParams { scores, params })
+        training.save_to(
+            &mut StateFile {
+                path: path.to_owned(),
+            },
+            has_streams.then_some(&streams[..]),
+        )
     }
 
-    /// Member `e` scored `score` with parameters `member_params`: kept if it beats the best so
-    /// far (NaN never does). Returns whether it did.
-    pub fn offer(&mut self, e: usize, score: T, member_params: &[T]) -> bool {
-        let better = score < self.scores[e];
-        if better {
-            self.scores[e] = score;
-            self.params.member_mut(e).copy_from_slice(member_params);
+    /// The run saved in `checkpoint` (by [`EnsembleMAP::save`] or a
+    /// [`Checkpointing`](crate::train::Checkpointing) hook), ready for [`EnsembleMAP::train`] to
+    /// continue to the bits of an uninterrupted run; the log-joint's random streams are moved to
+    /// where the saved run had taken them.
+    ///
+    /// # Errors
+    /// [`CheckpointError`] for a checkpoint of another model or optimizer.
+    pub fn restore(
+        &mut self,
+        checkpoint: &Checkpoint,
+    ) -> Result<Training<T, O::State>, CheckpointError> {
+        let (training, streams) =
+            checkpoint.training(&self.optimizer, &self.layout, self.ensemble_size)?;
+        if let Some(streams) = streams {
+            self.log_joint.seek_streams(&streams);
         }
-        better
-    }
-
-    /// The best score of each member (`+∞` for one never scored).
-    pub fn scores(&self) -> &[T] {
-        &self.scores
-    }
-
-    /// The parameters at each member's best score.
-    pub fn params(&self) -> &Parameters<T> {
-        &self.params
-    }
-
-    /// Each member's best parameters; a member that never had a finite score (diverged from the
-    /// start, say) keeps its parameters in `last`.
-    pub fn into_params(self, last: &Parameters<T>) -> Parameters<T> {
-        let mut params = self.params;
-        for (e, score) in self.scores.iter().enumerate() {
-            if !score.is_finite() {
-                params.member_mut(e).copy_from_slice(last.member(e));
-            }
-        }
-        params
+        Ok(training)
     }
 }
 
-/// Builds the result: losses transposed to `[E, steps]`, best parameters when kept.
-fn finish<T: Element>(
-    params: Parameters<T>,
-    history: Vec<T>,
-    members: usize,
-    steps: usize,
-    stopped_early: bool,
-    diverged: Vec<Divergence>,
-    best: Option<BestParams<T>>,
-) -> EnsembleResult<T> {
-    let mut losses = vec![T::ZERO; members * steps];
-    for t in 0..steps {
-        for e in 0..members {
-            losses[e * steps + t] = history[t * members + e];
+/// The knobs of [`ensemble_map`], pyrox's: `EnsembleMAP` with Adam at `learning_rate`.
+///
+/// ```
+/// use flock_runner::map::MapOptions;
+/// let options = MapOptions { ensemble_size: 8, num_epochs: 500, ..MapOptions::default() };
+/// assert_eq!((options.learning_rate, options.prior_weight, options.batch_size), (5e-3, 1.0, None));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MapOptions {
+    /// Members `E`.
+    pub ensemble_size: usize,
+    /// Steps (full-batch epochs, or mini-batch steps with `batch_size`).
+    pub num_epochs: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Weight of the log-prior (1 = MAP, 0 = MLE).
+    pub prior_weight: f64,
+    /// Examples per step (`None` = full batch).
+    pub batch_size: Option<usize>,
+    /// Seed of the initial parameters and the batches.
+    pub seed: u64,
+}
+
+impl Default for MapOptions {
+    /// pyrox's defaults: 16 members, 1,000 steps, Adam 5e-3, MAP, full batch, seed 0.
+    fn default() -> Self {
+        MapOptions {
+            ensemble_size: 16,
+            num_epochs: 1000,
+            learning_rate: 5e-3,
+            prior_weight: 1.0,
+            batch_size: None,
+            seed: 0,
         }
-    }
-    let params = match best {
-        Some(best) => best.into_params(&params),
-        None => params,
-    };
-    EnsembleResult {
-        params,
-        losses,
-        steps,
-        stopped_early,
-        diverged,
     }
 }
 
-/// pyrox's `ensemble_map`: `EnsembleMAP` with `adam(5e-3)` and `prior_weight = 1`, trained
-/// full-batch for `num_epochs` steps.
+/// pyrox's `ensemble_map`: an ensemble of MAP estimates of `log_joint`, each member initialised
+/// by `init_fn`, trained with Adam as `options` says.
 ///
 /// # Errors
 /// As [`EnsembleMAP::run`].
-#[allow(clippy::type_complexity)]
 pub fn ensemble_map<T, L, F>(
     log_joint: L,
     init_fn: F,
     data: Batch<'_, T>,
-    ensemble_size: usize,
-    num_epochs: usize,
-    seed: u64,
+    options: MapOptions,
 ) -> Result<EnsembleResult<T>, RunError<T>>
 where
     T: Element,
     L: LogJoint<T>,
     F: FnMut(&mut MemberRng) -> Vec<T>,
 {
-    let optimizer: Adam = adam(5e-3, AdamConfig::default())?;
-    let mut map = EnsembleMAP::new(log_joint, init_fn, optimizer, ensemble_size, 1.0)?;
-    map.run(seed, num_epochs, data, RunOptions::default())
-}
-
-/// Scratch for scoring held-out data: per-member scores and the log-joint's output buffers.
-#[derive(Debug, Default)]
-struct HeldOut<T> {
-    scores: Vec<f64>,
-    loglik: Vec<T>,
-    logprior: Vec<T>,
-    grad: Vec<T>,
-}
-
-impl<T: Element> HeldOut<T> {
-    /// Fills `scores` with `−ℓ_e / rows` for every member of `params`.
-    fn score<L: LogJoint<T>>(
-        &mut self,
-        log_joint: &mut L,
-        params: &Parameters<T>,
-        data: Batch<'_, T>,
-    ) -> Result<(), EnsembleError> {
-        if data.rows == 0 {
-            return Err(EnsembleError::EmptyBatch);
-        }
-        for (what, buf) in [("x", data.x), ("y", data.y)] {
-            if let Some(index) = buf.iter().position(|v| !v.to_f64().is_finite()) {
-                return Err(EnsembleError::NonFiniteData { what, index });
-            }
-        }
-        if params.layout() != log_joint.layout() {
-            return Err(EnsembleError::LayoutMismatch {
-                state: params.layout().member_size(),
-                log_joint: log_joint.layout().member_size(),
-            });
-        }
-        let members = params.members();
-        self.loglik.resize(members, T::ZERO);
-        self.logprior.resize(members, T::ZERO);
-        self.grad.resize(params.values().len(), T::ZERO);
-        log_joint.evaluate(
-            members,
-            params.values(),
-            data,
-            Weights {
-                loglik: T::ONE,
-                logprior: T::ZERO,
-            },
-            LogJointOutput {
-                loglik: &mut self.loglik,
-                logprior: &mut self.logprior,
-                grad: &mut self.grad,
-            },
-        )?;
-        let rows = data.rows as f64;
-        self.scores.clear();
-        self.scores
-            .extend(self.loglik.iter().map(|l| -l.to_f64() / rows));
-        Ok(())
-    }
+    let optimizer: Adam = adam(options.learning_rate, AdamConfig::default())?;
+    let mut map = EnsembleMAP::new(
+        log_joint,
+        init_fn,
+        optimizer,
+        options.ensemble_size,
+        options.prior_weight,
+    )?;
+    let run = RunOptions {
+        batch_size: options.batch_size,
+        ..RunOptions::default()
+    };
+    map.run(options.seed, options.num_epochs, data, run)
 }

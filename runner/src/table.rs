@@ -75,6 +75,15 @@ pub enum DataError {
         /// The columns there are.
         available: String,
     },
+    /// Columns a model needs are not in the file's header.
+    MissingFeatures {
+        /// The file.
+        path: PathBuf,
+        /// The model's feature columns that are missing.
+        missing: Vec<String>,
+        /// The columns there are.
+        available: String,
+    },
     /// Fewer rows than the task needs.
     TooFewRows {
         /// The file.
@@ -147,6 +156,22 @@ impl fmt::Display for DataError {
                 f,
                 "{}: no column {column:?} (columns: {available})",
                 path.display()
+            ),
+            DataError::MissingFeatures {
+                path,
+                missing,
+                available,
+            } => write!(
+                f,
+                "{}: the model's feature column{} {} {} missing (columns: {available})",
+                path.display(),
+                if missing.len() == 1 { "" } else { "s" },
+                missing
+                    .iter()
+                    .map(|m| format!("{m:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if missing.len() == 1 { "is" } else { "are" }
             ),
             DataError::TooFewRows { path, rows, needed } => write!(
                 f,
@@ -251,7 +276,7 @@ pub(crate) fn read(path: &Path) -> Result<String, DataError> {
 }
 
 /// Reads a file of non-negative integer indices, one per line, each below `limit`.
-pub(crate) fn read_indices(path: &Path, limit: usize) -> Result<Vec<usize>, DataError> {
+pub fn read_indices(path: &Path, limit: usize) -> Result<Vec<usize>, DataError> {
     let text = read(path)?;
     let mut out = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -284,11 +309,48 @@ pub(crate) fn read_indices(path: &Path, limit: usize) -> Result<Vec<usize>, Data
 pub struct NamedTable {
     /// Column names.
     pub names: Vec<String>,
+    /// Whether the names come from a header line (not numbered).
+    pub has_header: bool,
     /// The numbers.
     pub table: Table,
 }
 
 impl NamedTable {
+    /// The indices of the columns called `names`, in that order (for picking a model's features
+    /// out of a file by name; other columns, such as the target, are ignored).
+    ///
+    /// ```
+    /// use flock_runner::table::parse_named_table;
+    /// let t = parse_named_table("y,b,a\n1,2,3\n", "data.csv".as_ref())?;
+    /// assert_eq!(t.columns_named(&["a".into(), "b".into()], "data.csv".as_ref())?, [2, 1]);
+    /// let err = t.columns_named(&["a".into(), "c".into()], "data.csv".as_ref()).unwrap_err();
+    /// assert_eq!(err.to_string(), "data.csv: the model's feature column \"c\" is missing (columns: y, b, a)");
+    /// # Ok::<(), flock_runner::table::DataError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::MissingFeatures`] naming every name the header lacks.
+    pub fn columns_named(&self, names: &[String], path: &Path) -> Result<Vec<usize>, DataError> {
+        let found: Vec<Option<usize>> = names
+            .iter()
+            .map(|n| self.names.iter().position(|c| c == n))
+            .collect();
+        let missing: Vec<String> = names
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError::MissingFeatures {
+                path: path.to_owned(),
+                missing,
+                available: self.names.join(", "),
+            });
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// The index of column `key`: a header name, or a 0-based index.
     ///
     /// # Errors
@@ -371,7 +433,11 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
     if !header {
         let table = parse_table(&normalised, path)?;
         let names = (0..table.cols).map(|i| i.to_string()).collect();
-        return Ok(NamedTable { names, table });
+        return Ok(NamedTable {
+            names,
+            has_header: false,
+            table,
+        });
     }
     let names: Vec<String> = first.iter().map(|s| (*s).to_owned()).collect();
     // Blank out the header line, keeping line numbers right for errors.
@@ -420,5 +486,9 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
             expected: table.cols,
         });
     }
-    Ok(NamedTable { names, table })
+    Ok(NamedTable {
+        names,
+        has_header: true,
+        table,
+    })
 }

@@ -4,27 +4,21 @@
 
 use std::path::Path;
 
-use flock_autograd::{AutogradError, Batch, Graph, LogJoint, Parameters, Tape, Var};
+use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
 /// The guide family and KL estimator of a [`ViConfig`] (from `flock_ensemble::model`).
 pub use flock_ensemble::model::{Guide, KlEstimator};
 use flock_ensemble::model::{GuideElbo, Model, Support};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, fill_standard_normal,
-    member_rng,
+    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, SeedStream,
+    fill_standard_normal, member_rng,
 };
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, save_state_with};
-use crate::map::{EnsembleMAP, EnsembleResult, RunError, RunOptions, split_seed};
-
-/// The checkpoint metadata entry holding each member's noise-stream position.
-const NOISE_DRAWS: &str = "vi_noise_draws";
-
-/// The guides' noise seed of a run seeded `seed`.
-fn noise_seed(seed: u64) -> u64 {
-    seed.wrapping_mul(0xd134_2543_de82_ef95).wrapping_add(7)
-}
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::error::RunError;
+use crate::map::{EnsembleMAP, EnsembleResult};
+use crate::train::{RunOptions, Training};
 
 /// The configuration of an [`EnsembleVI`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,7 +66,7 @@ type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
 /// ```
 /// use flock_autograd::{AutogradError, Batch, Var};
 /// use flock_ensemble::model::{ModelContext, normal};
-/// use flock_runner::map::RunOptions;
+/// use flock_runner::train::RunOptions;
 /// use flock_runner::vi::{EnsembleVI, ViConfig};
 /// use flock_optim::{AdamConfig, adam};
 ///
@@ -212,92 +206,67 @@ where
         data: Batch<'_, T>,
         options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
-        let mut state = self.start(seed)?;
-        self.train(&mut state, seed, num_epochs, data, options)
+        let mut training = self.start(seed)?;
+        self.train(&mut training, seed, num_epochs, data, options)
     }
 
     /// [`EnsembleVI::run`]'s first half: fresh guides from `seed`, and the guides' noise streams
-    /// restarted from it.
+    /// restarted from its [`SeedStream::GuideNoise`].
     ///
     /// # Errors
     /// As [`EnsembleMAP::init`].
-    pub fn start(&mut self, seed: u64) -> Result<EnsembleState<T, O::State>, RunError<T>> {
-        for elbo in self.map.log_joint_mut().parts_mut() {
-            elbo.reseed(noise_seed(seed));
-        }
-        self.map.init(split_seed(seed).0)
+    pub fn start(&mut self, seed: u64) -> Result<Training<T, O::State>, RunError<T>> {
+        self.reseed(seed);
+        self.map.start(seed)
     }
 
-    /// [`EnsembleVI::run`]'s second half on a state it updates in place: `num_epochs` steps
-    /// (counted from `options.start_step`) with the batches of `seed`, the guides' noise
-    /// continuing where the last step left it. A run saved with [`EnsembleVI::save_state`] and
-    /// continued after [`EnsembleVI::restore_state`] gives the bits of an uninterrupted one.
+    fn reseed(&mut self, seed: u64) {
+        for elbo in self.map.log_joint_mut().parts_mut() {
+            elbo.reseed(SeedStream::GuideNoise.seed(seed));
+        }
+    }
+
+    /// [`EnsembleVI::run`]'s second half — the training loop ([`EnsembleMAP::train`]) — on a
+    /// run it takes forward in place: to step `num_steps` with the batches of `seed`, the guides'
+    /// noise continuing where the last step left it. A run saved with [`EnsembleVI::save`] and
+    /// continued after [`EnsembleVI::restore`] gives the bits of an uninterrupted one.
     ///
     /// # Errors
     /// As [`EnsembleMAP::train`].
     pub fn train(
         &mut self,
-        state: &mut EnsembleState<T, O::State>,
+        training: &mut Training<T, O::State>,
         seed: u64,
-        num_epochs: usize,
+        num_steps: usize,
         data: Batch<'_, T>,
         options: RunOptions<'_, T>,
     ) -> Result<EnsembleResult<T>, RunError<T>> {
-        self.map
-            .train(state, split_seed(seed).1, num_epochs, data, options)
+        self.map.train(training, seed, num_steps, data, options)
     }
 
-    /// Draws taken so far from each member's noise stream (one per evaluation of the member).
-    pub fn noise_draws(&self) -> Vec<u64> {
-        let mut draws = vec![0; self.map.ensemble_size()];
-        for elbo in self.map.log_joint().parts() {
-            for (total, &d) in draws.iter_mut().zip(elbo.noise_draws()) {
-                *total = (*total).max(d);
-            }
-        }
-        draws
-    }
-
-    /// Saves `state` after `step` steps, with where each member's noise stream stands, to
-    /// `path` (a training-state checkpoint, [`save_state`](crate::checkpoint::save_state)).
+    /// Saves `training` to `path`, with where each member's noise stream stands
+    /// ([`EnsembleMAP::save`]).
     ///
     /// # Errors
     /// [`CheckpointError::Io`].
-    pub fn save_state(
+    pub fn save(
         &self,
         path: &Path,
-        state: &EnsembleState<T, O::State>,
-        step: usize,
+        training: &Training<T, O::State>,
     ) -> Result<(), CheckpointError> {
-        self.save_state_with(path, state, step, &[])
+        self.map.save(path, training)
     }
 
-    /// [`EnsembleVI::save_state`] with extra named tensors (`(name, values, shape)`), as
-    /// [`save_state_with`] writes them.
-    ///
-    /// # Errors
-    /// [`CheckpointError::Io`].
-    pub fn save_state_with(
-        &self,
-        path: &Path,
-        state: &EnsembleState<T, O::State>,
-        step: usize,
-        extra: &[(&str, &[T], &[usize])],
-    ) -> Result<(), CheckpointError> {
-        let draws: Vec<String> = self.noise_draws().iter().map(u64::to_string).collect();
-        save_state_with(path, state, step, &[(NOISE_DRAWS, &draws.join(","))], extra)
-    }
-
-    /// Reads a state saved by [`EnsembleVI::save_state`] and sets every member's noise stream —
-    /// `seed`'s, as [`EnsembleVI::start`] with the same seed made it — to where the saved run
-    /// had taken it; returns the state and the step to continue from
-    /// ([`RunOptions::start_step`]).
+    /// The run saved in `checkpoint`, with every member's noise stream — `seed`'s, as
+    /// [`EnsembleVI::start`] with the same seed made it — moved to where the saved run had taken
+    /// it; [`EnsembleVI::train`] continues it.
     ///
     /// ```
     /// use flock_autograd::{AutogradError, Batch, Var};
     /// use flock_ensemble::model::{ModelContext, normal};
     /// use flock_optim::{AdamConfig, adam};
-    /// use flock_runner::map::RunOptions;
+    /// use flock_runner::checkpoint::Checkpoint;
+    /// use flock_runner::train::RunOptions;
     /// use flock_runner::vi::{EnsembleVI, Guide, ViConfig};
     ///
     /// fn model(m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
@@ -315,63 +284,34 @@ where
     ///
     /// // The same run, stopped after 15 steps and continued from the checkpoint.
     /// let path = std::env::temp_dir().join(format!("flock-doc-vi-{}.safetensors", std::process::id()));
-    /// let mut state = vi.start(3)?;
-    /// let first = vi.train(&mut state, 3, 15, data, RunOptions::default())?;
-    /// vi.save_state(&path, &state, first.steps)?;
-    /// let (mut restored, step) = vi.restore_state(&path, 3)?;
-    /// let options = RunOptions { start_step: step, ..RunOptions::default() };
-    /// let rest = vi.train(&mut restored, 3, 40, data, options)?;
+    /// let mut training = vi.start(3)?;
+    /// vi.train(&mut training, 3, 15, data, RunOptions::default())?;
+    /// vi.save(&path, &training)?;
+    /// let mut restored = vi.restore(&Checkpoint::read(&path)?, 3)?;
+    /// let rest = vi.train(&mut restored, 3, 40, data, RunOptions::default())?;
     /// assert_eq!(rest.params.values(), straight.params.values());
+    /// assert_eq!(rest.losses, straight.losses);
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
-    /// [`CheckpointError`] for an unreadable file, another model or optimizer, or a checkpoint
-    /// without the noise streams' positions.
-    pub fn restore_state(
-        &mut self,
-        path: &Path,
-        seed: u64,
-    ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
-        self.restore_from(&Checkpoint::read(path)?, seed)
-    }
-
-    /// [`EnsembleVI::restore_state`] from a checkpoint already read.
-    ///
-    /// # Errors
-    /// As [`EnsembleVI::restore_state`].
-    pub fn restore_from(
+    /// [`CheckpointError`] for another model or optimizer, or a checkpoint without the noise
+    /// streams' positions.
+    pub fn restore(
         &mut self,
         checkpoint: &Checkpoint,
         seed: u64,
-    ) -> Result<(EnsembleState<T, O::State>, usize), CheckpointError> {
-        let members = self.map.ensemble_size();
-        let draws: Vec<u64> = checkpoint
-            .metadata(NOISE_DRAWS)
-            .ok_or_else(|| CheckpointError::Mismatch {
-                reason: format!("no {NOISE_DRAWS:?} entry: not saved by EnsembleVI::save_state"),
-            })?
-            .split(',')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|e| CheckpointError::Corrupt {
-                reason: format!("{NOISE_DRAWS:?}: {e}"),
-            })?;
-        if draws.len() != members {
+    ) -> Result<Training<T, O::State>, CheckpointError> {
+        if checkpoint.metadata("stream_positions").is_none()
+            && checkpoint.metadata("vi_noise_draws").is_none()
+        {
             return Err(CheckpointError::Mismatch {
-                reason: format!(
-                    "{NOISE_DRAWS:?} has {} members, this ensemble {members}",
-                    draws.len()
-                ),
+                reason: "no random-stream positions: not the state of a VI run".into(),
             });
         }
-        let layout = self.map.log_joint().layout().clone();
-        let restored = checkpoint.training_state(self.map.optimizer(), &layout, members)?;
-        for elbo in self.map.log_joint_mut().parts_mut() {
-            elbo.resume_noise(noise_seed(seed), &draws);
-        }
-        Ok(restored)
+        self.reseed(seed);
+        self.map.restore(checkpoint)
     }
 
     /// Network outputs under `samples` draws from each member's guide: `network(graph, x,
@@ -466,7 +406,59 @@ where
     }
 }
 
-/// pyrox's `ensemble_vi`: [`EnsembleVI`] with `adam(5e-3)`, `β = 1`, one particle, full batch.
+/// The knobs of [`ensemble_vi`], pyrox's: [`EnsembleVI`] with Adam at `learning_rate`.
+///
+/// ```
+/// use flock_runner::vi::VariationalOptions;
+/// let options = VariationalOptions { ensemble_size: 4, num_epochs: 2000, ..VariationalOptions::default() };
+/// assert_eq!((options.learning_rate, options.kl_weight), (5e-3, 1.0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VariationalOptions {
+    /// Members `E` (independent guides).
+    pub ensemble_size: usize,
+    /// Steps.
+    pub num_epochs: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// `β` of the tempered ELBO.
+    pub kl_weight: f64,
+    /// Monte-Carlo particles per member and step.
+    pub num_particles: usize,
+    /// The guides' initial scale.
+    pub init_scale: f64,
+    /// The guide family.
+    pub guide: Guide,
+    /// Examples per step (`None` = full batch).
+    pub batch_size: Option<usize>,
+    /// Seed of the initial guides, the batches and the guides' noise.
+    pub seed: u64,
+    /// Threads to split members over (`None` = every core); never changes the results.
+    pub threads: Option<usize>,
+}
+
+impl Default for VariationalOptions {
+    /// pyrox's defaults: 16 mean-field guides, 1,000 steps, Adam 5e-3, `β = 1`, one particle,
+    /// initial scale 0.1, full batch, seed 0.
+    fn default() -> Self {
+        let config = ViConfig::default();
+        VariationalOptions {
+            ensemble_size: config.ensemble_size,
+            num_epochs: 1000,
+            learning_rate: 5e-3,
+            kl_weight: config.kl_weight,
+            num_particles: config.num_particles,
+            init_scale: config.init_scale,
+            guide: config.guide,
+            batch_size: None,
+            seed: 0,
+            threads: None,
+        }
+    }
+}
+
+/// pyrox's `ensemble_vi`: an ensemble of Gaussian guides over `model`, each member's locations
+/// initialised by `loc_init`, trained on the tempered ELBO with Adam as `options` says.
 ///
 /// # Errors
 /// As [`EnsembleVI::run`].
@@ -474,20 +466,28 @@ pub fn ensemble_vi<T, M>(
     model: M,
     loc_init: impl FnMut(&mut MemberRng) -> Vec<T> + 'static,
     data: Batch<'_, T>,
-    ensemble_size: usize,
-    num_epochs: usize,
-    seed: u64,
+    options: VariationalOptions,
 ) -> Result<EnsembleResult<T>, RunError<T>>
 where
     T: Element,
     M: Model<T> + Clone + Send,
 {
-    let optimizer: Adam = adam(5e-3, AdamConfig::default())?;
+    let optimizer: Adam = adam(options.learning_rate, AdamConfig::default())?;
     let config = ViConfig {
-        ensemble_size,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ensemble_size: options.ensemble_size,
+        kl_weight: options.kl_weight,
+        num_particles: options.num_particles,
+        init_scale: options.init_scale,
+        guide: options.guide,
+        threads: options
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         ..ViConfig::default()
     };
     let mut vi = EnsembleVI::new(model, data, loc_init, optimizer, config)?;
-    vi.run(seed, num_epochs, data, RunOptions::default())
+    let run = RunOptions {
+        batch_size: options.batch_size,
+        ..RunOptions::default()
+    };
+    vi.run(options.seed, options.num_epochs, data, run)
 }

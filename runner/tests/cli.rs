@@ -164,8 +164,13 @@ fn uci_runs_on_a_dataset_folder() {
         .args(["uci", dir.to_str().unwrap(), "--protocol", "paper"])
         .output()
         .unwrap();
-    assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--protocol \"paper\""));
+    assert_eq!(unknown.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("invalid value 'paper'")
+            && stderr.contains("[possible values: deep-ensembles, flock]"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
@@ -296,17 +301,62 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint is corrupt"));
+    // The model knows its features' names: the training file itself (target and all) predicts,
+    // with the columns in any order, and a missing feature is named.
+    let same = dir.join("same.csv");
+    succeed(&mut predict_command(&model, &data, &same));
+    assert_eq!(std::fs::read_to_string(&same).unwrap().lines().count(), 121);
+    std::fs::write(&inputs, "b,target,a\n0,7,2\n").unwrap();
+    succeed(&mut predict_command(&model, &inputs, &preds));
+    let swapped = std::fs::read_to_string(&preds).unwrap();
+    assert_eq!(swapped.lines().nth(1), Some(lines[2]), "picked by name");
     std::fs::write(&inputs, "a\n0.5\n").unwrap();
     let out = flock()
         .args(["predict", model.to_str().unwrap(), inputs.to_str().unwrap()])
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("the model takes 2"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("the model's feature column \"b\" is missing (columns: a)"),
+        "{stderr}"
     );
     assert_eq!(out.status.code(), Some(1));
+    // A headerless file is read by position.
+    std::fs::write(&inputs, "0.5,1\n2,0\n").unwrap();
+    succeed(&mut predict_command(&model, &inputs, &preds));
+    assert_eq!(std::fs::read_to_string(&preds).unwrap(), text);
+    // In f32: the model file holds F32 tensors and predicts close to the f64 fit.
+    let model32 = dir.join("model32.safetensors");
+    succeed(&mut fit_command(
+        &data,
+        "target",
+        &model32,
+        &[
+            "--epochs",
+            "30",
+            "--batch-size",
+            "32",
+            "--dtype",
+            "f32",
+            "--quiet",
+        ],
+    ));
+    let header = std::fs::read(&model32).unwrap();
+    assert!(String::from_utf8_lossy(&header[..2048.min(header.len())]).contains("F32"));
+    std::fs::write(&inputs, "a,b\n0.5,1\n2,0\n").unwrap();
+    succeed(&mut predict_command(&model32, &inputs, &preds));
+    let row32: Vec<f64> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (row32[0] - 4.0).abs() < 1.0,
+        "f(2, 0) ≈ 4 in f32: {row32:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -364,7 +414,8 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
-            !o.status.success() && err.contains("validation_fraction"),
+            o.status.code() == Some(1)
+                && (err.contains("--validation-fraction") || err.contains("validation_fraction")),
             "{bad}: {err}"
         );
     }
@@ -430,26 +481,41 @@ fn learned_sigma_and_schedules() {
         std::fs::read(&model).unwrap(),
         std::fs::read(&resumed).unwrap()
     );
-    // Contradictions and unknown names.
-    for (args, message) in [
+    // Contradictions (exit 1) and unknown names (a usage error, exit 2, listing the choices).
+    for (args, code, message) in [
         (
             &["--likelihood", "learned", "--sigma", "0.1"][..],
+            1,
             "--sigma fixes σ",
         ),
-        (&["--schedule", "linear"][..], "--schedule \"linear\""),
+        (
+            &["--schedule", "linear"][..],
+            2,
+            "invalid value 'linear' for '--schedule <SCHEDULE>'\n  [possible values: constant, cosine]",
+        ),
         (
             &["--likelihood", "fixed"][..],
+            1,
             "--likelihood fixed needs --sigma",
         ),
-        (&["--likelihood", "student"][..], "--likelihood \"student\""),
+        (
+            &["--likelihood", "student"][..],
+            2,
+            "[possible values: heteroscedastic, learned, fixed]",
+        ),
+        (
+            &["--activation", "gelu"][..],
+            2,
+            "[possible values: relu, tanh, sigmoid, softplus, identity]",
+        ),
     ] {
         let out = flock()
             .args(["fit", data.to_str().unwrap(), "--target", "y"])
             .args(args)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains(message), "{stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -555,17 +621,23 @@ fn vi_fits() {
     succeed(&mut predict_command(&straight_rank, &inputs, &rank_preds));
     let rank_rows = std::fs::read_to_string(&rank_preds).unwrap();
     assert_eq!(rank_rows.lines().count(), 4, "{rank_rows}");
-    for (args, message) in [
-        (&["--method", "bayes"][..], "--method \"bayes\""),
-        (&["--kl-weight", "0.1"][..], "--kl-weight is a VI setting"),
-        (&["--rank", "2"][..], "--rank is a VI setting"),
+    for (args, code, message) in [
+        (&["--method", "bayes"][..], 2, "[possible values: map, vi]"),
+        (
+            &["--kl-weight", "0.1"][..],
+            1,
+            "--kl-weight is a VI setting",
+        ),
+        (&["--rank", "2"][..], 1, "--rank is a VI setting"),
         (
             &["--method", "vi", "--prior-weight", "1"][..],
-            "prior_weight",
+            1,
+            "--prior-weight 1: expected 0 for a VI fit",
         ),
-        (&["--method", "vi", "--samples", "0"][..], "--samples 0"),
+        (&["--method", "vi", "--samples", "0"][..], 1, "--samples 0"),
         (
             &["--method", "vi", "--init-scale", "0"][..],
+            1,
             "--init-scale 0",
         ),
     ] {
@@ -576,9 +648,78 @@ fn vi_fits() {
             .arg(dir.join("bad.safetensors"))
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains(message), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A training state written by an earlier flock (`tests/data/legacy`: optimizer state named by
+/// a Rust type, VI noise positions and best held-out scores under their old names) resumes to
+/// the bytes of a fit run straight through today, for a point-estimate and a VI fit.
+#[test]
+fn an_old_training_state_resumes_to_todays_bytes() {
+    let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/legacy");
+    let dir = temp("legacy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = [
+        "--test",
+        legacy.join("test.csv").to_str().unwrap(),
+        "--protocol",
+        "deep-ensembles",
+        "--members",
+        "3",
+        "--hidden",
+        "8",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+        "--quiet",
+    ]
+    .map(str::to_owned);
+    let vi = [
+        "--method",
+        "vi",
+        "--rank",
+        "1",
+        "--samples",
+        "2",
+        "--validation-fraction",
+        "0.2",
+    ];
+    for (state, extra) in [("map_epoch2.state", &[][..]), ("vi_epoch2.state", &vi[..])] {
+        let args: Vec<&str> = base
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+            .collect();
+        let straight = dir.join(format!("{state}.straight.safetensors"));
+        succeed(&mut fit_command(
+            &legacy.join("sine.csv"),
+            "y",
+            &straight,
+            &args,
+        ));
+        let resumed = dir.join(format!("{state}.resumed.safetensors"));
+        let mut state_file = resumed.as_os_str().to_owned();
+        state_file.push(".state");
+        std::fs::copy(legacy.join(state), &state_file).unwrap();
+        let args: Vec<&str> = args.into_iter().chain(["--resume"]).collect();
+        succeed(&mut fit_command(
+            &legacy.join("sine.csv"),
+            "y",
+            &resumed,
+            &args,
+        ));
+        assert_eq!(
+            std::fs::read(&straight).unwrap(),
+            std::fs::read(&resumed).unwrap(),
+            "{state}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

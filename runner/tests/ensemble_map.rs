@@ -4,8 +4,10 @@
 use flock_autograd::*;
 use flock_ensemble::{EnsembleState, MemberRng};
 use flock_optim::{AdamConfig, adam};
+use flock_runner::RunError;
+use flock_runner::app::seed::{SeedData, fixture_init_params, seed_log_joint, seed_mlp};
 use flock_runner::map::*;
-use flock_runner::seed::{SeedData, fixture_init_params, seed_log_joint, seed_mlp};
+use flock_runner::train::*;
 
 fn small() -> (ParamLayout, Mlp) {
     let mut layout = ParamLayout::new();
@@ -122,25 +124,44 @@ fn a_callback_that_changes_nothing_changes_no_bits_and_runs_repeat() {
     );
     assert_eq!(bits(&plain.losses), bits(&with_callback.losses));
     assert!(!plain.stopped_early);
-    // The fused loop is exactly `init` + `update` in a hand-written loop, and the progress bar
-    // changes nothing.
+    // The fused loop is exactly `init` + `update` in a hand-written loop, and a progress hook
+    // changes nothing; it is told every step, with the members' mean loss.
     let mut state = map.init(3).unwrap();
     for _ in 0..120 {
         map.update(&mut state, data, 1.0).unwrap();
     }
     assert_eq!(bits(plain.params.values()), bits(state.params.values()));
+    struct Recorder<'a>(&'a mut Vec<StepReport>);
+    impl ProgressHook for Recorder<'_> {
+        fn update(&mut self, report: &StepReport) {
+            self.0.push(*report);
+        }
+    }
+    let mut reports = Vec::new();
     let shown = map
         .run(
             3,
             120,
             data,
             RunOptions {
-                progress: true,
+                progress: Some(Box::new(Recorder(&mut reports))),
                 ..RunOptions::default()
             },
         )
         .unwrap();
     assert_eq!(bits(plain.params.values()), bits(shown.params.values()));
+    assert_eq!(reports.len(), 120);
+    let last = reports[119];
+    assert_eq!((last.step, last.until, last.rows), (120, 120, 40));
+    let members = plain.params.members();
+    let mean = (0..members)
+        .map(|e| plain.member_losses(e)[119])
+        .sum::<f64>()
+        / members as f64;
+    assert!(
+        (last.mean_loss - mean).abs() <= 1e-12 * mean.abs(),
+        "{last:?} vs {mean}"
+    );
 }
 
 #[test]
@@ -316,9 +337,11 @@ fn mini_batches_and_one_shot_sugar() {
         small_log_joint(&layout, mlp.clone()),
         init_fn(&layout, &mlp),
         data,
-        3,
-        50,
-        0,
+        MapOptions {
+            ensemble_size: 3,
+            num_epochs: 50,
+            ..MapOptions::default()
+        },
     )
     .unwrap();
     assert_eq!((sugar.steps, sugar.params.members()), (50, 3));
@@ -341,7 +364,7 @@ fn mini_batches_and_one_shot_sugar() {
 #[test]
 fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
     use flock_optim::{adamw, chain, clip_by_global_norm, warmup_cosine_decay_schedule};
-    use flock_runner::checkpoint::{Checkpoint, save_state};
+    use flock_runner::checkpoint::Checkpoint;
     let (layout, mlp) = small();
     let (x, y) = data();
     let data = Batch::new(&x, &y, 40).unwrap();
@@ -365,38 +388,36 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
         1.0,
     )
     .unwrap();
-    let options = |start_step| RunOptions {
+    let options = || RunOptions {
         batch_size: Some(8),
-        start_step,
         ..RunOptions::default()
     };
-    let initial = map.init(9).unwrap();
-    let straight = map.run_from(initial, 4, 60, data, options(0)).unwrap();
+    let straight = map.run(9, 60, data, options()).unwrap();
 
-    let mut state = map.init(9).unwrap();
-    let first = map.train(&mut state, 4, 25, data, options(0)).unwrap();
+    let mut training = map.start(9).unwrap();
+    let first = map.train(&mut training, 9, 25, data, options()).unwrap();
+    assert_eq!(first.steps, 25);
     let path =
         std::env::temp_dir().join(format!("flock-resume-{}.safetensors", std::process::id()));
-    save_state(&path, &state, first.steps, &[]).unwrap();
-    drop(state);
-    let (restored, step) = Checkpoint::read(&path)
-        .unwrap()
-        .training_state(map.optimizer(), &layout, 3)
-        .unwrap();
-    assert_eq!(step, 25);
-    let rest = map.run_from(restored, 4, 60, data, options(step)).unwrap();
-    assert_eq!(rest.steps, 35);
+    map.save(&path, &training).unwrap();
+    drop(training);
+    let mut restored = map.restore(&Checkpoint::read(&path).unwrap()).unwrap();
+    assert_eq!(restored.step(), 25);
+    let rest = map.train(&mut restored, 9, 60, data, options()).unwrap();
+    assert_eq!(rest.steps, 60);
     assert_eq!(bits(rest.params.values()), bits(straight.params.values()));
     for e in 0..3 {
-        assert_eq!(
-            bits(rest.member_losses(e)),
-            bits(&straight.member_losses(e)[25..])
-        );
+        assert_eq!(bits(rest.member_losses(e)), bits(straight.member_losses(e)));
     }
+    // Continuing in memory gives the same bits too.
+    let mut training = map.start(9).unwrap();
+    map.train(&mut training, 9, 25, data, options()).unwrap();
+    let again = map.train(&mut training, 9, 60, data, options()).unwrap();
+    assert_eq!(bits(again.params.values()), bits(straight.params.values()));
     // Another optimizer's state does not load.
     let err = Checkpoint::read(&path)
         .unwrap()
-        .training_state::<f64, _>(&adam(1e-2, AdamConfig::default()).unwrap(), &layout, 3)
+        .training::<f64, _>(&adam(1e-2, AdamConfig::default()).unwrap(), &layout, 3)
         .unwrap_err();
     assert!(err.to_string().contains("another"), "{err}");
     std::fs::remove_file(&path).unwrap();

@@ -5,7 +5,9 @@ Our own code, written the way pyrox's `EnsembleMAP.run` / `EnsembleVI.run` are: 
 `eqx.nn.MLP`s stacked by `eqx.filter_vmap`, the member axis by `jax.vmap`, the training loop a
 jitted `lax.scan`; VI is numpyro's `SVI` with an `AutoNormal` guide (init scale 0.1) and
 `Trace_ELBO`, one SVI state per member. Same data recipe and hyperparameters as flock's benches.
-Prints `jax <name> <microseconds>` lines.
+Prints `jax <id> <microseconds>` lines; the ids (`seed_step.f64`, `scale_step.f32`, …) are the
+keys `cargo xtask bench` matches with flock's figures. The environment is pinned in
+`requirements.txt`.
 
 Usage: python workloads.py {f32,f64} [--quick]
 """
@@ -131,9 +133,9 @@ seed_steps = 1500
 # Cold: from process start (imports included) to the first result of 1,500 steps.
 run, params, state = map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps)
 jax.block_until_ready(run(params, state, jax.random.PRNGKey(0)))
-print(f"jax seed workload cold {PRECISION} {(time.perf_counter() - START) * 1e6:.3f}", flush=True)
-per_step(f"seed step {PRECISION}", lambda: map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps), seed_steps)
+print(f"jax seed_cold.{PRECISION} {(time.perf_counter() - START) * 1e6:.3f}", flush=True)
+per_step(f"seed_step.{PRECISION}", lambda: map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps), seed_steps)
 scale_steps = 200 if quick else 2000
-per_step(f"scale step {PRECISION}", lambda: map_run(64, [1, 64, 64, 1], 4096, 256, 1e-3, scale_steps), scale_steps)
-per_step(f"wide step {PRECISION}", lambda: map_run(16, [1, 128, 128, 1], 80, 80, 5e-3, 300 if quick else 1500), 300 if quick else 1500)
-per_step(f"VI step {PRECISION}", lambda: vi_run(16, seed_steps), seed_steps)
+per_step(f"scale_step.{PRECISION}", lambda: map_run(64, [1, 64, 64, 1], 4096, 256, 1e-3, scale_steps), scale_steps)
+per_step(f"wide_step.{PRECISION}", lambda: map_run(16, [1, 128, 128, 1], 80, 80, 5e-3, 300 if quick else 1500), 300 if quick else 1500)
+per_step(f"vi_step.{PRECISION}", lambda: vi_run(16, seed_steps), seed_steps)

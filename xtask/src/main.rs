@@ -1,6 +1,6 @@
 //! `cargo xtask`: project automation.
 //!
-//! `cargo xtask bench [--compare] [--history FILE]` builds the benchmarks in release for the
+//! `cargo xtask bench [--compare] [--vs-jax] [--history FILE]` builds the benchmarks in release for the
 //! native CPU, runs the suite (kernels, the seed log-joint, one Adam step, the seed-workload
 //! step on one and two threads, the scale / wide / VI workloads and the scaling curves — drawn to
 //! `target/flock-figures/scaling_*.png` —, the exact metrics, and the cold 1,500-step seed run),
@@ -8,7 +8,9 @@
 //! median / min / max) to `bench/history.jsonl`. `--compare` prints each figure's change against
 //! the previous record and flags moves larger than that run's own spread. `--vs-jax` also runs the
 //! same workloads written in JAX + optax (`xtask/jax/workloads.py`, in a virtualenv under
-//! `target/jax-venv` created on first use) and prints JAX / flock ratios.
+//! `target/jax-venv` with the exact versions of `xtask/jax/requirements.txt`, which the record
+//! names) and prints JAX / flock ratios, matched by structured figure ids
+//! (`seed_step.f32.t2`). `cargo xtask --help` prints the usage.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,9 @@ use std::time::Instant;
 /// One measured figure.
 #[derive(Clone, Debug)]
 struct Figure {
+    /// A structured key (`workload.precision.threads`, e.g. `seed_step.f32.t2`) for figures that
+    /// other tables refer to; names are descriptions and may be reworded.
+    id: Option<String>,
     name: String,
     unit: &'static str,
     median: f64,
@@ -93,6 +98,7 @@ fn parse_divan(prefix: &str, output: &str) -> Vec<Figure> {
         {
             let full: Vec<&str> = path.iter().map(|(_, n)| n.as_str()).collect();
             figures.push(Figure {
+                id: None,
                 name: format!("{prefix}/{}", full.join("/")),
                 unit: "µs",
                 median,
@@ -126,6 +132,7 @@ fn parse_gflops(output: &str) -> (Vec<Figure>, String) {
             if let Some(&one) = numbers.get(numbers.len().saturating_sub(4)) {
                 let name = line[..line.find("  ").unwrap_or(line.len())].trim();
                 figures.push(Figure {
+                    id: None,
                     name: format!("kernels/gemm {precision} {name} (1 thread)"),
                     unit: "GFLOP/s",
                     median: one,
@@ -154,6 +161,7 @@ fn parse_adam(output: &str) -> Vec<Figure> {
                 .collect::<Vec<_>>()
                 .join(" ");
             Some(Figure {
+                id: None,
                 name: format!("optim/{}", name.trim()),
                 unit: "ns/param",
                 median: ns,
@@ -164,31 +172,49 @@ fn parse_adam(output: &str) -> Vec<Figure> {
         .collect()
 }
 
-/// Lines `bench <name> <median µs> <min µs> <max µs>` (the workloads bench).
+/// Lines `bench <id> <median µs> <min µs> <max µs> <name…>` (the workloads bench).
 fn parse_bench_lines(prefix: &str, output: &str) -> Vec<Figure> {
     output
         .lines()
         .filter_map(|l| l.strip_prefix("bench "))
         .filter_map(|rest| {
             let words: Vec<&str> = rest.split_whitespace().collect();
-            let n = words.len();
-            if n < 4 {
+            if words.len() < 5 {
                 return None;
             }
             let number = |i: usize| words[i].parse::<f64>().ok();
             Some(Figure {
-                name: format!("{prefix}/{}", words[..n - 3].join(" ")),
+                id: Some(words[0].to_owned()),
+                name: format!("{prefix}/{}", words[4..].join(" ")),
                 unit: "µs",
-                median: number(n - 3)?,
-                min: number(n - 2)?,
-                max: number(n - 1)?,
+                median: number(1)?,
+                min: number(2)?,
+                max: number(3)?,
             })
         })
         .collect()
 }
 
+/// The seed-step bench's figures (`runner/seed_step/<precision>/<threads>`) get their ids
+/// (`seed_step.<precision>.t<threads>`).
+fn with_seed_step_ids(mut figures: Vec<Figure>) -> Vec<Figure> {
+    for f in &mut figures {
+        let parts: Vec<&str> = f.name.split('/').collect();
+        if let ["runner", "seed_step", precision, threads] = parts[..] {
+            f.id = Some(format!("seed_step.{precision}.t{threads}"));
+        }
+    }
+    figures
+}
+
 /// Wall time of a process, `repeats` times: the cold seed workload from process start.
-fn cold(name: &str, program: &Path, args: &[&str], repeats: usize) -> Result<Figure, String> {
+fn cold(
+    id: &str,
+    name: &str,
+    program: &Path,
+    args: &[&str],
+    repeats: usize,
+) -> Result<Figure, String> {
     let mut times = Vec::new();
     for _ in 0..repeats {
         let start = Instant::now();
@@ -204,6 +230,7 @@ fn cold(name: &str, program: &Path, args: &[&str], repeats: usize) -> Result<Fig
     }
     times.sort_by(f64::total_cmp);
     Ok(Figure {
+        id: Some(id.to_owned()),
         name: name.to_owned(),
         unit: "µs",
         median: times[times.len() / 2],
@@ -228,7 +255,7 @@ fn json_string(s: &str) -> String {
     out
 }
 
-fn record(figures: &[Figure], simd: &str) -> String {
+fn record(figures: &[Figure], simd: &str, jax_env: Option<&str>) -> String {
     let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
     let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -242,19 +269,27 @@ fn record(figures: &[Figure], simd: &str) -> String {
         .unwrap_or_else(|| "unknown".into());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut out = format!(
-        "{{\"commit\":{},\"date\":{},\"cpu\":{},\"simd\":{},\"threads\":{threads},\"figures\":[",
+        "{{\"commit\":{},\"date\":{},\"cpu\":{},\"simd\":{},\"threads\":{threads},",
         json_string(commit.trim()),
         json_string(date.trim()),
         json_string(&cpu),
         json_string(simd)
     );
+    if let Some(env) = jax_env {
+        let _ = write!(out, "\"jax_env\":{},", json_string(env));
+    }
+    out.push_str("\"figures\":[");
     for (i, f) in figures.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
+        out.push('{');
+        if let Some(id) = &f.id {
+            let _ = write!(out, "\"id\":{},", json_string(id));
+        }
         let _ = write!(
             out,
-            "{{\"name\":{},\"unit\":{},\"median\":{},\"min\":{},\"max\":{}}}",
+            "\"name\":{},\"unit\":{},\"median\":{},\"min\":{},\"max\":{}}}",
             json_string(&f.name),
             json_string(f.unit),
             f.median,
@@ -270,7 +305,7 @@ fn record(figures: &[Figure], simd: &str) -> String {
 /// records this file writes).
 fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
     let mut out = Vec::new();
-    for part in line.split("{\"name\":").skip(1) {
+    for part in line.split("\"name\":").skip(1) {
         let name = part.split('"').nth(1).unwrap_or("").to_owned();
         let number = |key: &str| -> Option<f64> {
             let after = part.split(&format!("\"{key}\":")).nth(1)?;
@@ -283,25 +318,39 @@ fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
     out
 }
 
-/// The Python packages `xtask/jax/workloads.py` imports (pip names and module names).
-const JAX_PACKAGES: [(&str, &str); 4] = [
-    ("jax", "jax"),
-    ("optax", "optax"),
-    ("equinox", "equinox"),
-    ("numpyro", "numpyro"),
-];
+/// The pinned requirements of the JAX environment (`xtask/jax/requirements.txt`): `name==version`
+/// lines.
+fn jax_requirements() -> Result<Vec<String>, String> {
+    let path = workspace_root().join("xtask/jax/requirements.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pins: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = pins.iter().find(|p| !p.contains("==")) {
+        return Err(format!(
+            "{}: {bad:?} is not pinned to an exact version (name==version)",
+            path.display()
+        ));
+    }
+    Ok(pins)
+}
 
-/// The Python environment for `--vs-jax`: `target/jax-venv`, created on first use; packages
-/// missing from an older environment are added.
-fn jax_python() -> Result<PathBuf, String> {
+/// The Python environment for `--vs-jax`: `target/jax-venv`, created on first use, holding
+/// exactly the pinned versions (reinstalled when it does not). Returns the interpreter and the
+/// pins, as recorded.
+fn jax_python() -> Result<(PathBuf, String), String> {
     let venv = workspace_root().join("target/jax-venv");
     let python = venv.join("bin/python");
+    let pins = jax_requirements()?;
     let start = Instant::now();
     if !python.exists() {
         eprintln!(
-            "xtask: creating {} with jax, optax, equinox and numpyro from the package registry \
-             (once; a minute or two)",
-            venv.display()
+            "xtask: creating {} with {} from the package registry (once; a minute or two)",
+            venv.display(),
+            pins.join(" ")
         );
         run(
             "python3",
@@ -309,31 +358,48 @@ fn jax_python() -> Result<PathBuf, String> {
         )?;
     }
     let python_str = python.to_str().unwrap_or("python");
-    let missing: Vec<&str> = JAX_PACKAGES
+    let frozen = run(python_str, &["-m", "pip", "freeze"]).unwrap_or_default();
+    let installed: Vec<&str> = frozen.lines().map(str::trim).collect();
+    let missing: Vec<&String> = pins
         .iter()
-        .filter(|(_, module)| run(python_str, &["-c", &format!("import {module}")]).is_err())
-        .map(|(package, _)| *package)
+        .filter(|pin| !installed.iter().any(|i| i.eq_ignore_ascii_case(pin)))
         .collect();
     if !missing.is_empty() {
         eprintln!(
             "xtask: installing {} into {}",
-            missing.join(", "),
+            missing
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             venv.display()
         );
-        let mut args = vec!["-m", "pip", "install", "--quiet"];
-        args.extend(&missing);
-        run(python_str, &args)?;
+        let requirements = workspace_root().join("xtask/jax/requirements.txt");
+        run(
+            python_str,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-r",
+                requirements
+                    .to_str()
+                    .unwrap_or("xtask/jax/requirements.txt"),
+            ],
+        )?;
         eprintln!(
             "xtask: environment ready in {:.0} s",
             start.elapsed().as_secs_f64()
         );
     }
-    Ok(python)
+    Ok((python, pins.join(" ")))
 }
 
-/// JAX's figures (`jax <name> <µs>` lines of `xtask/jax/workloads.py`) for both precisions.
-fn jax_figures() -> Result<Vec<(String, f64)>, String> {
-    let python = jax_python()?;
+/// JAX's figures (`jax <id> <µs>` lines of `xtask/jax/workloads.py`) for both precisions, and
+/// the environment's pins.
+fn jax_figures() -> Result<(Vec<(String, f64)>, String), String> {
+    let (python, pins) = jax_python()?;
     let script = workspace_root().join("xtask/jax/workloads.py");
     let mut out = Vec::new();
     for precision in ["f32", "f64"] {
@@ -351,106 +417,137 @@ fn jax_figures() -> Result<Vec<(String, f64)>, String> {
             }
         }
     }
-    Ok(out)
+    Ok((out, pins))
 }
 
+/// The side-by-side table's rows: label, flock's figure id, JAX's figure id.
+const VS_JAX: [(&str, &str, &str); 16] = [
+    (
+        "seed step f32, flock 1 thread",
+        "seed_step.f32.t1",
+        "seed_step.f32",
+    ),
+    (
+        "seed step f32, flock 2 threads",
+        "seed_step.f32.t2",
+        "seed_step.f32",
+    ),
+    (
+        "seed step f64, flock 1 thread",
+        "seed_step.f64.t1",
+        "seed_step.f64",
+    ),
+    (
+        "seed step f64, flock 2 threads",
+        "seed_step.f64.t2",
+        "seed_step.f64",
+    ),
+    (
+        "seed cold f64, flock on 2 threads",
+        "seed_cold.f64",
+        "seed_cold.f64",
+    ),
+    (
+        "seed cold f32, flock on 2 threads",
+        "seed_cold.f32",
+        "seed_cold.f32",
+    ),
+    (
+        "scale step f32, flock 2 threads",
+        "scale_step.f32.t2",
+        "scale_step.f32",
+    ),
+    (
+        "scale step f64, flock 2 threads",
+        "scale_step.f64.t2",
+        "scale_step.f64",
+    ),
+    (
+        "wide step f32, flock 1 thread",
+        "wide_step.f32.t1",
+        "wide_step.f32",
+    ),
+    (
+        "wide step f64, flock 1 thread",
+        "wide_step.f64.t1",
+        "wide_step.f64",
+    ),
+    (
+        "wide step f32, flock 2 threads",
+        "wide_step.f32.t2",
+        "wide_step.f32",
+    ),
+    (
+        "wide step f64, flock 2 threads",
+        "wide_step.f64.t2",
+        "wide_step.f64",
+    ),
+    (
+        "VI step f32, flock 1 thread",
+        "vi_step.f32.t1",
+        "vi_step.f32",
+    ),
+    (
+        "VI step f32, flock 2 threads",
+        "vi_step.f32.t2",
+        "vi_step.f32",
+    ),
+    (
+        "VI step f64, flock 1 thread",
+        "vi_step.f64.t1",
+        "vi_step.f64",
+    ),
+    (
+        "VI step f64, flock 2 threads",
+        "vi_step.f64.t2",
+        "vi_step.f64",
+    ),
+];
+
 /// The side-by-side table: for each workload, flock's figure, JAX's, and JAX / flock.
-fn print_vs_jax(figures: &[Figure], jax: &[(String, f64)]) {
-    let flock = |name: &str| figures.iter().find(|f| f.name == name).map(|f| f.median);
-    let jax_of = |name: &str| jax.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-    let rows = [
-        (
-            "seed step f32, flock 1 thread",
-            "runner/seed_step/f32/1",
-            "seed step f32",
-        ),
-        (
-            "seed step f32, flock 2 threads",
-            "runner/seed_step/f32/2",
-            "seed step f32",
-        ),
-        (
-            "seed step f64, flock 1 thread",
-            "runner/seed_step/f64/1",
-            "seed step f64",
-        ),
-        (
-            "seed step f64, flock 2 threads",
-            "runner/seed_step/f64/2",
-            "seed step f64",
-        ),
-        (
-            "seed cold f64, flock on 2 threads",
-            "runner/seed workload cold (process start to result, 1,500 steps f64, all cores)",
-            "seed workload cold f64",
-        ),
-        (
-            "seed cold f32, flock on 2 threads",
-            "runner/seed workload cold (process start to result, 1,500 steps f32, all cores)",
-            "seed workload cold f32",
-        ),
-        (
-            "scale step f32, flock 2 threads",
-            "runner/scale workload E=64 N=4096 B=256 1-64-64-1 f32 2 thread(s)",
-            "scale step f32",
-        ),
-        (
-            "scale step f64, flock 2 threads",
-            "runner/scale workload E=64 N=4096 B=256 1-64-64-1 f64 2 thread(s)",
-            "scale step f64",
-        ),
-        (
-            "wide step f32, flock 1 thread",
-            "runner/wide workload E=16 N=80 hidden 128 f32",
-            "wide step f32",
-        ),
-        (
-            "wide step f64, flock 1 thread",
-            "runner/wide workload E=16 N=80 hidden 128 f64",
-            "wide step f64",
-        ),
-        (
-            "wide step f32, flock 2 threads",
-            "runner/wide workload E=16 N=80 hidden 128 f32 2 threads",
-            "wide step f32",
-        ),
-        (
-            "wide step f64, flock 2 threads",
-            "runner/wide workload E=16 N=80 hidden 128 f64 2 threads",
-            "wide step f64",
-        ),
-        (
-            "VI step f32, flock 1 thread",
-            "runner/VI step seed model E=16 1 particle f32",
-            "VI step f32",
-        ),
-        (
-            "VI step f32, flock 2 threads",
-            "runner/VI step seed model E=16 1 particle f32 2 threads",
-            "VI step f32",
-        ),
-        (
-            "VI step f64, flock 1 thread",
-            "runner/VI step seed model E=16 1 particle f64",
-            "VI step f64",
-        ),
-        (
-            "VI step f64, flock 2 threads",
-            "runner/VI step seed model E=16 1 particle f64 2 threads",
-            "VI step f64",
-        ),
-    ];
-    println!(
-        "\nside by side with JAX (lax.scan over steps, vmap over members; JAX uses every core)\n"
+///
+/// # Errors
+/// Naming every row whose flock or JAX figure is missing (a renamed bench must not drop a row
+/// without a word).
+fn vs_jax_table(figures: &[Figure], jax: &[(String, f64)]) -> Result<String, String> {
+    let flock = |id: &str| {
+        figures
+            .iter()
+            .find(|f| f.id.as_deref() == Some(id))
+            .map(|f| f.median)
+    };
+    let jax_of = |id: &str| jax.iter().find(|(n, _)| n == id).map(|(_, v)| *v);
+    let mut out = String::from(
+        "\nside by side with JAX (lax.scan over steps, vmap over members; JAX uses every core)\n\n",
     );
-    println!(
+    let _ = writeln!(
+        out,
         "{:<44} {:>14} {:>14} {:>12}",
         "workload", "flock µs", "JAX µs", "JAX / flock"
     );
-    for (label, flock_name, jax_name) in rows {
-        if let (Some(f), Some(j)) = (flock(flock_name), jax_of(jax_name)) {
-            println!("{label:<44} {f:>14.1} {j:>14.1} {:>11.2}×", j / f);
+    let mut missing = Vec::new();
+    for (label, flock_id, jax_id) in VS_JAX {
+        match (flock(flock_id), jax_of(jax_id)) {
+            (Some(f), Some(j)) => {
+                let _ = writeln!(out, "{label:<44} {f:>14.1} {j:>14.1} {:>11.2}×", j / f);
+            }
+            (f, j) => {
+                if f.is_none() {
+                    missing.push(format!("flock {flock_id}"));
+                }
+                if j.is_none() {
+                    missing.push(format!("JAX {jax_id}"));
+                }
+            }
         }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{out}\nno figure for {} (renamed in a bench or in workloads.py?)",
+            missing.join(", ")
+        ))
     }
 }
 
@@ -473,7 +570,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
         "cargo",
         &["bench", "-p", "flock-runner", "--bench", "seed_step"],
     )?;
-    figures.extend(parse_divan("runner", &step));
+    figures.extend(with_seed_step_ids(parse_divan("runner", &step)));
     let workloads = run(
         "cargo",
         &["bench", "-p", "flock-runner", "--bench", "workloads"],
@@ -500,6 +597,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
     let example = workspace_root().join("target/release/examples/seed_cold");
     for precision in ["f64", "f32"] {
         figures.push(cold(
+            &format!("seed_cold.{precision}"),
             &format!(
                 "runner/seed workload cold (process start to result, 1,500 steps {precision}, all cores)"
             ),
@@ -552,39 +650,107 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     let mut text = std::fs::read_to_string(history).unwrap_or_default();
+    let mut jax_env = None;
+    let mut table = Ok(String::new());
     if vs_jax {
-        let jax = jax_figures()?;
-        print_vs_jax(&figures, &jax);
-        figures.extend(jax.iter().map(|(name, value)| Figure {
-            name: format!("jax/{name}"),
+        let (jax, pins) = jax_figures()?;
+        table = vs_jax_table(&figures, &jax);
+        match &table {
+            Ok(t) => print!("{t}"),
+            Err(e) => eprintln!("{e}"),
+        }
+        figures.extend(jax.iter().map(|(id, value)| Figure {
+            id: Some(format!("jax.{id}")),
+            name: format!("jax/{id}"),
             unit: "µs",
             median: *value,
             min: *value,
             max: *value,
         }));
+        jax_env = Some(pins);
     }
-    text.push_str(&record(&figures, &simd));
+    text.push_str(&record(&figures, &simd, jax_env.as_deref()));
     text.push('\n');
     std::fs::write(history, text).map_err(|e| format!("{}: {e}", history.display()))?;
     println!("\nrecord appended to {}", history.display());
-    Ok(())
+    table.map(|_| ())
+}
+
+const USAGE: &str = "\
+usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
+
+  bench            run the benchmark suite, print one table, append a record to
+                   bench/history.jsonl (about nine minutes)
+  --compare        show each figure's change against the previous record
+  --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
+                   installed into target/jax-venv) and print JAX / flock ratios
+  --history FILE   the history file (default bench/history.jsonl)
+  -h, --help       print this help";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+enum Task {
+    Help,
+    Bench {
+        compare: bool,
+        vs_jax: bool,
+        history: PathBuf,
+    },
+}
+
+/// Parses the arguments after `cargo xtask`.
+///
+/// # Errors
+/// A message naming the argument that is not understood.
+fn parse_args(args: &[String]) -> Result<Task, String> {
+    if args.is_empty()
+        || args
+            .iter()
+            .any(|a| a == "-h" || a == "--help" || a == "help")
+    {
+        return Ok(Task::Help);
+    }
+    match args[0].as_str() {
+        "bench" => {
+            let (mut compare, mut vs_jax, mut history) = (false, false, None);
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--compare" => compare = true,
+                    "--vs-jax" => vs_jax = true,
+                    "--history" => {
+                        let file = rest.next().ok_or("--history needs a file")?;
+                        history = Some(PathBuf::from(file));
+                    }
+                    other => return Err(format!("unknown argument {other:?} for bench")),
+                }
+            }
+            Ok(Task::Bench {
+                compare,
+                vs_jax,
+                history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
+            })
+        }
+        other => Err(format!("unknown task {other:?}")),
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("bench") => {
-            let compare = args.iter().any(|a| a == "--compare");
-            let history = args
-                .iter()
-                .position(|a| a == "--history")
-                .and_then(|i| args.get(i + 1))
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace_root().join("bench/history.jsonl"));
-            let vs_jax = args.iter().any(|a| a == "--vs-jax");
-            bench(compare, &history, vs_jax)
+    let result = match parse_args(&args) {
+        Ok(Task::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-        _ => Err("usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]".to_owned()),
+        Ok(Task::Bench {
+            compare,
+            vs_jax,
+            history,
+        }) => bench(compare, &history, vs_jax),
+        Err(e) => {
+            eprintln!("xtask: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -603,10 +769,11 @@ mod tests {
     fn parses_bench_lines() {
         let f = parse_bench_lines(
             "runner",
-            "bench wide workload f32 2044.9 2038.1 2088.2\nnoise\n",
+            "bench wide_step.f32.t1 2044.9 2038.1 2088.2 wide workload f32\nnoise\n",
         );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].name, "runner/wide workload f32");
+        assert_eq!(f[0].id.as_deref(), Some("wide_step.f32.t1"));
         assert_eq!((f[0].median, f[0].min, f[0].max), (2044.9, 2038.1, 2088.2));
     }
 
@@ -643,15 +810,85 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let figures = vec![Figure {
+            id: Some("a.f32.t1".into()),
             name: "a/b \"c\"".into(),
             unit: "µs",
             median: 2.5,
             min: 2.0,
             max: 3.0,
         }];
-        let line = record(&figures, "avx512f+fma");
+        let line = record(&figures, "avx512f+fma", Some("jax==0.10.2"));
+        assert!(line.contains(r#""id":"a.f32.t1""#) && line.contains(r#""jax_env":"jax==0.10.2""#));
         let back = read_record(&line);
         assert_eq!(back.len(), 1);
         assert_eq!((back[0].1, back[0].2, back[0].3), (2.5, 2.0, 3.0));
+    }
+
+    #[test]
+    fn help_and_bad_arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for help in [
+            &[][..],
+            &["--help"],
+            &["bench", "--help"],
+            &["bench", "-h"],
+            &["help"],
+        ] {
+            assert_eq!(parse_args(&args(help)), Ok(Task::Help), "{help:?}");
+        }
+        let Ok(Task::Bench {
+            compare,
+            vs_jax,
+            history,
+        }) = parse_args(&args(&["bench", "--vs-jax", "--history", "h.jsonl"]))
+        else {
+            panic!("a bench");
+        };
+        assert_eq!(
+            (compare, vs_jax, history),
+            (false, true, PathBuf::from("h.jsonl"))
+        );
+        assert!(
+            parse_args(&args(&["bench", "--compar"]))
+                .unwrap_err()
+                .contains("--compar")
+        );
+        assert!(parse_args(&args(&["bench", "--history"])).is_err());
+        assert!(parse_args(&args(&["bnech"])).unwrap_err().contains("bnech"));
+    }
+
+    /// Every row of the JAX table is matched by id; a figure missing on either side is named.
+    #[test]
+    fn the_jax_table_is_keyed_on_ids() {
+        let figure = |id: &str| Figure {
+            id: Some(id.to_owned()),
+            name: format!("runner/{id} described in words"),
+            unit: "µs",
+            median: 100.0,
+            min: 90.0,
+            max: 110.0,
+        };
+        let figures: Vec<Figure> = VS_JAX.iter().map(|(_, f, _)| figure(f)).collect();
+        let jax: Vec<(String, f64)> = VS_JAX
+            .iter()
+            .map(|(_, _, j)| ((*j).to_owned(), 250.0))
+            .collect();
+        let table = vs_jax_table(&figures, &jax).unwrap();
+        assert_eq!(table.matches("2.50×").count(), VS_JAX.len());
+        let without_vi: Vec<(String, f64)> = jax
+            .iter()
+            .filter(|(id, _)| id != "vi_step.f64")
+            .cloned()
+            .collect();
+        let err = vs_jax_table(&figures[1..], &without_vi).unwrap_err();
+        assert!(
+            err.contains("flock seed_step.f32.t1") && err.contains("JAX vi_step.f64"),
+            "{err}"
+        );
+        let stepped = with_seed_step_ids(parse_divan(
+            "runner",
+            "╰─ seed_step  │  │  │\n   ╰─ f64  │  │  │\n      ╰─ 2    1 µs │ 3 µs │ 2 µs │ 2 µs │ 1 │ 1\n",
+        ));
+        assert_eq!(stepped[0].id.as_deref(), Some("seed_step.f64.t2"));
     }
 }

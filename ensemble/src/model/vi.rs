@@ -532,6 +532,18 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
         self.first_member = first;
     }
 
+    fn stream_positions(&self, positions: &mut Vec<u64>) -> bool {
+        positions.clear();
+        positions.extend_from_slice(&self.scratch.draws);
+        true
+    }
+
+    /// Restarts the streams from the current seed, advanced to `positions`
+    /// ([`GuideElbo::resume_noise`]).
+    fn seek_streams(&mut self, positions: &[u64]) {
+        self.resume_noise(self.seed, positions);
+    }
+
     fn workspace_per_member(&self, rows: usize) -> Option<usize> {
         self.scratch.tape.workspace_per_member(rows)
     }

@@ -21,6 +21,34 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Every activation, in the order of their names' listing in messages.
+    pub const ALL: [Activation; 5] = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
+        Activation::Identity,
+    ];
+
+    /// Its name: `relu`, `tanh`, `sigmoid`, `softplus` or `identity`.
+    ///
+    /// ```
+    /// use flock_kernels::Activation;
+    /// for a in Activation::ALL {
+    ///     assert_eq!(a.name().parse::<Activation>(), Ok(a));
+    /// }
+    /// assert!("gelu".parse::<Activation>().unwrap_err().to_string().contains("identity"));
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Softplus => "softplus",
+            Activation::Relu => "relu",
+        }
+    }
+
     /// `f(x)` per vector.
     #[inline(always)]
     pub fn apply_vec<V: SimdVector>(self, x: V) -> V {
@@ -313,5 +341,43 @@ pub mod naive {
                 }
             }
         }
+    }
+}
+
+/// An activation name that is not one of [`Activation::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownActivation(pub String);
+
+impl core::fmt::Display for UnknownActivation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "unknown activation {:?}: expected ", self.0)?;
+        for (i, a) in Activation::ALL.iter().enumerate() {
+            let sep = match i {
+                0 => "",
+                i if i + 1 == Activation::ALL.len() => " or ",
+                _ => ", ",
+            };
+            write!(f, "{sep}{}", a.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownActivation {}
+
+impl core::str::FromStr for Activation {
+    type Err = UnknownActivation;
+
+    fn from_str(name: &str) -> Result<Activation, UnknownActivation> {
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| UnknownActivation(name.to_owned()))
+    }
+}
+
+impl core::fmt::Display for Activation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
     }
 }

@@ -41,8 +41,8 @@ pub mod math;
 pub mod reduce;
 
 pub use activation::{
-    Activation, Store, activate_in_place, activation_backward, bias_activation_backward,
-    bias_activation_forward, naive as activation_naive,
+    Activation, Store, UnknownActivation, activate_in_place, activation_backward,
+    bias_activation_backward, bias_activation_forward, naive as activation_naive,
 };
 pub use adam::{AdamCoefficients, adam_update};
 pub use blas1::{add_assign, axpy, scale};

@@ -43,6 +43,9 @@ pub fn sinc(x: f64) -> f64 {
 }
 
 impl SeedData {
+    /// The seed of flock's own draw of the tutorial's data (the tutorial's `PRNGKey(666)`).
+    pub const DATA_SEED: u64 = 666;
+
     /// The seed's recipe with flock's generator: `X ~ U(−10, 10)`, `y = sinc(X) + σε`.
     pub fn generate(seed: u64) -> SeedData {
         let mut rng = member_rng(seed, 0);
@@ -249,7 +252,7 @@ impl ExampleOptions {
         let mut options = ExampleOptions {
             fixture: false,
             fixture_data: false,
-            data_seed: 666,
+            data_seed: SeedData::DATA_SEED,
             init_seed: 0,
         };
         let mut args = std::env::args().skip(1);

@@ -4,10 +4,13 @@
 //! (`epoch  [#########.........]  12/40  3,412 steps/s  mean loss 1.2345  eta 3s`); when stderr
 //! is a file or a pipe (CI logs) a plain line is written at most every five seconds and at the
 //! end, so logs stay readable. Nothing is printed unless a caller asks for it: library runs are
-//! silent by default (`RunOptions::progress`), the `flock` command shows it (`--quiet` hides it).
+//! silent by default (`RunOptions::progress` is `None`), the `flock` command shows it
+//! ([`TrainingBar`], a [`ProgressHook`]; `--quiet` hides it).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+use crate::train::{ProgressHook, StepReport};
 
 /// Width of the bar in characters.
 const BAR_WIDTH: usize = 24;
@@ -100,6 +103,32 @@ impl ProgressBar {
             line.push_str(&format!("  {}", duration(elapsed)));
         }
         line
+    }
+}
+
+/// A training run's bar ([`ProgressHook`]): steps, steps/s, the members' mean loss per
+/// training row, eta.
+#[derive(Debug)]
+pub struct TrainingBar {
+    bar: ProgressBar,
+}
+
+impl TrainingBar {
+    /// A bar labelled `label`; its length is the loop's (told with every step).
+    pub fn new(label: &'static str) -> TrainingBar {
+        TrainingBar {
+            bar: ProgressBar::new(label, "steps", 0),
+        }
+    }
+}
+
+impl ProgressHook for TrainingBar {
+    fn update(&mut self, report: &StepReport) {
+        self.bar.total = report.until;
+        self.bar.update(
+            report.step,
+            Some(report.mean_loss / report.rows.max(1) as f64),
+        );
     }
 }
 

@@ -1,33 +1,31 @@
 //! The pieces of a [`FitMethod::Vi`](super::FitMethod::Vi) fit: the fit's network as a model
-//! over latent weights, and the networks its predictive draws from the fitted guides.
+//! over latent weights, the networks its predictive draws from the fitted guides, and the
+//! held-out score early stopping keeps each member by.
 
-use flock_autograd::{Arg, AutogradError, ParamLayout, Parameters, Var};
+use flock_autograd::{Arg, AutogradError, LogJoint, ParamLayout, Parameters, Tape, Var};
 use flock_ensemble::model::{Guide, GuideIds, Model, ModelContext, normal};
-use flock_ensemble::{fill_standard_normal, member_rng};
+use flock_ensemble::{SeedStream, fill_standard_normal, member_rng};
+use flock_kernels::Element;
 use flock_kernels::elementwise::softplus;
 
-use super::{Likelihood, Network, head_with};
+use super::network::{Network, Readout};
 use crate::checkpoint::CheckpointError;
+use crate::error::RunError;
+use crate::train::Scorer;
 
 /// The fit's network and likelihood as a model: every leaf of the network's layout a latent
 /// site of the same name and shape with the standard-normal prior a MAP fit puts on it, and
 /// `y ~ N(μ, σ)` with the fit's head.
 #[derive(Clone, Debug)]
-pub(super) struct NetworkModel {
+pub(crate) struct NetworkModel {
     net: Network,
     sites: Vec<(String, flock_autograd::Shape)>,
-    likelihood: Likelihood,
-    /// σ on the standardised scale for [`Likelihood::Fixed`].
+    /// σ on the standardised scale for a fixed likelihood.
     sigma_std: f64,
 }
 
 impl NetworkModel {
-    pub(super) fn new(
-        net: Network,
-        layout: &ParamLayout,
-        likelihood: Likelihood,
-        sigma_std: f64,
-    ) -> NetworkModel {
+    pub(crate) fn new(net: Network, layout: &ParamLayout, sigma_std: f64) -> NetworkModel {
         let sites = layout
             .leaves()
             .iter()
@@ -36,25 +34,28 @@ impl NetworkModel {
         NetworkModel {
             net,
             sites,
-            likelihood,
             sigma_std,
         }
     }
 }
 
-impl Model<f64> for NetworkModel {
-    fn run(&self, m: &mut ModelContext<'_, '_, f64>, x: Var, y: Var) -> Result<(), AutogradError> {
+impl<T: Element> Model<T> for NetworkModel {
+    fn run(&self, m: &mut ModelContext<'_, '_, T>, x: Var, y: Var) -> Result<(), AutogradError> {
         // Site k is leaf k of the layout, so a leaf's id indexes its sampled value.
         let mut values = Vec::with_capacity(self.sites.len());
         for (name, shape) in &self.sites {
-            values.push(m.sample(name, normal(0.0, 1.0), *shape)?);
+            values.push(m.sample(
+                name,
+                normal(Arg::Const(T::ZERO), Arg::Const(T::ONE)),
+                *shape,
+            )?);
         }
-        let (mu, sigma) = head_with(m.graph(), &self.net, self.likelihood, x, |_, id| {
-            Ok(values[id.index()])
-        })?;
+        let (mu, sigma) = self
+            .net
+            .head_with(m.graph(), x, |_, id| Ok(values[id.index()]))?;
         let scale = match sigma {
             Some(s) => Arg::Var(s),
-            None => Arg::Const(self.sigma_std),
+            None => Arg::Const(T::from_f64(self.sigma_std)),
         };
         m.observe("y", normal(mu, scale), y)
     }
@@ -66,7 +67,7 @@ impl Model<f64> for NetworkModel {
 ///
 /// # Errors
 /// [`AutogradError::DuplicateLeaf`] (not for a layout of distinct names).
-pub(super) fn guide_layout(
+pub(crate) fn guide_layout(
     layout: &ParamLayout,
     guide: Guide,
 ) -> Result<(ParamLayout, GuideIds), AutogradError> {
@@ -78,28 +79,23 @@ pub(super) fn guide_layout(
     )
 }
 
-/// The noise seed of the predictive draws of a fit seeded `seed`.
-fn draw_seed(seed: u64) -> u64 {
-    seed ^ 0x6472_6177_735f_7669
-}
-
 /// `samples` networks from each member's guide in `guides` (laid out by
 /// [`guide_layout`]`(layout, guide)`), as `E·S` members of `layout`, member-major (network
 /// `e·S + s` is draw `s` of guide `e`): `θ = loc + s ⊙ (ε + V·z)` with `s = softplus(ρ)`,
 /// `ε ~ N(0, I)` and, for a low-rank guide, one `z ~ N(0, I_rank)` per draw shared by every
-/// leaf (`V·z = 0` for mean-field) — all from member `e`'s stream of the fit's seed, so the same
-/// guides and seed give the same networks.
+/// leaf (`V·z = 0` for mean-field) — all from member `e`'s stream of the fit seed's
+/// [`SeedStream::PredictiveDraws`], so the same guides and seed give the same networks.
 ///
 /// # Errors
 /// [`CheckpointError::Mismatch`] if `guides` is not laid out for `layout` and `guide` or
 /// `samples` is 0.
-pub(super) fn guide_draws(
-    guides: &Parameters<f64>,
+pub(crate) fn guide_draws<T: Element>(
+    guides: &Parameters<T>,
     layout: &ParamLayout,
     guide: Guide,
     samples: usize,
     seed: u64,
-) -> Result<Parameters<f64>, CheckpointError> {
+) -> Result<Parameters<T>, CheckpointError> {
     let mismatch = |reason: &str| CheckpointError::Mismatch {
         reason: reason.to_owned(),
     };
@@ -118,11 +114,11 @@ pub(super) fn guide_draws(
     let members = guides.members();
     let mut draws = Parameters::zeros(layout.clone(), members * samples);
     // One member's scales softplus(ρ), leaf by leaf in the network's layout.
-    let mut scale = vec![0.0; layout.member_size()];
-    let (mut eps, mut z) = (Vec::new(), vec![0.0; rank]);
+    let mut scale = vec![T::ZERO; layout.member_size()];
+    let (mut eps, mut z) = (Vec::new(), vec![T::ZERO; rank]);
     let part = |e: usize, id| guides.leaf(e, id).map_err(|err| mismatch(&err.to_string()));
     for e in 0..members {
-        let mut rng = member_rng(draw_seed(seed), e);
+        let mut rng = member_rng(SeedStream::PredictiveDraws.seed(seed), e);
         for (k, leaf) in layout.leaves().iter().enumerate() {
             softplus(
                 part(e, ids.rho[k])?,
@@ -135,7 +131,7 @@ pub(super) fn guide_draws(
             }
             let net = draws.member_mut(e * samples + s);
             for (k, leaf) in layout.leaves().iter().enumerate() {
-                eps.resize(leaf.len(), 0.0);
+                eps.resize(leaf.len(), T::ZERO);
                 fill_standard_normal(&mut rng, &mut eps);
                 if rank > 0 {
                     // + V·z, V stored as [rank, len].
@@ -156,11 +152,47 @@ pub(super) fn guide_draws(
     Ok(draws)
 }
 
+/// A VI fit's held-out score: each member's predictive — the mixture of `samples` networks
+/// drawn from its guide ([`guide_draws`], the same noise at every scoring) — scored by its mean
+/// NLL per held-out row ([`member_mixture_nll`]).
+pub(crate) struct GuideMixtureNll<'a, T> {
+    pub(crate) network: &'a Network,
+    pub(crate) layout: &'a ParamLayout,
+    pub(crate) guide: Guide,
+    pub(crate) samples: usize,
+    pub(crate) seed: u64,
+    pub(crate) sigma_std: f64,
+    pub(crate) x: &'a [T],
+    pub(crate) y: Vec<f64>,
+    /// Kept from scoring to scoring.
+    pub(crate) tape: Tape<T>,
+}
+
+impl<T: Element> Scorer<T> for GuideMixtureNll<'_, T> {
+    fn score(
+        &mut self,
+        _log_joint: &mut dyn LogJoint<T>,
+        params: &Parameters<T>,
+        scores: &mut Vec<f64>,
+    ) -> Result<(), RunError<T>> {
+        let draws = guide_draws(params, self.layout, self.guide, self.samples, self.seed)?;
+        let (means, sigmas) = self.network.moments(
+            &mut self.tape,
+            &draws,
+            self.x,
+            self.y.len(),
+            Readout::new(0.0, 1.0, self.sigma_std),
+        )?;
+        *scores = member_mixture_nll(&means, &sigmas, &self.y, self.samples);
+        Ok(())
+    }
+}
+
 /// Each member's mean negative log-likelihood per row of `y` under the equal-weight mixture of
 /// its `samples` consecutive components (`means`, `sigmas`: `[E·S·N]`, component-major, as
 /// [`guide_draws`] orders the networks): `−(1/N) Σᵢ ln((1/S) Σₛ N(yᵢ | μ_{eS+s,i}, σ_{eS+s,i}))`,
 /// `[E]`, by log-sum-exp.
-pub(super) fn member_mixture_nll(
+pub(crate) fn member_mixture_nll(
     means: &[f64],
     sigmas: &[f64],
     y: &[f64],
@@ -196,7 +228,7 @@ mod tests {
     use flock_autograd::{Activation, Batch, LogJoint, LogJointOutput, Weights};
     use flock_ensemble::model::ModelLogJoint;
 
-    use super::super::{FitSpec, map_log_joint, network};
+    use super::super::spec::{FitSpec, Likelihood};
     use super::*;
 
     /// `(ℓ, π, gradient)` of `log_joint` at `params` on `(x, y)`, weights 1 and 1.
@@ -244,22 +276,21 @@ mod tests {
             Likelihood::Fixed { sigma: 0.3 },
         ] {
             let spec = FitSpec {
-                hidden: 6,
-                depth: 2,
+                hidden: vec![6, 6],
                 activation: Activation::Tanh,
                 likelihood,
                 ..FitSpec::default()
             };
-            let (layout, net) = network(&spec, features).unwrap();
+            let (layout, net) = Network::new(&spec, features).unwrap();
             let mut params = Parameters::<f64>::zeros(layout.clone(), 3);
             let mut rng = member_rng(5, 0);
             fill_standard_normal(&mut rng, params.values_mut());
             let sigma_std = 0.3;
-            let model = NetworkModel::new(net.clone(), &layout, likelihood, sigma_std);
+            let model = NetworkModel::new(net.clone(), &layout, sigma_std);
             let mut as_model =
                 ModelLogJoint::new(model, Batch::new(&x, &y, rows).unwrap()).unwrap();
             assert_eq!(as_model.layout(), &layout, "{likelihood:?}");
-            let mut as_map = map_log_joint(&net, &layout, likelihood, sigma_std);
+            let mut as_map = net.log_joint::<f64>(&layout, sigma_std);
             let (ll_a, lp_a, g_a) = evaluate(&mut as_model, &params, &x, &y);
             let (ll_b, lp_b, g_b) = evaluate(&mut as_map, &params, &x, &y);
             let close = |a: &[f64], b: &[f64], what: &str| {
@@ -302,10 +333,10 @@ mod tests {
     #[test]
     fn guide_draws_follow_each_member_guide() {
         let spec = FitSpec {
-            hidden: 3,
+            hidden: vec![3],
             ..FitSpec::default()
         };
-        let (layout, _) = network(&spec, 2).unwrap();
+        let (layout, _) = Network::new(&spec, 2).unwrap();
         let guides = guides_for(&layout, 2);
         let samples = 4000;
         let draws = guide_draws(&guides, &layout, Guide::MeanField, samples, 9).unwrap();
@@ -350,7 +381,7 @@ mod tests {
                 .values()
         );
         // A guide of another network, and zero draws, are refused.
-        let (other, _) = network(&FitSpec::default(), 3).unwrap();
+        let (other, _) = Network::new(&FitSpec::default(), 3).unwrap();
         assert!(guide_draws(&guides, &other, Guide::MeanField, 3, 9).is_err());
         assert!(guide_draws(&guides, &layout, Guide::MeanField, 0, 9).is_err());
     }
@@ -390,10 +421,10 @@ mod tests {
     #[test]
     fn low_rank_draws_have_the_guide_covariance() {
         let spec = FitSpec {
-            hidden: 1,
+            hidden: vec![1],
             ..FitSpec::default()
         };
-        let (layout, _) = network(&spec, 1).unwrap();
+        let (layout, _) = Network::new(&spec, 1).unwrap();
         let (rank, d) = (2, layout.member_size());
         assert_eq!(d, 6);
         let guide = Guide::LowRank { rank };

@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use flock_metrics::exact_scores;
-
-use crate::fit::{FitMethod, FitSpec, LearningRateSchedule, fit};
+use crate::error::Error;
+use crate::regressor::{FitSpec, Matrix, Regressor};
 pub use crate::table::{DataError, Table, parse_table};
 use crate::table::{read, read_indices};
 
@@ -80,59 +79,15 @@ impl Dataset {
     }
 }
 
-/// The protocol's configuration (Deep Ensembles' defaults).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct UciConfig {
-    /// Point estimates or variational guides.
-    pub method: FitMethod,
-    /// Members.
-    pub members: usize,
-    /// Hidden units (`None` = the dataset's `n_hidden.txt`).
-    pub hidden: Option<usize>,
-    /// Epochs over the training rows.
-    pub epochs: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Adam's learning rate.
-    pub learning_rate: f64,
-    /// How the learning rate moves over each fit.
-    pub schedule: LearningRateSchedule,
-    /// Weight of a standard-normal prior on the (standardised-scale) weights (0 = MLE).
-    pub prior_weight: f64,
-    /// Fraction of each split's training rows held out for early stopping (0 = none).
-    pub validation_fraction: f64,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl Default for UciConfig {
-    /// 5 members, one hidden ReLU layer (the dataset's width), heteroscedastic head, 40 epochs,
-    /// batch 100, Adam 1e-2 (constant).
-    fn default() -> Self {
-        UciConfig {
-            method: FitMethod::Map,
-            members: 5,
-            hidden: None,
-            epochs: 40,
-            batch_size: 100,
-            learning_rate: 1e-2,
-            schedule: LearningRateSchedule::Constant,
-            prior_weight: 0.0,
-            validation_fraction: 0.0,
-            seed: 0,
-        }
-    }
-}
-
-/// A named UCI configuration: the paper's protocol or flock's recipe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A named UCI recipe: the paper's protocol or flock's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
-    /// Deep Ensembles' settings: 40 epochs at a constant Adam rate of 1e-2, every training row
-    /// trained on, the last epoch kept.
+    /// Deep Ensembles' settings ([`FitSpec::deep_ensembles`]): 40 epochs at a constant Adam rate
+    /// of 1e-2, every training row trained on, the last epoch kept.
     DeepEnsembles,
-    /// The same networks, batches and members, trained 80 epochs with a cosine-decayed Adam
-    /// rate from 1e-2, 10 % of each split's *training* rows held out and each member kept at
-    /// its best held-out epoch (the test rows are never seen).
+    /// flock's recipe ([`FitSpec::default`]): the same networks, batches and members, trained
+    /// 80 epochs with a cosine-decayed Adam rate from 1e-2, 10 % of each split's *training* rows
+    /// held out and each member kept at its best held-out epoch (the test rows are never seen).
     Flock,
 }
 
@@ -145,31 +100,18 @@ impl Protocol {
         }
     }
 
-    /// Parses a command-line name (`deep-ensembles`, `flock`).
-    pub fn parse(name: &str) -> Option<Protocol> {
-        match name {
-            "deep-ensembles" => Some(Protocol::DeepEnsembles),
-            "flock" => Some(Protocol::Flock),
-            _ => None,
-        }
-    }
-
-    /// The configuration it names.
+    /// The settings it names.
     ///
     /// ```
-    /// use flock_runner::uci::{Protocol, UciConfig};
-    /// assert_eq!(Protocol::DeepEnsembles.config(), UciConfig::default());
-    /// assert_eq!(Protocol::Flock.config().epochs, 80);
+    /// use flock_runner::FitSpec;
+    /// use flock_runner::app::uci::Protocol;
+    /// assert_eq!(Protocol::DeepEnsembles.spec(), FitSpec::deep_ensembles());
+    /// assert_eq!(Protocol::Flock.spec(), FitSpec::default());
     /// ```
-    pub fn config(self) -> UciConfig {
+    pub fn spec(self) -> FitSpec {
         match self {
-            Protocol::DeepEnsembles => UciConfig::default(),
-            Protocol::Flock => UciConfig {
-                epochs: 80,
-                schedule: LearningRateSchedule::CosineDecay,
-                validation_fraction: 0.1,
-                ..UciConfig::default()
-            },
+            Protocol::DeepEnsembles => FitSpec::deep_ensembles(),
+            Protocol::Flock => FitSpec::default(),
         }
     }
 }
@@ -189,16 +131,19 @@ pub struct SplitScores {
     pub seconds: f64,
 }
 
-/// Runs split `k` of `data` with `config`: [`fit`] on the training rows
-/// (standardised with their own statistics), exact scores of the test rows on the original scale.
+/// Runs split `k` of `data` with `spec` (its hidden layers `hidden`, or one layer of the
+/// dataset's width; its seed plus `k`): a [`Regressor`] fitted on the training rows
+/// (standardised with their own statistics) on one thread, the test rows scored exactly on the
+/// original scale.
 ///
 /// # Errors
-/// [`DataError::ConstantTarget`]; training errors are reported as text.
+/// The fit's [`Error`]s (e.g. [`Error::ConstantTarget`]).
 pub fn run_split(
     data: &Dataset,
     k: usize,
-    config: &UciConfig,
-) -> Result<SplitScores, Box<dyn std::error::Error + Send + Sync>> {
+    spec: &FitSpec,
+    hidden: Option<&[usize]>,
+) -> Result<SplitScores, Error> {
     let start = Instant::now();
     let (train, test) = &data.splits[k];
     let d = data.features;
@@ -212,25 +157,15 @@ pub fn run_split(
     };
     let (x_train, y_train) = rows(train);
     let (x_test, y_test) = rows(test);
-    if y_train.iter().all(|&v| v == y_train[0]) {
-        return Err(Box::new(DataError::ConstantTarget { split: k }));
-    }
     let spec = FitSpec {
-        method: config.method,
-        members: config.members,
-        hidden: config.hidden.unwrap_or(data.hidden),
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        learning_rate: config.learning_rate,
-        schedule: config.schedule,
-        prior_weight: config.prior_weight,
-        validation_fraction: config.validation_fraction,
-        seed: config.seed.wrapping_add(k as u64),
-        ..FitSpec::default()
+        hidden: hidden.map_or_else(|| vec![data.hidden], <[usize]>::to_vec),
+        seed: spec.seed.wrapping_add(k as u64),
+        ..spec.clone()
     };
-    let (model, _) = fit(&spec, &x_train, &y_train, d)?;
-    let predictive = model.predict(&x_test)?;
-    let scores = exact_scores(&predictive, &y_test, None)?;
+    let model = Regressor::from_spec(spec)
+        .threads(1)
+        .fit(&Matrix::new(&x_train, d)?, &y_train)?;
+    let scores = model.score(&Matrix::new(&x_test, d)?, &y_test)?;
     Ok(SplitScores {
         rmse: scores.rmse_obs,
         nll: scores.nll,

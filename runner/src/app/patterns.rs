@@ -23,9 +23,10 @@ use flock_optim::{
     warmup_cosine_decay_schedule,
 };
 
-use flock_metrics::{FitPanel, write_figure};
+use flock_metrics::{FitPanel, figure_svg};
 
-use crate::seed::*;
+use super::seed::*;
+use super::write_figure;
 
 /// Where a pattern's initial parameters come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,7 +290,7 @@ pub fn tutorial(
     std::fs::create_dir_all(out_dir)?;
     for name in ["seed_tutorial.png", "seed_tutorial.svg"] {
         let path = out_dir.join(name);
-        write_figure(&path, &panels)?;
+        write_figure(&path, figure_svg(&panels))?;
         println!("figure: {}", path.display());
     }
     Ok(rows)

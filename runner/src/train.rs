@@ -1,0 +1,816 @@
+//! The training loop — the one loop every fit in flock goes through ([`EnsembleMAP::train`];
+//! `EnsembleVI`, `fit`, the UCI protocol and the command line all call it) — and its hooks.
+//!
+//! A run in progress is a [`Training`]: parameters and optimizer state, the steps taken, every
+//! member's loss curve so far and the bookkeeping of best-parameter keeping, freezing and
+//! divergence. [`EnsembleMAP::train`] takes it forward; everything else is a hook in
+//! [`RunOptions`]:
+//!
+//! - [`Validation`]: scores held-out data every so many steps with a [`Scorer`] (the log-joint's
+//!   NLL by default; a VI fit scores the mixture of its guides' draws) and keeps each member at
+//!   its best score, optionally freezing members that stop improving;
+//! - [`Checkpointing`]: hands a [`Snapshot`] of the whole [`Training`] to a [`CheckpointSink`]
+//!   every so many steps (a file with [`Checkpointing::to_file`]), from which
+//!   [`EnsembleMAP::restore`] continues to the bits of an uninterrupted run;
+//! - [`ProgressHook`]: told the step and the mean loss after every step (the `flock` command
+//!   draws a progress bar with it);
+//! - a [`Callback`] that can stop the run or freeze members.
+//!
+//! [`EnsembleMAP::train`]: crate::map::EnsembleMAP::train
+//! [`EnsembleMAP::restore`]: crate::map::EnsembleMAP::restore
+
+use std::fmt;
+use std::path::PathBuf;
+
+use flock_autograd::{Batch, LogJoint, LogJointOutput, Parameters, Weights};
+use flock_ensemble::{
+    EnsembleError, EnsembleState, MiniBatcher, OptimizerBlocks, Sampling, ensemble_step,
+};
+use flock_kernels::Element;
+use flock_optim::{GradientTransformation, MemberState};
+
+use crate::checkpoint::{CheckpointError, write_training};
+use crate::error::RunError;
+use crate::map::{Divergence, EnsembleResult};
+
+/// What to do when a member diverges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnDivergence {
+    /// Freeze it at its last finite parameters and go on with the others (reported in
+    /// [`EnsembleResult::diverged`]).
+    #[default]
+    Freeze,
+    /// Stop the run with [`RunError::Diverged`], which carries the result so far.
+    Stop,
+}
+
+/// What a callback sees every `every` steps.
+#[derive(Debug)]
+pub struct Progress<'a, T> {
+    /// Steps taken so far.
+    pub step: usize,
+    /// The latest per-member losses.
+    pub losses: &'a [T],
+    /// The current parameters (e.g. to score held-out data).
+    pub params: &'a Parameters<T>,
+    /// Members currently frozen.
+    pub frozen: &'a [bool],
+}
+
+/// What a callback asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Stop the run after this step.
+    pub stop: bool,
+    /// Members to freeze from now on (per-member early stopping).
+    pub freeze: Vec<usize>,
+}
+
+impl Control {
+    /// Go on.
+    pub fn proceed() -> Control {
+        Control::default()
+    }
+    /// Stop now.
+    pub fn stop() -> Control {
+        Control {
+            stop: true,
+            freeze: Vec::new(),
+        }
+    }
+}
+
+/// A callback: called every `every` steps with the run's [`Progress`].
+pub type Callback<'c, T> = Box<dyn FnMut(&Progress<'_, T>) -> Control + 'c>;
+
+/// Told how a run goes after every step (e.g. to draw a progress bar); it cannot change the run.
+pub trait ProgressHook {
+    /// A step is done.
+    fn update(&mut self, report: &StepReport);
+}
+
+/// What a [`ProgressHook`] is told after each step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// Steps done, counted from the run's start (resumed runs included).
+    pub step: usize,
+    /// The step this call of the loop ends at.
+    pub until: usize,
+    /// The mean of the members' finite losses at this step (NaN if none is finite): the
+    /// negative log-joint (or ELBO) on the whole training set, estimated from the batch.
+    pub mean_loss: f64,
+    /// Training rows (divide `mean_loss` by it for a per-row figure).
+    pub rows: usize,
+}
+
+/// Scores each member's parameters on held-out data for [`Validation`]: lower is better, and NaN
+/// never counts as better.
+pub trait Scorer<T: Element> {
+    /// Writes each member's score of `params` to `scores` (`[E]`). `log_joint` is the run's own
+    /// (the default scorer, [`LogJointNll`], evaluates it; others may ignore it).
+    ///
+    /// # Errors
+    /// A typed error naming what could not be scored.
+    fn score(
+        &mut self,
+        log_joint: &mut dyn LogJoint<T>,
+        params: &Parameters<T>,
+        scores: &mut Vec<f64>,
+    ) -> Result<(), RunError<T>>;
+}
+
+/// The default held-out score: each member's mean negative log-likelihood per held-out row,
+/// `−ℓ_e(θ_e; data) / rows`, prior excluded, computed with the run's own log-joint and
+/// accumulated in f64.
+#[derive(Debug)]
+pub struct LogJointNll<'d, T> {
+    data: Batch<'d, T>,
+    loglik: Vec<T>,
+    logprior: Vec<T>,
+    grad: Vec<T>,
+}
+
+impl<'d, T: Element> LogJointNll<'d, T> {
+    /// Scores `data` (the same columns as the training data).
+    pub fn new(data: Batch<'d, T>) -> Self {
+        LogJointNll {
+            data,
+            loglik: Vec::new(),
+            logprior: Vec::new(),
+            grad: Vec::new(),
+        }
+    }
+}
+
+impl<T: Element> Scorer<T> for LogJointNll<'_, T> {
+    fn score(
+        &mut self,
+        log_joint: &mut dyn LogJoint<T>,
+        params: &Parameters<T>,
+        scores: &mut Vec<f64>,
+    ) -> Result<(), RunError<T>> {
+        let data = self.data;
+        if data.rows == 0 {
+            return Err(EnsembleError::EmptyBatch.into());
+        }
+        for (what, buf) in [("x", data.x), ("y", data.y)] {
+            if let Some(index) = buf.iter().position(|v| !v.to_f64().is_finite()) {
+                return Err(EnsembleError::NonFiniteData { what, index }.into());
+            }
+        }
+        if params.layout() != log_joint.layout() {
+            return Err(EnsembleError::LayoutMismatch {
+                state: params.layout().member_size(),
+                log_joint: log_joint.layout().member_size(),
+            }
+            .into());
+        }
+        let members = params.members();
+        self.loglik.resize(members, T::ZERO);
+        self.logprior.resize(members, T::ZERO);
+        self.grad.resize(params.values().len(), T::ZERO);
+        log_joint.evaluate(
+            members,
+            params.values(),
+            data,
+            Weights {
+                loglik: T::ONE,
+                logprior: T::ZERO,
+            },
+            LogJointOutput {
+                loglik: &mut self.loglik,
+                logprior: &mut self.logprior,
+                grad: &mut self.grad,
+            },
+        )?;
+        let rows = data.rows as f64;
+        scores.clear();
+        scores.extend(self.loglik.iter().map(|l| -l.to_f64() / rows));
+        Ok(())
+    }
+}
+
+/// Held-out scoring during a run ([`RunOptions::validation`]).
+///
+/// Every `every` steps (and after the last one) each member is scored by `scorer` and keeps
+/// the parameters of its best score. Scoring reads the parameters only, so a run's training
+/// trajectory is the same bits with and without validation for deterministic log-joints (a
+/// stochastic one, such as a VI objective scored through itself, draws its noise for the scoring
+/// too).
+///
+/// ```
+/// # use flock_autograd::Batch;
+/// use flock_runner::train::Validation;
+/// let (x, y) = (vec![0.0, 0.5, 1.0], vec![0.0, 0.25, 1.0]);
+/// let held_out = Validation::new(Batch::new(&x, &y, 3)?, 10).with_patience(5);
+/// assert_eq!((held_out.every, held_out.patience), (10, Some(5)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Validation<'c, T> {
+    /// How each member is scored.
+    pub scorer: Box<dyn Scorer<T> + 'c>,
+    /// Steps between scorings (≥ 1).
+    pub every: usize,
+    /// Freeze a member once this many scorings in a row did not improve its best (`None` =
+    /// never); the run stops when every member is frozen.
+    pub patience: Option<usize>,
+}
+
+impl<'c, T: Element> Validation<'c, T> {
+    /// Scores `data` with the run's log-joint ([`LogJointNll`]) every `every` steps, keeping each
+    /// member's best parameters; no patience.
+    pub fn new(data: Batch<'c, T>, every: usize) -> Self {
+        Validation::with_scorer(LogJointNll::new(data), every)
+    }
+
+    /// Scores with `scorer` every `every` steps.
+    pub fn with_scorer(scorer: impl Scorer<T> + 'c, every: usize) -> Self {
+        Validation {
+            scorer: Box::new(scorer),
+            every,
+            patience: None,
+        }
+    }
+
+    /// Freezes a member after `patience` scorings without improvement.
+    #[must_use]
+    pub fn with_patience(mut self, patience: usize) -> Self {
+        self.patience = Some(patience);
+        self
+    }
+}
+
+impl<T> fmt::Debug for Validation<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validation")
+            .field("every", &self.every)
+            .field("patience", &self.patience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Training`] as a checkpoint holds it: the optimizer state flattened to f64
+/// ([`MemberState::save`]) with its [`MemberState::tag`], and the log-joint's random-stream
+/// positions when it draws noise.
+#[derive(Debug)]
+pub struct Snapshot<'a, T> {
+    /// Steps taken.
+    pub step: usize,
+    /// The current parameters.
+    pub params: &'a Parameters<T>,
+    /// The optimizer state's values.
+    pub optimizer_state: &'a [f64],
+    /// The optimizer state's tag.
+    pub optimizer_tag: &'a str,
+    /// The losses so far, step-major (`[step, E]`).
+    pub losses: &'a [T],
+    /// Each member's best score and parameters, when kept.
+    pub best: Option<&'a BestParams<T>>,
+    /// Scorings since each member's best (validation with patience).
+    pub stale: &'a [usize],
+    /// Frozen members.
+    pub frozen: &'a [bool],
+    /// Members that diverged, and when.
+    pub diverged: &'a [Divergence],
+    /// Each member's random-stream position ([`LogJoint::stream_positions`]).
+    pub streams: Option<&'a [u64]>,
+}
+
+/// Where [`Checkpointing`] puts its snapshots.
+pub trait CheckpointSink<T> {
+    /// Saves `snapshot`.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Io`] and the like; the run stops with it.
+    fn save(&mut self, snapshot: &Snapshot<'_, T>) -> Result<(), CheckpointError>;
+}
+
+/// The training-state file of [`Checkpointing::to_file`]: each snapshot replaces the last,
+/// written atomically ([`write_training`]).
+#[derive(Clone, Debug)]
+pub struct StateFile {
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl<T: Element> CheckpointSink<T> for StateFile {
+    fn save(&mut self, snapshot: &Snapshot<'_, T>) -> Result<(), CheckpointError> {
+        write_training(&self.path, snapshot)
+    }
+}
+
+/// Saves the run every `every` steps (and at the end of each call of the loop).
+pub struct Checkpointing<'c, T> {
+    /// Steps between saves (e.g. one epoch's), ≥ 1.
+    pub every: usize,
+    /// Where the snapshots go.
+    pub sink: Box<dyn CheckpointSink<T> + 'c>,
+}
+
+impl<'c, T: Element> Checkpointing<'c, T> {
+    /// Every `every` steps to the training-state file `path` (replaced each time), which
+    /// [`Checkpoint::read`](crate::checkpoint::Checkpoint::read) and
+    /// [`EnsembleMAP::restore`](crate::map::EnsembleMAP::restore) read back.
+    pub fn to_file(path: impl Into<PathBuf>, every: usize) -> Self {
+        Checkpointing {
+            every,
+            sink: Box::new(StateFile { path: path.into() }),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Checkpointing<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpointing")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of [`EnsembleMAP::run`](crate::map::EnsembleMAP::run) and
+/// [`EnsembleMAP::train`](crate::map::EnsembleMAP::train).
+pub struct RunOptions<'c, T> {
+    /// Examples per step; `None` = the full data set (pyrox's `batch_size=None`).
+    pub batch_size: Option<usize>,
+    /// How mini-batches are drawn.
+    pub sampling: Sampling,
+    /// A callback and how often it runs.
+    pub callback: Option<(usize, Callback<'c, T>)>,
+    /// Keep each member's parameters at its lowest loss instead of the last ones.
+    pub keep_best: bool,
+    /// Diverging members: freeze or stop.
+    pub on_divergence: OnDivergence,
+    /// Told the step and mean loss after every step (`None`: library runs are silent).
+    pub progress: Option<Box<dyn ProgressHook + 'c>>,
+    /// Held-out data for early stopping: each member ends with its parameters at its best
+    /// held-out score (instead of the last ones) and, with a patience, stops training when the
+    /// score no longer improves. Cannot be combined with `keep_best`.
+    pub validation: Option<Validation<'c, T>>,
+    /// Save the run every so many steps, to resume it later.
+    pub checkpoint: Option<Checkpointing<'c, T>>,
+}
+
+impl<T> Default for RunOptions<'_, T> {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: None,
+            sampling: Sampling::WithoutReplacement,
+            callback: None,
+            keep_best: false,
+            on_divergence: OnDivergence::Freeze,
+            progress: None,
+            validation: None,
+            checkpoint: None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for RunOptions<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("batch_size", &self.batch_size)
+            .field("sampling", &self.sampling)
+            .field("callback_every", &self.callback.as_ref().map(|c| c.0))
+            .field("keep_best", &self.keep_best)
+            .field("on_divergence", &self.on_divergence)
+            .field("progress", &self.progress.is_some())
+            .field("validation", &self.validation)
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
+}
+
+/// Each member's best (lowest) score so far and its parameters at that score: the state of
+/// best-parameter keeping and of held-out early stopping.
+///
+/// ```
+/// use flock_autograd::{ParamLayout, Parameters};
+/// use flock_runner::train::BestParams;
+/// let mut layout = ParamLayout::new();
+/// layout.add("w", [2])?;
+/// let now = Parameters::from_values(layout, 2, vec![1.0, 1.0, 2.0, 2.0])?;
+/// let mut best = BestParams::new(&now);
+/// assert!(best.offer(0, 0.5, &[9.0, 9.0]));
+/// assert!(!best.offer(0, 0.7, &[8.0, 8.0])); // worse: not kept
+/// assert!(!best.offer(1, f64::NAN, &[7.0, 7.0])); // NaN never improves
+/// // Member 1 never had a finite score, so it keeps its current parameters.
+/// assert_eq!(best.into_params(&now).values(), &[9.0, 9.0, 2.0, 2.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct BestParams<T> {
+    scores: Vec<T>,
+    params: Parameters<T>,
+}
+
+impl<T: Element> BestParams<T> {
+    /// No score yet (every best score `+∞`); `params` only gives the shape.
+    pub fn new(params: &Parameters<T>) -> BestParams<T> {
+        BestParams {
+            scores: vec![T::INFINITY; params.members()],
+            params: params.clone(),
+        }
+    }
+
+    /// A state saved earlier (`scores` has one entry per member of `params`).
+    ///
+    /// # Errors
+    /// [`EnsembleError::InvalidArgument`] if the lengths disagree.
+    pub fn from_parts(
+        scores: Vec<T>,
+        params: Parameters<T>,
+    ) -> Result<BestParams<T>, EnsembleError> {
+        if scores.len() != params.members() {
+            return Err(EnsembleError::InvalidArgument {
+                name: "best scores",
+                value: scores.len() as f64,
+                expected: "one score per member",
+            });
+        }
+        Ok(BestParams { scores, params })
+    }
+
+    /// Member `e` scored `score` with parameters `member_params`: kept if it beats the best so
+    /// far (NaN never does). Returns whether it did.
+    pub fn offer(&mut self, e: usize, score: T, member_params: &[T]) -> bool {
+        let better = score < self.scores[e];
+        if better {
+            self.scores[e] = score;
+            self.params.member_mut(e).copy_from_slice(member_params);
+        }
+        better
+    }
+
+    /// The best score of each member (`+∞` for one never scored).
+    pub fn scores(&self) -> &[T] {
+        &self.scores
+    }
+
+    /// The parameters at each member's best score.
+    pub fn params(&self) -> &Parameters<T> {
+        &self.params
+    }
+
+    /// Each member's best parameters; a member that never had a finite score (diverged from the
+    /// start, say) keeps its parameters in `last`.
+    pub fn into_params(self, last: &Parameters<T>) -> Parameters<T> {
+        let mut params = self.params;
+        for (e, score) in self.scores.iter().enumerate() {
+            if !score.is_finite() {
+                params.member_mut(e).copy_from_slice(last.member(e));
+            }
+        }
+        params
+    }
+}
+
+/// A run in progress: everything [`EnsembleMAP::train`](crate::map::EnsembleMAP::train) needs to
+/// go on — parameters and optimizer state, the steps taken, every member's losses so far, each
+/// member's best parameters (when kept), and which members are frozen or diverged.
+/// Training a `Training` to step `a`, then on to `b`, gives the bits of training it to `b` at
+/// once; so does saving it in between and restoring it
+/// ([`EnsembleMAP::restore`](crate::map::EnsembleMAP::restore)).
+#[derive(Clone, Debug)]
+pub struct Training<T, S> {
+    /// Parameters and optimizer state.
+    pub state: EnsembleState<T, S>,
+    pub(crate) step: usize,
+    /// Losses, step-major: `losses[t·E + e]`.
+    pub(crate) losses: Vec<T>,
+    pub(crate) best: Option<BestParams<T>>,
+    pub(crate) stale: Vec<usize>,
+    pub(crate) frozen: Vec<bool>,
+    pub(crate) diverged: Vec<Divergence>,
+    pub(crate) stopped_early: bool,
+}
+
+impl<T: Element, S: MemberState> Training<T, S> {
+    /// A run that has taken no step yet, from `state`.
+    pub fn new(state: EnsembleState<T, S>) -> Self {
+        let members = state.members();
+        Training {
+            state,
+            step: 0,
+            losses: Vec::new(),
+            best: None,
+            stale: vec![0; members],
+            frozen: vec![false; members],
+            diverged: Vec::new(),
+            stopped_early: false,
+        }
+    }
+
+    /// Steps taken.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Members.
+    pub fn members(&self) -> usize {
+        self.state.members()
+    }
+
+    /// Member `e`'s losses so far, one per step.
+    pub fn member_losses(&self, e: usize) -> impl Iterator<Item = T> + '_ {
+        let members = self.members();
+        self.losses.iter().skip(e).step_by(members).copied()
+    }
+
+    /// Each member's best score and parameters, when the run keeps them.
+    pub fn best(&self) -> Option<&BestParams<T>> {
+        self.best.as_ref()
+    }
+
+    /// Members that diverged, and when.
+    pub fn diverged(&self) -> &[Divergence] {
+        &self.diverged
+    }
+
+    /// Whether the last call of the loop ended before its last step (a callback, or every member
+    /// frozen by the validation patience).
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early
+    }
+
+    /// The run so far as a result: the parameters (each member's best when kept), the losses as
+    /// `[E, steps]`.
+    pub fn result(&self) -> EnsembleResult<T> {
+        let members = self.members();
+        let steps = self.step;
+        let mut losses = vec![T::ZERO; members * steps];
+        for (t, row) in self.losses.chunks_exact(members.max(1)).enumerate() {
+            for (e, &loss) in row.iter().enumerate() {
+                losses[e * steps + t] = loss;
+            }
+        }
+        let params = match &self.best {
+            Some(best) => best.clone().into_params(&self.state.params),
+            None => self.state.params.clone(),
+        };
+        EnsembleResult {
+            params,
+            losses,
+            steps,
+            stopped_early: self.stopped_early,
+            diverged: self.diverged.clone(),
+        }
+    }
+
+    /// Hands the run to `sink` as a [`Snapshot`], with `streams` (the log-joint's random-stream
+    /// positions, if it draws noise).
+    ///
+    /// # Errors
+    /// The sink's.
+    pub fn save_to(
+        &self,
+        sink: &mut (impl CheckpointSink<T> + ?Sized),
+        streams: Option<&[u64]>,
+    ) -> Result<(), CheckpointError> {
+        let opt = self.state.opt_state();
+        let mut values = Vec::new();
+        opt.save(&mut values);
+        let tag = opt.tag();
+        sink.save(&Snapshot {
+            step: self.step,
+            params: &self.state.params,
+            optimizer_state: &values,
+            optimizer_tag: &tag,
+            losses: &self.losses,
+            best: self.best.as_ref(),
+            stale: &self.stale,
+            frozen: &self.frozen,
+            diverged: &self.diverged,
+            streams,
+        })
+    }
+}
+
+/// What the loop minimises: `−(ℓ + prior_weight·π)` of `log_joint`, stepped by `optimizer`.
+pub(crate) struct Objective<'a, L, O> {
+    pub(crate) log_joint: &'a mut L,
+    pub(crate) optimizer: &'a O,
+    pub(crate) prior_weight: f64,
+}
+
+/// The loop: trains `training` on `data` until step `num_steps` (`options` as
+/// [`RunOptions`] says), with the mini-batches of `batch_seed`.
+pub(crate) fn train_loop<T, L, O>(
+    objective: Objective<'_, L, O>,
+    training: &mut Training<T, O::State>,
+    batch_seed: u64,
+    num_steps: usize,
+    data: Batch<'_, T>,
+    options: RunOptions<'_, T>,
+) -> Result<EnsembleResult<T>, RunError<T>>
+where
+    T: Element,
+    L: LogJoint<T>,
+    O: GradientTransformation<T>,
+{
+    let Objective {
+        log_joint,
+        optimizer,
+        prior_weight,
+    } = objective;
+    let RunOptions {
+        batch_size,
+        sampling,
+        mut callback,
+        keep_best,
+        on_divergence,
+        mut progress,
+        mut validation,
+        mut checkpoint,
+    } = options;
+    let members = training.members();
+    let p = training.state.params.layout().member_size();
+    let n = data.rows;
+    if let Some(v) = &validation {
+        if keep_best {
+            return Err(EnsembleError::InvalidArgument {
+                name: "validation",
+                value: 1.0,
+                expected: "either keep_best (lowest training loss) or validation, not both",
+            }
+            .into());
+        }
+        if v.every == 0 {
+            return Err(EnsembleError::InvalidArgument {
+                name: "validation.every",
+                value: 0.0,
+                expected: "at least one step between scorings",
+            }
+            .into());
+        }
+    }
+    if checkpoint.as_ref().is_some_and(|c| c.every == 0) {
+        return Err(EnsembleError::InvalidArgument {
+            name: "checkpoint.every",
+            value: 0.0,
+            expected: "at least one step between checkpoints",
+        }
+        .into());
+    }
+    if (keep_best || validation.is_some()) && training.best.is_none() {
+        training.best = Some(BestParams::new(&training.state.params));
+    }
+    let mut batcher = MiniBatcher::new(
+        n.max(1),
+        batch_size.unwrap_or(n).max(1),
+        sampling,
+        batch_seed,
+    )?;
+    let scale = batcher.scale();
+    let first = training.step.min(num_steps);
+    if !batcher.is_full_batch() {
+        for _ in 0..first {
+            batcher.next_indices();
+        }
+    }
+    let (mut x_batch, mut y_batch) = (Vec::new(), Vec::new());
+    training
+        .losses
+        .reserve(members * num_steps.saturating_sub(first));
+    // Frozen members (from an earlier call, or a restored run) do not move: their parameters and
+    // optimizer state are put back after every step.
+    let mut frozen_params: Vec<Option<Vec<T>>> = (0..members)
+        .map(|e| training.frozen[e].then(|| training.state.params.member(e).to_vec()))
+        .collect();
+    let mut frozen_state: Option<OptimizerBlocks<O::State>> = training
+        .frozen
+        .iter()
+        .any(|&f| f)
+        .then(|| training.state.opt_blocks().clone());
+    let mut previous = keep_best.then(|| training.state.params.values().to_vec());
+    let mut scores = Vec::with_capacity(members);
+    let mut streams = Vec::new();
+    let last = num_steps.saturating_sub(1);
+    training.stopped_early = false;
+
+    for step in first..num_steps {
+        let batch = if batcher.is_full_batch() {
+            data
+        } else {
+            batcher.next_batch(data.x, data.y, &mut x_batch, &mut y_batch);
+            Batch::new(&x_batch, &y_batch, batcher.batch_size()).map_err(EnsembleError::from)?
+        };
+        if let Some(prev) = previous.as_mut() {
+            prev.copy_from_slice(training.state.params.values());
+        }
+        let losses = ensemble_step(
+            &mut training.state,
+            batch,
+            log_joint,
+            optimizer,
+            prior_weight,
+            scale,
+        )?;
+        training.losses.extend_from_slice(losses);
+        training.step = step + 1;
+        let latest = training.losses.len() - members;
+        let frozen = &training.frozen;
+        if frozen.iter().any(|&f| f) {
+            for e in (0..members).filter(|&e| frozen[e]) {
+                if let Some(block) = &frozen_params[e] {
+                    training.state.params.member_mut(e).copy_from_slice(block);
+                }
+                if let Some(snapshot) = &frozen_state {
+                    training.state.restore_member_opt_state(snapshot, e);
+                }
+            }
+        }
+        if let (Some(best), Some(prev)) = (training.best.as_mut(), &previous) {
+            for e in 0..members {
+                best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
+            }
+        }
+        let mut to_freeze: Vec<usize> = Vec::new();
+        if let (Some(v), Some(best)) = (validation.as_mut(), training.best.as_mut())
+            && ((step + 1) % v.every == 0 || step == last)
+        {
+            v.scorer
+                .score(log_joint, &training.state.params, &mut scores)?;
+            for e in (0..members).filter(|&e| !training.frozen[e]) {
+                let score = T::from_f64(scores[e]);
+                if best.offer(e, score, training.state.params.member(e)) {
+                    training.stale[e] = 0;
+                } else {
+                    training.stale[e] += 1;
+                    if v.patience
+                        .is_some_and(|patience| training.stale[e] >= patience)
+                    {
+                        to_freeze.push(e);
+                    }
+                }
+            }
+        }
+        for &e in training.state.diverged() {
+            if !training.frozen[e] {
+                let divergence = Divergence { member: e, step };
+                training.diverged.push(divergence);
+                if on_divergence == OnDivergence::Stop {
+                    return Err(RunError::Diverged {
+                        divergence,
+                        partial: Box::new(training.result()),
+                    });
+                }
+                to_freeze.push(e);
+            }
+        }
+        let mut stop = false;
+        if let Some((every, callback)) = callback.as_mut()
+            && *every > 0
+            && (step + 1) % *every == 0
+        {
+            let control = callback(&Progress {
+                step: step + 1,
+                losses: &training.losses[latest..],
+                params: &training.state.params,
+                frozen: &training.frozen,
+            });
+            to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
+            stop = control.stop;
+        }
+        if !to_freeze.is_empty() {
+            frozen_state = Some(training.state.opt_blocks().clone());
+            for e in to_freeze {
+                training.frozen[e] = true;
+                frozen_params[e] = Some(training.state.params.member(e).to_vec());
+            }
+            if validation.is_some() && training.frozen.iter().all(|&f| f) {
+                stop = true;
+            }
+        }
+        if let Some(hook) = progress.as_mut() {
+            let (sum, count) = training.losses[latest..]
+                .iter()
+                .map(|v| v.to_f64())
+                .filter(|v| v.is_finite())
+                .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+            hook.update(&StepReport {
+                step: step + 1,
+                until: num_steps,
+                mean_loss: if count > 0 {
+                    sum / count as f64
+                } else {
+                    f64::NAN
+                },
+                rows: n,
+            });
+        }
+        if let Some(c) = checkpoint.as_mut()
+            && (stop || (step + 1) % c.every == 0 || step == last)
+        {
+            let has_streams = log_joint.stream_positions(&mut streams);
+            if has_streams {
+                streams.resize(members.max(streams.len()), 0);
+            }
+            training.save_to(&mut *c.sink, has_streams.then_some(&streams[..]))?;
+        }
+        if stop {
+            training.stopped_early = step + 1 < num_steps;
+            break;
+        }
+    }
+    Ok(training.result())
+}
