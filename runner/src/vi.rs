@@ -4,13 +4,12 @@
 
 use std::path::Path;
 
-use flock_autograd::{AutogradError, Batch, Graph, Parameters, Tape, Var};
+use flock_autograd::{AutogradError, Batch, Graph, ParamLayout, Parameters, Tape, Var};
 /// The guide family and KL estimator of a [`ViConfig`] (from `flock_ensemble::model`).
 pub use flock_ensemble::model::{Guide, KlEstimator};
 use flock_ensemble::model::{GuideElbo, Model, Support};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, SeedStream,
-    fill_standard_normal, member_rng,
+    EnsembleError, EnsembleState, MemberRng, ParallelLogJoint, Predictions, SeedStream, member_rng,
 };
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
@@ -90,13 +89,16 @@ type BoxedInit<T> = Box<dyn FnMut(&mut MemberRng) -> Vec<T>>;
 /// ```
 pub struct EnsembleVI<T, M, O> {
     map: EnsembleMAP<T, ParallelLogJoint<GuideElbo<T, M>>, BoxedInit<T>, O>,
-    site_shapes: Vec<(usize, bool)>,
+    /// The sites' values, one leaf per site (what a draw from a guide is laid out as).
+    sites: ParamLayout,
+    /// Whether each site lives on the positive reals (its guide is over its logarithm).
+    positive: Vec<bool>,
 }
 
 impl<T, M, O> core::fmt::Debug for EnsembleVI<T, M, O> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EnsembleVI")
-            .field("sites", &self.site_shapes.len())
+            .field("sites", &self.positive.len())
             .finish_non_exhaustive()
     }
 }
@@ -144,10 +146,14 @@ where
             config.kl,
             0,
         )?;
-        let site_shapes: Vec<(usize, bool)> = elbo
+        let mut sites = ParamLayout::new();
+        for site in elbo.sites() {
+            sites.add(site.name.clone(), site.shape)?;
+        }
+        let positive = elbo
             .sites()
             .iter()
-            .map(|s| (s.shape.elems(), s.prior.support() == Support::Positive))
+            .map(|s| s.prior.support() == Support::Positive)
             .collect();
         let guide_block = elbo.guide_block();
         let init_scale = config.init_scale;
@@ -169,7 +175,11 @@ where
             config.ensemble_size,
             config.kl_weight,
         )?;
-        Ok(EnsembleVI { map, site_shapes })
+        Ok(EnsembleVI {
+            map,
+            sites,
+            positive,
+        })
     }
 
     /// Fresh guides and optimizer state.
@@ -341,54 +351,33 @@ where
             .into());
         }
         let members = params.members();
-        let mut rngs: Vec<MemberRng> = (0..members).map(|e| member_rng(seed, e)).collect();
+        let elbo = &self.map.log_joint().parts()[0];
+        let draws = elbo.guide().draw(
+            params,
+            elbo.guide_ids(),
+            &self.sites,
+            &self.positive,
+            samples,
+            |e| member_rng(seed, e),
+        )?;
         let mut out = vec![T::ZERO; members * samples * points];
         let mut tape = Tape::new();
-        let mut noise = Vec::new();
+        let mut site_values = Vec::new();
         let mut row = vec![T::ZERO; members * points];
         for s in 0..samples {
             let mut g = tape.graph(params);
             let x = g
                 .input(x_new, [points, x_new.len() / points])
                 .map_err(EnsembleError::from)?;
-            let elbo = &self.map.log_joint().parts()[0];
-            let guide = elbo.guide_ids();
-            let rank = elbo.guide().rank();
-            // A low-rank guide's z (one per member and draw) comes first from each member's
-            // stream, then the sites' ε.
-            let z = if rank > 0 {
-                noise.resize(rngs.len() * rank, T::ZERO);
-                for (rng, block) in rngs.iter_mut().zip(noise.chunks_exact_mut(rank)) {
-                    fill_standard_normal(rng, block);
+            // Each site's draw `s` of every member, as a per-member input.
+            let mut values = Vec::with_capacity(self.positive.len());
+            for site in self.sites.leaves() {
+                site_values.clear();
+                for e in 0..members {
+                    let draw = draws.member(e * samples + s);
+                    site_values.extend_from_slice(&draw[site.offset..site.offset + site.len()]);
                 }
-                Some(g.input_per_member(&noise, [1, rank])?)
-            } else {
-                None
-            };
-            let mut values = Vec::with_capacity(self.site_shapes.len());
-            for (k, &(len, positive)) in self.site_shapes.iter().enumerate() {
-                let shape = elbo.sites()[k].shape;
-                let loc = g.param(guide.loc[k])?;
-                let rho = g.param(guide.rho[k])?;
-                noise.resize(rngs.len() * len, T::ZERO);
-                for (rng, block) in rngs.iter_mut().zip(noise.chunks_exact_mut(len.max(1))) {
-                    fill_standard_normal(rng, block);
-                }
-                let eps = g.input_per_member(&noise, shape)?;
-                let scale = g.softplus(rho);
-                let eps = match z {
-                    // s ⊙ (ε + Vₖ·z)
-                    Some(z) => {
-                        let factor = g.param(guide.cov_factor[k])?;
-                        let vz = g.matmul(z, factor)?;
-                        let vz = g.reshape(vz, shape)?;
-                        g.add(eps, vz)?
-                    }
-                    None => eps,
-                };
-                let step = g.mul(scale, eps)?;
-                let raw = g.add(loc, step)?;
-                values.push(if positive { g.exp(raw) } else { raw });
+                values.push(g.input_per_member(&site_values, site.shape)?);
             }
             let f = network(&mut g, x, &values)?;
             g.copy_values(f, &mut row).map_err(EnsembleError::from)?;

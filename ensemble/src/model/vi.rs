@@ -2,10 +2,11 @@
 //! mean-field or low-rank plus diagonal ([`Guide`]): [`GuideElbo`].
 
 use flock_autograd::{
-    Arg, AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamId, ParamLayout, Shape, Tape,
-    Var, Weights, batch_inputs, finish_evaluation,
+    Arg, AutogradError, Batch, Graph, LogJoint, LogJointOutput, ParamId, ParamLayout, Parameters,
+    Shape, Tape, Var, Weights, batch_inputs, finish_evaluation,
 };
 use flock_kernels::Element;
+use flock_kernels::elementwise::{exp, softplus};
 
 use super::{Distribution, Mode, Model, ModelContext, ModelLogJoint, Site, Support, accumulate};
 use crate::{EnsembleError, MemberRng, fill_standard_normal, member_rng};
@@ -90,6 +91,105 @@ impl Guide {
             }
         }
         Ok((layout, ids))
+    }
+}
+
+impl Guide {
+    /// `samples` draws from each member's guide, as plain values — the predictive's draws (the
+    /// training objective draws on the tape, [`GuideElbo`], for its gradient). `guides` is laid
+    /// out by [`Guide::layout`] over the sites whose values `values` lays out (one leaf per site,
+    /// in site order; e.g. a network's layout); draw `s` of member `e` is member `e·S + s` of the
+    /// result: `θ = loc + s ⊙ (ε + V·z)` with `s = softplus(ρ)`, `ε ~ N(0, I)` and, low rank, one
+    /// `z ~ N(0, I_rank)` per draw shared by every site (`V·z = 0` for mean-field), drawn from
+    /// `rng(e)` in the order `z`, then `ε` of each site; a site with `positive[k]` (a latent on
+    /// the positive reals, kept in log space) gives `exp(θ)`.
+    ///
+    /// ```
+    /// use flock_autograd::{ParamLayout, Parameters};
+    /// use flock_ensemble::{member_rng, model::Guide};
+    /// let mut values = ParamLayout::new();
+    /// values.add("w", [2])?;
+    /// let (layout, ids) = Guide::MeanField.layout([("w", [2].into())])?;
+    /// // loc (1, −1), ρ = −30 (a scale of e⁻³⁰): every draw is the loc.
+    /// let guides = Parameters::from_values(layout, 1, vec![1.0f64, -1.0, -30.0, -30.0])?;
+    /// let draws = Guide::MeanField.draw(&guides, &ids, &values, &[false], 3, |e| member_rng(7, e))?;
+    /// assert_eq!(draws.members(), 3);
+    /// assert!((draws.member(2)[1] + 1.0).abs() < 1e-9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`EnsembleError::InvalidArgument`] when `guides` is not laid out so, or `positive` has
+    /// another length than the sites.
+    pub fn draw<T: Element>(
+        self,
+        guides: &Parameters<T>,
+        ids: &GuideIds,
+        values: &ParamLayout,
+        positive: &[bool],
+        samples: usize,
+        mut rng: impl FnMut(usize) -> MemberRng,
+    ) -> Result<Parameters<T>, EnsembleError> {
+        let sites = values.leaves();
+        let rank = self.rank();
+        let invalid = |expected: &'static str| EnsembleError::InvalidArgument {
+            name: "guides",
+            value: sites.len() as f64,
+            expected,
+        };
+        if ids.loc.len() != sites.len()
+            || ids.rho.len() != sites.len()
+            || ids.cov_factor.len() != if rank > 0 { sites.len() } else { 0 }
+            || positive.len() != sites.len()
+        {
+            return Err(invalid(
+                "a guide of this family over the sites of the value layout",
+            ));
+        }
+        let members = guides.members();
+        let mut draws = Parameters::zeros(values.clone(), members * samples);
+        // One member's scales softplus(ρ), site by site in the value layout.
+        let mut scale = vec![T::ZERO; values.member_size()];
+        let (mut eps, mut z) = (Vec::new(), vec![T::ZERO; rank]);
+        for e in 0..members {
+            let mut rng = rng(e);
+            for (k, site) in sites.iter().enumerate() {
+                let rho = guides.leaf(e, ids.rho[k])?;
+                if rho.len() != site.len() {
+                    return Err(invalid("each site's ρ as long as the site"));
+                }
+                softplus(rho, &mut scale[site.offset..site.offset + site.len()]);
+            }
+            for s in 0..samples {
+                if rank > 0 {
+                    fill_standard_normal(&mut rng, &mut z);
+                }
+                let draw = draws.member_mut(e * samples + s);
+                for (k, site) in sites.iter().enumerate() {
+                    eps.resize(site.len(), T::ZERO);
+                    fill_standard_normal(&mut rng, &mut eps);
+                    if rank > 0 {
+                        // + V·z, V stored as [rank, len].
+                        let factor = guides.leaf(e, ids.cov_factor[k])?;
+                        for (row, &zr) in factor.chunks_exact(site.len()).zip(&z) {
+                            eps.iter_mut().zip(row).for_each(|(v, &w)| *v += w * zr);
+                        }
+                    }
+                    let loc = guides.leaf(e, ids.loc[k])?;
+                    let range = site.offset..site.offset + site.len();
+                    let out = &mut draw[range.clone()];
+                    for (((o, &l), &sc), &n) in out.iter_mut().zip(loc).zip(&scale[range]).zip(&eps)
+                    {
+                        *o = l + sc * n;
+                    }
+                    if positive[k] {
+                        eps.copy_from_slice(out);
+                        exp(&eps, out);
+                    }
+                }
+            }
+        }
+        Ok(draws)
     }
 }
 

@@ -4,9 +4,8 @@
 
 use flock_autograd::{Arg, AutogradError, LogJoint, ParamLayout, Parameters, Tape, Var};
 use flock_ensemble::model::{Guide, GuideIds, Model, ModelContext, normal};
-use flock_ensemble::{SeedStream, fill_standard_normal, member_rng};
+use flock_ensemble::{SeedStream, member_rng};
 use flock_kernels::Element;
-use flock_kernels::elementwise::softplus;
 
 use super::network::{Network, Readout};
 use crate::checkpoint::CheckpointError;
@@ -110,46 +109,12 @@ pub(crate) fn guide_draws<T: Element>(
             "the guides are not laid out as this guide family over the network's leaves",
         ));
     }
-    let rank = guide.rank();
-    let members = guides.members();
-    let mut draws = Parameters::zeros(layout.clone(), members * samples);
-    // One member's scales softplus(ρ), leaf by leaf in the network's layout.
-    let mut scale = vec![T::ZERO; layout.member_size()];
-    let (mut eps, mut z) = (Vec::new(), vec![T::ZERO; rank]);
-    let part = |e: usize, id| guides.leaf(e, id).map_err(|err| mismatch(&err.to_string()));
-    for e in 0..members {
-        let mut rng = member_rng(SeedStream::PredictiveDraws.seed(seed), e);
-        for (k, leaf) in layout.leaves().iter().enumerate() {
-            softplus(
-                part(e, ids.rho[k])?,
-                &mut scale[leaf.offset..leaf.offset + leaf.len()],
-            );
-        }
-        for s in 0..samples {
-            if rank > 0 {
-                fill_standard_normal(&mut rng, &mut z);
-            }
-            let net = draws.member_mut(e * samples + s);
-            for (k, leaf) in layout.leaves().iter().enumerate() {
-                eps.resize(leaf.len(), T::ZERO);
-                fill_standard_normal(&mut rng, &mut eps);
-                if rank > 0 {
-                    // + V·z, V stored as [rank, len].
-                    let factor = part(e, ids.cov_factor[k])?;
-                    for (row, &zr) in factor.chunks_exact(leaf.len()).zip(&z) {
-                        eps.iter_mut().zip(row).for_each(|(v, &w)| *v += w * zr);
-                    }
-                }
-                let loc = part(e, ids.loc[k])?;
-                let scale = &scale[leaf.offset..leaf.offset + leaf.len()];
-                let out = &mut net[leaf.offset..leaf.offset + leaf.len()];
-                for (((o, &l), &sc), &n) in out.iter_mut().zip(loc).zip(scale).zip(&eps) {
-                    *o = l + sc * n;
-                }
-            }
-        }
-    }
-    Ok(draws)
+    let positive = vec![false; layout.leaves().len()];
+    guide
+        .draw(guides, &ids, layout, &positive, samples, |e| {
+            member_rng(SeedStream::PredictiveDraws.seed(seed), e)
+        })
+        .map_err(|e| mismatch(&e.to_string()))
 }
 
 /// A VI fit's held-out score: each member's predictive — the mixture of `samples` networks
@@ -284,7 +249,7 @@ mod tests {
             let (layout, net) = Network::new(&spec, features).unwrap();
             let mut params = Parameters::<f64>::zeros(layout.clone(), 3);
             let mut rng = member_rng(5, 0);
-            fill_standard_normal(&mut rng, params.values_mut());
+            flock_ensemble::fill_standard_normal(&mut rng, params.values_mut());
             let sigma_std = 0.3;
             let model = NetworkModel::new(net.clone(), &layout, sigma_std);
             let mut as_model =
