@@ -64,6 +64,27 @@ pub trait SimdVector:
     /// # Safety
     /// `ptr..ptr + LANES` must be writable.
     unsafe fn store(self, ptr: *mut Self::Scalar);
+    /// The first `LANES` values of `values` — the safe [`SimdVector::load`]. Where the length is
+    /// known (a `chunks_exact(LANES)` chunk, a fixed buffer) the check compiles away.
+    ///
+    /// # Panics
+    /// If `values` holds fewer than `LANES` values.
+    #[inline(always)]
+    fn from_slice(values: &[Self::Scalar]) -> Self {
+        assert!(values.len() >= Self::LANES, "a vector load past the slice");
+        // SAFETY: `values` holds at least LANES readable values (checked above).
+        unsafe { Self::load(values.as_ptr()) }
+    }
+    /// Writes the lanes to the first `LANES` values of `out` — the safe [`SimdVector::store`].
+    ///
+    /// # Panics
+    /// If `out` holds fewer than `LANES` values.
+    #[inline(always)]
+    fn write_to(self, out: &mut [Self::Scalar]) {
+        assert!(out.len() >= Self::LANES, "a vector store past the slice");
+        // SAFETY: `out` holds at least LANES writable values (checked above).
+        unsafe { self.store(out.as_mut_ptr()) }
+    }
     /// `self * a + b`, fused where the build has FMA.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// Lane-wise maximum (NaN handling as the hardware's `max`).

@@ -103,8 +103,7 @@ impl Solve {
 #[inline(always)]
 fn horizontal(v: F64Vector, f: fn(f64, f64) -> f64) -> f64 {
     let mut lanes = [0.0; 16];
-    // SAFETY: 16 ≥ LANES writable values.
-    unsafe { v.store(lanes.as_mut_ptr()) };
+    v.write_to(&mut lanes);
     lanes[..LANES].iter().copied().fold(lanes[0], f)
 }
 
@@ -114,9 +113,7 @@ pub(crate) const LANES: usize = <F64Vector as SimdVector>::LANES;
 /// Loads `LANES` values of `row` from `k`.
 #[inline(always)]
 pub(crate) fn load(row: &[f64], k: usize) -> F64Vector {
-    let lanes = &row[k..k + LANES];
-    // SAFETY: `lanes` holds exactly LANES readable values.
-    unsafe { F64Vector::load(lanes.as_ptr()) }
+    F64Vector::from_slice(&row[k..k + LANES])
 }
 
 impl PointRows {
@@ -448,9 +445,8 @@ impl MixturePredictive {
                 x = (done | exact).select(x, next);
                 done = done | exact | finished;
             }
-            // SAFETY: a 16-value buffer holds LANES values.
             let mut values = [0.0; 16];
-            unsafe { x.store(values.as_mut_ptr()) };
+            x.write_to(&mut values);
             out.copy_from_slice(&values[..out.len()]);
         }
     }

@@ -285,19 +285,15 @@ pub fn cdf_pdf_exact_lanes(z: F64Vector) -> (F64Vector, F64Vector) {
     let lanes = <F64Vector as SimdVector>::LANES;
     let mut zs = [0.0; 16];
     let (mut cs, mut ps) = ([0.0; 16], [0.0; 16]);
-    // SAFETY: 16 ≥ LANES values are readable and writable in each array.
-    unsafe {
-        z.store(zs.as_mut_ptr());
-        cdf.store(cs.as_mut_ptr());
-        pdf.store(ps.as_mut_ptr());
-    }
+    z.write_to(&mut zs);
+    cdf.write_to(&mut cs);
+    pdf.write_to(&mut ps);
     for k in 0..lanes {
         if zs[k].abs() >= RANGE || zs[k].is_nan() {
             (cs[k], ps[k]) = cdf_pdf(zs[k]);
         }
     }
-    // SAFETY: as above.
-    unsafe { (F64Vector::load(cs.as_ptr()), F64Vector::load(ps.as_ptr())) }
+    (F64Vector::from_slice(&cs), F64Vector::from_slice(&ps))
 }
 
 #[cfg(test)]
@@ -310,19 +306,15 @@ mod lane_tests {
         for chunk in z.chunks(lanes) {
             let mut buf = [0.0; 16];
             buf[..chunk.len()].copy_from_slice(chunk);
-            // SAFETY: `buf` holds 16 ≥ LANES values.
-            let v = unsafe { F64Vector::load(buf.as_ptr()) };
+            let v = F64Vector::from_slice(&buf);
             let (c, p) = if exact {
                 cdf_pdf_exact_lanes(v)
             } else {
                 cdf_pdf_lanes(v)
             };
             let (mut cs, mut ps) = ([0.0; 16], [0.0; 16]);
-            // SAFETY: as above.
-            unsafe {
-                c.store(cs.as_mut_ptr());
-                p.store(ps.as_mut_ptr());
-            }
+            c.write_to(&mut cs);
+            p.write_to(&mut ps);
             out.extend((0..chunk.len()).map(|k| (cs[k], ps[k])));
         }
         out

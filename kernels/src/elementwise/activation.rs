@@ -195,11 +195,8 @@ pub fn bias_activation_forward<T: Element>(
                 .chunks_exact_mut(lanes)
                 .zip(b_e[..body].chunks_exact(lanes))
             {
-                // SAFETY: both chunks hold exactly `lanes` elements.
-                unsafe {
-                    let v = T::Vector::load(zc.as_ptr()) + T::Vector::load(bc.as_ptr());
-                    activation.apply_vec(v).store(zc.as_mut_ptr());
-                }
+                let v = T::Vector::from_slice(zc) + T::Vector::from_slice(bc);
+                activation.apply_vec(v).write_to(zc);
             }
             if body < cols {
                 let tail = &mut row[body..];
@@ -281,18 +278,13 @@ fn backward_rows<T: Element, const K: usize>(
     let rows = dz.len() / cols;
     super::reduce::accumulate_columns::<T, K>(rows, db, 0, |r, c| {
         let i = r * cols + c;
-        assert!(i + T::Vector::LANES <= dz.len());
-        // SAFETY: the vector at row r, column c lies inside y, dy and dz (asserted, equal
-        // lengths).
-        unsafe {
-            let (yv, dyv) = (
-                T::Vector::load(y.as_ptr().add(i)),
-                T::Vector::load(dy.as_ptr().add(i)),
-            );
-            let d = dyv * activation.derivative_from_output_vec(yv);
-            d.store(dz.as_mut_ptr().add(i));
-            d
-        }
+        let (yv, dyv) = (
+            T::Vector::from_slice(&y[i..]),
+            T::Vector::from_slice(&dy[i..]),
+        );
+        let d = dyv * activation.derivative_from_output_vec(yv);
+        d.write_to(&mut dz[i..]);
+        d
     });
 }
 

@@ -127,19 +127,16 @@ fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool>(
         .zip(m[..body].chunks_exact_mut(lanes))
         .zip(v[..body].chunks_exact_mut(lanes))
     {
-        // SAFETY: every chunk holds exactly `lanes` elements.
-        unsafe {
-            let (u, m2, v2) = step::<_, M_UNBIASED, RECIPROCAL>(
-                T::Vector::load(gc.as_ptr()),
-                T::Vector::load(mc.as_ptr()),
-                T::Vector::load(vc.as_ptr()),
-                &cv,
-                inverse,
-            );
-            u.store(gc.as_mut_ptr());
-            m2.store(mc.as_mut_ptr());
-            v2.store(vc.as_mut_ptr());
-        }
+        let (u, m2, v2) = step::<_, M_UNBIASED, RECIPROCAL>(
+            T::Vector::from_slice(gc),
+            T::Vector::from_slice(mc),
+            T::Vector::from_slice(vc),
+            &cv,
+            inverse,
+        );
+        u.write_to(gc);
+        m2.write_to(mc);
+        v2.write_to(vc);
     }
     let tail = g.len() - body;
     if tail > 0 {
@@ -147,19 +144,16 @@ fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool>(
         buf[0][..tail].copy_from_slice(&g[body..]);
         buf[1][..tail].copy_from_slice(&m[body..]);
         buf[2][..tail].copy_from_slice(&v[body..]);
-        // SAFETY: each buffer holds MAX_LANES ≥ lanes elements.
-        unsafe {
-            let (u, m2, v2) = step::<_, M_UNBIASED, RECIPROCAL>(
-                T::Vector::load(buf[0].as_ptr()),
-                T::Vector::load(buf[1].as_ptr()),
-                T::Vector::load(buf[2].as_ptr()),
-                &cv,
-                inverse,
-            );
-            u.store(buf[0].as_mut_ptr());
-            m2.store(buf[1].as_mut_ptr());
-            v2.store(buf[2].as_mut_ptr());
-        }
+        let (u, m2, v2) = step::<_, M_UNBIASED, RECIPROCAL>(
+            T::Vector::from_slice(&buf[0]),
+            T::Vector::from_slice(&buf[1]),
+            T::Vector::from_slice(&buf[2]),
+            &cv,
+            inverse,
+        );
+        u.write_to(&mut buf[0]);
+        m2.write_to(&mut buf[1]);
+        v2.write_to(&mut buf[2]);
         g[body..].copy_from_slice(&buf[0][..tail]);
         m[body..].copy_from_slice(&buf[1][..tail]);
         v[body..].copy_from_slice(&buf[2][..tail]);

@@ -20,15 +20,13 @@ pub(crate) fn map1<T: Element>(x: &[T], out: &mut [T], f: impl Fn(T::Vector) -> 
         .chunks_exact(lanes)
         .zip(out[..body].chunks_exact_mut(lanes))
     {
-        // SAFETY: both chunks hold exactly `lanes` elements.
-        unsafe { f(T::Vector::load(xc.as_ptr())).store(oc.as_mut_ptr()) };
+        f(T::Vector::from_slice(xc)).write_to(oc);
     }
     let tail = x.len() - body;
     if tail > 0 {
         let mut buf = [T::ZERO; MAX_LANES];
         buf[..tail].copy_from_slice(&x[body..]);
-        // SAFETY: `buf` holds MAX_LANES ≥ lanes elements.
-        unsafe { f(T::Vector::load(buf.as_ptr())).store(buf.as_mut_ptr()) };
+        f(T::Vector::from_slice(&buf)).write_to(&mut buf);
         out[body..].copy_from_slice(&buf[..tail]);
     }
 }
@@ -55,12 +53,9 @@ pub(crate) fn map1_to_2<T: Element>(
         .zip(out_a[..body].chunks_exact_mut(lanes))
         .zip(out_b[..body].chunks_exact_mut(lanes))
     {
-        // SAFETY: all chunks hold exactly `lanes` elements.
-        unsafe {
-            let (a, b) = f(T::Vector::load(xc.as_ptr()));
-            a.store(ac.as_mut_ptr());
-            b.store(bc.as_mut_ptr());
-        }
+        let (a, b) = f(T::Vector::from_slice(xc));
+        a.write_to(ac);
+        b.write_to(bc);
     }
     let tail = x.len() - body;
     if tail > 0 {
@@ -70,12 +65,9 @@ pub(crate) fn map1_to_2<T: Element>(
             [T::ZERO; MAX_LANES],
         );
         bx[..tail].copy_from_slice(&x[body..]);
-        // SAFETY: the buffers hold MAX_LANES ≥ lanes elements.
-        unsafe {
-            let (a, b) = f(T::Vector::load(bx.as_ptr()));
-            a.store(ba.as_mut_ptr());
-            b.store(bb.as_mut_ptr());
-        }
+        let (a, b) = f(T::Vector::from_slice(&bx));
+        a.write_to(&mut ba);
+        b.write_to(&mut bb);
         out_a[body..].copy_from_slice(&ba[..tail]);
         out_b[body..].copy_from_slice(&bb[..tail]);
     }
@@ -87,15 +79,13 @@ pub(crate) fn map1_in_place<T: Element>(x: &mut [T], f: impl Fn(T::Vector) -> T:
     let lanes = T::Vector::LANES;
     let body = x.len() - x.len() % lanes;
     for xc in x[..body].chunks_exact_mut(lanes) {
-        // SAFETY: the chunk holds exactly `lanes` elements.
-        unsafe { f(T::Vector::load(xc.as_ptr())).store(xc.as_mut_ptr()) };
+        f(T::Vector::from_slice(xc)).write_to(xc);
     }
     let tail = x.len() - body;
     if tail > 0 {
         let mut buf = [T::ZERO; MAX_LANES];
         buf[..tail].copy_from_slice(&x[body..]);
-        // SAFETY: `buf` holds MAX_LANES ≥ lanes elements.
-        unsafe { f(T::Vector::load(buf.as_ptr())).store(buf.as_mut_ptr()) };
+        f(T::Vector::from_slice(&buf)).write_to(&mut buf);
         x[body..].copy_from_slice(&buf[..tail]);
     }
 }
@@ -122,15 +112,12 @@ pub(crate) fn map3<T: Element>(
         .zip(y[..body].chunks_exact(lanes))
         .zip(out[..body].chunks_exact_mut(lanes))
     {
-        // SAFETY: all chunks hold exactly `lanes` elements.
-        unsafe {
-            let r = f(
-                T::Vector::load(xc.as_ptr()),
-                T::Vector::load(yc.as_ptr()),
-                T::Vector::load(oc.as_ptr()),
-            );
-            r.store(oc.as_mut_ptr());
-        }
+        let r = f(
+            T::Vector::from_slice(xc),
+            T::Vector::from_slice(yc),
+            T::Vector::from_slice(oc),
+        );
+        r.write_to(oc);
     }
     let tail = x.len() - body;
     if tail > 0 {
@@ -142,15 +129,12 @@ pub(crate) fn map3<T: Element>(
         bx[..tail].copy_from_slice(&x[body..]);
         by[..tail].copy_from_slice(&y[body..]);
         bo[..tail].copy_from_slice(&out[body..]);
-        // SAFETY: the buffers hold MAX_LANES ≥ lanes elements.
-        unsafe {
-            let r = f(
-                T::Vector::load(bx.as_ptr()),
-                T::Vector::load(by.as_ptr()),
-                T::Vector::load(bo.as_ptr()),
-            );
-            r.store(bo.as_mut_ptr());
-        }
+        let r = f(
+            T::Vector::from_slice(&bx),
+            T::Vector::from_slice(&by),
+            T::Vector::from_slice(&bo),
+        );
+        r.write_to(&mut bo);
         out[body..].copy_from_slice(&bo[..tail]);
     }
 }

@@ -38,14 +38,7 @@ fn reduce_members<T: Element>(
             .chunks_exact(lanes)
             .zip(ye[..body].chunks_exact(lanes))
         {
-            // SAFETY: both chunks hold exactly `lanes` elements.
-            acc = unsafe {
-                f(
-                    T::Vector::load(xc.as_ptr()),
-                    T::Vector::load(yc.as_ptr()),
-                    acc,
-                )
-            };
+            acc = f(T::Vector::from_slice(xc), T::Vector::from_slice(yc), acc);
         }
         if body < n {
             let (mut bx, mut by) = (
@@ -54,14 +47,8 @@ fn reduce_members<T: Element>(
             );
             bx[..n - body].copy_from_slice(&xe[body..]);
             by[..n - body].copy_from_slice(&ye[body..]);
-            // SAFETY: buffers hold MAX_LANES ≥ lanes elements; zero padding adds nothing.
-            acc = unsafe {
-                f(
-                    T::Vector::load(bx.as_ptr()),
-                    T::Vector::load(by.as_ptr()),
-                    acc,
-                )
-            };
+            // Zero padding adds nothing.
+            acc = f(T::Vector::from_slice(&bx), T::Vector::from_slice(&by), acc);
         }
         *o = acc.reduce_add();
     }
@@ -131,14 +118,12 @@ pub fn sum_ln_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
     for (xe, o) in x.chunks_exact(n.max(1)).zip(out.iter_mut()) {
         let mut acc = T::Vector::splat(T::ZERO);
         for xc in xe[..body].chunks_exact(lanes) {
-            // SAFETY: the chunk holds exactly `lanes` values.
-            acc = acc + unsafe { T::Vector::load(xc.as_ptr()) }.ln();
+            acc = acc + T::Vector::from_slice(xc).ln();
         }
         if body < n {
             let mut padded = [T::ONE; crate::simd::MAX_LANES];
             padded[..n - body].copy_from_slice(&xe[body..]);
-            // SAFETY: the buffer holds MAX_LANES ≥ lanes values.
-            acc = acc + unsafe { T::Vector::load(padded.as_ptr()) }.ln();
+            acc = acc + T::Vector::from_slice(&padded).ln();
         }
         *o = acc.reduce_add();
     }
@@ -202,9 +187,7 @@ fn sum_columns<T: Element, const K: usize>(x: &[T], out: &mut [T], start: usize)
     let cols = out.len();
     let rows = x.len() / cols;
     accumulate_columns::<T, K>(rows, out, start, |r, c| {
-        assert!(r * cols + c + T::Vector::LANES <= x.len());
-        // SAFETY: the vector at row r, column c lies inside `x` (asserted).
-        unsafe { T::Vector::load(x.as_ptr().add(r * cols + c)) }
+        T::Vector::from_slice(&x[r * cols + c..])
     });
     K * T::Vector::LANES
 }
@@ -221,17 +204,15 @@ pub(crate) fn accumulate_columns<T: Element, const K: usize>(
 ) {
     let lanes = T::Vector::LANES;
     let target = &mut out[start..start + K * lanes];
-    // SAFETY: `target` holds K·lanes elements.
     let mut acc: [T::Vector; K] =
-        core::array::from_fn(|k| unsafe { T::Vector::load(target.as_ptr().add(k * lanes)) });
+        core::array::from_fn(|k| T::Vector::from_slice(&target[k * lanes..]));
     for r in 0..rows {
         for (k, a) in acc.iter_mut().enumerate() {
             *a = *a + value(r, start + k * lanes);
         }
     }
     for (k, a) in acc.into_iter().enumerate() {
-        // SAFETY: as for the loads.
-        unsafe { a.store(target.as_mut_ptr().add(k * lanes)) };
+        a.write_to(&mut target[k * lanes..]);
     }
 }
 

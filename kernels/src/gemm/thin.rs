@@ -97,15 +97,19 @@ fn combine_rows<T: Element>(
             ($w:literal) => {{
                 let mut st = [T::Vector::splat(T::ZERO); $w];
                 for (b, s) in st.iter_mut().enumerate() {
+                    // SAFETY: `j + b·lanes + lanes ≤ n = out.len()` (see above).
                     *s = start(unsafe { out.as_ptr().add(j + b * lanes) });
                 }
                 let r = combine_block::<T, $w>(
                     k,
                     &coef,
+                    // SAFETY: row `p < k` of `src` holds `n` values from `p·stride`, and
+                    // `j + b·lanes + lanes ≤ n`.
                     |p, b| unsafe { T::Vector::load(src.as_ptr().add(p * stride + j + b * lanes)) },
                     st,
                 );
                 for (b, v) in r.iter().enumerate() {
+                    // SAFETY: as for the loads of `out`.
                     unsafe { v.store(out.as_mut_ptr().add(j + b * lanes)) };
                 }
             }};
@@ -138,13 +142,11 @@ fn combine_rows<T: Element>(
             |p, _| {
                 let mut row = [T::ZERO; MAX_LANES];
                 row[..tail].copy_from_slice(&src[p * stride + j..p * stride + n]);
-                // SAFETY: `row` holds MAX_LANES ≥ lanes values.
-                unsafe { T::Vector::load(row.as_ptr()) }
+                T::Vector::from_slice(&row)
             },
             st,
         );
-        // SAFETY: `buf` holds MAX_LANES ≥ lanes values.
-        unsafe { r[0].store(buf.as_mut_ptr()) };
+        r[0].write_to(&mut buf);
         out[j..].copy_from_slice(&buf[..tail]);
     }
 }
@@ -183,6 +185,7 @@ fn rank_one_rows<T: Element>(
         // `i·c_rs` (asserted above).
         let vb = unsafe { T::Vector::load(b.as_ptr().add(j)) };
         for i in 0..rows {
+            // SAFETY: as above, for row `i` of `C`.
             unsafe {
                 let ptr = c.as_mut_ptr().add(i * c_rs + j);
                 let old = if beta_is_zero {
@@ -198,16 +201,13 @@ fn rank_one_rows<T: Element>(
     if tail > 0 {
         let mut bb = [T::ZERO; MAX_LANES];
         bb[..tail].copy_from_slice(&b[body..]);
-        // SAFETY: the buffers hold MAX_LANES ≥ lanes values.
-        let vb = unsafe { T::Vector::load(bb.as_ptr()) };
+        let vb = T::Vector::from_slice(&bb);
         for i in 0..rows {
             let row = &mut c[i * c_rs + body..i * c_rs + n];
             let mut buf = [T::ZERO; MAX_LANES];
             buf[..tail].copy_from_slice(row);
-            unsafe {
-                let old = T::Vector::load(buf.as_ptr());
-                one(vb, i, old).store(buf.as_mut_ptr());
-            }
+            let old = T::Vector::from_slice(&buf);
+            one(vb, i, old).write_to(&mut buf);
             row.copy_from_slice(&buf[..tail]);
         }
     }
@@ -246,16 +246,12 @@ fn row_dots<T: Element>(
             .chunks_exact(lanes)
             .zip(b[..body].chunks_exact(lanes))
         {
-            // SAFETY: both chunks hold exactly `lanes` values.
-            acc = unsafe { T::Vector::load(x.as_ptr()).mul_add(T::Vector::load(y.as_ptr()), acc) };
+            acc = T::Vector::from_slice(x).mul_add(T::Vector::from_slice(y), acc);
         }
         if body < k {
             let mut x = [T::ZERO; MAX_LANES];
             x[..k - body].copy_from_slice(&row[body..]);
-            // SAFETY: both buffers hold MAX_LANES ≥ lanes values.
-            acc = unsafe {
-                T::Vector::load(x.as_ptr()).mul_add(T::Vector::load(b_tail.as_ptr()), acc)
-            };
+            acc = T::Vector::from_slice(&x).mul_add(T::Vector::from_slice(&b_tail), acc);
         }
         let dot = acc.reduce_add();
         let out = &mut c[i * c_rs];
