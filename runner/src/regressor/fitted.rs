@@ -190,13 +190,7 @@ impl<T: Element> FittedRegressor<T> {
     /// [`Error::File`] for an unreadable, corrupt or foreign file, or one of the other element
     /// type ([`AnyRegressor::load`] takes either).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let file_error = |source| Error::File {
-            path: path.to_owned(),
-            source,
-        };
-        let checkpoint = Checkpoint::read(path).map_err(file_error)?;
-        FittedRegressor::from_checkpoint(&checkpoint).map_err(file_error)
+        read_model(path.as_ref(), FittedRegressor::from_checkpoint)
     }
 
     fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self, CheckpointError> {
@@ -265,20 +259,12 @@ impl AnyRegressor {
     /// # Errors
     /// As [`FittedRegressor::load`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let file_error = |source| Error::File {
-            path: path.to_owned(),
-            source,
-        };
-        let checkpoint = Checkpoint::read(path).map_err(file_error)?;
-        match checkpoint.dtype("losses") {
-            Some("F32") => Ok(AnyRegressor::F32(
-                FittedRegressor::from_checkpoint(&checkpoint).map_err(file_error)?,
-            )),
-            _ => Ok(AnyRegressor::F64(
-                FittedRegressor::from_checkpoint(&checkpoint).map_err(file_error)?,
-            )),
-        }
+        read_model(path.as_ref(), |checkpoint| {
+            match checkpoint.dtype("losses") {
+                Some("F32") => FittedRegressor::from_checkpoint(checkpoint).map(AnyRegressor::F32),
+                _ => FittedRegressor::from_checkpoint(checkpoint).map(AnyRegressor::F64),
+            }
+        })
     }
 
     /// The spec it was fitted with.
@@ -319,4 +305,16 @@ impl AnyRegressor {
             AnyRegressor::F64(m) => m.predict(&x),
         }
     }
+}
+
+/// Reads the model file `path` and makes a model of it with `make`, either error naming the file.
+fn read_model<M>(
+    path: &Path,
+    make: impl FnOnce(&Checkpoint) -> Result<M, CheckpointError>,
+) -> Result<M, Error> {
+    let file_error = |source| Error::File {
+        path: path.to_owned(),
+        source,
+    };
+    make(&Checkpoint::read(path).map_err(file_error)?).map_err(file_error)
 }
