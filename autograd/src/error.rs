@@ -51,6 +51,15 @@ pub enum AutogradError {
         /// The name.
         name: String,
     },
+    /// A class label that is not a whole number in `0..classes`.
+    InvalidLabel {
+        /// The row (0-based).
+        row: usize,
+        /// The label.
+        value: f64,
+        /// The number of classes.
+        classes: usize,
+    },
     /// A model site is declared twice, out of order or not at all.
     Site {
         /// The site's name.
@@ -72,6 +81,15 @@ impl fmt::Display for AutogradError {
                 shape,
                 expected,
             } => write!(f, "{op}: got shape {shape}, expected {expected}"),
+            AutogradError::InvalidLabel {
+                row,
+                value,
+                classes,
+            } => write!(
+                f,
+                "label {value} at row {row} is not a class index: expected a whole number from 0 to {}",
+                classes.saturating_sub(1)
+            ),
             AutogradError::BufferLength {
                 what,
                 len,

@@ -316,6 +316,80 @@ proptest! {
         check_gradient(&layout, members, &params, &build);
     }
 
+    /// The categorical log-likelihood: its gradient in the logits (as parameters, or as the
+    /// output of a layer) against finite differences — logits up to ±40, which would overflow
+    /// nothing but test the shift — and its value against the naive formula.
+    #[test]
+    fn categorical_log_likelihood(members in 1usize..4, rows in 1usize..6, classes in 1usize..7,
+                                  through_layer in any::<bool>(), seed in any::<u64>()) {
+        let mut layout = ParamLayout::new();
+        let z_id = layout.add("z", [rows, classes]).unwrap();
+        let w_id = layout.add("w", [classes, classes]).unwrap();
+        let params = random_params(&layout, members, -40.0, 40.0, seed);
+        let mut rng = Pcg64::seed_from_u64(seed ^ 0x1abe1);
+        let labels: Vec<f64> = (0..rows).map(|_| rng.random_range(0..classes) as f64).collect();
+        let data = labels.clone();
+        let build = move |g: &mut Graph<'_, f64>| {
+            let z = g.param(z_id)?;
+            let z = if through_layer {
+                let w = g.param(w_id)?;
+                let zw = g.matmul(z, w)?;
+                g.scale(zw, 0.05)
+            } else {
+                z
+            };
+            let y = g.input(&data, [rows])?;
+            g.categorical_log_likelihood(z, y)
+        };
+        check_gradient(&layout, members, &params, &build);
+        if !through_layer {
+            let got = losses(&layout, members, &params, &build);
+            let p = layout.member_size();
+            for (e, &got) in got.iter().enumerate() {
+                let z = &params[e * p..e * p + rows * classes];
+                let want: f64 = (0..rows)
+                    .map(|i| {
+                        let row = &z[i * classes..(i + 1) * classes];
+                        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                        row[labels[i] as usize] - lse
+                    })
+                    .sum();
+                prop_assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{got} vs {want}");
+            }
+        }
+    }
+
+    /// The Bernoulli log-likelihood `Σ y·z − softplus(z)`: gradient against finite differences
+    /// (logits in ±40, `[N]` and `[N, 1]`) and value against the naive formula.
+    #[test]
+    fn bernoulli_log_likelihood(members in 1usize..4, rows in 1usize..8, column in any::<bool>(),
+                                seed in any::<u64>()) {
+        let mut layout = ParamLayout::new();
+        let shape = if column { Shape::new(&[rows, 1]) } else { Shape::new(&[rows]) };
+        let z_id = layout.add("z", shape).unwrap();
+        let params = random_params(&layout, members, -40.0, 40.0, seed);
+        let mut rng = Pcg64::seed_from_u64(seed ^ 0xb0b);
+        let labels: Vec<f64> = (0..rows).map(|_| rng.random_range(0..2) as f64).collect();
+        let data = labels.clone();
+        let build = move |g: &mut Graph<'_, f64>| {
+            let z = g.param(z_id)?;
+            let y = g.input(&data, [rows])?;
+            g.bernoulli_log_likelihood(z, y)
+        };
+        check_gradient(&layout, members, &params, &build);
+        let got = losses(&layout, members, &params, &build);
+        for (e, &got) in got.iter().enumerate() {
+            let want: f64 = (0..rows)
+                .map(|i| {
+                    let z = params[e * rows + i];
+                    labels[i] * z - (z.max(0.0) + (-z.abs()).exp().ln_1p())
+                })
+                .sum();
+            prop_assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{got} vs {want}");
+        }
+    }
+
     #[test]
     fn composed_mlp_log_joints(act in 0usize..4, hetero in any::<bool>(), members in 1usize..3,
                                in_size in 1usize..3, width in 1usize..5, depth in 0usize..3,
@@ -433,4 +507,53 @@ proptest! {
         };
         check_gradient(&layout, members, &params, &build);
     }
+}
+
+/// Labels that are not class indices, and logits of the wrong shape, are refused by name.
+#[test]
+fn bad_labels_and_shapes_are_refused() {
+    let layout = ParamLayout::new();
+    let params: Vec<f64> = Vec::new();
+    let mut tape = Tape::new();
+    let mut g = tape.graph_over(2, &params, &layout).unwrap();
+    let z = g.input(&[0.0; 6], [2, 3]).unwrap();
+    for (labels, row) in [
+        ([0.0, 3.0], 1),
+        ([-1.0, 0.0], 0),
+        ([0.5, 1.0], 0),
+        ([f64::NAN, 1.0], 0),
+    ] {
+        let y = g.input(&labels, [2]).unwrap();
+        match g.categorical_log_likelihood(z, y) {
+            Err(AutogradError::InvalidLabel {
+                row: r, classes: 3, ..
+            }) => assert_eq!(r, row),
+            other => panic!("{labels:?}: {other:?}"),
+        }
+    }
+    let y = g.input(&[0.0, 1.0, 2.0], [3]).unwrap();
+    assert!(matches!(
+        g.categorical_log_likelihood(z, y),
+        Err(AutogradError::ShapeMismatch { .. })
+    ));
+    let y = g.input(&[0.0, 1.0], [2]).unwrap();
+    assert!(matches!(
+        g.bernoulli_log_likelihood(z, y),
+        Err(AutogradError::InvalidShape { .. })
+    ));
+    let one = g.input(&[0.0, 0.0], [2]).unwrap();
+    let two = g.input(&[1.0, 2.0], [2]).unwrap();
+    assert!(
+        g.bernoulli_log_likelihood(one, two).is_err(),
+        "2 is not a Bernoulli label"
+    );
+    let err = AutogradError::InvalidLabel {
+        row: 4,
+        value: 7.0,
+        classes: 3,
+    };
+    assert_eq!(
+        err.to_string(),
+        "label 7 at row 4 is not a class index: expected a whole number from 0 to 2"
+    );
 }

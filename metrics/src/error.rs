@@ -33,6 +33,22 @@ pub enum MetricsError {
         /// Its value.
         value: f64,
     },
+    /// A probability outside `[0, 1]`, or a distribution whose probabilities do not sum to 1.
+    Probability {
+        /// Index of the first bad value (the row's first for a bad sum).
+        index: usize,
+        /// The value (or the row's sum).
+        value: f64,
+    },
+    /// A class label past the number of classes.
+    Label {
+        /// Index of the label.
+        index: usize,
+        /// The label.
+        value: usize,
+        /// The number of classes.
+        classes: usize,
+    },
     /// A level outside `(0, 1)`.
     Level {
         /// The level.
@@ -55,6 +71,19 @@ impl fmt::Display for MetricsError {
             MetricsError::NonPositiveSigma { index, value } => write!(
                 f,
                 "standard deviation [{index}] = {value}: every σ must be positive and finite"
+            ),
+            MetricsError::Probability { index, value } => write!(
+                f,
+                "probability [{index}] = {value}: expected values in [0, 1] summing to 1 per row"
+            ),
+            MetricsError::Label {
+                index,
+                value,
+                classes,
+            } => write!(
+                f,
+                "label [{index}] = {value} is not a class: expected 0 to {}",
+                classes.saturating_sub(1)
             ),
             MetricsError::Level { value } => {
                 write!(f, "level {value} is not strictly between 0 and 1")

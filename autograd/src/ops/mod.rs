@@ -2,6 +2,7 @@
 //! [`Graph`](crate::Graph)) and backward (a function called by the reverse walk), side by side.
 
 pub(crate) mod binary;
+pub(crate) mod categorical;
 pub(crate) mod density;
 pub(crate) mod linalg;
 pub(crate) mod linear;
@@ -76,6 +77,14 @@ pub(crate) enum Op<T> {
     /// `ln det` of the symmetric part of a square matrix.
     LogDetSpd {
         input: Var,
+    },
+    /// A class log-likelihood of `labels` under `logits`, with the softmax (or σ) the forward
+    /// computed kept in the block of the non-differentiable node `probs`.
+    ClassLogLikelihood {
+        logits: Var,
+        labels: Var,
+        probs: Var,
+        kind: categorical::ClassLikelihood,
     },
 }
 
@@ -313,6 +322,7 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
             ctx.claim_arg(loc);
             ctx.claim_arg(scale);
         }
+        Op::ClassLogLikelihood { logits, .. } => ctx.claim(logits),
     }
     match node.op {
         Op::Leaf | Op::Alias { .. } => {}
@@ -336,5 +346,11 @@ pub(crate) fn backward<T: Element>(ctx: &mut Backward<'_, T>, index: usize) {
             density::backward(ctx, node, value, loc, scale)
         }
         Op::LogDetSpd { input } => linalg::log_det_spd_backward(ctx, node, input),
+        Op::ClassLogLikelihood {
+            logits,
+            labels,
+            probs,
+            kind,
+        } => categorical::backward(ctx, node, logits, labels, probs, kind),
     }
 }

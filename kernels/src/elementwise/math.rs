@@ -92,6 +92,11 @@ slice_fn!(
     /// `out = e^x` elementwise.
     exp, exp_vec
 );
+
+/// `x = e^x` elementwise, in place (the same bits as [`exp`]).
+pub fn exp_in_place<T: Element>(x: &mut [T]) {
+    super::map::map1_in_place(x, exp_vec::<T::Vector>);
+}
 slice_fn!(
     /// `out = ln x` elementwise.
     ln, ln_vec

@@ -46,7 +46,7 @@ pub use activation::{
 };
 pub use adam::{AdamCoefficients, adam_update};
 pub use blas1::{add_assign, axpy, scale};
-pub use math::{exp, ln, ln_1p, relu, sigmoid, softplus, softplus_sigmoid, tanh};
+pub use math::{exp, exp_in_place, ln, ln_1p, relu, sigmoid, softplus, softplus_sigmoid, tanh};
 pub use reduce::{
     add_column_sums, all_finite, dot_per_member, sum_ln_per_member, sum_per_member,
     sum_squares_per_member,
