@@ -56,6 +56,12 @@ pub enum SeedStream {
     HeldOutRows,
     /// The rows `flock fit` sets aside for testing when it is given no test file.
     TestRows,
+    /// The rows a fit sets aside to calibrate conformal prediction.
+    CalibrationRows,
+    /// The uniforms of randomised conformal prediction sets (APS) on calibration rows.
+    ConformalCalibration,
+    /// The uniforms of randomised conformal prediction sets (APS) on predicted rows.
+    ConformalSets,
 }
 
 impl SeedStream {
@@ -69,6 +75,10 @@ impl SeedStream {
             SeedStream::PredictiveDraws => seed ^ 0x6472_6177_735f_7669,
             SeedStream::HeldOutRows => seed ^ 0x0068_656c_645f_6f75,
             SeedStream::TestRows => seed ^ 0x7465_7374_726f_7773,
+            // "calibrat", "conf_cal", "conf_set".
+            SeedStream::CalibrationRows => seed ^ 0x6361_6c69_6272_6174,
+            SeedStream::ConformalCalibration => seed ^ 0x636f_6e66_5f63_616c,
+            SeedStream::ConformalSets => seed ^ 0x636f_6e66_5f73_6574,
         }
     }
 

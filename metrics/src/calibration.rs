@@ -141,6 +141,34 @@ fn aps_score(row: &[f64], order: &[usize], label: usize, u: f64) -> f64 {
     unreachable!("the label is a class")
 }
 
+/// The randomised APS score of each row's label: the probability of the classes ranked above
+/// it (by decreasing probability, ties by index) plus `u` times its own — what
+/// [`ConformalClassifier::fit`] takes the conformal quantile of.
+///
+/// # Errors
+/// [`MetricsError::Shape`] / [`MetricsError::Label`] for inputs that do not fit.
+pub fn aps_scores(
+    probs: &[f64],
+    classes: usize,
+    labels: &[usize],
+    uniforms: &[f64],
+) -> Result<Vec<f64>, MetricsError> {
+    check_rows(probs, classes, labels.len(), uniforms)?;
+    if let Some(index) = labels.iter().position(|&y| y >= classes) {
+        return Err(MetricsError::Label {
+            index,
+            value: labels[index],
+            classes,
+        });
+    }
+    Ok(probs
+        .chunks_exact(classes)
+        .zip(labels)
+        .zip(uniforms)
+        .map(|((row, &y), &u)| aps_score(row, &by_probability(row), y, u))
+        .collect())
+}
+
 /// Split-conformal adaptive prediction sets (APS; Romano, Sesia & Candès 2020), randomised:
 /// a row's score for class `y` is the probability of the classes ranked above `y` plus
 /// `u·p(y)`, `u ~ U(0, 1)` drawn per row; the set of a new row holds every class whose score is
@@ -168,28 +196,15 @@ impl ConformalClassifier {
         uniforms: &[f64],
         alpha: f64,
     ) -> Result<ConformalClassifier, MetricsError> {
-        check_rows(probs, classes, labels.len(), uniforms)?;
-        if let Some(index) = labels.iter().position(|&y| y >= classes) {
-            return Err(MetricsError::Label {
-                index,
-                value: labels[index],
-                classes,
-            });
-        }
-        let scores: Vec<f64> = probs
-            .chunks_exact(classes)
-            .zip(labels)
-            .zip(uniforms)
-            .map(|((row, &y), &u)| aps_score(row, &by_probability(row), y, u))
-            .collect();
         Ok(ConformalClassifier {
-            quantile: conformal_quantile(&scores, alpha)?,
+            quantile: conformal_quantile(&aps_scores(probs, classes, labels, uniforms)?, alpha)?,
             alpha,
         })
     }
 
     /// The prediction set of each row of `probs` (`[N, K]`; one uniform per row), classes in
-    /// order of decreasing probability.
+    /// order of decreasing probability — never empty: a row whose randomised scores all exceed
+    /// the threshold keeps its most probable class.
     ///
     /// # Errors
     /// [`MetricsError::Shape`] for inputs that do not fit.
@@ -205,11 +220,14 @@ impl ConformalClassifier {
             .zip(uniforms)
             .map(|(row, &u)| {
                 let order = by_probability(row);
-                order
+                let set: Vec<usize> = order
                     .iter()
                     .copied()
                     .filter(|&k| aps_score(row, &order, k, u) <= self.quantile)
-                    .collect()
+                    .collect();
+                // Randomisation can empty the set of a confident row; the most probable class
+                // stays (which only raises the coverage).
+                if set.is_empty() { vec![order[0]] } else { set }
             })
             .collect())
     }

@@ -152,10 +152,7 @@ impl ClassPredictive {
 
     /// The mixture's most probable class at each point (the first of ties).
     pub fn predicted(&self) -> Vec<usize> {
-        self.mean
-            .chunks_exact(self.classes)
-            .map(argmax)
-            .collect()
+        self.mean.chunks_exact(self.classes).map(argmax).collect()
     }
 
     /// The predictive entropy `H[p̄]` at each point (nats): total uncertainty.

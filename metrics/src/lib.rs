@@ -33,7 +33,7 @@ mod scores;
 mod seed_mc;
 
 pub use calibration::{
-    ConformalClassifier, ConformalRegression, conformal_quantile, fit_temperature,
+    ConformalClassifier, ConformalRegression, aps_scores, conformal_quantile, fit_temperature,
 };
 pub use classification::{
     CALIBRATION_BINS, ClassPredictive, ClassScores, ReliabilityBin, adaptive_ece, class_scores,

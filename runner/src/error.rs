@@ -151,6 +151,20 @@ pub enum Error {
     },
     /// The target takes one value on every training row: there is nothing to fit.
     ConstantTarget,
+    /// A class label past the classes.
+    Label {
+        /// The row (0-based).
+        row: usize,
+        /// The label.
+        label: usize,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// Every training label is the same class: there is nothing to tell apart.
+    SingleClass {
+        /// The one class.
+        label: usize,
+    },
     /// A member diverged (non-finite loss or gradient) — a member is frozen at its last finite
     /// parameters by default; this is reported only where it cannot be.
     Diverged {
@@ -211,6 +225,19 @@ impl fmt::Display for Error {
             Error::ConstantTarget => write!(
                 f,
                 "y takes one value on every training row: there is nothing to fit"
+            ),
+            Error::Label {
+                row,
+                label,
+                classes,
+            } => write!(
+                f,
+                "label {label} at row {row} is not a class: there are {classes} classes (0 to {})",
+                classes.saturating_sub(1)
+            ),
+            Error::SingleClass { label } => write!(
+                f,
+                "every training label is class {label}: a classifier needs at least two classes"
             ),
             Error::Diverged { member, step } => write!(
                 f,

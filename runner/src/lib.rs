@@ -32,7 +32,9 @@
 //! A library that depends on flock-runner with `default-features = false` compiles none of it
 //! (no clap, no PNG renderer).
 
+mod any_model;
 pub mod checkpoint;
+pub mod classifier;
 pub mod error;
 pub mod files;
 pub mod map;
@@ -44,6 +46,8 @@ pub mod vi;
 #[cfg(feature = "cli")]
 pub mod app;
 
+pub use any_model::AnyModel;
+pub use classifier::{AnyClassifier, ClassPrediction, Classifier, FittedClassifier};
 pub use error::{Error, RunError};
 pub use flock_autograd::Activation;
 pub use regressor::{

@@ -75,6 +75,31 @@ pub enum DataError {
         /// The columns there are.
         available: String,
     },
+    /// A row with an empty class label.
+    EmptyLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+    },
+    /// A label in a file of rows to score that the model was never trained on.
+    UnknownLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The label.
+        label: String,
+        /// The classes the model knows.
+        known: String,
+    },
+    /// Every training row has the same label.
+    SingleClass {
+        /// The file.
+        path: PathBuf,
+        /// The one label.
+        label: String,
+    },
     /// Columns a model needs are not in the file's header.
     MissingFeatures {
         /// The file.
@@ -155,6 +180,26 @@ impl fmt::Display for DataError {
             } => write!(
                 f,
                 "{}: no column {column:?} (columns: {available})",
+                path.display()
+            ),
+            DataError::EmptyLabel { path, line } => write!(
+                f,
+                "{}:{line}: the label is empty (every row needs a class)",
+                path.display()
+            ),
+            DataError::UnknownLabel {
+                path,
+                line,
+                label,
+                known,
+            } => write!(
+                f,
+                "{}:{line}: label {label:?} was never seen in training (classes: {known})",
+                path.display()
+            ),
+            DataError::SingleClass { path, label } => write!(
+                f,
+                "{}: every training row is labelled {label:?}: a classifier needs at least two classes",
                 path.display()
             ),
             DataError::MissingFeatures {
@@ -268,7 +313,11 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
     Ok(Table { values, rows, cols })
 }
 
-pub(crate) fn read(path: &Path) -> Result<String, DataError> {
+/// A file's text, or [`DataError::Io`] naming it.
+///
+/// # Errors
+/// [`DataError::Io`].
+pub fn read(path: &Path) -> Result<String, DataError> {
     std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -491,4 +540,286 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
         has_header: true,
         table,
     })
+}
+
+/// A table whose target column holds class labels (text or numbers) and the rest numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledTable {
+    /// The numbers (the target column holds zeros).
+    pub table: NamedTable,
+    /// The target column.
+    pub target: usize,
+    /// Each row's label, as written.
+    pub labels: Vec<String>,
+    /// Each row's 1-based line in the file.
+    pub lines: Vec<usize>,
+}
+
+/// Reads a CSV or whitespace-separated file whose column `target` (a header name or a 0-based
+/// index) holds class labels — words or numbers — and whose other columns hold numbers. The
+/// first line is a header when a cell outside the target column is not a number, or when the
+/// target is given by a name that is not an index.
+///
+/// ```
+/// use flock_runner::table::parse_labelled_table;
+/// let t = parse_labelled_table("x,kind\n1.5,cat\n2,dog\n", "pets.csv".as_ref(), "kind")?;
+/// assert_eq!((t.target, t.labels.clone()), (1, vec!["cat".to_owned(), "dog".to_owned()]));
+/// assert_eq!(t.table.column_values(0), [1.5, 2.0]);
+/// let err = parse_labelled_table("x,kind\n1.5,cat\n2,\n", "pets.csv".as_ref(), "kind").unwrap_err();
+/// assert_eq!(err.to_string(), "pets.csv:3: the label is empty (every row needs a class)");
+/// # Ok::<(), flock_runner::table::DataError>(())
+/// ```
+///
+/// # Errors
+/// [`DataError`]s naming the file, line and column; [`DataError::EmptyLabel`] for a row
+/// without a label.
+pub fn parse_labelled_table(
+    text: &str,
+    path: &Path,
+    target: &str,
+) -> Result<LabelledTable, DataError> {
+    let comma = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.contains(','));
+    let cells_of = |line: &str| -> Vec<String> {
+        if comma {
+            line.split(',').map(|c| c.trim().to_owned()).collect()
+        } else {
+            line.split_whitespace().map(str::to_owned).collect()
+        }
+    };
+    let lines: Vec<(usize, Vec<String>)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, cells_of(l)))
+        .collect();
+    let (first_line, first) = lines.first().ok_or_else(|| DataError::Empty {
+        path: path.to_owned(),
+    })?;
+    let by_index = target.parse::<usize>().ok();
+    let header = match by_index {
+        None => true,
+        Some(t) => first
+            .iter()
+            .enumerate()
+            .any(|(c, cell)| c != t && cell.parse::<f64>().is_err()),
+    };
+    let names: Vec<String> = if header {
+        first.clone()
+    } else {
+        (0..first.len()).map(|i| i.to_string()).collect()
+    };
+    let column = names
+        .iter()
+        .position(|n| n == target)
+        .or(by_index.filter(|&t| t < names.len()))
+        .ok_or_else(|| DataError::MissingColumn {
+            path: path.to_owned(),
+            column: target.to_owned(),
+            available: names.join(", "),
+        })?;
+    let _ = first_line;
+    let mut body = String::new();
+    let (mut labels, mut numbers) = (Vec::new(), Vec::new());
+    // Rebuild the numeric text with the label cell as 0, one line per file line, so the numeric
+    // parser's errors keep the file's line numbers.
+    let mut next_line = 1;
+    for (line_no, cells) in lines.iter().skip(usize::from(header)) {
+        while next_line < *line_no {
+            body.push('\n');
+            next_line += 1;
+        }
+        let label = cells.get(column).cloned().unwrap_or_default();
+        if label.is_empty() {
+            return Err(DataError::EmptyLabel {
+                path: path.to_owned(),
+                line: *line_no,
+            });
+        }
+        labels.push(label);
+        numbers.push(*line_no);
+        let row: Vec<&str> = cells
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| if c == column { "0" } else { cell.as_str() })
+            .collect();
+        body.push_str(&row.join(" "));
+        body.push('\n');
+        next_line += 1;
+    }
+    let name_of = |c: usize| header.then(|| names.get(c - 1).cloned()).flatten();
+    let table = parse_table(&body, path).map_err(|e| match e {
+        DataError::NotANumber {
+            path,
+            line,
+            column,
+            text,
+            ..
+        } => DataError::NotANumber {
+            path,
+            line,
+            column,
+            name: name_of(column),
+            text,
+        },
+        DataError::NonFinite {
+            path, line, column, ..
+        } => DataError::NonFinite {
+            path,
+            line,
+            column,
+            name: name_of(column),
+        },
+        other => other,
+    })?;
+    if table.cols != names.len() {
+        return Err(DataError::Ragged {
+            path: path.to_owned(),
+            line: *first_line,
+            found: names.len(),
+            expected: table.cols,
+        });
+    }
+    Ok(LabelledTable {
+        table: NamedTable {
+            names,
+            has_header: header,
+            table,
+        },
+        target: column,
+        labels,
+        lines: numbers,
+    })
+}
+
+/// [`parse_labelled_table`] of a file.
+///
+/// # Errors
+/// As [`parse_labelled_table`]; [`DataError::Io`].
+pub fn read_labelled_table(path: &Path, target: &str) -> Result<LabelledTable, DataError> {
+    parse_labelled_table(&read(path)?, path, target)
+}
+
+/// The sorted distinct labels — numerically when every label is a number, else as text — and
+/// each label's index among them.
+///
+/// ```
+/// use flock_runner::table::class_names;
+/// let (names, idx) = class_names(&["10".into(), "9".into(), "10".into()]);
+/// assert_eq!((names, idx), (vec!["9".to_owned(), "10".to_owned()], vec![1, 0, 1]));
+/// ```
+pub fn class_names(labels: &[String]) -> (Vec<String>, Vec<usize>) {
+    let mut names: Vec<String> = labels.to_vec();
+    if names.iter().all(|l| l.parse::<f64>().is_ok()) {
+        names.sort_by(|a, b| {
+            let (x, y): (f64, f64) = (a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0));
+            x.total_cmp(&y).then_with(|| a.cmp(b))
+        });
+    } else {
+        names.sort();
+    }
+    names.dedup();
+    let index = labels
+        .iter()
+        .map(|l| names.iter().position(|n| n == l).unwrap_or(0))
+        .collect();
+    (names, index)
+}
+
+/// The columns called `names` (in that order) of a file with a header line — other columns are
+/// ignored and may hold anything (a target, text labels) — or `None` when the file has no
+/// header (its first line is all numbers).
+///
+/// ```
+/// use flock_runner::table::parse_columns_named;
+/// let t = parse_columns_named("kind,b,a\ncat,2,1\ndog,4,3\n", "x.csv".as_ref(),
+///                             &["a".into(), "b".into()])?.unwrap();
+/// assert_eq!(t.table.values, [1.0, 2.0, 3.0, 4.0]);
+/// assert!(parse_columns_named("1,2\n", "x.csv".as_ref(), &["a".into()])?.is_none());
+/// # Ok::<(), flock_runner::table::DataError>(())
+/// ```
+///
+/// # Errors
+/// [`DataError::MissingFeatures`] naming every name the header lacks; number errors naming
+/// the line and column.
+pub fn parse_columns_named(
+    text: &str,
+    path: &Path,
+    names: &[String],
+) -> Result<Option<NamedTable>, DataError> {
+    let comma = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.contains(','));
+    let cells_of = |line: &str| -> Vec<String> {
+        if comma {
+            line.split(',').map(|c| c.trim().to_owned()).collect()
+        } else {
+            line.split_whitespace().map(str::to_owned).collect()
+        }
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, first)) = lines.next() else {
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
+    };
+    let header = cells_of(first);
+    if header.iter().all(|c| c.parse::<f64>().is_ok()) {
+        return Ok(None);
+    }
+    let named = NamedTable {
+        names: header.clone(),
+        has_header: true,
+        table: Table {
+            values: Vec::new(),
+            rows: 0,
+            cols: header.len(),
+        },
+    };
+    let picks = named.columns_named(names, path)?;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    for (number, line) in lines {
+        let cells = cells_of(line);
+        for &c in &picks {
+            let cell = cells.get(c).map(String::as_str).unwrap_or("");
+            let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
+                path: path.to_owned(),
+                line: number + 1,
+                column: c + 1,
+                name: Some(header[c].clone()),
+                text: cell.chars().take(40).collect(),
+            })?;
+            if !v.is_finite() {
+                return Err(DataError::NonFinite {
+                    path: path.to_owned(),
+                    line: number + 1,
+                    column: c + 1,
+                    name: Some(header[c].clone()),
+                });
+            }
+            values.push(v);
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Some(NamedTable {
+        names: names.to_vec(),
+        has_header: true,
+        table: Table {
+            values,
+            rows,
+            cols: names.len(),
+        },
+    }))
 }

@@ -723,3 +723,175 @@ fn an_old_training_state_resumes_to_todays_bytes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three labelled blobs as CSV rows `a,b,label` with the labels written by `name(k)`.
+fn blob_csv(rows: usize, seed: usize, name: impl Fn(usize) -> String) -> String {
+    let centres = [(0.0, 0.0), (2.0, 1.0), (1.0, 2.5)];
+    std::iter::once("a,b,label\n".to_owned())
+        .chain((0..rows).map(|i| {
+            let k = i % 3;
+            let jitter = |j: usize| (((i + seed) * 7919 + j * 104_729) % 1000) as f64 / 700.0 - 0.7;
+            format!(
+                "{},{},{}\n",
+                centres[k].0 + jitter(1),
+                centres[k].1 + jitter(2),
+                name(k)
+            )
+        }))
+        .collect()
+}
+
+/// `--task classify` on word labels and on number labels: test scores, conformal sets, the JSON
+/// report, a model that predicts class probabilities from the training file itself; bad labels
+/// named with their row.
+#[test]
+fn classification_from_the_command_line() {
+    let dir = temp("classify");
+    std::fs::create_dir_all(&dir).unwrap();
+    let words = dir.join("words.csv");
+    let names = ["cat", "dog", "eel"];
+    std::fs::write(&words, blob_csv(450, 0, |k| names[k].to_owned())).unwrap();
+    let model = dir.join("m.safetensors");
+    let quick = ["--task", "classify", "--epochs", "15", "--quiet"];
+    let out = succeed(&mut fit_command(
+        &words,
+        "label",
+        &model,
+        &[&quick[..], &["--conformal", "0.1"]].concat(),
+    ));
+    assert!(out.contains("3 classes: cat, dog, eel"), "{out}");
+    assert!(out.contains("test (45 rows): accuracy"), "{out}");
+    assert!(
+        out.contains("conformal 90 % prediction sets on the test rows"),
+        "{out}"
+    );
+    // The JSON report is one object with the scores.
+    let json_out = succeed(&mut fit_command(
+        &words,
+        "label",
+        &dir.join("j.safetensors"),
+        &[&quick[..], &["--json"]].concat(),
+    ));
+    let report: serde_json::Value = serde_json::from_str(json_out.trim()).unwrap();
+    assert_eq!(report["task"], "classify");
+    assert_eq!(report["classes"][2], "eel");
+    assert!(
+        report["test"]["accuracy"].as_f64().unwrap() > 0.7,
+        "{report}"
+    );
+    // Predict from the training file itself (its label column is ignored): probabilities,
+    // entropy, mutual information, and the conformal set.
+    let preds = dir.join("p.csv");
+    let mut predict = predict_command(&model, &words, &preds);
+    succeed(predict.args(["--conformal", "0.1"]));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "predicted,p_cat,p_dog,p_eel,entropy,expected_entropy,mutual_information,conformal_set"
+    );
+    assert_eq!(text.lines().count(), 451);
+    let first: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[0], "cat");
+    let p: f64 = (1..4).map(|i| first[i].parse::<f64>().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-9);
+    assert!(first[7].split('|').all(|c| names.contains(&c)), "{first:?}");
+    // Number labels: classes named by the numbers, sorted numerically.
+    let numbers = dir.join("numbers.csv");
+    std::fs::write(
+        &numbers,
+        blob_csv(450, 1, |k| ["10", "2", "7"][k].to_owned()),
+    )
+    .unwrap();
+    let out = succeed(&mut fit_command(&numbers, "label", &model, &quick));
+    assert!(out.contains("3 classes: 2, 7, 10"), "{out}");
+    // Bad labels, named by file and line.
+    let one_class = dir.join("one.csv");
+    std::fs::write(&one_class, blob_csv(60, 0, |_| "cat".to_owned())).unwrap();
+    let empty = dir.join("empty.csv");
+    let mut rows = blob_csv(60, 0, |k| names[k].to_owned());
+    rows = rows.replacen(",dog\n", ",\n", 1);
+    std::fs::write(&empty, rows).unwrap();
+    let unseen = dir.join("unseen.csv");
+    std::fs::write(&unseen, "a,b,label\n0,0,cat\n1,1,yak\n").unwrap();
+    for (data, extra, message) in [
+        (
+            &one_class,
+            &[][..],
+            "every training row is labelled \"cat\"",
+        ),
+        (&empty, &[][..], "empty.csv:3: the label is empty"),
+        (
+            &words,
+            &["--test", unseen.to_str().unwrap()][..],
+            "unseen.csv:3: label \"yak\" was never seen in training (classes: cat, dog, eel)",
+        ),
+        (
+            &words,
+            &["--sigma", "0.1"][..],
+            "--likelihood and --sigma are regression settings",
+        ),
+    ] {
+        let out = fit_command(
+            data,
+            "label",
+            &dir.join("bad.safetensors"),
+            &[&quick[..], extra].concat(),
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Regression with `--conformal`: intervals reported on the test rows and written by predict;
+/// `--json` for fit, predict and uci.
+#[test]
+fn conformal_regression_and_json_reports() {
+    let dir = temp("conformal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = write_sine_csv(&dir);
+    let model = dir.join("m.safetensors");
+    let out = succeed(&mut fit_command(
+        &data,
+        "y",
+        &model,
+        &["--epochs", "20", "--quiet", "--conformal", "0.2", "--json"],
+    ));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["task"], "regress");
+    assert!(
+        report["test"]["conformal"]["coverage"].as_f64().is_some(),
+        "{report}"
+    );
+    let preds = dir.join("p.csv");
+    let mut predict = predict_command(&model, &data, &preds);
+    let out = succeed(predict.args(["--conformal", "0.2", "--json"]));
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["predictions"], 200);
+    let text = std::fs::read_to_string(&preds).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with(",conformal_lower,conformal_upper")
+    );
+    let uci_dir = temp("uci-json").join("blobs");
+    write_dataset(&uci_dir, &good_data());
+    let out = succeed(flock().args([
+        "uci",
+        uci_dir.to_str().unwrap(),
+        "--epochs",
+        "5",
+        "--json",
+        "--quiet",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["protocol"], "deep-ensembles");
+    assert_eq!(report["datasets"][0]["splits"], 2);
+    let _ = std::fs::remove_dir_all(uci_dir.parent().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}

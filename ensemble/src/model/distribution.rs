@@ -14,6 +14,8 @@ pub enum Support {
     Real,
     /// `(0, ∞)`.
     Positive,
+    /// Class labels: for observed sites only.
+    Discrete,
 }
 
 /// A distribution over each element of a site (independent elements, `to_event` semantics:
@@ -39,6 +41,41 @@ pub enum Distribution<T> {
         /// Standard deviation of the logarithm.
         scale: Arg<T>,
     },
+    /// `Categorical(softmax(logits))` over class indices `0..K`, one per row of `logits`
+    /// `[N, K]` — for observed labels (`observe`), not for latent sites.
+    Categorical {
+        /// The logits, `[N, K]`.
+        logits: Var,
+    },
+    /// `Bernoulli(σ(logits))` over `{0, 1}`, one logit per row (`[N]` or `[N, 1]`) — for
+    /// observed labels.
+    Bernoulli {
+        /// The logits.
+        logits: Var,
+    },
+}
+
+/// `Categorical(softmax(logits))` for observed class labels.
+///
+/// ```
+/// use flock_autograd::{ParamLayout, Parameters, Tape};
+/// use flock_ensemble::model::categorical;
+/// let params = Parameters::<f64>::zeros(ParamLayout::new(), 1);
+/// let mut tape = Tape::new();
+/// let mut g = tape.graph(&params);
+/// let logits = g.input(&[0.0, 0.0], [1, 2])?;
+/// let y = g.input(&[1.0], [1])?;
+/// let lp = categorical(logits).log_prob(&mut g, y)?;
+/// assert!((g.values(lp, 0)[0] + 2f64.ln()).abs() < 1e-15);
+/// # Ok::<(), flock_autograd::AutogradError>(())
+/// ```
+pub fn categorical<T>(logits: Var) -> Distribution<T> {
+    Distribution::Categorical { logits }
+}
+
+/// `Bernoulli(σ(logits))` for observed 0/1 labels.
+pub fn bernoulli<T>(logits: Var) -> Distribution<T> {
+    Distribution::Bernoulli { logits }
 }
 
 /// `N(loc, scale)`; `loc` and `scale` are constants or nodes.
@@ -98,6 +135,7 @@ impl<T: Element> Distribution<T> {
         match self {
             Distribution::Normal { .. } => Support::Real,
             Distribution::HalfNormal { .. } | Distribution::LogNormal { .. } => Support::Positive,
+            Distribution::Categorical { .. } | Distribution::Bernoulli { .. } => Support::Discrete,
         }
     }
 
@@ -119,6 +157,8 @@ impl<T: Element> Distribution<T> {
                 let jacobian = g.sum(log_value);
                 g.sub(lp, jacobian)
             }
+            Distribution::Categorical { logits } => g.categorical_log_likelihood(logits, value),
+            Distribution::Bernoulli { logits } => g.bernoulli_log_likelihood(logits, value),
         }
     }
 
@@ -135,6 +175,7 @@ impl<T: Element> Distribution<T> {
             Distribution::LogNormal { loc, scale } => {
                 Some((constant(loc)? + constant(scale)? * z).exp())
             }
+            Distribution::Categorical { .. } | Distribution::Bernoulli { .. } => None,
         }
     }
 }

@@ -54,7 +54,9 @@ use flock_autograd::{
 };
 use flock_kernels::Element;
 
-pub use distribution::{Distribution, Support, half_normal, log_normal, normal};
+pub use distribution::{
+    Distribution, Support, bernoulli, categorical, half_normal, log_normal, normal,
+};
 pub use vi::{Guide, GuideBlock, GuideElbo, GuideIds, KlEstimator, inverse_softplus};
 
 use crate::{EnsembleError, MemberRng};
@@ -157,6 +159,12 @@ impl<'g, T: Element> ModelContext<'_, 'g, T> {
         shape: impl Into<Shape>,
     ) -> Result<Var, AutogradError> {
         let shape = shape.into();
+        if prior.support() == Support::Discrete {
+            return Err(AutogradError::Site {
+                name: name.to_owned(),
+                problem: "has a discrete prior: latent sites are continuous (observe labels instead)",
+            });
+        }
         let index = self.next_site;
         self.next_site += 1;
         let positive = prior.support() == Support::Positive;
@@ -353,8 +361,9 @@ impl<T: Element, M: Model<T>> ModelLogJoint<T, M> {
                     problem: "init from the prior needs a prior with constant parameters",
                 })?;
                 let stored = match site.prior.support() {
-                    Support::Real => v,
                     Support::Positive => v.max(f64::MIN_POSITIVE).ln(),
+                    // Discrete priors are refused when the site is declared.
+                    Support::Real | Support::Discrete => v,
                 };
                 block.push(T::from_f64(stored));
             }

@@ -11,33 +11,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
-use rayon::prelude::*;
 
 use flock_autograd::Activation;
-use flock_ensemble::{SeedStream, shuffle};
-use flock_kernels::Element;
-use flock_metrics::{ExactScores, Series, line_chart_svg};
 
+use super::fit::fit_command;
 use super::patterns::{Init, tutorial};
-use super::progress::{ProgressBar, TrainingBar};
+use super::predict::predict_command;
 use super::seed::SeedData;
-use super::uci::{Dataset, Protocol, Reference, SplitScores, published, run_split};
-use super::write_figure;
+use super::uci::{Protocol, UciRun};
 use crate::error::Error;
-use crate::files::write_atomically;
-use crate::regressor::{
-    AnyRegressor, FitHooks, FitMethod, FitOutcome, FitSpec, LearningRateSchedule, Likelihood,
-    Matrix, Regressor, ViFit,
-};
-use crate::table::{DataError, NamedTable, read_named_table};
+use crate::regressor::{FitMethod, FitSpec, LearningRateSchedule, Likelihood, ViFit};
 
-type BoxError = Box<dyn std::error::Error>;
+pub(crate) type BoxError = Box<dyn std::error::Error>;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,70 +55,106 @@ enum Command {
     },
     /// Fit an ensemble to a CSV or whitespace-separated table and score it on held-out rows.
     Fit(FitArgs),
-    /// Predict with a fitted model: mean, total / epistemic / aleatoric std and quantiles as CSV.
-    Predict {
-        /// A model written by `flock fit`.
-        model: PathBuf,
-        /// Inputs: a table with the model's feature columns (picked by name when both have a
-        /// header; other columns, such as the target, are ignored).
-        data: PathBuf,
-        /// Feature columns (names or indices), for files without the model's column names.
-        #[arg(long, value_delimiter = ',')]
-        features: Option<Vec<String>>,
-        /// Predictive quantiles to add.
-        #[arg(long, value_delimiter = ',', default_value = "0.025,0.975")]
-        quantiles: Vec<f64>,
-        /// The CSV to write.
-        #[arg(long, default_value = "predictions.csv")]
-        out: PathBuf,
-    },
+    /// Predict with a fitted model, as CSV: a regressor's mean, total / epistemic / aleatoric std
+    /// and quantiles; a classifier's predicted class, class probabilities, entropy and mutual
+    /// information.
+    Predict(PredictArgs),
     /// The UCI regression benchmark on DIR (one dataset folder, or a folder of them).
     Uci(UciArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct FitArgs {
-    /// The data file (a first line with non-numeric cells is a header).
-    data: PathBuf,
-    /// The target column (name or 0-based index).
+pub(crate) struct PredictArgs {
+    /// A model written by `flock fit`.
+    pub(crate) model: PathBuf,
+    /// Inputs: a table with the model's feature columns (picked by name when both have a
+    /// header; other columns, such as the target, are ignored).
+    pub(crate) data: PathBuf,
+    /// Feature columns (names or indices), for files without the model's column names.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) features: Option<Vec<String>>,
+    /// A regressor's predictive quantiles to add.
+    #[arg(long, value_delimiter = ',', default_value = "0.025,0.975")]
+    pub(crate) quantiles: Vec<f64>,
+    /// Add conformal intervals (regressor) or prediction sets (classifier) for this miscoverage
+    /// α, from the calibration the fit kept (`flock fit --conformal`).
     #[arg(long)]
-    target: String,
+    pub(crate) conformal: Option<f64>,
+    /// The CSV to write.
+    #[arg(long, default_value = "predictions.csv")]
+    pub(crate) out: PathBuf,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// What `flock fit` fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Task {
+    /// A numeric target: a regressor with Gaussian likelihoods.
+    Regress,
+    /// Class labels (words or numbers): a classifier with a categorical likelihood.
+    Classify,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct FitArgs {
+    /// The data file (a first line with non-numeric cells is a header).
+    pub(crate) data: PathBuf,
+    /// The target column (name or 0-based index): numbers to regress, or class labels to
+    /// classify.
+    #[arg(long)]
+    pub(crate) target: String,
+    /// Regress a numeric target, or classify labels.
+    #[arg(long, value_enum, default_value_t = Task::Regress)]
+    pub(crate) task: Task,
     /// Feature columns (names or indices; default: every other column).
     #[arg(long, value_delimiter = ',')]
-    features: Option<Vec<String>>,
+    pub(crate) features: Option<Vec<String>>,
     /// A separate test file with the same columns (default: hold out --test-fraction).
     #[arg(long)]
-    test: Option<PathBuf>,
+    pub(crate) test: Option<PathBuf>,
     /// Fraction of rows held out for testing when no --test file is given.
     #[arg(long, default_value_t = 0.1)]
-    test_fraction: f64,
+    pub(crate) test_fraction: f64,
     #[command(flatten)]
-    recipe: RecipeArgs,
+    pub(crate) recipe: RecipeArgs,
     /// The recipe the settings start from [default: flock].
     #[arg(long, value_enum)]
-    protocol: Option<Protocol>,
+    pub(crate) protocol: Option<Protocol>,
     /// The element type of the fit.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
-    dtype: Dtype,
+    pub(crate) dtype: Dtype,
     /// Threads to split members over (default: every core; results are the same for any
     /// value).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Where the fitted model goes (its training state is kept in OUT.state during the fit).
     #[arg(long, default_value = "flock-model.safetensors")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Continue an interrupted fit from OUT.state, to the bits an uninterrupted fit gives.
     #[arg(long)]
-    resume: bool,
+    pub(crate) resume: bool,
     /// Stop after this many epochs, keeping OUT.state for --resume (for testing resumption).
     #[arg(long, hide = true)]
-    max_epochs_this_run: Option<usize>,
+    pub(crate) max_epochs_this_run: Option<usize>,
     /// No progress lines on stderr.
     #[arg(long)]
-    quiet: bool,
-    /// Also draw the held-out calibration curve to this file (.png or .svg).
+    pub(crate) quiet: bool,
+    /// Also draw the held-out calibration curve to this file (.png or .svg; regression).
     #[arg(long)]
-    figure: Option<PathBuf>,
+    pub(crate) figure: Option<PathBuf>,
+    /// Calibrate conformal prediction for miscoverage α on `--calibration-fraction` of the
+    /// training rows (held out of the fit): intervals (regression) or prediction sets
+    /// (classification), reported on the test rows and kept in the model for `predict`.
+    #[arg(long)]
+    pub(crate) conformal: Option<f64>,
+    /// With --conformal: the fraction of the training rows set aside to calibrate on.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) calibration_fraction: f64,
+    /// Print the scores as one JSON object (instead of lines of text).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -156,18 +180,21 @@ struct UciArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Print the scores as one JSON object (instead of the table).
+    #[arg(long)]
+    json: bool,
 }
 
 /// The element type of a fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Dtype {
+pub(crate) enum Dtype {
     F32,
     F64,
 }
 
 /// The settings of a fit (`fit` and `uci`); each overrides the protocol's.
 #[derive(clap::Args, Debug)]
-struct RecipeArgs {
+pub(crate) struct RecipeArgs {
     /// Ensemble members [default: 5].
     #[arg(long)]
     members: Option<usize>,
@@ -180,10 +207,10 @@ struct RecipeArgs {
     /// The noise model: a second output for the variance, one σ per member learned, or a
     /// fixed σ (with --sigma) [default: heteroscedastic].
     #[arg(long, value_enum)]
-    likelihood: Option<LikelihoodKind>,
+    pub(crate) likelihood: Option<LikelihoodKind>,
     /// A fixed noise σ in target units (implies --likelihood fixed).
     #[arg(long)]
-    sigma: Option<f64>,
+    pub(crate) sigma: Option<f64>,
     /// Epochs over the training rows [default: the protocol's: flock 80, deep-ensembles 40].
     #[arg(long)]
     epochs: Option<usize>,
@@ -227,7 +254,7 @@ struct RecipeArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LikelihoodKind {
+pub(crate) enum LikelihoodKind {
     Heteroscedastic,
     Learned,
     Fixed,
@@ -248,7 +275,7 @@ fn activation_parser() -> impl TypedValueParser<Value = Activation> {
 impl RecipeArgs {
     /// `base` with every setting given on the command line, checked; the hidden layers as given
     /// (`None`: the base's, or for `uci` the dataset's).
-    fn spec(&self, base: FitSpec) -> Result<(FitSpec, Option<Vec<usize>>), BoxError> {
+    pub(crate) fn spec(&self, base: FitSpec) -> Result<(FitSpec, Option<Vec<usize>>), BoxError> {
         let mut spec = base;
         macro_rules! set {
             ($($flag:ident => $field:ident),*) => {
@@ -330,7 +357,7 @@ fn with_flag_names(e: Error) -> BoxError {
 }
 
 /// `--threads`: the given count (not 0), or every core.
-fn threads(given: Option<usize>) -> Result<usize, BoxError> {
+pub(crate) fn threads(given: Option<usize>) -> Result<usize, BoxError> {
     match given {
         Some(0) => Err("--threads 0: expected at least one thread".into()),
         Some(n) => Ok(n),
@@ -348,13 +375,7 @@ pub fn main() -> ExitCode {
             Dtype::F64 => fit_command::<f64>(&args),
             Dtype::F32 => fit_command::<f32>(&args),
         },
-        Command::Predict {
-            model,
-            data,
-            features,
-            quantiles,
-            out,
-        } => predict_command(&model, &data, features.as_deref(), &quantiles, &out),
+        Command::Predict(args) => predict_command(&args),
         Command::Uci(args) => uci_command(&args),
     };
     match result {
@@ -381,265 +402,6 @@ fn demo(fixture: bool, out: &Path, seed: u64) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Feature columns: the named ones, or every column but `exclude`.
-fn feature_columns(
-    table: &NamedTable,
-    path: &Path,
-    features: Option<&[String]>,
-    exclude: Option<usize>,
-) -> Result<Vec<usize>, DataError> {
-    match features {
-        Some(names) => names.iter().map(|n| table.column(n, path)).collect(),
-        None => Ok((0..table.table.cols)
-            .filter(|&c| Some(c) != exclude)
-            .collect()),
-    }
-}
-
-/// The cells of `rows` × `columns`, row-major, in the element type.
-fn gather<T: Element>(table: &NamedTable, rows: &[usize], columns: &[usize]) -> Vec<T> {
-    let cols = table.table.cols;
-    rows.iter()
-        .flat_map(|&r| {
-            columns
-                .iter()
-                .map(move |&c| T::from_f64(table.table.values[r * cols + c]))
-        })
-        .collect()
-}
-
-fn fit_command<T: Element>(args: &FitArgs) -> Result<(), BoxError> {
-    let protocol = args.protocol.unwrap_or(Protocol::Flock);
-    let (spec, _) = args.recipe.spec(protocol.spec())?;
-    let data = &args.data;
-    let table = read_named_table(data)?;
-    let target_column = table.column(&args.target, data)?;
-    let columns = feature_columns(&table, data, args.features.as_deref(), Some(target_column))?;
-    if columns.is_empty() {
-        return Err(format!("{}: no feature columns besides the target", data.display()).into());
-    }
-    let all: Vec<usize> = (0..table.table.rows).collect();
-    let (train_rows, test_table, test_rows) = match &args.test {
-        Some(path) => {
-            let t = read_named_table(path)?;
-            let rows = (0..t.table.rows).collect();
-            (all, Some((t, path.clone())), rows)
-        }
-        None => {
-            let f = args.test_fraction;
-            if !(0.0..1.0).contains(&f) {
-                return Err(format!("--test-fraction {f}: expected 0 ≤ f < 1").into());
-            }
-            let mut order = all;
-            shuffle(&mut SeedStream::TestRows.rng(spec.seed), &mut order);
-            let n_test = (order.len() as f64 * f).round() as usize;
-            let test_rows = order.split_off(order.len() - n_test);
-            (order, None, test_rows)
-        }
-    };
-    if train_rows.len() < 2 {
-        return Err(DataError::TooFewRows {
-            path: data.clone(),
-            rows: train_rows.len(),
-            needed: 2,
-        }
-        .into());
-    }
-    let features = columns.len();
-    let x_train: Vec<T> = gather(&table, &train_rows, &columns);
-    let y_train: Vec<T> = gather(&table, &train_rows, &[target_column]);
-    if y_train.iter().all(|&v| v == y_train[0]) {
-        return Err(format!(
-            "{}: the target column {:?} is constant on the training rows",
-            data.display(),
-            args.target
-        )
-        .into());
-    }
-    let mut regressor = Regressor::<T>::from_spec(spec.clone()).threads(threads(args.threads)?);
-    if table.has_header {
-        regressor =
-            regressor.feature_names(columns.iter().map(|&c| table.names[c].clone()).collect());
-    }
-    // OUT.state: the model's name with `.state` appended.
-    let state_file = {
-        let mut name = args.out.as_os_str().to_owned();
-        name.push(".state");
-        PathBuf::from(name)
-    };
-    let hooks = FitHooks {
-        state_file: Some(state_file.clone()),
-        resume: args.resume,
-        max_epochs_this_call: args.max_epochs_this_run,
-        progress: (!args.quiet)
-            .then(|| Box::new(TrainingBar::new("fit")) as Box<dyn crate::train::ProgressHook>),
-    };
-    let start = Instant::now();
-    let model = match regressor.fit_with(&Matrix::new(&x_train, features)?, &y_train, hooks)? {
-        FitOutcome::Fitted(model) => model,
-        FitOutcome::Paused { steps, .. } => {
-            println!(
-                "stopped after {steps} steps as asked; the training state is in {} (continue with --resume)",
-                state_file.display()
-            );
-            return Ok(());
-        }
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    let what = match spec.method {
-        FitMethod::Map => "members".to_owned(),
-        FitMethod::Vi(vi) => format!(
-            "VI members ({} guides, β = {}; the predictive mixes {} draws each)",
-            match vi.rank {
-                0 => "mean-field".to_owned(),
-                rank => format!("rank-{rank} plus diagonal"),
-            },
-            vi.kl_weight,
-            vi.samples
-        ),
-    };
-    println!(
-        "trained {} {what} on {} rows × {features} features ({} recipe, {} epochs, {} T): {} steps in {seconds:.2} s",
-        spec.members,
-        train_rows.len(),
-        protocol.name(),
-        spec.epochs,
-        T::NAME,
-        model.result().steps,
-    );
-    if !model.diverged().is_empty() {
-        println!(
-            "diverged members (kept at their last finite parameters): {:?}",
-            model.diverged()
-        );
-    }
-    if !test_rows.is_empty() {
-        let (x_test, y_test): (Vec<T>, Vec<T>) = match &test_table {
-            Some((t, path)) => {
-                let target_column = t.column(&args.target, path)?;
-                let cols = match model.feature_names() {
-                    Some(names) if t.has_header => t.columns_named(names, path)?,
-                    _ => feature_columns(t, path, args.features.as_deref(), Some(target_column))?,
-                };
-                (
-                    gather(t, &test_rows, &cols),
-                    gather(t, &test_rows, &[target_column]),
-                )
-            }
-            None => (
-                gather(&table, &test_rows, &columns),
-                gather(&table, &test_rows, &[target_column]),
-            ),
-        };
-        let s = model.score(&Matrix::new(&x_test, features)?, &y_test)?;
-        if let Some(path) = &args.figure {
-            write_figure(path, calibration_svg(&s, y_test.len()))?;
-            println!("figure: {}", path.display());
-        }
-        println!(
-            "test ({} rows, original scale): RMSE {:.4}  NLL {:.4}  cov95 {:.3}  sharp95 {:.4}  CRPS {:.4}  calibration error {:.4}",
-            y_test.len(),
-            s.rmse_obs,
-            s.nll,
-            s.coverage_95,
-            s.sharpness_95,
-            s.crps,
-            s.calibration_error
-        );
-    }
-    model.save(&args.out)?;
-    let _ = std::fs::remove_file(&state_file);
-    println!("model: {}", args.out.display());
-    Ok(())
-}
-
-/// The held-out calibration curve of `scores` over `rows` test rows.
-fn calibration_svg(scores: &ExactScores, rows: usize) -> String {
-    line_chart_svg(
-        &format!("held-out calibration ({rows} rows)"),
-        "nominal coverage",
-        "empirical coverage",
-        &scores.alphas,
-        &[
-            Series {
-                label: "empirical coverage",
-                values: &scores.coverage_curve,
-                dashed: false,
-            },
-            Series {
-                label: "perfect calibration",
-                values: &scores.alphas,
-                dashed: true,
-            },
-        ],
-        false,
-    )
-}
-
-fn predict_command(
-    model_path: &Path,
-    data: &Path,
-    features: Option<&[String]>,
-    quantiles: &[f64],
-    out: &Path,
-) -> Result<(), BoxError> {
-    let model = AnyRegressor::load(model_path)?;
-    let table = read_named_table(data)?;
-    // The model's features by name when both sides have names; else the columns given, or all.
-    let columns = match (features, model.feature_names()) {
-        (None, Some(names)) if table.has_header => table.columns_named(names, data)?,
-        _ => feature_columns(&table, data, features, None)?,
-    };
-    if columns.len() != model.features() {
-        return Err(format!(
-            "{}: {} feature columns, the model takes {} (choose them with --features)",
-            data.display(),
-            columns.len(),
-            model.features()
-        )
-        .into());
-    }
-    if let Some(q) = quantiles.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
-        return Err(format!("--quantiles: {q} is not strictly between 0 and 1").into());
-    }
-    let rows: Vec<usize> = (0..table.table.rows).collect();
-    let x: Vec<f64> = gather(&table, &rows, &columns);
-    let prediction = model.predict(Matrix::new(&x, columns.len())?)?;
-    let quantile_values = quantiles
-        .iter()
-        .map(|&q| prediction.quantile(q))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (epistemic, aleatoric) = (prediction.epistemic_std(), prediction.aleatoric_std());
-    let mut csv = String::from("mean,total_std,epistemic_std,aleatoric_std");
-    for q in quantiles {
-        csv.push_str(&format!(",q{q}"));
-    }
-    csv.push('\n');
-    for i in 0..prediction.len() {
-        csv.push_str(&format!(
-            "{},{},{},{}",
-            prediction.mean()[i],
-            prediction.std()[i],
-            epistemic[i],
-            aleatoric[i]
-        ));
-        for values in &quantile_values {
-            csv.push_str(&format!(",{}", values[i]));
-        }
-        csv.push('\n');
-    }
-    write_atomically(out, csv.as_bytes()).map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("{} predictions: {}", prediction.len(), out.display());
-    Ok(())
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
-}
-
 fn uci_command(args: &UciArgs) -> Result<(), BoxError> {
     let (spec, hidden) = args.recipe.spec(args.protocol.spec())?;
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -647,142 +409,15 @@ fn uci_command(args: &UciArgs) -> Result<(), BoxError> {
         pool = pool.num_threads(threads(args.threads)?);
     }
     let pool = pool.build()?;
-    pool.install(|| {
-        uci(
-            &args.dir,
-            args.splits.as_deref(),
-            args.datasets.as_deref(),
-            (&spec, hidden.as_deref(), args.protocol),
-            !args.quiet,
-        )
-    })
-    .map_err(|e| -> BoxError { e })
-}
-
-fn uci(
-    dir: &Path,
-    splits: Option<&[usize]>,
-    datasets: Option<&[String]>,
-    (spec, hidden, protocol): (&FitSpec, Option<&[usize]>, Protocol),
-    show_progress: bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let folders: Vec<PathBuf> = if dir.join("data.txt").exists() {
-        vec![dir.to_owned()]
-    } else {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.join("data.txt").exists())
-            .collect();
-        found.sort();
-        found
+    let run = UciRun {
+        dir: &args.dir,
+        splits: args.splits.as_deref(),
+        datasets: args.datasets.as_deref(),
+        spec: &spec,
+        hidden: hidden.as_deref(),
+        protocol: args.protocol,
+        show_progress: !args.quiet && !args.json,
+        json: args.json,
     };
-    if folders.is_empty() {
-        return Err(format!("{}: no dataset folder (with data.txt) found", dir.display()).into());
-    }
-    // VI fits are set beside the published Bayesian network (PBP), point estimates beside Deep
-    // Ensembles.
-    let reference = match spec.method {
-        FitMethod::Map => Reference::DeepEnsembles,
-        FitMethod::Vi(_) => Reference::Pbp,
-    };
-    println!(
-        "protocol {}: {} {}, {} epochs of batches of {}, Adam {} {}, {} of the training rows held out for early stopping, seed {}",
-        protocol.name(),
-        spec.members,
-        match spec.method {
-            FitMethod::Map => "point-estimate members".to_owned(),
-            FitMethod::Vi(vi) => format!("VI members (β = {}, rank {})", vi.kl_weight, vi.rank),
-        },
-        spec.epochs,
-        spec.batch_size,
-        spec.learning_rate,
-        match spec.schedule {
-            LearningRateSchedule::Constant => "constant",
-            LearningRateSchedule::CosineDecay => "cosine-decayed",
-        },
-        spec.validation_fraction,
-        spec.seed,
-    );
-    let label = reference.label();
-    println!(
-        "{:<28} {:>6} {:>17} {:>17} {:>6} {:>7} {:>8}   {:>15} {:>15}",
-        "dataset",
-        "splits",
-        "RMSE",
-        "NLL",
-        "cov95",
-        "CRPS",
-        "time",
-        format!("{label} RMSE"),
-        format!("{label} NLL")
-    );
-    for folder in folders {
-        let data = Dataset::load(&folder)?;
-        if datasets.is_some_and(|names| !names.contains(&data.name)) {
-            continue;
-        }
-        let chosen: Vec<usize> = match splits {
-            Some(s) => s
-                .iter()
-                .copied()
-                .filter(|&k| k < data.splits.len())
-                .collect(),
-            None => (0..data.splits.len()).collect(),
-        };
-        let start = Instant::now();
-        let bar = Mutex::new(
-            show_progress.then(|| ProgressBar::new(data.name.clone(), "splits", chosen.len())),
-        );
-        let done = AtomicUsize::new(0);
-        let scores: Vec<SplitScores> = chosen
-            .par_iter()
-            .map(|&k| {
-                let scores = run_split(&data, k, spec, hidden)
-                    .map_err(|e| format!("{} split {k}: {e}", data.name))?;
-                let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                    bar.update(done, None);
-                }
-                Ok::<_, String>(scores)
-            })
-            .collect::<Result<_, _>>()?;
-        drop(bar);
-        let wall = start.elapsed().as_secs_f64();
-        let pick = |f: fn(&SplitScores) -> f64| scores.iter().map(f).collect::<Vec<_>>();
-        let (rmse, rmse_sd) = mean_std(&pick(|s| s.rmse));
-        let (nll, nll_sd) = mean_std(&pick(|s| s.nll));
-        let (cov, _) = mean_std(&pick(|s| s.coverage_95));
-        let (crps, _) = mean_std(&pick(|s| s.crps));
-        let numbers = dir
-            .parent()
-            .and_then(|p| published(p, &data.name, reference))
-            .or_else(|| published(dir, &data.name, reference));
-        let (de_rmse, de_nll) = match numbers {
-            Some((r, rp, n, np)) => (format!("{r:.2} ± {rp:.2}"), format!("{n:.2} ± {np:.2}")),
-            None => ("—".into(), "—".into()),
-        };
-        println!(
-            "{:<28} {:>6} {:>8.3} ± {:<6.3} {:>8.3} ± {:<6.3} {:>6.3} {:>7.3} {:>7.1}s   {:>15} {:>15}",
-            data.name,
-            scores.len(),
-            rmse,
-            rmse_sd,
-            nll,
-            nll_sd,
-            cov,
-            crps,
-            wall,
-            de_rmse,
-            de_nll
-        );
-    }
-    println!(
-        "(mean ± std over splits, original target scale; {})",
-        match reference {
-            Reference::DeepEnsembles => "DE = Deep Ensembles, Table 1",
-            Reference::Pbp => "PBP = probabilistic backpropagation, as in Deep Ensembles' Table 1",
-        }
-    );
-    Ok(())
+    pool.install(|| run.run()).map_err(|e| -> BoxError { e })
 }

@@ -8,7 +8,9 @@
 //! - [`progress`]: the progress bars long runs draw on stderr.
 
 pub mod cli;
+mod fit;
 pub mod patterns;
+mod predict;
 pub mod progress;
 pub mod seed;
 pub mod uci;

@@ -6,8 +6,16 @@
 //! `index_target.txt`, `index_train_K.txt` / `index_test_K.txt` (0-based rows) and `n_splits.txt`;
 //! `n_hidden.txt` is read when present.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::progress::ProgressBar;
+use crate::regressor::{FitMethod, LearningRateSchedule};
 
 use crate::error::Error;
 use crate::regressor::{FitSpec, Matrix, Regressor};
@@ -226,4 +234,197 @@ pub fn published(root: &Path, dataset: &str, reference: Reference) -> Option<(f6
         }
     }
     None
+}
+
+/// A `flock uci` run: which datasets and splits, with which recipe.
+#[derive(Debug)]
+pub struct UciRun<'a> {
+    /// A dataset folder (with `data.txt`) or a folder of them.
+    pub dir: &'a Path,
+    /// Only these splits (`None` = every split).
+    pub splits: Option<&'a [usize]>,
+    /// Only these datasets (folder names).
+    pub datasets: Option<&'a [String]>,
+    /// The recipe.
+    pub spec: &'a FitSpec,
+    /// Hidden layers (`None` = one layer of the dataset's width).
+    pub hidden: Option<&'a [usize]>,
+    /// The protocol the recipe started from (for the report).
+    pub protocol: Protocol,
+    /// Draw a progress bar per dataset on stderr.
+    pub show_progress: bool,
+    /// Print one JSON object instead of the table.
+    pub json: bool,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+impl UciRun<'_> {
+    /// Runs every chosen split of every chosen dataset (splits in parallel on the current
+    /// rayon pool) and prints the table beside the published numbers.
+    ///
+    /// # Errors
+    /// A dataset's [`DataError`]s, a split's fit errors (naming dataset and split).
+    pub fn run(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let UciRun {
+            dir,
+            splits,
+            datasets,
+            spec,
+            hidden,
+            protocol,
+            show_progress,
+            json,
+        } = *self;
+        let folders: Vec<PathBuf> = if dir.join("data.txt").exists() {
+            vec![dir.to_owned()]
+        } else {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.join("data.txt").exists())
+                .collect();
+            found.sort();
+            found
+        };
+        if folders.is_empty() {
+            return Err(
+                format!("{}: no dataset folder (with data.txt) found", dir.display()).into(),
+            );
+        }
+        // VI fits are set beside the published Bayesian network (PBP), point estimates beside Deep
+        // Ensembles.
+        let reference = match spec.method {
+            FitMethod::Map => Reference::DeepEnsembles,
+            FitMethod::Vi(_) => Reference::Pbp,
+        };
+        let mut rows_json = Vec::new();
+        let header = format!(
+            "protocol {}: {} {}, {} epochs of batches of {}, Adam {} {}, {} of the training rows held out for early stopping, seed {}",
+            protocol.name(),
+            spec.members,
+            match spec.method {
+                FitMethod::Map => "point-estimate members".to_owned(),
+                FitMethod::Vi(vi) => format!("VI members (β = {}, rank {})", vi.kl_weight, vi.rank),
+            },
+            spec.epochs,
+            spec.batch_size,
+            spec.learning_rate,
+            match spec.schedule {
+                LearningRateSchedule::Constant => "constant",
+                LearningRateSchedule::CosineDecay => "cosine-decayed",
+            },
+            spec.validation_fraction,
+            spec.seed,
+        );
+        if !json {
+            println!("{header}");
+        }
+        let label = reference.label();
+        if !json {
+            println!(
+                "{:<28} {:>6} {:>17} {:>17} {:>6} {:>7} {:>8}   {:>15} {:>15}",
+                "dataset",
+                "splits",
+                "RMSE",
+                "NLL",
+                "cov95",
+                "CRPS",
+                "time",
+                format!("{label} RMSE"),
+                format!("{label} NLL")
+            );
+        }
+        for folder in folders {
+            let data = Dataset::load(&folder)?;
+            if datasets.is_some_and(|names| !names.contains(&data.name)) {
+                continue;
+            }
+            let chosen: Vec<usize> = match splits {
+                Some(s) => s
+                    .iter()
+                    .copied()
+                    .filter(|&k| k < data.splits.len())
+                    .collect(),
+                None => (0..data.splits.len()).collect(),
+            };
+            let start = Instant::now();
+            let bar = Mutex::new(
+                show_progress.then(|| ProgressBar::new(data.name.clone(), "splits", chosen.len())),
+            );
+            let done = AtomicUsize::new(0);
+            let scores: Vec<SplitScores> = chosen
+                .par_iter()
+                .map(|&k| {
+                    let scores = run_split(&data, k, spec, hidden)
+                        .map_err(|e| format!("{} split {k}: {e}", data.name))?;
+                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                        bar.update(done, None);
+                    }
+                    Ok::<_, String>(scores)
+                })
+                .collect::<Result<_, _>>()?;
+            drop(bar);
+            let wall = start.elapsed().as_secs_f64();
+            let pick = |f: fn(&SplitScores) -> f64| scores.iter().map(f).collect::<Vec<_>>();
+            let (rmse, rmse_sd) = mean_std(&pick(|s| s.rmse));
+            let (nll, nll_sd) = mean_std(&pick(|s| s.nll));
+            let (cov, _) = mean_std(&pick(|s| s.coverage_95));
+            let (crps, _) = mean_std(&pick(|s| s.crps));
+            let numbers = dir
+                .parent()
+                .and_then(|p| published(p, &data.name, reference))
+                .or_else(|| published(dir, &data.name, reference));
+            rows_json.push(json!({
+                "dataset": data.name, "splits": scores.len(), "rmse": rmse, "rmse_std": rmse_sd,
+                "nll": nll, "nll_std": nll_sd, "coverage_95": cov, "crps": crps, "seconds": wall,
+                "published": numbers.map(|(r, rp, n, np)| json!({
+                    "method": reference.label(), "rmse": r, "rmse_pm": rp, "nll": n, "nll_pm": np,
+                })),
+            }));
+            if json {
+                continue;
+            }
+            let (de_rmse, de_nll) = match numbers {
+                Some((r, rp, n, np)) => (format!("{r:.2} ± {rp:.2}"), format!("{n:.2} ± {np:.2}")),
+                None => ("—".into(), "—".into()),
+            };
+            println!(
+                "{:<28} {:>6} {:>8.3} ± {:<6.3} {:>8.3} ± {:<6.3} {:>6.3} {:>7.3} {:>7.1}s   {:>15} {:>15}",
+                data.name,
+                scores.len(),
+                rmse,
+                rmse_sd,
+                nll,
+                nll_sd,
+                cov,
+                crps,
+                wall,
+                de_rmse,
+                de_nll
+            );
+        }
+        if json {
+            println!(
+                "{}",
+                json!({"protocol": protocol.name(), "recipe": header, "datasets": rows_json})
+            );
+            return Ok(());
+        }
+        println!(
+            "(mean ± std over splits, original target scale; {})",
+            match reference {
+                Reference::DeepEnsembles => "DE = Deep Ensembles, Table 1",
+                Reference::Pbp =>
+                    "PBP = probabilistic backpropagation, as in Deep Ensembles' Table 1",
+            }
+        );
+        Ok(())
+    }
 }

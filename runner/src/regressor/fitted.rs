@@ -1,112 +1,79 @@
-//! A fitted regressor: predictions, scores, and its model file (safetensors: one tensor per
-//! parameter leaf `[E, …]` and the loss curves; the spec, the normalisation and the feature
-//! names as JSON in the metadata entry `flock_fit`).
+//! A fitted regressor: predictions, exact scores, split-conformal intervals, and its model file
+//! ([`super::model_file`]).
 
 use std::path::Path;
 
 use flock_autograd::{Parameters, Tape};
 use flock_kernels::Element;
-use flock_metrics::{ExactScores, MixturePredictive, Sigma, exact_scores};
-use serde::{Deserialize, Serialize};
+use flock_metrics::{
+    ConformalRegression, ExactScores, MixturePredictive, Sigma, conformal_quantile, exact_scores,
+};
 
 use super::data::{Features, Matrix, Normalisation, check_finite};
-use super::network::{Network, Readout};
+use super::model_file::{FittedEnsemble, read_model};
+use super::network::Readout;
 use super::prediction::Prediction;
-use super::spec::{FitMethod, FitSpec, Likelihood};
-use super::variational::{guide_draws, guide_layout};
-use crate::checkpoint::{Checkpoint, CheckpointError, save_result};
+use super::spec::{FitSpec, Likelihood};
+use crate::checkpoint::CheckpointError;
 use crate::error::Error;
 use crate::map::{Divergence, EnsembleResult};
-
-/// The metadata entry of a model file that holds [`ModelRecord`]'s JSON.
-const METADATA_KEY: &str = "flock_fit";
-
-/// What a model file says besides its tensors.
-#[derive(Serialize, Deserialize)]
-struct ModelRecord {
-    #[serde(flatten)]
-    spec: FitSpec,
-    #[serde(flatten)]
-    norm: Normalisation,
-    /// Written since models record their features' names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    feature_names: Option<Vec<String>>,
-}
 
 /// An ensemble fitted by [`Regressor::fit`](super::Regressor::fit): its spec, the training
 /// rows' normalisation, the networks (one per member, or `S` drawn from each member's guide)
 /// and the loss curves.
 #[derive(Clone, Debug)]
 pub struct FittedRegressor<T> {
-    spec: FitSpec,
-    norm: Normalisation,
-    feature_names: Option<Vec<String>>,
-    net: Network,
-    pub(super) result: EnsembleResult<T>,
-    /// With [`FitMethod::Vi`]: the networks drawn from the guides, which the predictive mixes.
-    draws: Option<Parameters<T>>,
+    pub(crate) fit: FittedEnsemble<T>,
 }
 
 impl<T: Element> FittedRegressor<T> {
-    pub(super) fn new(
-        spec: FitSpec,
-        norm: Normalisation,
-        feature_names: Option<Vec<String>>,
-        net: Network,
-        result: EnsembleResult<T>,
-        draws: Option<Parameters<T>>,
-    ) -> Self {
-        FittedRegressor {
-            spec,
-            norm,
-            feature_names,
-            net,
-            result,
-            draws,
-        }
-    }
-
     /// The spec it was fitted with.
     pub fn spec(&self) -> &FitSpec {
-        &self.spec
+        &self.fit.spec
     }
 
     /// Features it takes.
     pub fn features(&self) -> usize {
-        self.norm.features()
+        self.fit.norm.features()
     }
 
     /// The features' names, when the fit was given them.
     pub fn feature_names(&self) -> Option<&[String]> {
-        self.feature_names.as_deref()
+        self.fit.feature_names.as_deref()
     }
 
     /// The training rows' statistics the inputs are standardised with.
     pub fn normalisation(&self) -> &Normalisation {
-        &self.norm
+        &self.fit.norm
     }
 
     /// The fitted parameters (standardised scale): one network per member, or with
-    /// [`FitMethod::Vi`] each member's guide (`{leaf}.loc`, `{leaf}.rho`, scale `softplus(ρ)`).
+    /// [`FitMethod::Vi`](super::FitMethod::Vi) each member's guide (`{leaf}.loc`, `{leaf}.rho`,
+    /// scale `softplus(ρ)`).
     pub fn params(&self) -> &Parameters<T> {
-        &self.result.params
+        &self.fit.result.params
     }
 
-    /// The networks the predictive mixes, one per component: the members' own, or with
-    /// [`FitMethod::Vi`] `S` draws from each member's guide (component `e·S + s`), drawn once
-    /// from the fit's seed, so a saved and loaded model predicts the same.
+    /// The networks the predictive mixes, one per component: the members' own, or with VI `S`
+    /// draws from each member's guide (component `e·S + s`), drawn once from the fit's seed, so
+    /// a saved and loaded model predicts the same.
     pub fn networks(&self) -> &Parameters<T> {
-        self.draws.as_ref().unwrap_or(&self.result.params)
+        self.fit.networks()
+    }
+
+    /// The fit's losses and parameters as a runner's result.
+    pub fn result(&self) -> &EnsembleResult<T> {
+        &self.fit.result
     }
 
     /// Member `e`'s training loss at every step.
     pub fn losses(&self, e: usize) -> &[T] {
-        self.result.member_losses(e)
+        self.fit.result.member_losses(e)
     }
 
     /// Members that diverged during the fit (each kept at its last finite parameters).
     pub fn diverged(&self) -> &[Divergence] {
-        &self.result.diverged
+        &self.fit.result.diverged
     }
 
     /// The predictive mixture on the original target scale for the rows of `x`.
@@ -115,27 +82,19 @@ impl<T: Element> FittedRegressor<T> {
     /// [`Error::FeatureCount`] for rows of another width than the fit's, [`Error::NonFinite`]
     /// for a NaN or infinite input.
     pub fn predict<X: Features<T> + ?Sized>(&self, x: &X) -> Result<Prediction, Error> {
-        let (values, features) = x.row_major()?;
-        if features != self.features() {
-            return Err(Error::FeatureCount {
-                found: features,
-                expected: self.features(),
-            });
-        }
-        check_finite("x", &values, features)?;
-        let n = values.len() / features;
-        let xs = self.norm.standardise_x(&values);
-        let nets = self.networks();
-        let fixed_sigma = match self.spec.likelihood {
+        let (xs, n) = self.fit.standardised(x)?;
+        let nets = self.fit.networks();
+        let fixed_sigma = match self.fit.spec.likelihood {
             Likelihood::Fixed { sigma } => sigma,
             _ => f64::NAN,
         };
-        let (means, sigmas) = self.net.moments(
+        let norm = &self.fit.norm;
+        let (means, sigmas) = self.fit.net.moments(
             &mut Tape::new(),
             nets,
             &xs,
             n,
-            Readout::new(self.norm.y_mean, self.norm.y_std, fixed_sigma),
+            Readout::new(norm.y_mean, norm.y_std, fixed_sigma),
         )?;
         Ok(Prediction::new(MixturePredictive::new(
             &means,
@@ -152,95 +111,107 @@ impl<T: Element> FittedRegressor<T> {
     /// As [`FittedRegressor::predict`]; [`Error::RowCount`] for a `y` of another length.
     pub fn score<X: Features<T> + ?Sized>(&self, x: &X, y: &[T]) -> Result<ExactScores, Error> {
         let prediction = self.predict(x)?;
-        if y.len() != prediction.len() {
-            return Err(Error::RowCount {
-                x_rows: prediction.len(),
-                y_rows: y.len(),
-            });
-        }
-        check_finite("y", y, 1)?;
-        let y: Vec<f64> = y.iter().map(|v| v.to_f64()).collect();
+        let y = targets(y, prediction.len())?;
         Ok(exact_scores(prediction.mixture(), &y, None)?)
+    }
+
+    /// Calibrates split-conformal intervals on held-out rows `(x, y)` the fit never saw: their
+    /// scores `|y − μ|/σ` (μ, σ the predictive's mean and std) are kept with the model, so
+    /// [`FittedRegressor::conformal_interval`] gives intervals that cover a new row's target
+    /// with probability at least `1 − α` for any `α`.
+    ///
+    /// # Errors
+    /// As [`FittedRegressor::score`].
+    pub fn calibrate_conformal<X: Features<T> + ?Sized>(
+        &mut self,
+        x: &X,
+        y: &[T],
+    ) -> Result<(), Error> {
+        let prediction = self.predict(x)?;
+        let y = targets(y, prediction.len())?;
+        self.fit.conformal_scores = Some(
+            prediction
+                .mean()
+                .iter()
+                .zip(prediction.std())
+                .zip(&y)
+                .map(|((m, s), y)| (y - m).abs() / s)
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// The split-conformal interval `μ ± q·σ` of each row of `x` for miscoverage `alpha`,
+    /// `([N], [N])`, `q` the conformal quantile of the calibration scores.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] before [`FittedRegressor::calibrate_conformal`] or for an
+    /// `alpha` outside `(0, 1)`; as [`FittedRegressor::predict`].
+    pub fn conformal_interval<X: Features<T> + ?Sized>(
+        &self,
+        x: &X,
+        alpha: f64,
+    ) -> Result<(Vec<f64>, Vec<f64>), Error> {
+        let scores = self.fit.conformal_scores.as_deref().ok_or(Error::InvalidArgument {
+            name: "conformal",
+            value: "not calibrated".into(),
+            expected: "calibrate_conformal on held-out rows first (flock fit --conformal ALPHA)",
+        })?;
+        let q = conformal_quantile(scores, alpha).map_err(|_| Error::InvalidArgument {
+            name: "alpha",
+            value: alpha.to_string(),
+            expected: "a miscoverage strictly between 0 and 1",
+        })?;
+        let prediction = self.predict(x)?;
+        Ok(
+            ConformalRegression { quantile: q, alpha }
+                .interval(prediction.mean(), prediction.std()),
+        )
     }
 
     /// Saves the model (atomically) as the safetensors file `flock fit` writes: parameters
     /// `[E, …]` per leaf and the loss curves `losses` `[E, steps]`, with the spec, the
-    /// normalisation and the feature names in the metadata.
+    /// normalisation, the feature names and any conformal calibration in the metadata.
     ///
     /// # Errors
     /// [`Error::File`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let path = path.as_ref();
-        let record = ModelRecord {
-            spec: self.spec.clone(),
-            norm: self.norm.clone(),
-            feature_names: self.feature_names.clone(),
-        };
-        let text = serde_json::to_string(&record).expect("a model record is plain JSON");
-        save_result(path, &self.result, &[(METADATA_KEY, &text)]).map_err(|source| Error::File {
-            path: path.to_owned(),
-            source,
-        })
+        self.fit.save(path.as_ref())
     }
 
     /// Loads a model saved by [`FittedRegressor::save`] or `flock fit` (also files written by
     /// earlier versions), in this element type.
     ///
     /// # Errors
-    /// [`Error::File`] for an unreadable, corrupt or foreign file, or one of the other element
-    /// type ([`AnyRegressor::load`] takes either).
+    /// [`Error::File`] for an unreadable, corrupt or foreign file, a classifier's, or one of the
+    /// other element type ([`AnyRegressor::load`] takes either).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         read_model(path.as_ref(), FittedRegressor::from_checkpoint)
     }
 
-    fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self, CheckpointError> {
-        let bad = |what: String| CheckpointError::Mismatch {
-            reason: format!("not a `flock fit` model ({what})"),
-        };
-        let text = checkpoint
-            .metadata(METADATA_KEY)
-            .ok_or_else(|| bad("no fit metadata".into()))?;
-        let record: ModelRecord = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let ModelRecord {
-            spec,
-            norm,
-            feature_names,
-        } = record;
-        let features = norm.features();
-        if features == 0 || norm.x_std.len() != features {
-            return Err(bad("normalisation".into()));
+    pub(crate) fn from_checkpoint(
+        checkpoint: &crate::checkpoint::Checkpoint,
+    ) -> Result<Self, CheckpointError> {
+        let fit = FittedEnsemble::from_checkpoint(checkpoint)?;
+        if fit.spec.likelihood.is_classification() {
+            return Err(CheckpointError::Mismatch {
+                reason: "a classifier's model: load it with FittedClassifier".into(),
+            });
         }
-        if feature_names.as_ref().is_some_and(|n| n.len() != features) {
-            return Err(bad("feature names".into()));
-        }
-        let (layout, net) = Network::new(&spec, features).map_err(|e| bad(e.to_string()))?;
-        let (result, draws) = match spec.method {
-            FitMethod::Map => (checkpoint.result::<T>(&layout)?, None),
-            FitMethod::Vi(vi) => {
-                let (guide, _) =
-                    guide_layout(&layout, vi.guide()).map_err(|e| bad(e.to_string()))?;
-                let result = checkpoint.result::<T>(&guide)?;
-                let draws =
-                    guide_draws(&result.params, &layout, vi.guide(), vi.samples, spec.seed)?;
-                (result, Some(draws))
-            }
-        };
-        if result.params.members() != spec.members {
-            return Err(bad(format!(
-                "{} members saved, the spec says {}",
-                result.params.members(),
-                spec.members
-            )));
-        }
-        Ok(FittedRegressor {
-            spec,
-            norm,
-            feature_names,
-            net,
-            result,
-            draws,
-        })
+        Ok(FittedRegressor { fit })
     }
+}
+
+/// `y` in f64, checked: one finite value per predicted row.
+fn targets<T: Element>(y: &[T], rows: usize) -> Result<Vec<f64>, Error> {
+    if y.len() != rows {
+        return Err(Error::RowCount {
+            x_rows: rows,
+            y_rows: y.len(),
+        });
+    }
+    check_finite("y", y, 1)?;
+    Ok(y.iter().map(|v| v.to_f64()).collect())
 }
 
 /// A fitted regressor of either element type, as a model file holds it: for code (such as
@@ -253,42 +224,46 @@ pub enum AnyRegressor {
     F64(FittedRegressor<f64>),
 }
 
+macro_rules! either {
+    ($self:expr, $m:ident => $body:expr) => {
+        match $self {
+            AnyRegressor::F32($m) => $body,
+            AnyRegressor::F64($m) => $body,
+        }
+    };
+}
+
 impl AnyRegressor {
     /// Loads a model file in the element type it was saved in.
     ///
     /// # Errors
     /// As [`FittedRegressor::load`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
-        read_model(path.as_ref(), |checkpoint| {
-            match checkpoint.dtype("losses") {
-                Some("F32") => FittedRegressor::from_checkpoint(checkpoint).map(AnyRegressor::F32),
-                _ => FittedRegressor::from_checkpoint(checkpoint).map(AnyRegressor::F64),
-            }
-        })
+        read_model(path.as_ref(), AnyRegressor::from_checkpoint)
+    }
+
+    pub(crate) fn from_checkpoint(
+        checkpoint: &crate::checkpoint::Checkpoint,
+    ) -> Result<Self, CheckpointError> {
+        match checkpoint.dtype("losses") {
+            Some("F32") => FittedRegressor::from_checkpoint(checkpoint).map(AnyRegressor::F32),
+            _ => FittedRegressor::from_checkpoint(checkpoint).map(AnyRegressor::F64),
+        }
     }
 
     /// The spec it was fitted with.
     pub fn spec(&self) -> &FitSpec {
-        match self {
-            AnyRegressor::F32(m) => m.spec(),
-            AnyRegressor::F64(m) => m.spec(),
-        }
+        either!(self, m => m.spec())
     }
 
     /// Features it takes.
     pub fn features(&self) -> usize {
-        match self {
-            AnyRegressor::F32(m) => m.features(),
-            AnyRegressor::F64(m) => m.features(),
-        }
+        either!(self, m => m.features())
     }
 
     /// The features' names, when the fit was given them.
     pub fn feature_names(&self) -> Option<&[String]> {
-        match self {
-            AnyRegressor::F32(m) => m.feature_names(),
-            AnyRegressor::F64(m) => m.feature_names(),
-        }
+        either!(self, m => m.feature_names())
     }
 
     /// [`FittedRegressor::predict`] on f64 rows (rounded to f32 for an f32 model).
@@ -297,24 +272,43 @@ impl AnyRegressor {
     /// As [`FittedRegressor::predict`].
     pub fn predict(&self, x: Matrix<'_, f64>) -> Result<Prediction, Error> {
         match self {
-            AnyRegressor::F32(m) => {
-                let (values, features) = x.row_major()?;
-                let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-                m.predict(&Matrix::new(&values, features)?)
-            }
+            AnyRegressor::F32(m) => m.predict(&to_f32(x)?.as_matrix()?),
             AnyRegressor::F64(m) => m.predict(&x),
+        }
+    }
+
+    /// [`FittedRegressor::conformal_interval`] on f64 rows.
+    ///
+    /// # Errors
+    /// As [`FittedRegressor::conformal_interval`].
+    pub fn conformal_interval(
+        &self,
+        x: Matrix<'_, f64>,
+        alpha: f64,
+    ) -> Result<(Vec<f64>, Vec<f64>), Error> {
+        match self {
+            AnyRegressor::F32(m) => m.conformal_interval(&to_f32(x)?.as_matrix()?, alpha),
+            AnyRegressor::F64(m) => m.conformal_interval(&x, alpha),
         }
     }
 }
 
-/// Reads the model file `path` and makes a model of it with `make`, either error naming the file.
-fn read_model<M>(
-    path: &Path,
-    make: impl FnOnce(&Checkpoint) -> Result<M, CheckpointError>,
-) -> Result<M, Error> {
-    let file_error = |source| Error::File {
-        path: path.to_owned(),
-        source,
-    };
-    make(&Checkpoint::read(path).map_err(file_error)?).map_err(file_error)
+/// f64 rows rounded to f32, with their width.
+pub(crate) struct Rows32 {
+    values: Vec<f32>,
+    features: usize,
+}
+
+impl Rows32 {
+    pub(crate) fn as_matrix(&self) -> Result<Matrix<'_, f32>, Error> {
+        Matrix::new(&self.values, self.features)
+    }
+}
+
+pub(crate) fn to_f32(x: Matrix<'_, f64>) -> Result<Rows32, Error> {
+    let (values, features) = x.row_major()?;
+    Ok(Rows32 {
+        values: values.iter().map(|&v| v as f32).collect(),
+        features,
+    })
 }

@@ -23,31 +23,29 @@
 
 mod data;
 mod fitted;
+mod model_file;
 mod network;
 mod prediction;
 mod spec;
+mod training;
 mod variational;
 
 use std::path::PathBuf;
 
-use flock_autograd::{Batch, Tape};
-use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling};
 use flock_kernels::Element;
-use flock_optim::{AdamConfig, LearningRate, adam, cosine_decay_schedule};
 
+pub(crate) use data::check_finite;
 pub use data::{Features, Matrix, Normalisation, column_moments};
 pub use fitted::{AnyRegressor, FittedRegressor};
+pub(crate) use fitted::{Rows32, to_f32};
+pub(crate) use model_file::{FittedEnsemble, read_model, stored_spec};
+pub(crate) use network::Network;
 pub use prediction::Prediction;
 pub use spec::{FitMethod, FitSpec, LearningRateSchedule, Likelihood, ViFit};
+pub(crate) use training::{Prepared, Trained, train_network};
 
-use crate::checkpoint::Checkpoint;
 use crate::error::Error;
-use crate::map::{EnsembleMAP, EnsembleResult};
-use crate::train::{Checkpointing, ProgressHook, RunOptions, Validation};
-use crate::vi::{EnsembleVI, ViConfig};
-use data::{check_finite, hold_out};
-use network::Network;
-use variational::{GuideMixtureNll, NetworkModel, guide_draws};
+use crate::train::ProgressHook;
 
 /// An ensemble regressor to fit: a builder over a [`FitSpec`] (its defaults are flock's best
 /// measured recipe) and the threads to train on. Generic over the element type, `f64` or `f32`,
@@ -318,154 +316,40 @@ impl<T: Element> Regressor<T> {
                 expected: features,
             });
         }
+        if spec.likelihood.is_classification() {
+            return Err(Error::InvalidArgument {
+                name: "likelihood",
+                value: format!("{:?}", spec.likelihood),
+                expected: "a Gaussian likelihood for a regressor (a Classifier fits classes)",
+            });
+        }
         let norm = Normalisation::from_training(&values, features, y);
         let (xs, ys) = (norm.standardise_x(&values), norm.standardise_y(y));
         drop(values);
-        let (xs, ys, held_out) = hold_out(spec.validation_fraction, spec.seed, xs, ys, features)?;
-        let rows = ys.len();
-        let (layout, network) = Network::new(spec, features)?;
         let sigma_std = match spec.likelihood {
             Likelihood::Fixed { sigma } => sigma / norm.y_std,
-            Likelihood::Heteroscedastic | Likelihood::Learned => 1.0,
+            _ => 1.0,
         };
-        let init = network.mlp.member_init::<T, MemberRng>(&layout);
-        let batch_size = spec.batch_size.clamp(1, rows.max(1));
-        let steps_per_epoch = rows.div_ceil(batch_size);
-        let steps = spec.epochs * steps_per_epoch;
-        let learning_rate: LearningRate = match spec.schedule {
-            LearningRateSchedule::Constant => spec.learning_rate.into(),
-            LearningRateSchedule::CosineDecay => {
-                cosine_decay_schedule(spec.learning_rate, steps.max(1) as u64, 0.0, 1.0)?.into()
-            }
-        };
-        let optimizer = adam(learning_rate, AdamConfig::default())?;
-        let data = Batch::new(&xs, &ys, rows)?;
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let file_error = |path: &PathBuf| {
-            let path = path.clone();
-            move |source| Error::File { path, source }
-        };
-        let checkpoint = match (&hooks.state_file, hooks.resume) {
-            (Some(path), true) if path.exists() => {
-                Some(Checkpoint::read(path).map_err(file_error(path))?)
-            }
-            _ => None,
-        };
-        let run_options = |validation| RunOptions {
-            batch_size: Some(batch_size),
-            sampling: Sampling::WithoutReplacement,
-            validation,
-            checkpoint: hooks
-                .state_file
-                .as_ref()
-                .map(|path| Checkpointing::to_file(path.clone(), steps_per_epoch)),
-            ..RunOptions::default()
-        };
-        let until = |step: usize| {
-            hooks
-                .max_epochs_this_call
-                .map_or(steps, |e| (step + e * steps_per_epoch).min(steps))
-        };
-        let mut progress = hooks.progress;
-        let (result, draws) = match spec.method {
-            FitMethod::Map => {
-                let log_joint = ParallelLogJoint::new(
-                    (0..threads)
-                        .map(|_| network.log_joint::<T>(&layout, sigma_std))
-                        .collect(),
-                );
-                let mut map =
-                    EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)?;
-                let mut training = match &checkpoint {
-                    Some(c) => map
-                        .restore(c)
-                        .map_err(file_error(hooks.state_file.as_ref().expect("read")))?,
-                    None => map.start(spec.seed)?,
-                };
-                let validation = held_out
-                    .as_ref()
-                    .map(|(hx, hy)| Batch::new(hx, hy, hy.len()))
-                    .transpose()?
-                    .map(|held| Validation::new(held, steps_per_epoch));
-                let mut options = run_options(validation);
-                options.progress = progress.take();
-                let end = until(training.step());
-                (
-                    map.train(&mut training, spec.seed, end, data, options)?,
-                    None,
-                )
-            }
-            FitMethod::Vi(vi) => {
-                let model = NetworkModel::new(network.clone(), &layout, sigma_std);
-                let config = ViConfig {
-                    ensemble_size: spec.members,
-                    kl_weight: vi.kl_weight,
-                    init_scale: vi.init_scale,
-                    guide: vi.guide(),
-                    threads,
-                    ..ViConfig::default()
-                };
-                let mut runner = EnsembleVI::new(model, data, init, optimizer, config)?;
-                let mut training = match &checkpoint {
-                    Some(c) => runner
-                        .restore(c, spec.seed)
-                        .map_err(file_error(hooks.state_file.as_ref().expect("read")))?,
-                    None => runner.start(spec.seed)?,
-                };
-                let validation = held_out.as_ref().map(|(hx, hy)| {
-                    let scorer = GuideMixtureNll {
-                        network: &network,
-                        layout: &layout,
-                        guide: vi.guide(),
-                        samples: vi.samples,
-                        seed: spec.seed,
-                        sigma_std,
-                        x: hx,
-                        y: hy.iter().map(|v| v.to_f64()).collect(),
-                        tape: Tape::new(),
-                    };
-                    Validation::with_scorer(scorer, steps_per_epoch)
-                });
-                let mut options = run_options(validation);
-                options.progress = progress.take();
-                let end = until(training.step());
-                let result = runner.train(&mut training, spec.seed, end, data, options)?;
-                let draws = if result.steps == steps {
-                    Some(guide_draws(
-                        &result.params,
-                        &layout,
-                        vi.guide(),
-                        vi.samples,
-                        spec.seed,
-                    )?)
-                } else {
-                    None
-                };
-                (result, draws)
-            }
-        };
-        if result.steps < steps {
-            return Ok(FitOutcome::Paused {
-                steps: result.steps,
-                of: steps,
-            });
+        let (layout, network) = Network::new(spec, features)?;
+        match train_network(
+            spec,
+            &network,
+            &layout,
+            Prepared::split(spec, xs, ys, features, sigma_std)?,
+            self.threads,
+            hooks,
+        )? {
+            Trained::Paused { steps, of } => Ok(FitOutcome::Paused { steps, of }),
+            Trained::Done { result, draws } => Ok(FitOutcome::Fitted(Box::new(FittedRegressor {
+                fit: FittedEnsemble::new(
+                    spec.clone(),
+                    norm,
+                    self.feature_names.clone(),
+                    network,
+                    result,
+                    draws,
+                ),
+            }))),
         }
-        Ok(FitOutcome::Fitted(Box::new(FittedRegressor::new(
-            spec.clone(),
-            norm,
-            self.feature_names.clone(),
-            network,
-            result,
-            draws,
-        ))))
-    }
-}
-
-impl<T: Element> FittedRegressor<T> {
-    /// The fit's losses and parameters as a runner's result.
-    pub fn result(&self) -> &EnsembleResult<T> {
-        &self.result
     }
 }

@@ -24,7 +24,8 @@ impl Network {
     pub(crate) fn new(spec: &FitSpec, features: usize) -> Result<(ParamLayout, Network), Error> {
         let outputs = match spec.likelihood {
             Likelihood::Heteroscedastic => 2,
-            Likelihood::Fixed { .. } | Likelihood::Learned => 1,
+            Likelihood::Fixed { .. } | Likelihood::Learned | Likelihood::Bernoulli => 1,
+            Likelihood::Categorical { classes } => classes,
         };
         let mut layout = ParamLayout::new();
         let mlp = Mlp::with_hidden(
@@ -49,43 +50,58 @@ impl Network {
         ))
     }
 
-    /// `(μ, σ)` on the standardised scale for inputs `x` (σ `[N]` for the heteroscedastic head,
-    /// `[]` for a learned one, `None` for a fixed one), each leaf's value given by
-    /// `leaf(graph, id)` (the parameters, or weights a model samples).
-    pub(crate) fn head_with<T: Element>(
+    /// What the network says about `y` at inputs `x`: a Gaussian `(μ, σ)` on the standardised
+    /// scale (σ `[N]` for the heteroscedastic head, `[]` for a learned one, `None` for a fixed
+    /// one), or a classifier's logits — each leaf's value given by `leaf(graph, id)` (the
+    /// parameters, or weights a model samples).
+    pub(crate) fn observation_with<T: Element>(
         &self,
         g: &mut Graph<'_, T>,
         x: Var,
         mut leaf: impl FnMut(&mut Graph<'_, T>, ParamId) -> Result<Var, AutogradError>,
-    ) -> Result<(Var, Option<Var>), AutogradError> {
+    ) -> Result<Observation, AutogradError> {
         let out = self.mlp.forward_with(g, x, &mut leaf)?;
-        match (self.likelihood, self.log_sigma) {
+        Ok(match (self.likelihood, self.log_sigma) {
             (Likelihood::Heteroscedastic, _) => {
                 let mu = g.select_column(out, 0)?;
                 let raw = g.select_column(out, 1)?;
                 let var = g.softplus(raw);
                 let var = g.offset(var, 1e-6);
-                Ok((mu, Some(g.sqrt(var))))
+                Observation::Gaussian {
+                    mu,
+                    sigma: Some(g.sqrt(var)),
+                }
             }
             (Likelihood::Learned, Some(id)) => {
                 let log_sigma = leaf(g, id)?;
-                Ok((g.squeeze_last(out)?, Some(g.exp(log_sigma))))
+                Observation::Gaussian {
+                    mu: g.squeeze_last(out)?,
+                    sigma: Some(g.exp(log_sigma)),
+                }
             }
-            _ => Ok((g.squeeze_last(out)?, None)),
-        }
+            (Likelihood::Categorical { .. }, _) => Observation::Categorical { logits: out },
+            (Likelihood::Bernoulli, _) => Observation::Bernoulli {
+                logits: g.squeeze_last(out)?,
+            },
+            _ => Observation::Gaussian {
+                mu: g.squeeze_last(out)?,
+                sigma: None,
+            },
+        })
     }
 
-    /// [`Network::head_with`] on the parameters.
-    pub(crate) fn head<T: Element>(
+    /// [`Network::observation_with`] on the parameters.
+    pub(crate) fn observation<T: Element>(
         &self,
         g: &mut Graph<'_, T>,
         x: Var,
-    ) -> Result<(Var, Option<Var>), AutogradError> {
-        self.head_with(g, x, |g, id| g.param(id))
+    ) -> Result<Observation, AutogradError> {
+        self.observation_with(g, x, |g, id| g.param(id))
     }
 
-    /// A point-estimate fit's log-joint: `y ~ N(μ, σ)` with the head's `(μ, σ)` (σ =
-    /// `sigma_std` for a fixed likelihood), and a standard-normal prior on every leaf.
+    /// The log-joint of a point-estimate fit: the likelihood of `y` under the network's
+    /// observation (`N(μ, σ)`, σ = `sigma_std` for a fixed likelihood; or the categorical /
+    /// Bernoulli of class labels), and a standard-normal prior on every leaf.
     pub(crate) fn log_joint<T: Element>(
         &self,
         layout: &ParamLayout,
@@ -93,15 +109,66 @@ impl Network {
     ) -> impl LogJoint<T> + Send + use<T> {
         let net = self.clone();
         TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
-            let (mu, sigma) = net.head(g, x)?;
-            let ll = match sigma {
-                Some(s) => g.normal_log_density(y, mu, s)?,
-                None => g.normal_log_density(y, mu, Arg::Const(T::from_f64(sigma_std)))?,
+            let ll = match net.observation(g, x)? {
+                Observation::Gaussian { mu, sigma: Some(s) } => g.normal_log_density(y, mu, s)?,
+                Observation::Gaussian { mu, sigma: None } => {
+                    g.normal_log_density(y, mu, Arg::Const(T::from_f64(sigma_std)))?
+                }
+                Observation::Categorical { logits } => g.categorical_log_likelihood(logits, y)?,
+                Observation::Bernoulli { logits } => g.bernoulli_log_likelihood(logits, y)?,
             };
             let theta = g.all_params();
             let lp = g.normal_log_density(theta, Arg::Const(T::ZERO), Arg::Const(T::ONE))?;
             Ok((ll, lp))
         })
+    }
+
+    /// Each network's class probabilities at each row of the standardised inputs `xs`
+    /// (`[n, D]`), the logits divided by `temperature` before the softmax: `[M·n·K]` in f64,
+    /// network-major, taken in chunks as [`Network::moments`] does.
+    pub(crate) fn class_probs<T: Element>(
+        &self,
+        tape: &mut Tape<T>,
+        nets: &Parameters<T>,
+        xs: &[T],
+        n: usize,
+        temperature: f64,
+    ) -> Result<Vec<f64>, EnsembleError> {
+        let classes = self.likelihood.classes().unwrap_or(1);
+        let m = nets.members();
+        let d = xs.len() / n.max(1);
+        let width = self.mlp.config().width_size.max(classes);
+        let chunk = (CHUNK_VALUES / (m * width).max(1)).clamp(1, n.max(1));
+        let mut probs = vec![0.0; m * n * classes];
+        let mut row = vec![0.0; classes];
+        for start in (0..n).step_by(chunk) {
+            let rows = chunk.min(n - start);
+            let logits = ensemble_predict_in(
+                tape,
+                nets,
+                |g, x| self.mlp.forward(g, x),
+                &xs[start * d..(start + rows) * d],
+                rows,
+            )?;
+            for e in 0..m {
+                let block = logits.member(e);
+                for i in 0..rows {
+                    let out = &mut probs[(e * n + start + i) * classes..][..classes];
+                    if self.likelihood == Likelihood::Bernoulli {
+                        // σ(z) for class 1, 1 − σ(z) for class 0.
+                        let z = block[i].to_f64() / temperature;
+                        let p1 = 1.0 / (1.0 + (-z).exp());
+                        out.copy_from_slice(&[1.0 - p1, p1]);
+                    } else {
+                        for (r, v) in row.iter_mut().zip(&block[i * classes..(i + 1) * classes]) {
+                            *r = v.to_f64();
+                        }
+                        softmax(&row, temperature, out);
+                    }
+                }
+            }
+        }
+        Ok(probs)
     }
 
     /// Each network's `(μ, σ)` at each row of the standardised inputs `xs` (`[n, D]`), as
@@ -145,7 +212,9 @@ impl Network {
                 tape,
                 nets,
                 |g, x| {
-                    let (mu, sigma) = self.head(g, x)?;
+                    let Observation::Gaussian { mu, sigma } = self.observation(g, x)? else {
+                        unreachable!("moments of a regressor's network");
+                    };
                     let mu = g.unsqueeze_last(mu)?;
                     let sigma = match (self.likelihood, sigma) {
                         (Likelihood::Heteroscedastic, Some(s)) => g.unsqueeze_last(s)?,
@@ -166,6 +235,28 @@ impl Network {
         }
         Ok((means, sigmas))
     }
+}
+
+/// What a network says about `y` at some inputs ([`Network::observation_with`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Observation {
+    /// `N(μ, σ)` (σ the fixed one when `None`).
+    Gaussian { mu: Var, sigma: Option<Var> },
+    /// `Categorical(softmax(logits))`, logits `[N, K]`.
+    Categorical { logits: Var },
+    /// `Bernoulli(σ(logits))`, logits `[N]`.
+    Bernoulli { logits: Var },
+}
+
+/// `out = softmax(z / temperature)` in f64, shifted by the maximum.
+fn softmax(z: &[f64], temperature: f64, out: &mut [f64]) {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for (o, &v) in out.iter_mut().zip(z) {
+        *o = ((v - m) / temperature).exp();
+        sum += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= sum);
 }
 
 /// `[N, 1]` and `[N, 1]` side by side as `[N, 2]`.

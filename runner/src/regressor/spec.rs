@@ -24,6 +24,30 @@ pub enum Likelihood {
     /// a leaf `log_sigma` of shape `[]`, σ = exp(log_sigma) on the standardised scale, starting
     /// at 1).
     Learned,
+    /// A classifier's: `K` outputs, the logits of `Categorical(softmax(logits))` over class
+    /// indices.
+    Categorical {
+        /// The number of classes `K` (at least 2).
+        classes: usize,
+    },
+    /// A two-class classifier's single logit: `Bernoulli(σ(logit))`.
+    Bernoulli,
+}
+
+impl Likelihood {
+    /// Whether it is a classifier's (categorical or Bernoulli).
+    pub fn is_classification(self) -> bool {
+        matches!(self, Likelihood::Categorical { .. } | Likelihood::Bernoulli)
+    }
+
+    /// The classes of a classifier's likelihood (`None` for a regressor's).
+    pub fn classes(self) -> Option<usize> {
+        match self {
+            Likelihood::Categorical { classes } => Some(classes),
+            Likelihood::Bernoulli => Some(2),
+            _ => None,
+        }
+    }
 }
 
 /// How the learning rate moves over the fit.
@@ -235,6 +259,11 @@ impl FitSpec {
             && !(sigma.is_finite() && sigma > 0.0)
         {
             return invalid("sigma", sigma.to_string(), "a positive, finite noise σ");
+        }
+        if let Likelihood::Categorical { classes } = self.likelihood
+            && classes < 2
+        {
+            return invalid("classes", classes.to_string(), "at least two classes");
         }
         if let FitMethod::Vi(vi) = self.method {
             if self.prior_weight != 0.0 {

@@ -3,11 +3,11 @@
 //! held-out score early stopping keeps each member by.
 
 use flock_autograd::{Arg, AutogradError, LogJoint, ParamLayout, Parameters, Tape, Var};
-use flock_ensemble::model::{Guide, GuideIds, Model, ModelContext, normal};
+use flock_ensemble::model::{Guide, GuideIds, Model, ModelContext, bernoulli, categorical, normal};
 use flock_ensemble::{SeedStream, member_rng};
 use flock_kernels::Element;
 
-use super::network::{Network, Readout};
+use super::network::{Network, Observation, Readout};
 use crate::checkpoint::CheckpointError;
 use crate::error::RunError;
 use crate::train::Scorer;
@@ -49,14 +49,18 @@ impl<T: Element> Model<T> for NetworkModel {
                 *shape,
             )?);
         }
-        let (mu, sigma) = self
-            .net
-            .head_with(m.graph(), x, |_, id| Ok(values[id.index()]))?;
-        let scale = match sigma {
-            Some(s) => Arg::Var(s),
-            None => Arg::Const(T::from_f64(self.sigma_std)),
+        let observation =
+            self.net
+                .observation_with(m.graph(), x, |_, id| Ok(values[id.index()]))?;
+        let distribution = match observation {
+            Observation::Gaussian { mu, sigma: Some(s) } => normal(mu, Arg::Var(s)),
+            Observation::Gaussian { mu, sigma: None } => {
+                normal(mu, Arg::Const(T::from_f64(self.sigma_std)))
+            }
+            Observation::Categorical { logits } => categorical(logits),
+            Observation::Bernoulli { logits } => bernoulli(logits),
         };
-        m.observe("y", normal(mu, scale), y)
+        m.observe("y", distribution, y)
     }
 }
 
@@ -141,6 +145,14 @@ impl<T: Element> Scorer<T> for GuideMixtureNll<'_, T> {
         scores: &mut Vec<f64>,
     ) -> Result<(), RunError<T>> {
         let draws = guide_draws(params, self.layout, self.guide, self.samples, self.seed)?;
+        if let Some(classes) = self.network.likelihood.classes() {
+            let n = self.y.len();
+            let probs = self
+                .network
+                .class_probs(&mut self.tape, &draws, self.x, n, 1.0)?;
+            *scores = member_mixture_class_nll(&probs, &self.y, self.samples, classes);
+            return Ok(());
+        }
         let (means, sigmas) = self.network.moments(
             &mut self.tape,
             &draws,
@@ -151,6 +163,31 @@ impl<T: Element> Scorer<T> for GuideMixtureNll<'_, T> {
         *scores = member_mixture_nll(&means, &sigmas, &self.y, self.samples);
         Ok(())
     }
+}
+
+/// Each member's mean negative log-likelihood per row of the labels `y` under the mean of its
+/// `samples` consecutive components' class probabilities (`probs`: `[E·S·N·K]`).
+pub(crate) fn member_mixture_class_nll(
+    probs: &[f64],
+    y: &[f64],
+    samples: usize,
+    classes: usize,
+) -> Vec<f64> {
+    let n = y.len();
+    let members = probs.len() / (samples * n * classes).max(1);
+    (0..members)
+        .map(|e| {
+            let mut total = 0.0;
+            for (i, &label) in y.iter().enumerate() {
+                let p: f64 = (0..samples)
+                    .map(|s| probs[((e * samples + s) * n + i) * classes + label as usize])
+                    .sum::<f64>()
+                    / samples as f64;
+                total -= p.ln();
+            }
+            total / n as f64
+        })
+        .collect()
 }
 
 /// Each member's mean negative log-likelihood per row of `y` under the equal-weight mixture of

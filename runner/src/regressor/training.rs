@@ -1,0 +1,211 @@
+//! The training every estimator shares: data split into training and held-out rows, then the
+//! members — point estimates through [`EnsembleMAP`] or Gaussian guides through
+//! [`EnsembleVI`] — trained in the one loop, with a fit's hooks (state file, resume, progress).
+
+use std::path::PathBuf;
+
+use flock_autograd::{Batch, ParamLayout, Parameters, Tape};
+use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling};
+use flock_kernels::Element;
+use flock_optim::{AdamConfig, LearningRate, adam, cosine_decay_schedule};
+
+use super::FitHooks;
+use super::data::hold_out;
+use super::network::Network;
+use super::spec::{FitMethod, FitSpec, LearningRateSchedule};
+use super::variational::{GuideMixtureNll, NetworkModel, guide_draws};
+use crate::checkpoint::Checkpoint;
+use crate::error::Error;
+use crate::map::{EnsembleMAP, EnsembleResult};
+use crate::train::{Checkpointing, RunOptions, Validation};
+use crate::vi::{EnsembleVI, ViConfig};
+
+/// Data ready to train on: standardised inputs `[rows, features]` and targets (a classifier's
+/// class indices as numbers), the rows held out for early stopping, and a fixed likelihood's σ
+/// on the standardised scale.
+pub(crate) struct Prepared<T> {
+    pub(crate) xs: Vec<T>,
+    pub(crate) ys: Vec<T>,
+    pub(crate) held_out: Option<(Vec<T>, Vec<T>)>,
+    pub(crate) sigma_std: f64,
+}
+
+impl<T: Copy> Prepared<T> {
+    /// `spec.validation_fraction` of the rows held out (seeded by `spec.seed`).
+    ///
+    /// # Errors
+    /// [`Error::TooFewRows`] when the fraction leaves no row on one side.
+    pub(crate) fn split(
+        spec: &FitSpec,
+        xs: Vec<T>,
+        ys: Vec<T>,
+        features: usize,
+        sigma_std: f64,
+    ) -> Result<Prepared<T>, Error> {
+        let (xs, ys, held_out) = hold_out(spec.validation_fraction, spec.seed, xs, ys, features)?;
+        Ok(Prepared {
+            xs,
+            ys,
+            held_out,
+            sigma_std,
+        })
+    }
+}
+
+/// How a training call ended.
+pub(crate) enum Trained<T> {
+    /// Every epoch trained: the members (or guides) and, for VI, the networks drawn from them.
+    Done {
+        result: EnsembleResult<T>,
+        draws: Option<Parameters<T>>,
+    },
+    /// Stopped after the hooks' epoch limit, the state in the state file.
+    Paused { steps: usize, of: usize },
+}
+
+/// Trains `spec`'s members of `network` (laid out by `layout`) on `data`, on `threads` threads
+/// (default every core), with `hooks`.
+///
+/// # Errors
+/// Training errors; [`Error::File`] for a state file that cannot be written or read.
+pub(crate) fn train_network<T: Element>(
+    spec: &FitSpec,
+    network: &Network,
+    layout: &ParamLayout,
+    data: Prepared<T>,
+    threads: Option<usize>,
+    hooks: FitHooks<'_>,
+) -> Result<Trained<T>, Error> {
+    let Prepared {
+        xs,
+        ys,
+        held_out,
+        sigma_std,
+    } = data;
+    let layout = layout.clone();
+    let rows = ys.len();
+    let init = network.mlp.member_init::<T, MemberRng>(&layout);
+    let batch_size = spec.batch_size.clamp(1, rows.max(1));
+    let steps_per_epoch = rows.div_ceil(batch_size);
+    let steps = spec.epochs * steps_per_epoch;
+    let learning_rate: LearningRate = match spec.schedule {
+        LearningRateSchedule::Constant => spec.learning_rate.into(),
+        LearningRateSchedule::CosineDecay => {
+            cosine_decay_schedule(spec.learning_rate, steps.max(1) as u64, 0.0, 1.0)?.into()
+        }
+    };
+    let optimizer = adam(learning_rate, AdamConfig::default())?;
+    let data = Batch::new(&xs, &ys, rows)?;
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let file_error = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| Error::File { path, source }
+    };
+    let checkpoint = match (&hooks.state_file, hooks.resume) {
+        (Some(path), true) if path.exists() => {
+            Some(Checkpoint::read(path).map_err(file_error(path))?)
+        }
+        _ => None,
+    };
+    let run_options = |validation| RunOptions {
+        batch_size: Some(batch_size),
+        sampling: Sampling::WithoutReplacement,
+        validation,
+        checkpoint: hooks
+            .state_file
+            .as_ref()
+            .map(|path| Checkpointing::to_file(path.clone(), steps_per_epoch)),
+        ..RunOptions::default()
+    };
+    let until = |step: usize| {
+        hooks
+            .max_epochs_this_call
+            .map_or(steps, |e| (step + e * steps_per_epoch).min(steps))
+    };
+    let mut progress = hooks.progress;
+    let (result, draws) = match spec.method {
+        FitMethod::Map => {
+            let log_joint = ParallelLogJoint::new(
+                (0..threads)
+                    .map(|_| network.log_joint::<T>(&layout, sigma_std))
+                    .collect(),
+            );
+            let mut map =
+                EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)?;
+            let mut training = match &checkpoint {
+                Some(c) => map
+                    .restore(c)
+                    .map_err(file_error(hooks.state_file.as_ref().expect("read")))?,
+                None => map.start(spec.seed)?,
+            };
+            let validation = held_out
+                .as_ref()
+                .map(|(hx, hy)| Batch::new(hx, hy, hy.len()))
+                .transpose()?
+                .map(|held| Validation::new(held, steps_per_epoch));
+            let mut options = run_options(validation);
+            options.progress = progress.take();
+            let end = until(training.step());
+            (
+                map.train(&mut training, spec.seed, end, data, options)?,
+                None,
+            )
+        }
+        FitMethod::Vi(vi) => {
+            let model = NetworkModel::new(network.clone(), &layout, sigma_std);
+            let config = ViConfig {
+                ensemble_size: spec.members,
+                kl_weight: vi.kl_weight,
+                init_scale: vi.init_scale,
+                guide: vi.guide(),
+                threads,
+                ..ViConfig::default()
+            };
+            let mut runner = EnsembleVI::new(model, data, init, optimizer, config)?;
+            let mut training = match &checkpoint {
+                Some(c) => runner
+                    .restore(c, spec.seed)
+                    .map_err(file_error(hooks.state_file.as_ref().expect("read")))?,
+                None => runner.start(spec.seed)?,
+            };
+            let validation = held_out.as_ref().map(|(hx, hy)| {
+                let scorer = GuideMixtureNll {
+                    network,
+                    layout: &layout,
+                    guide: vi.guide(),
+                    samples: vi.samples,
+                    seed: spec.seed,
+                    sigma_std,
+                    x: hx,
+                    y: hy.iter().map(|v| v.to_f64()).collect(),
+                    tape: Tape::new(),
+                };
+                Validation::with_scorer(scorer, steps_per_epoch)
+            });
+            let mut options = run_options(validation);
+            options.progress = progress.take();
+            let end = until(training.step());
+            let result = runner.train(&mut training, spec.seed, end, data, options)?;
+            let draws = if result.steps == steps {
+                Some(guide_draws(
+                    &result.params,
+                    &layout,
+                    vi.guide(),
+                    vi.samples,
+                    spec.seed,
+                )?)
+            } else {
+                None
+            };
+            (result, draws)
+        }
+    };
+    if result.steps < steps {
+        return Ok(Trained::Paused {
+            steps: result.steps,
+            of: steps,
+        });
+    }
+    Ok(Trained::Done { result, draws })
+}
