@@ -101,9 +101,13 @@ pub fn default_members_per_call<T>(
     (CALL_BYTES / bytes.max(1)).clamp(1, 16)
 }
 
+/// Parameters a block of members needs to be split off to a thread of its own.
+const MIN_BLOCK_PARAMS: usize = 4 * 1_152;
+
 impl<L> ParallelLogJoint<L> {
-    /// One block of members per element of `parts` (e.g. one per core); at least 4 members per
-    /// block, so tiny ensembles are not split. Each block is evaluated
+    /// One block of members per element of `parts` (e.g. one per core); at least 4 members — or
+    /// about 4,600 parameters' worth, for larger networks — per block, so tiny ensembles are not
+    /// split. Each block is evaluated
     /// [`default_members_per_call`] members at a time (from the measured storage of its
     /// log-joint's previous call).
     ///
@@ -269,12 +273,21 @@ impl<L> ParallelLogJoint<L> {
     /// that can run it, with at least [`ParallelLogJoint::new`]'s minimum of members per block.
     /// The number of blocks is derived from it, `members.div_ceil(block_size)`, which can be
     /// fewer than the parts (25 members over 6 parts: blocks of 5, so 5 blocks).
-    fn block_size(&self, members: usize) -> usize {
+    fn block_size<T: Element>(&self, members: usize) -> usize
+    where
+        L: LogJoint<T>,
+    {
+        // A block is worth a thread when it holds about 4,600 parameters' worth of members (four
+        // of the seed's 1,153-parameter MLPs); one large network already is.
+        let p = self.parts[0].layout().member_size().max(1);
+        let min_members = MIN_BLOCK_PARAMS
+            .div_ceil(p)
+            .clamp(1, self.min_members_per_part.max(1));
         let parts = self
             .parts
             .len()
             .min(self.helpers.len() + 1)
-            .min(members / self.min_members_per_part.max(1))
+            .min(members / min_members)
             .max(1);
         members.div_ceil(parts).max(1)
     }

@@ -1,4 +1,5 @@
-//! GFLOP/s of the member-batched GEMM on the seed's MLP shapes and a larger one, each beside the
+//! GFLOP/s of the member-batched GEMM on the seed's MLP shapes, larger ones and the Fashion-MNIST
+//! classifier's, each beside the
 //! machine's measured FMA peak, plus tanh throughput.
 //!
 //! `cargo bench -p flock-kernels --bench gflops` prints one table. Each figure is the median of
@@ -162,6 +163,10 @@ fn table<T: Element>() {
         (16, 80, 32, 1),
         (16, 80, 128, 128),
         (64, 256, 64, 64),
+        // The Fashion-MNIST classifier's layers (5 members, batches of 100).
+        (5, 100, 784, 200),
+        (5, 100, 200, 200),
+        (5, 100, 200, 10),
     ];
     let products = [
         (Product::Forward, "X·Wᵀ"),

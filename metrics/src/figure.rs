@@ -626,3 +626,158 @@ pub fn line_chart_svg(
     svg.push_str("</svg>\n");
     svg
 }
+
+/// The opening of a `width × height` figure with a white background and a centred title.
+fn open_figure(svg: &mut String, width: f64, height: f64, title: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="28" font-size="14" font-weight="bold" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+}
+
+/// Overlaid histograms (as densities, so sets of different sizes compare) of several sets of
+/// values over one range, `bins` equal-width bins — e.g. the predictive entropy on
+/// in-distribution and on out-of-distribution inputs.
+///
+/// ```
+/// use flock_metrics::histogram_svg;
+/// let svg = histogram_svg("entropy", "nats", &[("in", &[0.1, 0.2, 0.2]), ("out", &[1.0, 2.0])], 20);
+/// assert!(svg.contains("in") && svg.matches("<rect").count() > 20);
+/// ```
+pub fn histogram_svg(title: &str, x_label: &str, sets: &[(&str, &[f64])], bins: usize) -> String {
+    let bins = bins.max(1);
+    let finite = || {
+        sets.iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| v.is_finite())
+    };
+    let lo = finite().fold(f64::INFINITY, f64::min);
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
+    };
+    let width_of_bin = (hi - lo) / bins as f64;
+    let densities: Vec<Vec<f64>> = sets
+        .iter()
+        .map(|(_, values)| {
+            let mut counts = vec![0.0; bins];
+            let n = values.iter().filter(|v| v.is_finite()).count().max(1) as f64;
+            for &v in values.iter().filter(|v| v.is_finite()) {
+                let b = (((v - lo) / width_of_bin) as usize).min(bins - 1);
+                counts[b] += 1.0 / (n * width_of_bin);
+            }
+            counts
+        })
+        .collect();
+    let top = densities.iter().flatten().fold(0.0f64, |m, &d| m.max(d));
+    let (width, height) = (620.0, 400.0);
+    let axes = Axes {
+        left: 80.0,
+        top: 50.0,
+        width: width - 110.0,
+        height: height - 110.0,
+        x: (lo, hi),
+        y: (0.0, top.max(1e-9) * 1.05),
+    };
+    let mut svg = String::new();
+    open_figure(&mut svg, width, height, title);
+    const COLOURS: [&str; 4] = [BLUE, "#d62728", "#2ca02c", "#9467bd"];
+    for (k, ((label, _), counts)) in sets.iter().zip(&densities).enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        for (b, &d) in counts.iter().enumerate() {
+            let x0 = axes.px(lo + b as f64 * width_of_bin);
+            let x1 = axes.px(lo + (b + 1) as f64 * width_of_bin);
+            let y = axes.py(d);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.45" stroke="{colour}" stroke-width="0.5"/>"#,
+                (x1 - x0).max(0.0),
+                (axes.top + axes.height - y).max(0.0)
+            );
+        }
+        let ly = 64.0 + 16.0 * k as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{:.1}" y="{:.1}" width="14" height="10" fill="{colour}" fill-opacity="0.45" stroke="{colour}"/><text x="{:.1}" y="{ly:.1}" font-size="11">{}</text>"#,
+            axes.left + axes.width - 290.0,
+            ly - 9.0,
+            axes.left + axes.width - 270.0,
+            escape(label)
+        );
+    }
+    axes.frame(&mut svg, x_label, "density");
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// A reliability diagram: per confidence bin, the accuracy (bars) against the diagonal of
+/// perfect calibration, the bins' share of the points written on the bars.
+///
+/// ```
+/// use flock_metrics::{reliability, reliability_svg};
+/// let bins = reliability(&[0.9, 0.1, 0.3, 0.7], 2, &[0, 1], 10)?;
+/// assert!(reliability_svg("calibration", &bins).contains("polyline"));
+/// # Ok::<(), flock_metrics::MetricsError>(())
+/// ```
+pub fn reliability_svg(title: &str, bins: &[crate::ReliabilityBin]) -> String {
+    let (width, height) = (520.0, 460.0);
+    let axes = Axes {
+        left: 80.0,
+        top: 50.0,
+        width: width - 110.0,
+        height: height - 110.0,
+        x: (0.0, 1.0),
+        y: (0.0, 1.0),
+    };
+    let total: usize = bins.iter().map(|b| b.count).sum();
+    let mut svg = String::new();
+    open_figure(&mut svg, width, height, title);
+    for b in bins.iter().filter(|b| b.count > 0) {
+        let (x0, x1) = (axes.px(b.lower), axes.px(b.upper));
+        let y = axes.py(b.accuracy);
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{BLUE}" fill-opacity="0.75" stroke="white"/>"##,
+            x0,
+            x1 - x0,
+            axes.top + axes.height - y
+        );
+        // The gap to the mean confidence of the bin.
+        let yc = axes.py(b.confidence);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x0:.1}" y1="{yc:.1}" x2="{x1:.1}" y2="{yc:.1}" stroke="#d62728" stroke-width="2"/>"##
+        );
+        if total > 0 && b.count * 50 >= total {
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle" fill="white">{:.0}%</text>"#,
+                (x0 + x1) / 2.0,
+                axes.top + axes.height - 4.0,
+                100.0 * b.count as f64 / total as f64
+            );
+        }
+    }
+    axes.polyline(
+        &mut svg,
+        &[0.0, 1.0],
+        &[0.0, 1.0],
+        r##"stroke="#555555" stroke-width="1.5" stroke-dasharray="6 4""##,
+    );
+    let _ = writeln!(
+        svg,
+        r##"<rect x="96" y="58" width="14" height="10" fill="{BLUE}" fill-opacity="0.75"/><text x="116" y="67" font-size="11">accuracy</text><line x1="96" y1="80" x2="110" y2="80" stroke="#d62728" stroke-width="2"/><text x="116" y="84" font-size="11">mean confidence</text>"##
+    );
+    axes.frame(&mut svg, "confidence (top-label probability)", "accuracy");
+    svg.push_str("</svg>\n");
+    svg
+}

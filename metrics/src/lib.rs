@@ -43,7 +43,8 @@ pub use error::MetricsError;
 #[cfg(feature = "png")]
 pub use figure::svg_to_png;
 pub use figure::{
-    FigureError, FigureFormat, FitPanel, Series, encode_figure, figure_svg, line_chart_svg,
+    FigureError, FigureFormat, FitPanel, Series, encode_figure, figure_svg, histogram_svg,
+    line_chart_svg, reliability_svg,
 };
 pub use mixture::{Band, MixturePredictive, Sigma};
 pub use ood::{OodScores, aupr, auroc, fpr_at_95_tpr, ood_scores};

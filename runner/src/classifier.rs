@@ -36,7 +36,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::error::Error;
 use crate::map::{Divergence, EnsembleResult};
 use crate::regressor::{
-    Features, FitHooks, FitMethod, FitSpec, LearningRateSchedule, Likelihood, Matrix, Normalisation,
+    Features, FitHooks, FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, Matrix,
+    Normalisation,
 };
 use crate::regressor::{FittedEnsemble, Network, Prepared, Trained, read_model, train_network};
 use crate::regressor::{Rows32, check_finite, to_f32};
@@ -131,6 +132,8 @@ impl<T: Element> Classifier<T> {
         validation_fraction: f64 => validation_fraction,
         /// The seed of everything random in the fit.
         seed: u64 => seed,
+        /// How the inputs are scaled (standardised by default; as given for pixels).
+        input_scaling: InputScaling => input_scaling,
     }
 
     /// Units of each hidden layer, input side first.
@@ -257,7 +260,7 @@ impl<T: Element> Classifier<T> {
                 expected: features,
             });
         }
-        let (x_mean, x_std) = crate::regressor::column_moments(&values, features);
+        let (x_mean, x_std) = Normalisation::inputs(&values, features, spec.input_scaling);
         let norm = Normalisation {
             x_mean,
             x_std,

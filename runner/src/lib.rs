@@ -24,8 +24,11 @@
 //!   [`ensemble_vi`](vi::ensemble_vi).
 //! - [`train`]: the one training loop both runners go through, and its hooks (held-out scoring,
 //!   checkpoints, progress, callbacks).
+//! - [`classifier`]: [`Classifier`] / [`FittedClassifier`] — the same front door for class
+//!   labels: probabilities, entropy and mutual information, calibration, conformal sets.
 //! - [`checkpoint`]: safetensors files of results and training states; [`files`]: the one
-//!   atomic file writer; [`table`]: reading numeric tables with file:line:column errors.
+//!   atomic file writer; [`table`]: reading numeric tables with file:line:column errors;
+//!   [`idx`]: IDX image files (MNIST's format), raw or gzip.
 //!
 //! With the `cli` feature (on by default), [`app`] holds what only the `flock` command needs:
 //! its command-line interface, progress bars, the UCI benchmark driver and the seed tutorial.
@@ -37,6 +40,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod error;
 pub mod files;
+pub mod idx;
 pub mod map;
 pub mod regressor;
 pub mod table;

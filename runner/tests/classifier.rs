@@ -169,8 +169,10 @@ fn temperature_and_conformal_sets() {
         .filter(|(s, y)| s.contains(y))
         .count();
     let coverage = covered as f64 / y_test.len() as f64;
-    // 1 − α = 0.9 with 600 calibration rows; one split, 3,000 test rows.
-    assert!((0.87..0.94).contains(&coverage), "{coverage}");
+    // 1 − α = 0.9 with 600 calibration rows; one split, 3,000 test rows. The guarantee is a
+    // lower bound; keeping the top class where randomisation empties a set (as RAPS's
+    // `allow_zero_sets = False` does) lifts coverage above it, so the upper edge is loose.
+    assert!((0.87..0.97).contains(&coverage), "{coverage}");
     let size = sets.iter().map(Vec::len).sum::<usize>() as f64 / sets.len() as f64;
     assert!(size < 2.5, "{size}");
 }

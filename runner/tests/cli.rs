@@ -895,3 +895,108 @@ fn conformal_regression_and_json_reports() {
     let _ = std::fs::remove_dir_all(uci_dir.parent().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `flock classify-bench` end to end on a tiny synthetic Fashion-MNIST folder (4×4 images, ten
+/// classes told apart by which pixel is bright) with an out-of-distribution CSV: the JSON report
+/// has the ensembles' scores and the OOD scores; a truncated IDX file is refused by name.
+#[test]
+fn classify_bench_on_a_tiny_image_set() {
+    let dir = temp("fashion");
+    std::fs::create_dir_all(&dir).unwrap();
+    let idx = |dims: &[u32], values: &[u8]| {
+        let mut out = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+        out.extend_from_slice(values);
+        out
+    };
+    let images = |n: usize| -> (Vec<u8>, Vec<u8>) {
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let k = (i * 7) % 10;
+            pixels.extend((0..16).map(|p| {
+                if p == k {
+                    250
+                } else {
+                    ((i * 31 + p * 17) % 40) as u8
+                }
+            }));
+            labels.push(k as u8);
+        }
+        (pixels, labels)
+    };
+    for (prefix, n) in [("train", 400u32), ("t10k", 100)] {
+        let (pixels, labels) = images(n as usize);
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            idx(&[n, 4, 4], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+            idx(&[n], &labels),
+        )
+        .unwrap();
+    }
+    let ood = dir.join("ood.csv");
+    let rows: String = (0..50)
+        .map(|i| {
+            let cells: Vec<String> = (0..16)
+                .map(|p| ((i * 13 + p * 29) % 256).to_string())
+                .collect();
+            format!("{},0\n", cells.join(","))
+        })
+        .collect();
+    std::fs::write(&ood, rows).unwrap();
+    let out = succeed(flock().args([
+        "classify-bench",
+        dir.to_str().unwrap(),
+        "--members",
+        "2",
+        "--epochs",
+        "3",
+        "--ood",
+        ood.to_str().unwrap(),
+        "--out",
+        dir.join("figures").to_str().unwrap(),
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["train_images"], 400);
+    assert_eq!(
+        report["ensembles"].as_array().unwrap().len(),
+        2,
+        "M = 1 and 2"
+    );
+    assert!(
+        report["ensembles"][1]["accuracy"].as_f64().unwrap() > 0.5,
+        "{report}"
+    );
+    assert_eq!(report["ood"]["images"], 50);
+    assert!(
+        report["ood"]["mutual_information"]["auroc"]
+            .as_f64()
+            .is_some()
+    );
+    assert!(dir.join("figures/fashion_ood_entropy.png").exists());
+    // A truncated images file.
+    let path = dir.join("t10k-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    let out = flock()
+        .args([
+            "classify-bench",
+            dir.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("t10k-images-idx3-ubyte.gz: not an IDX file of bytes: sizes [100, 4, 4] need 1600 values, the file holds 1597"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -678,6 +678,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
+       cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl (about nine minutes)
@@ -685,6 +686,13 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
   --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
                    installed into target/jax-venv) and print JAX / flock ratios
   --history FILE   the history file (default bench/history.jsonl)
+
+  fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
+                   f32), the same ensemble in JAX + equinox + optax, and scikit-learn's
+                   MLPClassifier ×5 (xtask/jax/fashion.py); appends to bench/fashion.jsonl
+  --epochs N       epochs for all three (default 20)
+  --train-images N train on the first N images (a quick run)
+  --skip-sklearn   leave scikit-learn out (its ensemble takes the longest)
   -h, --help       print this help";
 
 /// What the command line asks for.
@@ -695,6 +703,11 @@ enum Task {
         compare: bool,
         vs_jax: bool,
         history: PathBuf,
+    },
+    Fashion {
+        epochs: usize,
+        train_images: Option<usize>,
+        skip_sklearn: bool,
     },
 }
 
@@ -731,8 +744,152 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
                 history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
             })
         }
+        "fashion" => {
+            let (mut epochs, mut train_images, mut skip_sklearn) = (20, None, false);
+            let mut rest = args[1..].iter();
+            let number = |flag: &str, value: Option<&String>| -> Result<usize, String> {
+                value
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{flag} needs a whole number"))
+            };
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--epochs" => epochs = number("--epochs", rest.next())?,
+                    "--train-images" => {
+                        train_images = Some(number("--train-images", rest.next())?);
+                    }
+                    "--skip-sklearn" => skip_sklearn = true,
+                    other => return Err(format!("unknown argument {other:?} for fashion")),
+                }
+            }
+            Ok(Task::Fashion {
+                epochs,
+                train_images,
+                skip_sklearn,
+            })
+        }
         other => Err(format!("unknown task {other:?}")),
     }
+}
+
+/// `cargo xtask fashion`: flock's classify-bench and the peers of `xtask/jax/fashion.py` in one
+/// run, one table, a record appended to `bench/fashion.jsonl`.
+fn fashion(epochs: usize, train_images: Option<usize>, skip_sklearn: bool) -> Result<(), String> {
+    let data = workspace_root().join("../shared/data/fashion-mnist");
+    let data = data
+        .to_str()
+        .unwrap_or("../shared/data/fashion-mnist")
+        .to_owned();
+    let epochs_text = epochs.to_string();
+    run(
+        "cargo",
+        &["build", "--release", "-p", "flock-runner", "--bin", "flock"],
+    )?;
+    let flock = workspace_root().join("target/release/flock");
+    let mut args = vec![
+        "classify-bench",
+        &data,
+        "--members",
+        "5",
+        "--epochs",
+        &epochs_text,
+        "--json",
+        "--quiet",
+    ];
+    let images_text = train_images.map(|n| n.to_string());
+    if let Some(n) = &images_text {
+        args.extend(["--train-images", n]);
+    }
+    let ours = run(flock.to_str().unwrap_or("target/release/flock"), &args)?;
+    let (python, pins) = jax_python()?;
+    let script = workspace_root().join("xtask/jax/fashion.py");
+    let mut peer_args = vec![
+        script.to_str().unwrap_or("xtask/jax/fashion.py"),
+        &data,
+        "--members",
+        "5",
+        "--epochs",
+        &epochs_text,
+    ];
+    if let Some(n) = &images_text {
+        peer_args.extend(["--train-images", n]);
+    }
+    if skip_sklearn {
+        peer_args.push("--skip-sklearn");
+    }
+    let peers = run(python.to_str().unwrap_or("python"), &peer_args)?;
+    let number = |text: &str, key: &str| -> Option<f64> {
+        let after = text.split(&format!("\"{key}\":")).nth(1)?;
+        after
+            .trim_start()
+            .split([',', '}'])
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    eprintln!("xtask: flock: {}", ours.trim());
+    for peer in peers.lines().filter(|l| l.starts_with('{')) {
+        eprintln!("xtask: peer: {peer}");
+    }
+    // flock's M = 5 row of its ensembles table: the object around `"members":5`.
+    let row5 = ours
+        .find("\"members\":5")
+        .and_then(|at| {
+            let start = ours[..at].rfind('{')?;
+            let end = at + ours[at..].find('}')?;
+            Some(ours[start..=end].to_owned())
+        })
+        .ok_or("no M = 5 row in flock's report")?;
+    let mut table = format!(
+        "{:<26} {:>9} {:>8} {:>8} {:>8} {:>12}\n",
+        "5 members, 3×200 ReLU", "accuracy", "NLL", "Brier", "ECE", "s / epoch"
+    );
+    let mut line = |name: &str, scores: &str, seconds: Option<f64>| {
+        let get = |k| number(scores, k).unwrap_or(f64::NAN);
+        let _ = writeln!(
+            table,
+            "{name:<26} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>12.2}",
+            get("accuracy"),
+            get("nll"),
+            get("brier"),
+            get("ece"),
+            seconds.unwrap_or(f64::NAN)
+        );
+    };
+    line(
+        "flock (f32, 2 threads)",
+        &row5,
+        number(&ours, "seconds_per_epoch"),
+    );
+    for peer in peers.lines().filter(|l| l.starts_with('{')) {
+        let name = if peer.contains("\"peer\": \"jax\"") {
+            "JAX + equinox + optax"
+        } else {
+            "scikit-learn MLPClassifier"
+        };
+        line(name, peer, number(peer, "seconds_per_epoch"));
+    }
+    print!("{table}");
+    let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
+    let record = format!(
+        "{{\"commit\":{},\"epochs\":{epochs},\"train_images\":{},\"jax_env\":{},\"flock\":{},\"peers\":[{}]}}\n",
+        json_string(commit.trim()),
+        train_images.map_or("null".to_owned(), |n| n.to_string()),
+        json_string(&pins),
+        ours.trim(),
+        peers
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let history = workspace_root().join("bench/fashion.jsonl");
+    let mut text = std::fs::read_to_string(&history).unwrap_or_default();
+    text.push_str(&record);
+    std::fs::write(&history, text).map_err(|e| format!("{}: {e}", history.display()))?;
+    println!("record appended to {}", history.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -747,6 +904,11 @@ fn main() -> ExitCode {
             vs_jax,
             history,
         }) => bench(compare, &history, vs_jax),
+        Ok(Task::Fashion {
+            epochs,
+            train_images,
+            skip_sklearn,
+        }) => fashion(epochs, train_images, skip_sklearn),
         Err(e) => {
             eprintln!("xtask: {e}\n\n{USAGE}");
             return ExitCode::from(2);

@@ -17,13 +17,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use flock_autograd::Activation;
 
+use super::classify_bench::{ClassifyBenchArgs, classify_bench};
 use super::fit::fit_command;
 use super::patterns::{Init, tutorial};
 use super::predict::predict_command;
 use super::seed::SeedData;
 use super::uci::{Protocol, UciRun};
 use crate::error::Error;
-use crate::regressor::{FitMethod, FitSpec, LearningRateSchedule, Likelihood, ViFit};
+use crate::regressor::{FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit};
 
 pub(crate) type BoxError = Box<dyn std::error::Error>;
 
@@ -61,6 +62,9 @@ enum Command {
     Predict(PredictArgs),
     /// The UCI regression benchmark on DIR (one dataset folder, or a folder of them).
     Uci(UciArgs),
+    /// The Deep Ensembles classification experiment on Fashion-MNIST (DIR), with MNIST digits
+    /// as out-of-distribution inputs.
+    ClassifyBench(ClassifyBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -248,6 +252,10 @@ pub(crate) struct RecipeArgs {
     /// VI: columns of a low-rank factor over all of a member's weights [default: 0, mean-field].
     #[arg(long)]
     rank: Option<usize>,
+    /// How the inputs are scaled: standardised per column (for tabular data), or as given
+    /// (for features already on one scale, such as pixels) [default: standardise].
+    #[arg(long, value_enum)]
+    input_scaling: Option<InputScaling>,
     /// Seed (data split, held-out rows, initialisation, batches, noise).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -285,6 +293,7 @@ impl RecipeArgs {
             };
         }
         set!(members => members, activation => activation, epochs => epochs,
+            input_scaling => input_scaling,
             batch_size => batch_size, lr => learning_rate, schedule => schedule,
             prior_weight => prior_weight, validation_fraction => validation_fraction);
         spec.seed = self.seed;
@@ -377,6 +386,7 @@ pub fn main() -> ExitCode {
         },
         Command::Predict(args) => predict_command(&args),
         Command::Uci(args) => uci_command(&args),
+        Command::ClassifyBench(args) => classify_bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

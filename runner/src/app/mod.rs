@@ -7,6 +7,7 @@
 //!   Layer 1 primitives (the `demo` command and the examples);
 //! - [`progress`]: the progress bars long runs draw on stderr.
 
+mod classify_bench;
 pub mod cli;
 mod fit;
 pub mod patterns;

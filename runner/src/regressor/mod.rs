@@ -41,7 +41,7 @@ pub(crate) use fitted::{Rows32, to_f32};
 pub(crate) use model_file::{FittedEnsemble, read_model, stored_spec};
 pub(crate) use network::Network;
 pub use prediction::Prediction;
-pub use spec::{FitMethod, FitSpec, LearningRateSchedule, Likelihood, ViFit};
+pub use spec::{FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit};
 pub(crate) use training::{Prepared, Trained, train_network};
 
 use crate::error::Error;
@@ -217,6 +217,13 @@ impl<T: Element> Regressor<T> {
         self
     }
 
+    /// How the inputs are scaled (standardised by default).
+    #[must_use]
+    pub fn input_scaling(mut self, scaling: InputScaling) -> Self {
+        self.spec.input_scaling = scaling;
+        self
+    }
+
     /// The seed of everything random in the fit.
     #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
@@ -323,7 +330,7 @@ impl<T: Element> Regressor<T> {
                 expected: "a Gaussian likelihood for a regressor (a Classifier fits classes)",
             });
         }
-        let norm = Normalisation::from_training(&values, features, y);
+        let norm = Normalisation::from_training(&values, features, y, spec.input_scaling);
         let (xs, ys) = (norm.standardise_x(&values), norm.standardise_y(y));
         drop(values);
         let sigma_std = match spec.likelihood {

@@ -65,6 +65,20 @@ pub enum LearningRateSchedule {
     CosineDecay,
 }
 
+/// How the inputs are scaled before the networks see them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum InputScaling {
+    /// Each feature to zero mean and unit variance over the training rows (constant features
+    /// are left unscaled) — for tabular data.
+    #[default]
+    Standardise,
+    /// As given — for features already on one scale, such as pixels in `[0, 1]` (standardising
+    /// each pixel would blow up the ones that are almost always 0).
+    AsGiven,
+}
+
 /// How each member is fitted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -161,6 +175,8 @@ pub struct FitSpec {
     /// epoch; each member ends at the epoch of its best held-out NLL (early stopping). `0` =
     /// train on every row and keep the last parameters.
     pub validation_fraction: f64,
+    /// How the inputs are scaled.
+    pub input_scaling: InputScaling,
 }
 
 impl Default for FitSpec {
@@ -195,6 +211,7 @@ impl FitSpec {
             prior_weight: 0.0,
             seed: 0,
             validation_fraction: 0.0,
+            input_scaling: InputScaling::Standardise,
         }
     }
 
@@ -315,6 +332,8 @@ struct SpecRecord {
     seed: u64,
     #[serde(default)]
     validation_fraction: f64,
+    #[serde(default)]
+    input_scaling: InputScaling,
 }
 
 fn constant_schedule() -> LearningRateSchedule {
@@ -345,6 +364,7 @@ impl From<FitSpec> for SpecRecord {
             prior_weight: s.prior_weight,
             seed: s.seed,
             validation_fraction: s.validation_fraction,
+            input_scaling: s.input_scaling,
         }
     }
 }
@@ -376,6 +396,7 @@ impl TryFrom<SpecRecord> for FitSpec {
             prior_weight: r.prior_weight,
             seed: r.seed,
             validation_fraction: r.validation_fraction,
+            input_scaling: r.input_scaling,
         })
     }
 }
