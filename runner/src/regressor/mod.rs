@@ -15,8 +15,8 @@
 //! [`Regressor`] is a builder over a [`FitSpec`] whose defaults are the best recipe measured
 //! (see [`FitSpec::default`]); [`Regressor::fit`] standardises with the training rows'
 //! statistics, holds out rows for early stopping, and trains every member — a point estimate
-//! ([`FitMethod::Map`], through [`EnsembleMAP`]) or a Gaussian guide ([`FitMethod::Vi`], through
-//! [`EnsembleVI`]) — in the one training loop ([`crate::train`]). The [`FittedRegressor`] it
+//! ([`FitMethod::Map`], through [`EnsembleMAP`](crate::map::EnsembleMAP)) or a Gaussian guide ([`FitMethod::Vi`], through
+//! [`EnsembleVI`](crate::vi::EnsembleVI)) — in the one training loop ([`crate::train`]). The [`FittedRegressor`] it
 //! returns predicts the ensemble's mixture on the original scale ([`Prediction`]), scores it
 //! exactly, and saves itself as the safetensors file `flock fit` writes and `flock predict`
 //! reads.
