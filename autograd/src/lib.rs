@@ -38,7 +38,7 @@ pub use log_joint::{
     Batch, EvaluatedBlock, GraphFn, LogJoint, LogJointOutput, TapeLogJoint, Weights, batch_inputs,
     finish_evaluation,
 };
-pub use nn::{Linear, Mlp, MlpConfig};
+pub use nn::{Linear, Mlp, MlpConfig, WeightInit};
 pub use ops::{Arg, UnaryKind};
 pub use params::{LeafSpec, ParamId, ParamLayout, Parameters};
 pub use shape::{MAX_RANK, Shape};

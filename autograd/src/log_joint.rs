@@ -70,6 +70,36 @@ impl<'a, T> Batch<'a, T> {
         Ok(batch)
     }
 
+    /// The part of the batch that members `range` see: the batch itself when it is shared, their
+    /// own rows (a per-member batch of `range.len()` members) otherwise. `range` counts members
+    /// of this batch.
+    ///
+    /// ```
+    /// use flock_autograd::Batch;
+    /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    /// let b = Batch::per_member(&x, &x, 1, 6)?; // six members, one row each
+    /// assert_eq!(b.members(2..4).x, &[3.0, 4.0]);
+    /// assert_eq!(Batch::new(&x, &x, 6)?.members(2..4).x.len(), 6); // shared: unchanged
+    /// # Ok::<(), flock_autograd::AutogradError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `range` reaches past the batch's members.
+    pub fn members(self, range: Range<usize>) -> Batch<'a, T> {
+        match self.per_member {
+            None => self,
+            Some(_) => {
+                let (dx, dy) = (self.rows * self.x_cols(), self.rows * self.y_cols());
+                Batch {
+                    x: &self.x[range.start * dx..range.end * dx],
+                    y: &self.y[range.start * dy..range.end * dy],
+                    rows: self.rows,
+                    per_member: Some(range.len()),
+                }
+            }
+        }
+    }
+
     /// How many copies of `rows` the buffers hold (1, or `E` per member).
     fn copies(&self) -> usize {
         self.per_member.unwrap_or(1).max(1)

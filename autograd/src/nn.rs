@@ -92,6 +92,21 @@ impl Linear {
         rng: &mut R,
         member: &mut [T],
     ) -> Result<(), AutogradError> {
+        self.init_member_with(WeightInit::Equinox, layout, rng, member)
+    }
+
+    /// [`Linear::init_member`] with the weights drawn by `init` (biases always
+    /// `U(−1/√in, 1/√in)`); the same number of draws in the same order for every `init`.
+    ///
+    /// # Errors
+    /// As [`Linear::init_member`].
+    pub fn init_member_with<T: Element, R: Rng + ?Sized>(
+        &self,
+        init: WeightInit,
+        layout: &ParamLayout,
+        rng: &mut R,
+        member: &mut [T],
+    ) -> Result<(), AutogradError> {
         if member.len() != layout.member_size() {
             return Err(AutogradError::BufferLength {
                 what: "member parameters",
@@ -99,14 +114,49 @@ impl Linear {
                 expected: layout.member_size(),
             });
         }
-        let limit = 1.0 / (self.in_features.max(1) as f64).sqrt();
-        for id in [Some(self.weight), self.bias].into_iter().flatten() {
+        let fan_in = self.in_features.max(1) as f64;
+        let bias_limit = 1.0 / fan_in.sqrt();
+        let weight_limit = match init {
+            WeightInit::Equinox => bias_limit,
+            WeightInit::He => (6.0 / fan_in).sqrt(),
+        };
+        for (id, limit) in [(Some(self.weight), weight_limit), (self.bias, bias_limit)] {
+            let Some(id) = id else { continue };
             let leaf = layout.leaf(id)?;
             for v in &mut member[leaf.offset..leaf.offset + leaf.len()] {
                 *v = T::from_f64(rng.random_range(-limit..limit));
             }
         }
         Ok(())
+    }
+}
+
+/// How a layer's weights are first drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightInit {
+    /// `U(−1/√in, 1/√in)`: equinox's (and PyTorch's) default; weight variance `1/(3·in)`.
+    #[default]
+    Equinox,
+    /// He et al. (2015), uniform: `U(−√(6/in), √(6/in))`, weight variance `2/in`, which keeps
+    /// the scale of ReLU activations through deep stacks of layers.
+    He,
+}
+
+impl WeightInit {
+    /// Every initialisation, in the order of their names' listing.
+    pub const ALL: [WeightInit; 2] = [WeightInit::Equinox, WeightInit::He];
+
+    /// The initialisation's name in files and on the command line: `equinox` or `he`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightInit::Equinox => "equinox",
+            WeightInit::He => "he",
+        }
+    }
+
+    /// The initialisation named `name` ([`WeightInit::name`]).
+    pub fn from_name(name: &str) -> Option<WeightInit> {
+        WeightInit::ALL.into_iter().find(|i| i.name() == name)
     }
 }
 
@@ -333,8 +383,22 @@ impl Mlp {
         rng: &mut R,
         member: &mut [T],
     ) -> Result<(), AutogradError> {
+        self.init_member_with(WeightInit::Equinox, layout, rng, member)
+    }
+
+    /// [`Mlp::init_member`] with every layer's weights drawn by `init`.
+    ///
+    /// # Errors
+    /// As [`Linear::init_member`].
+    pub fn init_member_with<T: Element, R: Rng + ?Sized>(
+        &self,
+        init: WeightInit,
+        layout: &ParamLayout,
+        rng: &mut R,
+        member: &mut [T],
+    ) -> Result<(), AutogradError> {
         for layer in &self.layers {
-            layer.init_member(layout, rng, member)?;
+            layer.init_member_with(init, layout, rng, member)?;
         }
         Ok(())
     }
@@ -356,12 +420,62 @@ impl Mlp {
         &self,
         layout: &ParamLayout,
     ) -> impl FnMut(&mut R) -> Vec<T> + Send + Sync + Clone + use<T, R> {
+        self.member_init_with(WeightInit::Equinox, layout)
+    }
+
+    /// [`Mlp::member_init`] with the weights drawn by `init`.
+    pub fn member_init_with<T: Element, R: Rng + ?Sized>(
+        &self,
+        init: WeightInit,
+        layout: &ParamLayout,
+    ) -> impl FnMut(&mut R) -> Vec<T> + Send + Sync + Clone + use<T, R> {
         let (mlp, layout) = (self.clone(), layout.clone());
         move |rng: &mut R| {
             let mut block = vec![T::ZERO; layout.member_size()];
-            mlp.init_member(&layout, rng, &mut block)
+            mlp.init_member_with(init, &layout, rng, &mut block)
                 .expect("the layout is the one the MLP was built in");
             block
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// He's weights fill `U(±√(6/in))` (variance `2/in`), biases stay equinox's, and equinox's
+    /// initialisation is the default, draw for draw.
+    #[test]
+    fn weight_initialisations() {
+        let mut layout = ParamLayout::new();
+        let mlp = Mlp::with_hidden(&mut layout, "", 150, &[100], 2, Activation::Relu).unwrap();
+        let draw = |init: Option<WeightInit>| {
+            let mut block = vec![0.0f64; layout.member_size()];
+            let mut rng = rand_pcg::Pcg64::seed_from_u64(4);
+            match init {
+                Some(init) => mlp.init_member_with(init, &layout, &mut rng, &mut block),
+                None => mlp.init_member(&layout, &mut rng, &mut block),
+            }
+            .unwrap();
+            block
+        };
+        assert_eq!(draw(None), draw(Some(WeightInit::Equinox)));
+        let he = draw(Some(WeightInit::He));
+        let weight = layout.leaves()[0].clone();
+        let w = &he[weight.offset..weight.offset + weight.len()];
+        let limit = (6.0f64 / 150.0).sqrt();
+        assert!(w.iter().all(|v| v.abs() < limit));
+        let variance = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
+        assert!(
+            (variance - 2.0 / 150.0).abs() < 0.05 * 2.0 / 150.0,
+            "{variance}"
+        );
+        let bias = layout.leaves()[1].clone();
+        let b = &he[bias.offset..bias.offset + bias.len()];
+        assert!(b.iter().all(|v| v.abs() < 1.0 / 150f64.sqrt()));
+        for init in WeightInit::ALL {
+            assert_eq!(WeightInit::from_name(init.name()), Some(init));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Mini-batches: indices drawn with or without replacement, `scale = N/|B|`, and gathering rows.
 
+use flock_autograd::Batch;
 use rand::RngExt;
 
 use crate::{EnsembleError, MemberRng, member_rng};
@@ -224,6 +225,135 @@ impl PerMemberBatcher {
     }
 }
 
+/// Whether the members of an ensemble see the same data order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DataOrder {
+    /// One stream of batches, every member stepping on the same rows (pyrox's `EnsembleMAP`,
+    /// and the cheapest: the batch is gathered once).
+    #[default]
+    Shared,
+    /// Each member its own stream `(seed, e)` ([`PerMemberBatcher`]): members differ by their
+    /// data order as well as their initialisation — the Deep Ensembles paper's recipe.
+    PerMember,
+}
+
+impl DataOrder {
+    /// Every order, in the order of their names' listing.
+    pub const ALL: [DataOrder; 2] = [DataOrder::Shared, DataOrder::PerMember];
+
+    /// The order's name in files and on the command line: `shared` or `per-member`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataOrder::Shared => "shared",
+            DataOrder::PerMember => "per-member",
+        }
+    }
+
+    /// The order named `name` ([`DataOrder::name`]).
+    pub fn from_name(name: &str) -> Option<DataOrder> {
+        DataOrder::ALL.into_iter().find(|o| o.name() == name)
+    }
+}
+
+/// The batches of a training run in either [`DataOrder`]: gathers each step's rows and says how
+/// to read them ([`Batches::next`]).
+///
+/// ```
+/// use flock_autograd::Batch;
+/// use flock_ensemble::{Batches, DataOrder, Sampling};
+/// let x: Vec<f64> = (0..10).map(f64::from).collect();
+/// let data = Batch::new(&x, &x, 10)?;
+/// let mut batches = Batches::new(10, 4, Sampling::WithoutReplacement, 0, 3, DataOrder::PerMember)?;
+/// let (mut xb, mut yb) = (Vec::new(), Vec::new());
+/// let batch = batches.next(data, &mut xb, &mut yb)?;
+/// assert_eq!((batch.rows, batch.per_member, batches.scale()), (4, Some(3), 2.5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub enum Batches {
+    /// [`DataOrder::Shared`] (or full batches in either order).
+    Shared(MiniBatcher),
+    /// [`DataOrder::PerMember`].
+    PerMember(PerMemberBatcher),
+}
+
+impl Batches {
+    /// Batches of `batch_size` from `n` examples for `members` members; the shared stream is
+    /// [`MiniBatcher::new`]'s for `seed`, member `e`'s is `(seed, e)`. Full batches
+    /// (`batch_size ≥ n`) are the data set itself in either order.
+    ///
+    /// # Errors
+    /// [`EnsembleError::EmptyBatch`] when `n` or `batch_size` is 0;
+    /// [`EnsembleError::ZeroMembers`] for a per-member order of no members.
+    pub fn new(
+        n: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+        members: usize,
+        order: DataOrder,
+    ) -> Result<Batches, EnsembleError> {
+        let shared = MiniBatcher::new(n, batch_size, sampling, seed)?;
+        Ok(match order {
+            DataOrder::PerMember if !shared.is_full_batch() => Batches::PerMember(
+                PerMemberBatcher::new(n, batch_size, sampling, seed, members)?,
+            ),
+            _ => Batches::Shared(shared),
+        })
+    }
+
+    /// `N/|B|` (1 for full batches).
+    pub fn scale(&self) -> f64 {
+        match self {
+            Batches::Shared(b) => b.scale(),
+            Batches::PerMember(b) => b.scale(),
+        }
+    }
+
+    /// Moves past `steps` batches without gathering them (to resume a run).
+    pub fn skip(&mut self, steps: usize) {
+        match self {
+            Batches::Shared(b) if !b.is_full_batch() => {
+                for _ in 0..steps {
+                    b.next_indices();
+                }
+            }
+            Batches::Shared(_) => {}
+            Batches::PerMember(b) => {
+                for member in &mut b.members {
+                    for _ in 0..steps {
+                        member.next_indices();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next batch of `data` (`N` rows): `data` itself for full batches, otherwise rows
+    /// gathered into `x_batch` / `y_batch` — shared, or `[E, |B|, ·]` per member.
+    ///
+    /// # Errors
+    /// [`EnsembleError::Autograd`] if `data`'s buffers are not `N` whole rows.
+    pub fn next<'a, T: Copy>(
+        &mut self,
+        data: Batch<'a, T>,
+        x_batch: &'a mut Vec<T>,
+        y_batch: &'a mut Vec<T>,
+    ) -> Result<Batch<'a, T>, EnsembleError> {
+        Ok(match self {
+            Batches::Shared(b) if b.is_full_batch() => data,
+            Batches::Shared(b) => {
+                b.next_batch(data.x, data.y, x_batch, y_batch);
+                Batch::new(x_batch, y_batch, b.batch_size())?
+            }
+            Batches::PerMember(b) => {
+                b.next_batch(data.x, data.y, x_batch, y_batch);
+                Batch::per_member(x_batch, y_batch, b.batch_size(), b.members.len())?
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +364,59 @@ mod tests {
         let mut seen: Vec<usize> = (0..3).flat_map(|_| b.next_indices().to_vec()).collect();
         seen.sort();
         assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    }
+
+    /// Each member's rows in a per-member order are its own stream's, whatever the other
+    /// members; skipping `k` batches (a resumed run) lands where `k` batches would; full batches
+    /// are the data itself in either order.
+    #[test]
+    fn batches_in_either_order() {
+        let x: Vec<f64> = (0..20).map(f64::from).collect();
+        let data = Batch::new(&x, &x, 20).unwrap();
+        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let member_rows = |members: usize, skip: usize, xb: &mut Vec<f64>, yb: &mut Vec<f64>| {
+            let mut b = Batches::new(
+                20,
+                6,
+                Sampling::WithoutReplacement,
+                7,
+                members,
+                DataOrder::PerMember,
+            )
+            .unwrap();
+            b.skip(skip);
+            let batch = b.next(data, xb, yb).unwrap();
+            assert_eq!((batch.rows, batch.per_member), (6, Some(members)));
+            batch.x[6..12].to_vec()
+        };
+        let two = member_rows(2, 0, &mut xb, &mut yb);
+        assert_eq!(two, member_rows(5, 0, &mut xb, &mut yb));
+        let mut walked = Batches::new(
+            20,
+            6,
+            Sampling::WithoutReplacement,
+            7,
+            3,
+            DataOrder::PerMember,
+        )
+        .unwrap();
+        for _ in 0..4 {
+            walked.next(data, &mut xb, &mut yb).unwrap();
+        }
+        let after_four = walked.next(data, &mut xb, &mut yb).unwrap().x[6..12].to_vec();
+        assert_eq!(after_four, member_rows(3, 4, &mut xb, &mut yb));
+        let mut shared =
+            Batches::new(20, 6, Sampling::WithoutReplacement, 7, 3, DataOrder::Shared).unwrap();
+        assert_eq!(
+            shared.next(data, &mut xb, &mut yb).unwrap().per_member,
+            None
+        );
+        for order in DataOrder::ALL {
+            assert_eq!(DataOrder::from_name(order.name()), Some(order));
+            let mut full = Batches::new(20, 20, Sampling::WithoutReplacement, 7, 3, order).unwrap();
+            let batch = full.next(data, &mut xb, &mut yb).unwrap();
+            assert_eq!((batch.x.as_ptr(), batch.per_member), (x.as_ptr(), None));
+        }
     }
 
     #[test]

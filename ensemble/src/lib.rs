@@ -30,7 +30,7 @@ mod rng;
 mod state;
 mod step;
 
-pub use batch::{MiniBatcher, PerMemberBatcher, Sampling};
+pub use batch::{Batches, DataOrder, MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
 pub use opt_blocks::OptimizerBlocks;

@@ -182,7 +182,7 @@ type Block<'a, L, P, T> = ((((&'a mut L, P), &'a mut [T]), &'a mut [T]), &'a mut
 type Finish<'f, P, T> = dyn Fn(usize, Range<usize>, P, &mut [T], &[T], &[T]) + Sync + 'f;
 
 /// Evaluates one block of members (`loglik.len()` of them, the first being member `first` of the
-/// ensemble) with `part`, `at_once` members per call or, when `None`, as many as
+/// ensemble; `batch` is theirs — shared, or their own rows) with `part`, `at_once` members per call or, when `None`, as many as
 /// [`default_members_per_call`] finds fit in cache from the storage `part` measured on its
 /// previous call — so that one call's intermediate values stay in cache however large the
 /// ensemble is.
@@ -215,7 +215,7 @@ fn evaluate_block<T: Element, L: LogJoint<T>>(
         part.evaluate(
             count,
             &params[..count * p],
-            batch,
+            batch.members(start..end),
             weights,
             LogJointOutput {
                 loglik: &mut loglik[start..end],
@@ -329,12 +329,13 @@ impl<L> ParallelLogJoint<L> {
                 succeeded: false,
             };
             let first = first_member + b * per_block;
+            let own = b * per_block..b * per_block + loglik.len();
             let result = evaluate_block(
                 part,
                 first,
                 at_once,
                 params.as_ref(),
-                batch,
+                batch.members(own),
                 weights,
                 grad,
                 loglik,
@@ -375,8 +376,9 @@ impl<L> ParallelLogJoint<L> {
         }
     }
 
-    /// Whether `evaluate` goes to the first log-joint unsplit (a batch per member, or nothing to
-    /// split); checks the buffers otherwise.
+    /// Whether `evaluate` goes to the first log-joint unsplit (nothing to split); checks the
+    /// buffers otherwise — a per-member batch must be the ensemble's, as each block takes its
+    /// members' rows.
     fn unsplit<T: Element>(
         &self,
         members: usize,
@@ -388,8 +390,17 @@ impl<L> ParallelLogJoint<L> {
         L: LogJoint<T>,
     {
         let p = self.parts[0].layout().member_size();
-        if batch.per_member.is_some() || members == 0 || p == 0 {
+        if members == 0 || p == 0 {
             return Ok(true);
+        }
+        if let Some(batch_members) = batch.per_member
+            && batch_members != members
+        {
+            return Err(AutogradError::BufferLength {
+                what: "per-member batch (members)",
+                len: batch_members,
+                expected: members,
+            });
         }
         if params != members * p || grad != members * p {
             return Err(AutogradError::BufferLength {
@@ -416,8 +427,7 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
         out: LogJointOutput<'_, T>,
     ) -> Result<(), AutogradError> {
         if self.unsplit(members, params.len(), &batch, out.grad.len())? {
-            // One batch per member (or nothing to split): the log-joint takes the whole ensemble
-            // at once.
+            // Nothing to split: the log-joint takes the whole ensemble at once.
             self.parts[0].set_first_member(self.first_member);
             return self.parts[0].evaluate(members, params, batch, weights, out);
         }
@@ -426,10 +436,10 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
         self.evaluate_blocks(members, p, chunks, batch, weights, out, None)
     }
 
-    fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
+    fn member_blocks(&self, members: usize, _batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
         blocks.clear();
         let p = self.parts[0].layout().member_size();
-        let per_block = if batch.per_member.is_some() || p == 0 {
+        let per_block = if p == 0 {
             members.max(1)
         } else {
             self.block_size(members)

@@ -287,8 +287,17 @@ fn parallel_log_joint_is_bitwise_sequential() {
     let opt = adam(1e-2, AdamConfig::default()).unwrap();
     let x: Vec<f64> = (0..30).map(|i| i as f64 / 15.0 - 1.0).collect();
     let y: Vec<f64> = x.iter().map(|v| (2.0 * v).cos()).collect();
-    let batch = Batch::new(&x, &y, 30).unwrap();
-    let run = |parts: usize, per_call: Option<usize>| {
+    let shared = Batch::new(&x, &y, 30).unwrap();
+    // Each of the 11 members sees its own 10 rows (a rotation of the data).
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for e in 0..11 {
+        for i in 0..10 {
+            xs.push(x[(3 * e + i) % 30]);
+            ys.push(y[(3 * e + i) % 30]);
+        }
+    }
+    let own_rows = Batch::per_member(&xs, &ys, 10, 11).unwrap();
+    let run = |batch: Batch<'_, f64>, parts: usize, per_call: Option<usize>| {
         let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 11, 2).unwrap();
         // Member 8 (in the last block on two or three threads) diverges from the start.
         state.params.member_mut(8)[0] = 1e300;
@@ -314,13 +323,26 @@ fn parallel_log_joint_is_bitwise_sequential() {
             .map(|v| v.to_bits())
             .collect::<Vec<_>>()
     };
-    let reference = run(1, Some(16));
-    assert_eq!(reference, run(2, Some(16)));
-    assert_eq!(reference, run(3, Some(16)));
-    // Members evaluated a few at a time per call: the same bits.
-    assert_eq!(reference, run(1, Some(3)));
-    assert_eq!(reference, run(2, Some(1)));
-    // The default: one member in the first call, then as many as the measured storage allows.
-    assert_eq!(reference, run(1, None));
-    assert_eq!(reference, run(2, None));
+    for batch in [shared, own_rows] {
+        let reference = run(batch, 1, Some(16));
+        assert_eq!(reference, run(batch, 2, Some(16)));
+        assert_eq!(reference, run(batch, 3, Some(16)));
+        // Members evaluated a few at a time per call: the same bits.
+        assert_eq!(reference, run(batch, 1, Some(3)));
+        assert_eq!(reference, run(batch, 2, Some(1)));
+        // The default: one member in the first call, then as many as the measured storage allows.
+        assert_eq!(reference, run(batch, 1, None));
+        assert_eq!(reference, run(batch, 2, None));
+    }
+    assert_ne!(run(shared, 2, None), run(own_rows, 2, None));
+    // A per-member batch for another number of members is refused, not sliced.
+    let mut state = ensemble_init(&layout, init(&layout, &mlp), &opt, 10, 2).unwrap();
+    let mut lj = ParallelLogJoint::new(vec![
+        log_joint(&layout, mlp.clone()),
+        log_joint(&layout, mlp.clone()),
+    ]);
+    assert!(matches!(
+        ensemble_step(&mut state, own_rows, &mut lj, &opt, 1.0, 1.0),
+        Err(EnsembleError::Autograd(AutogradError::BufferLength { .. }))
+    ));
 }

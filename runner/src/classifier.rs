@@ -36,8 +36,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::error::Error;
 use crate::map::{Divergence, EnsembleResult};
 use crate::regressor::{
-    Features, FitHooks, FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, Matrix,
-    Normalisation,
+    DataOrder, Features, FitHooks, FitMethod, FitSpec, InputScaling, LearningRateSchedule,
+    Likelihood, Matrix, Normalisation, WeightInit,
 };
 use crate::regressor::{FittedEnsemble, Network, Prepared, Trained, read_model, train_network};
 use crate::regressor::{Rows32, check_finite, to_f32};
@@ -88,9 +88,10 @@ macro_rules! setters {
 }
 
 impl<T: Element> Classifier<T> {
-    /// flock's best recipe ([`FitSpec::default`]) with a categorical likelihood; every core.
+    /// flock's classification recipe ([`FitSpec::classification`]) with a categorical
+    /// likelihood; every core.
     pub fn new() -> Self {
-        Classifier::from_spec(FitSpec::default())
+        Classifier::from_spec(FitSpec::classification())
     }
 
     /// The classifier `spec` describes (its likelihood is made categorical at the fit, over the
@@ -134,6 +135,10 @@ impl<T: Element> Classifier<T> {
         seed: u64 => seed,
         /// How the inputs are scaled (standardised by default; as given for pixels).
         input_scaling: InputScaling => input_scaling,
+        /// Whether the members share one order of batches or each draws its own.
+        data_order: DataOrder => data_order,
+        /// How the networks' weights are first drawn.
+        weight_init: WeightInit => weight_init,
     }
 
     /// Units of each hidden layer, input side first.

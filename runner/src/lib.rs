@@ -55,8 +55,8 @@ pub use classifier::{AnyClassifier, ClassPrediction, Classifier, FittedClassifie
 pub use error::{Error, RunError};
 pub use flock_autograd::Activation;
 pub use regressor::{
-    AnyRegressor, Features, FitMethod, FitSpec, FittedRegressor, LearningRateSchedule, Likelihood,
-    Matrix, Prediction, Regressor, ViFit,
+    AnyRegressor, DataOrder, Features, FitMethod, FitSpec, FittedRegressor, InputScaling,
+    LearningRateSchedule, Likelihood, Matrix, Prediction, Regressor, ViFit, WeightInit,
 };
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use flock_autograd::{Batch, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MiniBatcher, OptimizerBlocks, Sampling, ensemble_step,
+    Batches, DataOrder, EnsembleError, EnsembleState, OptimizerBlocks, Sampling, ensemble_step,
 };
 use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
@@ -334,6 +334,8 @@ pub struct RunOptions<'c, T> {
     pub batch_size: Option<usize>,
     /// How mini-batches are drawn.
     pub sampling: Sampling,
+    /// Whether members share one data order or each draws its own.
+    pub data_order: DataOrder,
     /// A callback and how often it runs.
     pub callback: Option<(usize, Callback<'c, T>)>,
     /// Keep each member's parameters at its lowest loss instead of the last ones.
@@ -355,6 +357,7 @@ impl<T> Default for RunOptions<'_, T> {
         RunOptions {
             batch_size: None,
             sampling: Sampling::WithoutReplacement,
+            data_order: DataOrder::Shared,
             callback: None,
             keep_best: false,
             on_divergence: OnDivergence::Freeze,
@@ -370,6 +373,7 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
         f.debug_struct("RunOptions")
             .field("batch_size", &self.batch_size)
             .field("sampling", &self.sampling)
+            .field("data_order", &self.data_order)
             .field("callback_every", &self.callback.as_ref().map(|c| c.0))
             .field("keep_best", &self.keep_best)
             .field("on_divergence", &self.on_divergence)
@@ -615,6 +619,7 @@ where
     let RunOptions {
         batch_size,
         sampling,
+        data_order,
         mut callback,
         keep_best,
         on_divergence,
@@ -654,19 +659,17 @@ where
     if (keep_best || validation.is_some()) && training.best.is_none() {
         training.best = Some(BestParams::new(&training.state.params));
     }
-    let mut batcher = MiniBatcher::new(
+    let mut batches = Batches::new(
         n.max(1),
         batch_size.unwrap_or(n).max(1),
         sampling,
         batch_seed,
+        members,
+        data_order,
     )?;
-    let scale = batcher.scale();
+    let scale = batches.scale();
     let first = training.step.min(num_steps);
-    if !batcher.is_full_batch() {
-        for _ in 0..first {
-            batcher.next_indices();
-        }
-    }
+    batches.skip(first);
     let (mut x_batch, mut y_batch) = (Vec::new(), Vec::new());
     training
         .losses
@@ -688,12 +691,7 @@ where
     training.stopped_early = false;
 
     for step in first..num_steps {
-        let batch = if batcher.is_full_batch() {
-            data
-        } else {
-            batcher.next_batch(data.x, data.y, &mut x_batch, &mut y_batch);
-            Batch::new(&x_batch, &y_batch, batcher.batch_size()).map_err(EnsembleError::from)?
-        };
+        let batch = batches.next(data, &mut x_batch, &mut y_batch)?;
         if let Some(prev) = previous.as_mut() {
             prev.copy_from_slice(training.state.params.values());
         }

@@ -18,7 +18,9 @@ use super::progress::TrainingBar;
 use super::write_figure;
 use crate::classifier::{Classifier, ClassifierOutcome};
 use crate::idx::{LabelledImages, read_labelled_images, read_maybe_gzip};
-use crate::regressor::{FitHooks, InputScaling, LearningRateSchedule, Matrix};
+use crate::regressor::{
+    DataOrder, FitHooks, InputScaling, LearningRateSchedule, Matrix, WeightInit,
+};
 use crate::train::ProgressHook;
 
 /// Fashion-MNIST's classes, in label order.
@@ -59,6 +61,16 @@ pub(crate) struct ClassifyBenchArgs {
     /// Images per step.
     #[arg(long, default_value_t = 100)]
     pub(crate) batch_size: usize,
+    /// Weight of a standard-normal prior on the weights (L2 weight decay; 0 = maximum
+    /// likelihood).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) prior_weight: f64,
+    /// How the weights are first drawn.
+    #[arg(long, value_parser = super::cli::weight_init_parser(), default_value = "he")]
+    pub(crate) weight_init: WeightInit,
+    /// Whether the members step through the images in one shared order or each in its own.
+    #[arg(long, value_parser = super::cli::data_order_parser(), default_value = "per-member")]
+    pub(crate) data_order: DataOrder,
     /// Fraction of the training images held out for per-member early stopping.
     #[arg(long, default_value_t = 0.1)]
     pub(crate) validation_fraction: f64,
@@ -147,6 +159,9 @@ pub(crate) fn classify_bench(args: &ClassifyBenchArgs) -> Result<(), BoxError> {
         .schedule(args.schedule)
         .validation_fraction(args.validation_fraction)
         .input_scaling(InputScaling::AsGiven)
+        .data_order(args.data_order)
+        .weight_init(args.weight_init)
+        .prior_weight(args.prior_weight)
         .seed(args.seed)
         .threads(threads(args.threads)?)
         .class_names(FASHION_CLASSES.map(str::to_owned).to_vec());

@@ -24,7 +24,10 @@ use super::predict::predict_command;
 use super::seed::SeedData;
 use super::uci::{Protocol, UciRun};
 use crate::error::Error;
-use crate::regressor::{FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit};
+use crate::regressor::{
+    DataOrder, FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit,
+    WeightInit,
+};
 
 pub(crate) type BoxError = Box<dyn std::error::Error>;
 
@@ -256,6 +259,14 @@ pub(crate) struct RecipeArgs {
     /// (for features already on one scale, such as pixels) [default: standardise].
     #[arg(long, value_enum)]
     input_scaling: Option<InputScaling>,
+    /// Whether the members step through the rows in one shared order or each in its own
+    /// [default: the task's: regression shared, classification per-member].
+    #[arg(long, value_parser = data_order_parser())]
+    data_order: Option<DataOrder>,
+    /// How the weights are first drawn: equinox's U(±1/√in), or He's U(±√(6/in)) for deep
+    /// ReLU stacks [default: the task's: regression equinox, classification he].
+    #[arg(long, value_parser = weight_init_parser())]
+    weight_init: Option<WeightInit>,
     /// Seed (data split, held-out rows, initialisation, batches, noise).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -280,6 +291,18 @@ fn activation_parser() -> impl TypedValueParser<Value = Activation> {
         .map(|name| name.parse::<Activation>().expect("a listed name"))
 }
 
+/// `--data-order`: one of [`DataOrder::ALL`]'s names.
+pub(crate) fn data_order_parser() -> impl TypedValueParser<Value = DataOrder> {
+    PossibleValuesParser::new(DataOrder::ALL.map(DataOrder::name))
+        .map(|name| DataOrder::from_name(&name).expect("a listed name"))
+}
+
+/// `--weight-init`: one of [`WeightInit::ALL`]'s names.
+pub(crate) fn weight_init_parser() -> impl TypedValueParser<Value = WeightInit> {
+    PossibleValuesParser::new(WeightInit::ALL.map(WeightInit::name))
+        .map(|name| WeightInit::from_name(&name).expect("a listed name"))
+}
+
 impl RecipeArgs {
     /// `base` with every setting given on the command line, checked; the hidden layers as given
     /// (`None`: the base's, or for `uci` the dataset's).
@@ -293,7 +316,7 @@ impl RecipeArgs {
             };
         }
         set!(members => members, activation => activation, epochs => epochs,
-            input_scaling => input_scaling,
+            input_scaling => input_scaling, data_order => data_order, weight_init => weight_init,
             batch_size => batch_size, lr => learning_rate, schedule => schedule,
             prior_weight => prior_weight, validation_fraction => validation_fraction);
         spec.seed = self.seed;

@@ -161,7 +161,11 @@ fn trained_line(
 /// `flock fit`.
 pub(crate) fn fit_command<T: Element>(args: &FitArgs) -> Result<(), BoxError> {
     let protocol = args.protocol.unwrap_or(Protocol::Flock);
-    let (spec, _) = args.recipe.spec(protocol.spec())?;
+    let base = match (protocol, args.task) {
+        (Protocol::Flock, Task::Classify) => FitSpec::classification(),
+        _ => protocol.spec(),
+    };
+    let (spec, _) = args.recipe.spec(base)?;
     match args.task {
         Task::Regress => fit_regressor::<T>(args, spec, protocol),
         Task::Classify => {

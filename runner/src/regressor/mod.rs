@@ -38,6 +38,8 @@ pub(crate) use data::check_finite;
 pub use data::{Features, Matrix, Normalisation, column_moments};
 pub use fitted::{AnyRegressor, FittedRegressor};
 pub(crate) use fitted::{Rows32, to_f32};
+pub use flock_autograd::WeightInit;
+pub use flock_ensemble::DataOrder;
 pub(crate) use model_file::{FittedEnsemble, read_model, stored_spec};
 pub(crate) use network::Network;
 pub use prediction::Prediction;
@@ -221,6 +223,20 @@ impl<T: Element> Regressor<T> {
     #[must_use]
     pub fn input_scaling(mut self, scaling: InputScaling) -> Self {
         self.spec.input_scaling = scaling;
+        self
+    }
+
+    /// Whether the members share one order of batches or each draws its own.
+    #[must_use]
+    pub fn data_order(mut self, order: DataOrder) -> Self {
+        self.spec.data_order = order;
+        self
+    }
+
+    /// How the networks' weights are first drawn.
+    #[must_use]
+    pub fn weight_init(mut self, init: WeightInit) -> Self {
+        self.spec.weight_init = init;
         self
     }
 

@@ -3,7 +3,8 @@
 //! description ([`SpecRecord`]) is the format a model file stores it in, read back by the same
 //! code — including files written before the format grew fields.
 
-use flock_autograd::Activation;
+use flock_autograd::{Activation, WeightInit};
+use flock_ensemble::DataOrder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -177,6 +178,10 @@ pub struct FitSpec {
     pub validation_fraction: f64,
     /// How the inputs are scaled.
     pub input_scaling: InputScaling,
+    /// Whether the members share one order of batches or each draws its own.
+    pub data_order: DataOrder,
+    /// How the networks' weights are first drawn.
+    pub weight_init: WeightInit,
 }
 
 impl Default for FitSpec {
@@ -194,6 +199,19 @@ impl Default for FitSpec {
 }
 
 impl FitSpec {
+    /// flock's classification recipe: [`FitSpec::default`] with He-initialised weights and a
+    /// data order of each member's own. Measured on Fashion-MNIST (3 × 200 ReLU, M = 5, 20
+    /// epochs): test NLL 0.2968 → 0.2918 (own order) → 0.2789 (and He's weights), accuracy
+    /// 0.8953 → 0.8991; on the red-wine quality classes (1 × 50, 10 splits) within noise of
+    /// equinox's weights and one shared order.
+    pub fn classification() -> FitSpec {
+        FitSpec {
+            weight_init: WeightInit::He,
+            data_order: DataOrder::PerMember,
+            ..FitSpec::default()
+        }
+    }
+
     /// The Deep Ensembles paper's UCI settings: 5 members, one hidden layer of 50 ReLU units, a
     /// heteroscedastic head, 40 epochs of batches of 100 at a constant Adam rate of 1e-2, every
     /// training row trained on and the last epoch kept.
@@ -212,6 +230,8 @@ impl FitSpec {
             seed: 0,
             validation_fraction: 0.0,
             input_scaling: InputScaling::Standardise,
+            data_order: DataOrder::Shared,
+            weight_init: WeightInit::Equinox,
         }
     }
 
@@ -310,7 +330,7 @@ impl FitSpec {
 
 /// A [`FitSpec`] as a model file stores it (JSON in the safetensors metadata). Files written
 /// before a field existed lack it: no `method` was a point-estimate fit, no `schedule` a
-/// constant rate, no `validation_fraction` no held-out rows; the hidden layers were one width
+/// constant rate, no `validation_fraction` no held-out rows, no `data_order` one shared order, no `weight_init` equinox's; the hidden layers were one width
 /// `hidden` repeated `depth` times.
 #[derive(Serialize, Deserialize)]
 struct SpecRecord {
@@ -334,6 +354,18 @@ struct SpecRecord {
     validation_fraction: f64,
     #[serde(default)]
     input_scaling: InputScaling,
+    #[serde(default = "shared_order", with = "data_order_name")]
+    data_order: DataOrder,
+    #[serde(default = "equinox_init", with = "weight_init_name")]
+    weight_init: WeightInit,
+}
+
+fn equinox_init() -> WeightInit {
+    WeightInit::Equinox
+}
+
+fn shared_order() -> DataOrder {
+    DataOrder::Shared
 }
 
 fn constant_schedule() -> LearningRateSchedule {
@@ -365,6 +397,8 @@ impl From<FitSpec> for SpecRecord {
             seed: s.seed,
             validation_fraction: s.validation_fraction,
             input_scaling: s.input_scaling,
+            data_order: s.data_order,
+            weight_init: s.weight_init,
         }
     }
 }
@@ -397,6 +431,46 @@ impl TryFrom<SpecRecord> for FitSpec {
             seed: r.seed,
             validation_fraction: r.validation_fraction,
             input_scaling: r.input_scaling,
+            data_order: r.data_order,
+            weight_init: r.weight_init,
+        })
+    }
+}
+
+/// A [`DataOrder`] as its name (`"per-member"`).
+mod data_order_name {
+    use flock_ensemble::DataOrder;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(o: &DataOrder, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(o.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataOrder, D::Error> {
+        let name = String::deserialize(d)?;
+        DataOrder::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown data order {name:?}: expected shared or per-member"
+            ))
+        })
+    }
+}
+
+/// A [`WeightInit`] as its name (`"he"`).
+mod weight_init_name {
+    use flock_autograd::WeightInit;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(i: &WeightInit, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(i.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<WeightInit, D::Error> {
+        let name = String::deserialize(d)?;
+        WeightInit::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown weight initialisation {name:?}: expected equinox or he"
+            ))
         })
     }
 }
@@ -426,6 +500,7 @@ mod tests {
     fn specs_round_trip_and_old_files_read() {
         for spec in [
             FitSpec::default(),
+            FitSpec::classification(),
             FitSpec {
                 method: FitMethod::Vi(ViFit {
                     rank: 2,
@@ -448,10 +523,23 @@ mod tests {
         assert_eq!(spec.method, FitMethod::Map);
         assert_eq!(spec.schedule, LearningRateSchedule::Constant);
         assert_eq!(spec.validation_fraction, 0.0);
+        assert_eq!(spec.data_order, DataOrder::Shared);
+        assert_eq!(spec.weight_init, WeightInit::Equinox);
         let bad = old.replace("\"relu\"", "\"gelu\"");
         let err = serde_json::from_str::<FitSpec>(&bad)
             .unwrap_err()
             .to_string();
         assert!(err.contains("gelu") && err.contains("identity"), "{err}");
+        let text = serde_json::to_string(&FitSpec::classification()).unwrap();
+        assert!(text.contains(r#""data_order":"per-member""#), "{text}");
+        assert!(text.contains(r#""weight_init":"he""#), "{text}");
+        let bad = text.replace(r#""weight_init":"he""#, r#""weight_init":"xavier""#);
+        let err = serde_json::from_str::<FitSpec>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("xavier") && err.contains("equinox or he"),
+            "{err}"
+        );
     }
 }

@@ -84,7 +84,9 @@ pub(crate) fn train_network<T: Element>(
     } = data;
     let layout = layout.clone();
     let rows = ys.len();
-    let init = network.mlp.member_init::<T, MemberRng>(&layout);
+    let init = network
+        .mlp
+        .member_init_with::<T, MemberRng>(spec.weight_init, &layout);
     let batch_size = spec.batch_size.clamp(1, rows.max(1));
     let steps_per_epoch = rows.div_ceil(batch_size);
     let steps = spec.epochs * steps_per_epoch;
@@ -111,6 +113,7 @@ pub(crate) fn train_network<T: Element>(
     let run_options = |validation| RunOptions {
         batch_size: Some(batch_size),
         sampling: Sampling::WithoutReplacement,
+        data_order: spec.data_order,
         validation,
         checkpoint: hooks
             .state_file
