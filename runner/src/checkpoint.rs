@@ -346,6 +346,11 @@ pub fn save_result<T: Element>(
     result: &EnsembleResult<T>,
     metadata: &[(&str, &str)],
 ) -> Result<(), CheckpointError> {
+    write_atomically(path, &result_bytes(result, metadata)).map_err(CheckpointError::Io)
+}
+
+/// The bytes [`save_result`] writes (read back with [`Checkpoint::from_bytes`]).
+pub fn result_bytes<T: Element>(result: &EnsembleResult<T>, metadata: &[(&str, &str)]) -> Vec<u8> {
     let params = &result.params;
     let members = params.members();
     let stacked = leaf_tensors(params);
@@ -358,7 +363,7 @@ pub fn save_result<T: Element>(
     let mut meta = metadata_map(metadata);
     meta.insert("steps".into(), result.steps.to_string());
     meta.insert("members".into(), members.to_string());
-    write_atomically(path, &encode(&tensors, &meta)).map_err(CheckpointError::Io)
+    encode(&tensors, &meta)
 }
 
 /// Borrowed tensors of the element type for `(name, shape, values)` triples.

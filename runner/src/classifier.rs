@@ -572,6 +572,11 @@ impl<T: Element> FittedClassifier<T> {
         self.fit.save(path.as_ref())
     }
 
+    /// The bytes [`save`](FittedClassifier::save) writes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.fit.to_bytes()
+    }
+
     /// Loads a classifier saved by [`FittedClassifier::save`], in this element type.
     ///
     /// # Errors

@@ -26,6 +26,12 @@ pub enum RunError<T> {
         /// The result so far.
         partial: Box<EnsembleResult<T>>,
     },
+    /// The [`ProgressHook`](crate::train::ProgressHook) asked the run to stop (e.g. on Ctrl-C)
+    /// after `step` steps.
+    Interrupted {
+        /// Steps done.
+        step: usize,
+    },
     /// [`EnsembleResult::merge`]: part `index` differs from the first part.
     IncompatiblePart {
         /// The part.
@@ -46,6 +52,7 @@ impl<T> fmt::Display for RunError<T> {
                 "member {} diverged at step {} (non-finite loss or gradient); the result up to it is kept",
                 divergence.member, divergence.step
             ),
+            RunError::Interrupted { step } => write!(f, "interrupted after step {step}"),
             RunError::IncompatiblePart { index, what } => write!(
                 f,
                 "cannot merge: part {index} has another {what} than part 0"
@@ -173,6 +180,11 @@ pub enum Error {
         /// The step.
         step: usize,
     },
+    /// The fit was interrupted (its progress hook asked it to stop) after `step` steps.
+    Interrupted {
+        /// Steps done.
+        step: usize,
+    },
     /// A model or state file could not be written or read.
     File {
         /// The file.
@@ -243,6 +255,10 @@ impl fmt::Display for Error {
                 f,
                 "member {member} diverged at step {step} (non-finite loss or gradient): try a smaller learning rate"
             ),
+            Error::Interrupted { step } => write!(
+                f,
+                "interrupted after step {step} (a fit with a state file resumes from its last save)"
+            ),
             Error::File { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Ensemble(e) => write!(f, "{e}"),
             Error::Optim(e) => write!(f, "{e}"),
@@ -275,6 +291,7 @@ impl<T> From<RunError<T>> for Error {
                 member: divergence.member,
                 step: divergence.step,
             },
+            RunError::Interrupted { step } => Error::Interrupted { step },
             RunError::IncompatiblePart { .. } => Error::InvalidArgument {
                 name: "parts",
                 value: e.to_string(),

@@ -83,10 +83,18 @@ impl Control {
 /// A callback: called every `every` steps with the run's [`Progress`].
 pub type Callback<'c, T> = Box<dyn FnMut(&Progress<'_, T>) -> Control + 'c>;
 
-/// Told how a run goes after every step (e.g. to draw a progress bar); it cannot change the run.
+/// Told how a run goes after every step (e.g. to draw a progress bar); it cannot change the
+/// run, only stop it.
 pub trait ProgressHook {
     /// A step is done.
     fn update(&mut self, report: &StepReport);
+
+    /// Asked after every [`update`](ProgressHook::update): `true` stops the run with
+    /// [`RunError::Interrupted`] (after the step's
+    /// checkpoint, if one was due). For a user's Ctrl-C; never by default.
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
 }
 
 /// What a [`ProgressHook`] is told after each step.
@@ -779,6 +787,7 @@ where
                 stop = true;
             }
         }
+        let mut interrupted = false;
         if let Some(hook) = progress.as_mut() {
             let (sum, count) = training.losses[latest..]
                 .iter()
@@ -795,6 +804,7 @@ where
                 },
                 rows: n,
             });
+            interrupted = hook.stop_requested();
         }
         if let Some(c) = checkpoint.as_mut()
             && (stop || (step + 1) % c.every == 0 || step == last)
@@ -804,6 +814,9 @@ where
                 streams.resize(members.max(streams.len()), 0);
             }
             training.save_to(&mut *c.sink, has_streams.then_some(&streams[..]))?;
+        }
+        if interrupted {
+            return Err(RunError::Interrupted { step: step + 1 });
         }
         if stop {
             training.stopped_early = step + 1 < num_steps;

@@ -226,3 +226,59 @@ fn bad_labels_and_inputs_are_named() {
         })
     ));
 }
+
+/// A model's bytes read back as the same model (of either task), and a progress hook that asks
+/// to stop ends the fit with `Error::Interrupted` at that step.
+#[test]
+fn bytes_round_trip_and_a_hook_can_interrupt() {
+    use flock_runner::Regressor;
+    use flock_runner::regressor::FitHooks;
+    use flock_runner::train::{ProgressHook, StepReport};
+
+    let (x, y) = blobs(120, 4);
+    let classifier = Classifier::new().epochs(3).seed(1).fit(&x, &y).unwrap();
+    let back = AnyModel::from_bytes(&classifier.to_bytes()).unwrap();
+    assert_eq!(back.to_bytes(), classifier.to_bytes());
+    let AnyModel::Classifier(back) = back else {
+        panic!("a classifier's bytes read as a regressor")
+    };
+    assert_eq!(
+        bits(
+            back.predict_proba(flock_runner::Matrix::new(x.as_flattened(), 2).unwrap())
+                .unwrap()
+                .probs()
+        ),
+        bits(classifier.predict_proba(&x).unwrap().probs())
+    );
+    let targets: Vec<f64> = x.iter().map(|r| r[0] - r[1]).collect();
+    let regressor = Regressor::new().epochs(3).fit(&x, &targets).unwrap();
+    assert!(matches!(
+        AnyModel::from_bytes(&regressor.to_bytes()).unwrap(),
+        AnyModel::Regressor(_)
+    ));
+    let mut corrupt = regressor.to_bytes();
+    corrupt.truncate(corrupt.len() / 2);
+    assert!(matches!(
+        AnyModel::from_bytes(&corrupt),
+        Err(Error::Checkpoint(_))
+    ));
+
+    struct StopAt(usize, usize);
+    impl ProgressHook for StopAt {
+        fn update(&mut self, report: &StepReport) {
+            self.1 = report.step;
+        }
+        fn stop_requested(&mut self) -> bool {
+            self.1 >= self.0
+        }
+    }
+    let hooks = FitHooks {
+        progress: Some(Box::new(StopAt(3, 0))),
+        ..FitHooks::default()
+    };
+    let err = Regressor::new()
+        .epochs(50)
+        .fit_with(&x, &targets, hooks)
+        .unwrap_err();
+    assert!(matches!(err, Error::Interrupted { step: 3 }), "{err}");
+}

@@ -179,6 +179,12 @@ impl<T: Element> FittedRegressor<T> {
         self.fit.save(path.as_ref())
     }
 
+    /// The bytes [`save`](FittedRegressor::save) writes (for pickling, or storage that is not
+    /// a file).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.fit.to_bytes()
+    }
+
     /// Loads a model saved by [`FittedRegressor::save`] or `flock fit` (also files written by
     /// earlier versions), in this element type.
     ///

@@ -40,7 +40,7 @@ pub use fitted::{AnyRegressor, FittedRegressor};
 pub(crate) use fitted::{Rows32, to_f32};
 pub use flock_autograd::WeightInit;
 pub use flock_ensemble::DataOrder;
-pub(crate) use model_file::{FittedEnsemble, read_model, stored_spec};
+pub(crate) use model_file::{FittedEnsemble, model_from_bytes, read_model, stored_spec};
 pub(crate) use network::Network;
 pub use prediction::Prediction;
 pub use spec::{FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit};

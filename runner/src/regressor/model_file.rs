@@ -13,8 +13,9 @@ use super::data::{Features, Normalisation, check_finite};
 use super::network::Network;
 use super::spec::{FitMethod, FitSpec};
 use super::variational::{guide_draws, guide_layout};
-use crate::checkpoint::{Checkpoint, CheckpointError, save_result};
+use crate::checkpoint::{Checkpoint, CheckpointError, result_bytes};
 use crate::error::Error;
+use crate::files::write_atomically;
 use crate::map::EnsembleResult;
 
 /// The metadata entry of a model file that holds [`ModelRecord`]'s JSON.
@@ -114,6 +115,14 @@ impl<T: Element> FittedEnsemble<T> {
 
     /// Saves the ensemble (atomically) as a model file.
     pub(crate) fn save(&self, path: &Path) -> Result<(), Error> {
+        write_atomically(path, &self.to_bytes()).map_err(|source| Error::File {
+            path: path.to_owned(),
+            source: CheckpointError::Io(source),
+        })
+    }
+
+    /// The model file's bytes.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let record = ModelRecord {
             spec: self.spec.clone(),
             norm: self.norm.clone(),
@@ -123,10 +132,7 @@ impl<T: Element> FittedEnsemble<T> {
             conformal_scores: self.conformal_scores.clone(),
         };
         let text = serde_json::to_string(&record).expect("a model record is plain JSON");
-        save_result(path, &self.result, &[(METADATA_KEY, &text)]).map_err(|source| Error::File {
-            path: path.to_owned(),
-            source,
-        })
+        result_bytes(&self.result, &[(METADATA_KEY, &text)])
     }
 
     /// The ensemble a model file holds, in this element type.
@@ -202,6 +208,15 @@ fn record(checkpoint: &Checkpoint) -> Result<ModelRecord, CheckpointError> {
 /// The spec a model file was fitted with (to tell a classifier from a regressor before loading).
 pub(crate) fn stored_spec(checkpoint: &Checkpoint) -> Result<FitSpec, CheckpointError> {
     Ok(record(checkpoint)?.spec)
+}
+
+/// Makes a model of a model file's bytes (as [`FittedEnsemble::to_bytes`] gives them) with
+/// `make`.
+pub(crate) fn model_from_bytes<M>(
+    bytes: &[u8],
+    make: impl FnOnce(&Checkpoint) -> Result<M, CheckpointError>,
+) -> Result<M, Error> {
+    make(&Checkpoint::from_bytes(bytes)?).map_err(Error::Checkpoint)
 }
 
 /// Reads the model file `path` and makes a model of it with `make`, either error naming the file.
