@@ -71,7 +71,9 @@ impl ParamLayout {
     /// Appends a leaf and returns its id.
     ///
     /// # Errors
-    /// [`AutogradError::DuplicateLeaf`] if the name is already used.
+    /// [`AutogradError::DuplicateLeaf`] if the name is already used;
+    /// [`AutogradError::InvalidShape`] if the member's values would not fit in memory's address
+    /// space (a shape from an untrusted file).
     pub fn add(
         &mut self,
         name: impl Into<String>,
@@ -82,13 +84,24 @@ impl ParamLayout {
             return Err(AutogradError::DuplicateLeaf { name });
         }
         let shape = shape.into();
+        let member_size = shape
+            .dims()
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|elems| self.member_size.checked_add(elems))
+            .filter(|&size| size <= isize::MAX as usize / 16)
+            .ok_or(AutogradError::InvalidShape {
+                op: "ParamLayout::add",
+                shape,
+                expected: "a leaf whose values fit in memory",
+            })?;
         let id = ParamId(self.leaves.len());
         self.leaves.push(LeafSpec {
             name,
             shape,
             offset: self.member_size,
         });
-        self.member_size += shape.elems();
+        self.member_size = member_size;
         Ok(id)
     }
 

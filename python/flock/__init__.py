@@ -13,7 +13,10 @@ predictives exactly; :func:`simd_level` names the instructions the native module
 
 from . import metrics
 from ._estimators import Classifier, Regressor, Uncertainty, load
-from ._flock import simd_level
+from ._native import native as _native_module
 
-__all__ = ["Classifier", "Regressor", "Uncertainty", "load", "metrics", "simd_level"]
+simd_level = _native_module.simd_level
+Model = _native_module.Model  # a fitted ensemble (``estimator.model_``); pickles by this name
+
+__all__ = ["Classifier", "Model", "Regressor", "Uncertainty", "load", "metrics", "simd_level"]
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _flock
+from ._native import native as _flock
 
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 

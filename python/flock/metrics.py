@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _flock
+from ._native import native as _flock
 
 
 def mixture_scores(y, means, stds) -> dict:

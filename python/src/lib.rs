@@ -437,7 +437,7 @@ fn fit(
 
 /// A fitted flock model — regressor or classifier, float32 or float64 — as its model file holds
 /// it. Picklable (through the model file's bytes).
-#[pyclass(module = "flock._flock", name = "Model", frozen)]
+#[pyclass(module = "flock", name = "Model", frozen)]
 struct Model {
     inner: AnyModel,
 }
@@ -857,8 +857,11 @@ fn mixture_scores<'py>(
     Ok(d)
 }
 
-/// The module.
+/// The module (`_flock`; `_flock_v3` / `_flock_v4` for the portable wheel's other
+/// instruction-set levels).
 #[pymodule]
+#[cfg_attr(feature = "module-v3", pyo3(name = "_flock_v3"))]
+#[cfg_attr(feature = "module-v4", pyo3(name = "_flock_v4"))]
 fn _flock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;

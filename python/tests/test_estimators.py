@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import flock
-from flock import _flock
+from flock._native import native as _flock
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -241,7 +241,9 @@ impl Checkpoint {
         let (start, end) =
             offsets(entry).ok_or_else(|| corrupt(format!("tensor {name}: bad data_offsets")))?;
         let width = std::mem::size_of::<T>();
-        let count: usize = shape.iter().product();
+        let count = element_count(shape)
+            .filter(|c| c.checked_mul(width).is_some())
+            .ok_or_else(|| corrupt(format!("tensor {name:?}: shape {shape:?} overflows")))?;
         if end - start != count * width {
             return Err(corrupt(format!(
                 "tensor {name:?} holds {} bytes for {count} values",
@@ -271,6 +273,24 @@ impl Checkpoint {
         layout: &ParamLayout,
         members: usize,
     ) -> Result<Parameters<T>, CheckpointError> {
+        // What the layout needs, against what the file holds, before anything is allocated: a
+        // file that claims huge shapes or member counts is refused, not trusted.
+        let mut needed = 0usize;
+        for leaf in layout.leaves() {
+            let mut shape = vec![members];
+            shape.extend_from_slice(leaf.shape.dims());
+            needed = element_count(&shape)
+                .and_then(|c| c.checked_mul(std::mem::size_of::<T>()))
+                .and_then(|bytes| needed.checked_add(bytes))
+                .ok_or_else(|| corrupt(format!("{members} members of this layout overflow")))?;
+        }
+        if needed > self.data.len() {
+            return Err(corrupt(format!(
+                "{members} members of this layout need {needed} bytes of parameters; the file \
+                 holds {}",
+                self.data.len()
+            )));
+        }
         let mut params = Parameters::zeros(layout.clone(), members);
         for leaf in layout.leaves() {
             let mut shape = vec![members];
@@ -312,6 +332,11 @@ impl Checkpoint {
             diverged: Vec::new(),
         })
     }
+}
+
+/// The number of values of `shape`, if it fits a `usize`.
+fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 
 fn offsets(entry: &Value) -> Option<(usize, usize)> {

@@ -158,6 +158,12 @@ pub enum Error {
     },
     /// The target takes one value on every training row: there is nothing to fit.
     ConstantTarget,
+    /// Target values so large that their squares (the scores' squared errors and variances)
+    /// overflow f64: beyond [`Error::LARGEST_TARGET`].
+    TargetScale {
+        /// The largest magnitude in the target.
+        largest: f64,
+    },
     /// A class label past the classes.
     Label {
         /// The row (0-based).
@@ -202,6 +208,12 @@ pub enum Error {
     Metrics(flock_metrics::MetricsError),
 }
 
+impl Error {
+    /// The largest target magnitude a regressor takes (1e150): the squares of larger values
+    /// come near f64's limit.
+    pub const LARGEST_TARGET: f64 = 1e150;
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -237,6 +249,11 @@ impl fmt::Display for Error {
             Error::ConstantTarget => write!(
                 f,
                 "y takes one value on every training row: there is nothing to fit"
+            ),
+            Error::TargetScale { largest } => write!(
+                f,
+                "y reaches {largest:e}: beyond 1e150 the squared errors overflow f64; rescale the \
+                 target (divide it by a power of ten)"
             ),
             Error::Label {
                 row,

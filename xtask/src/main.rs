@@ -679,6 +679,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
 const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
+       cargo xtask wheel
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl (about nine minutes)
@@ -693,6 +694,10 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
   --epochs N       epochs for all three (default 20)
   --train-images N train on the first N images (a quick run)
   --skip-sklearn   leave scikit-learn out (its ensemble takes the longest)
+
+  wheel            build the portable Python wheel (python/build_wheel.py: the native module
+                   for x86-64, x86-64-v3 and x86-64-v4, chosen at import) into target/wheels,
+                   with maturin from python/requirements-test.txt in target/py-venv
   -h, --help       print this help";
 
 /// What the command line asks for.
@@ -709,6 +714,7 @@ enum Task {
         train_images: Option<usize>,
         skip_sklearn: bool,
     },
+    Wheel,
 }
 
 /// Parses the arguments after `cargo xtask`.
@@ -768,8 +774,45 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
                 skip_sklearn,
             })
         }
+        "wheel" => match args.get(1) {
+            None => Ok(Task::Wheel),
+            Some(other) => Err(format!("unknown argument {other:?} for wheel")),
+        },
         other => Err(format!("unknown task {other:?}")),
     }
+}
+
+/// `cargo xtask wheel`: the portable wheel, built by `python/build_wheel.py` with the pinned
+/// maturin of `python/requirements-test.txt` (in `target/py-venv`, made on first use).
+fn wheel() -> Result<(), String> {
+    let venv = workspace_root().join("target/py-venv");
+    let python = venv.join("bin/python");
+    let venv_text = venv.to_str().ok_or("the workspace path is not UTF-8")?;
+    let python_text = python.to_str().ok_or("the workspace path is not UTF-8")?;
+    if !python.exists() {
+        run("python3", &["-m", "venv", venv_text])?;
+    }
+    let requirements = workspace_root().join("python/requirements-test.txt");
+    run(
+        python_text,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-r",
+            requirements
+                .to_str()
+                .ok_or("the workspace path is not UTF-8")?,
+        ],
+    )?;
+    let script = workspace_root().join("python/build_wheel.py");
+    let built = run(
+        python_text,
+        &[script.to_str().ok_or("the workspace path is not UTF-8")?],
+    )?;
+    println!("{}", built.trim());
+    Ok(())
 }
 
 /// `cargo xtask fashion`: flock's classify-bench and the peers of `xtask/jax/fashion.py` in one
@@ -909,6 +952,7 @@ fn main() -> ExitCode {
             train_images,
             skip_sklearn,
         }) => fashion(epochs, train_images, skip_sklearn),
+        Ok(Task::Wheel) => wheel(),
         Err(e) => {
             eprintln!("xtask: {e}\n\n{USAGE}");
             return ExitCode::from(2);

@@ -158,10 +158,29 @@ pub fn column_moments<T: Element>(values: &[T], cols: usize) -> (Vec<f64>, Vec<f
             var[c] += (row[c].to_f64() - mean[c]).powi(2) / n;
         }
     }
-    let std = var
+    let mut std: Vec<f64> = var
         .into_iter()
         .map(|v| if v > 0.0 { v.sqrt() } else { 1.0 })
         .collect();
+    // A column of huge values (beyond ~1e154) overflows its squared deviations: take its
+    // moments of the values divided by the largest magnitude instead, then scale back. (Only
+    // there, so that ordinary columns keep the bits they always had.)
+    for c in 0..cols {
+        if std[c].is_finite() && mean[c].is_finite() {
+            continue;
+        }
+        let largest = values
+            .chunks_exact(cols)
+            .map(|row| row[c].to_f64().abs())
+            .fold(0.0, f64::max);
+        let scaled: Vec<f64> = values
+            .chunks_exact(cols)
+            .map(|row| row[c].to_f64() / largest)
+            .collect();
+        let (m, s) = column_moments(&scaled, 1);
+        mean[c] = m[0] * largest;
+        std[c] = s[0] * largest;
+    }
     (mean, std)
 }
 

@@ -347,6 +347,10 @@ impl<T: Element> Regressor<T> {
             });
         }
         let norm = Normalisation::from_training(&values, features, y, spec.input_scaling);
+        let largest = y.iter().map(|v| v.to_f64().abs()).fold(0.0, f64::max);
+        if largest > Error::LARGEST_TARGET {
+            return Err(Error::TargetScale { largest });
+        }
         let (xs, ys) = (norm.standardise_x(&values), norm.standardise_y(y));
         drop(values);
         let sigma_std = match spec.likelihood {

@@ -145,6 +145,7 @@ impl<T: Element> FittedEnsemble<T> {
             temperature,
             conformal_scores,
         } = record(checkpoint)?;
+        spec.validate().map_err(|e| not_a_model(e.to_string()))?;
         let features = norm.features();
         if features == 0 || norm.x_std.len() != features {
             return Err(not_a_model("normalisation".into()));

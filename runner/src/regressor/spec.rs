@@ -110,6 +110,10 @@ pub struct ViFit {
 }
 
 impl ViFit {
+    /// The most draws per member a predictive mixes (a model file asking for more is refused:
+    /// the draws are held in memory).
+    pub const MAX_SAMPLES: usize = 1_000;
+
     /// The guide family it asks for.
     pub fn guide(self) -> Guide {
         match self.rank {
@@ -320,8 +324,12 @@ impl FitSpec {
                     "a positive, finite scale",
                 );
             }
-            if vi.samples == 0 {
-                return invalid("samples", "0".into(), "at least one draw per member");
+            if vi.samples == 0 || vi.samples > ViFit::MAX_SAMPLES {
+                return invalid(
+                    "samples",
+                    vi.samples.to_string(),
+                    "1 to 1,000 draws per member (ViFit::MAX_SAMPLES)",
+                );
             }
         }
         Ok(())
