@@ -52,11 +52,12 @@ def record_line(name: str, data: bytes) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "target" / "wheels"))
+    parser.add_argument("--out", default=str(ROOT / "target" / "portable-wheel"))
     args = parser.parse_args()
     build = ROOT / "target" / "wheel"
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
 
     # The baseline module, in the wheel maturin makes (metadata, Python files, stubs).
     base_dir = build / "base-dist"

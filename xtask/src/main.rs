@@ -680,6 +680,7 @@ const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
        cargo xtask wheel
+       cargo xtask fuzz [--seconds N]
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl (about nine minutes)
@@ -696,8 +697,11 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
   --skip-sklearn   leave scikit-learn out (its ensemble takes the longest)
 
   wheel            build the portable Python wheel (python/build_wheel.py: the native module
-                   for x86-64, x86-64-v3 and x86-64-v4, chosen at import) into target/wheels,
+                   for x86-64, x86-64-v3 and x86-64-v4, chosen at import) into target/portable-wheel,
                    with maturin from python/requirements-test.txt in target/py-venv
+
+  fuzz             run every fuzz target of fuzz/ (cargo-fuzz, the nightly toolchain) for
+                   N seconds each (default 60) on its corpus; a crash stops with its input
   -h, --help       print this help";
 
 /// What the command line asks for.
@@ -715,6 +719,9 @@ enum Task {
         skip_sklearn: bool,
     },
     Wheel,
+    Fuzz {
+        seconds: u64,
+    },
 }
 
 /// Parses the arguments after `cargo xtask`.
@@ -774,12 +781,42 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
                 skip_sklearn,
             })
         }
+        "fuzz" => match (args.get(1).map(String::as_str), args.get(2)) {
+            (None, _) => Ok(Task::Fuzz { seconds: 60 }),
+            (Some("--seconds"), Some(n)) => n
+                .parse()
+                .map(|seconds| Task::Fuzz { seconds })
+                .map_err(|_| "--seconds needs a whole number".to_owned()),
+            (Some(other), _) => Err(format!("unknown argument {other:?} for fuzz")),
+        },
         "wheel" => match args.get(1) {
             None => Ok(Task::Wheel),
             Some(other) => Err(format!("unknown argument {other:?} for wheel")),
         },
         other => Err(format!("unknown task {other:?}")),
     }
+}
+
+/// The fuzz targets of `fuzz/Cargo.toml`.
+const FUZZ_TARGETS: [&str; 4] = ["table", "model_file", "training_state", "idx"];
+
+/// `cargo xtask fuzz`: each target for `seconds` on its corpus (`fuzz/corpus/TARGET`).
+fn fuzz(seconds: u64) -> Result<(), String> {
+    let time = format!("-max_total_time={seconds}");
+    for target in FUZZ_TARGETS {
+        let status = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+            .args([time.as_str(), "-max_len=16384", "-rss_limit_mb=4096"])
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| format!("cannot run cargo fuzz (cargo install cargo-fuzz): {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "fuzz target {target} failed; its input is in fuzz/artifacts/{target}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `cargo xtask wheel`: the portable wheel, built by `python/build_wheel.py` with the pinned
@@ -953,6 +990,7 @@ fn main() -> ExitCode {
             skip_sklearn,
         }) => fashion(epochs, train_images, skip_sklearn),
         Ok(Task::Wheel) => wheel(),
+        Ok(Task::Fuzz { seconds }) => fuzz(seconds),
         Err(e) => {
             eprintln!("xtask: {e}\n\n{USAGE}");
             return ExitCode::from(2);
