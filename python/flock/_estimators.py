@@ -42,7 +42,45 @@ def _check_dtype(dtype: str) -> type:
 class _Ensemble(BaseEstimator):
     """What the regressor and the classifier share: the settings and the native model."""
 
-    _task = "regression"
+    # One constructor for both estimators (scikit-learn reads the parameters from its
+    # signature); it stores them and nothing else.
+    def __init__(
+        self,
+        members: int = 5,
+        hidden: Sequence[int] = (50,),
+        activation: str = "relu",
+        epochs: int = 80,
+        batch_size: int = 100,
+        lr: float = 1e-2,
+        schedule: str = "cosine",
+        prior_weight: float = 0.0,
+        method: str = "map",
+        kl_weight: Optional[float] = None,
+        validation_fraction: float = 0.1,
+        input_scaling: str = "standardise",
+        data_order: Optional[str] = None,
+        weight_init: Optional[str] = None,
+        seed: int = 0,
+        dtype: str = "float64",
+        n_jobs: Optional[int] = None,
+    ):
+        self.members = members
+        self.hidden = hidden
+        self.activation = activation
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.schedule = schedule
+        self.prior_weight = prior_weight
+        self.method = method
+        self.kl_weight = kl_weight
+        self.validation_fraction = validation_fraction
+        self.input_scaling = input_scaling
+        self.data_order = data_order
+        self.weight_init = weight_init
+        self.seed = seed
+        self.dtype = dtype
+        self.n_jobs = n_jobs
 
     def _fit_keywords(self) -> dict:
         return dict(
@@ -164,46 +202,6 @@ class Regressor(RegressorMixin, _Ensemble):
     True
     """
 
-    _task = "regression"
-
-    def __init__(
-        self,
-        members: int = 5,
-        hidden: Sequence[int] = (50,),
-        activation: str = "relu",
-        epochs: int = 80,
-        batch_size: int = 100,
-        lr: float = 1e-2,
-        schedule: str = "cosine",
-        prior_weight: float = 0.0,
-        method: str = "map",
-        kl_weight: Optional[float] = None,
-        validation_fraction: float = 0.1,
-        input_scaling: str = "standardise",
-        data_order: Optional[str] = None,
-        weight_init: Optional[str] = None,
-        seed: int = 0,
-        dtype: str = "float64",
-        n_jobs: Optional[int] = None,
-    ):
-        self.members = members
-        self.hidden = hidden
-        self.activation = activation
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.schedule = schedule
-        self.prior_weight = prior_weight
-        self.method = method
-        self.kl_weight = kl_weight
-        self.validation_fraction = validation_fraction
-        self.input_scaling = input_scaling
-        self.data_order = data_order
-        self.weight_init = weight_init
-        self.seed = seed
-        self.dtype = dtype
-        self.n_jobs = n_jobs
-
     def fit(self, X, y) -> "Regressor":
         """Fits the ensemble to ``X`` (n_samples, n_features) and ``y`` (n_samples,)."""
         X, y = self._validate_fit(X, y, y_numeric=True)
@@ -273,46 +271,6 @@ class Classifier(ClassifierMixin, _Ensemble):
     >>> model.predict([[-2.0, -2.0], [2.0, 2.0]]).tolist()
     ['a', 'b']
     """
-
-    _task = "classification"
-
-    def __init__(
-        self,
-        members: int = 5,
-        hidden: Sequence[int] = (50,),
-        activation: str = "relu",
-        epochs: int = 80,
-        batch_size: int = 100,
-        lr: float = 1e-2,
-        schedule: str = "cosine",
-        prior_weight: float = 0.0,
-        method: str = "map",
-        kl_weight: Optional[float] = None,
-        validation_fraction: float = 0.1,
-        input_scaling: str = "standardise",
-        data_order: Optional[str] = None,
-        weight_init: Optional[str] = None,
-        seed: int = 0,
-        dtype: str = "float64",
-        n_jobs: Optional[int] = None,
-    ):
-        self.members = members
-        self.hidden = hidden
-        self.activation = activation
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.schedule = schedule
-        self.prior_weight = prior_weight
-        self.method = method
-        self.kl_weight = kl_weight
-        self.validation_fraction = validation_fraction
-        self.input_scaling = input_scaling
-        self.data_order = data_order
-        self.weight_init = weight_init
-        self.seed = seed
-        self.dtype = dtype
-        self.n_jobs = n_jobs
 
     def fit(self, X, y) -> "Classifier":
         """Fits the ensemble to ``X`` (n_samples, n_features) and labels ``y`` (n_samples,) of

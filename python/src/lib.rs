@@ -202,20 +202,60 @@ enum Task {
     },
 }
 
+/// What a fit is asked for besides its data.
+struct FitSettings {
+    spec: FitSpec,
+    task: Task,
+    threads: Option<usize>,
+    feature_names: Option<Vec<String>>,
+}
+
+/// Fits to the C-contiguous `x` of element type `T` and `y` (targets of `T`, read here, or the
+/// already checked class indices `labels`), with the GIL released.
+fn fit_arrays<T: Element + numpy::Element + Sync>(
+    py: Python<'_>,
+    x: &PyReadonlyArray2<'_, T>,
+    y: &Bound<'_, PyAny>,
+    labels: Option<&[usize]>,
+    settings: FitSettings,
+    raised: &Mutex<Option<PyErr>>,
+) -> PyResult<Result<AnyModel, Error>>
+where
+    AnyModel: From<Fitted<T>>,
+{
+    let (xs, features) = rows(x)?;
+    let targets: Option<PyReadonlyArray1<'_, T>> = match labels {
+        None => Some(y.extract()?),
+        Some(_) => None,
+    };
+    let y = match (labels, &targets) {
+        (Some(l), _) => YValues::Labels(l),
+        (None, Some(t)) => YValues::Targets(
+            t.as_slice()
+                .map_err(|_| PyTypeError::new_err("y must be contiguous"))?,
+        ),
+        (None, None) => unreachable!("targets are read when there are no labels"),
+    };
+    Ok(py.detach(|| fit_typed((xs, features), y, settings, raised)))
+}
+
 /// Fits in element type `T`: `x` `[rows, features]` row-major (with its width), `y` `[rows]` (targets, or class
 /// indices as `T` values checked to be whole).
 fn fit_typed<T: Element>(
     (x, features): (&[T], usize),
     y: YValues<'_, T>,
-    spec: FitSpec,
-    task: Task,
-    threads: Option<usize>,
-    feature_names: Option<Vec<String>>,
+    settings: FitSettings,
     raised: &Mutex<Option<PyErr>>,
 ) -> Result<AnyModel, Error>
 where
     AnyModel: From<Fitted<T>>,
 {
+    let FitSettings {
+        spec,
+        task,
+        threads,
+        feature_names,
+    } = settings;
     let x = Matrix::new(x, features)?;
     let hooks = || FitHooks {
         progress: Some(Box::new(SignalCheck {
@@ -375,59 +415,20 @@ fn fit(
             Some(labels)
         }
     };
+    let settings = FitSettings {
+        spec,
+        task,
+        threads: n_jobs,
+        feature_names,
+    };
+    let labels = labels.as_deref();
     let result = if let Ok(x64) = x.extract::<PyReadonlyArray2<'_, f64>>() {
-        let (xs, features) = rows(&x64)?;
-        let targets: Option<PyReadonlyArray1<'_, f64>> = match &labels {
-            None => Some(y.extract()?),
-            Some(_) => None,
-        };
-        let y = match (&labels, &targets) {
-            (Some(l), _) => YValues::Labels(l),
-            (None, Some(t)) => YValues::Targets(
-                t.as_slice()
-                    .map_err(|_| PyTypeError::new_err("y must be contiguous"))?,
-            ),
-            (None, None) => unreachable!(),
-        };
-        py.detach(|| {
-            fit_typed(
-                (xs, features),
-                y,
-                spec,
-                task,
-                n_jobs,
-                feature_names,
-                &raised,
-            )
-        })
+        fit_arrays(py, &x64, y, labels, settings, &raised)?
     } else {
         let x32: PyReadonlyArray2<'_, f32> = x
             .extract()
             .map_err(|_| PyTypeError::new_err("x must be a 2-D float64 or float32 array"))?;
-        let (xs, features) = rows(&x32)?;
-        let targets: Option<PyReadonlyArray1<'_, f32>> = match &labels {
-            None => Some(y.extract()?),
-            Some(_) => None,
-        };
-        let y = match (&labels, &targets) {
-            (Some(l), _) => YValues::Labels(l),
-            (None, Some(t)) => YValues::Targets(
-                t.as_slice()
-                    .map_err(|_| PyTypeError::new_err("y must be contiguous"))?,
-            ),
-            (None, None) => unreachable!(),
-        };
-        py.detach(|| {
-            fit_typed(
-                (xs, features),
-                y,
-                spec,
-                task,
-                n_jobs,
-                feature_names,
-                &raised,
-            )
-        })
+        fit_arrays(py, &x32, y, labels, settings, &raised)?
     };
     if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
