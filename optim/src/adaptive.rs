@@ -145,12 +145,36 @@ vec_member_state!(ScaleByAmsgradState<T> "scale_by_amsgrad" { counts: [count], v
 
 /// AMSGrad: Adam with the running maximum of `v̂` in the denominator.
 #[derive(Clone, Debug)]
-pub struct ScaleByAmsgrad(AdamConfig);
+pub struct ScaleByAmsgrad {
+    config: AdamConfig,
+    bias_correction_mu: bool,
+    bias_correction_nu: bool,
+}
 
-/// AMSGrad's rescaling (optax `scale_by_amsgrad`; `nesterov` is ignored).
+/// AMSGrad's rescaling (optax `scale_by_amsgrad`; `nesterov` is ignored), both moments
+/// bias-corrected as optax's defaults.
 pub fn scale_by_amsgrad(config: AdamConfig) -> Result<ScaleByAmsgrad, OptimError> {
     config.validate()?;
-    Ok(ScaleByAmsgrad(config))
+    Ok(ScaleByAmsgrad {
+        config,
+        bias_correction_mu: true,
+        bias_correction_nu: true,
+    })
+}
+
+impl ScaleByAmsgrad {
+    /// Uses the first moment `m` as it is, not `m / (1 − b1ᵗ)` (optax's
+    /// `bias_correction_mu=False`).
+    pub fn without_mu_bias_correction(mut self) -> Self {
+        self.bias_correction_mu = false;
+        self
+    }
+    /// Takes the running maximum of `v` rather than of `v / (1 − b2ᵗ)` (optax's
+    /// `bias_correction_nu=False`).
+    pub fn without_nu_bias_correction(mut self) -> Self {
+        self.bias_correction_nu = false;
+        self
+    }
 }
 
 impl<T: Element> GradientTransformation<T> for ScaleByAmsgrad {
@@ -168,15 +192,19 @@ impl<T: Element> GradientTransformation<T> for ScaleByAmsgrad {
 
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
         assert_len(updates, params.layout);
-        let c = self.0;
+        let c = self.config;
         let (b1, b2) = (T::from_f64(c.b1), T::from_f64(c.b2));
         let (one_b1, one_b2) = (T::from_f64(1.0 - c.b1), T::from_f64(1.0 - c.b2));
         let (eps, eps_root) = (T::from_f64(c.eps), T::from_f64(c.eps_root));
         let p = params.layout.member_size();
+        // Dividing by 1 is exact: an uncorrected moment is the moment itself.
+        let correction = |on: bool, b: f64, count: u64| {
+            T::from_f64(if on { bias_correction(b, count) } else { 1.0 })
+        };
         for (e, u) in members_mut(updates, params.layout) {
             state.count[e] = state.count[e].saturating_add(1);
-            let bc1 = T::from_f64(bias_correction(c.b1, state.count[e]));
-            let bc2 = T::from_f64(bias_correction(c.b2, state.count[e]));
+            let bc1 = correction(self.bias_correction_mu, c.b1, state.count[e]);
+            let bc2 = correction(self.bias_correction_nu, c.b2, state.count[e]);
             let r = e * p..(e + 1) * p;
             let (mu, nu, nu_max) = (
                 &mut state.mu[r.clone()],
@@ -451,18 +479,77 @@ impl<T: Element> GradientTransformation<T> for ScaleByRss {
     }
 }
 
+/// How Lion turns the interpolation `c = (1 − b1)·g + b1·m` into an update (optax's `mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum LionSign {
+    /// `sign(c)` (optax's `mode='hard'`, the default).
+    #[default]
+    Hard,
+    /// `tanh(beta·c)` (optax's `mode='smooth'`, `smooth_beta = beta`).
+    Smooth {
+        /// The slope at 0.
+        beta: f64,
+    },
+    /// `c` where `|c| < 1`, `sign(c)` beyond (optax's `mode='refined'`).
+    Refined,
+}
+
+impl LionSign {
+    #[inline]
+    fn apply<T: Element>(self, c: T) -> T {
+        let sign = |c: T| {
+            if c > T::ZERO {
+                T::ONE
+            } else if c < T::ZERO {
+                -T::ONE
+            } else {
+                c // ±0 or NaN, as jnp.sign
+            }
+        };
+        match self {
+            LionSign::Hard => sign(c),
+            LionSign::Smooth { beta } => (T::from_f64(beta) * c).tanh(),
+            LionSign::Refined => {
+                // jnp.where(|c| < 1, c, sign(c)): NaN compares false and takes sign(NaN) = NaN.
+                if c.abs() < T::ONE { c } else { sign(c) }
+            }
+        }
+    }
+}
+
 /// Lion: the sign of an interpolation between gradient and momentum.
 #[derive(Clone, Debug)]
 pub struct ScaleByLion {
     b1: f64,
     b2: f64,
+    sign: LionSign,
 }
 
-/// Lion's rescaling (optax `scale_by_lion`; defaults `b1 = 0.9`, `b2 = 0.99`).
+/// Lion's rescaling (optax `scale_by_lion`; defaults `b1 = 0.9`, `b2 = 0.99`, the hard sign).
 pub fn scale_by_lion(b1: f64, b2: f64) -> Result<ScaleByLion, OptimError> {
     check_decay("b1", b1)?;
     check_decay("b2", b2)?;
-    Ok(ScaleByLion { b1, b2 })
+    Ok(ScaleByLion {
+        b1,
+        b2,
+        sign: LionSign::Hard,
+    })
+}
+
+impl ScaleByLion {
+    /// Replaces the hard sign (optax's `mode` and `smooth_beta`).
+    pub fn with_sign(mut self, sign: LionSign) -> Result<Self, OptimError> {
+        if let LionSign::Smooth { beta } = sign {
+            check(
+                "smooth_beta",
+                beta,
+                beta.is_finite() && beta > 0.0,
+                "a finite slope > 0",
+            )?;
+        }
+        self.sign = sign;
+        Ok(self)
+    }
 }
 
 impl<T: Element> GradientTransformation<T> for ScaleByLion {
@@ -477,15 +564,8 @@ impl<T: Element> GradientTransformation<T> for ScaleByLion {
         let (b2, one_b2) = (T::from_f64(self.b2), T::from_f64(1.0 - self.b2));
         for (g, m) in updates.iter_mut().zip(state.iter_mut()) {
             let c = one_b1 * *g + b1 * *m;
-            let sign = if c > T::ZERO {
-                T::ONE
-            } else if c < T::ZERO {
-                -T::ONE
-            } else {
-                c // ±0 or NaN, as jnp.sign
-            };
             *m = one_b2 * *g + b2 * *m;
-            *g = sign;
+            *g = self.sign.apply(c);
         }
     }
 }

@@ -185,6 +185,15 @@ pub fn scale_by_learning_rate(
     })
 }
 
+impl ScaleByLearningRate {
+    /// Multiplies by `+lr` instead of `−lr` (optax's `flip_sign=False`), for a learning rate
+    /// that carries its own sign or an update meant for ascent.
+    pub fn without_sign_flip(mut self) -> Self {
+        self.flip_sign = false;
+        self
+    }
+}
+
 impl<T: Element> GradientTransformation<T> for ScaleByLearningRate {
     type State = ScaleByLearningRateState;
 

@@ -30,9 +30,10 @@ pub mod schedule;
 mod wrappers;
 
 pub use adaptive::{
-    AdamConfig, RmsConfig, ScaleByAdam, ScaleByAdamState, ScaleByAmsgrad, ScaleByAmsgradState,
-    ScaleByBelief, ScaleByLion, ScaleByRms, ScaleByRmsState, ScaleByRss, scale_by_adam,
-    scale_by_amsgrad, scale_by_belief, scale_by_lion, scale_by_rms, scale_by_rss, scale_by_stddev,
+    AdamConfig, LionSign, RmsConfig, ScaleByAdam, ScaleByAdamState, ScaleByAmsgrad,
+    ScaleByAmsgradState, ScaleByBelief, ScaleByLion, ScaleByRms, ScaleByRmsState, ScaleByRss,
+    scale_by_adam, scale_by_amsgrad, scale_by_belief, scale_by_lion, scale_by_rms, scale_by_rss,
+    scale_by_stddev,
 };
 pub use alias::{
     Adam, AdamW, Sgd, adabelief, adagrad, adam, adamw, amsgrad, lamb, lion, nadam, nadamw, rmsprop,

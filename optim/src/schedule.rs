@@ -181,7 +181,10 @@ pub fn polynomial_schedule(
         let p = if power.fract() == 0.0 && power.abs() < 64.0 {
             frac.powi(power as i32)
         } else {
-            frac.powf(power)
+            // Under jit, `1 − T·fl(1/T)` rounds to −1.5e-8 at the end of the transition, and
+            // optax's fractional power of it is NaN from there on. flock deliberately departs
+            // from optax here: the base is clamped at 0, so the value is `end_value`.
+            frac.max(0.0).powf(power)
         };
         let (init, end) = (pr.f32(init_value), pr.f32(end_value));
         pr.mul_add(pr.f32(init - end), pr.f32(p), end)
@@ -289,7 +292,9 @@ pub fn exponential_decay(
     let (steps, begin) = (transition_steps as f64, options.transition_begin as f64);
     Ok(Schedule::new("exponential_decay", move |count, pr| {
         let decreased = count - begin;
-        let mut p = pr.f32(decreased / steps);
+        // Under jit, XLA divides by the constant `T` as a multiplication by `fl(1/T)`: from the
+        // first decayed step on, `(count − begin)/T` can differ from the division by an ulp.
+        let mut p = pr.ratio(decreased, steps);
         if options.staircase {
             p = p.floor();
         }

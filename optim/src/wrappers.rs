@@ -189,13 +189,14 @@ impl<T: Element, S: MemberState> MemberState for MultiStepsState<T, S> {
     }
 }
 
-/// Gradient accumulation: averages `every_k` gradients, then runs the inner optimizer once;
-/// in between the update is zero.
+/// Gradient accumulation: averages (or sums) `every_k` gradients, then runs the inner optimizer
+/// once; in between the update is zero.
 #[derive(Clone, Debug)]
 pub struct MultiSteps<G> {
     inner: G,
     every_k: u64,
     f32_accumulator: bool,
+    mean: bool,
 }
 
 /// optax `MultiSteps(inner, every_k_schedule=k).gradient_transformation()`.
@@ -214,6 +215,7 @@ pub fn multi_steps<G>(inner: G, every_k: u64) -> Result<MultiSteps<G>, OptimErro
         inner,
         every_k,
         f32_accumulator: true,
+        mean: true,
     })
 }
 
@@ -222,6 +224,12 @@ impl<G> MultiSteps<G> {
     /// `accumulator_dtype=None` under x64).
     pub fn with_full_precision_accumulator(mut self) -> Self {
         self.f32_accumulator = false;
+        self
+    }
+    /// Passes the sum of the `every_k` gradients to the inner optimizer instead of their mean
+    /// (optax's `use_grad_mean=False`).
+    pub fn with_gradient_sum(mut self) -> Self {
+        self.mean = false;
         self
     }
 }
@@ -239,9 +247,15 @@ impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for Mul
     }
 
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
-        let n = T::from_f64((state.mini_step + 1) as f64);
-        for (g, acc) in updates.iter().zip(state.acc_grads.iter_mut()) {
-            *acc += (*g - *acc) / n;
+        if self.mean {
+            let n = T::from_f64((state.mini_step + 1) as f64);
+            for (g, acc) in updates.iter().zip(state.acc_grads.iter_mut()) {
+                *acc += (*g - *acc) / n;
+            }
+        } else {
+            for (g, acc) in updates.iter().zip(state.acc_grads.iter_mut()) {
+                *acc = *g + *acc;
+            }
         }
         if state.mini_step + 1 < self.every_k {
             updates.iter_mut().for_each(|v| *v = T::ZERO);

@@ -107,6 +107,22 @@ fn invalid_hyperparameters_are_named() {
         "{err}"
     );
     assert!(err.to_string().contains("b1"));
+    for beta in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = scale_by_lion(0.9, 0.99)
+            .unwrap()
+            .with_sign(LionSign::Smooth { beta })
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OptimError::InvalidHyperparameter {
+                    name: "smooth_beta",
+                    ..
+                }
+            ),
+            "{beta}: {err}"
+        );
+    }
 }
 
 /// Runs `steps` steps from `params`/`state`, in place.

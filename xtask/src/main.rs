@@ -681,6 +681,7 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
        cargo xtask wheel
        cargo xtask fuzz [--seconds N]
+       cargo xtask optax-fixtures
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl (about nine minutes)
@@ -702,6 +703,9 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
 
   fuzz             run every fuzz target of fuzz/ (cargo-fuzz, the nightly toolchain) for
                    N seconds each (default 60) on its corpus; a crash stops with its input
+  optax-fixtures   regenerate optim/tests/optax_args/ with the pinned optax of target/jax-venv
+                   (xtask/jax/optax_args.py: every optional argument of every schedule and
+                   transformation flock implements, each exercised by a case)
   -h, --help       print this help";
 
 /// What the command line asks for.
@@ -719,6 +723,7 @@ enum Task {
         skip_sklearn: bool,
     },
     Wheel,
+    OptaxFixtures,
     Fuzz {
         seconds: u64,
     },
@@ -793,8 +798,28 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
             None => Ok(Task::Wheel),
             Some(other) => Err(format!("unknown argument {other:?} for wheel")),
         },
+        "optax-fixtures" => match args.get(1) {
+            None => Ok(Task::OptaxFixtures),
+            Some(other) => Err(format!("unknown argument {other:?} for optax-fixtures")),
+        },
         other => Err(format!("unknown task {other:?}")),
     }
+}
+
+/// `cargo xtask optax-fixtures`: optax's optional arguments, computed by the pinned optax.
+fn optax_fixtures() -> Result<(), String> {
+    let (python, _) = jax_python()?;
+    let script = workspace_root().join("xtask/jax/optax_args.py");
+    let out = workspace_root().join("optim/tests/optax_args");
+    let printed = run(
+        python.to_str().unwrap_or("python"),
+        &[
+            script.to_str().unwrap_or("xtask/jax/optax_args.py"),
+            out.to_str().unwrap_or("optim/tests/optax_args"),
+        ],
+    )?;
+    print!("{printed}");
+    Ok(())
 }
 
 /// The fuzz targets of `fuzz/Cargo.toml`.
@@ -990,6 +1015,7 @@ fn main() -> ExitCode {
             skip_sklearn,
         }) => fashion(epochs, train_images, skip_sklearn),
         Ok(Task::Wheel) => wheel(),
+        Ok(Task::OptaxFixtures) => optax_fixtures(),
         Ok(Task::Fuzz { seconds }) => fuzz(seconds),
         Err(e) => {
             eprintln!("xtask: {e}\n\n{USAGE}");

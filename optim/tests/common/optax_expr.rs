@@ -467,6 +467,29 @@ fn adam_config(a: &mut Args, defaults: AdamConfig) -> AdamConfig {
     }
 }
 
+fn rms_config(a: &mut Args) -> RmsConfig {
+    let d = RmsConfig::default();
+    RmsConfig {
+        decay: a.num("decay", Some(d.decay)),
+        eps: a.num("eps", Some(d.eps)),
+        initial_scale: a.num("initial_scale", Some(d.initial_scale)),
+        eps_in_sqrt: a.flag("eps_in_sqrt", d.eps_in_sqrt),
+        bias_correction: a.flag("bias_correction", d.bias_correction),
+    }
+}
+
+/// `scale_by_amsgrad` with its bias-correction flags (also the core of the `amsgrad` alias).
+fn amsgrad_transform(a: &mut Args) -> ScaleByAmsgrad {
+    let mut t = scale_by_amsgrad(adam_config(a, AdamConfig::default())).unwrap();
+    if !a.flag("bias_correction_mu", true) {
+        t = t.without_mu_bias_correction();
+    }
+    if !a.flag("bias_correction_nu", true) {
+        t = t.without_nu_bias_correction();
+    }
+    t
+}
+
 type Boxed = BoxedTransformation<f64>;
 
 /// A transformation expression, with optax's defaults for everything not given.
@@ -497,35 +520,109 @@ pub fn transformation(e: &Expr) -> Boxed {
         "scale_by_adam" => {
             Boxed::new(scale_by_adam(adam_config(&mut a, AdamConfig::default())).unwrap())
         }
-        "scale_by_learning_rate" => Boxed::new(
-            scale_by_learning_rate(learning_rate(a.expr("learning_rate").unwrap())).unwrap(),
-        ),
+        "scale_by_learning_rate" => {
+            let lr = scale_by_learning_rate(learning_rate(a.expr("learning_rate").unwrap()));
+            if a.flag("flip_sign", true) {
+                Boxed::new(lr.unwrap())
+            } else {
+                Boxed::new(lr.unwrap().without_sign_flip())
+            }
+        }
         "sgd" => {
             let lr = learning_rate(a.expr("learning_rate").unwrap());
             let m = a.opt_num("momentum");
             Boxed::new(sgd(lr, m, a.flag("nesterov", false)).unwrap())
         }
-        "adam" | "nadam" | "amsgrad" => {
+        "adam" | "nadam" => {
             let lr = learning_rate(a.expr("learning_rate").unwrap());
-            let mut cfg = adam_config(&mut a, AdamConfig::default());
-            match name.as_str() {
-                "adam" => Boxed::new(adam(lr, cfg).unwrap()),
-                "nadam" => {
-                    cfg.nesterov = true;
-                    Boxed::new(nadam(lr, cfg).unwrap())
-                }
-                _ => Boxed::new(amsgrad(lr, cfg).unwrap()),
+            // optax's nadam is adam with `nesterov=True` by default (and may be given False).
+            let defaults = AdamConfig {
+                nesterov: name == "nadam",
+                ..AdamConfig::default()
+            };
+            let cfg = adam_config(&mut a, defaults);
+            if cfg.nesterov && name == "nadam" {
+                Boxed::new(nadam(lr, cfg).unwrap())
+            } else {
+                Boxed::new(adam(lr, cfg).unwrap())
             }
         }
-        "adamw" | "nadamw" => {
+        "amsgrad" => {
             let lr = learning_rate(a.expr("learning_rate").unwrap());
             let cfg = adam_config(&mut a, AdamConfig::default());
+            let (mu, nu) = (
+                a.flag("bias_correction_mu", true),
+                a.flag("bias_correction_nu", true),
+            );
+            if mu && nu {
+                Boxed::new(amsgrad(lr, cfg).unwrap())
+            } else {
+                // optax's alias is this chain; flock's `amsgrad` keeps optax's defaults.
+                let mut t = scale_by_amsgrad(cfg).unwrap();
+                if !mu {
+                    t = t.without_mu_bias_correction();
+                }
+                if !nu {
+                    t = t.without_nu_bias_correction();
+                }
+                Boxed::new(chain(t, scale_by_learning_rate(lr).unwrap()))
+            }
+        }
+        "scale_by_amsgrad" => Boxed::new(amsgrad_transform(&mut a)),
+        "scale_by_belief" => {
+            Boxed::new(scale_by_belief(adam_config(&mut a, AdamConfig::belief())).unwrap())
+        }
+        "scale_by_rms" | "scale_by_stddev" => {
+            let cfg = rms_config(&mut a);
+            if name == "scale_by_rms" {
+                Boxed::new(scale_by_rms(cfg).unwrap())
+            } else {
+                Boxed::new(scale_by_stddev(cfg).unwrap())
+            }
+        }
+        "scale_by_rss" => {
+            let (init, eps) = (
+                a.num("initial_accumulator_value", Some(0.1)),
+                a.num("eps", Some(1e-7)),
+            );
+            Boxed::new(scale_by_rss(init, eps).unwrap())
+        }
+        "scale_by_lion" => {
+            let (b1, b2) = (a.num("b1", Some(0.9)), a.num("b2", Some(0.99)));
+            let beta = a.num("smooth_beta", Some(1.0));
+            let sign = match a.expr("mode") {
+                None => LionSign::Hard,
+                Some(Expr::Str(m)) => match m.as_str() {
+                    "hard" => LionSign::Hard,
+                    "smooth" => LionSign::Smooth { beta },
+                    "refined" => LionSign::Refined,
+                    other => panic!("scale_by_lion: mode {other}"),
+                },
+                Some(other) => panic!("scale_by_lion: mode {other:?}"),
+            };
+            Boxed::new(scale_by_lion(b1, b2).unwrap().with_sign(sign).unwrap())
+        }
+        "scale_by_trust_ratio" => Boxed::new(
+            scale_by_trust_ratio(
+                a.num("min_norm", Some(0.0)),
+                a.num("trust_coefficient", Some(1.0)),
+                a.num("eps", Some(0.0)),
+            )
+            .unwrap(),
+        ),
+        "adamw" | "nadamw" => {
+            let lr = learning_rate(a.expr("learning_rate").unwrap());
+            let defaults = AdamConfig {
+                nesterov: name == "nadamw",
+                ..AdamConfig::default()
+            };
+            let cfg = adam_config(&mut a, defaults);
             let wd = a.num("weight_decay", Some(1e-4));
             let m = mask(a.expr("mask"));
-            if name == "adamw" {
-                Boxed::new(adamw(lr, cfg, wd, m).unwrap())
-            } else {
+            if cfg.nesterov && name == "nadamw" {
                 Boxed::new(nadamw(lr, cfg, wd, m).unwrap())
+            } else {
+                Boxed::new(adamw(lr, cfg, wd, m).unwrap())
             }
         }
         "adabelief" => {
@@ -552,14 +649,7 @@ pub fn transformation(e: &Expr) -> Boxed {
         }
         "rmsprop" => {
             let lr = learning_rate(a.expr("learning_rate").unwrap());
-            let d = RmsConfig::default();
-            let cfg = RmsConfig {
-                decay: a.num("decay", Some(d.decay)),
-                eps: a.num("eps", Some(d.eps)),
-                initial_scale: a.num("initial_scale", Some(d.initial_scale)),
-                eps_in_sqrt: a.flag("eps_in_sqrt", d.eps_in_sqrt),
-                bias_correction: a.flag("bias_correction", d.bias_correction),
-            };
+            let cfg = rms_config(&mut a);
             let centered = a.flag("centered", false);
             let momentum = a.opt_num("momentum");
             Boxed::new(rmsprop(lr, cfg, centered, momentum, a.flag("nesterov", false)).unwrap())
@@ -583,8 +673,17 @@ pub fn transformation(e: &Expr) -> Boxed {
             assert_eq!(ms, "MultiSteps");
             let inner = transformation(&m.expr("opt").unwrap());
             let k = m.num("every_k_schedule", None);
+            let mut ms = multi_steps(inner, k as u64).unwrap();
+            if !m.flag("use_grad_mean", true) {
+                ms = ms.with_gradient_sum();
+            }
+            match m.expr("accumulator_dtype") {
+                None => {}                                                     // optax's float32 default
+                Some(Expr::None) => ms = ms.with_full_precision_accumulator(), // the update's dtype
+                Some(other) => panic!("MultiSteps: accumulator_dtype {other:?}"),
+            }
             m.done();
-            Boxed::new(multi_steps(inner, k as u64).unwrap())
+            Boxed::new(ms)
         }
         "inject_hyperparams:adam" => {
             let lr = match a.expr("learning_rate").unwrap() {
