@@ -1000,3 +1000,42 @@ fn classify_bench_on_a_tiny_image_set() {
     assert!(stderr.contains("t10k-images-idx3-ubyte.gz: not an IDX file of bytes: sizes [100, 4, 4] need 1600 values, the file holds 1597"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--splits` naming only splits a dataset lacks is an error naming them and the count; a
+/// split it lacks beside ones it has is skipped with a note.
+#[test]
+fn uci_splits_a_dataset_lacks_are_named() {
+    let dir = temp("splits").join("toy");
+    write_dataset(&dir, &good_data());
+    let out = flock()
+        .args(["uci", dir.to_str().unwrap(), "--splits", "5,7"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--splits 5,7") && stderr.contains("toy has 2 splits (0 to 1)"),
+        "{stderr}"
+    );
+    let out = flock()
+        .args([
+            "uci",
+            dir.to_str().unwrap(),
+            "--splits",
+            "1,5",
+            "--epochs",
+            "2",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("toy: has 2 splits; skipping split(s) 5"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout.lines().find(|l| l.starts_with("toy")).unwrap();
+    assert!(row.contains(" 1 "), "one split run: {row}");
+}

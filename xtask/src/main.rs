@@ -823,14 +823,21 @@ fn optax_fixtures() -> Result<(), String> {
 }
 
 /// The fuzz targets of `fuzz/Cargo.toml`.
-const FUZZ_TARGETS: [&str; 4] = ["table", "model_file", "training_state", "idx"];
+const FUZZ_TARGETS: [&str; 5] = [
+    "table",
+    "model_file",
+    "training_state",
+    "idx",
+    "cli_options",
+];
 
-/// `cargo xtask fuzz`: each target for `seconds` on its corpus (`fuzz/corpus/TARGET`).
+/// `cargo xtask fuzz`: each target for `seconds` on its corpus (`fuzz/corpus/TARGET`), built
+/// optimised with debug assertions and overflow checks (`-O -a`) under AddressSanitizer.
 fn fuzz(seconds: u64) -> Result<(), String> {
     let time = format!("-max_total_time={seconds}");
     for target in FUZZ_TARGETS {
         let status = Command::new("cargo")
-            .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+            .args(["+nightly", "fuzz", "run", "-O", "-a", target, "--"])
             .args([time.as_str(), "-max_len=16384", "-rss_limit_mb=4096"])
             .current_dir(workspace_root())
             .status()

@@ -397,6 +397,30 @@ pub(crate) fn threads(given: Option<usize>) -> Result<usize, BoxError> {
     }
 }
 
+/// The settings `flock fit …` or `flock uci …` would train with, for `args` (the arguments
+/// after the program name), checked as those commands check them — without reading data or
+/// training. Any other command, or arguments that do not parse or do not check, give the
+/// message the command would print. The entry point of the `cli_options` fuzz target.
+#[doc(hidden)]
+pub fn training_settings(args: &[String]) -> Result<FitSpec, String> {
+    let argv = std::iter::once("flock".to_owned()).chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Fit(fit) => super::fit::fit_settings(&fit)
+            .map(|(spec, _)| spec)
+            .map_err(|e| e.to_string()),
+        Command::Uci(uci) => {
+            threads(uci.threads).map_err(|e| e.to_string())?;
+            let (spec, _) = uci
+                .recipe
+                .spec(uci.protocol.spec())
+                .map_err(|e| e.to_string())?;
+            Ok(spec)
+        }
+        _ => Err("neither fit nor uci".to_owned()),
+    }
+}
+
 /// The `flock` command: parses the arguments, runs the command, reports an error in one line
 /// and exits 1.
 pub fn main() -> ExitCode {

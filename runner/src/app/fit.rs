@@ -69,10 +69,7 @@ fn split_rows(
     let test = match test_count {
         Some(n) => (0..n).collect(),
         None => {
-            let f = args.test_fraction;
-            if !(0.0..1.0).contains(&f) {
-                return Err(format!("--test-fraction {f}: expected 0 ≤ f < 1").into());
-            }
+            let f = args.test_fraction; // checked by `fit_settings`
             shuffle(&mut SeedStream::TestRows.rng(seed), &mut train);
             let n_test = (train.len() as f64 * f).round() as usize;
             train.split_off(train.len() - n_test)
@@ -80,18 +77,8 @@ fn split_rows(
     };
     let calibration = match args.conformal {
         None => Vec::new(),
-        Some(alpha) => {
-            if !(alpha > 0.0 && alpha < 1.0) {
-                return Err(
-                    format!("--conformal {alpha}: expected a miscoverage in (0, 1)").into(),
-                );
-            }
-            let f = args.calibration_fraction;
-            if !(f > 0.0 && f < 1.0) {
-                return Err(
-                    format!("--calibration-fraction {f}: expected a fraction in (0, 1)").into(),
-                );
-            }
+        Some(_) => {
+            let f = args.calibration_fraction; // checked by `fit_settings`
             shuffle(&mut SeedStream::CalibrationRows.rng(seed), &mut train);
             let n_cal = (train.len() as f64 * f).round() as usize;
             let mut calibration = train.split_off(train.len() - n_cal);
@@ -158,26 +145,49 @@ fn trained_line(
     )
 }
 
-/// `flock fit`.
-pub(crate) fn fit_command<T: Element>(args: &FitArgs) -> Result<(), BoxError> {
+/// The settings of a `flock fit`, every argument checked that can be checked before the data
+/// is read: the recipe (`FitSpec::validate`), the task's settings and the row fractions.
+pub(crate) fn fit_settings(args: &FitArgs) -> Result<(FitSpec, Protocol), BoxError> {
     let protocol = args.protocol.unwrap_or(Protocol::Flock);
     let base = match (protocol, args.task) {
         (Protocol::Flock, Task::Classify) => FitSpec::classification(),
         _ => protocol.spec(),
     };
     let (spec, _) = args.recipe.spec(base)?;
+    if args.task == Task::Classify
+        && (args.recipe.likelihood.is_some() || args.recipe.sigma.is_some())
+    {
+        return Err(
+            "--likelihood and --sigma are regression settings: a classifier's likelihood is \
+             categorical"
+                .into(),
+        );
+    }
+    let f = args.test_fraction;
+    if args.test.is_none() && !(0.0..1.0).contains(&f) {
+        return Err(format!("--test-fraction {f}: expected 0 ≤ f < 1").into());
+    }
+    if let Some(alpha) = args.conformal {
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(format!("--conformal {alpha}: expected a miscoverage in (0, 1)").into());
+        }
+        let f = args.calibration_fraction;
+        if !(f > 0.0 && f < 1.0) {
+            return Err(
+                format!("--calibration-fraction {f}: expected a fraction in (0, 1)").into(),
+            );
+        }
+    }
+    threads(args.threads)?;
+    Ok((spec, protocol))
+}
+
+/// `flock fit`.
+pub(crate) fn fit_command<T: Element>(args: &FitArgs) -> Result<(), BoxError> {
+    let (spec, protocol) = fit_settings(args)?;
     match args.task {
         Task::Regress => fit_regressor::<T>(args, spec, protocol),
-        Task::Classify => {
-            if args.recipe.likelihood.is_some() || args.recipe.sigma.is_some() {
-                return Err(
-                    "--likelihood and --sigma are regression settings: a classifier's likelihood \
-                     is categorical"
-                        .into(),
-                );
-            }
-            fit_classifier::<T>(args, spec, protocol)
-        }
+        Task::Classify => fit_classifier::<T>(args, spec, protocol),
     }
 }
 

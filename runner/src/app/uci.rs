@@ -346,11 +346,29 @@ impl UciRun<'_> {
                 continue;
             }
             let chosen: Vec<usize> = match splits {
-                Some(s) => s
-                    .iter()
-                    .copied()
-                    .filter(|&k| k < data.splits.len())
-                    .collect(),
+                Some(s) => {
+                    // A folder's datasets have different split counts (protein 5, most 20):
+                    // splits a dataset lacks are skipped with a note, none at all is an error.
+                    let n = data.splits.len();
+                    let (have, lack): (Vec<usize>, Vec<usize>) = s.iter().partition(|&&k| k < n);
+                    if have.is_empty() {
+                        return Err(format!(
+                            "--splits {}: {} has {n} splits (0 to {})",
+                            join(&lack),
+                            data.name,
+                            n.saturating_sub(1)
+                        )
+                        .into());
+                    }
+                    if !lack.is_empty() {
+                        eprintln!(
+                            "{}: has {n} splits; skipping split(s) {}",
+                            data.name,
+                            join(&lack)
+                        );
+                    }
+                    have
+                }
                 None => (0..data.splits.len()).collect(),
             };
             let start = Instant::now();
@@ -427,4 +445,13 @@ impl UciRun<'_> {
         );
         Ok(())
     }
+}
+
+/// `0,1,2`.
+fn join(splits: &[usize]) -> String {
+    splits
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
