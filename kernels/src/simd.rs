@@ -443,6 +443,74 @@ impl_simd_vector!(
 /// The widest vector of any element type in any build; sizes stack buffers for tails.
 pub const MAX_LANES: usize = 16;
 
+/// Partial sums of a canonical sum ([`canonical_sum`]), whatever the vector width.
+pub(crate) const SUM_LANES: usize = 16;
+
+/// `Σ_i f(x_i, y_i)` in one order on every build: element `i` is accumulated into partial sum
+/// `i mod 16` (in index order within it, by `step(x, y, acc)` on vectors of `LANES` partial
+/// sums), the last partial run padded with `pad`, and the 16 partial sums are combined by
+/// halving — `s_i += s_{i+8}`, then `+4`, `+2`, `+1`. A 16-lane (AVX-512 f32), 8-lane, 4-lane
+/// or 2-lane build holds the 16 partial sums in 1, 2, 4 or 8 vectors and adds the same numbers
+/// in the same order, so the result has the same bits whenever the builds' `step` rounds alike
+/// (with FMA, `mul_add` does; the SSE2 baseline has none). `x` and `y` have equal lengths.
+#[inline(always)]
+pub(crate) fn canonical_sum<T: Element>(
+    x: &[T],
+    y: &[T],
+    pad: T,
+    step: impl Fn(T::Vector, T::Vector, T::Vector) -> T::Vector,
+) -> T {
+    debug_assert_eq!(x.len(), y.len());
+    let (n, lanes) = (x.len(), T::Vector::LANES);
+    let vectors = SUM_LANES / lanes;
+    let mut acc = [T::Vector::splat(T::ZERO); SUM_LANES / 2];
+    let body = n - n % SUM_LANES;
+    let mut start = 0;
+    while start < body {
+        for (j, a) in acc.iter_mut().enumerate().take(vectors) {
+            let at = start + j * lanes;
+            *a = step(
+                T::Vector::from_slice(&x[at..at + lanes]),
+                T::Vector::from_slice(&y[at..at + lanes]),
+                *a,
+            );
+        }
+        start += SUM_LANES;
+    }
+    if body < n {
+        let (mut bx, mut by) = ([pad; SUM_LANES], [pad; SUM_LANES]);
+        bx[..n - body].copy_from_slice(&x[body..]);
+        by[..n - body].copy_from_slice(&y[body..]);
+        for (j, a) in acc.iter_mut().enumerate().take(vectors) {
+            let at = j * lanes;
+            *a = step(
+                T::Vector::from_slice(&bx[at..at + lanes]),
+                T::Vector::from_slice(&by[at..at + lanes]),
+                *a,
+            );
+        }
+    }
+    // Halving while the halves are whole vectors (`s_i += s_{i+half}` is one vector addition),
+    // then within the last vector.
+    let mut held = vectors;
+    while held > 1 {
+        held /= 2;
+        for j in 0..held {
+            acc[j] = acc[j] + acc[j + held];
+        }
+    }
+    let mut s = [T::ZERO; MAX_LANES];
+    acc[0].write_to(&mut s[..lanes]);
+    let mut half = lanes / 2;
+    while half > 0 {
+        for i in 0..half {
+            s[i] += s[i + half];
+        }
+        half /= 2;
+    }
+    s[0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

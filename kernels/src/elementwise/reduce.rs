@@ -1,9 +1,11 @@
 //! Per-member reductions over a member-major buffer `[members, n]`.
 
+use crate::simd::canonical_sum;
 use crate::{Element, SimdVector};
 
-/// Reduces `x[e, :]` (and `y[e, :]`) for each member with a vector accumulator and a fixed
-/// lane order, so results do not depend on threads or on where the data sits.
+/// Reduces `x[e, :]` (and `y[e, :]`) for each member in the canonical order of
+/// [`canonical_sum`] (16 partial sums combined by halving), so results depend neither on threads,
+/// nor on where the data sits, nor on the build's vector width.
 #[inline(always)]
 fn reduce_members<T: Element>(
     members: usize,
@@ -29,28 +31,10 @@ fn reduce_members<T: Element>(
         x.len()
     );
     let n = x.len() / members;
-    let lanes = T::Vector::LANES;
-    let body = n - n % lanes;
     for (e, o) in out.iter_mut().enumerate() {
         let (xe, ye) = (&x[e * n..(e + 1) * n], &y[e * n..(e + 1) * n]);
-        let mut acc = T::Vector::splat(T::ZERO);
-        for (xc, yc) in xe[..body]
-            .chunks_exact(lanes)
-            .zip(ye[..body].chunks_exact(lanes))
-        {
-            acc = f(T::Vector::from_slice(xc), T::Vector::from_slice(yc), acc);
-        }
-        if body < n {
-            let (mut bx, mut by) = (
-                [T::ZERO; crate::simd::MAX_LANES],
-                [T::ZERO; crate::simd::MAX_LANES],
-            );
-            bx[..n - body].copy_from_slice(&xe[body..]);
-            by[..n - body].copy_from_slice(&ye[body..]);
-            // Zero padding adds nothing.
-            acc = f(T::Vector::from_slice(&bx), T::Vector::from_slice(&by), acc);
-        }
-        *o = acc.reduce_add();
+        // Zero padding adds nothing.
+        *o = canonical_sum(xe, ye, T::ZERO, &f);
     }
 }
 
@@ -93,8 +77,8 @@ pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T
 }
 
 /// `out[e] = Σ_i ln x[e, i]`; `x` is `[members, n]` — the log-determinant term of a Gaussian
-/// with scales `x`, without writing the logarithms out. One vector accumulator per member, the
-/// last partial vector padded with ones (`ln 1 = 0`), then a horizontal sum.
+/// with scales `x`, without writing the logarithms out, in the canonical order of
+/// [`canonical_sum`] (the last partial run padded with ones: `ln 1 = 0`).
 ///
 /// # Panics
 /// As [`sum_per_member`].
@@ -113,19 +97,9 @@ pub fn sum_ln_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
         x.len()
     );
     let n = x.len() / members;
-    let lanes = T::Vector::LANES;
-    let body = n - n % lanes;
     for (xe, o) in x.chunks_exact(n.max(1)).zip(out.iter_mut()) {
-        let mut acc = T::Vector::splat(T::ZERO);
-        for xc in xe[..body].chunks_exact(lanes) {
-            acc = acc + T::Vector::from_slice(xc).ln();
-        }
-        if body < n {
-            let mut padded = [T::ONE; crate::simd::MAX_LANES];
-            padded[..n - body].copy_from_slice(&xe[body..]);
-            acc = acc + T::Vector::from_slice(&padded).ln();
-        }
-        *o = acc.reduce_add();
+        // Padded with ones: ln 1 = 0.
+        *o = canonical_sum(xe, xe, T::ONE, |x, _, acc| acc + x.ln());
     }
     if n == 0 {
         out.fill(T::ZERO);

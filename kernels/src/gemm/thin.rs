@@ -6,7 +6,7 @@
 //! output element's summation order independent of how rows are split between threads, so
 //! results stay bitwise identical with and without parallelism.
 
-use crate::simd::MAX_LANES;
+use crate::simd::{MAX_LANES, canonical_sum};
 use crate::{Element, SimdVector};
 
 /// Vectors of output per register block: 4 (16 accumulators) with AVX-512's 32 registers, 2
@@ -214,9 +214,8 @@ fn rank_one_rows<T: Element>(
 }
 
 /// `C[i] = β·C[i] + α·(A[i, :]·b)` for `i < rows` (`A`'s rows contiguous, `rows_stride` apart):
-/// per row one vector accumulator over `b`'s vectors (the last from zero-padded copies) and a
-/// horizontal sum — the operations of [`dot_per_member`](crate::elementwise::dot_per_member),
-/// with `b`'s padded tail prepared once instead of per row.
+/// each dot product in the canonical order of [`canonical_sum`] — the operations of
+/// [`dot_per_member`](crate::elementwise::dot_per_member), the same bits in every FMA build.
 #[allow(clippy::too_many_arguments)]
 fn row_dots<T: Element>(
     c: &mut [T],
@@ -228,7 +227,7 @@ fn row_dots<T: Element>(
     alpha: T,
     beta: T,
 ) {
-    let (k, lanes) = (b.len(), T::Vector::LANES);
+    let k = b.len();
     if rows == 0 {
         return;
     }
@@ -236,24 +235,9 @@ fn row_dots<T: Element>(
         a.len() >= (rows - 1) * rows_stride + k && c.len() > (rows - 1) * c_rs,
         "thin product: operand too short"
     );
-    let body = k - k % lanes;
-    let mut b_tail = [T::ZERO; MAX_LANES];
-    b_tail[..k - body].copy_from_slice(&b[body..]);
     for i in 0..rows {
         let row = &a[i * rows_stride..i * rows_stride + k];
-        let mut acc = T::Vector::splat(T::ZERO);
-        for (x, y) in row[..body]
-            .chunks_exact(lanes)
-            .zip(b[..body].chunks_exact(lanes))
-        {
-            acc = T::Vector::from_slice(x).mul_add(T::Vector::from_slice(y), acc);
-        }
-        if body < k {
-            let mut x = [T::ZERO; MAX_LANES];
-            x[..k - body].copy_from_slice(&row[body..]);
-            acc = T::Vector::from_slice(&x).mul_add(T::Vector::from_slice(&b_tail), acc);
-        }
-        let dot = acc.reduce_add();
+        let dot = canonical_sum(row, b, T::ZERO, |x, y, acc| x.mul_add(y, acc));
         let out = &mut c[i * c_rs];
         *out = if beta == T::ZERO {
             alpha * dot
