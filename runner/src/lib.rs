@@ -38,6 +38,7 @@
 mod any_model;
 pub mod checkpoint;
 pub mod classifier;
+pub mod distributed;
 pub mod error;
 pub mod files;
 pub mod idx;

@@ -657,9 +657,9 @@ fn vi_fits() {
 
 /// A training state written by an earlier flock (`tests/data/legacy`: optimizer state named by
 /// a Rust type, VI noise positions and best held-out scores under their old names) resumes to
-/// the bytes of a fit run straight through today, for a point-estimate and a VI fit.
+/// what a fit run straight through today predicts, for a point-estimate and a VI fit.
 #[test]
-fn an_old_training_state_resumes_to_todays_bytes() {
+fn an_old_training_state_resumes_to_todays_fit() {
     let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/legacy");
     let dir = temp("legacy");
     std::fs::create_dir_all(&dir).unwrap();
@@ -715,11 +715,36 @@ fn an_old_training_state_resumes_to_todays_bytes() {
             &resumed,
             &args,
         ));
-        assert_eq!(
-            std::fs::read(&straight).unwrap(),
-            std::fs::read(&resumed).unwrap(),
-            "{state}"
-        );
+        // The legacy state's first two epochs ran before every reduction had one order
+        // whatever the vector width (issue 26), so their last bits differ from today's: the
+        // resumed fit must predict what today's straight fit predicts to 1e-9 (a misread state
+        // — moments, step count, noise draws, best scores — moves them by far more). Bit-exact
+        // resumption of today's states is `an_interrupted_fit_resumes_to_the_same_bytes`.
+        let predict = |model: &Path| -> Vec<f64> {
+            let out = dir.join("predictions.csv");
+            succeed(&mut predict_command(
+                model,
+                &legacy.join("inputs.csv"),
+                &out,
+            ));
+            let text = std::fs::read_to_string(&out).unwrap();
+            text.lines()
+                .skip(1)
+                .flat_map(|l| {
+                    l.split(',')
+                        .map(|v| v.parse::<f64>().unwrap())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let (want, got) = (predict(&straight), predict(&resumed));
+        assert_eq!(want.len(), got.len());
+        for (w, g) in want.iter().zip(&got) {
+            assert!(
+                (w - g).abs() <= 1e-9 * w.abs().max(1.0),
+                "{state}: {g} vs {w}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1038,4 +1063,22 @@ fn uci_splits_a_dataset_lacks_are_named() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let row = stdout.lines().find(|l| l.starts_with("toy")).unwrap();
     assert!(row.contains(" 1 "), "one split run: {row}");
+}
+
+/// Without the `mpi` feature, `--distributed` says how to get it instead of running alone.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_without_mpi_says_how_to_build_it() {
+    let dir = temp("no-mpi").join("toy");
+    write_dataset(&dir, &good_data());
+    let out = flock()
+        .args(["uci", dir.to_str().unwrap(), "--distributed"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("without MPI") && stderr.contains("--features mpi"),
+        "{stderr}"
+    );
 }

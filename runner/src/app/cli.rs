@@ -23,6 +23,7 @@ use super::patterns::{Init, tutorial};
 use super::predict::predict_command;
 use super::seed::SeedData;
 use super::uci::{Protocol, UciRun};
+use crate::distributed::SingleProcess;
 use crate::error::Error;
 use crate::regressor::{
     DataOrder, FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit,
@@ -181,7 +182,8 @@ struct UciArgs {
     protocol: Protocol,
     #[command(flatten)]
     recipe: RecipeArgs,
-    /// Threads to run splits on (default: every core; results do not depend on it).
+    /// Threads to run splits on (default: every core, or 1 per rank with --distributed;
+    /// results do not depend on it).
     #[arg(long)]
     threads: Option<usize>,
     /// No progress lines on stderr.
@@ -190,6 +192,11 @@ struct UciArgs {
     /// Print the scores as one JSON object (instead of the table).
     #[arg(long)]
     json: bool,
+    /// Run under `mpirun`/`srun`: each rank runs a contiguous block of every dataset's splits,
+    /// rank 0 gathers the scores and prints (the same numbers as one process). Needs a flock
+    /// built with `--features mpi`.
+    #[arg(long)]
+    distributed: bool,
 }
 
 /// The element type of a fit.
@@ -461,11 +468,53 @@ fn demo(fixture: bool, out: &Path, seed: u64) -> Result<(), BoxError> {
 
 fn uci_command(args: &UciArgs) -> Result<(), BoxError> {
     let (spec, hidden) = args.recipe.spec(args.protocol.spec())?;
+    if args.distributed {
+        return uci_distributed(args, &spec, hidden.as_deref());
+    }
+    uci_on(args, &spec, hidden.as_deref(), &SingleProcess)
+}
+
+/// `flock uci --distributed`: MPI's processes share the splits; an error on any rank stops
+/// them all (no rank waits for one that has failed).
+#[cfg(feature = "mpi")]
+fn uci_distributed(
+    args: &UciArgs,
+    spec: &FitSpec,
+    hidden: Option<&[usize]>,
+) -> Result<(), BoxError> {
+    use crate::distributed::{Communicator, Mpi};
+    let comm = Mpi::initialize().ok_or("MPI was initialised twice")?;
+    if let Err(e) = uci_on(args, spec, hidden, &comm) {
+        eprintln!("flock (rank {} of {}): {e}", comm.rank(), comm.size());
+        comm.abort(1);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "mpi"))]
+fn uci_distributed(_: &UciArgs, _: &FitSpec, _: Option<&[usize]>) -> Result<(), BoxError> {
+    Err(
+        "--distributed: this flock was built without MPI (cargo build --release -p flock-runner \
+         --features mpi, with Open MPI's libopenmpi-dev and libclang-dev installed)"
+            .into(),
+    )
+}
+
+fn uci_on(
+    args: &UciArgs,
+    spec: &FitSpec,
+    hidden: Option<&[usize]>,
+    comm: &dyn crate::distributed::Communicator,
+) -> Result<(), BoxError> {
     let mut pool = rayon::ThreadPoolBuilder::new();
-    if args.threads.is_some() {
-        pool = pool.num_threads(threads(args.threads)?);
+    match (args.threads, args.distributed) {
+        (Some(_), _) => pool = pool.num_threads(threads(args.threads)?),
+        (None, true) => pool = pool.num_threads(1),
+        (None, false) => {}
     }
     let pool = pool.build()?;
+    let spec = spec.clone();
+    let hidden = hidden.map(<[usize]>::to_vec);
     let run = UciRun {
         dir: &args.dir,
         splits: args.splits.as_deref(),
@@ -475,6 +524,8 @@ fn uci_command(args: &UciArgs) -> Result<(), BoxError> {
         protocol: args.protocol,
         show_progress: !args.quiet && !args.json,
         json: args.json,
+        comm,
+        pool: Some(&pool),
     };
-    pool.install(|| run.run()).map_err(|e| -> BoxError { e })
+    run.run().map_err(|e| -> BoxError { e })
 }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::progress::ProgressBar;
+use crate::distributed::{Communicator, block, bytes_f64, f64_bytes};
 use crate::regressor::{FitMethod, LearningRateSchedule};
 
 use crate::error::Error;
@@ -236,8 +237,7 @@ pub fn published(root: &Path, dataset: &str, reference: Reference) -> Option<(f6
     None
 }
 
-/// A `flock uci` run: which datasets and splits, with which recipe.
-#[derive(Debug)]
+/// A `flock uci` run: which datasets and splits, with which recipe, on which processes.
 pub struct UciRun<'a> {
     /// A dataset folder (with `data.txt`) or a folder of them.
     pub dir: &'a Path,
@@ -255,6 +255,80 @@ pub struct UciRun<'a> {
     pub show_progress: bool,
     /// Print one JSON object instead of the table.
     pub json: bool,
+    /// The processes sharing the splits ([`SingleProcess`](crate::distributed::SingleProcess)
+    /// for one): each runs a contiguous block of every dataset's chosen splits, the scores are
+    /// gathered in split order, and only rank 0 prints.
+    pub comm: &'a dyn Communicator,
+    /// The threads a rank runs its splits on (`None`: rayon's global pool).
+    pub pool: Option<&'a rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for UciRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UciRun")
+            .field("dir", &self.dir)
+            .field("splits", &self.splits)
+            .field("datasets", &self.datasets)
+            .field("protocol", &self.protocol)
+            .field("ranks", &self.comm.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SplitScores {
+    fn to_values(self) -> [f64; 5] {
+        [
+            self.rmse,
+            self.nll,
+            self.coverage_95,
+            self.crps,
+            self.seconds,
+        ]
+    }
+    fn from_values(v: &[f64]) -> SplitScores {
+        SplitScores {
+            rmse: v[0],
+            nll: v[1],
+            coverage_95: v[2],
+            crps: v[3],
+            seconds: v[4],
+        }
+    }
+}
+
+/// Every rank's scores (or first error) in rank order, so in split order: a rank's message is
+/// a tag byte (0: scores, 1: an error) and then five f64 per split or the error's text.
+fn gather_scores(
+    comm: &dyn Communicator,
+    local: Result<Vec<SplitScores>, String>,
+) -> Result<Vec<SplitScores>, String> {
+    let message = match &local {
+        Ok(scores) => {
+            let values: Vec<f64> = scores.iter().flat_map(|s| s.to_values()).collect();
+            [vec![0u8], f64_bytes(&values)].concat()
+        }
+        Err(e) => [vec![1u8], e.as_bytes().to_vec()].concat(),
+    };
+    let mut all = Vec::new();
+    for (rank, part) in comm.all_gather(&message).iter().enumerate() {
+        match part.split_first() {
+            Some((0, values)) => all.extend(
+                bytes_f64(values)
+                    .chunks_exact(5)
+                    .map(SplitScores::from_values),
+            ),
+            Some((_, text)) => {
+                let text = String::from_utf8_lossy(text);
+                return Err(if comm.size() > 1 {
+                    format!("rank {rank}: {text}")
+                } else {
+                    text.into_owned()
+                });
+            }
+            None => return Err(format!("rank {rank} sent nothing")),
+        }
+    }
+    Ok(all)
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -265,8 +339,8 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 impl UciRun<'_> {
-    /// Runs every chosen split of every chosen dataset (splits in parallel on the current
-    /// rayon pool) and prints the table beside the published numbers.
+    /// Runs every chosen split of every chosen dataset (this rank's block of them, in parallel
+    /// on `pool`) and prints the table beside the published numbers (rank 0).
     ///
     /// # Errors
     /// A dataset's [`DataError`]s, a split's fit errors (naming dataset and split).
@@ -280,7 +354,10 @@ impl UciRun<'_> {
             protocol,
             show_progress,
             json,
+            comm,
+            pool,
         } = *self;
+        let root = comm.is_root();
         let folders: Vec<PathBuf> = if dir.join("data.txt").exists() {
             vec![dir.to_owned()]
         } else {
@@ -322,11 +399,11 @@ impl UciRun<'_> {
             spec.validation_fraction,
             spec.seed,
         );
-        if !json {
+        if !json && root {
             println!("{header}");
         }
         let label = reference.label();
-        if !json {
+        if !json && root {
             println!(
                 "{:<28} {:>6} {:>17} {:>17} {:>6} {:>7} {:>8}   {:>15} {:>15}",
                 "dataset",
@@ -360,7 +437,7 @@ impl UciRun<'_> {
                         )
                         .into());
                     }
-                    if !lack.is_empty() {
+                    if !lack.is_empty() && root {
                         eprintln!(
                             "{}: has {n} splits; skipping split(s) {}",
                             data.name,
@@ -372,23 +449,31 @@ impl UciRun<'_> {
                 None => (0..data.splits.len()).collect(),
             };
             let start = Instant::now();
+            let mine = &chosen[block(chosen.len(), comm.rank(), comm.size())];
             let bar = Mutex::new(
-                show_progress.then(|| ProgressBar::new(data.name.clone(), "splits", chosen.len())),
+                (show_progress && root)
+                    .then(|| ProgressBar::new(data.name.clone(), "splits", mine.len())),
             );
             let done = AtomicUsize::new(0);
-            let scores: Vec<SplitScores> = chosen
-                .par_iter()
-                .map(|&k| {
-                    let scores = run_split(&data, k, spec, hidden)
-                        .map_err(|e| format!("{} split {k}: {e}", data.name))?;
-                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                        bar.update(done, None);
-                    }
-                    Ok::<_, String>(scores)
-                })
-                .collect::<Result<_, _>>()?;
+            let compute = || -> Result<Vec<SplitScores>, String> {
+                mine.par_iter()
+                    .map(|&k| {
+                        let scores = run_split(&data, k, spec, hidden)
+                            .map_err(|e| format!("{} split {k}: {e}", data.name))?;
+                        let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                            bar.update(done, None);
+                        }
+                        Ok(scores)
+                    })
+                    .collect()
+            };
+            let local = match pool {
+                Some(pool) => pool.install(compute),
+                None => compute(),
+            };
             drop(bar);
+            let scores = gather_scores(comm, local)?;
             let wall = start.elapsed().as_secs_f64();
             let pick = |f: fn(&SplitScores) -> f64| scores.iter().map(f).collect::<Vec<_>>();
             let (rmse, rmse_sd) = mean_std(&pick(|s| s.rmse));
@@ -406,7 +491,7 @@ impl UciRun<'_> {
                     "method": reference.label(), "rmse": r, "rmse_pm": rp, "nll": n, "nll_pm": np,
                 })),
             }));
-            if json {
+            if json || !root {
                 continue;
             }
             let (de_rmse, de_nll) = match numbers {
@@ -427,6 +512,9 @@ impl UciRun<'_> {
                 de_rmse,
                 de_nll
             );
+        }
+        if !root {
+            return Ok(());
         }
         if json {
             println!(

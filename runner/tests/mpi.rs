@@ -1,0 +1,123 @@
+//! `flock uci --distributed` under `mpirun` with 1, 2 and 3 ranks (the `mpi` feature, Open MPI):
+//! the same scores as one process, printed once; a failing split on one rank stops every rank
+//! with the split named. Run: `cargo test -p flock-runner --features mpi --test mpi`.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A dataset folder in the UCI layout: y = 2·x₀ − x₁ + noise, 60 rows, 5 splits (uneven blocks
+/// over 2 and 3 ranks); `bad_split` trains on one row repeated (a constant target: its fit
+/// fails, on the rank that runs it only).
+fn write_dataset(dir: &Path, bad_split: Option<usize>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let data: String = (0..60)
+        .map(|i| {
+            let (a, b) = ((i % 7) as f64 / 3.0, (i % 5) as f64 / 2.0);
+            let noise = ((i * 37 % 11) as f64 - 5.0) / 50.0;
+            format!("{a} {b} {}\n", 2.0 * a - b + noise)
+        })
+        .collect();
+    std::fs::write(dir.join("data.txt"), data).unwrap();
+    std::fs::write(dir.join("index_features.txt"), "0\n1\n").unwrap();
+    std::fs::write(dir.join("index_target.txt"), "2\n").unwrap();
+    std::fs::write(dir.join("n_splits.txt"), "5\n").unwrap();
+    std::fs::write(dir.join("n_hidden.txt"), "10\n").unwrap();
+    for k in 0..5 {
+        let test: Vec<usize> = (0..60).filter(|i| i % 5 == k).collect();
+        let mut train: Vec<usize> = (0..60).filter(|i| i % 5 != k).collect();
+        if bad_split == Some(k) {
+            train = vec![0; 8];
+        }
+        let lines = |v: &[usize]| v.iter().map(|i| format!("{i}\n")).collect::<String>();
+        std::fs::write(dir.join(format!("index_train_{k}.txt")), lines(&train)).unwrap();
+        std::fs::write(dir.join(format!("index_test_{k}.txt")), lines(&test)).unwrap();
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flock-mpi-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+const UCI: [&str; 6] = ["--epochs", "4", "--batch-size", "16", "--quiet", "--json"];
+
+fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-n"])
+        .arg(ranks.to_string())
+        .arg(env!("CARGO_BIN_EXE_flock"))
+        .args(args)
+        .output()
+        .expect("mpirun (Open MPI: apt-get install openmpi-bin libopenmpi-dev)")
+}
+
+/// The JSON report without its timings.
+fn scores(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    assert_eq!(text.lines().count(), 1, "one report, printed once:\n{text}");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for d in v["datasets"].as_array_mut().unwrap() {
+        d.as_object_mut().unwrap().remove("seconds");
+    }
+    v
+}
+
+#[test]
+fn splits_over_ranks_give_one_process_scores() {
+    let dir = temp("good").join("toy");
+    write_dataset(&dir, None);
+    let d = dir.to_str().unwrap();
+    let one = Command::new(env!("CARGO_BIN_EXE_flock"))
+        .args(["uci", d])
+        .args(UCI)
+        .output()
+        .unwrap();
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let want = scores(&one.stdout);
+    for ranks in [1, 2, 3] {
+        let out = mpirun(
+            ranks,
+            &[&["uci", d, "--distributed"][..], &UCI[..]].concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{ranks} ranks: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(scores(&out.stdout), want, "{ranks} ranks");
+    }
+}
+
+#[test]
+fn a_failing_split_stops_every_rank_and_is_named() {
+    let dir = temp("bad").join("toy");
+    write_dataset(&dir, Some(4));
+    let started = Instant::now();
+    let out = mpirun(
+        3,
+        &[
+            &["uci", dir.to_str().unwrap(), "--distributed"][..],
+            &UCI[..],
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Split 4 is rank 2's (blocks 0–1, 2–3, 4).
+    assert!(
+        stderr.contains("rank 2") && stderr.contains("split 4"),
+        "{stderr}"
+    );
+}
