@@ -1,7 +1,7 @@
 //! The processes of a distributed run and the few collective operations flock needs from them:
 //! rank, size, an all-gather of bytes in rank order, a broadcast, and a sum in a fixed order.
 //!
-//! [`SingleProcess`] is the one-machine run (rank 0 of 1); [`Mpi`] (the `mpi` cargo feature) runs
+//! [`SingleProcess`] is the one-machine run (rank 0 of 1); `Mpi` (the `mpi` cargo feature) runs
 //! over MPI, started by `mpirun`/`srun`. Work is split into contiguous blocks by rank
 //! ([`block`]), and results travel as bytes gathered in rank order, so a distributed run
 //! combines them in the order one process would have produced them: the same bits.

@@ -77,8 +77,9 @@ pub fn dot_per_member<T: Element>(members: usize, x: &[T], y: &[T], out: &mut [T
 }
 
 /// `out[e] = Σ_i ln x[e, i]`; `x` is `[members, n]` — the log-determinant term of a Gaussian
-/// with scales `x`, without writing the logarithms out, in the canonical order of
-/// [`canonical_sum`] (the last partial run padded with ones: `ln 1 = 0`).
+/// with scales `x`, without writing the logarithms out, in the canonical order of every
+/// per-member reduction (16 partial sums combined by halving, whatever the vector width; the
+/// last partial run padded with ones: `ln 1 = 0`).
 ///
 /// # Panics
 /// As [`sum_per_member`].
