@@ -484,11 +484,13 @@ fn uci_distributed(
 ) -> Result<(), BoxError> {
     use crate::distributed::{Communicator, Mpi};
     let comm = Mpi::initialize().ok_or("MPI was initialised twice")?;
-    if let Err(e) = uci_on(args, spec, hidden, &comm) {
-        eprintln!("flock (rank {} of {}): {e}", comm.rank(), comm.size());
-        comm.abort(1);
+    match uci_on(args, spec, hidden, &comm) {
+        Err(e) if comm.size() > 1 => {
+            eprintln!("flock (rank {} of {}): {e}", comm.rank(), comm.size());
+            comm.abort(1)
+        }
+        other => other,
     }
-    Ok(())
 }
 
 #[cfg(not(feature = "mpi"))]
@@ -513,14 +515,12 @@ fn uci_on(
         (None, false) => {}
     }
     let pool = pool.build()?;
-    let spec = spec.clone();
-    let hidden = hidden.map(<[usize]>::to_vec);
     let run = UciRun {
         dir: &args.dir,
         splits: args.splits.as_deref(),
         datasets: args.datasets.as_deref(),
-        spec: &spec,
-        hidden: hidden.as_deref(),
+        spec,
+        hidden,
         protocol: args.protocol,
         show_progress: !args.quiet && !args.json,
         json: args.json,
