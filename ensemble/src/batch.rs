@@ -1,5 +1,7 @@
 //! Mini-batches: indices drawn with or without replacement, `scale = N/|B|`, and gathering rows.
 
+use core::ops::Range;
+
 use flock_autograd::Batch;
 use rand::RngExt;
 
@@ -181,10 +183,36 @@ impl PerMemberBatcher {
         seed: u64,
         members: usize,
     ) -> Result<PerMemberBatcher, EnsembleError> {
-        if members == 0 {
+        PerMemberBatcher::for_members(n, batch_size, sampling, seed, 0..members)
+    }
+
+    /// The batches of members `members` of a larger ensemble (one process's block of a
+    /// member-sharded run): member `e` draws from the stream `(seed, e)`, exactly as in the
+    /// whole ensemble's [`PerMemberBatcher::new`].
+    ///
+    /// ```
+    /// use flock_ensemble::{PerMemberBatcher, Sampling};
+    /// let mut all = PerMemberBatcher::new(10, 4, Sampling::WithoutReplacement, 7, 5)?;
+    /// let mut block = PerMemberBatcher::for_members(10, 4, Sampling::WithoutReplacement, 7, 3..5)?;
+    /// let expected = all.member(4).next_indices().to_vec();
+    /// assert_eq!(block.member(1).next_indices(), &expected[..]);
+    /// # Ok::<(), flock_ensemble::EnsembleError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`EnsembleError::EmptyBatch`] when `n` or `batch_size` is 0;
+    /// [`EnsembleError::ZeroMembers`] when `members` is empty.
+    pub fn for_members(
+        n: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+        members: Range<usize>,
+    ) -> Result<PerMemberBatcher, EnsembleError> {
+        if members.is_empty() {
             return Err(EnsembleError::ZeroMembers);
         }
-        let members = (0..members)
+        let members = members
             .map(|e| MiniBatcher::with_stream(n, batch_size, sampling, seed, e))
             .collect::<Result<_, _>>()?;
         Ok(PerMemberBatcher { members })
@@ -293,10 +321,28 @@ impl Batches {
         members: usize,
         order: DataOrder,
     ) -> Result<Batches, EnsembleError> {
+        Batches::for_members(n, batch_size, sampling, seed, 0..members, order)
+    }
+
+    /// The batches of members `members` of a larger ensemble (one process's block of a
+    /// member-sharded run): the same batches those members get in [`Batches::new`]'s whole
+    /// ensemble (the shared stream, or member `e`'s `(seed, e)`).
+    ///
+    /// # Errors
+    /// As [`Batches::new`] (an empty `members` is [`EnsembleError::ZeroMembers`] in a
+    /// per-member order).
+    pub fn for_members(
+        n: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+        members: Range<usize>,
+        order: DataOrder,
+    ) -> Result<Batches, EnsembleError> {
         let shared = MiniBatcher::new(n, batch_size, sampling, seed)?;
         Ok(match order {
             DataOrder::PerMember if !shared.is_full_batch() => Batches::PerMember(
-                PerMemberBatcher::new(n, batch_size, sampling, seed, members)?,
+                PerMemberBatcher::for_members(n, batch_size, sampling, seed, members)?,
             ),
             _ => Batches::Shared(shared),
         })

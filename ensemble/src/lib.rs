@@ -37,5 +37,5 @@ pub use opt_blocks::OptimizerBlocks;
 pub use parallel::{ParallelLogJoint, default_members_per_call};
 pub use predict::{Predictions, ensemble_predict, ensemble_predict_in};
 pub use rng::{MemberRng, SeedStream, fill_standard_normal, member_rng, shuffle, standard_normal};
-pub use state::{EnsembleState, ensemble_init, optim_layout};
+pub use state::{EnsembleState, ensemble_init, ensemble_init_members, optim_layout};
 pub use step::ensemble_step;

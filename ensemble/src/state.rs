@@ -1,5 +1,7 @@
 //! `EnsembleState` and `ensemble_init`.
 
+use core::ops::Range;
+
 use flock_autograd::{ParamLayout, Parameters};
 use flock_kernels::Element;
 use flock_optim::{GradientTransformation, Layout, MemberState, Params};
@@ -151,7 +153,7 @@ pub fn optim_layout(layout: &ParamLayout, members: usize) -> Layout {
 /// of the wrong length; [`EnsembleError::NonFiniteInit`] when it returns NaN or ±∞.
 pub fn ensemble_init<T, O, F>(
     layout: &ParamLayout,
-    mut init_fn: F,
+    init_fn: F,
     optimizer: &O,
     ensemble_size: usize,
     seed: u64,
@@ -161,12 +163,50 @@ where
     O: GradientTransformation<T>,
     F: FnMut(&mut MemberRng) -> Vec<T>,
 {
-    if ensemble_size == 0 {
+    ensemble_init_members(layout, init_fn, optimizer, 0..ensemble_size, seed)
+}
+
+/// Members `members` of the ensemble [`ensemble_init`] builds (one process's block of a
+/// member-sharded run): member `e` of the block is the whole ensemble's member
+/// `members.start + e`, drawn from the same stream `(seed, members.start + e)`.
+///
+/// ```
+/// use flock_autograd::ParamLayout;
+/// use flock_ensemble::{ensemble_init, ensemble_init_members};
+/// use flock_optim::{AdamConfig, adam};
+/// use rand::RngExt;
+/// let mut layout = ParamLayout::new();
+/// layout.add("w", [3])?;
+/// let init = |rng: &mut flock_ensemble::MemberRng| (0..3).map(|_| rng.random::<f64>()).collect();
+/// let optimizer = adam(1e-3, AdamConfig::default())?;
+/// let all = ensemble_init(&layout, init, &optimizer, 5, 9)?;
+/// let block = ensemble_init_members(&layout, init, &optimizer, 2..4, 9)?;
+/// assert_eq!(block.params.member(1), all.params.member(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`ensemble_init`] (an empty block is [`EnsembleError::ZeroMembers`]); errors name the
+/// member by its index in the whole ensemble.
+pub fn ensemble_init_members<T, O, F>(
+    layout: &ParamLayout,
+    mut init_fn: F,
+    optimizer: &O,
+    members: Range<usize>,
+    seed: u64,
+) -> Result<EnsembleState<T, O::State>, EnsembleError>
+where
+    T: Element,
+    O: GradientTransformation<T>,
+    F: FnMut(&mut MemberRng) -> Vec<T>,
+{
+    if members.is_empty() {
         return Err(EnsembleError::ZeroMembers);
     }
     let p = layout.member_size();
-    let mut params = Parameters::zeros(layout.clone(), ensemble_size);
-    for e in 0..ensemble_size {
+    let first = members.start;
+    let mut params = Parameters::zeros(layout.clone(), members.len());
+    for e in members {
         let mut rng = member_rng(seed, e);
         let block = init_fn(&mut rng);
         if block.len() != p {
@@ -179,7 +219,7 @@ where
         if let Some(index) = block.iter().position(|v| !v.is_finite()) {
             return Err(EnsembleError::NonFiniteInit { member: e, index });
         }
-        params.member_mut(e).copy_from_slice(&block);
+        params.member_mut(e - first).copy_from_slice(&block);
     }
     EnsembleState::from_params(params, optimizer)
 }

@@ -1,11 +1,12 @@
 //! Layer 2: `EnsembleMAP` — `init` / `update` / `run` over the Layer 1 primitives, the runner of
 //! the one training loop ([`crate::train`]) — and the one-shot `ensemble_map`.
 
+use core::ops::Range;
 use std::path::Path;
 
 use flock_autograd::{Batch, LogJoint, ParamLayout, Parameters};
 use flock_ensemble::{
-    EnsembleError, EnsembleState, MemberRng, SeedStream, ensemble_init, ensemble_step,
+    EnsembleError, EnsembleState, MemberRng, SeedStream, ensemble_init_members, ensemble_step,
 };
 use flock_kernels::Element;
 use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
@@ -204,6 +205,7 @@ pub struct EnsembleMAP<T, L, F, O> {
     init_fn: F,
     optimizer: O,
     ensemble_size: usize,
+    members: Range<usize>,
     prior_weight: f64,
     layout: ParamLayout,
     _element: core::marker::PhantomData<T>,
@@ -244,10 +246,40 @@ where
             init_fn,
             optimizer,
             ensemble_size,
+            members: 0..ensemble_size,
             prior_weight,
             layout,
             _element: core::marker::PhantomData,
         })
+    }
+
+    /// Trains only members `block` of the ensemble — one process's share of a member-sharded
+    /// run ([`crate::distributed`]). Each of them starts from the parameters, draws the batches
+    /// and the noise it has in the whole ensemble (its streams depend only on `(seed, e)`), so
+    /// the blocks' results side by side ([`EnsembleResult::merge`]) are the whole run's bits.
+    /// The [`Training`]s of [`EnsembleMAP::start`] and [`EnsembleMAP::restore`] then hold the
+    /// block's members only (member `e` of the block is member `block.start + e`).
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] for an empty block or one past the ensemble.
+    pub fn with_members(mut self, block: Range<usize>) -> Result<Self, RunError<T>> {
+        if block.is_empty() || block.end > self.ensemble_size {
+            return Err(EnsembleError::InvalidArgument {
+                name: "members",
+                value: block.end as f64,
+                expected: "a non-empty block of members within the ensemble",
+            }
+            .into());
+        }
+        self.log_joint.set_first_member(block.start);
+        self.members = block;
+        Ok(self)
+    }
+
+    /// The members this runner trains: every one (`0..E`), or the block of
+    /// [`EnsembleMAP::with_members`].
+    pub fn members(&self) -> Range<usize> {
+        self.members.clone()
     }
 
     /// The optimizer.
@@ -270,16 +302,17 @@ where
         &mut self.log_joint
     }
 
-    /// Fresh members and optimizer state; member `e` depends only on `(seed, e)`.
+    /// Fresh members (those of [`EnsembleMAP::members`]) and optimizer state; member `e` depends
+    /// only on `(seed, e)`.
     ///
     /// # Errors
     /// [`RunError::Ensemble`] when `init_fn` returns a bad block.
     pub fn init(&mut self, seed: u64) -> Result<EnsembleState<T, O::State>, RunError<T>> {
-        Ok(ensemble_init(
+        Ok(ensemble_init_members(
             &self.layout,
             &mut self.init_fn,
             &self.optimizer,
-            self.ensemble_size,
+            self.members.clone(),
             seed,
         )?)
     }
@@ -384,6 +417,7 @@ where
                 log_joint: &mut self.log_joint,
                 optimizer: &self.optimizer,
                 prior_weight: self.prior_weight,
+                first_member: self.members.start,
             },
             training,
             SeedStream::Batches.seed(seed),
@@ -429,7 +463,7 @@ where
         checkpoint: &Checkpoint,
     ) -> Result<Training<T, O::State>, CheckpointError> {
         let (training, streams) =
-            checkpoint.training(&self.optimizer, &self.layout, self.ensemble_size)?;
+            checkpoint.training(&self.optimizer, &self.layout, self.members.len())?;
         if let Some(streams) = streams {
             self.log_joint.seek_streams(&streams);
         }

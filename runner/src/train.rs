@@ -30,6 +30,7 @@ use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
 
 use crate::checkpoint::{CheckpointError, write_training};
+use crate::distributed::{Communicator, bytes_f64};
 use crate::error::RunError;
 use crate::map::{Divergence, EnsembleResult};
 
@@ -89,7 +90,8 @@ pub trait ProgressHook {
     /// A step is done.
     fn update(&mut self, report: &StepReport);
 
-    /// Asked after every [`update`](ProgressHook::update): `true` stops the run with
+    /// Asked after every [`update`](ProgressHook::update) (in a member-sharded run, just before
+    /// it, so that the answer travels with the step's exchange): `true` stops the run with
     /// [`RunError::Interrupted`] (after the step's
     /// checkpoint, if one was due). For a user's Ctrl-C; never by default.
     fn stop_requested(&mut self) -> bool {
@@ -358,6 +360,14 @@ pub struct RunOptions<'c, T> {
     pub validation: Option<Validation<'c, T>>,
     /// Save the run every so many steps, to resume it later.
     pub checkpoint: Option<Checkpointing<'c, T>>,
+    /// The processes of a member-sharded run, each training its block of members
+    /// ([`EnsembleMAP::with_members`](crate::map::EnsembleMAP::with_members)); `None` for a
+    /// run of one process. The decisions that depend on every member are taken together after
+    /// each step (one small all-gather of the step's losses and flags): the run stops when a
+    /// callback on any rank asks or, with a validation patience, when every member of every
+    /// rank is frozen; the user's interruption on any rank stops them all; the progress hook's
+    /// mean loss is every member's. Cannot be combined with [`OnDivergence::Stop`].
+    pub peers: Option<&'c dyn Communicator>,
 }
 
 impl<T> Default for RunOptions<'_, T> {
@@ -372,6 +382,7 @@ impl<T> Default for RunOptions<'_, T> {
             progress: None,
             validation: None,
             checkpoint: None,
+            peers: None,
         }
     }
 }
@@ -388,6 +399,7 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
             .field("progress", &self.progress.is_some())
             .field("validation", &self.validation)
             .field("checkpoint", &self.checkpoint)
+            .field("ranks", &self.peers.map(|p| p.size()))
             .finish()
     }
 }
@@ -602,6 +614,8 @@ pub(crate) struct Objective<'a, L, O> {
     pub(crate) log_joint: &'a mut L,
     pub(crate) optimizer: &'a O,
     pub(crate) prior_weight: f64,
+    /// The whole ensemble's index of the training's member 0 (a member-sharded run's block).
+    pub(crate) first_member: usize,
 }
 
 /// The loop: trains `training` on `data` until step `num_steps` (`options` as
@@ -623,6 +637,7 @@ where
         log_joint,
         optimizer,
         prior_weight,
+        first_member,
     } = objective;
     let RunOptions {
         batch_size,
@@ -634,6 +649,7 @@ where
         mut progress,
         mut validation,
         mut checkpoint,
+        peers,
     } = options;
     let members = training.members();
     let p = training.state.params.layout().member_size();
@@ -656,6 +672,14 @@ where
             .into());
         }
     }
+    if peers.is_some() && on_divergence == OnDivergence::Stop {
+        return Err(EnsembleError::InvalidArgument {
+            name: "on_divergence",
+            value: 1.0,
+            expected: "Freeze in a member-sharded run (one rank cannot stop the others' members)",
+        }
+        .into());
+    }
     if checkpoint.as_ref().is_some_and(|c| c.every == 0) {
         return Err(EnsembleError::InvalidArgument {
             name: "checkpoint.every",
@@ -667,12 +691,12 @@ where
     if (keep_best || validation.is_some()) && training.best.is_none() {
         training.best = Some(BestParams::new(&training.state.params));
     }
-    let mut batches = Batches::new(
+    let mut batches = Batches::for_members(
         n.max(1),
         batch_size.unwrap_or(n).max(1),
         sampling,
         batch_seed,
-        members,
+        first_member..first_member + members,
         data_order,
     )?;
     let scale = batches.scale();
@@ -777,34 +801,48 @@ where
             to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
             stop = control.stop;
         }
-        if !to_freeze.is_empty() {
+        let froze = !to_freeze.is_empty();
+        if froze {
             frozen_state = Some(training.state.opt_blocks().clone());
             for e in to_freeze {
                 training.frozen[e] = true;
                 frozen_params[e] = Some(training.state.params.member(e).to_vec());
             }
-            if validation.is_some() && training.frozen.iter().all(|&f| f) {
-                stop = true;
-            }
         }
-        let mut interrupted = false;
+        let mut step_state = StepState {
+            froze,
+            all_frozen: training.frozen.iter().all(|&f| f),
+            stop,
+            interrupted: false,
+        };
+        if let (Some(hook), Some(_)) = (progress.as_mut(), peers) {
+            // Asked before the step is reported: the answer travels with the step's flags.
+            step_state.interrupted = hook.stop_requested();
+        }
+        let own_losses = &training.losses[latest..];
+        let (step_state, mean_loss) = match peers {
+            None => (
+                step_state,
+                mean_of_finite(own_losses.iter().map(|v| v.to_f64())),
+            ),
+            Some(peers) => {
+                let (state, every_loss) = step_state.combine(peers, own_losses);
+                (state, mean_of_finite(every_loss.into_iter()))
+            }
+        };
+        let stop =
+            step_state.stop || (validation.is_some() && step_state.froze && step_state.all_frozen);
+        let mut interrupted = step_state.interrupted;
         if let Some(hook) = progress.as_mut() {
-            let (sum, count) = training.losses[latest..]
-                .iter()
-                .map(|v| v.to_f64())
-                .filter(|v| v.is_finite())
-                .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
             hook.update(&StepReport {
                 step: step + 1,
                 until: num_steps,
-                mean_loss: if count > 0 {
-                    sum / count as f64
-                } else {
-                    f64::NAN
-                },
+                mean_loss,
                 rows: n,
             });
-            interrupted = hook.stop_requested();
+            if peers.is_none() {
+                interrupted = hook.stop_requested();
+            }
         }
         if let Some(c) = checkpoint.as_mut()
             && (stop || (step + 1) % c.every == 0 || step == last)
@@ -824,4 +862,60 @@ where
         }
     }
     Ok(training.result())
+}
+
+/// The mean of the finite `values` (NaN if none is), summed in order.
+fn mean_of_finite(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, count) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+    if count > 0 {
+        sum / count as f64
+    } else {
+        f64::NAN
+    }
+}
+
+/// What one step decided, before the other ranks of a member-sharded run are heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StepState {
+    /// Members were frozen at this step.
+    froze: bool,
+    /// Every member is frozen.
+    all_frozen: bool,
+    /// A callback asked to stop.
+    stop: bool,
+    /// The user asked to stop.
+    interrupted: bool,
+}
+
+impl StepState {
+    /// Every rank's state and losses combined, the same on every rank: members frozen anywhere,
+    /// every member frozen everywhere, a stop or an interruption anywhere; the losses of every
+    /// member in the whole ensemble's order (the ranks' blocks follow each other).
+    fn combine<T: Element>(self, peers: &dyn Communicator, losses: &[T]) -> (StepState, Vec<f64>) {
+        let flags = [self.froze, self.all_frozen, self.stop, self.interrupted]
+            .iter()
+            .enumerate()
+            .fold(0u8, |bits, (i, &on)| bits | (u8::from(on) << i));
+        let mut message = vec![flags];
+        message.extend(losses.iter().flat_map(|v| v.to_f64().to_le_bytes()));
+        let parts = peers.all_gather(&message);
+        let mut all = StepState {
+            froze: false,
+            all_frozen: true,
+            stop: false,
+            interrupted: false,
+        };
+        let mut every_loss = Vec::new();
+        for part in &parts {
+            let (flags, values) = part.split_first().expect("every rank sends its flags");
+            all.froze |= flags & 1 != 0;
+            all.all_frozen &= flags & 2 != 0;
+            all.stop |= flags & 4 != 0;
+            all.interrupted |= flags & 8 != 0;
+            every_loss.extend(bytes_f64(values));
+        }
+        (all, every_loss)
+    }
 }

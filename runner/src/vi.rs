@@ -182,6 +182,17 @@ where
         })
     }
 
+    /// Trains only guides `block` of the ensemble — one process's share of a member-sharded run
+    /// ([`EnsembleMAP::with_members`]: each guide starts, draws its batches and its noise as in
+    /// the whole ensemble).
+    ///
+    /// # Errors
+    /// [`RunError::Ensemble`] for an empty block or one past the ensemble.
+    pub fn with_members(mut self, block: core::ops::Range<usize>) -> Result<Self, RunError<T>> {
+        self.map = self.map.with_members(block)?;
+        Ok(self)
+    }
+
     /// Fresh guides and optimizer state.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
-//! `flock uci --distributed` under `mpirun` with 1, 2 and 3 ranks (the `mpi` feature, Open MPI):
-//! the same scores as one process, printed once; a failing split on one rank stops every rank
-//! with the split named. Run: `cargo test -p flock-runner --features mpi --test mpi`.
+//! `flock uci --distributed` and `flock fit --distributed` under `mpirun` with 1, 2 and 3 ranks
+//! (the `mpi` feature, Open MPI): the same scores and model bytes as one process, printed once;
+//! a failing split on one rank stops every rank with the split named.
+//! Run: `cargo test -p flock-runner --features mpi --test mpi`.
 #![cfg(feature = "mpi")]
 
 use std::path::{Path, PathBuf};
@@ -120,4 +121,133 @@ fn a_failing_split_stops_every_rank_and_is_named() {
         stderr.contains("rank 2") && stderr.contains("split 4"),
         "{stderr}"
     );
+}
+
+/// A regression table (`a,b,y`) and a classification table (`a,b,label`, words): 120 rows.
+fn write_tables(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (mut reg, mut cls) = ("a,b,y\n".to_owned(), "a,b,label\n".to_owned());
+    for i in 0..120 {
+        let (a, b) = ((i % 13) as f64 / 4.0 - 1.5, (i % 7) as f64 / 3.0 - 1.0);
+        let y = 2.0 * a - b + ((i * 37 % 11) as f64 - 5.0) / 40.0;
+        reg.push_str(&format!("{a},{b},{y}\n"));
+        let label = if y > 0.3 { "up" } else { "down" };
+        cls.push_str(&format!("{a},{b},{label}\n"));
+    }
+    let (r, c) = (dir.join("reg.csv"), dir.join("cls.csv"));
+    std::fs::write(&r, reg).unwrap();
+    std::fs::write(&c, cls).unwrap();
+    (r, c)
+}
+
+/// `flock fit --distributed` on 1, 2 and 3 ranks writes the model bytes of one process: MAP
+/// (f64, and f32 with per-member batches), VI guides, a classifier; 5 members in uneven blocks.
+#[test]
+fn members_over_ranks_give_one_process_model_bytes() {
+    let dir = temp("fit");
+    let (reg, cls) = write_tables(&dir);
+    let (reg, cls) = (reg.to_str().unwrap(), cls.to_str().unwrap());
+    let fits: [&[&str]; 4] = [
+        &[reg, "--target", "y"],
+        &[
+            reg,
+            "--target",
+            "y",
+            "--dtype",
+            "f32",
+            "--data-order",
+            "per-member",
+        ],
+        &[reg, "--target", "y", "--method", "vi"],
+        &[cls, "--target", "label", "--task", "classify"],
+    ];
+    let common = [
+        "--members",
+        "5",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "16",
+        "--quiet",
+    ];
+    for (k, fit) in fits.iter().enumerate() {
+        let one_out = dir.join(format!("one-{k}.safetensors"));
+        let one = Command::new(env!("CARGO_BIN_EXE_flock"))
+            .arg("fit")
+            .args(*fit)
+            .args(common)
+            .arg("--out")
+            .arg(&one_out)
+            .output()
+            .unwrap();
+        assert!(
+            one.status.success(),
+            "{}",
+            String::from_utf8_lossy(&one.stderr)
+        );
+        let want = std::fs::read(&one_out).unwrap();
+        for ranks in [1, 2, 3] {
+            let out_path = dir.join(format!("ranks{ranks}-{k}.safetensors"));
+            let out = mpirun(
+                ranks,
+                &[
+                    &["fit"][..],
+                    fit,
+                    &common[..],
+                    &["--distributed", "--out", out_path.to_str().unwrap()][..],
+                ]
+                .concat(),
+            );
+            assert!(
+                out.status.success(),
+                "{fit:?} on {ranks} ranks: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Rank 0 prints the report once: the training line, the test line, the model.
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(text.lines().count(), 3, "{fit:?} on {ranks} ranks:\n{text}");
+            assert!(
+                std::fs::read(&out_path).unwrap() == want,
+                "{fit:?} on {ranks} ranks: other model bytes than one process"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fit_needs_a_member_per_rank_and_keeps_no_state() {
+    let dir = temp("fit-errors");
+    let (reg, _) = write_tables(&dir);
+    let reg = reg.to_str().unwrap();
+    let out = mpirun(
+        3,
+        &[
+            "fit",
+            reg,
+            "--target",
+            "y",
+            "--members",
+            "2",
+            "--distributed",
+            "--quiet",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("member per rank"), "{stderr}");
+    let out = mpirun(
+        1,
+        &[
+            "fit",
+            reg,
+            "--target",
+            "y",
+            "--resume",
+            "--distributed",
+            "--quiet",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--resume"), "{stderr}");
 }

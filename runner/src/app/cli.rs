@@ -133,10 +133,16 @@ pub(crate) struct FitArgs {
     /// The element type of the fit.
     #[arg(long, value_enum, default_value_t = Dtype::F64)]
     pub(crate) dtype: Dtype,
-    /// Threads to split members over (default: every core; results are the same for any
-    /// value).
+    /// Threads to split members over (default: every core, or 1 per rank with --distributed;
+    /// results are the same for any value).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
+    /// Run under `mpirun`/`srun`: each rank trains a contiguous block of the members, every
+    /// rank ends with the whole ensemble, rank 0 prints and writes the model — the same bytes
+    /// as one process. No training state is kept (so no --resume yet). Needs a flock built
+    /// with `--features mpi`.
+    #[arg(long)]
+    pub(crate) distributed: bool,
     /// Where the fitted model goes (its training state is kept in OUT.state during the fit).
     #[arg(long, default_value = "flock-model.safetensors")]
     pub(crate) out: PathBuf,
@@ -434,9 +440,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { fixture, out, seed } => demo(fixture, &out, seed),
-        Command::Fit(args) => match args.dtype {
-            Dtype::F64 => fit_command::<f64>(&args),
-            Dtype::F32 => fit_command::<f32>(&args),
+        Command::Fit(args) => match (args.dtype, args.distributed) {
+            (Dtype::F64, false) => fit_command::<f64>(&args, &SingleProcess),
+            (Dtype::F32, false) => fit_command::<f32>(&args, &SingleProcess),
+            (Dtype::F64, true) => fit_distributed::<f64>(&args),
+            (Dtype::F32, true) => fit_distributed::<f32>(&args),
         },
         Command::Predict(args) => predict_command(&args),
         Command::Uci(args) => uci_command(&args),
@@ -474,17 +482,29 @@ fn uci_command(args: &UciArgs) -> Result<(), BoxError> {
     uci_on(args, &spec, hidden.as_deref(), &SingleProcess)
 }
 
-/// `flock uci --distributed`: MPI's processes share the splits; an error on any rank stops
-/// them all (no rank waits for one that has failed).
-#[cfg(feature = "mpi")]
+/// `flock uci --distributed`: MPI's processes share the splits.
 fn uci_distributed(
     args: &UciArgs,
     spec: &FitSpec,
     hidden: Option<&[usize]>,
 ) -> Result<(), BoxError> {
+    on_mpi(|comm| uci_on(args, spec, hidden, comm))
+}
+
+/// `flock fit --distributed`: MPI's processes share the members.
+fn fit_distributed<T: flock_kernels::Element>(args: &FitArgs) -> Result<(), BoxError> {
+    on_mpi(|comm| fit_command::<T>(args, comm))
+}
+
+/// Runs `command` on MPI's processes; an error on any rank stops them all (no rank waits for
+/// one that has failed).
+#[cfg(feature = "mpi")]
+fn on_mpi(
+    command: impl FnOnce(&dyn crate::distributed::Communicator) -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
     use crate::distributed::{Communicator, Mpi};
     let comm = Mpi::initialize().ok_or("MPI was initialised twice")?;
-    match uci_on(args, spec, hidden, &comm) {
+    match command(&comm) {
         Err(e) if comm.size() > 1 => {
             eprintln!("flock (rank {} of {}): {e}", comm.rank(), comm.size());
             comm.abort(1)
@@ -494,7 +514,9 @@ fn uci_distributed(
 }
 
 #[cfg(not(feature = "mpi"))]
-fn uci_distributed(_: &UciArgs, _: &FitSpec, _: Option<&[usize]>) -> Result<(), BoxError> {
+fn on_mpi(
+    _: impl FnOnce(&dyn crate::distributed::Communicator) -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
     Err(
         "--distributed: this flock was built without MPI (cargo build --release -p flock-runner \
          --features mpi, with Open MPI's libopenmpi-dev and libclang-dev installed)"

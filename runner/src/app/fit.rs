@@ -15,6 +15,7 @@ use super::progress::TrainingBar;
 use super::uci::Protocol;
 use super::write_figure;
 use crate::classifier::{Classifier, ClassifierOutcome};
+use crate::distributed::Communicator;
 use crate::regressor::{FitHooks, FitMethod, FitOutcome, FitSpec, Matrix, Regressor};
 use crate::table::{
     DataError, LabelledTable, NamedTable, class_names, read_labelled_table, read_named_table,
@@ -101,14 +102,24 @@ fn state_file(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The hooks of a command-line fit: the state file, resumption, the progress bar.
-fn hooks(args: &FitArgs) -> FitHooks<'static> {
+/// The hooks of a command-line fit: the state file (not in a distributed fit), resumption, the
+/// progress bar (rank 0's), the ranks sharing the members.
+fn hooks<'c>(args: &FitArgs, comm: &'c dyn Communicator) -> FitHooks<'c> {
     FitHooks {
-        state_file: Some(state_file(&args.out)),
+        state_file: (!args.distributed).then(|| state_file(&args.out)),
         resume: args.resume,
         max_epochs_this_call: args.max_epochs_this_run,
-        progress: (!args.quiet && !args.json)
+        progress: (!args.quiet && !args.json && comm.is_root())
             .then(|| Box::new(TrainingBar::new("fit")) as Box<dyn ProgressHook>),
+        ranks: Some(comm),
+    }
+}
+
+/// A fit's threads: `--threads`, or every core — one per rank in a distributed fit.
+fn fit_threads(args: &FitArgs) -> Result<usize, BoxError> {
+    match (args.threads, args.distributed) {
+        (None, true) => Ok(1),
+        (given, _) => threads(given),
     }
 }
 
@@ -179,15 +190,24 @@ pub(crate) fn fit_settings(args: &FitArgs) -> Result<(FitSpec, Protocol), BoxErr
         }
     }
     threads(args.threads)?;
+    if args.distributed && (args.resume || args.max_epochs_this_run.is_some()) {
+        return Err(
+            "--distributed keeps no training state yet: it cannot be combined with --resume".into(),
+        );
+    }
     Ok((spec, protocol))
 }
 
-/// `flock fit`.
-pub(crate) fn fit_command<T: Element>(args: &FitArgs) -> Result<(), BoxError> {
+/// `flock fit` on the processes of `comm` (one, or MPI's with `--distributed`: they share the
+/// members; rank 0 prints and writes files).
+pub(crate) fn fit_command<T: Element>(
+    args: &FitArgs,
+    comm: &dyn Communicator,
+) -> Result<(), BoxError> {
     let (spec, protocol) = fit_settings(args)?;
     match args.task {
-        Task::Regress => fit_regressor::<T>(args, spec, protocol),
-        Task::Classify => fit_classifier::<T>(args, spec, protocol),
+        Task::Regress => fit_regressor::<T>(args, spec, protocol, comm),
+        Task::Classify => fit_classifier::<T>(args, spec, protocol, comm),
     }
 }
 
@@ -195,6 +215,7 @@ fn fit_regressor<T: Element>(
     args: &FitArgs,
     spec: FitSpec,
     protocol: Protocol,
+    comm: &dyn Communicator,
 ) -> Result<(), BoxError> {
     let data = &args.data;
     let table = read_named_table(data)?;
@@ -232,20 +253,26 @@ fn fit_regressor<T: Element>(
         )
         .into());
     }
-    let mut regressor = Regressor::<T>::from_spec(spec.clone()).threads(threads(args.threads)?);
+    let mut regressor = Regressor::<T>::from_spec(spec.clone()).threads(fit_threads(args)?);
     if table.has_header {
         regressor =
             regressor.feature_names(columns.iter().map(|&c| table.names[c].clone()).collect());
     }
     let start = Instant::now();
-    let mut model =
-        match regressor.fit_with(&Matrix::new(&x_train, features)?, &y_train, hooks(args))? {
-            FitOutcome::Fitted(model) => model,
-            FitOutcome::Paused { steps, .. } => {
-                paused(args, steps);
-                return Ok(());
-            }
-        };
+    let mut model = match regressor.fit_with(
+        &Matrix::new(&x_train, features)?,
+        &y_train,
+        hooks(args, comm),
+    )? {
+        FitOutcome::Fitted(model) => model,
+        FitOutcome::Paused { steps, .. } => {
+            paused(args, steps);
+            return Ok(());
+        }
+    };
+    if !comm.is_root() {
+        return Ok(());
+    }
     let seconds = start.elapsed().as_secs_f64();
     let mut report = json!({
         "task": "regress",
@@ -389,6 +416,7 @@ fn fit_classifier<T: Element>(
     args: &FitArgs,
     spec: FitSpec,
     protocol: Protocol,
+    comm: &dyn Communicator,
 ) -> Result<(), BoxError> {
     let data = &args.data;
     let labelled = read_labelled_table(data, &args.target)?;
@@ -426,7 +454,7 @@ fn fit_classifier<T: Element>(
     let features = columns.len();
     let x_train: Vec<T> = gather(table, &rows.train, &columns);
     let mut classifier = Classifier::<T>::from_spec(spec.clone())
-        .threads(threads(args.threads)?)
+        .threads(fit_threads(args)?)
         .class_names(names.clone());
     if table.has_header {
         classifier =
@@ -436,7 +464,7 @@ fn fit_classifier<T: Element>(
     let fitted = classifier.fit_with(
         &Matrix::new(&x_train, features)?,
         &pick(&rows.train),
-        hooks(args),
+        hooks(args, comm),
     )?;
     let mut model = match fitted {
         ClassifierOutcome::Fitted(model) => model,
@@ -445,6 +473,9 @@ fn fit_classifier<T: Element>(
             return Ok(());
         }
     };
+    if !comm.is_root() {
+        return Ok(());
+    }
     let seconds = start.elapsed().as_secs_f64();
     let mut report = json!({
         "task": "classify",

@@ -46,6 +46,7 @@ pub use prediction::Prediction;
 pub use spec::{FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit};
 pub(crate) use training::{Prepared, Trained, train_network};
 
+use crate::distributed::Communicator;
 use crate::error::Error;
 use crate::train::ProgressHook;
 
@@ -94,6 +95,12 @@ pub struct FitHooks<'h> {
     pub max_epochs_this_call: Option<usize>,
     /// Told the step and the members' mean loss after every step.
     pub progress: Option<Box<dyn ProgressHook + 'h>>,
+    /// The processes sharing the members (`mpirun`'s, [`crate::distributed`]): each trains a
+    /// contiguous block ([`block`](crate::distributed::block)) and every one ends with the whole
+    /// ensemble — the bits of a one-process fit. `None` (or one rank): every member here. Needs
+    /// at least as many members as ranks, and no `state_file` (checkpoints of a sharded fit
+    /// are not written yet).
+    pub ranks: Option<&'h dyn Communicator>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -103,6 +110,7 @@ impl std::fmt::Debug for FitHooks<'_> {
             .field("resume", &self.resume)
             .field("max_epochs_this_call", &self.max_epochs_this_call)
             .field("progress", &self.progress.is_some())
+            .field("ranks", &self.ranks.map(|r| r.size()))
             .finish()
     }
 }

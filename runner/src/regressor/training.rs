@@ -14,9 +14,10 @@ use super::data::hold_out;
 use super::network::Network;
 use super::spec::{FitMethod, FitSpec, LearningRateSchedule};
 use super::variational::{GuideMixtureNll, NetworkModel, guide_draws};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, CheckpointError, result_bytes};
+use crate::distributed::{Communicator, block};
 use crate::error::Error;
-use crate::map::{EnsembleMAP, EnsembleResult};
+use crate::map::{Divergence, EnsembleMAP, EnsembleResult};
 use crate::train::{Checkpointing, RunOptions, Validation};
 use crate::vi::{EnsembleVI, ViConfig};
 
@@ -84,6 +85,28 @@ pub(crate) fn train_network<T: Element>(
     } = data;
     let layout = layout.clone();
     let rows = ys.len();
+    let peers = hooks.ranks.filter(|r| r.size() > 1);
+    let members = match peers {
+        None => 0..spec.members,
+        Some(ranks) => {
+            if spec.members < ranks.size() {
+                return Err(Error::InvalidArgument {
+                    name: "members",
+                    value: spec.members.to_string(),
+                    expected: "at least one member per rank in a member-sharded fit",
+                });
+            }
+            if hooks.state_file.is_some() {
+                return Err(Error::InvalidArgument {
+                    name: "state_file",
+                    value: format!("{} ranks", ranks.size()),
+                    expected: "no state file in a member-sharded fit (its checkpoints are not \
+                               written yet)",
+                });
+            }
+            block(spec.members, ranks.rank(), ranks.size())
+        }
+    };
     let init = network
         .mlp
         .member_init_with::<T, MemberRng>(spec.weight_init, &layout);
@@ -119,6 +142,7 @@ pub(crate) fn train_network<T: Element>(
             .state_file
             .as_ref()
             .map(|path| Checkpointing::to_file(path.clone(), steps_per_epoch)),
+        peers,
         ..RunOptions::default()
     };
     let until = |step: usize| {
@@ -135,7 +159,8 @@ pub(crate) fn train_network<T: Element>(
                     .collect(),
             );
             let mut map =
-                EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)?;
+                EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)?
+                    .with_members(members.clone())?;
             let mut training = match &checkpoint {
                 Some(c) => map
                     .restore(c)
@@ -150,10 +175,8 @@ pub(crate) fn train_network<T: Element>(
             let mut options = run_options(validation);
             options.progress = progress.take();
             let end = until(training.step());
-            (
-                map.train(&mut training, spec.seed, end, data, options)?,
-                None,
-            )
+            let result = map.train(&mut training, spec.seed, end, data, options)?;
+            (gather_members(peers, result)?, None)
         }
         FitMethod::Vi(vi) => {
             let model = NetworkModel::new(network.clone(), &layout, sigma_std);
@@ -165,7 +188,8 @@ pub(crate) fn train_network<T: Element>(
                 threads,
                 ..ViConfig::default()
             };
-            let mut runner = EnsembleVI::new(model, data, init, optimizer, config)?;
+            let mut runner = EnsembleVI::new(model, data, init, optimizer, config)?
+                .with_members(members.clone())?;
             let mut training = match &checkpoint {
                 Some(c) => runner
                     .restore(c, spec.seed)
@@ -179,6 +203,7 @@ pub(crate) fn train_network<T: Element>(
                     guide: vi.guide(),
                     samples: vi.samples,
                     seed: spec.seed,
+                    first_member: members.start,
                     sigma_std,
                     x: hx,
                     y: hy.iter().map(|v| v.to_f64()).collect(),
@@ -190,6 +215,7 @@ pub(crate) fn train_network<T: Element>(
             options.progress = progress.take();
             let end = until(training.step());
             let result = runner.train(&mut training, spec.seed, end, data, options)?;
+            let result = gather_members(peers, result)?;
             let draws = if result.steps == steps {
                 Some(guide_draws(
                     &result.params,
@@ -211,4 +237,50 @@ pub(crate) fn train_network<T: Element>(
         });
     }
     Ok(Trained::Done { result, draws })
+}
+
+/// Every rank's block of members side by side — the whole ensemble, on every rank (`local`
+/// itself without `peers`). Travels as [`result_bytes`], with the divergence reports.
+///
+/// # Errors
+/// [`Error::Checkpoint`] if a rank's bytes do not read back (they always should).
+fn gather_members<T: Element>(
+    peers: Option<&dyn Communicator>,
+    local: EnsembleResult<T>,
+) -> Result<EnsembleResult<T>, Error> {
+    let Some(peers) = peers else {
+        return Ok(local);
+    };
+    let diverged: Vec<String> = local
+        .diverged
+        .iter()
+        .map(|d| format!("{}@{}", d.member, d.step))
+        .collect();
+    let bytes = result_bytes(&local, &[("diverged", &diverged.join(","))]);
+    let layout = local.params.layout();
+    let parts = peers
+        .all_gather(&bytes)
+        .iter()
+        .map(|bytes| {
+            let checkpoint = Checkpoint::from_bytes(bytes)?;
+            let mut part = checkpoint.result::<T>(layout)?;
+            part.stopped_early = local.stopped_early;
+            for item in checkpoint
+                .metadata("diverged")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|i| !i.is_empty())
+            {
+                let (member, step) = item
+                    .split_once('@')
+                    .and_then(|(m, s)| Some((m.parse().ok()?, s.parse().ok()?)))
+                    .ok_or_else(|| CheckpointError::Corrupt {
+                        reason: format!("a rank's divergence report {item:?}"),
+                    })?;
+                part.diverged.push(Divergence { member, step });
+            }
+            Ok(part)
+        })
+        .collect::<Result<Vec<_>, CheckpointError>>()?;
+    Ok(EnsembleResult::merge(&parts)?)
 }

@@ -99,6 +99,23 @@ pub(crate) fn guide_draws<T: Element>(
     samples: usize,
     seed: u64,
 ) -> Result<Parameters<T>, CheckpointError> {
+    guide_draws_from(guides, layout, guide, samples, seed, 0)
+}
+
+/// [`guide_draws`] of a block of guides whose first is the whole ensemble's member
+/// `first_member` (a member-sharded run's): guide `e` of the block draws from member
+/// `first_member + e`'s stream, as it does in the whole ensemble.
+///
+/// # Errors
+/// As [`guide_draws`].
+pub(crate) fn guide_draws_from<T: Element>(
+    guides: &Parameters<T>,
+    layout: &ParamLayout,
+    guide: Guide,
+    samples: usize,
+    seed: u64,
+    first_member: usize,
+) -> Result<Parameters<T>, CheckpointError> {
     let mismatch = |reason: &str| CheckpointError::Mismatch {
         reason: reason.to_owned(),
     };
@@ -116,7 +133,7 @@ pub(crate) fn guide_draws<T: Element>(
     let positive = vec![false; layout.leaves().len()];
     guide
         .draw(guides, &ids, layout, &positive, samples, |e| {
-            member_rng(SeedStream::PredictiveDraws.seed(seed), e)
+            member_rng(SeedStream::PredictiveDraws.seed(seed), first_member + e)
         })
         .map_err(|e| mismatch(&e.to_string()))
 }
@@ -130,6 +147,8 @@ pub(crate) struct GuideMixtureNll<'a, T> {
     pub(crate) guide: Guide,
     pub(crate) samples: usize,
     pub(crate) seed: u64,
+    /// The whole ensemble's index of the scored guides' first (a member-sharded run's block).
+    pub(crate) first_member: usize,
     pub(crate) sigma_std: f64,
     pub(crate) x: &'a [T],
     pub(crate) y: Vec<f64>,
@@ -144,7 +163,14 @@ impl<T: Element> Scorer<T> for GuideMixtureNll<'_, T> {
         params: &Parameters<T>,
         scores: &mut Vec<f64>,
     ) -> Result<(), RunError<T>> {
-        let draws = guide_draws(params, self.layout, self.guide, self.samples, self.seed)?;
+        let draws = guide_draws_from(
+            params,
+            self.layout,
+            self.guide,
+            self.samples,
+            self.seed,
+            self.first_member,
+        )?;
         if let Some(classes) = self.network.likelihood.classes() {
             let n = self.y.len();
             let probs = self
