@@ -449,6 +449,12 @@ pub fn write_training<T: Element>(
     path: &Path,
     snapshot: &Snapshot<'_, T>,
 ) -> Result<(), CheckpointError> {
+    write_atomically(path, &training_bytes(snapshot)).map_err(CheckpointError::Io)
+}
+
+/// The bytes [`write_training`] writes (read back with [`Checkpoint::from_bytes`] and
+/// [`Checkpoint::training`]).
+pub fn training_bytes<T: Element>(snapshot: &Snapshot<'_, T>) -> Vec<u8> {
     let params = snapshot.params;
     let members = params.members();
     let step = snapshot.step;
@@ -519,7 +525,7 @@ pub fn write_training<T: Element>(
             list(&mut streams.iter().map(u64::to_string)),
         );
     }
-    write_atomically(path, &encode(&tensors, &meta)).map_err(CheckpointError::Io)
+    encode(&tensors, &meta)
 }
 
 impl Checkpoint {

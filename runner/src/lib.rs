@@ -44,6 +44,7 @@ pub mod files;
 pub mod idx;
 pub mod map;
 pub mod regressor;
+mod sharded;
 pub mod table;
 pub mod train;
 pub mod vi;

@@ -13,6 +13,7 @@ use flock_optim::{Adam, AdamConfig, GradientTransformation, adam};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::error::RunError;
+use crate::sharded::select_members;
 use crate::train::{LogJointNll, Objective, RunOptions, Scorer, StateFile, Training, train_loop};
 
 /// What a run gives back: the final (or best) parameters and every member's loss curve.
@@ -454,7 +455,9 @@ where
     /// The run saved in `checkpoint` (by [`EnsembleMAP::save`] or a
     /// [`Checkpointing`](crate::train::Checkpointing) hook), ready for [`EnsembleMAP::train`] to
     /// continue to the bits of an uninterrupted run; the log-joint's random streams are moved to
-    /// where the saved run had taken them.
+    /// where the saved run had taken them. A runner of a block of members
+    /// ([`EnsembleMAP::with_members`]) takes its block from the state of the whole ensemble —
+    /// whatever the blocks of the run that saved it.
     ///
     /// # Errors
     /// [`CheckpointError`] for a checkpoint of another model or optimizer.
@@ -462,12 +465,12 @@ where
         &mut self,
         checkpoint: &Checkpoint,
     ) -> Result<Training<T, O::State>, CheckpointError> {
-        let (training, streams) =
-            checkpoint.training(&self.optimizer, &self.layout, self.members.len())?;
+        let (whole, streams) =
+            checkpoint.training(&self.optimizer, &self.layout, self.ensemble_size)?;
         if let Some(streams) = streams {
             self.log_joint.seek_streams(&streams);
         }
-        Ok(training)
+        select_members(whole, self.members.clone(), &self.optimizer)
     }
 }
 

@@ -215,7 +215,7 @@ fn members_over_ranks_give_one_process_model_bytes() {
 }
 
 #[test]
-fn a_fit_needs_a_member_per_rank_and_keeps_no_state() {
+fn a_fit_needs_a_member_per_rank() {
     let dir = temp("fit-errors");
     let (reg, _) = write_tables(&dir);
     let reg = reg.to_str().unwrap();
@@ -235,19 +235,186 @@ fn a_fit_needs_a_member_per_rank_and_keeps_no_state() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("member per rank"), "{stderr}");
-    let out = mpirun(
-        1,
-        &[
+}
+
+/// A fit paused on one rank count resumes on another to the bytes of an uninterrupted
+/// one-process fit; the state rank 0 gathers is the one-process fit's state file, byte for byte.
+#[test]
+fn a_sharded_fit_resumes_on_any_rank_count() {
+    let dir = temp("resume");
+    let (reg, _) = write_tables(&dir);
+    let reg = reg.to_str().unwrap();
+    for method in ["map", "vi"] {
+        let fit = [
             "fit",
             reg,
             "--target",
             "y",
-            "--resume",
-            "--distributed",
+            "--method",
+            method,
+            "--members",
+            "5",
+            "--epochs",
+            "6",
+            "--batch-size",
+            "16",
             "--quiet",
-        ],
+        ];
+        let path = |name: &str| dir.join(format!("{method}-{name}.safetensors"));
+        let state = |name: &str| dir.join(format!("{method}-{name}.safetensors.state"));
+        let one = |extra: &[&str], out: &Path| {
+            let o = Command::new(env!("CARGO_BIN_EXE_flock"))
+                .args(fit)
+                .args(extra)
+                .arg("--out")
+                .arg(out)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        let ranks = |n: usize, extra: &[&str], out: &Path| {
+            let o = mpirun(
+                n,
+                &[
+                    &fit[..],
+                    &["--distributed", "--out", out.to_str().unwrap()],
+                    extra,
+                ]
+                .concat(),
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        one(&[], &path("whole"));
+        let want = std::fs::read(path("whole")).unwrap();
+        one(&["--max-epochs-this-run", "2"], &path("paused-one"));
+        ranks(2, &["--max-epochs-this-run", "2"], &path("two"));
+        assert!(
+            std::fs::read(state("two")).unwrap() == std::fs::read(state("paused-one")).unwrap(),
+            "{method}: 2 ranks' gathered state differs from one process's"
+        );
+        // 2 ranks → 1 process; 2 → 3 ranks → 2; 1 process → 3 ranks.
+        std::fs::copy(state("two"), state("to-one")).unwrap();
+        one(&["--resume"], &path("to-one"));
+        std::fs::copy(state("two"), state("to-three")).unwrap();
+        ranks(
+            3,
+            &["--resume", "--max-epochs-this-run", "1"],
+            &path("to-three"),
+        );
+        ranks(2, &["--resume"], &path("to-three"));
+        ranks(3, &["--resume"], &path("paused-one"));
+        for name in ["to-one", "to-three", "paused-one"] {
+            assert!(
+                std::fs::read(path(name)).unwrap() == want,
+                "{method}: {name} differs from the uninterrupted fit"
+            );
+            assert!(!state(name).exists(), "{method}: {name}'s state file stays");
+        }
+    }
+}
+
+/// Rank `rank`'s process among `mpirun`'s children (Open MPI tells each its rank in
+/// `OMPI_COMM_WORLD_RANK`).
+fn rank_pid(rank: usize) -> Option<u32> {
+    let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let is_flock = String::from_utf8_lossy(&cmdline).contains("flock-kill-test");
+            let has_rank = environ.split(|&b| b == 0).any(|v| v == want.as_bytes());
+            (is_flock && has_rank).then_some(pid)
+        })
+}
+
+/// One rank killed mid-fit: the job ends non-zero within seconds naming the rank, and
+/// `--resume` from the last checkpoint — on 2 ranks, and on 1 — writes the uninterrupted fit's
+/// model bytes.
+#[test]
+fn a_killed_rank_stops_the_job_and_the_fit_resumes() {
+    let dir = temp("kill");
+    let (reg, _) = write_tables(&dir);
+    let reg = reg.to_str().unwrap();
+    // Long enough to be killed mid-fit: 1,200 epochs of 8 steps.
+    let fit = [
+        "fit",
+        reg,
+        "--target",
+        "y",
+        "--members",
+        "4",
+        "--epochs",
+        "1200",
+        "--batch-size",
+        "16",
+        "--quiet",
+    ];
+    let out = dir.join("flock-kill-test.safetensors");
+    let state = dir.join("flock-kill-test.safetensors.state");
+    let whole = dir.join("whole.safetensors");
+    let o = Command::new(env!("CARGO_BIN_EXE_flock"))
+        .args(fit)
+        .arg("--out")
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = std::fs::read(&whole).unwrap();
+
+    let job = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
+        .arg(env!("CARGO_BIN_EXE_flock"))
+        .args(fit)
+        .args(["--distributed", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !state.exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rank_pid(1).expect("rank 1's process");
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("--resume"), "{stderr}");
+    let result = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "the job went on without rank 1");
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop",
+        killed.elapsed()
+    );
+    assert!(stderr.contains("rank 1"), "{stderr}");
+    assert!(!out.exists(), "no model from a broken job");
+
+    let saved = std::fs::read(&state).unwrap();
+    for ranks in [2, 1] {
+        std::fs::write(&state, &saved).unwrap();
+        let o = mpirun(
+            ranks,
+            &[
+                &fit[..],
+                &["--distributed", "--resume", "--out", out.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            std::fs::read(&out).unwrap() == want,
+            "resumed on {ranks} ranks: other bytes than the uninterrupted fit"
+        );
+        std::fs::remove_file(&out).unwrap();
+    }
 }

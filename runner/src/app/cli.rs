@@ -138,9 +138,9 @@ pub(crate) struct FitArgs {
     #[arg(long)]
     pub(crate) threads: Option<usize>,
     /// Run under `mpirun`/`srun`: each rank trains a contiguous block of the members, every
-    /// rank ends with the whole ensemble, rank 0 prints and writes the model — the same bytes
-    /// as one process. No training state is kept (so no --resume yet). Needs a flock built
-    /// with `--features mpi`.
+    /// rank ends with the whole ensemble, rank 0 prints and writes the model and OUT.state —
+    /// the same bytes as one process; --resume continues on any number of ranks. Needs a flock
+    /// built with `--features mpi`.
     #[arg(long)]
     pub(crate) distributed: bool,
     /// Where the fitted model goes (its training state is kept in OUT.state during the fit).

@@ -102,11 +102,11 @@ fn state_file(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The hooks of a command-line fit: the state file (not in a distributed fit), resumption, the
-/// progress bar (rank 0's), the ranks sharing the members.
+/// The hooks of a command-line fit: the state file (rank 0 writes a distributed fit's), resumption,
+/// the progress bar (rank 0's), the ranks sharing the members.
 fn hooks<'c>(args: &FitArgs, comm: &'c dyn Communicator) -> FitHooks<'c> {
     FitHooks {
-        state_file: (!args.distributed).then(|| state_file(&args.out)),
+        state_file: Some(state_file(&args.out)),
         resume: args.resume,
         max_epochs_this_call: args.max_epochs_this_run,
         progress: (!args.quiet && !args.json && comm.is_root())
@@ -123,7 +123,10 @@ fn fit_threads(args: &FitArgs) -> Result<usize, BoxError> {
     }
 }
 
-fn paused(args: &FitArgs, steps: usize) {
+fn paused(args: &FitArgs, steps: usize, comm: &dyn Communicator) {
+    if !comm.is_root() {
+        return;
+    }
     println!(
         "stopped after {steps} steps as asked; the training state is in {} (continue with --resume)",
         state_file(&args.out).display()
@@ -190,11 +193,6 @@ pub(crate) fn fit_settings(args: &FitArgs) -> Result<(FitSpec, Protocol), BoxErr
         }
     }
     threads(args.threads)?;
-    if args.distributed && (args.resume || args.max_epochs_this_run.is_some()) {
-        return Err(
-            "--distributed keeps no training state yet: it cannot be combined with --resume".into(),
-        );
-    }
     Ok((spec, protocol))
 }
 
@@ -266,7 +264,7 @@ fn fit_regressor<T: Element>(
     )? {
         FitOutcome::Fitted(model) => model,
         FitOutcome::Paused { steps, .. } => {
-            paused(args, steps);
+            paused(args, steps, comm);
             return Ok(());
         }
     };
@@ -469,7 +467,7 @@ fn fit_classifier<T: Element>(
     let mut model = match fitted {
         ClassifierOutcome::Fitted(model) => model,
         ClassifierOutcome::Paused { steps, .. } => {
-            paused(args, steps);
+            paused(args, steps, comm);
             return Ok(());
         }
     };

@@ -98,8 +98,8 @@ pub struct FitHooks<'h> {
     /// The processes sharing the members (`mpirun`'s, [`crate::distributed`]): each trains a
     /// contiguous block ([`block`](crate::distributed::block)) and every one ends with the whole
     /// ensemble — the bits of a one-process fit. `None` (or one rank): every member here. Needs
-    /// at least as many members as ranks, and no `state_file` (checkpoints of a sharded fit
-    /// are not written yet).
+    /// at least as many members as ranks. Rank 0 reads and writes `state_file` (the whole
+    /// ensemble's state, gathered from every rank), so a fit resumes on any number of ranks.
     pub ranks: Option<&'h dyn Communicator>,
 }
 

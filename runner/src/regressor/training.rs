@@ -14,10 +14,11 @@ use super::data::hold_out;
 use super::network::Network;
 use super::spec::{FitMethod, FitSpec, LearningRateSchedule};
 use super::variational::{GuideMixtureNll, NetworkModel, guide_draws};
-use crate::checkpoint::{Checkpoint, CheckpointError, result_bytes};
-use crate::distributed::{Communicator, block};
+use crate::checkpoint::Checkpoint;
+use crate::distributed::block;
 use crate::error::Error;
-use crate::map::{Divergence, EnsembleMAP, EnsembleResult};
+use crate::map::{EnsembleMAP, EnsembleResult};
+use crate::sharded::{GatheredStateFile, gather_result, read_shared_state};
 use crate::train::{Checkpointing, RunOptions, Validation};
 use crate::vi::{EnsembleVI, ViConfig};
 
@@ -96,14 +97,6 @@ pub(crate) fn train_network<T: Element>(
                     expected: "at least one member per rank in a member-sharded fit",
                 });
             }
-            if hooks.state_file.is_some() {
-                return Err(Error::InvalidArgument {
-                    name: "state_file",
-                    value: format!("{} ranks", ranks.size()),
-                    expected: "no state file in a member-sharded fit (its checkpoints are not \
-                               written yet)",
-                });
-            }
             block(spec.members, ranks.rank(), ranks.size())
         }
     };
@@ -127,21 +120,38 @@ pub(crate) fn train_network<T: Element>(
         let path = path.clone();
         move |source| Error::File { path, source }
     };
-    let checkpoint = match (&hooks.state_file, hooks.resume) {
-        (Some(path), true) if path.exists() => {
+    let checkpoint = match (&hooks.state_file, hooks.resume, peers) {
+        (Some(path), true, None) if path.exists() => {
             Some(Checkpoint::read(path).map_err(file_error(path))?)
         }
+        (Some(path), true, Some(peers)) => {
+            read_shared_state(path, peers).map_err(file_error(path))?
+        }
         _ => None,
+    };
+    // Checkpoints: one process writes its state file; the ranks of a sharded fit gather theirs
+    // into one, on rank 0.
+    let sink_optimizer = optimizer.clone();
+    let checkpointing = |path: &PathBuf| -> Checkpointing<'_, T> {
+        match peers {
+            None => Checkpointing::to_file(path.clone(), steps_per_epoch),
+            Some(peers) => Checkpointing {
+                every: steps_per_epoch,
+                sink: Box::new(GatheredStateFile {
+                    path: path.clone(),
+                    peers,
+                    block: members.clone(),
+                    optimizer: &sink_optimizer,
+                }),
+            },
+        }
     };
     let run_options = |validation| RunOptions {
         batch_size: Some(batch_size),
         sampling: Sampling::WithoutReplacement,
         data_order: spec.data_order,
         validation,
-        checkpoint: hooks
-            .state_file
-            .as_ref()
-            .map(|path| Checkpointing::to_file(path.clone(), steps_per_epoch)),
+        checkpoint: hooks.state_file.as_ref().map(checkpointing),
         peers,
         ..RunOptions::default()
     };
@@ -176,7 +186,7 @@ pub(crate) fn train_network<T: Element>(
             options.progress = progress.take();
             let end = until(training.step());
             let result = map.train(&mut training, spec.seed, end, data, options)?;
-            (gather_members(peers, result)?, None)
+            (gather_result(peers, result)?, None)
         }
         FitMethod::Vi(vi) => {
             let model = NetworkModel::new(network.clone(), &layout, sigma_std);
@@ -215,7 +225,7 @@ pub(crate) fn train_network<T: Element>(
             options.progress = progress.take();
             let end = until(training.step());
             let result = runner.train(&mut training, spec.seed, end, data, options)?;
-            let result = gather_members(peers, result)?;
+            let result = gather_result(peers, result)?;
             let draws = if result.steps == steps {
                 Some(guide_draws(
                     &result.params,
@@ -237,50 +247,4 @@ pub(crate) fn train_network<T: Element>(
         });
     }
     Ok(Trained::Done { result, draws })
-}
-
-/// Every rank's block of members side by side — the whole ensemble, on every rank (`local`
-/// itself without `peers`). Travels as [`result_bytes`], with the divergence reports.
-///
-/// # Errors
-/// [`Error::Checkpoint`] if a rank's bytes do not read back (they always should).
-fn gather_members<T: Element>(
-    peers: Option<&dyn Communicator>,
-    local: EnsembleResult<T>,
-) -> Result<EnsembleResult<T>, Error> {
-    let Some(peers) = peers else {
-        return Ok(local);
-    };
-    let diverged: Vec<String> = local
-        .diverged
-        .iter()
-        .map(|d| format!("{}@{}", d.member, d.step))
-        .collect();
-    let bytes = result_bytes(&local, &[("diverged", &diverged.join(","))]);
-    let layout = local.params.layout();
-    let parts = peers
-        .all_gather(&bytes)
-        .iter()
-        .map(|bytes| {
-            let checkpoint = Checkpoint::from_bytes(bytes)?;
-            let mut part = checkpoint.result::<T>(layout)?;
-            part.stopped_early = local.stopped_early;
-            for item in checkpoint
-                .metadata("diverged")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|i| !i.is_empty())
-            {
-                let (member, step) = item
-                    .split_once('@')
-                    .and_then(|(m, s)| Some((m.parse().ok()?, s.parse().ok()?)))
-                    .ok_or_else(|| CheckpointError::Corrupt {
-                        reason: format!("a rank's divergence report {item:?}"),
-                    })?;
-                part.diverged.push(Divergence { member, step });
-            }
-            Ok(part)
-        })
-        .collect::<Result<Vec<_>, CheckpointError>>()?;
-    Ok(EnsembleResult::merge(&parts)?)
 }
