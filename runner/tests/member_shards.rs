@@ -306,3 +306,69 @@ fn a_sharded_run_cannot_stop_on_one_ranks_divergence() {
     assert!(runner(&layout, &mlp).with_members(3..6).is_err());
     assert!(runner(&layout, &mlp).with_members(2..2).is_err());
 }
+
+/// A `Regressor` fit over thread ranks (`FitHooks::ranks`): paused on 2 ranks (rank 0 writes the
+/// gathered training state), resumed on 3, it gives the model bytes of one uninterrupted process
+/// — for MAP members and VI guides (whose noise streams travel in the state).
+#[test]
+fn a_regressor_fit_pauses_on_two_ranks_and_resumes_on_three() {
+    use flock_runner::regressor::{FitHooks, FitOutcome};
+    use flock_runner::{FitMethod, Matrix, Regressor, ViFit};
+    let x: Vec<f64> = (0..90).map(|i| (i % 13) as f64 / 4.0 - 1.5).collect();
+    let y: Vec<f64> = x.iter().map(|v| (2.0 * v).sin()).collect();
+    let dir = std::env::temp_dir().join(format!("flock-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for method in [FitMethod::Map, FitMethod::Vi(ViFit::default())] {
+        let regressor = || {
+            Regressor::<f64>::new()
+                .members(MEMBERS)
+                .epochs(4)
+                .batch_size(16)
+                .method(method)
+                .threads(1)
+        };
+        let fit = |hooks: FitHooks<'_>| {
+            regressor()
+                .fit_with(&Matrix::new(&x, 1).unwrap(), &y, hooks)
+                .unwrap()
+        };
+        let whole = match fit(FitHooks::default()) {
+            FitOutcome::Fitted(model) => model.to_bytes(),
+            FitOutcome::Paused { .. } => panic!("paused without being asked"),
+        };
+        let state = dir.join("state");
+        let _ = std::fs::remove_file(&state);
+        let on_ranks = |ranks: usize, max_epochs: Option<usize>| -> Vec<Option<Vec<u8>>> {
+            let world = ThreadRanks::world(ranks);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = world
+                    .iter()
+                    .map(|comm| {
+                        let state = state.clone();
+                        scope.spawn(move || {
+                            match fit(FitHooks {
+                                state_file: Some(state),
+                                resume: true,
+                                max_epochs_this_call: max_epochs,
+                                ranks: Some(comm),
+                                ..FitHooks::default()
+                            }) {
+                                FitOutcome::Fitted(model) => Some(model.to_bytes()),
+                                FitOutcome::Paused { .. } => None,
+                            }
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            })
+        };
+        assert!(on_ranks(2, Some(2)).iter().all(Option::is_none));
+        assert!(state.exists(), "rank 0 writes the gathered state");
+        for (rank, model) in on_ranks(3, None).into_iter().enumerate() {
+            assert!(
+                model.expect("finished") == whole,
+                "{method:?}: rank {rank} of 3 ends with other bytes than one process"
+            );
+        }
+    }
+}
