@@ -510,15 +510,7 @@ pub fn training_bytes<T: Element>(snapshot: &Snapshot<'_, T>) -> Vec<u8> {
                 .map(|(e, _)| e.to_string()),
         ),
     );
-    meta.insert(
-        "diverged".into(),
-        list(
-            &mut snapshot
-                .diverged
-                .iter()
-                .map(|d| format!("{}@{}", d.member, d.step)),
-        ),
-    );
+    meta.insert("diverged".into(), divergence_list(snapshot.diverged));
     if let Some(streams) = snapshot.streams {
         meta.insert(
             "stream_positions".into(),
@@ -647,14 +639,7 @@ impl Checkpoint {
                 .ok_or_else(|| corrupt(format!("frozen member {e} of {members}")))? = true;
         }
         if let Some(text) = self.metadata("diverged") {
-            for item in text.split(',').filter(|i| !i.is_empty()) {
-                let parsed = item
-                    .split_once('@')
-                    .and_then(|(m, s)| Some((m.parse().ok()?, s.parse().ok()?)));
-                let (member, step) =
-                    parsed.ok_or_else(|| corrupt(format!("metadata \"diverged\": {item:?}")))?;
-                training.diverged.push(Divergence { member, step });
-            }
+            training.diverged = parse_divergences(text)?;
         }
         // Written by EnsembleVI before the positions became part of every training state.
         let streams = match self.metadata_list::<u64>("stream_positions")? {
@@ -671,4 +656,33 @@ impl Checkpoint {
         }
         Ok((training, streams))
     }
+}
+
+/// Divergence reports as a checkpoint's `diverged` metadata holds them: `member@step,…`.
+pub(crate) fn divergence_list(diverged: &[Divergence]) -> String {
+    diverged
+        .iter()
+        .map(|d| format!("{}@{}", d.member, d.step))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The reports of [`divergence_list`]'s text.
+///
+/// # Errors
+/// [`CheckpointError::Corrupt`] naming an item that is not `member@step`.
+pub(crate) fn parse_divergences(text: &str) -> Result<Vec<Divergence>, CheckpointError> {
+    text.split(',')
+        .filter(|i| !i.is_empty())
+        .map(|item| {
+            item.split_once('@')
+                .and_then(|(m, s)| {
+                    Some(Divergence {
+                        member: m.parse().ok()?,
+                        step: s.parse().ok()?,
+                    })
+                })
+                .ok_or_else(|| corrupt(format!("metadata \"diverged\": {item:?}")))
+        })
+        .collect()
 }

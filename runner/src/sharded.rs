@@ -13,7 +13,9 @@ use flock_ensemble::EnsembleState;
 use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, result_bytes, training_bytes};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, divergence_list, parse_divergences, result_bytes, training_bytes,
+};
 use crate::distributed::Communicator;
 use crate::map::{Divergence, EnsembleResult};
 use crate::train::{BestParams, CheckpointSink, Snapshot, StateFile, Training};
@@ -22,33 +24,6 @@ fn mismatch(reason: impl Into<String>) -> CheckpointError {
     CheckpointError::Mismatch {
         reason: reason.into(),
     }
-}
-
-/// `"e@step,…"`: divergence reports as a checkpoint's metadata holds them.
-fn divergence_list(diverged: &[Divergence]) -> String {
-    diverged
-        .iter()
-        .map(|d| format!("{}@{}", d.member, d.step))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn parse_divergences(text: &str) -> Result<Vec<Divergence>, CheckpointError> {
-    text.split(',')
-        .filter(|i| !i.is_empty())
-        .map(|item| {
-            item.split_once('@')
-                .and_then(|(m, s)| {
-                    Some(Divergence {
-                        member: m.parse().ok()?,
-                        step: s.parse().ok()?,
-                    })
-                })
-                .ok_or_else(|| CheckpointError::Corrupt {
-                    reason: format!("a divergence report {item:?}"),
-                })
-        })
-        .collect()
 }
 
 /// Every rank's block of members side by side — the whole ensemble, on every rank (`local`
