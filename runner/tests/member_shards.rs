@@ -372,3 +372,81 @@ fn a_regressor_fit_pauses_on_two_ranks_and_resumes_on_three() {
         }
     }
 }
+
+/// Row sharding over thread ranks (`FitHooks::row_chunks`): 1, 2, 3 and 4 ranks share a batch's
+/// 7 chunks and give the model bytes of one process with the same chunks — per-member batches,
+/// held-out scoring (through the chunked log-joint too) and a classifier included.
+#[test]
+fn rows_over_ranks_are_one_process_bits() {
+    use flock_runner::classifier::{Classifier, ClassifierOutcome};
+    use flock_runner::regressor::{FitHooks, FitOutcome};
+    use flock_runner::{DataOrder as Order, FitSpec, Matrix, Regressor};
+    let x: Vec<f64> = (0..240).map(|i| (i % 17) as f64 / 4.0 - 2.0).collect();
+    let y: Vec<f64> = x.iter().map(|v| (2.0 * v).sin()).collect();
+    let labels: Vec<usize> = y.iter().map(|&v| usize::from(v > 0.2)).collect();
+    let fit = |hooks: FitHooks<'_>, classify: bool| -> Vec<u8> {
+        let x = Matrix::new(&x, 1).unwrap();
+        if classify {
+            let spec = FitSpec {
+                members: 3,
+                epochs: 3,
+                batch_size: 100,
+                ..FitSpec::classification()
+            };
+            match Classifier::<f64>::from_spec(spec)
+                .threads(1)
+                .fit_with(&x, &labels, hooks)
+                .unwrap()
+            {
+                ClassifierOutcome::Fitted(model) => model.to_bytes(),
+                ClassifierOutcome::Paused { .. } => panic!("paused"),
+            }
+        } else {
+            match Regressor::<f64>::new()
+                .members(3)
+                .epochs(3)
+                .batch_size(100)
+                .data_order(Order::PerMember)
+                .threads(1)
+                .fit_with(&x, &y, hooks)
+                .unwrap()
+            {
+                FitOutcome::Fitted(model) => model.to_bytes(),
+                FitOutcome::Paused { .. } => panic!("paused"),
+            }
+        }
+    };
+    for classify in [false, true] {
+        fn chunked(ranks: Option<&dyn Communicator>) -> FitHooks<'_> {
+            FitHooks {
+                ranks,
+                row_chunks: Some(15),
+                ..FitHooks::default()
+            }
+        }
+        let one = fit(chunked(None), classify);
+        assert!(
+            one != fit(FitHooks::default(), classify),
+            "chunks change the sums' order, so the bits"
+        );
+        for ranks in 1..=4 {
+            let world = ThreadRanks::world(ranks);
+            let models: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = world
+                    .iter()
+                    .map(|comm| {
+                        let fit = &fit;
+                        scope.spawn(move || fit(chunked(Some(comm)), classify))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, model) in models.iter().enumerate() {
+                assert!(
+                    *model == one,
+                    "classify {classify}: rank {rank} of {ranks} differs from one process"
+                );
+            }
+        }
+    }
+}

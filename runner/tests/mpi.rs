@@ -418,3 +418,66 @@ fn a_killed_rank_stops_the_job_and_the_fit_resumes() {
         std::fs::remove_file(&out).unwrap();
     }
 }
+
+/// `flock fit --distributed --shard-rows 16` on 1, 2 and 3 ranks writes the model bytes of one
+/// process with `--shard-rows 16` (4 chunks of a 50-row batch: uneven blocks over 3 ranks).
+#[test]
+fn rows_over_ranks_give_one_process_model_bytes() {
+    let dir = temp("rows");
+    let (reg, cls) = write_tables(&dir);
+    let (reg, cls) = (reg.to_str().unwrap(), cls.to_str().unwrap());
+    let fits: [&[&str]; 2] = [
+        &[reg, "--target", "y", "--data-order", "per-member"],
+        &[cls, "--target", "label", "--task", "classify"],
+    ];
+    let common = [
+        "--members",
+        "3",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "50",
+        "--quiet",
+        "--shard-rows",
+        "16",
+    ];
+    for (k, fit) in fits.iter().enumerate() {
+        let one_out = dir.join(format!("one-{k}.safetensors"));
+        let one = Command::new(env!("CARGO_BIN_EXE_flock"))
+            .arg("fit")
+            .args(*fit)
+            .args(common)
+            .arg("--out")
+            .arg(&one_out)
+            .output()
+            .unwrap();
+        assert!(
+            one.status.success(),
+            "{}",
+            String::from_utf8_lossy(&one.stderr)
+        );
+        let want = std::fs::read(&one_out).unwrap();
+        for ranks in [1, 2, 3] {
+            let out_path = dir.join(format!("rows{ranks}-{k}.safetensors"));
+            let out = mpirun(
+                ranks,
+                &[
+                    &["fit"][..],
+                    fit,
+                    &common[..],
+                    &["--distributed", "--out", out_path.to_str().unwrap()][..],
+                ]
+                .concat(),
+            );
+            assert!(
+                out.status.success(),
+                "{fit:?} on {ranks} ranks: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                std::fs::read(&out_path).unwrap() == want,
+                "{fit:?}, rows over {ranks} ranks: other model bytes than one process"
+            );
+        }
+    }
+}

@@ -143,6 +143,12 @@ pub(crate) struct FitArgs {
     /// built with `--features mpi`.
     #[arg(long)]
     pub(crate) distributed: bool,
+    /// Shard rows instead of members: each batch's gradient is summed over chunks of CHUNK rows
+    /// (default 32) in chunk order, the chunks shared by the ranks of --distributed. The model
+    /// bytes depend on CHUNK, not on the number of ranks (without --distributed, one process
+    /// gives them). MAP fits only.
+    #[arg(long, value_name = "CHUNK", num_args = 0..=1, default_missing_value = "32")]
+    pub(crate) shard_rows: Option<usize>,
     /// Where the fitted model goes (its training state is kept in OUT.state during the fit).
     #[arg(long, default_value = "flock-model.safetensors")]
     pub(crate) out: PathBuf,

@@ -112,6 +112,7 @@ fn hooks<'c>(args: &FitArgs, comm: &'c dyn Communicator) -> FitHooks<'c> {
         progress: (!args.quiet && !args.json && comm.is_root())
             .then(|| Box::new(TrainingBar::new("fit")) as Box<dyn ProgressHook>),
         ranks: Some(comm),
+        row_chunks: args.shard_rows,
     }
 }
 
@@ -193,6 +194,17 @@ pub(crate) fn fit_settings(args: &FitArgs) -> Result<(FitSpec, Protocol), BoxErr
         }
     }
     threads(args.threads)?;
+    match (args.shard_rows, spec.method) {
+        (Some(0), _) => return Err("--shard-rows 0: expected at least one row per chunk".into()),
+        (Some(_), FitMethod::Vi(_)) => {
+            return Err(
+                "--shard-rows: VI draws its noise per evaluation, so its rows cannot be \
+                 sharded; shard its members (--distributed alone)"
+                    .into(),
+            );
+        }
+        _ => {}
+    }
     Ok((spec, protocol))
 }
 

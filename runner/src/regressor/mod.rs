@@ -101,6 +101,12 @@ pub struct FitHooks<'h> {
     /// at least as many members as ranks. Rank 0 reads and writes `state_file` (the whole
     /// ensemble's state, gathered from every rank), so a fit resumes on any number of ranks.
     pub ranks: Option<&'h dyn Communicator>,
+    /// Row sharding instead: each batch's gradient is summed over chunks of this many rows (by
+    /// position in the batch) in chunk order, the chunks shared by `ranks` and every member
+    /// trained on every rank. The bits depend on the chunk size but not on the number of ranks
+    /// (one process with the same chunks gives them too); they differ from a fit without
+    /// chunks. MAP fits only.
+    pub row_chunks: Option<usize>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -111,6 +117,7 @@ impl std::fmt::Debug for FitHooks<'_> {
             .field("max_epochs_this_call", &self.max_epochs_this_call)
             .field("progress", &self.progress.is_some())
             .field("ranks", &self.ranks.map(|r| r.size()))
+            .field("row_chunks", &self.row_chunks)
             .finish()
     }
 }

@@ -18,7 +18,7 @@ use crate::checkpoint::Checkpoint;
 use crate::distributed::block;
 use crate::error::Error;
 use crate::map::{EnsembleMAP, EnsembleResult};
-use crate::sharded::{GatheredStateFile, gather_result, read_shared_state};
+use crate::sharded::{GatheredStateFile, RowShards, gather_result, read_shared_state};
 use crate::train::{Checkpointing, RunOptions, Validation};
 use crate::vi::{EnsembleVI, ViConfig};
 
@@ -86,7 +86,27 @@ pub(crate) fn train_network<T: Element>(
     } = data;
     let layout = layout.clone();
     let rows = ys.len();
-    let peers = hooks.ranks.filter(|r| r.size() > 1);
+    let ranks = hooks.ranks.filter(|r| r.size() > 1);
+    if let Some(chunk_rows) = hooks.row_chunks {
+        if chunk_rows == 0 {
+            return Err(Error::InvalidArgument {
+                name: "row_chunks",
+                value: "0".into(),
+                expected: "at least one row per chunk",
+            });
+        }
+        if matches!(spec.method, FitMethod::Vi(_)) {
+            return Err(Error::InvalidArgument {
+                name: "row_chunks",
+                value: chunk_rows.to_string(),
+                expected: "no row chunks for VI (its noise is drawn per evaluation): shard \
+                           members instead",
+            });
+        }
+    }
+    // Member sharding: this rank's block, the loop's decisions taken with the other ranks. Row
+    // sharding: every member on every rank, the log-joint's chunks shared.
+    let peers = ranks.filter(|_| hooks.row_chunks.is_none());
     let members = match peers {
         None => 0..spec.members,
         Some(ranks) => {
@@ -120,7 +140,7 @@ pub(crate) fn train_network<T: Element>(
         let path = path.clone();
         move |source| Error::File { path, source }
     };
-    let checkpoint = match (&hooks.state_file, hooks.resume, peers) {
+    let checkpoint = match (&hooks.state_file, hooks.resume, ranks) {
         (Some(path), true, None) if path.exists() => {
             Some(Checkpoint::read(path).map_err(file_error(path))?)
         }
@@ -129,13 +149,13 @@ pub(crate) fn train_network<T: Element>(
         }
         _ => None,
     };
-    // Checkpoints: one process writes its state file; the ranks of a sharded fit gather theirs
-    // into one, on rank 0.
+    // Checkpoints: one process writes its state file; the ranks of a member-sharded fit gather
+    // theirs into one, on rank 0; of a row-sharded fit (every rank holds every member) rank 0
+    // writes its own.
     let sink_optimizer = optimizer.clone();
-    let checkpointing = |path: &PathBuf| -> Checkpointing<'_, T> {
-        match peers {
-            None => Checkpointing::to_file(path.clone(), steps_per_epoch),
-            Some(peers) => Checkpointing {
+    let checkpointing = |path: &PathBuf| -> Option<Checkpointing<'_, T>> {
+        match (peers, ranks) {
+            (Some(peers), _) => Some(Checkpointing {
                 every: steps_per_epoch,
                 sink: Box::new(GatheredStateFile {
                     path: path.clone(),
@@ -143,7 +163,9 @@ pub(crate) fn train_network<T: Element>(
                     block: members.clone(),
                     optimizer: &sink_optimizer,
                 }),
-            },
+            }),
+            (None, Some(ranks)) if !ranks.is_root() => None,
+            (None, _) => Some(Checkpointing::to_file(path.clone(), steps_per_epoch)),
         }
     };
     let run_options = |validation| RunOptions {
@@ -151,7 +173,7 @@ pub(crate) fn train_network<T: Element>(
         sampling: Sampling::WithoutReplacement,
         data_order: spec.data_order,
         validation,
-        checkpoint: hooks.state_file.as_ref().map(checkpointing),
+        checkpoint: hooks.state_file.as_ref().and_then(checkpointing),
         peers,
         ..RunOptions::default()
     };
@@ -163,10 +185,14 @@ pub(crate) fn train_network<T: Element>(
     let mut progress = hooks.progress;
     let (result, draws) = match spec.method {
         FitMethod::Map => {
-            let log_joint = ParallelLogJoint::new(
-                (0..threads)
-                    .map(|_| network.log_joint::<T>(&layout, sigma_std))
-                    .collect(),
+            let log_joint = RowShards::new(
+                ParallelLogJoint::new(
+                    (0..threads)
+                        .map(|_| network.log_joint::<T>(&layout, sigma_std))
+                        .collect(),
+                ),
+                hooks.row_chunks,
+                ranks,
             );
             let mut map =
                 EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)?
