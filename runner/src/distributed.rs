@@ -80,6 +80,71 @@ impl Communicator for SingleProcess {
     }
 }
 
+/// Some of a run's ranks seen as a run of their own (a row or a column of a 2-D layout of
+/// ranks): rank `i` of the group is the run's rank `ranks[i]`. Its collectives run over the
+/// whole run — every rank of the run calls them together, each on its own group — and keep the
+/// group's parts, so groups that make the same sequence of calls need no communicator of their
+/// own from MPI.
+///
+/// ```
+/// use flock_runner::distributed::{Communicator, SingleProcess, Subgroup};
+/// let world = SingleProcess;
+/// let group = Subgroup::new(&world, vec![0]).expect("rank 0 is in the group");
+/// assert_eq!((group.rank(), group.size()), (0, 1));
+/// assert_eq!(group.all_gather(b"x"), vec![b"x".to_vec()]);
+/// ```
+pub struct Subgroup<'w> {
+    world: &'w dyn Communicator,
+    ranks: Vec<usize>,
+    index: usize,
+}
+
+impl<'w> Subgroup<'w> {
+    /// The group of the run's ranks `ranks` (in that order), seen from this process — `None`
+    /// if this process's rank is not among them.
+    pub fn new(world: &'w dyn Communicator, ranks: Vec<usize>) -> Option<Subgroup<'w>> {
+        let index = ranks.iter().position(|&r| r == world.rank())?;
+        Some(Subgroup {
+            world,
+            ranks,
+            index,
+        })
+    }
+}
+
+impl core::fmt::Debug for Subgroup<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Subgroup(ranks {:?}, this is {})",
+            self.ranks, self.index
+        )
+    }
+}
+
+impl Communicator for Subgroup<'_> {
+    fn rank(&self) -> usize {
+        self.index
+    }
+    fn size(&self) -> usize {
+        self.ranks.len()
+    }
+    fn all_gather(&self, local: &[u8]) -> Vec<Vec<u8>> {
+        let mut all = self.world.all_gather(local);
+        self.ranks
+            .iter()
+            .map(|&r| std::mem::take(&mut all[r]))
+            .collect()
+    }
+    fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) {
+        let mut all = self.world.all_gather(bytes);
+        *bytes = std::mem::take(&mut all[self.ranks[root]]);
+    }
+    fn abort(&self, code: i32) -> ! {
+        self.world.abort(code)
+    }
+}
+
 /// Rank `rank`'s contiguous share of `n` items split over `size` ranks: the first `n mod size`
 /// ranks take one more.
 ///

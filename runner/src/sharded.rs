@@ -19,7 +19,8 @@ use flock_optim::{GradientTransformation, MemberState};
 use crate::checkpoint::{
     Checkpoint, CheckpointError, divergence_list, parse_divergences, result_bytes, training_bytes,
 };
-use crate::distributed::{Communicator, block};
+use crate::distributed::{Communicator, Subgroup, block};
+use crate::error::Error;
 use crate::map::{Divergence, EnsembleResult};
 use crate::train::{BestParams, CheckpointSink, Snapshot, StateFile, Training};
 
@@ -218,7 +219,7 @@ where
 }
 
 /// The checkpoints of a member-sharded run: at each save every rank sends its block's state
-/// (as [`training_bytes`]) to every other, and rank 0 writes the whole run's state to `path` —
+/// (as [`training_bytes`]) to every other, and the run's rank 0 writes the whole run's state to `path` —
 /// the file a one-process run of every member would write, which any number of ranks resumes.
 /// Random-stream positions travel as each block's own members' (the loop reports them by the
 /// whole ensemble's member index).
@@ -231,6 +232,9 @@ pub(crate) struct GatheredStateFile<'a, O> {
     pub(crate) block: Range<usize>,
     /// The run's optimizer (to rebuild each block's state).
     pub(crate) optimizer: &'a O,
+    /// Whether this process writes the file (the run's rank 0; `peers` may be a column of a 2-D
+    /// layout whose first rank is not).
+    pub(crate) writes: bool,
 }
 
 impl<T, O> CheckpointSink<T> for GatheredStateFile<'_, O>
@@ -247,7 +251,7 @@ where
             ..*snapshot
         });
         let parts = self.peers.all_gather(&bytes);
-        if !self.peers.is_root() {
+        if !self.writes {
             return Ok(());
         }
         let parts = parts
@@ -502,5 +506,80 @@ impl<L: LogJoint<T>, T: Element> LogJoint<T> for RowShards<'_, L, T> {
             logprior,
         });
         Ok(())
+    }
+}
+
+/// How a fit's ranks share the work: `R = G·K` ranks as `G` member groups (each a contiguous
+/// block of the members) of `K` ranks sharing the group's rows (`K = 1`: members only; `G = 1`:
+/// rows only). Rank `r` is in member group `r / K` at row position `r mod K`.
+pub(crate) struct RankLayout<'w> {
+    /// This rank's members.
+    pub(crate) members: Range<usize>,
+    /// The ranks at this rank's row position in every member group, when members are shared.
+    pub(crate) member_peers: Option<Subgroup<'w>>,
+    /// The ranks of this rank's member group, when rows are shared.
+    pub(crate) row_peers: Option<Subgroup<'w>>,
+}
+
+impl<'w> RankLayout<'w> {
+    /// The layout of `members` members over `world` (`None` or one rank: everything here): rows
+    /// shared by `row_ranks` ranks (default every rank) when `row_chunks` is set, else members
+    /// only.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `row_ranks` without row chunks or not dividing the ranks,
+    /// and for fewer members than member groups.
+    pub(crate) fn new(
+        world: Option<&'w dyn Communicator>,
+        members: usize,
+        row_chunks: Option<usize>,
+        row_ranks: Option<usize>,
+    ) -> Result<RankLayout<'w>, Error> {
+        let size = world.map_or(1, |w| w.size());
+        let k = match (row_chunks, row_ranks) {
+            (None, Some(k)) => {
+                return Err(Error::InvalidArgument {
+                    name: "row_ranks",
+                    value: k.to_string(),
+                    expected: "row chunks to share (row ranks only mean something with them)",
+                });
+            }
+            (None, None) => 1,
+            (Some(_), None) => size,
+            (Some(_), Some(k)) if k > 0 && size.is_multiple_of(k) => k,
+            (Some(_), Some(k)) => {
+                return Err(Error::InvalidArgument {
+                    name: "row_ranks",
+                    value: k.to_string(),
+                    expected: "a divisor of the number of ranks (ranks = member groups × row ranks)",
+                });
+            }
+        };
+        let groups = size / k;
+        if members < groups {
+            return Err(Error::InvalidArgument {
+                name: "members",
+                value: members.to_string(),
+                expected: "at least one member per rank in a member-sharded fit (per member \
+                           group with row ranks)",
+            });
+        }
+        let Some(world) = world.filter(|_| size > 1) else {
+            return Ok(RankLayout {
+                members: 0..members,
+                member_peers: None,
+                row_peers: None,
+            });
+        };
+        let (group, position) = (world.rank() / k, world.rank() % k);
+        Ok(RankLayout {
+            members: block(members, group, groups),
+            member_peers: (groups > 1)
+                .then(|| Subgroup::new(world, (0..groups).map(|g| g * k + position).collect()))
+                .flatten(),
+            row_peers: (k > 1)
+                .then(|| Subgroup::new(world, (group * k..(group + 1) * k).collect()))
+                .flatten(),
+        })
     }
 }

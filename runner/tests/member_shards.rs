@@ -374,8 +374,9 @@ fn a_regressor_fit_pauses_on_two_ranks_and_resumes_on_three() {
 }
 
 /// Row sharding over thread ranks (`FitHooks::row_chunks`): 1, 2, 3 and 4 ranks share a batch's
-/// 7 chunks and give the model bytes of one process with the same chunks — per-member batches,
-/// held-out scoring (through the chunked log-joint too) and a classifier included.
+/// 7 chunks, and 2-D layouts (`FitHooks::row_ranks`) share members too, giving the model bytes
+/// of one process with the same chunks — per-member batches, held-out scoring (through the
+/// chunked log-joint too) and a classifier included.
 #[test]
 fn rows_over_ranks_are_one_process_bits() {
     use flock_runner::classifier::{Classifier, ClassifierOutcome};
@@ -417,26 +418,36 @@ fn rows_over_ranks_are_one_process_bits() {
         }
     };
     for classify in [false, true] {
-        fn chunked(ranks: Option<&dyn Communicator>) -> FitHooks<'_> {
+        fn chunked(ranks: Option<&dyn Communicator>, row_ranks: Option<usize>) -> FitHooks<'_> {
             FitHooks {
                 ranks,
                 row_chunks: Some(15),
+                row_ranks,
                 ..FitHooks::default()
             }
         }
-        let one = fit(chunked(None), classify);
+        let one = fit(chunked(None, None), classify);
         assert!(
             one != fit(FitHooks::default(), classify),
             "chunks change the sums' order, so the bits"
         );
-        for ranks in 1..=4 {
+        // Rows only on 1–4 ranks; 2-D: 4 ranks as 2 × 2, 6 as 3 member groups × 2 row ranks.
+        let layouts = [
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, None),
+            (4, Some(2)),
+            (6, Some(2)),
+        ];
+        for (ranks, row_ranks) in layouts {
             let world = ThreadRanks::world(ranks);
             let models: Vec<Vec<u8>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = world
                     .iter()
                     .map(|comm| {
                         let fit = &fit;
-                        scope.spawn(move || fit(chunked(Some(comm)), classify))
+                        scope.spawn(move || fit(chunked(Some(comm), row_ranks), classify))
                     })
                     .collect();
                 handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -444,7 +455,8 @@ fn rows_over_ranks_are_one_process_bits() {
             for (rank, model) in models.iter().enumerate() {
                 assert!(
                     *model == one,
-                    "classify {classify}: rank {rank} of {ranks} differs from one process"
+                    "classify {classify}: rank {rank} of {ranks} ({row_ranks:?} per row group) \
+                     differs from one process"
                 );
             }
         }

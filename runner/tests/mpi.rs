@@ -215,7 +215,7 @@ fn members_over_ranks_give_one_process_model_bytes() {
 }
 
 #[test]
-fn a_fit_needs_a_member_per_rank() {
+fn a_fit_needs_a_member_per_rank_and_a_grid_of_ranks() {
     let dir = temp("fit-errors");
     let (reg, _) = write_tables(&dir);
     let reg = reg.to_str().unwrap();
@@ -235,6 +235,26 @@ fn a_fit_needs_a_member_per_rank() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("member per rank"), "{stderr}");
+    let out = mpirun(
+        3,
+        &[
+            "fit",
+            reg,
+            "--target",
+            "y",
+            "--shard-rows",
+            "--row-ranks",
+            "2",
+            "--distributed",
+            "--quiet",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("row_ranks") && stderr.contains("divisor"),
+        "{stderr}"
+    );
 }
 
 /// A fit paused on one rank count resumes on another to the bytes of an uninterrupted
@@ -420,7 +440,8 @@ fn a_killed_rank_stops_the_job_and_the_fit_resumes() {
 }
 
 /// `flock fit --distributed --shard-rows 16` on 1, 2 and 3 ranks writes the model bytes of one
-/// process with `--shard-rows 16` (4 chunks of a 50-row batch: uneven blocks over 3 ranks).
+/// process with `--shard-rows 16` (4 chunks of a 50-row batch: uneven blocks over 3 ranks) — and
+/// so do 2-D layouts: 4 ranks as 2 member groups × 2 row ranks, 2 ranks as 2 groups of 1.
 #[test]
 fn rows_over_ranks_give_one_process_model_bytes() {
     let dir = temp("rows");
@@ -457,15 +478,16 @@ fn rows_over_ranks_give_one_process_model_bytes() {
             String::from_utf8_lossy(&one.stderr)
         );
         let want = std::fs::read(&one_out).unwrap();
-        for ranks in [1, 2, 3] {
-            let out_path = dir.join(format!("rows{ranks}-{k}.safetensors"));
+        for (ranks, row_ranks) in [(1, "1"), (2, "2"), (3, "3"), (4, "2"), (2, "1")] {
+            let out_path = dir.join(format!("rows{ranks}x{row_ranks}-{k}.safetensors"));
             let out = mpirun(
                 ranks,
                 &[
                     &["fit"][..],
                     fit,
                     &common[..],
-                    &["--distributed", "--out", out_path.to_str().unwrap()][..],
+                    &["--distributed", "--row-ranks", row_ranks],
+                    &["--out", out_path.to_str().unwrap()][..],
                 ]
                 .concat(),
             );
@@ -476,7 +498,8 @@ fn rows_over_ranks_give_one_process_model_bytes() {
             );
             assert!(
                 std::fs::read(&out_path).unwrap() == want,
-                "{fit:?}, rows over {ranks} ranks: other model bytes than one process"
+                "{fit:?}, rows over {ranks} ranks ({row_ranks} per member group): other model \
+                 bytes than one process"
             );
         }
     }

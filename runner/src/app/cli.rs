@@ -149,6 +149,11 @@ pub(crate) struct FitArgs {
     /// gives them). MAP fits only.
     #[arg(long, value_name = "CHUNK", num_args = 0..=1, default_missing_value = "32")]
     pub(crate) shard_rows: Option<usize>,
+    /// With --shard-rows and --distributed: how many ranks share each member group's rows (a
+    /// divisor of the ranks; default every rank). The ranks / K groups share the members — a
+    /// 2-D layout, with the bits of any other.
+    #[arg(long, value_name = "K")]
+    pub(crate) row_ranks: Option<usize>,
     /// Where the fitted model goes (its training state is kept in OUT.state during the fit).
     #[arg(long, default_value = "flock-model.safetensors")]
     pub(crate) out: PathBuf,

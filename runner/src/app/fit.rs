@@ -113,6 +113,7 @@ fn hooks<'c>(args: &FitArgs, comm: &'c dyn Communicator) -> FitHooks<'c> {
             .then(|| Box::new(TrainingBar::new("fit")) as Box<dyn ProgressHook>),
         ranks: Some(comm),
         row_chunks: args.shard_rows,
+        row_ranks: args.row_ranks,
     }
 }
 
@@ -196,6 +197,9 @@ pub(crate) fn fit_settings(args: &FitArgs) -> Result<(FitSpec, Protocol), BoxErr
     threads(args.threads)?;
     match (args.shard_rows, spec.method) {
         (Some(0), _) => return Err("--shard-rows 0: expected at least one row per chunk".into()),
+        (None, _) if args.row_ranks.is_some() => {
+            return Err("--row-ranks: rows are shared only with --shard-rows".into());
+        }
         (Some(_), FitMethod::Vi(_)) => {
             return Err(
                 "--shard-rows: VI draws its noise per evaluation, so its rows cannot be \

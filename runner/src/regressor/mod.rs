@@ -107,6 +107,9 @@ pub struct FitHooks<'h> {
     /// (one process with the same chunks gives them too); they differ from a fit without
     /// chunks. MAP fits only.
     pub row_chunks: Option<usize>,
+    /// With `row_chunks`: how many ranks share each member group's rows (a divisor of the
+    /// ranks; default every rank). `R / row_ranks` groups share the members — a 2-D layout.
+    pub row_ranks: Option<usize>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -118,6 +121,7 @@ impl std::fmt::Debug for FitHooks<'_> {
             .field("progress", &self.progress.is_some())
             .field("ranks", &self.ranks.map(|r| r.size()))
             .field("row_chunks", &self.row_chunks)
+            .field("row_ranks", &self.row_ranks)
             .finish()
     }
 }

@@ -15,10 +15,10 @@ use super::network::Network;
 use super::spec::{FitMethod, FitSpec, LearningRateSchedule};
 use super::variational::{GuideMixtureNll, NetworkModel, guide_draws};
 use crate::checkpoint::Checkpoint;
-use crate::distributed::block;
+use crate::distributed::Communicator;
 use crate::error::Error;
 use crate::map::{EnsembleMAP, EnsembleResult};
-use crate::sharded::{GatheredStateFile, RowShards, gather_result, read_shared_state};
+use crate::sharded::{GatheredStateFile, RankLayout, RowShards, gather_result, read_shared_state};
 use crate::train::{Checkpointing, RunOptions, Validation};
 use crate::vi::{EnsembleVI, ViConfig};
 
@@ -104,22 +104,19 @@ pub(crate) fn train_network<T: Element>(
             });
         }
     }
-    // Member sharding: this rank's block, the loop's decisions taken with the other ranks. Row
-    // sharding: every member on every rank, the log-joint's chunks shared.
-    let peers = ranks.filter(|_| hooks.row_chunks.is_none());
-    let members = match peers {
-        None => 0..spec.members,
-        Some(ranks) => {
-            if spec.members < ranks.size() {
-                return Err(Error::InvalidArgument {
-                    name: "members",
-                    value: spec.members.to_string(),
-                    expected: "at least one member per rank in a member-sharded fit",
-                });
-            }
-            block(spec.members, ranks.rank(), ranks.size())
-        }
-    };
+    // Member sharding: this rank's block, the loop's decisions taken with the ranks of the
+    // other blocks. Row sharding: the log-joint's chunks shared by the ranks of the block.
+    let rank_layout = RankLayout::new(ranks, spec.members, hooks.row_chunks, hooks.row_ranks)?;
+    let members = rank_layout.members.clone();
+    let peers = rank_layout
+        .member_peers
+        .as_ref()
+        .map(|p| p as &dyn Communicator);
+    let row_peers = rank_layout
+        .row_peers
+        .as_ref()
+        .map(|p| p as &dyn Communicator);
+    let writes = ranks.is_none_or(|r| r.is_root());
     let init = network
         .mlp
         .member_init_with::<T, MemberRng>(spec.weight_init, &layout);
@@ -154,18 +151,19 @@ pub(crate) fn train_network<T: Element>(
     // writes its own.
     let sink_optimizer = optimizer.clone();
     let checkpointing = |path: &PathBuf| -> Option<Checkpointing<'_, T>> {
-        match (peers, ranks) {
-            (Some(peers), _) => Some(Checkpointing {
+        match peers {
+            Some(peers) => Some(Checkpointing {
                 every: steps_per_epoch,
                 sink: Box::new(GatheredStateFile {
                     path: path.clone(),
                     peers,
                     block: members.clone(),
                     optimizer: &sink_optimizer,
+                    writes,
                 }),
             }),
-            (None, Some(ranks)) if !ranks.is_root() => None,
-            (None, _) => Some(Checkpointing::to_file(path.clone(), steps_per_epoch)),
+            None if !writes => None,
+            None => Some(Checkpointing::to_file(path.clone(), steps_per_epoch)),
         }
     };
     let run_options = |validation| RunOptions {
@@ -192,7 +190,7 @@ pub(crate) fn train_network<T: Element>(
                         .collect(),
                 ),
                 hooks.row_chunks,
-                ranks,
+                row_peers,
             );
             let mut map =
                 EnsembleMAP::new(log_joint, init, optimizer, spec.members, spec.prior_weight)?
