@@ -502,5 +502,31 @@ fn rows_over_ranks_give_one_process_model_bytes() {
                  bytes than one process"
             );
         }
+        // Paused on 2 × 2 ranks, resumed with rows over 3 ranks.
+        let out_path = dir.join(format!("resumed-{k}.safetensors"));
+        let run = |ranks: usize, extra: &[&str]| {
+            let out = mpirun(
+                ranks,
+                &[
+                    &["fit"][..],
+                    fit,
+                    &common[..],
+                    &["--distributed", "--out", out_path.to_str().unwrap()][..],
+                    extra,
+                ]
+                .concat(),
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(4, &["--row-ranks", "2", "--max-epochs-this-run", "2"]);
+        run(3, &["--resume"]);
+        assert!(
+            std::fs::read(&out_path).unwrap() == want,
+            "{fit:?}: paused on 2 × 2 ranks, resumed on 3: other bytes than one process"
+        );
     }
 }
