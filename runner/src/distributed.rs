@@ -56,6 +56,10 @@ pub trait Communicator {
     fn is_root(&self) -> bool {
         self.rank() == 0
     }
+    /// The ranks that pass the same `color` as a run of their own, ranked in this run's order
+    /// (MPI's `MPI_Comm_split`): groups that go their own ways — other datasets, other numbers
+    /// of steps — and talk only among themselves. Collective.
+    fn split(&self, color: usize) -> Box<dyn Communicator + '_>;
 }
 
 /// One process: rank 0 of 1.
@@ -77,6 +81,9 @@ impl Communicator for SingleProcess {
     }
     fn abort(&self, code: i32) -> ! {
         std::process::exit(code)
+    }
+    fn split(&self, _color: usize) -> Box<dyn Communicator + '_> {
+        Box::new(SingleProcess)
     }
 }
 
@@ -143,6 +150,18 @@ impl Communicator for Subgroup<'_> {
     fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
     }
+    /// The group's ranks of the same color, as another [`Subgroup`] of the same run (so, like
+    /// this one, for groups that make the same sequence of calls).
+    fn split(&self, color: usize) -> Box<dyn Communicator + '_> {
+        let colors = self.all_gather(&(color as u64).to_le_bytes());
+        let ranks = colors
+            .iter()
+            .zip(&self.ranks)
+            .filter(|(c, _)| c[..] == (color as u64).to_le_bytes())
+            .map(|(_, &r)| r)
+            .collect();
+        Box::new(Subgroup::new(self.world, ranks).expect("this rank has its own color"))
+    }
 }
 
 /// Rank `rank`'s contiguous share of `n` items split over `size` ranks: the first `n mod size`
@@ -185,6 +204,7 @@ mod mpi_world {
     use mpi::Count;
     use mpi::datatype::PartitionMut;
     use mpi::environment::Universe;
+    use mpi::topology::Color;
     use mpi::topology::SimpleCommunicator;
     use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 
@@ -193,10 +213,13 @@ mod mpi_world {
     /// The processes `mpirun`/`srun` started (MPI's world), initialised once per process; MPI
     /// is finalised when this is dropped.
     pub struct Mpi {
-        world: SimpleCommunicator,
+        world: MpiGroup,
         // Dropped last: finalises MPI.
         _universe: Universe,
     }
+
+    /// An MPI communicator: the world, or a split of it.
+    struct MpiGroup(SimpleCommunicator);
 
     impl core::fmt::Debug for Mpi {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -209,7 +232,7 @@ mod mpi_world {
         pub fn initialize() -> Option<Mpi> {
             let universe = mpi::initialize()?;
             Some(Mpi {
-                world: universe.world(),
+                world: MpiGroup(universe.world()),
                 _universe: universe,
             })
         }
@@ -222,15 +245,35 @@ mod mpi_world {
 
     impl Communicator for Mpi {
         fn rank(&self) -> usize {
-            usize::try_from(self.world.rank()).expect("a rank ≥ 0")
+            self.world.rank()
         }
         fn size(&self) -> usize {
-            usize::try_from(self.world.size()).expect("a size ≥ 1")
+            self.world.size()
+        }
+        fn all_gather(&self, local: &[u8]) -> Vec<Vec<u8>> {
+            self.world.all_gather(local)
+        }
+        fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) {
+            self.world.broadcast(bytes, root);
+        }
+        fn abort(&self, code: i32) -> ! {
+            self.world.abort(code)
+        }
+        fn split(&self, color: usize) -> Box<dyn Communicator + '_> {
+            self.world.split(color)
+        }
+    }
+
+    impl Communicator for MpiGroup {
+        fn rank(&self) -> usize {
+            usize::try_from(self.0.rank()).expect("a rank ≥ 0")
+        }
+        fn size(&self) -> usize {
+            usize::try_from(self.0.size()).expect("a size ≥ 1")
         }
         fn all_gather(&self, local: &[u8]) -> Vec<Vec<u8>> {
             let mut counts = vec![0 as Count; self.size()];
-            self.world
-                .all_gather_into(&count(local.len()), &mut counts[..]);
+            self.0.all_gather_into(&count(local.len()), &mut counts[..]);
             let displacements: Vec<Count> = counts
                 .iter()
                 .scan(0, |at, &c| {
@@ -243,7 +286,7 @@ mod mpi_world {
             let mut all = vec![0u8; total];
             {
                 let mut parts = PartitionMut::new(&mut all[..], &counts[..], &displacements[..]);
-                self.world.all_gather_varcount_into(local, &mut parts);
+                self.0.all_gather_varcount_into(local, &mut parts);
             }
             counts
                 .iter()
@@ -252,14 +295,22 @@ mod mpi_world {
                 .collect()
         }
         fn broadcast(&self, bytes: &mut Vec<u8>, root: usize) {
-            let root = self.world.process_at_rank(count(root));
+            let root = self.0.process_at_rank(count(root));
             let mut len = count(bytes.len());
             root.broadcast_into(&mut len);
             bytes.resize(len as usize, 0);
             root.broadcast_into(&mut bytes[..]);
         }
         fn abort(&self, code: i32) -> ! {
-            self.world.abort(code)
+            self.0.abort(code)
+        }
+        fn split(&self, color: usize) -> Box<dyn Communicator + '_> {
+            let color = Color::with_value(i32::try_from(color).expect("a color below 2³¹"));
+            Box::new(MpiGroup(
+                self.0
+                    .split_by_color(color)
+                    .expect("a defined color gives a communicator"),
+            ))
         }
     }
 }

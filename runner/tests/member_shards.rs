@@ -94,6 +94,9 @@ impl Communicator for ThreadRanks {
     fn abort(&self, code: i32) -> ! {
         std::process::exit(code)
     }
+    fn split(&self, _color: usize) -> Box<dyn Communicator + '_> {
+        unimplemented!("these tests do not split their ranks")
+    }
 }
 
 const MEMBERS: usize = 5;

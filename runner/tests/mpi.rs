@@ -1,5 +1,6 @@
 //! `flock uci --distributed` and `flock fit --distributed` under `mpirun` with 1, 2 and 3 ranks
-//! (the `mpi` feature, Open MPI): the same scores and model bytes as one process, printed once;
+//! (the `mpi` feature, Open MPI) — splits, members, rows, and 2-D layouts of them: the same
+//! scores and model bytes as one process, printed once;
 //! a failing split on one rank stops every rank with the split named.
 //! Run: `cargo test -p flock-runner --features mpi --test mpi`.
 #![cfg(feature = "mpi")]
@@ -93,6 +94,27 @@ fn splits_over_ranks_give_one_process_scores() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(scores(&out.stdout), want, "{ranks} ranks");
+    }
+    // Splits × members: 2 ranks sharing every split's members; 4 ranks as 2 groups of 2.
+    for (ranks, member_ranks) in [(2, "2"), (4, "2")] {
+        let out = mpirun(
+            ranks,
+            &[
+                &["uci", d, "--distributed", "--member-ranks", member_ranks][..],
+                &UCI[..],
+            ]
+            .concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{ranks} ranks, {member_ranks} per split: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            scores(&out.stdout),
+            want,
+            "{ranks} ranks, {member_ranks} per split"
+        );
     }
 }
 

@@ -214,6 +214,11 @@ struct UciArgs {
     /// built with `--features mpi`.
     #[arg(long)]
     distributed: bool,
+    /// With --distributed: ranks that share each split's members (a divisor of the ranks). The
+    /// ranks form ranks / M groups, each running a block of the splits one at a time with the
+    /// members sharded over the group — the same numbers again.
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    member_ranks: usize,
 }
 
 /// The element type of a fit.
@@ -558,6 +563,7 @@ fn uci_on(
         show_progress: !args.quiet && !args.json,
         json: args.json,
         comm,
+        member_ranks: args.member_ranks,
         pool: Some(&pool),
     };
     run.run().map_err(|e| -> BoxError { e })

@@ -19,7 +19,7 @@ use crate::distributed::{Communicator, block, bytes_f64, f64_bytes};
 use crate::regressor::{FitMethod, LearningRateSchedule};
 
 use crate::error::Error;
-use crate::regressor::{FitSpec, Matrix, Regressor};
+use crate::regressor::{FitHooks, FitOutcome, FitSpec, Matrix, Regressor};
 pub use crate::table::{DataError, Table, parse_table};
 use crate::table::{read, read_indices};
 
@@ -152,6 +152,7 @@ pub fn run_split(
     k: usize,
     spec: &FitSpec,
     hidden: Option<&[usize]>,
+    ranks: Option<&dyn Communicator>,
 ) -> Result<SplitScores, Error> {
     let start = Instant::now();
     let (train, test) = &data.splits[k];
@@ -171,9 +172,18 @@ pub fn run_split(
         seed: spec.seed.wrapping_add(k as u64),
         ..spec.clone()
     };
-    let model = Regressor::from_spec(spec)
-        .threads(1)
-        .fit(&Matrix::new(&x_train, d)?, &y_train)?;
+    let hooks = FitHooks {
+        ranks,
+        ..FitHooks::default()
+    };
+    let model = match Regressor::from_spec(spec).threads(1).fit_with(
+        &Matrix::new(&x_train, d)?,
+        &y_train,
+        hooks,
+    )? {
+        FitOutcome::Fitted(model) => model,
+        FitOutcome::Paused { .. } => unreachable!("no epoch limit was set"),
+    };
     let scores = model.score(&Matrix::new(&x_test, d)?, &y_test)?;
     Ok(SplitScores {
         rmse: scores.rmse_obs,
@@ -259,6 +269,10 @@ pub struct UciRun<'a> {
     /// for one): each runs a contiguous block of every dataset's chosen splits, the scores are
     /// gathered in split order, and only rank 0 prints.
     pub comm: &'a dyn Communicator,
+    /// Ranks that share each split's members (a divisor of `comm`'s size; 1 = splits only):
+    /// the ranks form `size / member_ranks` groups, each running a block of the splits one
+    /// after the other with the split's members sharded over the group.
+    pub member_ranks: usize,
     /// The threads a rank runs its splits on (`None`: rayon's global pool).
     pub pool: Option<&'a rayon::ThreadPool>,
 }
@@ -271,6 +285,7 @@ impl std::fmt::Debug for UciRun<'_> {
             .field("datasets", &self.datasets)
             .field("protocol", &self.protocol)
             .field("ranks", &self.comm.size())
+            .field("member_ranks", &self.member_ranks)
             .finish_non_exhaustive()
     }
 }
@@ -355,9 +370,23 @@ impl UciRun<'_> {
             show_progress,
             json,
             comm,
+            member_ranks,
             pool,
         } = *self;
         let root = comm.is_root();
+        if member_ranks == 0 || !comm.size().is_multiple_of(member_ranks) {
+            return Err(format!(
+                "--member-ranks {member_ranks}: expected a divisor of the {} ranks",
+                comm.size()
+            )
+            .into());
+        }
+        // Split groups: each runs a block of the splits; its ranks share each split's members.
+        let groups = comm.size() / member_ranks;
+        let group = comm.rank() / member_ranks;
+        let members_over = (member_ranks > 1).then(|| comm.split(group));
+        let members_over = members_over.as_deref();
+        let group_root = members_over.is_none_or(|g| g.is_root());
         let folders: Vec<PathBuf> = if dir.join("data.txt").exists() {
             vec![dir.to_owned()]
         } else {
@@ -449,28 +478,34 @@ impl UciRun<'_> {
                 None => (0..data.splits.len()).collect(),
             };
             let start = Instant::now();
-            let mine = &chosen[block(chosen.len(), comm.rank(), comm.size())];
+            let mine = &chosen[block(chosen.len(), group, groups)];
             let bar = Mutex::new(
                 (show_progress && root)
                     .then(|| ProgressBar::new(data.name.clone(), "splits", mine.len())),
             );
             let done = AtomicUsize::new(0);
-            let compute = || -> Result<Vec<SplitScores>, String> {
-                mine.par_iter()
-                    .map(|&k| {
-                        let scores = run_split(&data, k, spec, hidden)
-                            .map_err(|e| format!("{} split {k}: {e}", data.name))?;
-                        let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                            bar.update(done, None);
-                        }
-                        Ok(scores)
-                    })
-                    .collect()
+            let one_split = |k: usize, ranks: Option<&dyn Communicator>| {
+                let scores = run_split(&data, k, spec, hidden, ranks)
+                    .map_err(|e| format!("{} split {k}: {e}", data.name))?;
+                let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    bar.update(done, None);
+                }
+                Ok(scores)
             };
-            let local = match pool {
-                Some(pool) => pool.install(compute),
-                None => compute(),
+            let local: Result<Vec<SplitScores>, String> = match (members_over, pool) {
+                // A group's fits talk among its ranks: one split at a time, in order.
+                (Some(group), _) => mine.iter().map(|&k| one_split(k, Some(group))).collect(),
+                (None, Some(pool)) => {
+                    pool.install(|| mine.par_iter().map(|&k| one_split(k, None)).collect())
+                }
+                (None, None) => mine.par_iter().map(|&k| one_split(k, None)).collect(),
+            };
+            // One rank per group reports the group's splits.
+            let local = if group_root {
+                local
+            } else {
+                local.map(|_| Vec::new())
             };
             drop(bar);
             let scores = gather_scores(comm, local)?;
