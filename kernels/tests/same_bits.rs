@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 
+use flock_fixtures::Golden;
 use flock_kernels::elementwise::{
     Store, activate_in_place, activation_backward, add_column_sums, bias_activation_backward,
     bias_activation_forward, dot_per_member, exp_in_place, softplus_sigmoid, sum_ln_per_member,
@@ -162,31 +163,12 @@ fn every_kernel_gives_the_committed_bits() {
         );
         return;
     }
-    if std::env::var_os("FLOCK_BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        println!("wrote {}", path.display());
-        return;
+    match flock_fixtures::check_golden(&path, &got) {
+        Ok(Golden::Matches) => {}
+        Ok(Golden::Blessed) => println!("wrote {}", path.display()),
+        Err(e) => panic!(
+            "kernel outputs in this build ({}): {e}",
+            flock_kernels::SIMD_LEVEL
+        ),
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let differing: Vec<&str> = got
-        .lines()
-        .zip(want.lines())
-        .filter(|(g, w)| g != w)
-        .map(|(g, _)| g.rsplit_once(' ').map_or(g, |(name, _)| name))
-        .collect();
-    assert_eq!(
-        got.lines().count(),
-        want.lines().count(),
-        "{} lists other kernels than this test computes",
-        path.display()
-    );
-    assert!(
-        differing.is_empty(),
-        "{} of {} kernel outputs differ from {} in this build ({}): {:?}",
-        differing.len(),
-        got.lines().count(),
-        path.display(),
-        flock_kernels::SIMD_LEVEL,
-        differing
-    );
 }

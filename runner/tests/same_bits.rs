@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use flock_autograd::Activation;
+use flock_fixtures::Golden;
 use flock_runner::{Classifier, FitMethod, Likelihood, Regressor, ViFit};
 
 /// FNV-1a.
@@ -139,18 +140,14 @@ fn short_fits_give_the_committed_bits() {
         );
         return;
     }
-    if std::env::var_os("FLOCK_BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        println!("wrote {}", path.display());
-        return;
+    match flock_fixtures::check_golden(&path, &got) {
+        Ok(Golden::Matches) => {}
+        Ok(Golden::Blessed) => println!("wrote {}", path.display()),
+        Err(e) => panic!(
+            "short fits in this build ({}): {e}",
+            flock_kernels::SIMD_LEVEL
+        ),
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        got == want,
-        "short fits differ from {} in this build ({}):\n{got}\nexpected:\n{want}",
-        path.display(),
-        flock_kernels::SIMD_LEVEL
-    );
 }
 
 /// `flock demo --fixture`'s table (its runtime column left out) is the committed
@@ -191,15 +188,12 @@ fn the_fixture_demo_prints_the_committed_table() {
         println!("no FMA in this build: the table is not compared");
         return;
     }
-    if std::env::var_os("FLOCK_BLESS").is_some() {
-        std::fs::write(&path, &table).unwrap();
-        return;
+    match flock_fixtures::check_golden(&path, &table) {
+        Ok(Golden::Matches) => {}
+        Ok(Golden::Blessed) => println!("wrote {}", path.display()),
+        Err(e) => panic!(
+            "demo --fixture's table in this build ({}): {e}",
+            flock_kernels::SIMD_LEVEL
+        ),
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        table == want,
-        "demo --fixture's table differs from {} in this build ({}):\n{table}\nexpected:\n{want}",
-        path.display(),
-        flock_kernels::SIMD_LEVEL
-    );
 }
