@@ -1082,3 +1082,80 @@ fn distributed_without_mpi_says_how_to_build_it() {
         "{stderr}"
     );
 }
+
+/// A regression table may hold text columns the fit does not use: with `--features` naming
+/// the numeric ones only those and the target are read; a name the file lacks is named.
+#[test]
+fn a_fit_reads_only_the_columns_it_uses() {
+    let dir = temp("text-columns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("mixed.csv");
+    let rows: String = (0..80)
+        .map(|i| {
+            let (a, b) = ((i % 9) as f64 / 3.0, (i % 5) as f64 / 2.0);
+            let kind = if i % 2 == 0 { "even" } else { "odd" };
+            format!("{kind},{a},{b},{}\n", a - 0.5 * b)
+        })
+        .collect();
+    std::fs::write(&data, format!("kind,a,b,y\n{rows}")).unwrap();
+    let out = dir.join("m.safetensors");
+    let small = ["--members", "2", "--epochs", "2", "--quiet"];
+    let text = succeed(&mut fit_command(
+        &data,
+        "y",
+        &out,
+        &[&["--features", "a,b"][..], &small].concat(),
+    ));
+    assert!(text.contains("2 features"), "{text}");
+    // Every other column (the text one included) without --features: the cell is named.
+    let failed = fit_command(&data, "y", &out, &small).output().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        stderr.contains("\"kind\"") && stderr.contains(":2:"),
+        "{stderr}"
+    );
+    let failed = fit_command(
+        &data,
+        "y",
+        &out,
+        &[&["--features", "a,zz"][..], &small].concat(),
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains("no column \"zz\""), "{stderr}");
+}
+
+/// `flock … | head` ends quietly when its reader goes away (no panic on the closed pipe).
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_flock_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = temp("closed-pipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = write_sine_csv(&dir);
+    let mut child = fit_command(
+        &data,
+        "y",
+        &dir.join("m.safetensors"),
+        &["--members", "2", "--epochs", "1", "--quiet"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Close the reading end at once: the report's lines meet a closed pipe.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -18,7 +18,8 @@ use crate::classifier::{Classifier, ClassifierOutcome};
 use crate::distributed::Communicator;
 use crate::regressor::{FitHooks, FitMethod, FitOutcome, FitSpec, Matrix, Regressor};
 use crate::table::{
-    DataError, LabelledTable, NamedTable, class_names, read_labelled_table, read_named_table,
+    DataError, LabelledTable, NamedTable, class_names, parse_columns_named, parse_named_table,
+    read, read_labelled_table,
 };
 use crate::train::ProgressHook;
 
@@ -93,6 +94,37 @@ fn split_rows(
         calibration,
         test,
     })
+}
+
+/// A regression fit's table: when the file has a header naming every `--features` column and
+/// the target, only those columns are read (the others may hold anything, text included);
+/// otherwise every column, which must then all be numbers.
+fn read_fit_table(path: &Path, args: &FitArgs) -> Result<NamedTable, DataError> {
+    let text = read(path)?;
+    if let Some(features) = &args.features {
+        let mut wanted = features.clone();
+        wanted.push(args.target.clone());
+        match parse_columns_named(&text, path, &wanted) {
+            Ok(Some(table)) => return Ok(table),
+            // No header, or columns given by index: read them all.
+            Ok(None) => {}
+            Err(DataError::MissingFeatures { missing, .. })
+                if missing.iter().all(|m| m.parse::<usize>().is_ok()) => {}
+            Err(DataError::MissingFeatures {
+                path,
+                missing,
+                available,
+            }) => {
+                return Err(DataError::MissingColumn {
+                    path,
+                    column: missing.join(", "),
+                    available,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    parse_named_table(&text, path)
 }
 
 /// `OUT.state`: the model's name with `.state` appended.
@@ -232,14 +264,14 @@ fn fit_regressor<T: Element>(
     comm: &dyn Communicator,
 ) -> Result<(), BoxError> {
     let data = &args.data;
-    let table = read_named_table(data)?;
+    let table = read_fit_table(data, args)?;
     let target_column = table.column(&args.target, data)?;
     let columns = feature_columns(&table, data, args.features.as_deref(), Some(target_column))?;
     if columns.is_empty() {
         return Err(format!("{}: no feature columns besides the target", data.display()).into());
     }
     let test_table = match &args.test {
-        Some(path) => Some(read_named_table(path)?),
+        Some(path) => Some(read_fit_table(path, args)?),
         None => None,
     };
     let rows = split_rows(
