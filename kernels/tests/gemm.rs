@@ -5,11 +5,13 @@ use proptest::prelude::*;
 
 /// Sizes that hit every edge: 1, odd sizes, around the SIMD widths (4, 8, 16) and tile sizes
 /// (MR = 4/6/8 rows, NR = 8..64 columns: two-vector tiles, and four-vector tiles from 32 f64 /
-/// 64 f32 columns with AVX-512), plus arbitrary ones.
+/// 64 f32 columns with AVX-512, whose last panel takes one to three vectors: 65, 105 and 200
+/// f32 columns end in one, three and one), plus arbitrary ones.
 fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
         prop::sample::select(vec![
-            1usize, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 64, 65, 96, 127, 129
+            1usize, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 64, 65, 96, 105, 127, 129,
+            200
         ]),
         1usize..80,
     ]

@@ -1,4 +1,6 @@
-//! The register-blocked microkernel: one `ROWS × NR` tile of `C`, `NR` being two or four vectors.
+//! The register-blocked microkernel: one `ROWS × NR` tile of `C`, `NR` being two or four vectors
+//! (one to three for the last, narrower panel of a product whose columns are not a whole number
+//! of tiles).
 //!
 //! The tile keeps `ROWS × vectors` accumulators in registers. Each step of the `k` loop loads one
 //! row of the (packed or already contiguous) `B` panel as vectors and broadcasts `ROWS`
@@ -54,6 +56,20 @@ impl TileShape {
                 vectors: 2,
                 rows: MR,
             }
+        }
+    }
+
+    /// The tile for a last panel of `cols < NR` columns: as few vectors as cover them, so that
+    /// e.g. 200 f32 columns cost 3 × 64 + 16 rather than 4 × 64 lanes of work (measured one
+    /// thread, AVX-512, E=5 B=100 200→200 f32: see `gemm`'s module note). `MR` rows: up to three
+    /// vectors × 8 rows fit AVX-512's 32 registers with the loads, one vector × 6 AVX2's 16.
+    pub fn for_remainder<T: Element>(self, cols: usize) -> Self {
+        let lanes = <T::Vector as SimdVector>::LANES;
+        let vectors = cols.div_ceil(lanes).min(self.vectors);
+        if vectors == self.vectors {
+            self
+        } else {
+            Self { vectors, rows: MR }
         }
     }
 
@@ -237,6 +253,30 @@ pub(crate) unsafe fn tile_rows<T: Element>(shape: TileShape, rows: usize, t: Til
                 5 => tile_wide::<T, 5, 4>(t),
                 6 => tile_wide::<T, 6, 4>(t),
                 _ => unreachable!("tile rows {rows} exceed {MR_WIDE}"),
+            }
+        } else if shape.vectors == 3 {
+            match rows {
+                1 => tile_wide::<T, 1, 3>(t),
+                2 => tile_wide::<T, 2, 3>(t),
+                3 => tile_wide::<T, 3, 3>(t),
+                4 => tile_wide::<T, 4, 3>(t),
+                5 => tile_wide::<T, 5, 3>(t),
+                6 => tile_wide::<T, 6, 3>(t),
+                7 => tile_wide::<T, 7, 3>(t),
+                8 => tile_wide::<T, 8, 3>(t),
+                _ => unreachable!("tile rows {rows} exceed MR = {MR}"),
+            }
+        } else if shape.vectors == 1 {
+            match rows {
+                1 => tile_wide::<T, 1, 1>(t),
+                2 => tile_wide::<T, 2, 1>(t),
+                3 => tile_wide::<T, 3, 1>(t),
+                4 => tile_wide::<T, 4, 1>(t),
+                5 => tile_wide::<T, 5, 1>(t),
+                6 => tile_wide::<T, 6, 1>(t),
+                7 => tile_wide::<T, 7, 1>(t),
+                8 => tile_wide::<T, 8, 1>(t),
+                _ => unreachable!("tile rows {rows} exceed MR = {MR}"),
             }
         } else {
             match rows {

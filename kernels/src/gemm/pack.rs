@@ -89,37 +89,3 @@ pub(crate) fn pack_b<T: Element>(
         }
     }
 }
-
-/// Copies rows `0..rows` of `op(A)` (`k` columns) into `MR`-row tiles laid out as
-/// `[tile][p][i]`, zero-padding the last tile, so each `k` step of the microkernel broadcasts
-/// `MR` adjacent values.
-///
-/// `op(A)[i, p] = a[i·a_rs + p·a_cs]`; `a` starts at the block's first row.
-pub(crate) fn pack_a<T: Element>(
-    a: &[T],
-    a_rs: usize,
-    a_cs: usize,
-    rows: usize,
-    k: usize,
-    mr: usize,
-    packed: &mut [T],
-) {
-    let tiles = rows.div_ceil(mr);
-    let packed = &mut packed[..tiles * k * mr];
-    if !rows.is_multiple_of(mr) {
-        packed[(tiles - 1) * k * mr..].fill(T::ZERO);
-    }
-    for i in 0..rows {
-        let (t, ii) = (i / mr, i % mr);
-        let dst = &mut packed[t * k * mr..(t + 1) * k * mr];
-        if a_cs == 1 {
-            for (p, &v) in a[i * a_rs..i * a_rs + k].iter().enumerate() {
-                dst[p * mr + ii] = v;
-            }
-        } else {
-            for p in 0..k {
-                dst[p * mr + ii] = a[i * a_rs + p * a_cs];
-            }
-        }
-    }
-}
