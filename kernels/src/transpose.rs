@@ -1,5 +1,5 @@
 //! Square block transposes of one vector width (`LANES × LANES`), for packing transposed GEMM
-//! operands: AVX-512 register transposes where the build has them, the scalar loop otherwise.
+//! operands: register transposes where the build has AVX-512 or AVX, the scalar loop otherwise.
 
 /// The f32 block transpose of this build (`F32Vector::LANES` square).
 ///
@@ -12,7 +12,16 @@ pub(crate) unsafe fn transpose_f32(src: *const f32, src_rs: usize, dst: *mut f32
     unsafe {
         transpose_f32x16(src, src_rs, dst, dst_rs)
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx",
+        not(target_feature = "avx512f")
+    ))]
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        transpose_f32x8(src, src_rs, dst, dst_rs)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
     // SAFETY: forwarded from the caller.
     unsafe {
         transpose_naive(
@@ -36,7 +45,16 @@ pub(crate) unsafe fn transpose_f64(src: *const f64, src_rs: usize, dst: *mut f64
     unsafe {
         transpose_f64x8(src, src_rs, dst, dst_rs)
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx",
+        not(target_feature = "avx512f")
+    ))]
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        transpose_f64x4(src, src_rs, dst, dst_rs)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx")))]
     // SAFETY: forwarded from the caller.
     unsafe {
         transpose_naive(
@@ -54,10 +72,7 @@ pub(crate) unsafe fn transpose_f64(src: *const f64, src_rs: usize, dst: *mut f64
 /// # Safety
 /// `src` must be readable at every `r·src_rs + c` and `dst` writable at every `c·dst_rs + r`, the
 /// two not overlapping.
-#[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "avx512f"),
-    allow(dead_code)
-)]
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "avx"), allow(dead_code))]
 #[inline(always)]
 pub(crate) unsafe fn transpose_naive<T: Copy>(
     n: usize,
@@ -147,6 +162,69 @@ pub(crate) unsafe fn transpose_f64x8(src: *const f64, src_rs: usize, dst: *mut f
         for (i, row) in t.iter().enumerate() {
             _mm512_storeu_pd(dst.add(i * dst_rs), *row);
         }
+    }
+}
+
+/// 8×8 f32 with AVX: unpack pairs of rows, shuffle within 128-bit lanes, then swap 128-bit
+/// halves (24 shuffles for 64 values, against 64 scalar copies).
+///
+/// # Safety
+/// As [`transpose_naive`] with `n = 8`.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx",
+    not(target_feature = "avx512f")
+))]
+#[inline(always)]
+pub(crate) unsafe fn transpose_f32x8(src: *const f32, src_rs: usize, dst: *mut f32, dst_rs: usize) {
+    use core::arch::x86_64::*;
+    // SAFETY: the build has AVX; every load and store is in bounds by the caller's contract.
+    unsafe {
+        let r: [__m256; 8] = core::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_rs)));
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm256_setzero_ps(); 8];
+        for i in 0..2 {
+            u[4 * i] = _mm256_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm256_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm256_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm256_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+        }
+        for j in 0..4 {
+            let low = _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]);
+            let high = _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]);
+            _mm256_storeu_ps(dst.add(j * dst_rs), low);
+            _mm256_storeu_ps(dst.add((j + 4) * dst_rs), high);
+        }
+    }
+}
+
+/// 4×4 f64 with AVX: unpack pairs of rows, then swap 128-bit halves.
+///
+/// # Safety
+/// As [`transpose_naive`] with `n = 4`.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx",
+    not(target_feature = "avx512f")
+))]
+#[inline(always)]
+pub(crate) unsafe fn transpose_f64x4(src: *const f64, src_rs: usize, dst: *mut f64, dst_rs: usize) {
+    use core::arch::x86_64::*;
+    // SAFETY: the build has AVX; every load and store is in bounds by the caller's contract.
+    unsafe {
+        let r: [__m256d; 4] = core::array::from_fn(|i| _mm256_loadu_pd(src.add(i * src_rs)));
+        let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+        let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+        let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+        let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+        _mm256_storeu_pd(dst, _mm256_permute2f128_pd::<0x20>(t0, t2));
+        _mm256_storeu_pd(dst.add(dst_rs), _mm256_permute2f128_pd::<0x20>(t1, t3));
+        _mm256_storeu_pd(dst.add(2 * dst_rs), _mm256_permute2f128_pd::<0x31>(t0, t2));
+        _mm256_storeu_pd(dst.add(3 * dst_rs), _mm256_permute2f128_pd::<0x31>(t1, t3));
     }
 }
 

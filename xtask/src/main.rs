@@ -4,9 +4,12 @@
 //! native CPU, runs the suite (kernels, the seed log-joint, one Adam step, the seed-workload
 //! step on one and two threads, the scale / wide / VI workloads and the scaling curves — drawn to
 //! `target/flock-figures/scaling_*.png` —, the exact metrics, and the cold 1,500-step seed run),
-//! prints one table and appends a JSON record (commit, date, CPU, SIMD level, threads, every figure's
-//! median / min / max) to `bench/history.jsonl`. `--compare` prints each figure's change against
-//! the previous record and flags moves larger than that run's own spread. `--vs-jax` also runs the
+//! prints one table and appends a JSON record (commit, date, CPU, SIMD level, threads, one core's
+//! measured FMA peak, every figure's median / min / max, and each step workload's floor: its
+//! matrix products at that peak on every thread it used) to `bench/history.jsonl`; the table shows
+//! every step figure as a multiple of its floor. `--compare` prints each figure's change against
+//! the last record of the same CPU and SIMD level and flags moves larger than that run's own
+//! spread. `--vs-jax` also runs the
 //! same workloads written in JAX + optax (`xtask/jax/workloads.py`, in a virtualenv under
 //! `target/jax-venv` with the exact versions of `xtask/jax/requirements.txt`, which the record
 //! names) and prints JAX / flock ratios, matched by structured figure ids
@@ -28,6 +31,17 @@ struct Figure {
     median: f64,
     min: f64,
     max: f64,
+}
+
+/// Where cargo puts release builds: `$CARGO_TARGET_DIR/release` when set (e.g. `target/v3` for an
+/// AVX2 build beside the native one), `target/release` otherwise.
+fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || workspace_root().join("target"),
+            |d| workspace_root().join(d),
+        )
+        .join("release")
 }
 
 fn workspace_root() -> PathBuf {
@@ -110,9 +124,20 @@ fn parse_divan(prefix: &str, output: &str) -> Vec<Figure> {
     figures
 }
 
-/// The kernels' GFLOP/s table: `shape … 1 thread % peak all threads % peak`.
-fn parse_gflops(output: &str) -> (Vec<Figure>, String) {
+/// What the kernels' GFLOP/s table says: its figures, the build's SIMD level and one core's
+/// measured FMA peak per precision.
+struct GflopsRun {
+    figures: Vec<Figure>,
+    simd: String,
+    /// GFLOP/s of one core, `(precision, peak)`.
+    peaks: Vec<(&'static str, f64)>,
+}
+
+/// The kernels' GFLOP/s table: `f32 — one core's measured FMA peak: 116.9 GFLOP/s …`, then
+/// `shape … 1 thread % peak all threads % peak` lines.
+fn parse_gflops(output: &str) -> GflopsRun {
     let mut figures = Vec::new();
+    let mut peaks = Vec::new();
     let mut precision = "";
     let mut simd = String::new();
     for line in output.lines() {
@@ -123,6 +148,14 @@ fn parse_gflops(output: &str) -> (Vec<Figure>, String) {
             precision = "f32";
         } else if line.starts_with("f64 —") {
             precision = "f64";
+        }
+        if let Some(peak) = line
+            .split("FMA peak: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            peaks.push((precision, peak));
         }
         if line.starts_with("E=") {
             let numbers: Vec<f64> = line
@@ -142,7 +175,63 @@ fn parse_gflops(output: &str) -> (Vec<Figure>, String) {
             }
         }
     }
-    (figures, simd)
+    GflopsRun {
+        figures,
+        simd,
+        peaks,
+    }
+}
+
+/// Floating-point operations of one training step's matrix products for `members` MLPs with
+/// layer widths `widths` on `batch` rows: per layer `in → out` the forward `X·Wᵀ` and the weight
+/// gradient `dYᵀ·X`, `2·batch·in·out` each, and the input gradient `dY·W` for every layer but
+/// the first (the data needs none).
+fn mlp_product_flops(members: usize, batch: usize, widths: &[usize]) -> f64 {
+    let per_member: usize = widths
+        .windows(2)
+        .enumerate()
+        .map(|(layer, w)| {
+            let products = if layer == 0 { 2 } else { 3 };
+            products * 2 * batch * w[0] * w[1]
+        })
+        .sum();
+    (members * per_member) as f64
+}
+
+/// The step workloads whose figures get a floor: id prefix (`seed_step` → `seed_step.f32.t2`),
+/// members, batch rows and layer widths (`runner/benches/{seed_step,workloads}.rs`). The VI step
+/// draws one particle of the seed MLP, so its products are the MAP step's.
+const STEP_WORKLOADS: [(&str, usize, usize, &[usize]); 4] = [
+    ("seed_step", 16, 80, &[1, 32, 32, 1]),
+    ("vi_step", 16, 80, &[1, 32, 32, 1]),
+    ("scale_step", 64, 256, &[1, 64, 64, 1]),
+    ("wide_step", 16, 80, &[1, 128, 128, 1]),
+];
+
+/// Each step workload's floor in µs — its products at one core's measured peak on every thread
+/// it was given — keyed by figure id (`seed_step.f32.t2`).
+fn floors(figures: &[Figure], peaks: &[(&'static str, f64)]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for f in figures {
+        let Some(id) = &f.id else { continue };
+        let parts: Vec<&str> = id.split('.').collect();
+        let [workload, precision, threads] = parts[..] else {
+            continue;
+        };
+        let Some(threads) = threads
+            .strip_prefix('t')
+            .and_then(|t| t.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let shape = STEP_WORKLOADS.iter().find(|(w, ..)| *w == workload);
+        let peak = peaks.iter().find(|(p, _)| *p == precision);
+        if let (Some((_, members, batch, widths)), Some((_, peak))) = (shape, peak) {
+            let flops = mlp_product_flops(*members, *batch, widths);
+            out.push((id.clone(), flops / (peak * 1e9 * threads) * 1e6));
+        }
+    }
+    out
 }
 
 /// The Adam bench's lines: `adam step f32  E=16  P=1153  14.42 µs  0.782 ns per parameter …`.
@@ -255,10 +344,9 @@ fn json_string(s: &str) -> String {
     out
 }
 
-fn record(figures: &[Figure], simd: &str, jax_env: Option<&str>) -> String {
-    let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
-    let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+/// This machine's CPU model name (`/proc/cpuinfo`).
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
             t.lines()
@@ -266,7 +354,28 @@ fn record(figures: &[Figure], simd: &str, jax_env: Option<&str>) -> String {
                 .and_then(|l| l.split(':').nth(1))
                 .map(|s| s.trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A number-valued JSON object `{"key":value,…}`.
+fn json_numbers<'a>(entries: impl IntoIterator<Item = (&'a str, f64)>) -> String {
+    let body: Vec<String> = entries
+        .into_iter()
+        .map(|(k, v)| format!("{}:{v}", json_string(k)))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn record(
+    figures: &[Figure],
+    kernels: &GflopsRun,
+    floors: &[(String, f64)],
+    jax_env: Option<&str>,
+) -> String {
+    let simd = &kernels.simd;
+    let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
+    let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
+    let cpu = cpu_name();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut out = format!(
         "{{\"commit\":{},\"date\":{},\"cpu\":{},\"simd\":{},\"threads\":{threads},",
@@ -278,6 +387,12 @@ fn record(figures: &[Figure], simd: &str, jax_env: Option<&str>) -> String {
     if let Some(env) = jax_env {
         let _ = write!(out, "\"jax_env\":{},", json_string(env));
     }
+    let _ = write!(
+        out,
+        "\"peak_gflops\":{},\"floor_us\":{},",
+        json_numbers(kernels.peaks.iter().copied()),
+        json_numbers(floors.iter().map(|(id, v)| (id.as_str(), *v)))
+    );
     out.push_str("\"figures\":[");
     for (i, f) in figures.iter().enumerate() {
         if i > 0 {
@@ -316,6 +431,24 @@ fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
         }
     }
     out
+}
+
+/// A string field of a history record (`"simd":"avx2+fma"` → `avx2+fma`).
+fn record_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(&format!("\"{key}\":\""))
+        .nth(1)?
+        .split('"')
+        .next()
+}
+
+/// The last record of `history` made on this CPU at this SIMD level: a record from another
+/// machine or build says nothing about this run's changes.
+fn previous_record(history: &str, cpu: &str, simd: &str) -> Option<String> {
+    history
+        .lines()
+        .rev()
+        .find(|l| record_field(l, "cpu") == Some(cpu) && record_field(l, "simd") == Some(simd))
+        .map(str::to_owned)
 }
 
 /// The pinned requirements of the JAX environment (`xtask/jax/requirements.txt`): `name==version`
@@ -557,8 +690,9 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
         "cargo",
         &["bench", "-p", "flock-kernels", "--bench", "gflops"],
     )?;
-    let (kernel_figures, simd) = parse_gflops(&gflops);
-    figures.extend(kernel_figures);
+    let kernels = parse_gflops(&gflops);
+    let simd = kernels.simd.clone();
+    figures.extend(kernels.figures.iter().cloned());
     let log_joint = run(
         "cargo",
         &["bench", "-p", "flock-autograd", "--bench", "log_joint"],
@@ -594,7 +728,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
     )?;
     // The cold seed workload: process start → 1,500 `EnsembleMAP.run` steps → printed result,
     // members on every core (JAX's XLA also uses every core).
-    let example = workspace_root().join("target/release/examples/seed_cold");
+    let example = release_dir().join("examples/seed_cold");
     for precision in ["f64", "f32"] {
         figures.push(cold(
             &format!("seed_cold.{precision}"),
@@ -607,27 +741,46 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
         )?);
     }
 
-    let previous: Vec<(String, f64, f64, f64)> = std::fs::read_to_string(history)
+    let floors = floors(&figures, &kernels.peaks);
+    let cpu = cpu_name();
+    let previous_line = std::fs::read_to_string(history)
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(read_record)
-        })
+        .and_then(|t| previous_record(&t, &cpu, &simd));
+    let previous: Vec<(String, f64, f64, f64)> = previous_line
+        .as_deref()
+        .map(read_record)
         .unwrap_or_default();
-    println!("flock benchmark suite — SIMD level {simd}\n");
+    println!("flock benchmark suite — {cpu}, SIMD level {simd}");
     println!(
-        "{:<72} {:>12} {:>12} {:>12}{}",
+        "(× floor: the figure over its products' time at one core's measured FMA peak on each \
+         thread it used)\n"
+    );
+    if compare {
+        match previous_line.as_deref() {
+            Some(l) => println!(
+                "compared with the last record of this CPU and SIMD level: commit {}, {}\n",
+                record_field(l, "commit").map_or("?", |c| &c[..c.len().min(7)]),
+                record_field(l, "date").unwrap_or("?")
+            ),
+            None => println!("no earlier record of this CPU and SIMD level to compare with\n"),
+        }
+    }
+    println!(
+        "{:<72} {:>12} {:>12} {:>12} {:>9}{}",
         "figure",
         "median",
         "min",
         "max",
+        "× floor",
         if compare { "   vs previous" } else { "" }
     );
     for f in &figures {
+        let floor =
+            f.id.as_ref()
+                .and_then(|id| floors.iter().find(|(fid, _)| fid == id))
+                .map_or(String::new(), |(_, us)| format!("{:.2}×", f.median / us));
         let mut line = format!(
-            "{:<72} {:>9.2} {:<2} {:>12.2} {:>12.2}",
+            "{:<72} {:>9.2} {:<2} {:>12.2} {:>12.2} {floor:>9}",
             f.name, f.median, f.unit, f.min, f.max
         );
         if compare {
@@ -669,7 +822,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
         }));
         jax_env = Some(pins);
     }
-    text.push_str(&record(&figures, &simd, jax_env.as_deref()));
+    text.push_str(&record(&figures, &kernels, &floors, jax_env.as_deref()));
     text.push('\n');
     std::fs::write(history, text).map_err(|e| format!("{}: {e}", history.display()))?;
     println!("\nrecord appended to {}", history.display());
@@ -685,7 +838,7 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl (about nine minutes)
-  --compare        show each figure's change against the previous record
+  --compare        show each figure's change against the last record of this CPU and SIMD level
   --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
                    installed into target/jax-venv) and print JAX / flock ratios
   --history FILE   the history file (default bench/history.jsonl)
@@ -897,7 +1050,7 @@ fn fashion(epochs: usize, train_images: Option<usize>, skip_sklearn: bool) -> Re
         "cargo",
         &["build", "--release", "-p", "flock-runner", "--bin", "flock"],
     )?;
-    let flock = workspace_root().join("target/release/flock");
+    let flock = release_dir().join("flock");
     let mut args = vec![
         "classify-bench",
         &data,
@@ -1094,11 +1247,70 @@ mod tests {
             min: 2.0,
             max: 3.0,
         }];
-        let line = record(&figures, "avx512f+fma", Some("jax==0.10.2"));
+        let kernels = GflopsRun {
+            figures: Vec::new(),
+            simd: "avx512f+fma".into(),
+            peaks: vec![("f32", 116.0)],
+        };
+        let floors = vec![("a.f32.t1".to_owned(), 1.25)];
+        let line = record(&figures, &kernels, &floors, Some("jax==0.10.2"));
         assert!(line.contains(r#""id":"a.f32.t1""#) && line.contains(r#""jax_env":"jax==0.10.2""#));
+        assert!(line.contains(r#""peak_gflops":{"f32":116}"#), "{line}");
+        assert!(line.contains(r#""floor_us":{"a.f32.t1":1.25}"#), "{line}");
+        assert_eq!(record_field(&line, "simd"), Some("avx512f+fma"));
         let back = read_record(&line);
         assert_eq!(back.len(), 1);
         assert_eq!((back[0].1, back[0].2, back[0].3), (2.5, 2.0, 3.0));
+    }
+
+    #[test]
+    fn compares_only_with_the_same_cpu_and_simd_level() {
+        let history = [
+            r#"{"commit":"a","cpu":"AMD EPYC","simd":"avx512f+fma","figures":[]}"#,
+            r#"{"commit":"b","cpu":"AMD EPYC","simd":"avx2+fma","figures":[]}"#,
+            r#"{"commit":"c","cpu":"Other","simd":"avx512f+fma","figures":[]}"#,
+        ]
+        .join("\n");
+        let pick = |cpu, simd| {
+            previous_record(&history, cpu, simd)
+                .and_then(|l| record_field(&l, "commit").map(str::to_owned))
+        };
+        assert_eq!(pick("AMD EPYC", "avx512f+fma").as_deref(), Some("a"));
+        assert_eq!(pick("AMD EPYC", "avx2+fma").as_deref(), Some("b"));
+        assert_eq!(pick("Other", "avx2+fma"), None);
+    }
+
+    #[test]
+    fn floors_count_every_product_and_divide_by_the_threads_peak() {
+        // The seed MLP: 1→32 (forward, dW), 32→32 (three), 32→1 (three), 80 rows, 16 members.
+        let seed = 16.0 * 80.0 * 2.0 * (2.0 * 32.0 + 3.0 * 32.0 * 32.0 + 3.0 * 32.0);
+        assert_eq!(mlp_product_flops(16, 80, &[1, 32, 32, 1]), seed);
+        let run = parse_gflops(
+            "flock-kernels GEMM throughput, SIMD level avx2+fma (GFLOP/s)\n\n\
+             f32 — one core's measured FMA peak: 100.0 GFLOP/s (2 threads available)\n\
+             f64 — one core's measured FMA peak: 50.0 GFLOP/s (2 threads available)\n",
+        );
+        assert_eq!(run.simd, "avx2+fma");
+        assert_eq!(run.peaks, vec![("f32", 100.0), ("f64", 50.0)]);
+        let figure = |id: &str| Figure {
+            id: Some(id.into()),
+            name: id.into(),
+            unit: "µs",
+            median: 1.0,
+            min: 1.0,
+            max: 1.0,
+        };
+        let got = floors(
+            &[
+                figure("seed_step.f32.t2"),
+                figure("seed_step.f64.t1"),
+                figure("other.f32.t1"),
+            ],
+            &run.peaks,
+        );
+        assert_eq!(got.len(), 2);
+        assert!((got[0].1 - seed / 200e9 * 1e6).abs() < 1e-9);
+        assert!((got[1].1 - seed / 50e9 * 1e6).abs() < 1e-9);
     }
 
     #[test]
