@@ -164,6 +164,24 @@ fn write_tables(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// `flock fit --distributed` on 1, 2 and 3 ranks writes the model bytes of one process: MAP
 /// (f64, and f32 with per-member batches), VI guides, a classifier; 5 members in uneven blocks.
+/// `flock fit ARGS… COMMON… --out OUT` in one process (no MPI): the model file's bytes.
+fn one_process_model(args: &[&str], common: &[&str], out: &Path) -> Vec<u8> {
+    let one = Command::new(env!("CARGO_BIN_EXE_flock"))
+        .arg("fit")
+        .args(args)
+        .args(common)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    std::fs::read(out).unwrap()
+}
+
 #[test]
 fn members_over_ranks_give_one_process_model_bytes() {
     let dir = temp("fit");
@@ -193,21 +211,7 @@ fn members_over_ranks_give_one_process_model_bytes() {
         "--quiet",
     ];
     for (k, fit) in fits.iter().enumerate() {
-        let one_out = dir.join(format!("one-{k}.safetensors"));
-        let one = Command::new(env!("CARGO_BIN_EXE_flock"))
-            .arg("fit")
-            .args(*fit)
-            .args(common)
-            .arg("--out")
-            .arg(&one_out)
-            .output()
-            .unwrap();
-        assert!(
-            one.status.success(),
-            "{}",
-            String::from_utf8_lossy(&one.stderr)
-        );
-        let want = std::fs::read(&one_out).unwrap();
+        let want = one_process_model(fit, &common, &dir.join(format!("one-{k}.safetensors")));
         for ranks in [1, 2, 3] {
             let out_path = dir.join(format!("ranks{ranks}-{k}.safetensors"));
             let out = mpirun(
@@ -485,21 +489,7 @@ fn rows_over_ranks_give_one_process_model_bytes() {
         "16",
     ];
     for (k, fit) in fits.iter().enumerate() {
-        let one_out = dir.join(format!("one-{k}.safetensors"));
-        let one = Command::new(env!("CARGO_BIN_EXE_flock"))
-            .arg("fit")
-            .args(*fit)
-            .args(common)
-            .arg("--out")
-            .arg(&one_out)
-            .output()
-            .unwrap();
-        assert!(
-            one.status.success(),
-            "{}",
-            String::from_utf8_lossy(&one.stderr)
-        );
-        let want = std::fs::read(&one_out).unwrap();
+        let want = one_process_model(fit, &common, &dir.join(format!("one-{k}.safetensors")));
         for (ranks, row_ranks) in [(1, "1"), (2, "2"), (3, "3"), (4, "2"), (2, "1")] {
             let out_path = dir.join(format!("rows{ranks}x{row_ranks}-{k}.safetensors"));
             let out = mpirun(

@@ -451,10 +451,9 @@ fn previous_record(history: &str, cpu: &str, simd: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The pinned requirements of the JAX environment (`xtask/jax/requirements.txt`): `name==version`
-/// lines.
-fn jax_requirements() -> Result<Vec<String>, String> {
-    let path = workspace_root().join("xtask/jax/requirements.txt");
+/// The `name==version` lines of a requirements file (every line must pin an exact version).
+fn pinned_requirements(requirements: &str) -> Result<Vec<String>, String> {
+    let path = workspace_root().join(requirements);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let pins: Vec<String> = text
         .lines()
@@ -471,13 +470,18 @@ fn jax_requirements() -> Result<Vec<String>, String> {
     Ok(pins)
 }
 
-/// The Python environment for `--vs-jax`: `target/jax-venv`, created on first use, holding
-/// exactly the pinned versions (reinstalled when it does not). Returns the interpreter and the
-/// pins, as recorded.
-fn jax_python() -> Result<(PathBuf, String), String> {
-    let venv = workspace_root().join("target/jax-venv");
+/// The interpreter of the virtualenv `venv` (under the workspace), created on first use and
+/// holding exactly the pins of `requirements` (installed when `pip freeze` lacks any of them).
+/// Returns it and the pins, space-separated (as records name them).
+fn pinned_python(venv: &str, requirements: &str) -> Result<(PathBuf, String), String> {
+    let venv = workspace_root().join(venv);
     let python = venv.join("bin/python");
-    let pins = jax_requirements()?;
+    let pins = pinned_requirements(requirements)?;
+    let utf8 = |p: &Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{}: the path is not UTF-8", p.display()))
+    };
     let start = Instant::now();
     if !python.exists() {
         eprintln!(
@@ -485,41 +489,26 @@ fn jax_python() -> Result<(PathBuf, String), String> {
             venv.display(),
             pins.join(" ")
         );
-        run(
-            "python3",
-            &["-m", "venv", venv.to_str().unwrap_or("target/jax-venv")],
-        )?;
+        run("python3", &["-m", "venv", &utf8(&venv)?])?;
     }
-    let python_str = python.to_str().unwrap_or("python");
-    let frozen = run(python_str, &["-m", "pip", "freeze"]).unwrap_or_default();
+    let python_str = utf8(&python)?;
+    let frozen = run(&python_str, &["-m", "pip", "freeze"]).unwrap_or_default();
     let installed: Vec<&str> = frozen.lines().map(str::trim).collect();
-    let missing: Vec<&String> = pins
+    let missing: Vec<&str> = pins
         .iter()
+        .map(String::as_str)
         .filter(|pin| !installed.iter().any(|i| i.eq_ignore_ascii_case(pin)))
         .collect();
     if !missing.is_empty() {
         eprintln!(
             "xtask: installing {} into {}",
-            missing
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
+            missing.join(" "),
             venv.display()
         );
-        let requirements = workspace_root().join("xtask/jax/requirements.txt");
+        let requirements = utf8(&workspace_root().join(requirements))?;
         run(
-            python_str,
-            &[
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "-r",
-                requirements
-                    .to_str()
-                    .unwrap_or("xtask/jax/requirements.txt"),
-            ],
+            &python_str,
+            &["-m", "pip", "install", "--quiet", "-r", &requirements],
         )?;
         eprintln!(
             "xtask: environment ready in {:.0} s",
@@ -527,6 +516,12 @@ fn jax_python() -> Result<(PathBuf, String), String> {
         );
     }
     Ok((python, pins.join(" ")))
+}
+
+/// The Python environment of `--vs-jax` and `fashion`: `target/jax-venv` with the pins of
+/// `xtask/jax/requirements.txt`.
+fn jax_python() -> Result<(PathBuf, String), String> {
+    pinned_python("target/jax-venv", "xtask/jax/requirements.txt")
 }
 
 /// JAX's figures (`jax <id> <µs>` lines of `xtask/jax/workloads.py`) for both precisions, and
@@ -1007,27 +1002,8 @@ fn fuzz(seconds: u64) -> Result<(), String> {
 /// `cargo xtask wheel`: the portable wheel, built by `python/build_wheel.py` with the pinned
 /// maturin of `python/requirements-test.txt` (in `target/py-venv`, made on first use).
 fn wheel() -> Result<(), String> {
-    let venv = workspace_root().join("target/py-venv");
-    let python = venv.join("bin/python");
-    let venv_text = venv.to_str().ok_or("the workspace path is not UTF-8")?;
+    let (python, _) = pinned_python("target/py-venv", "python/requirements-test.txt")?;
     let python_text = python.to_str().ok_or("the workspace path is not UTF-8")?;
-    if !python.exists() {
-        run("python3", &["-m", "venv", venv_text])?;
-    }
-    let requirements = workspace_root().join("python/requirements-test.txt");
-    run(
-        python_text,
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "-r",
-            requirements
-                .to_str()
-                .ok_or("the workspace path is not UTF-8")?,
-        ],
-    )?;
     let script = workspace_root().join("python/build_wheel.py");
     let built = run(
         python_text,

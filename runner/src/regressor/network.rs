@@ -101,11 +101,15 @@ impl Network {
 
     /// The log-joint of a point-estimate fit: the likelihood of `y` under the network's
     /// observation (`N(μ, σ)`, σ = `sigma_std` for a fixed likelihood; or the categorical /
-    /// Bernoulli of class labels), and a standard-normal prior on every leaf.
+    /// Bernoulli of class labels), and — when `with_prior` — a standard-normal prior on every
+    /// leaf. A fit whose prior weight is 0 never reads the prior, so it goes without: its
+    /// log-prior is `0·ℓ` (no pass over the parameters forward or backward; ≈ 1.5 % of a
+    /// Fashion-MNIST step's time, 239k parameters per member, measured by sampling).
     pub(crate) fn log_joint<T: Element>(
         &self,
         layout: &ParamLayout,
         sigma_std: f64,
+        with_prior: bool,
     ) -> impl LogJoint<T> + Send + use<T> {
         let net = self.clone();
         TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, T>, x, y| {
@@ -117,8 +121,12 @@ impl Network {
                 Observation::Categorical { logits } => g.categorical_log_likelihood(logits, y)?,
                 Observation::Bernoulli { logits } => g.bernoulli_log_likelihood(logits, y)?,
             };
-            let theta = g.all_params();
-            let lp = g.normal_log_density(theta, Arg::Const(T::ZERO), Arg::Const(T::ONE))?;
+            let lp = if with_prior {
+                let theta = g.all_params();
+                g.normal_log_density(theta, Arg::Const(T::ZERO), Arg::Const(T::ONE))?
+            } else {
+                g.scale(ll, 0.0)
+            };
             Ok((ll, lp))
         })
     }

@@ -186,7 +186,9 @@ pub(crate) fn train_network<T: Element>(
             let log_joint = RowShards::new(
                 ParallelLogJoint::new(
                     (0..threads)
-                        .map(|_| network.log_joint::<T>(&layout, sigma_std))
+                        .map(|_| {
+                            network.log_joint::<T>(&layout, sigma_std, spec.prior_weight != 0.0)
+                        })
                         .collect(),
                 ),
                 hooks.row_chunks,

@@ -318,7 +318,7 @@ mod tests {
             let mut as_model =
                 ModelLogJoint::new(model, Batch::new(&x, &y, rows).unwrap()).unwrap();
             assert_eq!(as_model.layout(), &layout, "{likelihood:?}");
-            let mut as_map = net.log_joint::<f64>(&layout, sigma_std);
+            let mut as_map = net.log_joint::<f64>(&layout, sigma_std, true);
             let (ll_a, lp_a, g_a) = evaluate(&mut as_model, &params, &x, &y);
             let (ll_b, lp_b, g_b) = evaluate(&mut as_map, &params, &x, &y);
             let close = |a: &[f64], b: &[f64], what: &str| {
