@@ -149,6 +149,20 @@ fn parse_gflops(output: &str) -> GflopsRun {
         } else if line.starts_with("f64 —") {
             precision = "f64";
         }
+        if let Some(rate) = line
+            .strip_prefix("tanh: ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            figures.push(Figure {
+                id: Some(format!("tanh.{precision}")),
+                name: format!("kernels/tanh {precision} (1 thread, 40,960 values)"),
+                unit: "values/ns",
+                median: rate,
+                min: rate,
+                max: rate,
+            });
+        }
         if let Some(peak) = line
             .split("FMA peak: ")
             .nth(1)
@@ -1264,9 +1278,13 @@ mod tests {
         let run = parse_gflops(
             "flock-kernels GEMM throughput, SIMD level avx2+fma (GFLOP/s)\n\n\
              f32 — one core's measured FMA peak: 100.0 GFLOP/s (2 threads available)\n\
+             tanh: 3.94 elements/ns (1 thread, 40,960 elements)\n\
              f64 — one core's measured FMA peak: 50.0 GFLOP/s (2 threads available)\n",
         );
         assert_eq!(run.simd, "avx2+fma");
+        assert_eq!(run.figures.len(), 1);
+        assert_eq!(run.figures[0].id.as_deref(), Some("tanh.f32"));
+        assert_eq!(run.figures[0].median, 3.94);
         assert_eq!(run.peaks, vec![("f32", 100.0), ("f64", 50.0)]);
         let figure = |id: &str| Figure {
             id: Some(id.into()),
