@@ -36,7 +36,7 @@ pub use error::AutogradError;
 pub use flock_kernels::{Activation, Parallelism};
 pub use log_joint::{
     Batch, EvaluatedBlock, GraphFn, LogJoint, LogJointOutput, TapeLogJoint, Weights, batch_inputs,
-    finish_evaluation,
+    evaluate_then_one_block, finish_evaluation,
 };
 pub use nn::{Linear, Mlp, MlpConfig, WeightInit};
 pub use ops::{Arg, UnaryKind};

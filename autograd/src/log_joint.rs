@@ -226,32 +226,50 @@ pub trait LogJoint<T: Element> {
         out: LogJointOutput<'_, T>,
         then: &(dyn Fn(EvaluatedBlock<'_, T>) + Sync),
     ) -> Result<(), AutogradError> {
-        let LogJointOutput {
-            loglik,
-            logprior,
-            grad,
-        } = out;
-        self.evaluate(
-            members,
-            params,
-            batch,
-            weights,
-            LogJointOutput {
-                loglik: &mut *loglik,
-                logprior: &mut *logprior,
-                grad: &mut *grad,
-            },
-        )?;
-        then(EvaluatedBlock {
-            index: 0,
-            members: 0..members,
-            params,
-            grad,
-            loglik,
-            logprior,
-        });
-        Ok(())
+        evaluate_then_one_block(self, members, params, batch, weights, out, then)
     }
+}
+
+/// [`LogJoint::evaluate_then`] for a log-joint that evaluates all its members as one block
+/// (the trait's default, and what a wrapper uses when it evaluates the whole ensemble itself):
+/// [`LogJoint::evaluate`], then `then` once with block 0 holding every member.
+///
+/// # Errors
+/// As [`LogJoint::evaluate`]; `then` is not called on error.
+pub fn evaluate_then_one_block<T: Element, L: LogJoint<T> + ?Sized>(
+    log_joint: &mut L,
+    members: usize,
+    params: &mut [T],
+    batch: Batch<'_, T>,
+    weights: Weights<T>,
+    out: LogJointOutput<'_, T>,
+    then: &(dyn Fn(EvaluatedBlock<'_, T>) + Sync),
+) -> Result<(), AutogradError> {
+    let LogJointOutput {
+        loglik,
+        logprior,
+        grad,
+    } = out;
+    log_joint.evaluate(
+        members,
+        params,
+        batch,
+        weights,
+        LogJointOutput {
+            loglik: &mut *loglik,
+            logprior: &mut *logprior,
+            grad: &mut *grad,
+        },
+    )?;
+    then(EvaluatedBlock {
+        index: 0,
+        members: 0..members,
+        params,
+        grad,
+        loglik,
+        logprior,
+    });
+    Ok(())
 }
 
 /// One block of members evaluated by [`LogJoint::evaluate_then`].

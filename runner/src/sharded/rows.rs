@@ -5,6 +5,7 @@ use core::ops::Range;
 
 use flock_autograd::{
     AutogradError, Batch, EvaluatedBlock, LogJoint, LogJointOutput, ParamLayout, Weights,
+    evaluate_then_one_block,
 };
 use flock_kernels::Element;
 
@@ -186,30 +187,6 @@ impl<L: LogJoint<T>, T: Element> LogJoint<T> for RowShards<'_, L, T> {
                 .inner
                 .evaluate_then(members, params, batch, weights, out, then);
         }
-        let LogJointOutput {
-            loglik,
-            logprior,
-            grad,
-        } = out;
-        self.evaluate(
-            members,
-            params,
-            batch,
-            weights,
-            LogJointOutput {
-                loglik: &mut *loglik,
-                logprior: &mut *logprior,
-                grad: &mut *grad,
-            },
-        )?;
-        then(EvaluatedBlock {
-            index: 0,
-            members: 0..members,
-            params,
-            grad,
-            loglik,
-            logprior,
-        });
-        Ok(())
+        evaluate_then_one_block(self, members, params, batch, weights, out, then)
     }
 }
