@@ -5,7 +5,7 @@ use core::ops::Range;
 use flock_autograd::Batch;
 use rand::RngExt;
 
-use crate::{EnsembleError, MemberRng, member_rng};
+use crate::{EnsembleError, MemberHeldOut, MemberRng, member_rng};
 
 /// How a [`MiniBatcher`] draws examples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,10 @@ pub enum Sampling {
 /// ```
 #[derive(Clone, Debug)]
 pub struct MiniBatcher {
+    /// Rows it draws from (`order`'s length).
     n: usize,
+    /// Rows of the data set it gathers from (`n`, or more when it draws from a subset).
+    data_rows: usize,
     batch: usize,
     sampling: Sampling,
     rng: MemberRng,
@@ -68,15 +71,31 @@ impl MiniBatcher {
         seed: u64,
         stream: usize,
     ) -> Result<MiniBatcher, EnsembleError> {
+        MiniBatcher::over_rows((0..n).collect(), n, batch_size, sampling, seed, stream)
+    }
+
+    /// Batches of the rows `rows` (indices into a data set of `data_rows` rows) in the stream
+    /// `(seed, stream)`; all of `0..n` draws exactly what [`MiniBatcher::with_stream`] does.
+    fn over_rows(
+        rows: Vec<usize>,
+        data_rows: usize,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+        stream: usize,
+    ) -> Result<MiniBatcher, EnsembleError> {
+        let n = rows.len();
         if n == 0 || batch_size == 0 {
             return Err(EnsembleError::EmptyBatch);
         }
+        debug_assert!(rows.iter().all(|&r| r < data_rows));
         Ok(MiniBatcher {
             n,
+            data_rows,
             batch: batch_size.min(n),
             sampling,
             rng: member_rng(seed, stream),
-            order: (0..n).collect(),
+            order: rows,
             cursor: n,
             indices: Vec::with_capacity(batch_size.min(n)),
         })
@@ -104,15 +123,17 @@ impl MiniBatcher {
     /// The next batch's example indices.
     pub fn next_indices(&mut self) -> &[usize] {
         self.indices.clear();
+        // `order` is shuffled only when batches are drawn without replacement, so in the other
+        // two cases it is the rows in their given order (`0..n` for a whole data set).
         if self.is_full_batch() {
-            self.indices.extend(0..self.n);
+            self.indices.extend_from_slice(&self.order);
             return &self.indices;
         }
         match self.sampling {
             Sampling::WithReplacement => {
                 for _ in 0..self.batch {
                     let i = self.rng.random_range(0..self.n);
-                    self.indices.push(i);
+                    self.indices.push(self.order[i]);
                 }
             }
             Sampling::WithoutReplacement => {
@@ -138,7 +159,7 @@ impl MiniBatcher {
         x_batch: &mut Vec<T>,
         y_batch: &mut Vec<T>,
     ) {
-        let (dx, dy) = (x.len() / self.n, y.len() / self.n);
+        let (dx, dy) = (x.len() / self.data_rows, y.len() / self.data_rows);
         self.next_indices();
         x_batch.clear();
         y_batch.clear();
@@ -218,6 +239,40 @@ impl PerMemberBatcher {
         Ok(PerMemberBatcher { members })
     }
 
+    /// Batches of `batch_size` for the members of `held_out`, each drawn from the rows it keeps
+    /// (in the stream `(seed, e)`, as [`PerMemberBatcher::for_members`]) and never from the rows
+    /// it holds out. `N/|B|` is then the kept rows over `|B|`.
+    ///
+    /// ```
+    /// use flock_ensemble::{MemberHeldOut, PerMemberBatcher, Sampling};
+    /// let split = MemberHeldOut::new(10, 2, 7, 0..3)?;
+    /// let mut batches = PerMemberBatcher::holding_out(&split, 4, Sampling::WithoutReplacement, 0)?;
+    /// assert_eq!(batches.scale(), 2.0);
+    /// for _ in 0..5 {
+    ///     assert!(batches.member(1).next_indices().iter().all(|r| !split.held(1).contains(r)));
+    /// }
+    /// # Ok::<(), flock_ensemble::EnsembleError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`EnsembleError::EmptyBatch`] when `batch_size` is 0.
+    pub fn holding_out(
+        held_out: &MemberHeldOut,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+    ) -> Result<PerMemberBatcher, EnsembleError> {
+        let members = held_out
+            .members()
+            .enumerate()
+            .map(|(m, e)| {
+                let kept = held_out.kept(m).to_vec();
+                MiniBatcher::over_rows(kept, held_out.rows(), batch_size, sampling, seed, e)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(PerMemberBatcher { members })
+    }
+
     /// `N/|B|` (1 for full batches).
     pub fn scale(&self) -> f64 {
         self.members[0].scale()
@@ -244,7 +299,7 @@ impl PerMemberBatcher {
         x_batch.clear();
         y_batch.clear();
         for batcher in &mut self.members {
-            let (dx, dy) = (x.len() / batcher.n, y.len() / batcher.n);
+            let (dx, dy) = (x.len() / batcher.data_rows, y.len() / batcher.data_rows);
             for &i in batcher.next_indices() {
                 x_batch.extend_from_slice(&x[i * dx..(i + 1) * dx]);
                 y_batch.extend_from_slice(&y[i * dy..(i + 1) * dy]);
@@ -346,6 +401,20 @@ impl Batches {
             ),
             _ => Batches::Shared(shared),
         })
+    }
+
+    /// [`PerMemberBatcher::holding_out`]'s batches: each member's own order over the rows it
+    /// keeps, gathered `[E, |B|, ·]` (also when a batch is all of them).
+    ///
+    /// # Errors
+    /// [`EnsembleError::EmptyBatch`] when `batch_size` is 0.
+    pub fn holding_out(
+        held_out: &MemberHeldOut,
+        batch_size: usize,
+        sampling: Sampling,
+        seed: u64,
+    ) -> Result<Batches, EnsembleError> {
+        PerMemberBatcher::holding_out(held_out, batch_size, sampling, seed).map(Batches::PerMember)
     }
 
     /// `N/|B|` (1 for full batches).
@@ -463,6 +532,52 @@ mod tests {
             let batch = full.next(data, &mut xb, &mut yb).unwrap();
             assert_eq!((batch.x.as_ptr(), batch.per_member), (x.as_ptr(), None));
         }
+    }
+
+    /// A member that holds out its own rows draws only from the rows it keeps — every one of
+    /// them once per epoch without replacement, all of them in order as a full batch — and its
+    /// draws are the same in a block of the ensemble (one rank's members).
+    #[test]
+    fn members_never_draw_the_rows_they_hold_out() {
+        let split = MemberHeldOut::new(30, 6, 11, 0..4).unwrap();
+        for sampling in [Sampling::WithoutReplacement, Sampling::WithReplacement] {
+            let mut b = PerMemberBatcher::holding_out(&split, 8, sampling, 3).unwrap();
+            assert_eq!(b.scale(), 24.0 / 8.0);
+            for m in 0..4 {
+                let drawn: Vec<usize> = (0..3)
+                    .flat_map(|_| b.member(m).next_indices().to_vec())
+                    .collect();
+                assert!(drawn.iter().all(|r| split.kept(m).contains(r)), "{drawn:?}");
+                if sampling == Sampling::WithoutReplacement {
+                    let mut epoch = drawn;
+                    epoch.sort();
+                    assert_eq!(epoch, split.kept(m));
+                }
+            }
+        }
+        let mut full = Batches::holding_out(&split, 100, Sampling::WithoutReplacement, 3).unwrap();
+        let x: Vec<f64> = (0..30).map(f64::from).collect();
+        let data = Batch::new(&x, &x, 30).unwrap();
+        let (mut xb, mut yb) = (Vec::new(), Vec::new());
+        let batch = full.next(data, &mut xb, &mut yb).unwrap();
+        assert_eq!(
+            (batch.rows, batch.per_member, full.scale()),
+            (24, Some(4), 1.0)
+        );
+        let member_1: Vec<f64> = split.kept(1).iter().map(|&r| r as f64).collect();
+        assert_eq!(&batch.x[24..48], &member_1[..]);
+        let block = MemberHeldOut::new(30, 6, 11, 2..4).unwrap();
+        let mut whole =
+            PerMemberBatcher::holding_out(&split, 8, Sampling::WithoutReplacement, 3).unwrap();
+        let mut part =
+            PerMemberBatcher::holding_out(&block, 8, Sampling::WithoutReplacement, 3).unwrap();
+        assert_eq!(block.held(1), split.held(3));
+        assert_eq!(
+            part.member(1).next_indices(),
+            whole.member(3).next_indices()
+        );
+        // Members hold out different rows.
+        assert_ne!(split.held(0), split.held(1));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod batch;
 mod error;
+mod held_out;
 mod helper;
 mod loss;
 pub mod model;
@@ -32,6 +33,7 @@ mod step;
 
 pub use batch::{Batches, DataOrder, MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
+pub use held_out::MemberHeldOut;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
 pub use opt_blocks::OptimizerBlocks;
 pub use parallel::{ParallelLogJoint, default_members_per_call};

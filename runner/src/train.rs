@@ -24,7 +24,8 @@ use std::path::PathBuf;
 
 use flock_autograd::{Batch, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_ensemble::{
-    Batches, DataOrder, EnsembleError, EnsembleState, OptimizerBlocks, Sampling, ensemble_step,
+    Batches, DataOrder, EnsembleError, EnsembleState, MemberHeldOut, OptimizerBlocks, Sampling,
+    ensemble_step,
 };
 use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
@@ -346,6 +347,11 @@ pub struct RunOptions<'c, T> {
     pub sampling: Sampling,
     /// Whether members share one data order or each draws its own.
     pub data_order: DataOrder,
+    /// Rows each member holds out (for the run's members, over the data's rows): its batches
+    /// are drawn from the rows it keeps ([`Batches::holding_out`]); `data_order` must then be
+    /// [`DataOrder::PerMember`]. A `validation` on each member's own held-out rows
+    /// ([`MemberHeldOut::gather`] into a per-member batch) completes the split.
+    pub held_out_rows: Option<&'c MemberHeldOut>,
     /// A callback and how often it runs.
     pub callback: Option<(usize, Callback<'c, T>)>,
     /// Keep each member's parameters at its lowest loss instead of the last ones.
@@ -376,6 +382,7 @@ impl<T> Default for RunOptions<'_, T> {
             batch_size: None,
             sampling: Sampling::WithoutReplacement,
             data_order: DataOrder::Shared,
+            held_out_rows: None,
             callback: None,
             keep_best: false,
             on_divergence: OnDivergence::Freeze,
@@ -393,6 +400,10 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
             .field("batch_size", &self.batch_size)
             .field("sampling", &self.sampling)
             .field("data_order", &self.data_order)
+            .field(
+                "held_out_rows",
+                &self.held_out_rows.map(|h| h.held_per_member()),
+            )
             .field("callback_every", &self.callback.as_ref().map(|c| c.0))
             .field("keep_best", &self.keep_best)
             .field("on_divergence", &self.on_divergence)
@@ -643,6 +654,7 @@ where
         batch_size,
         sampling,
         data_order,
+        held_out_rows,
         mut callback,
         keep_best,
         on_divergence,
@@ -691,14 +703,35 @@ where
     if (keep_best || validation.is_some()) && training.best.is_none() {
         training.best = Some(BestParams::new(&training.state.params));
     }
-    let mut batches = Batches::for_members(
-        n.max(1),
-        batch_size.unwrap_or(n).max(1),
-        sampling,
-        batch_seed,
-        first_member..first_member + members,
-        data_order,
-    )?;
+    let mut batches = match held_out_rows {
+        Some(split) => {
+            if data_order != DataOrder::PerMember {
+                return Err(EnsembleError::InvalidArgument {
+                    name: "held_out_rows",
+                    value: split.held_per_member() as f64,
+                    expected: "a data order of each member's own (DataOrder::PerMember)",
+                }
+                .into());
+            }
+            if split.members() != (first_member..first_member + members) || split.rows() != n {
+                return Err(EnsembleError::InvalidArgument {
+                    name: "held_out_rows",
+                    value: split.rows() as f64,
+                    expected: "a split of the run's data rows for the run's members",
+                }
+                .into());
+            }
+            Batches::holding_out(split, batch_size.unwrap_or(n).max(1), sampling, batch_seed)?
+        }
+        None => Batches::for_members(
+            n.max(1),
+            batch_size.unwrap_or(n).max(1),
+            sampling,
+            batch_seed,
+            first_member..first_member + members,
+            data_order,
+        )?,
+    };
     let scale = batches.scale();
     let first = training.step.min(num_steps);
     batches.skip(first);

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use flock_ensemble::{SeedStream, shuffle};
+use flock_ensemble::{MemberHeldOut, SeedStream};
 use flock_kernels::Element;
 use serde::{Deserialize, Serialize};
 
@@ -242,6 +242,22 @@ impl Normalisation {
 /// the held-out part.
 pub(crate) type Split<T> = (Vec<T>, Vec<T>, Option<(Vec<T>, Vec<T>)>);
 
+/// How many of `rows` rows a held-out `fraction` (> 0) sets aside: `fraction·rows`, rounded.
+///
+/// # Errors
+/// [`Error::TooFewRows`] if that leaves no held-out or no training row.
+pub(crate) fn held_rows(fraction: f64, rows: usize) -> Result<usize, Error> {
+    let held = (fraction * rows as f64).round() as usize;
+    if held == 0 || held >= rows {
+        return Err(Error::TooFewRows {
+            rows,
+            needed: (2.0 / fraction.min(1.0 - fraction)).ceil() as usize,
+            why: "holding out validation_fraction of them and training on the rest",
+        });
+    }
+    Ok(held)
+}
+
 /// Holds out `fraction` of the rows of `(xs, ys)`: a random choice from the seed's
 /// [`SeedStream::HeldOutRows`], both parts in their original order.
 ///
@@ -258,18 +274,11 @@ pub(crate) fn hold_out<T: Copy>(
     if fraction == 0.0 {
         return Ok((xs, ys, None));
     }
-    let held = (fraction * rows as f64).round() as usize;
-    if held == 0 || held >= rows {
-        return Err(Error::TooFewRows {
-            rows,
-            needed: (2.0 / fraction.min(1.0 - fraction)).ceil() as usize,
-            why: "holding out validation_fraction of them and training on the rest",
-        });
-    }
-    let mut order: Vec<usize> = (0..rows).collect();
-    shuffle(&mut SeedStream::HeldOutRows.rng(seed), &mut order);
+    let held = held_rows(fraction, rows)?;
+    // The split of an ensemble's member 0 when each member holds out its own rows.
+    let split = MemberHeldOut::new(rows, held, SeedStream::HeldOutRows.seed(seed), 0..1)?;
     let mut is_held = vec![false; rows];
-    for &r in &order[..held] {
+    for &r in split.held(0) {
         is_held[r] = true;
     }
     let (mut tx, mut ty, mut hx, mut hy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

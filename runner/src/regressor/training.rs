@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use flock_autograd::{Batch, ParamLayout, Parameters, Tape};
-use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling};
+use flock_ensemble::{DataOrder, MemberHeldOut, MemberRng, ParallelLogJoint, Sampling, SeedStream};
 use flock_kernels::Element;
 use flock_optim::{AdamConfig, LearningRate, adam, cosine_decay_schedule};
 
 use super::FitHooks;
-use super::data::hold_out;
+use super::data::{held_rows, hold_out};
 use super::network::Network;
 use super::spec::{FitMethod, FitSpec, LearningRateSchedule};
 use super::variational::{GuideMixtureNll, NetworkModel, guide_draws};
@@ -28,12 +28,26 @@ use crate::vi::{EnsembleVI, ViConfig};
 pub(crate) struct Prepared<T> {
     pub(crate) xs: Vec<T>,
     pub(crate) ys: Vec<T>,
-    pub(crate) held_out: Option<(Vec<T>, Vec<T>)>,
+    pub(crate) held_out: HeldOut<T>,
     pub(crate) sigma_std: f64,
 }
 
+/// The rows a fit holds out for early stopping.
+pub(crate) enum HeldOut<T> {
+    /// None: every member trains on every row and keeps its last parameters.
+    None,
+    /// One split for every member (inputs `[rows, features]` and targets), taken out of the
+    /// training rows: a shared data order, or a VI fit.
+    Shared(Vec<T>, Vec<T>),
+    /// Each member holds out this many of the training rows, its own ([`MemberHeldOut`], drawn
+    /// from `(SeedStream::HeldOutRows, e)` once the run's members are known): a point-estimate
+    /// fit whose members each draw their own batches.
+    PerMember(usize),
+}
+
 impl<T: Copy> Prepared<T> {
-    /// `spec.validation_fraction` of the rows held out (seeded by `spec.seed`).
+    /// `spec.validation_fraction` of the rows held out (seeded by `spec.seed`): one split, or
+    /// each member its own when the members draw their own batches of a point-estimate fit.
     ///
     /// # Errors
     /// [`Error::TooFewRows`] when the fraction leaves no row on one side.
@@ -44,7 +58,18 @@ impl<T: Copy> Prepared<T> {
         features: usize,
         sigma_std: f64,
     ) -> Result<Prepared<T>, Error> {
-        let (xs, ys, held_out) = hold_out(spec.validation_fraction, spec.seed, xs, ys, features)?;
+        let per_member = spec.data_order == DataOrder::PerMember
+            && matches!(spec.method, FitMethod::Map)
+            && spec.validation_fraction > 0.0;
+        let (xs, ys, held_out) = if per_member {
+            let held = held_rows(spec.validation_fraction, ys.len())?;
+            (xs, ys, HeldOut::PerMember(held))
+        } else {
+            match hold_out(spec.validation_fraction, spec.seed, xs, ys, features)? {
+                (xs, ys, Some((hx, hy))) => (xs, ys, HeldOut::Shared(hx, hy)),
+                (xs, ys, None) => (xs, ys, HeldOut::None),
+            }
+        };
         Ok(Prepared {
             xs,
             ys,
@@ -120,8 +145,20 @@ pub(crate) fn train_network<T: Element>(
     let init = network
         .mlp
         .member_init_with::<T, MemberRng>(spec.weight_init, &layout);
-    let batch_size = spec.batch_size.clamp(1, rows.max(1));
-    let steps_per_epoch = rows.div_ceil(batch_size);
+    // Each member's own held-out rows, drawn for this rank's members; they train on the others.
+    let member_split = match held_out {
+        HeldOut::PerMember(held) => Some(MemberHeldOut::new(
+            rows,
+            held,
+            SeedStream::HeldOutRows.seed(spec.seed),
+            members.clone(),
+        )?),
+        _ => None,
+    };
+    let member_held = member_split.as_ref().map(|split| split.gather(&xs, &ys));
+    let trained_rows = rows - member_split.as_ref().map_or(0, |s| s.held_per_member());
+    let batch_size = spec.batch_size.clamp(1, trained_rows.max(1));
+    let steps_per_epoch = trained_rows.div_ceil(batch_size);
     let steps = spec.epochs * steps_per_epoch;
     let learning_rate: LearningRate = match spec.schedule {
         LearningRateSchedule::Constant => spec.learning_rate.into(),
@@ -170,6 +207,7 @@ pub(crate) fn train_network<T: Element>(
         batch_size: Some(batch_size),
         sampling: Sampling::WithoutReplacement,
         data_order: spec.data_order,
+        held_out_rows: member_split.as_ref(),
         validation,
         checkpoint: hooks.state_file.as_ref().and_then(checkpointing),
         peers,
@@ -203,11 +241,17 @@ pub(crate) fn train_network<T: Element>(
                     .map_err(file_error(hooks.state_file.as_ref().expect("read")))?,
                 None => map.start(spec.seed)?,
             };
-            let validation = held_out
-                .as_ref()
-                .map(|(hx, hy)| Batch::new(hx, hy, hy.len()))
-                .transpose()?
-                .map(|held| Validation::new(held, steps_per_epoch));
+            let held = match (&held_out, &member_held, &member_split) {
+                (HeldOut::Shared(hx, hy), ..) => Some(Batch::new(hx, hy, hy.len())?),
+                (_, Some((hx, hy)), Some(split)) => Some(Batch::per_member(
+                    hx,
+                    hy,
+                    split.held_per_member(),
+                    members.len(),
+                )?),
+                _ => None,
+            };
+            let validation = held.map(|held| Validation::new(held, steps_per_epoch));
             let mut options = run_options(validation);
             options.progress = progress.take();
             let end = until(training.step());
@@ -232,7 +276,11 @@ pub(crate) fn train_network<T: Element>(
                     .map_err(file_error(hooks.state_file.as_ref().expect("read")))?,
                 None => runner.start(spec.seed)?,
             };
-            let validation = held_out.as_ref().map(|(hx, hy)| {
+            let shared = match &held_out {
+                HeldOut::Shared(hx, hy) => Some((hx, hy)),
+                _ => None,
+            };
+            let validation = shared.map(|(hx, hy)| {
                 let scorer = GuideMixtureNll {
                     network,
                     layout: &layout,
