@@ -171,7 +171,8 @@ class Regressor(RegressorMixin, _Ensemble):
         Fraction of the rows held out for per-member early stopping (0: none).
     input_scaling : {"standardise", "as-given"}
     data_order : {"shared", "per-member"} or None
-        Whether the members share one order of batches (None: the task's recipe).
+        Whether the members share one order of batches or each draws its own and, with a
+        validation_fraction, holds out its own rows (None: the task's recipe).
     weight_init : {"equinox", "he"} or None
         How the weights are first drawn (None: the task's recipe).
     seed : int

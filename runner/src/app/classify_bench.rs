@@ -68,10 +68,12 @@ pub(crate) struct ClassifyBenchArgs {
     /// How the weights are first drawn.
     #[arg(long, value_parser = super::cli::weight_init_parser(), default_value = "he")]
     pub(crate) weight_init: WeightInit,
-    /// Whether the members step through the images in one shared order or each in its own.
+    /// Whether the members step through the images in one shared order or each in its own (and
+    /// then each holds out its own validation images).
     #[arg(long, value_parser = super::cli::data_order_parser(), default_value = "per-member")]
     pub(crate) data_order: DataOrder,
-    /// Fraction of the training images held out for per-member early stopping.
+    /// Fraction of the training images held out for per-member early stopping (each member its
+    /// own with a per-member data order, one split for all with a shared one).
     #[arg(long, default_value_t = 0.1)]
     pub(crate) validation_fraction: f64,
     /// Train on the first N training images only (a quick run).

@@ -288,8 +288,9 @@ pub(crate) struct RecipeArgs {
     /// (for features already on one scale, such as pixels) [default: standardise].
     #[arg(long, value_enum)]
     input_scaling: Option<InputScaling>,
-    /// Whether the members step through the rows in one shared order or each in its own
-    /// [default: the task's: regression shared, classification per-member].
+    /// Whether the members step through the rows in one shared order or each in its own (and
+    /// then each holds out its own validation rows) [default: the task's: regression shared,
+    /// classification per-member].
     #[arg(long, value_parser = data_order_parser())]
     data_order: Option<DataOrder>,
     /// How the weights are first drawn: equinox's U(±1/√in), or He's U(±√(6/in)) for deep
