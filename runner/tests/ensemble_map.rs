@@ -555,3 +555,73 @@ fn validation_keeps_each_members_best_held_out_parameters() {
     let err = map.held_out_nll(&plain.params, nan).unwrap_err();
     assert!(format!("{err}").contains("y[3]"), "{err}");
 }
+
+/// Each member holding out its own rows: a member's training depends only on its own rows and
+/// stream (member 0 of three trains as a lone member with the same rows held out, and otherwise
+/// when other rows are), each member is scored on its own rows, and the split needs a
+/// per-member data order of the run's members.
+#[test]
+fn members_hold_out_their_own_rows() {
+    use flock_ensemble::{DataOrder, MemberHeldOut};
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let data = Batch::new(&x, &y, 40).unwrap();
+    let run = |members: usize, split: &MemberHeldOut, order| {
+        let mut map = EnsembleMAP::new(
+            small_log_joint(&layout, mlp.clone()),
+            init_fn(&layout, &mlp),
+            adam(1e-2, AdamConfig::default()).unwrap(),
+            members,
+            1.0,
+        )
+        .unwrap();
+        let (hx, hy) = split.gather(&x, &y);
+        let held = Batch::per_member(&hx, &hy, split.held_per_member(), members).unwrap();
+        map.run(
+            3,
+            60,
+            data,
+            RunOptions {
+                batch_size: Some(8),
+                data_order: order,
+                held_out_rows: Some(split),
+                validation: Some(Validation::new(held, 4)),
+                ..RunOptions::default()
+            },
+        )
+    };
+    let three = run(
+        3,
+        &MemberHeldOut::new(40, 8, 5, 0..3).unwrap(),
+        DataOrder::PerMember,
+    )
+    .unwrap();
+    let alone = run(
+        1,
+        &MemberHeldOut::new(40, 8, 5, 0..1).unwrap(),
+        DataOrder::PerMember,
+    )
+    .unwrap();
+    let elsewhere = run(
+        1,
+        &MemberHeldOut::new(40, 8, 6, 0..1).unwrap(),
+        DataOrder::PerMember,
+    )
+    .unwrap();
+    assert_eq!(bits(&three.member_losses(0)), bits(&alone.member_losses(0)));
+    assert_ne!(
+        bits(&alone.member_losses(0)),
+        bits(&elsewhere.member_losses(0))
+    );
+    assert_eq!(bits(three.params.member(0)), bits(alone.params.member(0)));
+    let split = MemberHeldOut::new(40, 8, 5, 0..3).unwrap();
+    let err = run(3, &split, DataOrder::Shared).unwrap_err();
+    assert!(err.to_string().contains("held_out_rows"), "{err}");
+    let err = run(
+        3,
+        &MemberHeldOut::new(40, 8, 5, 1..4).unwrap(),
+        DataOrder::PerMember,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("held_out_rows"), "{err}");
+}
