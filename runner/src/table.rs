@@ -503,7 +503,26 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
         .collect();
     // A bad cell's error names its column's header.
     let name_of = |column: usize| names.get(column - 1).cloned();
-    let table = parse_table(&body, path).map_err(|e| match e {
+    let table = parse_table(&body, path).map_err(|e| with_column_name(e, name_of))?;
+    if table.cols != names.len() {
+        return Err(DataError::Ragged {
+            path: path.to_owned(),
+            line: first_line + 1,
+            found: names.len(),
+            expected: table.cols,
+        });
+    }
+    Ok(NamedTable {
+        names,
+        has_header: true,
+        table,
+    })
+}
+
+/// `e` with the name of its bad cell's column (from `name_of`, by 1-based column), when it is
+/// an error about one cell.
+fn with_column_name(e: DataError, name_of: impl Fn(usize) -> Option<String>) -> DataError {
+    match e {
         DataError::NotANumber {
             path,
             line,
@@ -526,20 +545,7 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
             name: name_of(column),
         },
         other => other,
-    })?;
-    if table.cols != names.len() {
-        return Err(DataError::Ragged {
-            path: path.to_owned(),
-            line: first_line + 1,
-            found: names.len(),
-            expected: table.cols,
-        });
     }
-    Ok(NamedTable {
-        names,
-        has_header: true,
-        table,
-    })
 }
 
 /// A table whose target column holds class labels (text or numbers) and the rest numbers.
@@ -650,30 +656,7 @@ pub fn parse_labelled_table(
         next_line += 1;
     }
     let name_of = |c: usize| header.then(|| names.get(c - 1).cloned()).flatten();
-    let table = parse_table(&body, path).map_err(|e| match e {
-        DataError::NotANumber {
-            path,
-            line,
-            column,
-            text,
-            ..
-        } => DataError::NotANumber {
-            path,
-            line,
-            column,
-            name: name_of(column),
-            text,
-        },
-        DataError::NonFinite {
-            path, line, column, ..
-        } => DataError::NonFinite {
-            path,
-            line,
-            column,
-            name: name_of(column),
-        },
-        other => other,
-    })?;
+    let table = parse_table(&body, path).map_err(|e| with_column_name(e, name_of))?;
     if table.cols != names.len() {
         return Err(DataError::Ragged {
             path: path.to_owned(),
