@@ -608,10 +608,10 @@ fn members_hold_out_their_own_rows() {
         DataOrder::PerMember,
     )
     .unwrap();
-    assert_eq!(bits(&three.member_losses(0)), bits(&alone.member_losses(0)));
+    assert_eq!(bits(three.member_losses(0)), bits(alone.member_losses(0)));
     assert_ne!(
-        bits(&alone.member_losses(0)),
-        bits(&elsewhere.member_losses(0))
+        bits(alone.member_losses(0)),
+        bits(elsewhere.member_losses(0))
     );
     assert_eq!(bits(three.params.member(0)), bits(alone.params.member(0)));
     let split = MemberHeldOut::new(40, 8, 5, 0..3).unwrap();
