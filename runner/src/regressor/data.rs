@@ -277,19 +277,11 @@ pub(crate) fn hold_out<T: Copy>(
     let held = held_rows(fraction, rows)?;
     // The split of an ensemble's member 0 when each member holds out its own rows.
     let split = MemberHeldOut::new(rows, held, SeedStream::HeldOutRows.seed(seed), 0..1)?;
-    let mut is_held = vec![false; rows];
-    for &r in split.held(0) {
-        is_held[r] = true;
-    }
-    let (mut tx, mut ty, mut hx, mut hy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for r in 0..rows {
-        let (x, y) = if is_held[r] {
-            (&mut hx, &mut hy)
-        } else {
-            (&mut tx, &mut ty)
-        };
-        x.extend_from_slice(&xs[r * features..(r + 1) * features]);
-        y.push(ys[r]);
+    let (hx, hy) = split.gather(&xs, &ys);
+    let (mut tx, mut ty) = (Vec::new(), Vec::new());
+    for &r in split.kept(0) {
+        tx.extend_from_slice(&xs[r * features..(r + 1) * features]);
+        ty.push(ys[r]);
     }
     Ok((tx, ty, Some((hx, hy))))
 }
