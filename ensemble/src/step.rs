@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use flock_autograd::{Batch, EvaluatedBlock, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_kernels::Element;
 use flock_kernels::elementwise::all_finite;
-use flock_optim::{GradientTransformation, Layout, MemberState, Params, apply_updates};
+use flock_optim::{GradientTransformation, Layout, MemberState};
 
 use crate::loss::{check_batch, check_weights, member_loss};
 use crate::state::Workspace;
@@ -125,15 +125,7 @@ where
             return;
         }
         let mut opt_state = part.state.lock().unwrap_or_else(|p| p.into_inner());
-        optimizer.update(
-            block.grad,
-            &mut opt_state,
-            Params {
-                values: block.params,
-                layout: &part.layout,
-            },
-        );
-        apply_updates(block.params, block.grad);
+        optimizer.update_and_apply(block.grad, &mut opt_state, block.params, &part.layout);
     };
     log_joint.evaluate_then(
         members,
@@ -195,15 +187,12 @@ fn step_with_divergence<T: Element, O: GradientTransformation<T>>(
     }
     let snapshot = opt_state.clone();
     let span = first * p..range.end * p;
-    optimizer.update(
+    optimizer.update_and_apply(
         &mut work.grad[span.clone()],
         opt_state,
-        Params {
-            values: &params.values()[span.clone()],
-            layout,
-        },
+        &mut params.values_mut()[span],
+        layout,
     );
-    apply_updates(&mut params.values_mut()[span.clone()], &work.grad[span]);
     for (i, &e) in diverged.iter().enumerate() {
         params
             .member_mut(e)

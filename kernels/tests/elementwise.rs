@@ -237,6 +237,19 @@ fn check_reductions<T: Element>(members: usize, n: usize, xs: &[f64], ys: &[f64]
     blas1::scale(alpha, &mut xf);
     blas1::naive::scale(alpha, &mut xs_);
     assert_eq!(xf, xs_, "scale <{}>", T::NAME);
+    // One pass of `y += α·x` gives the bits of the two passes `x *= α`, `y += x`.
+    let (mut yf, mut ys_) = (y.clone(), y.clone());
+    blas1::add_scaled(alpha, &x, &mut yf);
+    blas1::naive::add_scaled(alpha, &x, &mut ys_);
+    assert_eq!(yf, ys_, "add_scaled <{}>", T::NAME);
+    let mut two_passes = y.clone();
+    blas1::add_assign(&mut two_passes, &xf);
+    assert_eq!(
+        yf,
+        two_passes,
+        "add_scaled <{}> vs scale + add_assign",
+        T::NAME
+    );
 }
 
 fn compare_sums<T: Element>(name: &str, fast: &[T], slow: &[T], x: &[T], n: usize, whole: bool) {
@@ -335,18 +348,32 @@ fn check_adam<T: Element>(gs: &[f64], ms: &[f64], vs: &[f64], t: i32) {
     let vs: Vec<f64> = vs.iter().map(|v| v.abs()).collect();
     let (mut g1, mut m1, mut v1) = (to(gs), to(ms), to(&vs));
     let (mut g2, mut m2, mut v2) = (g1.clone(), m1.clone(), v1.clone());
+    let (mut g3, mut m3, mut v3) = (g1.clone(), m1.clone(), v1.clone());
     elementwise::adam_update(&mut g1, &mut m1, &mut v1, c);
     elementwise::adam::naive::adam_update(&mut g2, &mut m2, &mut v2, c);
     let bits = |x: &[T]| x.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&g1), bits(&g2), "updates");
     assert_eq!(bits(&m1), bits(&m2), "first moments");
     assert_eq!(bits(&v1), bits(&v2), "second moments");
+    // The same pass adding the scaled update to parameters: the bits of the three passes.
+    let factor = T::from_f64(-1e-3 * f64::from(t % 7 + 1));
+    let start: Vec<T> = to(ms).iter().map(|&m| m + T::ONE).collect();
+    let mut params = start.clone();
+    elementwise::adam_update_apply(&mut g3, &mut m3, &mut v3, &mut params, c, factor);
+    let mut apart = start;
+    let mut scaled = g1.clone();
+    elementwise::scale(factor, &mut scaled);
+    elementwise::add_assign(&mut apart, &scaled);
+    assert_eq!(bits(&params), bits(&apart), "parameters");
+    assert_eq!(bits(&m3), bits(&m1), "first moments (applied)");
+    assert_eq!(bits(&v3), bits(&v1), "second moments (applied)");
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// The SIMD Adam pass is bitwise the scalar formula, tails included.
+    /// The SIMD Adam pass is bitwise the scalar formula, tails included, and so is the pass that
+    /// applies the update.
     #[test]
     fn adam_update_is_bitwise_naive(
         n in len(),

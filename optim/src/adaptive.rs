@@ -4,8 +4,9 @@
 //! shape as the parameters, counts are per member.
 
 use flock_kernels::Element;
-use flock_kernels::elementwise::{AdamCoefficients, adam_update};
+use flock_kernels::elementwise::{AdamCoefficients, adam_update, adam_update_apply};
 
+use crate::Layout;
 use crate::base::{GradientTransformation, Params, assert_len, members_mut, vec_member_state};
 use crate::error::{OptimError, check, check_decay, check_nonnegative};
 
@@ -91,39 +92,79 @@ impl<T: Element> GradientTransformation<T> for ScaleByAdam {
 
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
         assert_len(updates, params.layout);
+        for (e, u) in members_mut(updates, params.layout) {
+            self.member_step(e, u, state, None);
+        }
+    }
+
+    /// The moments, the rescaling, the scale and the addition in one pass per member.
+    fn update_scaled_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+        factor: &mut dyn FnMut(usize) -> f64,
+    ) {
+        assert_len(updates, layout);
+        assert_len(params, layout);
+        let p = layout.member_size();
+        for (e, u) in members_mut(updates, layout) {
+            let member = &mut params[e * p..(e + 1) * p];
+            self.member_step(e, u, state, Some((member, T::from_f64(factor(e)))));
+        }
+    }
+}
+
+impl ScaleByAdam {
+    /// Member `e`'s step on its updates `u`; with `apply = (params, factor)`, `params += factor·u`
+    /// in the same pass instead of storing `u`.
+    fn member_step<T: Element>(
+        &self,
+        e: usize,
+        u: &mut [T],
+        state: &mut ScaleByAdamState<T>,
+        apply: Option<(&mut [T], T)>,
+    ) {
         let c = self.0;
         let (b1, b2) = (T::from_f64(c.b1), T::from_f64(c.b2));
         let (one_b1, one_b2) = (T::from_f64(1.0 - c.b1), T::from_f64(1.0 - c.b2));
         let (eps, eps_root) = (T::from_f64(c.eps), T::from_f64(c.eps_root));
-        let p = params.layout.member_size();
-        for (e, u) in members_mut(updates, params.layout) {
-            state.count[e] = state.count[e].saturating_add(1);
-            let count = state.count[e];
-            let bc1 = T::from_f64(bias_correction(c.b1, count));
-            let bc2 = T::from_f64(bias_correction(c.b2, count));
-            let mu = &mut state.mu[e * p..(e + 1) * p];
-            let nu = &mut state.nu[e * p..(e + 1) * p];
-            if c.nesterov {
-                let bc1_next = T::from_f64(bias_correction(c.b1, count.saturating_add(1)));
-                for ((g, m), v) in u.iter_mut().zip(mu.iter_mut()).zip(nu.iter_mut()) {
-                    *m = one_b1 * *g + b1 * *m;
-                    *v = one_b2 * (*g * *g) + b2 * *v;
-                    let m_hat = b1 * (*m / bc1_next) + one_b1 * (*g / bc1);
-                    *g = m_hat / ((*v / bc2 + eps_root).sqrt() + eps);
-                }
-            } else {
-                let coefficients = AdamCoefficients {
-                    b1,
-                    b2,
-                    one_minus_b1: one_b1,
-                    one_minus_b2: one_b2,
-                    bias_correction1: bc1,
-                    bias_correction2: bc2,
-                    eps,
-                    eps_root,
-                };
-                adam_update(u, mu, nu, coefficients);
+        let p = u.len();
+        state.count[e] = state.count[e].saturating_add(1);
+        let count = state.count[e];
+        let bc1 = T::from_f64(bias_correction(c.b1, count));
+        let bc2 = T::from_f64(bias_correction(c.b2, count));
+        let mu = &mut state.mu[e * p..(e + 1) * p];
+        let nu = &mut state.nu[e * p..(e + 1) * p];
+        if c.nesterov {
+            let bc1_next = T::from_f64(bias_correction(c.b1, count.saturating_add(1)));
+            for ((g, m), v) in u.iter_mut().zip(mu.iter_mut()).zip(nu.iter_mut()) {
+                *m = one_b1 * *g + b1 * *m;
+                *v = one_b2 * (*g * *g) + b2 * *v;
+                let m_hat = b1 * (*m / bc1_next) + one_b1 * (*g / bc1);
+                *g = m_hat / ((*v / bc2 + eps_root).sqrt() + eps);
             }
+            if let Some((params, factor)) = apply {
+                flock_kernels::elementwise::add_scaled(factor, u, params);
+            }
+            return;
+        }
+        let coefficients = AdamCoefficients {
+            b1,
+            b2,
+            one_minus_b1: one_b1,
+            one_minus_b2: one_b2,
+            bias_correction1: bc1,
+            bias_correction2: bc2,
+            eps,
+            eps_root,
+        };
+        match apply {
+            Some((params, factor)) => {
+                adam_update_apply(u, mu, nu, params, coefficients, factor);
+            }
+            None => adam_update(u, mu, nu, coefficients),
         }
     }
 }

@@ -274,6 +274,101 @@ pub trait GradientTransformation<T: Element>: Send + Sync {
 
     /// Transforms `updates` (gradients on entry, `E·P` values) in place.
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>);
+
+    /// One optimizer step on `params` (`E·P` values, member-major, laid out by `layout`):
+    /// [`update`](Self::update), then `params += updates` ([`apply_updates`]). A transformation
+    /// whose last pass can be merged with the addition does so with the same bits — the
+    /// learning-rate scale that ends the named optimizers (all but `rmsprop` with momentum) adds
+    /// `−lr·u` to the parameters in the pass that scales `u`, and a [`Chain`](crate::Chain) hands
+    /// that scale to the transformation before it (Adam: one pass for the whole step). `updates`
+    /// is scratch afterwards.
+    ///
+    /// ```
+    /// use flock_optim::{adam, AdamConfig, GradientTransformation, Layout, Params, apply_updates};
+    /// let layout = Layout::flat(2, 3);
+    /// let opt = adam(1e-3, AdamConfig::default())?;
+    /// let (mut fused, mut apart) = (vec![1.0f32; 6], vec![1.0f32; 6]);
+    /// let mut state = opt.init(Params::new(&fused, &layout)?);
+    /// let mut state_apart = state.clone();
+    /// let grad = [0.5, -0.25, 2.0, 1.0, 0.0, -3.0];
+    /// let mut u = grad;
+    /// opt.update_and_apply(&mut u, &mut state, &mut fused, &layout);
+    /// let mut u = grad;
+    /// opt.update(&mut u, &mut state_apart, Params::new(&apart, &layout)?);
+    /// apply_updates(&mut apart, &u);
+    /// assert_eq!(fused, apart);
+    /// # Ok::<(), flock_optim::OptimError>(())
+    /// ```
+    fn update_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+    ) {
+        self.update(
+            updates,
+            state,
+            Params {
+                values: params,
+                layout,
+            },
+        );
+        apply_updates(params, updates);
+    }
+
+    /// When `update` only multiplies each member's updates by one number (the learning-rate
+    /// scale): counts this step for member `e` of `layout` and returns the number. Otherwise
+    /// `None`, with nothing touched (the default). A [`Chain`](crate::Chain) whose second
+    /// transformation is such a scale hands the numbers to its first's
+    /// [`update_scaled_and_apply`](Self::update_scaled_and_apply).
+    fn member_scale(&self, state: &mut Self::State, layout: &Layout, e: usize) -> Option<f64> {
+        let _ = (state, layout, e);
+        None
+    }
+
+    /// [`update`](Self::update), then `params_e += factor(e)·updates_e` for each member `e` (the
+    /// product rounded before the sum), `factor` called once per member, in order. A
+    /// transformation that can does it in its own pass over the values (`scale_by_adam`: one
+    /// pass for the whole Adam step instead of three). `updates` is scratch afterwards.
+    fn update_scaled_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+        factor: &mut dyn FnMut(usize) -> f64,
+    ) {
+        self.update(
+            updates,
+            state,
+            Params {
+                values: params,
+                layout,
+            },
+        );
+        add_scaled_updates(updates, params, layout, factor);
+    }
+}
+
+/// `params_e += factor(e)·updates_e` for each member `e` in order (the product rounded first).
+pub(crate) fn add_scaled_updates<T: Element>(
+    updates: &[T],
+    params: &mut [T],
+    layout: &Layout,
+    factor: &mut dyn FnMut(usize) -> f64,
+) {
+    assert_len(updates, layout);
+    assert_len(params, layout);
+    let p = layout.member_size().max(1);
+    for (e, (u, member)) in updates
+        .chunks_exact(p)
+        .zip(params.chunks_exact_mut(p))
+        .take(layout.members())
+        .enumerate()
+    {
+        flock_kernels::elementwise::add_scaled(T::from_f64(factor(e)), u, member);
+    }
 }
 
 /// `params += updates` (optax's `apply_updates`).

@@ -9,7 +9,8 @@ use flock_kernels::Element;
 use crate::adaptive::check_learning_rate;
 use crate::base::vec_member_state;
 use crate::base::{
-    GradientTransformation, MemberState, Params, PerMember, assert_len, members_mut,
+    GradientTransformation, MemberState, Params, PerMember, add_scaled_updates, apply_updates,
+    assert_len, members_mut,
 };
 use crate::error::{OptimError, check, check_nonnegative};
 use crate::{Layout, Schedule};
@@ -38,6 +39,37 @@ impl<T: Element, G: GradientTransformation<T>> GradientTransformation<T> for Opt
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
         if let (Some(g), Some(s)) = (self, state) {
             g.update(updates, s, params);
+        }
+    }
+    fn update_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+    ) {
+        match (self, state) {
+            (Some(g), Some(s)) => g.update_and_apply(updates, s, params, layout),
+            _ => apply_updates(params, updates),
+        }
+    }
+    fn member_scale(&self, state: &mut Self::State, layout: &Layout, e: usize) -> Option<f64> {
+        match (self, state) {
+            (Some(g), Some(s)) => g.member_scale(s, layout, e),
+            _ => None,
+        }
+    }
+    fn update_scaled_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+        factor: &mut dyn FnMut(usize) -> f64,
+    ) {
+        match (self, state) {
+            (Some(g), Some(s)) => g.update_scaled_and_apply(updates, s, params, layout, factor),
+            _ => add_scaled_updates(updates, params, layout, factor),
         }
     }
 }
@@ -211,19 +243,44 @@ impl<T: Element> GradientTransformation<T> for ScaleByLearningRate {
 
     fn update(&self, updates: &mut [T], state: &mut Self::State, params: Params<'_, T>) {
         assert_len(updates, params.layout);
-        let sign = if self.flip_sign { -1.0 } else { 1.0 };
-        let first = params.layout.first_member();
         for (e, u) in members_mut(updates, params.layout) {
-            let lr = match &self.lr {
-                LearningRate::Constant(v) => v.get(first + e),
-                LearningRate::Schedule(s) => {
-                    s.value_in(state.count[e], crate::schedule::Precision::OptaxJit)
-                }
-                LearningRate::Injected(_) => state.injected[e],
-            };
-            state.count[e] = state.count[e].saturating_add(1);
-            flock_kernels::elementwise::scale(T::from_f64(sign * lr), u);
+            let factor = self.next_factor(state, params.layout.first_member(), e);
+            flock_kernels::elementwise::scale(T::from_f64(factor), u);
         }
+    }
+    /// `params += (−lr)·updates` in one pass (the product rounded before the sum, as in
+    /// `update` then `apply_updates`).
+    fn update_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+    ) {
+        let first = layout.first_member();
+        add_scaled_updates(updates, params, layout, &mut |e| {
+            self.next_factor(state, first, e)
+        });
+    }
+    fn member_scale(&self, state: &mut Self::State, layout: &Layout, e: usize) -> Option<f64> {
+        Some(self.next_factor(state, layout.first_member(), e))
+    }
+}
+
+impl ScaleByLearningRate {
+    /// Member `e`'s factor `∓lr` for this step (of a block whose first member is `first`), and
+    /// its step counted.
+    fn next_factor(&self, state: &mut ScaleByLearningRateState, first: usize, e: usize) -> f64 {
+        let sign = if self.flip_sign { -1.0 } else { 1.0 };
+        let lr = match &self.lr {
+            LearningRate::Constant(v) => v.get(first + e),
+            LearningRate::Schedule(s) => {
+                s.value_in(state.count[e], crate::schedule::Precision::OptaxJit)
+            }
+            LearningRate::Injected(_) => state.injected[e],
+        };
+        state.count[e] = state.count[e].saturating_add(1);
+        sign * lr
     }
 }
 

@@ -5,8 +5,8 @@ use core::fmt::Debug;
 
 use flock_kernels::Element;
 
-use crate::OptimError;
 use crate::base::{GradientTransformation, MemberState, Params};
+use crate::{Layout, OptimError};
 
 trait DynState: Debug + Send + Sync + 'static {
     fn clone_box(&self) -> Box<dyn DynState>;
@@ -104,9 +104,32 @@ impl BoxedState {
     }
 }
 
+/// The concrete state of `G` inside `state` (a programmer error when it is another's).
+fn concrete<T: Element, G: GradientTransformation<T>>(state: &mut BoxedState) -> &mut G::State {
+    state
+        .downcast_mut::<G::State>()
+        .expect("BoxedTransformation: state from another optimizer")
+}
+
 trait DynTransformation<T>: Send + Sync {
     fn init_dyn(&self, params: Params<'_, T>) -> BoxedState;
     fn update_dyn(&self, updates: &mut [T], state: &mut BoxedState, params: Params<'_, T>);
+    fn update_and_apply_dyn(
+        &self,
+        updates: &mut [T],
+        state: &mut BoxedState,
+        params: &mut [T],
+        layout: &Layout,
+    );
+    fn member_scale_dyn(&self, state: &mut BoxedState, layout: &Layout, e: usize) -> Option<f64>;
+    fn update_scaled_and_apply_dyn(
+        &self,
+        updates: &mut [T],
+        state: &mut BoxedState,
+        params: &mut [T],
+        layout: &Layout,
+        factor: &mut dyn FnMut(usize) -> f64,
+    );
 }
 
 impl<T: Element, G: GradientTransformation<T>> DynTransformation<T> for G {
@@ -114,10 +137,33 @@ impl<T: Element, G: GradientTransformation<T>> DynTransformation<T> for G {
         BoxedState(Box::new(self.init(params)))
     }
     fn update_dyn(&self, updates: &mut [T], state: &mut BoxedState, params: Params<'_, T>) {
-        let s = state
-            .downcast_mut::<G::State>()
-            .expect("BoxedTransformation: state from another optimizer");
+        let s = concrete::<T, G>(state);
         self.update(updates, s, params);
+    }
+    fn update_and_apply_dyn(
+        &self,
+        updates: &mut [T],
+        state: &mut BoxedState,
+        params: &mut [T],
+        layout: &Layout,
+    ) {
+        let s = concrete::<T, G>(state);
+        self.update_and_apply(updates, s, params, layout);
+    }
+    fn member_scale_dyn(&self, state: &mut BoxedState, layout: &Layout, e: usize) -> Option<f64> {
+        let s = concrete::<T, G>(state);
+        self.member_scale(s, layout, e)
+    }
+    fn update_scaled_and_apply_dyn(
+        &self,
+        updates: &mut [T],
+        state: &mut BoxedState,
+        params: &mut [T],
+        layout: &Layout,
+        factor: &mut dyn FnMut(usize) -> f64,
+    ) {
+        let s = concrete::<T, G>(state);
+        self.update_scaled_and_apply(updates, s, params, layout, factor);
     }
 }
 
@@ -144,5 +190,28 @@ impl<T: Element> GradientTransformation<T> for BoxedTransformation<T> {
     }
     fn update(&self, updates: &mut [T], state: &mut BoxedState, params: Params<'_, T>) {
         self.0.update_dyn(updates, state, params)
+    }
+    fn update_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut BoxedState,
+        params: &mut [T],
+        layout: &Layout,
+    ) {
+        self.0.update_and_apply_dyn(updates, state, params, layout)
+    }
+    fn member_scale(&self, state: &mut BoxedState, layout: &Layout, e: usize) -> Option<f64> {
+        self.0.member_scale_dyn(state, layout, e)
+    }
+    fn update_scaled_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut BoxedState,
+        params: &mut [T],
+        layout: &Layout,
+        factor: &mut dyn FnMut(usize) -> f64,
+    ) {
+        self.0
+            .update_scaled_and_apply_dyn(updates, state, params, layout, factor)
     }
 }

@@ -30,6 +30,45 @@ impl<T: Element, A: GradientTransformation<T>, B: GradientTransformation<T>>
         self.first.update(updates, &mut state.0, params);
         self.second.update(updates, &mut state.1, params);
     }
+    /// When `second` is a per-member scale (the learning rate), `first` adds the scaled update
+    /// in its own pass ([`GradientTransformation::update_scaled_and_apply`]); otherwise `first`'s
+    /// update, then `second`'s merged with the addition where it can be.
+    fn update_and_apply(
+        &self,
+        updates: &mut [T],
+        state: &mut Self::State,
+        params: &mut [T],
+        layout: &Layout,
+    ) {
+        let (first_state, second_state) = (&mut state.0, &mut state.1);
+        let first_factor = if layout.members() > 0 {
+            self.second.member_scale(second_state, layout, 0)
+        } else {
+            None
+        };
+        if let Some(first_factor) = first_factor {
+            let second = &self.second;
+            let mut factor = |e: usize| {
+                if e == 0 {
+                    first_factor
+                } else {
+                    second
+                        .member_scale(second_state, layout, e)
+                        .expect("a transformation that scales one member scales them all")
+                }
+            };
+            self.first
+                .update_scaled_and_apply(updates, first_state, params, layout, &mut factor);
+            return;
+        }
+        let view = Params {
+            values: params,
+            layout,
+        };
+        self.first.update(updates, first_state, view);
+        self.second
+            .update_and_apply(updates, second_state, params, layout);
+    }
 }
 
 /// Chains any number of transformations, applied left to right (optax `chain`).

@@ -341,3 +341,71 @@ fn state_tags_name_the_transformation() {
         "(empty,(scale_by_adam,scale_by_learning_rate))"
     );
 }
+
+/// `update_and_apply` — what `ensemble_step` calls, the learning-rate scale merged with the
+/// addition — is bit for bit `update` then `apply_updates`, for every named optimizer (the
+/// rate last, or followed by a trace as in `rmsprop`), scheduled and per-member rates, a type-
+/// erased optimizer and a wrapper, in both precisions and across members with their own rates.
+#[test]
+fn update_and_apply_is_update_then_apply_updates() {
+    fn both<T: flock_kernels::Element, G: GradientTransformation<T>>(name: &str, opt: &G) {
+        let layout = Layout::new(3, [("w", 37), ("b", 5)]);
+        let start: Vec<T> = (0..layout.len())
+            .map(|i| T::from_f64((i % 7) as f64 * 0.3 - 0.9))
+            .collect();
+        let (mut fused, mut apart) = (start.clone(), start);
+        let mut state = opt.init(Params::new(&fused, &layout).unwrap());
+        let mut state_apart = opt.init(Params::new(&apart, &layout).unwrap());
+        for t in 0..25 {
+            let g: Vec<T> = grads(t, layout.len())
+                .into_iter()
+                .map(T::from_f64)
+                .collect();
+            let mut u = g.clone();
+            opt.update_and_apply(&mut u, &mut state, &mut fused, &layout);
+            let mut u = g;
+            opt.update(
+                &mut u,
+                &mut state_apart,
+                Params::new(&apart, &layout).unwrap(),
+            );
+            apply_updates(&mut apart, &u);
+            assert_eq!(fused, apart, "{name} <{}>, step {t}", T::NAME);
+        }
+    }
+    fn each<T: flock_kernels::Element>() {
+        let config = AdamConfig::default();
+        let schedule = cosine_decay_schedule(1e-2, 25, 0.0, 1.0).unwrap();
+        both::<T, _>("adam", &adam(1e-2, config).unwrap());
+        both::<T, _>("adam, cosine", &adam(schedule.clone(), config).unwrap());
+        both::<T, _>(
+            "adam, per member",
+            &adam(vec![1e-2, 3e-3, 0.1], config).unwrap(),
+        );
+        both::<T, _>("nadam", &nadam(1e-2, config).unwrap());
+        both::<T, _>("adamw", &adamw(1e-2, config, 1e-2, None).unwrap());
+        both::<T, _>("amsgrad", &amsgrad(1e-2, config).unwrap());
+        both::<T, _>("adabelief", &adabelief(1e-2, config).unwrap());
+        let rms = RmsConfig::default();
+        both::<T, _>(
+            "rmsprop",
+            &rmsprop(1e-2, rms, false, Some(0.9), false).unwrap(),
+        );
+        both::<T, _>("rmsprop", &rmsprop(1e-2, rms, true, None, false).unwrap());
+        both::<T, _>("adagrad", &adagrad(1e-2, 0.1, 1e-7).unwrap());
+        both::<T, _>("lion", &lion(1e-3, 0.9, 0.99, 1e-3, None).unwrap());
+        both::<T, _>("lamb", &lamb(1e-2, config, 0.0, None).unwrap());
+        both::<T, _>("sgd", &sgd(0.1, None, false).unwrap());
+        both::<T, _>("sgd, momentum", &sgd(0.1, Some(0.9), true).unwrap());
+        both::<T, _>(
+            "boxed adam",
+            &BoxedTransformation::new(adam(schedule, config).unwrap()),
+        );
+        both::<T, _>(
+            "apply_if_finite(adam)",
+            &apply_if_finite(adam(1e-2, config).unwrap(), 3),
+        );
+    }
+    each::<f32>();
+    each::<f64>();
+}

@@ -80,11 +80,48 @@ fn step<V: SimdVector, const M_UNBIASED: bool, const RECIPROCAL: bool>(
 /// # Panics
 /// If the three slices differ in length.
 pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoefficients<T>) {
+    adam_dispatch::<T, false>(g, m, v, c, &mut [], T::ZERO);
+}
+
+/// [`adam_update`] and then `params += factor·g` (the learning-rate scale and `apply_updates`)
+/// in the same pass, the product rounded before the sum: the bits of `adam_update`,
+/// [`scale`](super::scale) and [`add_assign`](super::add_assign) one after the other, with one
+/// pass over the values instead of three. `g` is left as it was read (the update itself is never
+/// stored).
+///
+/// # Panics
+/// If the four slices differ in length.
+pub fn adam_update_apply<T: Element>(
+    g: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    params: &mut [T],
+    c: AdamCoefficients<T>,
+    factor: T,
+) {
+    assert_eq!(
+        params.len(),
+        g.len(),
+        "adam_update_apply: params and g have {} and {} elements",
+        params.len(),
+        g.len()
+    );
+    adam_dispatch::<T, true>(g, m, v, c, params, factor);
+}
+
+fn adam_dispatch<T: Element, const APPLY: bool>(
+    g: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    c: AdamCoefficients<T>,
+    params: &mut [T],
+    factor: T,
+) {
     match (c.bias_correction1 == T::ONE, DIVIDE_BY_RECIPROCAL) {
-        (true, true) => adam_pass::<T, true, true>(g, m, v, c),
-        (true, false) => adam_pass::<T, true, false>(g, m, v, c),
-        (false, true) => adam_pass::<T, false, true>(g, m, v, c),
-        (false, false) => adam_pass::<T, false, false>(g, m, v, c),
+        (true, true) => adam_pass::<T, true, true, APPLY>(g, m, v, c, params, factor),
+        (true, false) => adam_pass::<T, true, false, APPLY>(g, m, v, c, params, factor),
+        (false, true) => adam_pass::<T, false, true, APPLY>(g, m, v, c, params, factor),
+        (false, false) => adam_pass::<T, false, false, APPLY>(g, m, v, c, params, factor),
     }
 }
 
@@ -92,11 +129,15 @@ pub fn adam_update<T: Element>(g: &mut [T], m: &mut [T], v: &mut [T], c: AdamCoe
 /// residual is not exact).
 const DIVIDE_BY_RECIPROCAL: bool = cfg!(target_feature = "fma");
 
-fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool>(
+/// One pass of [`adam_update`] or, with `APPLY`, of [`adam_update_apply`] (`params` and
+/// `factor` are only read then).
+fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool, const APPLY: bool>(
     g: &mut [T],
     m: &mut [T],
     v: &mut [T],
     c: AdamCoefficients<T>,
+    params: &mut [T],
+    factor: T,
 ) {
     assert!(
         g.len() == m.len() && g.len() == v.len(),
@@ -122,10 +163,17 @@ fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool>(
     ];
     let lanes = T::Vector::LANES;
     let body = g.len() - g.len() % lanes;
-    for ((gc, mc), vc) in g[..body]
+    let f = s(factor);
+    let params = if APPLY {
+        &mut params[..g.len()]
+    } else {
+        params
+    };
+    for (i, ((gc, mc), vc)) in g[..body]
         .chunks_exact_mut(lanes)
         .zip(m[..body].chunks_exact_mut(lanes))
         .zip(v[..body].chunks_exact_mut(lanes))
+        .enumerate()
     {
         let (u, m2, v2) = step::<_, M_UNBIASED, RECIPROCAL>(
             T::Vector::from_slice(gc),
@@ -134,7 +182,12 @@ fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool>(
             &cv,
             inverse,
         );
-        u.write_to(gc);
+        if APPLY {
+            let pc = &mut params[i * lanes..(i + 1) * lanes];
+            (T::Vector::from_slice(pc) + f * u).write_to(pc);
+        } else {
+            u.write_to(gc);
+        }
         m2.write_to(mc);
         v2.write_to(vc);
     }
@@ -151,12 +204,18 @@ fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool>(
             &cv,
             inverse,
         );
-        u.write_to(&mut buf[0]);
         m2.write_to(&mut buf[1]);
         v2.write_to(&mut buf[2]);
-        g[body..].copy_from_slice(&buf[0][..tail]);
         m[body..].copy_from_slice(&buf[1][..tail]);
         v[body..].copy_from_slice(&buf[2][..tail]);
+        if APPLY {
+            buf[0][..tail].copy_from_slice(&params[body..]);
+            (T::Vector::from_slice(&buf[0]) + f * u).write_to(&mut buf[0]);
+            params[body..].copy_from_slice(&buf[0][..tail]);
+        } else {
+            u.write_to(&mut buf[0]);
+            g[body..].copy_from_slice(&buf[0][..tail]);
+        }
     }
 }
 

@@ -18,6 +18,16 @@ pub fn scale<T: Element>(alpha: T, x: &mut [T]) {
     map1_in_place(x, |v| v * a);
 }
 
+/// `y += α·x` with the product rounded before the sum (no fused multiply-add): the bits of
+/// [`scale`] then [`add_assign`], in one pass.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
+pub fn add_scaled<T: Element>(alpha: T, x: &[T], y: &mut [T]) {
+    let a = T::Vector::splat(alpha);
+    map3(x, x, y, |x, _, y| y + a * x);
+}
+
 /// `y += x`.
 ///
 /// # Panics
@@ -40,6 +50,12 @@ pub mod naive {
     pub fn scale<T: Element>(alpha: T, x: &mut [T]) {
         for v in x {
             *v *= alpha;
+        }
+    }
+    /// `y += α·x`, the product rounded first.
+    pub fn add_scaled<T: Element>(alpha: T, x: &[T], y: &mut [T]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += alpha * x;
         }
     }
 }

@@ -44,8 +44,8 @@ pub use activation::{
     Activation, Store, UnknownActivation, activate_in_place, activation_backward,
     bias_activation_backward, bias_activation_forward, naive as activation_naive,
 };
-pub use adam::{AdamCoefficients, adam_update};
-pub use blas1::{add_assign, axpy, scale};
+pub use adam::{AdamCoefficients, adam_update, adam_update_apply};
+pub use blas1::{add_assign, add_scaled, axpy, scale};
 pub use math::{exp, exp_in_place, ln, ln_1p, relu, sigmoid, softplus, softplus_sigmoid, tanh};
 pub use reduce::{
     add_column_sums, all_finite, dot_per_member, sum_ln_per_member, sum_per_member,
