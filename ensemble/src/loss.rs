@@ -2,6 +2,7 @@
 
 use flock_autograd::{Batch, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_kernels::Element;
+use flock_kernels::elementwise::all_finite;
 
 use crate::EnsembleError;
 
@@ -95,7 +96,9 @@ pub(crate) fn check_batch<T: Element>(batch: &Batch<'_, T>) -> Result<(), Ensemb
                 rows: batch.rows,
             });
         }
-        if let Some(index) = buf.iter().position(|v| !v.is_finite()) {
+        // The vectorised scan first (every step checks its batch); the position only on failure.
+        if !all_finite(buf) {
+            let index = buf.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(EnsembleError::NonFiniteData { what, index });
         }
     }
