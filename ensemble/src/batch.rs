@@ -425,6 +425,16 @@ impl Batches {
         }
     }
 
+    /// Rows one [`Batches::next`] gathers (`|B|`, or `E·|B|` per member); 0 for full batches,
+    /// which are the data itself.
+    pub fn gathered_rows(&self) -> usize {
+        match self {
+            Batches::Shared(b) if b.is_full_batch() => 0,
+            Batches::Shared(b) => b.batch_size(),
+            Batches::PerMember(b) => b.batch_size() * b.members.len(),
+        }
+    }
+
     /// Moves past `steps` batches without gathering them (to resume a run).
     pub fn skip(&mut self, steps: usize) {
         match self {

@@ -4,7 +4,8 @@
 //! `target/flock-figures/scaling.png`). Each figure is the median of 11 batches after a warm-up.
 //!
 //! Output lines `bench <name> <median µs> <min µs> <max µs>` are what `cargo xtask bench` reads.
-//! Run: `cargo bench -p flock-runner --bench workloads`.
+//! Run: `cargo bench -p flock-runner --bench workloads`; an argument (`-- wide_step.f64`) keeps
+//! only the figures whose id contains it, and the curves are then skipped.
 
 use std::time::Instant;
 
@@ -63,8 +64,9 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
             report(
                 &format!("scaling_members.{precision}.e{e}"),
                 &format!("scaling members E={e} seed MLP B=80 {precision}"),
-                step(e as usize, 32, 80, 80, 1, 0.03),
+                || step(e as usize, 32, 80, 80, 1, 0.03),
             )
+            .expect("the curves are drawn without a filter")
         })
         .collect();
     let ideal_members = sizes
@@ -77,8 +79,9 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
             report(
                 &format!("scaling_width.{precision}.w{w}"),
                 &format!("scaling width {w} E=16 B=80 {precision}"),
-                step(16, w as usize, 80, 80, 1, 0.03),
+                || step(16, w as usize, 80, 80, 1, 0.03),
             )
+            .expect("the curves are drawn without a filter")
         })
         .collect();
     // Work grows with width² (the hidden product) — the ideal line is quadratic from width 64.
@@ -107,14 +110,25 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
 
 /// Prints `bench <id> <median µs> <min µs> <max µs> <name>` (the line `cargo xtask bench`
 /// reads: `id` is the figure's structured key, e.g. `scale_step.f32.t2`, `name` its description).
-fn report(id: &str, name: &str, (median, min, max): (f64, f64, f64)) -> f64 {
+/// The figure-id filter of the command line (`cargo bench` passes `--bench`; any other argument).
+fn filter() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with("--"))
+}
+
+/// Measures (`measure`) and prints the figure `id` unless the filter leaves it out; its median
+/// in µs.
+fn report(id: &str, name: &str, measure: impl FnOnce() -> (f64, f64, f64)) -> Option<f64> {
+    if filter().is_some_and(|f| !id.contains(&f)) {
+        return None;
+    }
+    let (median, min, max) = measure();
     println!(
         "bench {id} {:.3} {:.3} {:.3} {name}",
         median * 1e6,
         min * 1e6,
         max * 1e6
     );
-    median * 1e6
+    Some(median * 1e6)
 }
 
 /// Seconds per `EnsembleMAP` step for an MLP `1→width→width→1` on `rows` examples in batches of
@@ -234,13 +248,15 @@ fn main() {
         let f32_scale = report(
             &format!("scale_step.f32.t{threads}"),
             &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f32 {threads} thread(s)"),
-            mlp_step::<f32>(64, 64, 4096, 256, threads, 0.05),
+            || mlp_step::<f32>(64, 64, 4096, 256, threads, 0.05),
         );
-        println!("  = {:.2} M member-samples/s", 64.0 * 256.0 / f32_scale);
+        if let Some(f32_scale) = f32_scale {
+            println!("  = {:.2} M member-samples/s", 64.0 * 256.0 / f32_scale);
+        }
         report(
             &format!("scale_step.f64.t{threads}"),
             &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f64 {threads} thread(s)"),
-            mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
+            || mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
         );
     }
     // The wide workload and the seed's VI step (1 particle), members on 1 and 2 threads (the
@@ -254,31 +270,34 @@ fn main() {
         report(
             &format!("wide_step.f32.t{threads}"),
             &format!("wide workload E=16 N=80 hidden 128 f32{suffix}"),
-            mlp_step::<f32>(16, 128, 80, 80, threads, 0.03),
+            || mlp_step::<f32>(16, 128, 80, 80, threads, 0.03),
         );
         report(
             &format!("wide_step.f64.t{threads}"),
             &format!("wide workload E=16 N=80 hidden 128 f64{suffix}"),
-            mlp_step::<f64>(16, 128, 80, 80, threads, 0.03),
+            || mlp_step::<f64>(16, 128, 80, 80, threads, 0.03),
         );
         report(
             &format!("vi_step.f32.t{threads}"),
             &format!("VI step seed model E=16 1 particle f32{suffix}"),
-            vi_step::<f32>(threads, Guide::MeanField),
+            || vi_step::<f32>(threads, Guide::MeanField),
         );
         report(
             &format!("vi_step.f64.t{threads}"),
             &format!("VI step seed model E=16 1 particle f64{suffix}"),
-            vi_step::<f64>(threads, Guide::MeanField),
+            || vi_step::<f64>(threads, Guide::MeanField),
         );
     }
     // The low-rank guide's cost (rank 4: the guide has 6 values per model parameter, not 2).
     report(
         "vi_step_rank4.f64.t2",
         "VI step seed model E=16 1 particle low-rank 4 f64 2 threads",
-        vi_step::<f64>(2, Guide::LowRank { rank: 4 }),
+        || vi_step::<f64>(2, Guide::LowRank { rank: 4 }),
     );
 
+    if filter().is_some() {
+        return;
+    }
     // Scaling curves (one thread, seed MLP unless noted), f32 then f64.
     let sizes = [1.0, 4.0, 16.0, 64.0, 256.0];
     let widths = [16.0, 32.0, 64.0, 128.0, 256.0];

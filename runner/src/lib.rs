@@ -40,6 +40,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod distributed;
 pub mod error;
+mod feed;
 pub mod files;
 pub mod idx;
 pub mod map;

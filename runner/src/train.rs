@@ -19,6 +19,7 @@
 //! [`EnsembleMAP::train`]: crate::map::EnsembleMAP::train
 //! [`EnsembleMAP::restore`]: crate::map::EnsembleMAP::restore
 
+use core::ops::ControlFlow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -33,6 +34,7 @@ use flock_optim::{GradientTransformation, MemberState};
 use crate::checkpoint::{CheckpointError, write_training};
 use crate::distributed::{Communicator, bytes_f64};
 use crate::error::RunError;
+use crate::feed::{feed_batches, gather_ahead};
 use crate::map::{Divergence, EnsembleResult};
 
 /// What to do when a member diverges.
@@ -735,7 +737,6 @@ where
     let scale = batches.scale();
     let first = training.step.min(num_steps);
     batches.skip(first);
-    let (mut x_batch, mut y_batch) = (Vec::new(), Vec::new());
     training
         .losses
         .reserve(members * num_steps.saturating_sub(first));
@@ -755,145 +756,152 @@ where
     let last = num_steps.saturating_sub(1);
     training.stopped_early = false;
 
-    for step in first..num_steps {
-        let batch = batches.next(data, &mut x_batch, &mut y_batch)?;
-        if let Some(prev) = previous.as_mut() {
-            prev.copy_from_slice(training.state.params.values());
-        }
-        let losses = ensemble_step(
-            &mut training.state,
-            batch,
-            log_joint,
-            optimizer,
-            prior_weight,
-            scale,
-        )?;
-        training.losses.extend_from_slice(losses);
-        training.step = step + 1;
-        let latest = training.losses.len() - members;
-        let frozen = &training.frozen;
-        if frozen.iter().any(|&f| f) {
-            for e in (0..members).filter(|&e| frozen[e]) {
-                if let Some(block) = &frozen_params[e] {
-                    training.state.params.member_mut(e).copy_from_slice(block);
-                }
-                if let Some(snapshot) = &frozen_state {
-                    training.state.restore_member_opt_state(snapshot, e);
-                }
+    let ahead = gather_ahead(&batches, data);
+    feed_batches(
+        &mut batches,
+        data,
+        first..num_steps,
+        ahead,
+        |step, batch| {
+            if let Some(prev) = previous.as_mut() {
+                prev.copy_from_slice(training.state.params.values());
             }
-        }
-        if let (Some(best), Some(prev)) = (training.best.as_mut(), &previous) {
-            for e in 0..members {
-                best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
-            }
-        }
-        let mut to_freeze: Vec<usize> = Vec::new();
-        if let (Some(v), Some(best)) = (validation.as_mut(), training.best.as_mut())
-            && ((step + 1) % v.every == 0 || step == last)
-        {
-            v.scorer
-                .score(log_joint, &training.state.params, &mut scores)?;
-            for e in (0..members).filter(|&e| !training.frozen[e]) {
-                let score = T::from_f64(scores[e]);
-                if best.offer(e, score, training.state.params.member(e)) {
-                    training.stale[e] = 0;
-                } else {
-                    training.stale[e] += 1;
-                    if v.patience
-                        .is_some_and(|patience| training.stale[e] >= patience)
-                    {
-                        to_freeze.push(e);
+            let losses = ensemble_step(
+                &mut training.state,
+                batch,
+                log_joint,
+                optimizer,
+                prior_weight,
+                scale,
+            )?;
+            training.losses.extend_from_slice(losses);
+            training.step = step + 1;
+            let latest = training.losses.len() - members;
+            let frozen = &training.frozen;
+            if frozen.iter().any(|&f| f) {
+                for e in (0..members).filter(|&e| frozen[e]) {
+                    if let Some(block) = &frozen_params[e] {
+                        training.state.params.member_mut(e).copy_from_slice(block);
+                    }
+                    if let Some(snapshot) = &frozen_state {
+                        training.state.restore_member_opt_state(snapshot, e);
                     }
                 }
             }
-        }
-        for &e in training.state.diverged() {
-            if !training.frozen[e] {
-                let divergence = Divergence { member: e, step };
-                training.diverged.push(divergence);
-                if on_divergence == OnDivergence::Stop {
-                    return Err(RunError::Diverged {
-                        divergence,
-                        partial: Box::new(training.result()),
-                    });
+            if let (Some(best), Some(prev)) = (training.best.as_mut(), &previous) {
+                for e in 0..members {
+                    best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
                 }
-                to_freeze.push(e);
             }
-        }
-        let mut stop = false;
-        if let Some((every, callback)) = callback.as_mut()
-            && *every > 0
-            && (step + 1) % *every == 0
-        {
-            let control = callback(&Progress {
-                step: step + 1,
-                losses: &training.losses[latest..],
-                params: &training.state.params,
-                frozen: &training.frozen,
-            });
-            to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
-            stop = control.stop;
-        }
-        let froze = !to_freeze.is_empty();
-        if froze {
-            frozen_state = Some(training.state.opt_blocks().clone());
-            for e in to_freeze {
-                training.frozen[e] = true;
-                frozen_params[e] = Some(training.state.params.member(e).to_vec());
+            let mut to_freeze: Vec<usize> = Vec::new();
+            if let (Some(v), Some(best)) = (validation.as_mut(), training.best.as_mut())
+                && ((step + 1) % v.every == 0 || step == last)
+            {
+                v.scorer
+                    .score(log_joint, &training.state.params, &mut scores)?;
+                for e in (0..members).filter(|&e| !training.frozen[e]) {
+                    let score = T::from_f64(scores[e]);
+                    if best.offer(e, score, training.state.params.member(e)) {
+                        training.stale[e] = 0;
+                    } else {
+                        training.stale[e] += 1;
+                        if v.patience
+                            .is_some_and(|patience| training.stale[e] >= patience)
+                        {
+                            to_freeze.push(e);
+                        }
+                    }
+                }
             }
-        }
-        let mut step_state = StepState {
-            froze,
-            all_frozen: training.frozen.iter().all(|&f| f),
-            stop,
-            interrupted: false,
-        };
-        if let (Some(hook), Some(_)) = (progress.as_mut(), peers) {
-            // Asked before the step is reported: the answer travels with the step's flags.
-            step_state.interrupted = hook.stop_requested();
-        }
-        let own_losses = &training.losses[latest..];
-        let (step_state, mean_loss) = match peers {
-            None => (
-                step_state,
-                mean_of_finite(own_losses.iter().map(|v| v.to_f64())),
-            ),
-            Some(peers) => {
-                let (state, every_loss) = step_state.combine(peers, own_losses);
-                (state, mean_of_finite(every_loss.into_iter()))
+            for &e in training.state.diverged() {
+                if !training.frozen[e] {
+                    let divergence = Divergence { member: e, step };
+                    training.diverged.push(divergence);
+                    if on_divergence == OnDivergence::Stop {
+                        return Err(RunError::Diverged {
+                            divergence,
+                            partial: Box::new(training.result()),
+                        });
+                    }
+                    to_freeze.push(e);
+                }
             }
-        };
-        let stop =
-            step_state.stop || (validation.is_some() && step_state.froze && step_state.all_frozen);
-        let mut interrupted = step_state.interrupted;
-        if let Some(hook) = progress.as_mut() {
-            hook.update(&StepReport {
-                step: step + 1,
-                until: num_steps,
-                mean_loss,
-                rows: n,
-            });
-            if peers.is_none() {
-                interrupted = hook.stop_requested();
+            let mut stop = false;
+            if let Some((every, callback)) = callback.as_mut()
+                && *every > 0
+                && (step + 1) % *every == 0
+            {
+                let control = callback(&Progress {
+                    step: step + 1,
+                    losses: &training.losses[latest..],
+                    params: &training.state.params,
+                    frozen: &training.frozen,
+                });
+                to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
+                stop = control.stop;
             }
-        }
-        if let Some(c) = checkpoint.as_mut()
-            && (stop || (step + 1) % c.every == 0 || step == last)
-        {
-            let has_streams = log_joint.stream_positions(&mut streams);
-            if has_streams {
-                streams.resize(members.max(streams.len()), 0);
+            let froze = !to_freeze.is_empty();
+            if froze {
+                frozen_state = Some(training.state.opt_blocks().clone());
+                for e in to_freeze {
+                    training.frozen[e] = true;
+                    frozen_params[e] = Some(training.state.params.member(e).to_vec());
+                }
             }
-            training.save_to(&mut *c.sink, has_streams.then_some(&streams[..]))?;
-        }
-        if interrupted {
-            return Err(RunError::Interrupted { step: step + 1 });
-        }
-        if stop {
-            training.stopped_early = step + 1 < num_steps;
-            break;
-        }
-    }
+            let mut step_state = StepState {
+                froze,
+                all_frozen: training.frozen.iter().all(|&f| f),
+                stop,
+                interrupted: false,
+            };
+            if let (Some(hook), Some(_)) = (progress.as_mut(), peers) {
+                // Asked before the step is reported: the answer travels with the step's flags.
+                step_state.interrupted = hook.stop_requested();
+            }
+            let own_losses = &training.losses[latest..];
+            let (step_state, mean_loss) = match peers {
+                None => (
+                    step_state,
+                    mean_of_finite(own_losses.iter().map(|v| v.to_f64())),
+                ),
+                Some(peers) => {
+                    let (state, every_loss) = step_state.combine(peers, own_losses);
+                    (state, mean_of_finite(every_loss.into_iter()))
+                }
+            };
+            let stop = step_state.stop
+                || (validation.is_some() && step_state.froze && step_state.all_frozen);
+            let mut interrupted = step_state.interrupted;
+            if let Some(hook) = progress.as_mut() {
+                hook.update(&StepReport {
+                    step: step + 1,
+                    until: num_steps,
+                    mean_loss,
+                    rows: n,
+                });
+                if peers.is_none() {
+                    interrupted = hook.stop_requested();
+                }
+            }
+            if let Some(c) = checkpoint.as_mut()
+                && (stop || (step + 1) % c.every == 0 || step == last)
+            {
+                let has_streams = log_joint.stream_positions(&mut streams);
+                if has_streams {
+                    streams.resize(members.max(streams.len()), 0);
+                }
+                training.save_to(&mut *c.sink, has_streams.then_some(&streams[..]))?;
+            }
+            if interrupted {
+                return Err(RunError::Interrupted { step: step + 1 });
+            }
+            if stop {
+                training.stopped_early = step + 1 < num_steps;
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     Ok(training.result())
 }
 
