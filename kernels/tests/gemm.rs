@@ -263,6 +263,44 @@ proptest! {
     }
 }
 
+/// The weight gradient `dYᵀ·X` with both operands 128 elements per row (512 bytes in f32, 1,024
+/// in f64: the strides whose rows crowd a few L1 sets, where the `B` panel is packed rather than
+/// read in place) and 80 rows: bitwise the reference on whole numbers, sequential and parallel.
+#[test]
+fn aliasing_strides_match_exactly() {
+    for parallel in [false, true] {
+        let case = Case {
+            members: 2,
+            m: 32,
+            n: 32,
+            k: 80,
+            trans_a: true,
+            trans_b: false,
+            share_a: false,
+            share_b: false,
+            pad: [96, 96, 0],
+            alpha: 1.0,
+            beta: 0.0,
+            parallel,
+            seed: 7,
+        };
+        let (fast, slow) = run_both::<f32>(&case, true);
+        assert_same(&fast, &slow, 0.0);
+        let (fast, slow) = run_both::<f64>(&case, true);
+        assert_same(&fast, &slow, 0.0);
+        let wide = Case {
+            m: 128,
+            n: 128,
+            pad: [0, 0, 0],
+            ..case
+        };
+        let (fast, slow) = run_both::<f32>(&wide, true);
+        assert_same(&fast, &slow, 0.0);
+        let (fast, slow) = run_both::<f64>(&wide, true);
+        assert_same(&fast, &slow, 0.0);
+    }
+}
+
 #[test]
 fn k_zero_scales_c_by_beta() {
     let a: [f64; 0] = [];

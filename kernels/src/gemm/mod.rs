@@ -9,8 +9,9 @@
 //! blocks too when there are fewer than four of those per thread — and runs each through
 //! `Problem::run`. A task sweeps `C` in panels of `NR` columns (two or four vectors, by `n`; the
 //! last panel of a product whose width is not a multiple of `NR` takes as few vectors as cover
-//! it); each panel of `op(B)` is used in place when it is already contiguous, and otherwise
-//! packed (zero-padded) into a thread-local buffer; then the microkernel computes `MR × NR` tiles
+//! it); each panel of `op(B)` is used in place when it is already contiguous (and its rows do
+//! not evict `op(A)`'s from L1: `l1_set_conflict`), and otherwise packed (zero-padded) into a
+//! thread-local buffer; then the microkernel computes `MR × NR` tiles
 //! down the rows. There is no `k` blocking: a `k × NR` panel stays in L1/L2 for the widths an
 //! ensemble of small networks has. Every element of `C` is one sequential chain of FMAs over `k`
 //! whatever the tiles and tasks, so results are bitwise identical with and without threads.
@@ -285,14 +286,23 @@ impl<T: Element> Problem<'_, T> {
                 let (mr, panel_nr) = (shape.rows, shape.nr::<T>());
                 // Loop over column panels is the outer one so each packed panel is reused by
                 // every row tile while it is hot in L1.
-                let (panel_ptr, panel_rs) = if b_cs == 1 && panel_cols == panel_nr {
-                    // Columns j0..j0+panel_nr exist in every row of op(B): use them in place.
+                // Columns j0..j0+panel_nr exist in every row of op(B): used in place, unless
+                // its rows and op(A)'s columns would evict each other from L1 (see
+                // `l1_set_conflict`) while narrow panels make every row tile stream them again.
+                let aliased = shape.vectors == 2
+                    && a_cs > 1
+                    && l1_set_conflict::<T>(b_rs, k)
+                    && l1_set_conflict::<T>(a_cs, k);
+                let (panel_ptr, panel_rs) = if b_cs == 1 && panel_cols == panel_nr && !aliased {
                     (b_data[j0..].as_ptr(), b_rs)
                 } else {
                     pack::pack_b(b_data, b_rs, b_cs, k, j0, panel_cols, panel_nr, panel);
                     (panel.as_ptr(), panel_nr)
                 };
-                for i0 in (0..rows).step_by(mr) {
+                // Two-vector tiles even out a small last tile (AVX2: the seed's products 2–5 %
+                // faster); AVX-512's four-vector tiles were no faster for it.
+                let even_out = shape.vectors <= 2;
+                for (i0, height) in row_tiles(rows, mr, even_out) {
                     let tile = Tile {
                         k,
                         // SAFETY: row i0 of this block exists in op(A).
@@ -311,11 +321,62 @@ impl<T: Element> Problem<'_, T> {
                     // SAFETY: the tile's A rows, the panel's k rows of panel_nr values and C's
                     // tile × panel_cols block are all in bounds (validated spans above) and this
                     // task's alone.
-                    unsafe { tile_rows(shape, mr.min(rows - i0), tile) };
+                    unsafe { tile_rows(shape, height, tile) };
                 }
             }
         });
     }
+}
+
+/// The row tiles `(first row, height)` that cover `rows` rows with tiles of at most `mr`: whole
+/// tiles, then the remainder — which, with `even_out` and under half a tile, is evened out with
+/// the last whole one (80 rows in tiles of 6: twelve of 6, then 4 and 4 rather than 6 and 2: a
+/// 2-row two-vector tile loads as many values as it multiplies, 4 rows keep AVX2's two FMA
+/// units busy). Measured (AVX2 build on Zen 4, one thread, fastest of 15 batches, alternated
+/// twice): the seed's E=16 B=80 32→32 products f32 X·Wᵀ 91–92 → 93–94 GFLOP/s, dYᵀ·X 99–100 →
+/// 103, f64 dYᵀ·X 46 → 48, dY·W 46–47 → 49.
+fn row_tiles(rows: usize, mr: usize, even_out: bool) -> impl Iterator<Item = (usize, usize)> {
+    let remainder = rows % mr;
+    let (whole, tail) = if even_out && remainder != 0 && 2 * remainder < mr && rows > mr {
+        let last_two = mr + remainder;
+        (rows / mr - 1, [last_two.div_ceil(2), last_two / 2])
+    } else {
+        (rows / mr, [remainder, 0])
+    };
+    let tails = tail.into_iter().filter(|&h| h > 0);
+    core::iter::repeat_n(mr, whole)
+        .chain(tails)
+        .scan(0, |first, height| {
+            let tile = (*first, height);
+            *first += height;
+            Some(tile)
+        })
+}
+
+/// Whether `rows` rows `row_stride` elements apart overflow the L1 sets they map to (a 64-set,
+/// 8-way L1 of 64-byte lines: Zen 3 and Zen 4): a stride of a multiple of 64 bytes reaches only
+/// `64 / gcd(stride in lines, 64)` sets — 512 bytes (128 f32, 64 f64) eight of them, 64 lines.
+/// When both the `B` panel's rows and `op(A)`'s columns (a transposed `A`, as in the weight
+/// gradient `dYᵀ·X`) stride so, the two streams evict each other on every `k` step; a packed
+/// panel is contiguous. Measured (AVX2 build on Zen 4, one thread, fastest of 15 batches, two
+/// alternated runs): E=16 B=80 128→128 `dYᵀ·X` f32 71–75 % of the FMA peak in place, 80–82 %
+/// packed; f64 66–71 % → 79–81 %; E=64 B=256 64→64 f32 56–69 % → 68–76 %, f64 unchanged
+/// (bound by L3). Where one stream alone fits (the seed's f64 32→32, 80 rows of 256 bytes in 16
+/// sets) packing was slower (80 % → 70 %), hence the threshold on one stream.
+fn l1_set_conflict<T>(row_stride: usize, rows: usize) -> bool {
+    const LINE: usize = 64;
+    const SETS: usize = 64;
+    const WAYS: usize = 8;
+    let bytes = row_stride * core::mem::size_of::<T>();
+    if bytes == 0 || !bytes.is_multiple_of(LINE) {
+        return false;
+    }
+    let sets = SETS / gcd(bytes / LINE, SETS);
+    rows > sets * WAYS
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// `C = β·C` on a block (β = 0 writes zeros without reading).
@@ -332,5 +393,39 @@ unsafe fn scale_block<T: Element>(c: *mut T, rows: usize, cols: usize, row_strid
                 *v = if beta == T::ZERO { T::ZERO } else { beta * *v };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_tiles;
+
+    /// The tiles cover every row once, in order, none taller than `mr`; a small remainder is
+    /// evened out with the last whole tile.
+    #[test]
+    fn row_tiles_cover_the_rows() {
+        for mr in [4, 6, 8] {
+            for rows in 1..100 {
+                let tiles: Vec<(usize, usize)> = row_tiles(rows, mr, true).collect();
+                let mut next = 0;
+                for &(first, height) in &tiles {
+                    assert_eq!(first, next, "rows {rows}, mr {mr}: {tiles:?}");
+                    assert!(
+                        (1..=mr).contains(&height),
+                        "rows {rows}, mr {mr}: {tiles:?}"
+                    );
+                    next += height;
+                }
+                assert_eq!(next, rows, "rows {rows}, mr {mr}: {tiles:?}");
+            }
+        }
+        let heights = |rows, mr| row_tiles(rows, mr, true).map(|t| t.1).collect::<Vec<_>>();
+        assert_eq!(heights(80, 6)[11..], [6, 4, 4]);
+        assert_eq!(heights(100, 6)[15..], [6, 4]);
+        assert_eq!(heights(80, 8), [8; 10]);
+        assert_eq!(heights(2, 6), [2]);
+        assert_eq!(heights(7, 6), [4, 3]);
+        let plain: Vec<usize> = row_tiles(80, 6, false).map(|t| t.1).collect();
+        assert_eq!(plain[12..], [6, 2]);
     }
 }
