@@ -45,6 +45,12 @@ def level_env(cpu: str, target: Path) -> dict:
     return env
 
 
+def host_triple() -> str:
+    """The host's target triple (`rustc -vV`)."""
+    info = subprocess.run(["rustc", "-vV"], check=True, capture_output=True, text=True).stdout
+    return next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("host:"))
+
+
 def record_line(name: str, data: bytes) -> str:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"{name},sha256={digest},{len(data)}"
@@ -70,18 +76,22 @@ def main() -> None:
     (base_wheel,) = base_dir.glob("*.whl")
 
     # The other levels: the same crate with the module renamed (a cargo feature), built as an
-    # extension module (not linked to libpython).
+    # extension module (not linked to libpython). `--target` keeps RUSTFLAGS off the build
+    # scripts and proc macros, which run on this machine: a CPU without AVX-512 cannot run a
+    # build script compiled for x86-64-v4.
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    triple = host_triple()
     extra: dict[str, bytes] = {}
     for level, cpu in LEVELS:
         env = level_env(cpu, build / level)
         env["PYO3_BUILD_EXTENSION_MODULE"] = "1"
         run(
-            ["cargo", "build", "--release", "-p", "flock-python", "--features",
-             f"module-{level}"],
+            ["cargo", "build", "--release", "-p", "flock-python", "--target", triple,
+             "--features", f"module-{level}"],
             env,
         )
-        extra[f"flock/_flock_{level}{suffix}"] = (build / level / "release" / "lib_flock.so").read_bytes()
+        built = build / level / triple / "release" / "lib_flock.so"
+        extra[f"flock/_flock_{level}{suffix}"] = built.read_bytes()
 
     # Add them to maturin's wheel and rewrite its RECORD.
     target = out / base_wheel.name

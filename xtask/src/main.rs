@@ -358,17 +358,28 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// This machine's CPU model name (`/proc/cpuinfo`).
+/// This machine's CPU (`/proc/cpuinfo`): see [`cpu_from_cpuinfo`].
 fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into())
+        .map(|t| cpu_from_cpuinfo(&t))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The model name with the family and model numbers: a virtual machine may call a Zen 3 and a
+/// Zen 4 both just "AMD EPYC" (family 25, models 1 and 17), and their records must not be compared.
+fn cpu_from_cpuinfo(cpuinfo: &str) -> String {
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(key))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_owned())
+    };
+    let name = field("model name").unwrap_or_else(|| "unknown".into());
+    match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        _ => name,
+    }
 }
 
 /// A number-valued JSON object `{"key":value,…}`.
@@ -1251,6 +1262,14 @@ mod tests {
         let back = read_record(&line);
         assert_eq!(back.len(), 1);
         assert_eq!((back[0].1, back[0].2, back[0].3), (2.5, 2.0, 3.0));
+    }
+
+    #[test]
+    fn the_cpu_names_its_family_and_model() {
+        let zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n";
+        assert_eq!(cpu_from_cpuinfo(zen3), "AMD EPYC (family 25, model 1)");
+        assert_eq!(cpu_from_cpuinfo("model name : Some CPU\n"), "Some CPU");
+        assert_eq!(cpu_from_cpuinfo(""), "unknown");
     }
 
     #[test]
