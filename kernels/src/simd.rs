@@ -110,6 +110,12 @@ pub trait SimdVector:
     fn ln_1p_unit(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// Whether [`SimdVector::tanh_pair`] computes the two vectors together (f64, whose chain of
+    /// dependent operations is long) rather than one after the other (f32).
+    const TANH_IN_PAIRS: bool;
+    /// `(tanh a, tanh b)`, bitwise [`SimdVector::tanh`] of each; see
+    /// [`SimdVector::TANH_IN_PAIRS`].
+    fn tanh_pair(a: Self, b: Self) -> (Self, Self);
     /// Lane-wise `if self < other { if_less } else { otherwise }`; NaN compares false.
     fn select_lt(self, other: Self, if_less: Self, otherwise: Self) -> Self;
     /// Lane-wise `if self > other { if_greater } else { otherwise }`; NaN compares false.
@@ -130,11 +136,12 @@ pub trait SimdVector:
 }
 
 macro_rules! impl_simd_vector {
-    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $exp:path, $ln:path, $ln_1p:path,
+    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $tanh_in_pairs:expr, $tanh_pair:path, $exp:path, $ln:path, $ln_1p:path,
      $ln_1p_unit:path, $transpose:path) => {
         impl SimdVector for $vec {
             type Scalar = $scalar;
             const LANES: usize = $lanes;
+            const TANH_IN_PAIRS: bool = $tanh_in_pairs;
 
             #[inline(always)]
             fn splat(x: $scalar) -> Self {
@@ -198,6 +205,10 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn tanh(self) -> Self {
                 $tanh(self)
+            }
+            #[inline(always)]
+            fn tanh_pair(a: Self, b: Self) -> (Self, Self) {
+                $tanh_pair(a, b)
             }
             #[inline(always)]
             fn select_lt(self, other: Self, if_less: Self, otherwise: Self) -> Self {
@@ -422,6 +433,8 @@ impl_simd_vector!(
     f32,
     width::F32_LANES,
     crate::tanh::tanh_f32,
+    false,
+    crate::tanh::tanh_f32_pair,
     exp_f32,
     ln_f32,
     F32Vector::ln_1p,
@@ -433,6 +446,8 @@ impl_simd_vector!(
     f64,
     width::F64_LANES,
     crate::tanh::tanh_f64,
+    true,
+    crate::tanh::tanh_f64_pair,
     crate::f64_math::exp_any_f64,
     crate::f64_math::ln_f64,
     F64Vector::ln_1p,

@@ -32,6 +32,14 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     p / q
 }
 
+/// [`tanh_f32`] of two vectors, one after the other: its chain is short enough for the core to
+/// overlap them, and computing the two step by step (as [`tanh_f64_pair`] does) was slower
+/// (Zen 3, AVX2: 3.45 → 3.25 values/ns).
+#[inline(always)]
+pub(crate) fn tanh_f32_pair(a: F32Vector, b: F32Vector) -> (F32Vector, F32Vector) {
+    (tanh_f32(a), tanh_f32(b))
+}
+
 /// `f64`: with `y = −2|x|` (`|x|` clamped to 22, beyond which `tanh` rounds to ±1) split as
 /// `y = n·ln2 + r`, `|r| ≤ ln2/2`, Cephes' rational `e^r = (Q + rP)/(Q − rP)` (`P`, `Q` of
 /// degree 2 and 3 in `r²`) gives `m = e^y − 1 = ((2ⁿ − 1)·Q + (2ⁿ + 1)·rP)/(Q − rP)` — exact
@@ -41,6 +49,22 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
 /// multiplication changes nothing).
 #[inline(always)]
 pub(crate) fn tanh_f64(x: F64Vector) -> F64Vector {
+    tanh_f64_lanes([x])[0]
+}
+
+/// [`tanh_f64`] of two vectors, their steps interleaved (bitwise the same results): one
+/// vector's chain of dependent operations is longer than the core's scheduler can overlap with
+/// the next vector's, so one after the other they ran at the chain's latency (Zen 3, AVX2:
+/// 0.72 → 0.95 values/ns; four at a time: 0.94).
+#[inline(always)]
+pub(crate) fn tanh_f64_pair(a: F64Vector, b: F64Vector) -> (F64Vector, F64Vector) {
+    let [a, b] = tanh_f64_lanes([a, b]);
+    (a, b)
+}
+
+/// [`tanh_f64`] of `N` vectors, each step done for all `N` before the next.
+#[inline(always)]
+fn tanh_f64_lanes<const N: usize>(x: [F64Vector; N]) -> [F64Vector; N] {
     const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // Adding 1.5·2⁵² rounds to an integer; the extra 1023 leaves the biased exponent `n + 1023`
@@ -56,23 +80,32 @@ pub(crate) fn tanh_f64(x: F64Vector) -> F64Vector {
     let s = F64Vector::splat;
     // `minpd` returns its second operand when either is NaN, so a NaN `x` flows through every
     // step below into the quotient (wide's NaN-aware `min` would turn it into 22).
-    let y = s(22.0).fast_min(x.abs()) * s(-2.0);
-    let shifted = y.mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER));
-    let n = shifted - s(SHIFTER);
-    let r = n.mul_add(s(-LN2_HI), y);
-    let r = n.mul_add(s(-LN2_LO), r);
-    let bits: F64Bits = bytemuck::cast(shifted);
-    let two_n: F64Vector = bytemuck::cast(bits << 52);
-    let r2 = r * r;
-    let rp = r2.mul_add(s(P[0]), s(P[1])).mul_add(r2, s(P[2])) * r;
-    let q = r2
-        .mul_add(s(Q[0]), s(Q[1]))
-        .mul_add(r2, s(Q[2]))
-        .mul_add(r2, s(Q[3]));
-    let numerator = (two_n - s(1.0)).mul_add(q, (two_n + s(1.0)) * rp);
-    let denominator = q - rp;
+    let y = each::<_, N>(|i| s(22.0).fast_min(x[i].abs()) * s(-2.0));
+    let shifted = each::<_, N>(|i| y[i].mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER)));
+    let n = each::<_, N>(|i| shifted[i] - s(SHIFTER));
+    let r = each::<_, N>(|i| n[i].mul_add(s(-LN2_HI), y[i]));
+    let r = each::<_, N>(|i| n[i].mul_add(s(-LN2_LO), r[i]));
+    let two_n = each::<_, N>(|i| {
+        let bits: F64Bits = bytemuck::cast(shifted[i]);
+        bytemuck::cast::<F64Bits, F64Vector>(bits << 52)
+    });
+    let r2 = each::<_, N>(|i| r[i] * r[i]);
+    let rp = each::<_, N>(|i| r2[i].mul_add(s(P[0]), s(P[1])));
+    let rp = each::<_, N>(|i| rp[i].mul_add(r2[i], s(P[2])) * r[i]);
+    let q = each::<_, N>(|i| r2[i].mul_add(s(Q[0]), s(Q[1])));
+    let q = each::<_, N>(|i| q[i].mul_add(r2[i], s(Q[2])));
+    let q = each::<_, N>(|i| q[i].mul_add(r2[i], s(Q[3])));
+    let numerator =
+        each::<_, N>(|i| (two_n[i] - s(1.0)).mul_add(q[i], (two_n[i] + s(1.0)) * rp[i]));
+    let denominator = each::<_, N>(|i| q[i] - rp[i]);
     // −m/(m + 2) = −numerator/(numerator + 2·denominator) ≥ 0; the quotient is ≤ 0, and
     // copysign keeps its magnitude with the sign of x.
-    let quotient = numerator / s(2.0).mul_add(denominator, numerator);
-    quotient.copysign(x)
+    let quotient = each::<_, N>(|i| numerator[i] / s(2.0).mul_add(denominator[i], numerator[i]));
+    each::<_, N>(|i| quotient[i].copysign(x[i]))
+}
+
+/// `[f(0), …, f(N − 1)]`: one step of the interleaved functions above, for every vector.
+#[inline(always)]
+fn each<V, const N: usize>(f: impl FnMut(usize) -> V) -> [V; N] {
+    core::array::from_fn(f)
 }

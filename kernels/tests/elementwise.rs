@@ -309,6 +309,27 @@ proptest! {
         check_softplus_sigmoid::<f64>(&xs);
     }
 
+    /// tanh computes two vectors at a time (`tanh_pair`), the last whole vector and the tail
+    /// alone: an element gets the same bits wherever it sits, alone or in a slice.
+    #[test]
+    fn tanh_is_the_same_bits_wherever_the_element_sits(xs in len().prop_flat_map(values)) {
+        fn check<T: Element>(xs: &[f64]) {
+            let x: Vec<T> = xs.iter().map(|&v| T::from_f64(v)).collect();
+            let mut whole = vec![T::NAN; x.len()];
+            elementwise::tanh(&x, &mut whole);
+            let mut in_place = x.clone();
+            elementwise::activate_in_place(Activation::Tanh, &mut in_place);
+            for (i, &xi) in x.iter().enumerate() {
+                let mut alone = [T::NAN];
+                elementwise::tanh(&[xi], &mut alone);
+                assert_eq!(whole[i].to_f64().to_bits(), alone[0].to_f64().to_bits(), "{} x = {xi}", T::NAME);
+                assert_eq!(in_place[i].to_f64().to_bits(), alone[0].to_f64().to_bits(), "{} x = {xi}", T::NAME);
+            }
+        }
+        check::<f32>(&xs);
+        check::<f64>(&xs);
+    }
+
     #[test]
     fn bias_activation_matches_naive(
         (members, rows, cols) in (1usize..4, 1usize..6, len()),

@@ -1,7 +1,7 @@
 //! Activations as an enum, their derivatives from the output, and the fused bias + activation
 //! used by every MLP layer (forward and backward).
 
-use super::map::{map1_in_place, map3};
+use super::map::{map1_in_place, map1_in_place_paired, map3};
 use super::math::{relu_vec, sigmoid_vec, softplus_vec, tanh_vec};
 use crate::{Element, SimdVector};
 
@@ -61,6 +61,16 @@ impl Activation {
         }
     }
 
+    /// `(f(a), f(b))`, bitwise [`Activation::apply_vec`] of each; tanh computes the two
+    /// together ([`SimdVector::tanh_pair`]).
+    #[inline(always)]
+    pub fn apply_pair_vec<V: SimdVector>(self, a: V, b: V) -> (V, V) {
+        match self {
+            Activation::Tanh => V::tanh_pair(a, b),
+            _ => (self.apply_vec(a), self.apply_vec(b)),
+        }
+    }
+
     /// `f'(x)` written in terms of the output `y = f(x)` — no second transcendental for tanh
     /// and sigmoid, and one `expm1` for softplus.
     #[inline(always)]
@@ -117,7 +127,11 @@ pub enum Store {
 
 /// `x = f(x)` in place.
 pub fn activate_in_place<T: Element>(activation: Activation, x: &mut [T]) {
-    map1_in_place(x, |v| activation.apply_vec(v));
+    map1_in_place_paired(
+        x,
+        |v| activation.apply_vec(v),
+        |a, b| activation.apply_pair_vec(a, b),
+    );
 }
 
 /// `dx (=|+=) dy ⊙ f'(y)` where `y = f(x)` is the forward output.
@@ -191,9 +205,23 @@ pub fn bias_activation_forward<T: Element>(
         .zip(bias.chunks_exact(cols))
     {
         for row in z_e.chunks_exact_mut(cols) {
-            for (zc, bc) in row[..body]
+            // Two vectors at a time (their activations computed together), then the last
+            // whole vector alone.
+            let pairs = body - body % (2 * lanes);
+            for (zc, bc) in row[..pairs]
+                .chunks_exact_mut(2 * lanes)
+                .zip(b_e[..pairs].chunks_exact(2 * lanes))
+            {
+                let (z0, z1) = zc.split_at_mut(lanes);
+                let a = T::Vector::from_slice(z0) + T::Vector::from_slice(&bc[..lanes]);
+                let b = T::Vector::from_slice(z1) + T::Vector::from_slice(&bc[lanes..]);
+                let (a, b) = activation.apply_pair_vec(a, b);
+                a.write_to(z0);
+                b.write_to(z1);
+            }
+            for (zc, bc) in row[pairs..body]
                 .chunks_exact_mut(lanes)
-                .zip(b_e[..body].chunks_exact(lanes))
+                .zip(b_e[pairs..body].chunks_exact(lanes))
             {
                 let v = T::Vector::from_slice(zc) + T::Vector::from_slice(bc);
                 activation.apply_vec(v).write_to(zc);

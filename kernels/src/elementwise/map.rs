@@ -7,6 +7,19 @@ use crate::{Element, SimdVector};
 /// the same `f`, so every element gets bit-identical math wherever it sits in the slice.
 #[inline(always)]
 pub(crate) fn map1<T: Element>(x: &[T], out: &mut [T], f: impl Fn(T::Vector) -> T::Vector) {
+    map1_paired(x, out, &f, |a, b| (f(a), f(b)));
+}
+
+/// [`map1`] two vectors at a time through `pair`, which must give bitwise `(f(a), f(b))` (a
+/// function whose dependent steps are too long for the core to overlap one vector with the
+/// next computes the two together); the last whole vector and the tail go through `f`.
+#[inline(always)]
+pub(crate) fn map1_paired<T: Element>(
+    x: &[T],
+    out: &mut [T],
+    f: impl Fn(T::Vector) -> T::Vector,
+    pair: impl Fn(T::Vector, T::Vector) -> (T::Vector, T::Vector),
+) {
     assert_eq!(
         x.len(),
         out.len(),
@@ -16,11 +29,21 @@ pub(crate) fn map1<T: Element>(x: &[T], out: &mut [T], f: impl Fn(T::Vector) -> 
     );
     let lanes = T::Vector::LANES;
     let body = x.len() - x.len() % lanes;
-    for (xc, oc) in x[..body]
-        .chunks_exact(lanes)
-        .zip(out[..body].chunks_exact_mut(lanes))
+    let pairs = body - body % (2 * lanes);
+    for (xc, oc) in x[..pairs]
+        .chunks_exact(2 * lanes)
+        .zip(out[..pairs].chunks_exact_mut(2 * lanes))
     {
-        f(T::Vector::from_slice(xc)).write_to(oc);
+        let (o0, o1) = oc.split_at_mut(lanes);
+        let (a, b) = pair(
+            T::Vector::from_slice(&xc[..lanes]),
+            T::Vector::from_slice(&xc[lanes..]),
+        );
+        a.write_to(o0);
+        b.write_to(o1);
+    }
+    if pairs < body {
+        f(T::Vector::from_slice(&x[pairs..body])).write_to(&mut out[pairs..body]);
     }
     let tail = x.len() - body;
     if tail > 0 {
@@ -76,10 +99,28 @@ pub(crate) fn map1_to_2<T: Element>(
 /// `x[i] = f(x[i])` in place.
 #[inline(always)]
 pub(crate) fn map1_in_place<T: Element>(x: &mut [T], f: impl Fn(T::Vector) -> T::Vector) {
+    map1_in_place_paired(x, &f, |a, b| (f(a), f(b)));
+}
+
+/// [`map1_in_place`] two vectors at a time through `pair`, as [`map1_paired`].
+#[inline(always)]
+pub(crate) fn map1_in_place_paired<T: Element>(
+    x: &mut [T],
+    f: impl Fn(T::Vector) -> T::Vector,
+    pair: impl Fn(T::Vector, T::Vector) -> (T::Vector, T::Vector),
+) {
     let lanes = T::Vector::LANES;
     let body = x.len() - x.len() % lanes;
-    for xc in x[..body].chunks_exact_mut(lanes) {
-        f(T::Vector::from_slice(xc)).write_to(xc);
+    let pairs = body - body % (2 * lanes);
+    for xc in x[..pairs].chunks_exact_mut(2 * lanes) {
+        let (x0, x1) = xc.split_at_mut(lanes);
+        let (a, b) = pair(T::Vector::from_slice(x0), T::Vector::from_slice(x1));
+        a.write_to(x0);
+        b.write_to(x1);
+    }
+    if pairs < body {
+        let v = f(T::Vector::from_slice(&x[pairs..body]));
+        v.write_to(&mut x[pairs..body]);
     }
     let tail = x.len() - body;
     if tail > 0 {

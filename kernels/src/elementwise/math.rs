@@ -105,10 +105,19 @@ slice_fn!(
     /// `out = ln(1 + x)` elementwise.
     ln_1p, ln_1p_vec
 );
-slice_fn!(
-    /// `out = tanh x` elementwise.
-    tanh, tanh_vec
-);
+/// `out = tanh x` elementwise (f64 two vectors at a time, [`SimdVector::tanh_pair`]).
+///
+/// # Panics
+/// If `x` and `out` differ in length.
+pub fn tanh<T: Element>(x: &[T], out: &mut [T]) {
+    if T::Vector::TANH_IN_PAIRS {
+        super::map::map1_paired(x, out, tanh_vec::<T::Vector>, T::Vector::tanh_pair);
+    } else {
+        // Through the pair function, whose f32 form is the same two calls, this loop measured
+        // 8 % slower (code placement; Zen 3, AVX2).
+        super::map::map1(x, out, tanh_vec::<T::Vector>);
+    }
+}
 slice_fn!(
     /// `out = σ(x)` elementwise.
     sigmoid, sigmoid_vec
