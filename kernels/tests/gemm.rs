@@ -265,7 +265,8 @@ proptest! {
 
 /// The weight gradient `dYᵀ·X` with both operands 128 elements per row (512 bytes in f32, 1,024
 /// in f64: the strides whose rows crowd a few L1 sets, where the `B` panel is packed rather than
-/// read in place) and 80 rows: bitwise the reference on whole numbers, sequential and parallel.
+/// read in place) and 80 rows, and the input gradient `dY·W` with such a `W`: bitwise the
+/// reference on whole numbers, sequential and parallel.
 #[test]
 fn aliasing_strides_match_exactly() {
     for parallel in [false, true] {
@@ -297,6 +298,18 @@ fn aliasing_strides_match_exactly() {
         let (fast, slow) = run_both::<f32>(&wide, true);
         assert_same(&fast, &slow, 0.0);
         let (fast, slow) = run_both::<f64>(&wide, true);
+        assert_same(&fast, &slow, 0.0);
+        // The input gradient `dY·W` (A along its rows) with W's 128-element rows, k = 128.
+        let input_gradient = Case {
+            m: 80,
+            n: 128,
+            k: 128,
+            trans_a: false,
+            ..wide
+        };
+        let (fast, slow) = run_both::<f32>(&input_gradient, true);
+        assert_same(&fast, &slow, 0.0);
+        let (fast, slow) = run_both::<f64>(&input_gradient, true);
         assert_same(&fast, &slow, 0.0);
     }
 }
