@@ -119,6 +119,7 @@ impl Linear {
         let weight_limit = match init {
             WeightInit::Equinox => bias_limit,
             WeightInit::He => (6.0 / fan_in).sqrt(),
+            WeightInit::Glorot => (6.0 / (fan_in + self.out_features.max(1) as f64)).sqrt(),
         };
         for (id, limit) in [(Some(self.weight), weight_limit), (self.bias, bias_limit)] {
             let Some(id) = id else { continue };
@@ -140,17 +141,21 @@ pub enum WeightInit {
     /// He et al. (2015), uniform: `U(−√(6/in), √(6/in))`, weight variance `2/in`, which keeps
     /// the scale of ReLU activations through deep stacks of layers.
     He,
+    /// Glorot and Bengio (2010), uniform: `U(−√(6/(in + out)), √(6/(in + out)))`, weight
+    /// variance `2/(in + out)`: scikit-learn's `MLPClassifier` and `MLPRegressor` draw this.
+    Glorot,
 }
 
 impl WeightInit {
     /// Every initialisation, in the order of their names' listing.
-    pub const ALL: [WeightInit; 2] = [WeightInit::Equinox, WeightInit::He];
+    pub const ALL: [WeightInit; 3] = [WeightInit::Equinox, WeightInit::He, WeightInit::Glorot];
 
-    /// The initialisation's name in files and on the command line: `equinox` or `he`.
+    /// The initialisation's name in files and on the command line: `equinox`, `he` or `glorot`.
     pub fn name(self) -> &'static str {
         match self {
             WeightInit::Equinox => "equinox",
             WeightInit::He => "he",
+            WeightInit::Glorot => "glorot",
         }
     }
 
@@ -474,6 +479,20 @@ mod tests {
         let bias = layout.leaves()[1].clone();
         let b = &he[bias.offset..bias.offset + bias.len()];
         assert!(b.iter().all(|v| v.abs() < 1.0 / 150f64.sqrt()));
+        // scikit-learn's: the 150 → 100 layer's weights within √(6/250), variance 2/250; the
+        // same draws in the same order, so the biases are He's.
+        let glorot = draw(Some(WeightInit::Glorot));
+        let w = &glorot[weight.offset..weight.offset + weight.len()];
+        assert!(w.iter().all(|v| v.abs() < (6.0f64 / 250.0).sqrt()));
+        let variance = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
+        assert!(
+            (variance - 2.0 / 250.0).abs() < 0.05 * 2.0 / 250.0,
+            "{variance}"
+        );
+        assert_eq!(
+            glorot[bias.offset..bias.offset + bias.len()],
+            he[bias.offset..bias.offset + bias.len()]
+        );
         for init in WeightInit::ALL {
             assert_eq!(WeightInit::from_name(init.name()), Some(init));
         }

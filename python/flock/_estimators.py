@@ -173,8 +173,8 @@ class Regressor(RegressorMixin, _Ensemble):
     data_order : {"shared", "per-member"} or None
         Whether the members share one order of batches or each draws its own and, with a
         validation_fraction, holds out its own rows (None: the task's recipe).
-    weight_init : {"equinox", "he"} or None
-        How the weights are first drawn (None: the task's recipe).
+    weight_init : {"equinox", "he", "glorot"} or None
+        How the weights are first drawn (None: the task's recipe; "glorot" is scikit-learn's).
     seed : int
         Seed of everything random; the same seed gives the same bits, whatever ``n_jobs``.
     dtype : {"float64", "float32"}

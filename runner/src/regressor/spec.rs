@@ -486,7 +486,8 @@ mod weight_init_name {
         let name = String::deserialize(d)?;
         WeightInit::from_name(&name).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "unknown weight initialisation {name:?}: expected equinox or he"
+                "unknown weight initialisation {name:?}: expected one of {}",
+                WeightInit::ALL.map(WeightInit::name).join(", ")
             ))
         })
     }
@@ -555,7 +556,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("xavier") && err.contains("equinox or he"),
+            err.contains("xavier") && err.contains("equinox, he, glorot"),
             "{err}"
         );
     }
