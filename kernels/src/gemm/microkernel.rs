@@ -110,7 +110,7 @@ pub(crate) struct Tile<T> {
 /// Every address described by `tile` for `ROWS` rows, `k` steps and `NR` panel columns must be
 /// valid (reads) and `C`'s `ROWS × cols` tile must be valid for writes and not aliased.
 #[inline(always)]
-unsafe fn tile<T: Element, const ROWS: usize>(t: Tile<T>) {
+unsafe fn tile<T: Element, const ROWS: usize, const STORE: u8>(t: Tile<T>) {
     let lanes = <T::Vector as SimdVector>::LANES;
     let zero = T::Vector::splat(T::ZERO);
     let mut acc0 = [zero; ROWS];
@@ -128,6 +128,22 @@ unsafe fn tile<T: Element, const ROWS: usize>(t: Tile<T>) {
                 acc1[i] = ai.mul_add(b1, acc1[i]);
             }
         }
+    }
+    if t.cols == 2 * lanes && STORE != STORE_SCALED {
+        for i in 0..ROWS {
+            // SAFETY: a full tile row of C is writable.
+            unsafe {
+                let crow = t.c.add(i * t.c_rs);
+                let (mut r0, mut r1) = (acc0[i], acc1[i]);
+                if STORE == STORE_ADDED {
+                    r0 = T::Vector::load(crow) + r0;
+                    r1 = T::Vector::load(crow.add(lanes)) + r1;
+                }
+                r0.store(crow);
+                r1.store(crow.add(lanes));
+            }
+        }
+        return;
     }
     let alpha = T::Vector::splat(t.alpha);
     let beta = T::Vector::splat(t.beta);
@@ -236,6 +252,36 @@ unsafe fn tile_wide<T: Element, const ROWS: usize, const NV: usize>(t: Tile<T>) 
     }
 }
 
+/// How a two-vector tile's accumulators reach `C`: `α·acc + β·C` in general, and in the two
+/// cases every product of the tape asks for, without the scaling — `acc` itself (`α = 1, β =
+/// 0`) and `C + acc` (`α = 1, β = 1`), the same bits (`1·acc` is `acc`, `fma(1, C, acc)` is
+/// `C + acc`). Without `α` and `β` held in registers the twelve AVX2 accumulators no longer go
+/// through the stack around the `k` loop.
+const STORE_SCALED: u8 = 0;
+const STORE_OVERWRITTEN: u8 = 1;
+const STORE_ADDED: u8 = 2;
+
+/// [`tile`] with the store [`STORE_SCALED`], [`STORE_OVERWRITTEN`] or [`STORE_ADDED`] that
+/// `t`'s `α` and `β` allow.
+///
+/// # Safety
+/// As [`tile`].
+#[inline(always)]
+unsafe fn tile_stored<T: Element, const ROWS: usize>(t: Tile<T>) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if t.alpha != T::ONE {
+            tile::<T, ROWS, STORE_SCALED>(t)
+        } else if t.beta == T::ZERO {
+            tile::<T, ROWS, STORE_OVERWRITTEN>(t)
+        } else if t.beta == T::ONE {
+            tile::<T, ROWS, STORE_ADDED>(t)
+        } else {
+            tile::<T, ROWS, STORE_SCALED>(t)
+        }
+    }
+}
+
 /// Runs the tile kernel of `shape` for `rows ≤ shape.rows` rows.
 ///
 /// # Safety
@@ -280,14 +326,14 @@ pub(crate) unsafe fn tile_rows<T: Element>(shape: TileShape, rows: usize, t: Til
             }
         } else {
             match rows {
-                1 => tile::<T, 1>(t),
-                2 => tile::<T, 2>(t),
-                3 => tile::<T, 3>(t),
-                4 => tile::<T, 4>(t),
-                5 => tile::<T, 5>(t),
-                6 => tile::<T, 6>(t),
-                7 => tile::<T, 7>(t),
-                8 => tile::<T, 8>(t),
+                1 => tile_stored::<T, 1>(t),
+                2 => tile_stored::<T, 2>(t),
+                3 => tile_stored::<T, 3>(t),
+                4 => tile_stored::<T, 4>(t),
+                5 => tile_stored::<T, 5>(t),
+                6 => tile_stored::<T, 6>(t),
+                7 => tile_stored::<T, 7>(t),
+                8 => tile_stored::<T, 8>(t),
                 _ => unreachable!("tile rows {rows} exceed MR = {MR}"),
             }
         }
