@@ -39,7 +39,7 @@ pub enum DataError {
         /// The column's header name, when the file has a header.
         name: Option<String>,
     },
-    /// A row has another number of columns than the first.
+    /// A row has another number of columns than the header (or, without one, the first row).
     Ragged {
         /// The file.
         path: PathBuf,
@@ -47,8 +47,10 @@ pub enum DataError {
         line: usize,
         /// Columns found.
         found: usize,
-        /// Columns of the first row.
+        /// Columns of the header or the first row.
         expected: usize,
+        /// Whether `expected` is the header's count (else the first data row's).
+        against_header: bool,
     },
     /// The file holds no rows.
     Empty {
@@ -157,10 +159,16 @@ impl fmt::Display for DataError {
                 line,
                 found,
                 expected,
+                against_header,
             } => write!(
                 f,
-                "{}:{line}: {found} columns, but the first row has {expected}",
-                path.display()
+                "{}:{line}: {found} columns, but the {} has {expected}",
+                path.display(),
+                if *against_header {
+                    "header"
+                } else {
+                    "first row"
+                }
             ),
             DataError::Empty { path } => write!(f, "{}: no data rows", path.display()),
             DataError::Index {
@@ -266,8 +274,13 @@ pub struct Table {
 /// # Errors
 /// [`DataError::NotANumber`], [`DataError::NonFinite`], [`DataError::Ragged`], [`DataError::Empty`].
 pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
+    parse_rows(text, path, None)
+}
+
+/// [`parse_table`]; with `header_cols`, every row must have that many columns (the header's).
+fn parse_rows(text: &str, path: &Path, header_cols: Option<usize>) -> Result<Table, DataError> {
     let mut values = Vec::new();
-    let (mut rows, mut cols) = (0, 0);
+    let (mut rows, mut cols) = (0, header_cols.unwrap_or(0));
     for (number, line) in text.lines().enumerate() {
         let line_no = number + 1;
         let start = values.len();
@@ -293,7 +306,7 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
         if found == 0 {
             continue;
         }
-        if rows == 0 {
+        if rows == 0 && header_cols.is_none() {
             cols = found;
         } else if found != cols {
             return Err(DataError::Ragged {
@@ -301,6 +314,7 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
                 line: line_no,
                 found,
                 expected: cols,
+                against_header: header_cols.is_some(),
             });
         }
         rows += 1;
@@ -503,15 +517,8 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
         .collect();
     // A bad cell's error names its column's header.
     let name_of = |column: usize| names.get(column - 1).cloned();
-    let table = parse_table(&body, path).map_err(|e| with_column_name(e, name_of))?;
-    if table.cols != names.len() {
-        return Err(DataError::Ragged {
-            path: path.to_owned(),
-            line: first_line + 1,
-            found: names.len(),
-            expected: table.cols,
-        });
-    }
+    let table =
+        parse_rows(&body, path, Some(names.len())).map_err(|e| with_column_name(e, name_of))?;
     Ok(NamedTable {
         names,
         has_header: true,
@@ -601,7 +608,7 @@ pub fn parse_labelled_table(
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| (i + 1, cells_of(l)))
         .collect();
-    let (first_line, first) = lines.first().ok_or_else(|| DataError::Empty {
+    let (_, first) = lines.first().ok_or_else(|| DataError::Empty {
         path: path.to_owned(),
     })?;
     let by_index = target.parse::<usize>().ok();
@@ -626,7 +633,6 @@ pub fn parse_labelled_table(
             column: target.to_owned(),
             available: names.join(", "),
         })?;
-    let _ = first_line;
     let mut body = String::new();
     let (mut labels, mut numbers) = (Vec::new(), Vec::new());
     // Rebuild the numeric text with the label cell as 0, one line per file line, so the numeric
@@ -637,7 +643,16 @@ pub fn parse_labelled_table(
             body.push('\n');
             next_line += 1;
         }
-        let label = cells.get(column).cloned().unwrap_or_default();
+        if cells.len() != names.len() {
+            return Err(DataError::Ragged {
+                path: path.to_owned(),
+                line: *line_no,
+                found: cells.len(),
+                expected: names.len(),
+                against_header: header,
+            });
+        }
+        let label = cells[column].clone();
         if label.is_empty() {
             return Err(DataError::EmptyLabel {
                 path: path.to_owned(),
@@ -656,15 +671,8 @@ pub fn parse_labelled_table(
         next_line += 1;
     }
     let name_of = |c: usize| header.then(|| names.get(c - 1).cloned()).flatten();
-    let table = parse_table(&body, path).map_err(|e| with_column_name(e, name_of))?;
-    if table.cols != names.len() {
-        return Err(DataError::Ragged {
-            path: path.to_owned(),
-            line: *first_line,
-            found: names.len(),
-            expected: table.cols,
-        });
-    }
+    let header_cols = header.then_some(names.len());
+    let table = parse_rows(&body, path, header_cols).map_err(|e| with_column_name(e, name_of))?;
     Ok(LabelledTable {
         table: NamedTable {
             names,

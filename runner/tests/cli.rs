@@ -296,6 +296,18 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nope\""));
+    // A short row is named against the header (not against the first data row).
+    let short = dir.join("short.csv");
+    std::fs::write(&short, "a,b,target\n1,2\n3,4\n").unwrap();
+    let out = flock()
+        .args(["fit", short.to_str().unwrap(), "--target", "target"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("short.csv:2: 2 columns, but the header has 3"),
+        "{stderr}"
+    );
     let out = flock()
         .args(["predict", data.to_str().unwrap(), inputs.to_str().unwrap()])
         .output()
@@ -839,6 +851,11 @@ fn classification_from_the_command_line() {
     std::fs::write(&empty, rows).unwrap();
     let unseen = dir.join("unseen.csv");
     std::fs::write(&unseen, "a,b,label\n0,0,cat\n1,1,yak\n").unwrap();
+    // A row without its label cell: named as a short row, against the header.
+    let short = dir.join("short.csv");
+    let mut rows = blob_csv(60, 0, |k| names[k].to_owned());
+    rows = rows.replacen(",dog\n", "\n", 1);
+    std::fs::write(&short, rows).unwrap();
     for (data, extra, message) in [
         (
             &one_class,
@@ -846,6 +863,11 @@ fn classification_from_the_command_line() {
             "every training row is labelled \"cat\"",
         ),
         (&empty, &[][..], "empty.csv:3: the label is empty"),
+        (
+            &short,
+            &[][..],
+            "short.csv:3: 2 columns, but the header has 3",
+        ),
         (
             &words,
             &["--test", unseen.to_str().unwrap()][..],
