@@ -77,6 +77,15 @@ pub enum DataError {
         /// The columns there are.
         available: String,
     },
+    /// A feature column asked for that is the target, or that was asked for already.
+    FeatureClash {
+        /// The file.
+        path: PathBuf,
+        /// The column as asked for (a name or an index).
+        column: String,
+        /// Whether it is the target (else a repeat).
+        is_target: bool,
+    },
     /// A row with an empty class label.
     EmptyLabel {
         /// The file.
@@ -189,6 +198,20 @@ impl fmt::Display for DataError {
                 f,
                 "{}: no column {column:?} (columns: {available})",
                 path.display()
+            ),
+            DataError::FeatureClash {
+                path,
+                column,
+                is_target,
+            } => write!(
+                f,
+                "{}: feature column {column:?} {}",
+                path.display(),
+                if *is_target {
+                    "is the target: a model cannot take what it predicts as an input"
+                } else {
+                    "is asked for twice"
+                }
             ),
             DataError::EmptyLabel { path, line } => write!(
                 f,

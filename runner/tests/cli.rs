@@ -296,6 +296,30 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nope\""));
+    // The target as a feature, a feature twice, a negative rate: each named, no fit.
+    for (options, message) in [
+        (
+            &["--features", "a,target"][..],
+            "feature column \"target\" is the target",
+        ),
+        (
+            &["--features", "b,1"][..],
+            "feature column \"1\" is asked for twice",
+        ),
+        (
+            &["--lr", "-1"][..],
+            "--lr -1: expected a positive, finite rate",
+        ),
+    ] {
+        let out = flock()
+            .args(["fit", data.to_str().unwrap(), "--target", "target"])
+            .args(options)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{options:?}: {stderr}");
+        assert!(stderr.contains(message), "{options:?}: {stderr}");
+    }
     // A short row is named against the header (not against the first data row).
     let short = dir.join("short.csv");
     std::fs::write(&short, "a,b,target\n1,2\n3,4\n").unwrap();

@@ -82,11 +82,16 @@ pub(crate) struct PredictArgs {
     #[arg(long, value_delimiter = ',')]
     pub(crate) features: Option<Vec<String>>,
     /// A regressor's predictive quantiles to add.
-    #[arg(long, value_delimiter = ',', default_value = "0.025,0.975")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        value_delimiter = ',',
+        default_value = "0.025,0.975"
+    )]
     pub(crate) quantiles: Vec<f64>,
     /// Add conformal intervals (regressor) or prediction sets (classifier) for this miscoverage
     /// α, from the calibration the fit kept (`flock fit --conformal`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) conformal: Option<f64>,
     /// The CSV to write.
     #[arg(long, default_value = "predictions.csv")]
@@ -123,7 +128,7 @@ pub(crate) struct FitArgs {
     #[arg(long)]
     pub(crate) test: Option<PathBuf>,
     /// Fraction of rows held out for testing when no --test file is given.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     pub(crate) test_fraction: f64,
     #[command(flatten)]
     pub(crate) recipe: RecipeArgs,
@@ -172,10 +177,10 @@ pub(crate) struct FitArgs {
     /// Calibrate conformal prediction for miscoverage α on `--calibration-fraction` of the
     /// training rows (held out of the fit): intervals (regression) or prediction sets
     /// (classification), reported on the test rows and kept in the model for `predict`.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) conformal: Option<f64>,
     /// With --conformal: the fraction of the training rows set aside to calibrate on.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     pub(crate) calibration_fraction: f64,
     /// Print the scores as one JSON object (instead of lines of text).
     #[arg(long)]
@@ -245,7 +250,7 @@ pub(crate) struct RecipeArgs {
     #[arg(long, value_enum)]
     pub(crate) likelihood: Option<LikelihoodKind>,
     /// A fixed noise σ in target units (implies --likelihood fixed).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) sigma: Option<f64>,
     /// Epochs over the training rows [default: the protocol's: flock 80, deep-ensembles 40].
     #[arg(long)]
@@ -254,18 +259,18 @@ pub(crate) struct RecipeArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adam's learning rate [default: 1e-2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// How the rate moves [default: the protocol's: flock cosine, deep-ensembles constant].
     #[arg(long, value_enum)]
     schedule: Option<LearningRateSchedule>,
     /// Weight of a standard-normal prior on the weights, 0 = maximum likelihood [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     prior_weight: Option<f64>,
     /// Fraction of the training rows held out for early stopping: each member ends at the epoch
     /// of its best held-out NLL, 0 = none [default: the protocol's: flock 0.1,
     /// deep-ensembles 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     validation_fraction: Option<f64>,
     /// `map`: a point estimate per member (Deep Ensembles); `vi`: a Gaussian guide per member
     /// over every weight (mean-field, or low-rank with --rank; standard-normal prior, tempered
@@ -273,10 +278,10 @@ pub(crate) struct RecipeArgs {
     #[arg(long, value_enum, default_value_t = MethodKind::Map)]
     method: MethodKind,
     /// VI: β of the tempered ELBO E[log p(y|θ)] − β·KL [default: 1, the ELBO].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     kl_weight: Option<f64>,
     /// VI: the guides' initial scale on the standardised weights [default: 0.01].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     init_scale: Option<f64>,
     /// VI: networks drawn from each member's guide for the predictive [default: 10].
     #[arg(long)]

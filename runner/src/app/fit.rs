@@ -23,19 +23,35 @@ use crate::table::{
 };
 use crate::train::ProgressHook;
 
-/// Feature columns: the named ones, or every column but `exclude`.
+/// Feature columns: the named ones, or every column but `exclude` (the target).
+///
+/// # Errors
+/// [`DataError::MissingColumn`] for a name the file lacks, [`DataError::FeatureClash`] for the
+/// target or a column named twice.
 pub(crate) fn feature_columns(
     table: &NamedTable,
     path: &Path,
     features: Option<&[String]>,
     exclude: Option<usize>,
 ) -> Result<Vec<usize>, DataError> {
-    match features {
-        Some(names) => names.iter().map(|n| table.column(n, path)).collect(),
-        None => Ok((0..table.table.cols)
+    let Some(names) = features else {
+        return Ok((0..table.table.cols)
             .filter(|&c| Some(c) != exclude)
-            .collect()),
+            .collect());
+    };
+    let mut columns: Vec<usize> = Vec::with_capacity(names.len());
+    for name in names {
+        let c = table.column(name, path)?;
+        if Some(c) == exclude || columns.contains(&c) {
+            return Err(DataError::FeatureClash {
+                path: path.to_owned(),
+                column: name.clone(),
+                is_target: Some(c) == exclude,
+            });
+        }
+        columns.push(c);
     }
+    Ok(columns)
 }
 
 /// The cells of `rows` × `columns`, row-major, in the element type.
