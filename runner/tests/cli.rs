@@ -289,6 +289,27 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     let row: Vec<f64> = lines[2].split(',').map(|v| v.parse().unwrap()).collect();
     assert!((row[0] - 4.0).abs() < 1.0, "f(2, 0) ≈ 4: {row:?}");
     assert!(row[4] < row[0] && row[0] < row[5]);
+    // An output over an input is refused, and the input is left as it was: predictions over
+    // the model (or the inputs), a model over the training data.
+    let model_bytes = std::fs::read(&model).unwrap();
+    let data_bytes = std::fs::read(&data).unwrap();
+    for (out_over, what) in [(&model, "model"), (&inputs, "data file")] {
+        let out = predict_command(&model, &inputs, out_over).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("that is the {what} this command reads")),
+            "{stderr}"
+        );
+    }
+    let out = fit_command(&data, "target", &data, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("that is the data file this command reads"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
+    assert_eq!(std::fs::read(&data).unwrap(), data_bytes);
 
     // Bad inputs: a missing column, a corrupt model, the wrong number of features.
     let out = flock()

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::cli::{BoxError, FitArgs, Task, threads};
 use super::progress::TrainingBar;
 use super::uci::Protocol;
-use super::write_figure;
+use super::{refuse_to_overwrite, write_figure};
 use crate::classifier::{Classifier, ClassifierOutcome};
 use crate::distributed::Communicator;
 use crate::regressor::{FitHooks, FitMethod, FitOutcome, FitSpec, Matrix, Regressor};
@@ -242,6 +242,9 @@ pub(crate) fn fit_settings(args: &FitArgs) -> Result<(FitSpec, Protocol), BoxErr
             );
         }
     }
+    let mut inputs = vec![("data file", args.data.as_path())];
+    inputs.extend(args.test.as_deref().map(|test| ("test file", test)));
+    refuse_to_overwrite("--out", &args.out, &inputs)?;
     threads(args.threads)?;
     match (args.shard_rows, spec.method) {
         (Some(0), _) => return Err("--shard-rows 0: expected at least one row per chunk".into()),

@@ -22,6 +22,34 @@ use flock_metrics::{FigureFormat, encode_figure};
 
 use crate::files::write_atomically;
 
+/// Refuses an output path that is one of the command's own inputs (`inputs`: what each is, and
+/// its path), which writing would destroy — `flock predict model data --out model` would replace
+/// the model with its predictions. Paths are compared after resolving links and `..`; an output
+/// that does not exist yet cannot be an input.
+///
+/// # Errors
+/// A message naming the option, the path and the input it would overwrite.
+pub(crate) fn refuse_to_overwrite(
+    option: &str,
+    out: &Path,
+    inputs: &[(&str, &Path)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(target) = out.canonicalize() else {
+        return Ok(());
+    };
+    for (what, input) in inputs {
+        if input.canonicalize().is_ok_and(|input| input == target) {
+            return Err(format!(
+                "{option} {}: that is the {what} this command reads; writing there would destroy it \
+                 (choose another path)",
+                out.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Writes the figure `svg` to `path` as SVG or PNG (by the extension), atomically.
 ///
 /// # Errors

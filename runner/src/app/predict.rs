@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::cli::{BoxError, PredictArgs};
 use super::fit::{feature_columns, gather};
+use super::refuse_to_overwrite;
 use crate::any_model::AnyModel;
 use crate::files::write_atomically;
 use crate::regressor::Matrix;
@@ -15,8 +16,13 @@ use crate::table::{parse_columns_named, read, read_named_table};
 
 /// `flock predict`.
 pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
-    let model = AnyModel::load(&args.model)?;
     let data: &Path = &args.data;
+    refuse_to_overwrite(
+        "--out",
+        &args.out,
+        &[("model", &args.model), ("data file", data)],
+    )?;
+    let model = AnyModel::load(&args.model)?;
     // The model's features by name when both sides have names (other columns — a target,
     // text labels — are ignored); else the columns given, or all.
     let by_name = match (args.features.as_deref(), model.feature_names()) {
