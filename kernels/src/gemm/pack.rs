@@ -22,10 +22,22 @@ pub(crate) fn pack_b<T: Element>(
         panel.fill(T::ZERO);
     }
     if b_cs == 1 {
-        // Rows of op(B) are contiguous: copy row slices.
-        for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-            let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
-            dst[..cols].copy_from_slice(src);
+        // Rows of op(B) are contiguous: copy row slices — whole vectors through registers where
+        // the panel's columns are whole vectors (a `copy_from_slice` of a length known only at
+        // run time is a call to `memmove` per row, 64 or 128 bytes).
+        let lanes = <T::Vector as SimdVector>::LANES;
+        if cols == nr && nr.is_multiple_of(lanes) {
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
+                for (s, d) in src.chunks_exact(lanes).zip(dst.chunks_exact_mut(lanes)) {
+                    T::Vector::from_slice(s).write_to(d);
+                }
+            }
+        } else {
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
+                dst[..cols].copy_from_slice(src);
+            }
         }
     } else {
         // Columns of op(B) are strided (B is stored transposed): a transpose, four columns at a
