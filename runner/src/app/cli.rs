@@ -93,7 +93,7 @@ pub(crate) struct PredictArgs {
     /// α, from the calibration the fit kept (`flock fit --conformal`).
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) conformal: Option<f64>,
-    /// The CSV to write.
+    /// The CSV to write (never the model or the data file).
     #[arg(long, default_value = "predictions.csv")]
     pub(crate) out: PathBuf,
     /// Print the summary as one JSON object.
@@ -121,7 +121,8 @@ pub(crate) struct FitArgs {
     /// Regress a numeric target, or classify labels.
     #[arg(long, value_enum, default_value_t = Task::Regress)]
     pub(crate) task: Task,
-    /// Feature columns (names or indices; default: every other column).
+    /// Feature columns (names or indices, each once, never the target; default: every other
+    /// column).
     #[arg(long, value_delimiter = ',')]
     pub(crate) features: Option<Vec<String>>,
     /// A separate test file with the same columns (default: hold out --test-fraction).
@@ -159,7 +160,8 @@ pub(crate) struct FitArgs {
     /// 2-D layout, with the bits of any other.
     #[arg(long, value_name = "K")]
     pub(crate) row_ranks: Option<usize>,
-    /// Where the fitted model goes (its training state is kept in OUT.state during the fit).
+    /// Where the fitted model goes (its training state is kept in OUT.state during the fit); never
+    /// the data or the test file.
     #[arg(long, default_value = "flock-model.safetensors")]
     pub(crate) out: PathBuf,
     /// Continue an interrupted fit from OUT.state, to the bits an uninterrupted fit gives.
