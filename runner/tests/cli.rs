@@ -310,6 +310,17 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     );
     assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
     assert_eq!(std::fs::read(&data).unwrap(), data_bytes);
+    // An --out in a folder that does not exist: the state file that cannot be written is named.
+    let nowhere = dir.join("no-such-folder").join("m.safetensors");
+    let out = fit_command(&data, "target", &nowhere, &["--epochs", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no-such-folder/m.safetensors.state: "),
+        "{stderr}"
+    );
 
     // Bad inputs: a missing column, a corrupt model, the wrong number of features.
     let out = flock()

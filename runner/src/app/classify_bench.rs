@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::cli::{BoxError, threads};
 use super::progress::TrainingBar;
-use super::write_figure;
+use super::{create_output_folder, write_figure};
 use crate::classifier::{Classifier, ClassifierOutcome};
 use crate::idx::{LabelledImages, read_labelled_images, read_maybe_gzip};
 use crate::regressor::{
@@ -132,6 +132,7 @@ fn read_ood(path: &Path, features: usize) -> Result<Vec<f32>, BoxError> {
 
 /// `flock classify-bench`.
 pub(crate) fn classify_bench(args: &ClassifyBenchArgs) -> Result<(), BoxError> {
+    create_output_folder(&args.out)?;
     let file = |name: &str| args.dir.join(name);
     let mut train = read_labelled_images(
         &file("train-images-idx3-ubyte.gz"),
@@ -193,7 +194,6 @@ pub(crate) fn classify_bench(args: &ClassifyBenchArgs) -> Result<(), BoxError> {
         let sub = all.select(&(0..m).collect::<Vec<_>>())?;
         rows.push((m, class_scores(&sub, &test.labels)?));
     }
-    std::fs::create_dir_all(&args.out)?;
     let x: Vec<f64> = sizes.iter().map(|&m| m as f64).collect();
     let nll: Vec<f64> = rows.iter().map(|(_, s)| s.nll).collect();
     let brier: Vec<f64> = rows.iter().map(|(_, s)| s.brier).collect();

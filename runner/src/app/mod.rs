@@ -50,6 +50,16 @@ pub(crate) fn refuse_to_overwrite(
     Ok(())
 }
 
+/// Creates the folder a command writes its figures to (and its parents), before any long work,
+/// so an unwritable `--out` fails at once and by name.
+///
+/// # Errors
+/// The I/O error, naming the folder.
+pub(crate) fn create_output_folder(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot create the output folder: {e}", dir.display()).into())
+}
+
 /// Writes the figure `svg` to `path` as SVG or PNG (by the extension), atomically.
 ///
 /// # Errors

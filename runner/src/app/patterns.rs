@@ -26,7 +26,7 @@ use flock_optim::{
 use flock_metrics::{FitPanel, figure_svg};
 
 use super::seed::*;
-use super::write_figure;
+use super::{create_output_folder, write_figure};
 
 /// Where a pattern's initial parameters come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +254,7 @@ pub fn tutorial(
     init_seed: u64,
     out_dir: &std::path::Path,
 ) -> Result<Vec<TableRow>, Box<dyn Error>> {
+    create_output_folder(out_dir)?;
     let fits = [
         pattern_a(data, init)?,
         pattern_b(data, init)?,
@@ -287,7 +288,6 @@ pub fn tutorial(
             scores: &row.scores,
         })
         .collect();
-    std::fs::create_dir_all(out_dir)?;
     for name in ["seed_tutorial.png", "seed_tutorial.svg"] {
         let path = out_dir.join(name);
         write_figure(&path, figure_svg(&panels))?;

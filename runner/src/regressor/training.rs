@@ -16,7 +16,7 @@ use super::spec::{FitMethod, FitSpec, LearningRateSchedule};
 use super::variational::{GuideMixtureNll, NetworkModel, guide_draws};
 use crate::checkpoint::Checkpoint;
 use crate::distributed::Communicator;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::map::{EnsembleMAP, EnsembleResult};
 use crate::sharded::{GatheredStateFile, RankLayout, RowShards, gather_result, read_shared_state};
 use crate::train::{Checkpointing, RunOptions, Validation};
@@ -174,6 +174,14 @@ pub(crate) fn train_network<T: Element>(
         let path = path.clone();
         move |source| Error::File { path, source }
     };
+    // A training-state file that cannot be written is named like any other file.
+    let run_error = |e: RunError<T>| match (e, &hooks.state_file) {
+        (RunError::Checkpoint(source), Some(path)) => Error::File {
+            path: path.clone(),
+            source,
+        },
+        (e, _) => Error::from(e),
+    };
     let checkpoint = match (&hooks.state_file, hooks.resume, ranks) {
         (Some(path), true, None) if path.exists() => {
             Some(Checkpoint::read(path).map_err(file_error(path))?)
@@ -255,7 +263,9 @@ pub(crate) fn train_network<T: Element>(
             let mut options = run_options(validation);
             options.progress = progress.take();
             let end = until(training.step());
-            let result = map.train(&mut training, spec.seed, end, data, options)?;
+            let result = map
+                .train(&mut training, spec.seed, end, data, options)
+                .map_err(run_error)?;
             (gather_result(peers, result)?, None)
         }
         FitMethod::Vi(vi) => {
@@ -298,7 +308,9 @@ pub(crate) fn train_network<T: Element>(
             let mut options = run_options(validation);
             options.progress = progress.take();
             let end = until(training.step());
-            let result = runner.train(&mut training, spec.seed, end, data, options)?;
+            let result = runner
+                .train(&mut training, spec.seed, end, data, options)
+                .map_err(run_error)?;
             let result = gather_result(peers, result)?;
             let draws = if result.steps == steps {
                 Some(guide_draws(
