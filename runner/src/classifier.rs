@@ -541,18 +541,18 @@ impl<T: Element> FittedClassifier<T> {
     /// order of decreasing probability.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] before [`FittedClassifier::calibrate_conformal`] or for an
-    /// `alpha` outside `(0, 1)`; as [`FittedClassifier::predict_proba`].
+    /// [`Error::NotCalibrated`] before [`FittedClassifier::calibrate_conformal`],
+    /// [`Error::InvalidArgument`] for an `alpha` outside `(0, 1)`; as [`FittedClassifier::predict_proba`].
     pub fn prediction_sets<X: Features<T> + ?Sized>(
         &self,
         x: &X,
         alpha: f64,
     ) -> Result<Vec<Vec<usize>>, Error> {
-        let scores = self.fit.conformal_scores.as_deref().ok_or(Error::InvalidArgument {
-            name: "conformal",
-            value: "not calibrated".into(),
-            expected: "calibrate_conformal on held-out rows first (flock fit --conformal ALPHA)",
-        })?;
+        let scores = self
+            .fit
+            .conformal_scores
+            .as_deref()
+            .ok_or(Error::NotCalibrated)?;
         let quantile = conformal_quantile(scores, alpha).map_err(|_| Error::InvalidArgument {
             name: "alpha",
             value: alpha.to_string(),

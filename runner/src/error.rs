@@ -110,6 +110,8 @@ pub enum Error {
         /// What it must be.
         expected: &'static str,
     },
+    /// Conformal intervals or sets asked of a model that was never calibrated.
+    NotCalibrated,
     /// `x` and `y` disagree on the number of rows.
     RowCount {
         /// Rows of `x`.
@@ -222,6 +224,11 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "{name} = {value} is out of range: expected {expected}"),
+            Error::NotCalibrated => write!(
+                f,
+                "the model has no conformal calibration: call calibrate_conformal on held-out \
+                 rows first (from the command line: flock fit --conformal ALPHA)"
+            ),
             Error::RowCount { x_rows, y_rows } => write!(
                 f,
                 "x has {x_rows} rows but y has {y_rows} values: give one target per row of x"

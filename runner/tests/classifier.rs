@@ -156,10 +156,7 @@ fn temperature_and_conformal_sets() {
     assert_eq!(model.temperature(), t);
     assert!(matches!(
         model.prediction_sets(&x_test, 0.1),
-        Err(Error::InvalidArgument {
-            name: "conformal",
-            ..
-        })
+        Err(Error::NotCalibrated)
     ));
     model.calibrate_conformal(&x_cal, &y_cal).unwrap();
     let sets = model.prediction_sets(&x_test, 0.1).unwrap();

@@ -145,18 +145,18 @@ impl<T: Element> FittedRegressor<T> {
     /// `([N], [N])`, `q` the conformal quantile of the calibration scores.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] before [`FittedRegressor::calibrate_conformal`] or for an
-    /// `alpha` outside `(0, 1)`; as [`FittedRegressor::predict`].
+    /// [`Error::NotCalibrated`] before [`FittedRegressor::calibrate_conformal`],
+    /// [`Error::InvalidArgument`] for an `alpha` outside `(0, 1)`; as [`FittedRegressor::predict`].
     pub fn conformal_interval<X: Features<T> + ?Sized>(
         &self,
         x: &X,
         alpha: f64,
     ) -> Result<(Vec<f64>, Vec<f64>), Error> {
-        let scores = self.fit.conformal_scores.as_deref().ok_or(Error::InvalidArgument {
-            name: "conformal",
-            value: "not calibrated".into(),
-            expected: "calibrate_conformal on held-out rows first (flock fit --conformal ALPHA)",
-        })?;
+        let scores = self
+            .fit
+            .conformal_scores
+            .as_deref()
+            .ok_or(Error::NotCalibrated)?;
         let q = conformal_quantile(scores, alpha).map_err(|_| Error::InvalidArgument {
             name: "alpha",
             value: alpha.to_string(),
