@@ -877,6 +877,15 @@ fn classification_from_the_command_line() {
     let preds = dir.join("p.csv");
     let mut predict = predict_command(&model, &words, &preds);
     succeed(predict.args(["--conformal", "0.1"]));
+    // Quantiles are a regressor's: asked of a classifier, refused by name.
+    let out = predict_command(&model, &words, &dir.join("q.csv"))
+        .args(["--quantiles", "0.5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--quantiles: "), "{stderr}");
+    assert!(stderr.contains("is a classifier"), "{stderr}");
     let text = std::fs::read_to_string(&preds).unwrap();
     let header = text.lines().next().unwrap();
     assert_eq!(

@@ -81,14 +81,9 @@ pub(crate) struct PredictArgs {
     /// Feature columns (names or indices), for files without the model's column names.
     #[arg(long, value_delimiter = ',')]
     pub(crate) features: Option<Vec<String>>,
-    /// A regressor's predictive quantiles to add.
-    #[arg(
-        long,
-        allow_hyphen_values = true,
-        value_delimiter = ',',
-        default_value = "0.025,0.975"
-    )]
-    pub(crate) quantiles: Vec<f64>,
+    /// A regressor's predictive quantiles to add [default: 0.025,0.975].
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ',')]
+    pub(crate) quantiles: Option<Vec<f64>>,
     /// Add conformal intervals (regressor) or prediction sets (classifier) for this miscoverage
     /// α, from the calibration the fit kept (`flock fit --conformal`).
     #[arg(long, allow_negative_numbers = true)]

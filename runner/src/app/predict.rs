@@ -15,6 +15,10 @@ use crate::regressor::Matrix;
 use crate::table::{parse_columns_named, read, read_named_table};
 
 /// `flock predict`.
+/// The predictive quantiles a regressor's predictions get without `--quantiles`: a central 95 %
+/// interval.
+const DEFAULT_QUANTILES: [f64; 2] = [0.025, 0.975];
+
 pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
     let data: &Path = &args.data;
     refuse_to_overwrite(
@@ -54,12 +58,12 @@ pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
     let x = Matrix::new(&values, columns.len())?;
     let csv = match &model {
         AnyModel::Regressor(m) => {
-            if let Some(q) = args.quantiles.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
+            let levels = args.quantiles.as_deref().unwrap_or(&DEFAULT_QUANTILES);
+            if let Some(q) = levels.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
                 return Err(format!("--quantiles: {q} is not strictly between 0 and 1").into());
             }
             let p = m.predict(x)?;
-            let quantiles = args
-                .quantiles
+            let quantiles = levels
                 .iter()
                 .map(|&q| p.quantile(q))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -69,7 +73,7 @@ pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
                 .transpose()?;
             let (epistemic, aleatoric) = (p.epistemic_std(), p.aleatoric_std());
             let mut csv = String::from("mean,total_std,epistemic_std,aleatoric_std");
-            for q in &args.quantiles {
+            for q in levels {
                 csv.push_str(&format!(",q{q}"));
             }
             if interval.is_some() {
@@ -95,6 +99,14 @@ pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
             csv
         }
         AnyModel::Classifier(m) => {
+            if args.quantiles.is_some() {
+                return Err(format!(
+                    "--quantiles: {} is a classifier, whose predictions are class \
+                     probabilities (quantiles are a regressor's)",
+                    args.model.display()
+                )
+                .into());
+            }
             let p = m.predict_proba(x)?;
             let names: Vec<String> = match m.class_names() {
                 Some(names) => names.to_vec(),
