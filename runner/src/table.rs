@@ -77,6 +77,13 @@ pub enum DataError {
         /// The columns there are.
         available: String,
     },
+    /// A column asked for by name in a file without a header line.
+    NoHeader {
+        /// The file.
+        path: PathBuf,
+        /// The name asked for.
+        column: String,
+    },
     /// A feature column asked for that is the target, or that was asked for already.
     FeatureClash {
         /// The file.
@@ -197,6 +204,12 @@ impl fmt::Display for DataError {
             } => write!(
                 f,
                 "{}: no column {column:?} (columns: {available})",
+                path.display()
+            ),
+            DataError::NoHeader { path, column } => write!(
+                f,
+                "{}: no column {column:?}: the file has no header line (its first row is all \
+                 numbers); name the column by its 0-based index",
                 path.display()
             ),
             DataError::FeatureClash {
@@ -440,13 +453,18 @@ impl NamedTable {
     /// The index of column `key`: a header name, or a 0-based index.
     ///
     /// # Errors
-    /// [`DataError::MissingColumn`] naming the key and the columns there are.
+    /// [`DataError::MissingColumn`] naming the key and the columns there are;
+    /// [`DataError::NoHeader`] for a name in a file without a header.
     pub fn column(&self, key: &str, path: &Path) -> Result<usize, DataError> {
         if let Some(i) = self.names.iter().position(|n| n == key) {
             return Ok(i);
         }
         match key.parse::<usize>() {
             Ok(i) if i < self.table.cols => Ok(i),
+            Err(_) if !self.has_header => Err(DataError::NoHeader {
+                path: path.to_owned(),
+                column: key.to_owned(),
+            }),
             _ => Err(DataError::MissingColumn {
                 path: path.to_owned(),
                 column: key.to_owned(),
@@ -635,6 +653,12 @@ pub fn parse_labelled_table(
         path: path.to_owned(),
     })?;
     let by_index = target.parse::<usize>().ok();
+    if by_index.is_none() && first.iter().all(|cell| cell.parse::<f64>().is_ok()) {
+        return Err(DataError::NoHeader {
+            path: path.to_owned(),
+            column: target.to_owned(),
+        });
+    }
     let header = match by_index {
         None => true,
         Some(t) => first

@@ -310,6 +310,21 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     );
     assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
     assert_eq!(std::fs::read(&data).unwrap(), data_bytes);
+    // A column named in a file without a header: said so, for both tasks.
+    let headerless = dir.join("headerless.csv");
+    std::fs::write(&headerless, "1,2,3\n4,5,6\n").unwrap();
+    for task in ["regress", "classify"] {
+        let out = flock()
+            .args(["fit", headerless.to_str().unwrap(), "--target", "y"])
+            .args(["--task", task])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no column \"y\": the file has no header line"),
+            "{task}: {stderr}"
+        );
+    }
     // An --out in a folder that does not exist: the state file that cannot be written is named.
     let nowhere = dir.join("no-such-folder").join("m.safetensors");
     let out = fit_command(&data, "target", &nowhere, &["--epochs", "2"])
