@@ -26,16 +26,14 @@ pub(crate) fn pack_b<T: Element>(
         // the panel's columns are whole vectors (a `copy_from_slice` of a length known only at
         // run time is a call to `memmove` per row, 64 or 128 bytes).
         let lanes = <T::Vector as SimdVector>::LANES;
-        if cols == nr && nr.is_multiple_of(lanes) {
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
+        let whole_vectors = cols == nr && nr.is_multiple_of(lanes);
+        for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+            let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
+            if whole_vectors {
                 for (s, d) in src.chunks_exact(lanes).zip(dst.chunks_exact_mut(lanes)) {
                     T::Vector::from_slice(s).write_to(d);
                 }
-            }
-        } else {
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                let src = &b[p * b_rs + j0..p * b_rs + j0 + cols];
+            } else {
                 dst[..cols].copy_from_slice(src);
             }
         }

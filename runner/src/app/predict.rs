@@ -14,11 +14,11 @@ use crate::files::write_atomically;
 use crate::regressor::Matrix;
 use crate::table::{parse_columns_named, read, read_named_table};
 
-/// `flock predict`.
 /// The predictive quantiles a regressor's predictions get without `--quantiles`: a central 95 %
 /// interval.
 const DEFAULT_QUANTILES: [f64; 2] = [0.025, 0.975];
 
+/// `flock predict`.
 pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
     let data: &Path = &args.data;
     refuse_to_overwrite(
