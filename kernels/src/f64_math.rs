@@ -4,7 +4,7 @@
 //! (specials patched in with selects at the end): on the 18,448 values of a VI guide
 //! `exp` 26.3 → 17.0 µs, `sigmoid` 32.8 → 21.1 µs, `softplus` 57.5 → 49.7 µs (divan medians,
 //! `cargo bench -p flock-kernels --bench kernels -- guide`). Accuracy (asserted in
-//! `tests/accuracy.rs`): 1.9 ulp. `ln` is fdlibm's, written the same way, because `wide`'s returns
+//! `tests/suite/accuracy.rs`): 1.9 ulp. `ln` is fdlibm's, written the same way, because `wide`'s returns
 //! −∞ for subnormal inputs (1.0 ulp); `ln_1p` stays `wide`'s, which was faster than `ln` plus a
 //! correction term (22.1 against 26.8 µs). Softplus only needs `ln(1 + u)` for `u ∈ [0, 1]`:
 //! [`ln_1p_unit_f64`] is fdlibm's kernel without range reduction or special cases (softplus

@@ -6,7 +6,7 @@
 //! (`naive` submodules), and the tests compare the two over random shapes.
 //!
 //! # Accuracy
-//! The error of the transcendental functions against `std` is measured by `tests/accuracy.rs` over a dense grid of 200,001
+//! The error of the transcendental functions against `std` is measured by `tests/suite/accuracy.rs` over a dense grid of 200,001
 //! points in [−300, 300], tiny magnitudes down to f32's subnormals, ±0, ±∞, NaN and the extremes
 //! of the type; the test asserts the
 //! bounds below (relative error where the reference is a normal number; a subnormal result may be

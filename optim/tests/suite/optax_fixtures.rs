@@ -3,10 +3,8 @@
 //! `params0` with the optimizer the file's `optax` expression describes and matches every
 //! `params[t]`.
 
-mod common;
-
-use common::optax_expr::{parse, schedule, transformation};
-use common::{fixture_files, flatten};
+use crate::common::optax_expr::{parse, schedule, transformation};
+use crate::common::{fixture_files, flatten};
 use flock_optim::schedule::Precision;
 use flock_optim::{
     BoxedState, GradientTransformation, Layout, Params, ScaleByAdamState, ScaleByLearningRateState,
