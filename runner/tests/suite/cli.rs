@@ -43,6 +43,16 @@ fn succeed(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `cmd`, asserts it exited with `code` (1: a clear error, 2: a usage error) and did not
+/// panic, showing `context` and its stderr if not; returns its stderr.
+fn fail(cmd: &mut Command, code: i32, context: &str) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{context}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{context}: {stderr}");
+    stderr
+}
+
 /// A dataset folder in the UCI layout: y = 2·x₀ − x₁ + noise, 60 rows, 2 splits.
 fn write_dataset(dir: &Path, data: &str) {
     std::fs::create_dir_all(dir).unwrap();
@@ -160,12 +170,11 @@ fn uci_runs_on_a_dataset_folder() {
         strip_time(&stdout),
         strip_time(&String::from_utf8_lossy(&recipe.stdout))
     );
-    let unknown = flock()
-        .args(["uci", dir.to_str().unwrap(), "--protocol", "paper"])
-        .output()
-        .unwrap();
-    assert_eq!(unknown.status.code(), Some(2), "a usage error");
-    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    let stderr = fail(
+        flock().args(["uci", dir.to_str().unwrap(), "--protocol", "paper"]),
+        2,
+        "a usage error",
+    );
     assert!(
         stderr.contains("invalid value 'paper'")
             && stderr.contains("[possible values: deep-ensembles, flock]"),
@@ -202,26 +211,19 @@ fn bad_inputs_name_the_problem_and_fail_cleanly() {
     for (name, data, expected) in cases {
         let dir = temp(name).join("bad");
         write_dataset(&dir, &data);
-        let out = flock()
-            .args(["uci", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name}: should fail");
-        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        let stderr = fail(flock().args(["uci", dir.to_str().unwrap()]), 1, name);
         assert!(stderr.contains(expected), "{name}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
         let _ = std::fs::remove_dir_all(dir.parent().unwrap());
     }
     // An index file pointing past the data.
     let dir = temp("index").join("bad");
     write_dataset(&dir, &good);
     std::fs::write(dir.join("index_test_1.txt"), "3\n999\n").unwrap();
-    let out = flock()
-        .args(["uci", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fail(
+        flock().args(["uci", dir.to_str().unwrap()]),
+        1,
+        "an index past the data",
+    );
     assert!(
         stderr.contains("index_test_1.txt:2: index 999 is out of range"),
         "{stderr}"
@@ -229,11 +231,12 @@ fn bad_inputs_name_the_problem_and_fail_cleanly() {
     // A folder without data.
     let empty = temp("nothing");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = flock()
-        .args(["uci", empty.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no dataset folder"));
+    let stderr = fail(
+        flock().args(["uci", empty.to_str().unwrap()]),
+        1,
+        "a folder without data",
+    );
+    assert!(stderr.contains("no dataset folder"), "{stderr}");
     let _ = std::fs::remove_dir_all(&empty);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
@@ -294,16 +297,17 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     let model_bytes = std::fs::read(&model).unwrap();
     let data_bytes = std::fs::read(&data).unwrap();
     for (out_over, what) in [(&model, "model"), (&inputs, "data file")] {
-        let out = predict_command(&model, &inputs, out_over).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let stderr = fail(&mut predict_command(&model, &inputs, out_over), 1, what);
         assert!(
             stderr.contains(&format!("that is the {what} this command reads")),
             "{stderr}"
         );
     }
-    let out = fit_command(&data, "target", &data, &[]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fail(
+        &mut fit_command(&data, "target", &data, &[]),
+        1,
+        "a model over its data",
+    );
     assert!(
         stderr.contains("that is the data file this command reads"),
         "{stderr}"
@@ -314,12 +318,13 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     let headerless = dir.join("headerless.csv");
     std::fs::write(&headerless, "1,2,3\n4,5,6\n").unwrap();
     for task in ["regress", "classify"] {
-        let out = flock()
-            .args(["fit", headerless.to_str().unwrap(), "--target", "y"])
-            .args(["--task", task])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = fail(
+            flock()
+                .args(["fit", headerless.to_str().unwrap(), "--target", "y"])
+                .args(["--task", task]),
+            1,
+            task,
+        );
         assert!(
             stderr.contains("no column \"y\": the file has no header line"),
             "{task}: {stderr}"
@@ -327,22 +332,23 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     }
     // An --out in a folder that does not exist: the state file that cannot be written is named.
     let nowhere = dir.join("no-such-folder").join("m.safetensors");
-    let out = fit_command(&data, "target", &nowhere, &["--epochs", "2"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = fail(
+        &mut fit_command(&data, "target", &nowhere, &["--epochs", "2"]),
+        1,
+        "an --out in a missing folder",
+    );
     assert!(
         stderr.contains("no-such-folder/m.safetensors.state: "),
         "{stderr}"
     );
 
     // Bad inputs: a missing column, a corrupt model, the wrong number of features.
-    let out = flock()
-        .args(["fit", data.to_str().unwrap(), "--target", "nope"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nope\""));
+    let stderr = fail(
+        flock().args(["fit", data.to_str().unwrap(), "--target", "nope"]),
+        1,
+        "--target nope",
+    );
+    assert!(stderr.contains("no column \"nope\""), "{stderr}");
     // The target as a feature, a feature twice, a negative rate: each named, no fit.
     for (options, message) in [
         (
@@ -358,32 +364,33 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
             "--lr -1: expected a positive, finite rate",
         ),
     ] {
-        let out = flock()
-            .args(["fit", data.to_str().unwrap(), "--target", "target"])
-            .args(options)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{options:?}: {stderr}");
+        let stderr = fail(
+            flock()
+                .args(["fit", data.to_str().unwrap(), "--target", "target"])
+                .args(options),
+            1,
+            &format!("{options:?}"),
+        );
         assert!(stderr.contains(message), "{options:?}: {stderr}");
     }
     // A short row is named against the header (not against the first data row).
     let short = dir.join("short.csv");
     std::fs::write(&short, "a,b,target\n1,2\n3,4\n").unwrap();
-    let out = flock()
-        .args(["fit", short.to_str().unwrap(), "--target", "target"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fail(
+        flock().args(["fit", short.to_str().unwrap(), "--target", "target"]),
+        1,
+        "a short row",
+    );
     assert!(
         stderr.contains("short.csv:2: 2 columns, but the header has 3"),
         "{stderr}"
     );
-    let out = flock()
-        .args(["predict", data.to_str().unwrap(), inputs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint is corrupt"));
+    let stderr = fail(
+        flock().args(["predict", data.to_str().unwrap(), inputs.to_str().unwrap()]),
+        1,
+        "a CSV as the model",
+    );
+    assert!(stderr.contains("checkpoint is corrupt"), "{stderr}");
     // The model knows its features' names: the training file itself (target and all) predicts,
     // with the columns in any order, and a missing feature is named.
     let same = dir.join("same.csv");
@@ -394,16 +401,15 @@ fn fit_then_predict_round_trip_and_refuse_bad_input() {
     let swapped = std::fs::read_to_string(&preds).unwrap();
     assert_eq!(swapped.lines().nth(1), Some(lines[2]), "picked by name");
     std::fs::write(&inputs, "a\n0.5\n").unwrap();
-    let out = flock()
-        .args(["predict", model.to_str().unwrap(), inputs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fail(
+        flock().args(["predict", model.to_str().unwrap(), inputs.to_str().unwrap()]),
+        1,
+        "a missing feature column",
+    );
     assert!(
         stderr.contains("the model's feature column \"b\" is missing (columns: a)"),
         "{stderr}"
     );
-    assert_eq!(out.status.code(), Some(1));
     // A headerless file is read by position.
     std::fs::write(&inputs, "0.5,1\n2,0\n").unwrap();
     succeed(&mut predict_command(&model, &inputs, &preds));
@@ -488,17 +494,17 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
     assert_ne!(held_bytes, std::fs::read(&straight).unwrap());
     // Fractions that leave nothing to train on or to score are refused by name.
     for bad in ["1", "-0.1", "0.001", "NaN"] {
-        let o = flock()
-            .args(["fit", data.to_str().unwrap(), "--target", "y"])
-            .arg(format!("--validation-fraction={bad}"))
-            .arg("--out")
-            .arg(dir.join("bad.safetensors"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = fail(
+            flock()
+                .args(["fit", data.to_str().unwrap(), "--target", "y"])
+                .arg(format!("--validation-fraction={bad}"))
+                .arg("--out")
+                .arg(dir.join("bad.safetensors")),
+            1,
+            bad,
+        );
         assert!(
-            o.status.code() == Some(1)
-                && (err.contains("--validation-fraction") || err.contains("validation_fraction")),
+            err.contains("--validation-fraction") || err.contains("validation_fraction"),
             "{bad}: {err}"
         );
     }
@@ -592,14 +598,14 @@ fn learned_sigma_and_schedules() {
             "[possible values: relu, tanh, sigmoid, softplus, identity]",
         ),
     ] {
-        let out = flock()
-            .args(["fit", data.to_str().unwrap(), "--target", "y"])
-            .args(args)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{stderr}");
-        assert!(stderr.contains(message), "{stderr}");
+        let stderr = fail(
+            flock()
+                .args(["fit", data.to_str().unwrap(), "--target", "y"])
+                .args(args),
+            code,
+            &format!("{args:?}"),
+        );
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -724,16 +730,16 @@ fn vi_fits() {
             "--init-scale 0",
         ),
     ] {
-        let out = flock()
-            .args(["fit", data.to_str().unwrap(), "--target", "y", "--quiet"])
-            .args(args)
-            .arg("--out")
-            .arg(dir.join("bad.safetensors"))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{stderr}");
-        assert!(stderr.contains(message), "{stderr}");
+        let stderr = fail(
+            flock()
+                .args(["fit", data.to_str().unwrap(), "--target", "y", "--quiet"])
+                .args(args)
+                .arg("--out")
+                .arg(dir.join("bad.safetensors")),
+            code,
+            &format!("{args:?}"),
+        );
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -893,12 +899,11 @@ fn classification_from_the_command_line() {
     let mut predict = predict_command(&model, &words, &preds);
     succeed(predict.args(["--conformal", "0.1"]));
     // Quantiles are a regressor's: asked of a classifier, refused by name.
-    let out = predict_command(&model, &words, &dir.join("q.csv"))
-        .args(["--quantiles", "0.5"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = fail(
+        predict_command(&model, &words, &dir.join("q.csv")).args(["--quantiles", "0.5"]),
+        1,
+        "--quantiles of a classifier",
+    );
     assert!(stderr.contains("--quantiles: "), "{stderr}");
     assert!(stderr.contains("is a classifier"), "{stderr}");
     let text = std::fs::read_to_string(&preds).unwrap();
@@ -959,17 +964,17 @@ fn classification_from_the_command_line() {
             "--likelihood and --sigma are regression settings",
         ),
     ] {
-        let out = fit_command(
-            data,
-            "label",
-            &dir.join("bad.safetensors"),
-            &[&quick[..], extra].concat(),
-        )
-        .output()
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(message), "{stderr}");
+        let stderr = fail(
+            &mut fit_command(
+                data,
+                "label",
+                &dir.join("bad.safetensors"),
+                &[&quick[..], extra].concat(),
+            ),
+            1,
+            &format!("{extra:?}"),
+        );
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1112,18 +1117,17 @@ fn classify_bench_on_a_tiny_image_set() {
     let path = dir.join("t10k-images-idx3-ubyte.gz");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-    let out = flock()
-        .args([
+    let stderr = fail(
+        flock().args([
             "classify-bench",
             dir.to_str().unwrap(),
             "--epochs",
             "1",
             "--quiet",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+        ]),
+        1,
+        "a truncated images file",
+    );
     assert!(stderr.contains("t10k-images-idx3-ubyte.gz: not an IDX file of bytes: sizes [100, 4, 4] need 1600 values, the file holds 1597"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1134,12 +1138,11 @@ fn classify_bench_on_a_tiny_image_set() {
 fn uci_splits_a_dataset_lacks_are_named() {
     let dir = temp("splits").join("toy");
     write_dataset(&dir, &good_data());
-    let out = flock()
-        .args(["uci", dir.to_str().unwrap(), "--splits", "5,7"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = fail(
+        flock().args(["uci", dir.to_str().unwrap(), "--splits", "5,7"]),
+        1,
+        "--splits 5,7",
+    );
     assert!(
         stderr.contains("--splits 5,7") && stderr.contains("toy has 2 splits (0 to 1)"),
         "{stderr}"
@@ -1173,12 +1176,11 @@ fn uci_splits_a_dataset_lacks_are_named() {
 fn distributed_without_mpi_says_how_to_build_it() {
     let dir = temp("no-mpi").join("toy");
     write_dataset(&dir, &good_data());
-    let out = flock()
-        .args(["uci", dir.to_str().unwrap(), "--distributed"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = fail(
+        flock().args(["uci", dir.to_str().unwrap(), "--distributed"]),
+        1,
+        "--distributed",
+    );
     assert!(
         stderr.contains("without MPI") && stderr.contains("--features mpi"),
         "{stderr}"
@@ -1210,23 +1212,25 @@ fn a_fit_reads_only_the_columns_it_uses() {
     ));
     assert!(text.contains("2 features"), "{text}");
     // Every other column (the text one included) without --features: the cell is named.
-    let failed = fit_command(&data, "y", &out, &small).output().unwrap();
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(!failed.status.success());
+    let stderr = fail(
+        &mut fit_command(&data, "y", &out, &small),
+        1,
+        "a text column",
+    );
     assert!(
         stderr.contains("\"kind\"") && stderr.contains(":2:"),
         "{stderr}"
     );
-    let failed = fit_command(
-        &data,
-        "y",
-        &out,
-        &[&["--features", "a,zz"][..], &small].concat(),
-    )
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(!failed.status.success());
+    let stderr = fail(
+        &mut fit_command(
+            &data,
+            "y",
+            &out,
+            &[&["--features", "a,zz"][..], &small].concat(),
+        ),
+        1,
+        "--features a,zz",
+    );
     assert!(stderr.contains("no column \"zz\""), "{stderr}");
 }
 
