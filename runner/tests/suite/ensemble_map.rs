@@ -3,7 +3,7 @@
 
 use flock_autograd::*;
 use flock_ensemble::{EnsembleState, MemberRng};
-use flock_optim::{AdamConfig, adam};
+use flock_optim::{AdamConfig, GradientTransformation, adam};
 use flock_runner::RunError;
 use flock_runner::app::seed::{SeedData, fixture_init_params, seed_log_joint, seed_mlp};
 use flock_runner::map::*;
@@ -40,6 +40,24 @@ fn init_fn(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec
         mlp.init_member(&layout, rng, &mut block).unwrap();
         block
     }
+}
+
+/// An `EnsembleMAP` of `members` members of [`small`]'s MLP ([`small_log_joint`], [`init_fn`])
+/// with `optimizer`, MAP (prior weight 1).
+fn small_map<O: GradientTransformation<f64>>(
+    optimizer: O,
+    members: usize,
+) -> EnsembleMAP<f64, impl LogJoint<f64> + use<O>, impl FnMut(&mut MemberRng) -> Vec<f64> + use<O>, O>
+{
+    let (layout, mlp) = small();
+    EnsembleMAP::new(
+        small_log_joint(&layout, mlp.clone()),
+        init_fn(&layout, &mlp),
+        optimizer,
+        members,
+        1.0,
+    )
+    .unwrap()
 }
 
 fn data() -> (Vec<f64>, Vec<f64>) {
@@ -85,18 +103,10 @@ fn pattern_a_through_the_runner_follows_pyrox() {
 
 #[test]
 fn a_callback_that_changes_nothing_changes_no_bits_and_runs_repeat() {
-    let (layout, mlp) = small();
     let (x, y) = data();
     let data = Batch::new(&x, &y, 40).unwrap();
     let opt = adam(1e-2, AdamConfig::default()).unwrap();
-    let mut map = EnsembleMAP::new(
-        small_log_joint(&layout, mlp.clone()),
-        init_fn(&layout, &mlp),
-        opt,
-        5,
-        1.0,
-    )
-    .unwrap();
+    let mut map = small_map(opt, 5);
     let plain = map.run(3, 120, data, RunOptions::default()).unwrap();
     let mut calls = 0;
     let with_callback = map
@@ -170,14 +180,7 @@ fn stopping_freezing_and_keeping_the_best() {
     let (x, y) = data();
     let data = Batch::new(&x, &y, 40).unwrap();
     let opt = adam(5e-2, AdamConfig::default()).unwrap();
-    let mut map = EnsembleMAP::new(
-        small_log_joint(&layout, mlp.clone()),
-        init_fn(&layout, &mlp),
-        opt,
-        3,
-        1.0,
-    )
-    .unwrap();
+    let mut map = small_map(opt, 3);
     // Stop at step 30.
     let stopped = map
         .run(
@@ -317,14 +320,7 @@ fn mini_batches_and_one_shot_sugar() {
     let (x, y) = data();
     let data = Batch::new(&x, &y, 40).unwrap();
     let opt = adam(1e-2, AdamConfig::default()).unwrap();
-    let mut map = EnsembleMAP::new(
-        small_log_joint(&layout, mlp.clone()),
-        init_fn(&layout, &mlp),
-        opt,
-        2,
-        1.0,
-    )
-    .unwrap();
+    let mut map = small_map(opt, 2);
     let options = || RunOptions {
         batch_size: Some(10),
         ..RunOptions::default()
@@ -365,7 +361,7 @@ fn mini_batches_and_one_shot_sugar() {
 fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
     use flock_optim::{adamw, chain, clip_by_global_norm, warmup_cosine_decay_schedule};
     use flock_runner::checkpoint::Checkpoint;
-    let (layout, mlp) = small();
+    let layout = small().0;
     let (x, y) = data();
     let data = Batch::new(&x, &y, 40).unwrap();
     let optimizer = || {
@@ -380,14 +376,7 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
             .unwrap(),
         )
     };
-    let mut map = EnsembleMAP::new(
-        small_log_joint(&layout, mlp.clone()),
-        init_fn(&layout, &mlp),
-        optimizer(),
-        3,
-        1.0,
-    )
-    .unwrap();
+    let mut map = small_map(optimizer(), 3);
     let options = || RunOptions {
         batch_size: Some(8),
         ..RunOptions::default()
@@ -428,19 +417,12 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_bits() {
 /// bits, and with a patience a run whose held-out score only worsens stops early.
 #[test]
 fn validation_keeps_each_members_best_held_out_parameters() {
-    let (layout, mlp) = small();
+    let layout = small().0;
     let (x, y) = data();
     let train = Batch::new(&x[..30], &y[..30], 30).unwrap();
     let held = Batch::new(&x[30..], &y[30..], 10).unwrap();
     let optimizer = adam(3e-2, AdamConfig::default()).unwrap();
-    let mut map = EnsembleMAP::new(
-        small_log_joint(&layout, mlp.clone()),
-        init_fn(&layout, &mlp),
-        optimizer,
-        4,
-        1.0,
-    )
-    .unwrap();
+    let mut map = small_map(optimizer, 4);
     let (every, steps) = (5, 200);
 
     // Reference: snapshots every 5 steps, scored afterwards.
@@ -563,18 +545,10 @@ fn validation_keeps_each_members_best_held_out_parameters() {
 #[test]
 fn members_hold_out_their_own_rows() {
     use flock_ensemble::{DataOrder, MemberHeldOut};
-    let (layout, mlp) = small();
     let (x, y) = data();
     let data = Batch::new(&x, &y, 40).unwrap();
     let run = |members: usize, split: &MemberHeldOut, order| {
-        let mut map = EnsembleMAP::new(
-            small_log_joint(&layout, mlp.clone()),
-            init_fn(&layout, &mlp),
-            adam(1e-2, AdamConfig::default()).unwrap(),
-            members,
-            1.0,
-        )
-        .unwrap();
+        let mut map = small_map(adam(1e-2, AdamConfig::default()).unwrap(), members);
         let (hx, hy) = split.gather(&x, &y);
         let held = Batch::per_member(&hx, &hy, split.held_per_member(), members).unwrap();
         map.run(
