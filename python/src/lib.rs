@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use flock_kernels::Element;
 use flock_metrics::{MixturePredictive, Sigma, exact_scores};
-use flock_runner::classifier::ClassifierOutcome;
 use flock_runner::regressor::{FitHooks, FitOutcome};
 use flock_runner::train::{ProgressHook, StepReport};
 use flock_runner::{
@@ -290,8 +289,8 @@ where
                 c = c.class_names(names);
             }
             match c.fit_with(&x, labels, hooks())? {
-                ClassifierOutcome::Fitted(m) => Ok(Fitted::Classifier(*m).into()),
-                ClassifierOutcome::Paused { steps, .. } => Err(Error::Interrupted { step: steps }),
+                FitOutcome::Fitted(m) => Ok(Fitted::Classifier(*m).into()),
+                FitOutcome::Paused { steps, .. } => Err(Error::Interrupted { step: steps }),
             }
         }
         _ => unreachable!("fit pairs each task with its kind of y"),

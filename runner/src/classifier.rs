@@ -36,8 +36,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::error::Error;
 use crate::map::{Divergence, EnsembleResult};
 use crate::regressor::{
-    DataOrder, Features, FitHooks, FitMethod, FitSpec, InputScaling, LearningRateSchedule,
-    Likelihood, Matrix, Normalisation, WeightInit,
+    DataOrder, Features, FitHooks, FitMethod, FitOutcome, FitSpec, InputScaling,
+    LearningRateSchedule, Likelihood, Matrix, Normalisation, WeightInit,
 };
 use crate::regressor::{FittedEnsemble, Network, Prepared, Trained, read_model, train_network};
 use crate::regressor::{Rows32, check_finite, to_f32};
@@ -58,20 +58,6 @@ impl<T: Element> Default for Classifier<T> {
     fn default() -> Self {
         Classifier::new()
     }
-}
-
-/// What [`Classifier::fit_with`] ends with.
-#[derive(Debug)]
-pub enum ClassifierOutcome<T> {
-    /// Every epoch trained.
-    Fitted(Box<FittedClassifier<T>>),
-    /// Stopped after [`FitHooks::max_epochs_this_call`] with the state in the state file.
-    Paused {
-        /// Steps trained so far.
-        steps: usize,
-        /// Steps of the whole fit.
-        of: usize,
-    },
 }
 
 macro_rules! setters {
@@ -201,8 +187,8 @@ impl<T: Element> Classifier<T> {
         labels: &[usize],
     ) -> Result<FittedClassifier<T>, Error> {
         match self.fit_with(x, labels, FitHooks::default())? {
-            ClassifierOutcome::Fitted(model) => Ok(*model),
-            ClassifierOutcome::Paused { .. } => unreachable!("no epoch limit was given"),
+            FitOutcome::Fitted(model) => Ok(*model),
+            FitOutcome::Paused { .. } => unreachable!("no epoch limit was given"),
         }
     }
 
@@ -215,7 +201,7 @@ impl<T: Element> Classifier<T> {
         x: &X,
         labels: &[usize],
         hooks: FitHooks<'_>,
-    ) -> Result<ClassifierOutcome<T>, Error> {
+    ) -> Result<FitOutcome<FittedClassifier<T>>, Error> {
         if self.threads == Some(0) {
             return Err(Error::InvalidArgument {
                 name: "threads",
@@ -284,7 +270,7 @@ impl<T: Element> Classifier<T> {
             self.threads,
             hooks,
         )? {
-            Trained::Paused { steps, of } => Ok(ClassifierOutcome::Paused { steps, of }),
+            Trained::Paused { steps, of } => Ok(FitOutcome::Paused { steps, of }),
             Trained::Done { result, draws } => {
                 let mut fit = FittedEnsemble::new(
                     spec,
@@ -295,9 +281,7 @@ impl<T: Element> Classifier<T> {
                     draws,
                 );
                 fit.class_names = self.class_names.clone();
-                Ok(ClassifierOutcome::Fitted(Box::new(FittedClassifier {
-                    fit,
-                })))
+                Ok(FitOutcome::Fitted(Box::new(FittedClassifier { fit })))
             }
         }
     }

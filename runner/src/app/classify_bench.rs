@@ -16,10 +16,10 @@ use serde_json::json;
 use super::cli::{BoxError, threads};
 use super::progress::TrainingBar;
 use super::{create_output_folder, write_figure};
-use crate::classifier::{Classifier, ClassifierOutcome};
+use crate::classifier::Classifier;
 use crate::idx::{LabelledImages, read_labelled_images, read_maybe_gzip};
 use crate::regressor::{
-    DataOrder, FitHooks, InputScaling, LearningRateSchedule, Matrix, WeightInit,
+    DataOrder, FitHooks, FitOutcome, InputScaling, LearningRateSchedule, Matrix, WeightInit,
 };
 use crate::train::ProgressHook;
 
@@ -176,8 +176,8 @@ pub(crate) fn classify_bench(args: &ClassifyBenchArgs) -> Result<(), BoxError> {
     let start = Instant::now();
     let model =
         match classifier.fit_with(&Matrix::new(train_pixels, features)?, train_labels, hooks)? {
-            ClassifierOutcome::Fitted(model) => model,
-            ClassifierOutcome::Paused { .. } => unreachable!("no epoch limit"),
+            FitOutcome::Fitted(model) => model,
+            FitOutcome::Paused { .. } => unreachable!("no epoch limit"),
         };
     let train_seconds = start.elapsed().as_secs_f64();
     let per_epoch = train_seconds / args.epochs as f64;

@@ -14,7 +14,7 @@ use super::cli::{BoxError, FitArgs, Task, threads};
 use super::progress::TrainingBar;
 use super::uci::Protocol;
 use super::{refuse_to_overwrite, write_figure};
-use crate::classifier::{Classifier, ClassifierOutcome};
+use crate::classifier::Classifier;
 use crate::distributed::Communicator;
 use crate::regressor::{FitHooks, FitMethod, FitOutcome, FitSpec, Matrix, Regressor};
 use crate::table::{
@@ -173,14 +173,26 @@ fn fit_threads(args: &FitArgs) -> Result<usize, BoxError> {
     }
 }
 
-fn paused(args: &FitArgs, steps: usize, comm: &dyn Communicator) {
+/// The fitted model, on the rank that reports (every rank trained it); `None` elsewhere, and
+/// for a fit paused by `--max-epochs-this-run` (said, with where its state is, on that rank).
+fn fitted_on_root<M>(
+    outcome: FitOutcome<M>,
+    args: &FitArgs,
+    comm: &dyn Communicator,
+) -> Option<Box<M>> {
     if !comm.is_root() {
-        return;
+        return None;
     }
-    println!(
-        "stopped after {steps} steps as asked; the training state is in {} (continue with --resume)",
-        state_file(&args.out).display()
-    );
+    match outcome {
+        FitOutcome::Fitted(model) => Some(model),
+        FitOutcome::Paused { steps, .. } => {
+            println!(
+                "stopped after {steps} steps as asked; the training state is in {} (continue with --resume)",
+                state_file(&args.out).display()
+            );
+            None
+        }
+    }
 }
 
 /// What was trained, in words.
@@ -324,20 +336,14 @@ fn fit_regressor<T: Element>(
             regressor.feature_names(columns.iter().map(|&c| table.names[c].clone()).collect());
     }
     let start = Instant::now();
-    let mut model = match regressor.fit_with(
+    let fitted = regressor.fit_with(
         &Matrix::new(&x_train, features)?,
         &y_train,
         hooks(args, comm),
-    )? {
-        FitOutcome::Fitted(model) => model,
-        FitOutcome::Paused { steps, .. } => {
-            paused(args, steps, comm);
-            return Ok(());
-        }
-    };
-    if !comm.is_root() {
+    )?;
+    let Some(mut model) = fitted_on_root(fitted, args, comm) else {
         return Ok(());
-    }
+    };
     let seconds = start.elapsed().as_secs_f64();
     let mut report = json!({
         "task": "regress",
@@ -531,16 +537,9 @@ fn fit_classifier<T: Element>(
         &pick(&rows.train),
         hooks(args, comm),
     )?;
-    let mut model = match fitted {
-        ClassifierOutcome::Fitted(model) => model,
-        ClassifierOutcome::Paused { steps, .. } => {
-            paused(args, steps, comm);
-            return Ok(());
-        }
-    };
-    if !comm.is_root() {
+    let Some(mut model) = fitted_on_root(fitted, args, comm) else {
         return Ok(());
-    }
+    };
     let seconds = start.elapsed().as_secs_f64();
     let mut report = json!({
         "task": "classify",

@@ -126,11 +126,14 @@ impl std::fmt::Debug for FitHooks<'_> {
     }
 }
 
-/// What [`Regressor::fit_with`] ends with.
+/// What [`Regressor::fit_with`] and [`Classifier::fit_with`](crate::classifier::Classifier::fit_with)
+/// end with: the fitted model `M` ([`FittedRegressor`] or
+/// [`FittedClassifier`](crate::classifier::FittedClassifier)), or where a fit that was asked to
+/// pause stopped.
 #[derive(Debug)]
-pub enum FitOutcome<T> {
+pub enum FitOutcome<M> {
     /// Every epoch trained.
-    Fitted(Box<FittedRegressor<T>>),
+    Fitted(Box<M>),
     /// Stopped after [`FitHooks::max_epochs_this_call`] with the state in the state file.
     Paused {
         /// Steps trained so far.
@@ -320,7 +323,7 @@ impl<T: Element> Regressor<T> {
         x: &X,
         y: &[T],
         hooks: FitHooks<'_>,
-    ) -> Result<FitOutcome<T>, Error> {
+    ) -> Result<FitOutcome<FittedRegressor<T>>, Error> {
         let spec = &self.spec;
         spec.validate()?;
         if self.threads == Some(0) {

@@ -382,7 +382,7 @@ fn a_regressor_fit_pauses_on_two_ranks_and_resumes_on_three() {
 /// chunked log-joint too) and a classifier included.
 #[test]
 fn rows_over_ranks_are_one_process_bits() {
-    use flock_runner::classifier::{Classifier, ClassifierOutcome};
+    use flock_runner::classifier::Classifier;
     use flock_runner::regressor::{FitHooks, FitOutcome};
     use flock_runner::{DataOrder as Order, FitSpec, Matrix, Regressor};
     let x: Vec<f64> = (0..240).map(|i| (i % 17) as f64 / 4.0 - 2.0).collect();
@@ -402,8 +402,8 @@ fn rows_over_ranks_are_one_process_bits() {
                 .fit_with(&x, &labels, hooks)
                 .unwrap()
             {
-                ClassifierOutcome::Fitted(model) => model.to_bytes(),
-                ClassifierOutcome::Paused { .. } => panic!("paused"),
+                FitOutcome::Fitted(model) => model.to_bytes(),
+                FitOutcome::Paused { .. } => panic!("paused"),
             }
         } else {
             match Regressor::<f64>::new()
