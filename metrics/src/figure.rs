@@ -64,48 +64,97 @@ impl Axes {
         }
         let _ = writeln!(svg, r#"<polyline fill="none" {style} points="{points}"/>"#);
     }
+    /// The frame, ticks and axis labels of a chart on linear axes.
     fn frame(&self, svg: &mut String, x_label: &str, y_label: &str) {
+        self.frame_with(svg, x_label, y_label, AxisScale::Linear);
+    }
+
+    /// The frame, ticks and axis labels, the ticks labelled as `scale` says.
+    fn frame_with(&self, svg: &mut String, x_label: &str, y_label: &str, scale: AxisScale) {
         let _ = writeln!(
             svg,
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
             self.left, self.top, self.width, self.height
         );
+        // Linear axes get tick marks; log axes only labels, a little smaller, which take more
+        // room beside the y axis.
+        let (marks, font, below, beside, suffix) = match scale {
+            AxisScale::Linear => (true, 11, 32.0, 38.0, ""),
+            AxisScale::Log10 => (false, 10, 34.0, 56.0, " (log scale)"),
+        };
+        let b = self.top + self.height;
         for t in ticks(self.x.0, self.x.1) {
             let x = self.px(t);
-            let b = self.top + self.height;
+            if marks {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{x:.1}" y1="{b:.1}" x2="{x:.1}" y2="{:.1}" stroke="#333"/>"##,
+                    b + 4.0
+                );
+            }
             let _ = writeln!(
                 svg,
-                r##"<line x1="{x:.1}" y1="{b:.1}" x2="{x:.1}" y2="{:.1}" stroke="#333"/><text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
-                b + 4.0,
+                r#"<text x="{x:.1}" y="{:.1}" font-size="{font}" text-anchor="middle">{}</text>"#,
                 b + 16.0,
-                tick_label(t)
+                scale.tick_label(t)
             );
         }
         for t in ticks(self.y.0, self.y.1) {
             let y = self.py(t);
+            if marks {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333"/>"##,
+                    self.left - 4.0,
+                    self.left
+                );
+            }
             let _ = writeln!(
                 svg,
-                r##"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
-                self.left - 4.0,
-                self.left,
+                r#"<text x="{:.1}" y="{:.1}" font-size="{font}" text-anchor="end">{}</text>"#,
                 self.left - 6.0,
                 y + 4.0,
-                tick_label(t)
+                scale.tick_label(t)
             );
         }
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}{suffix}</text>"#,
             self.left + self.width / 2.0,
-            self.top + self.height + 32.0,
+            b + below,
             escape(x_label)
         );
-        let (cx, cy) = (self.left - 38.0, self.top + self.height / 2.0);
+        let (cx, cy) = (self.left - beside, self.top + self.height / 2.0);
         let _ = writeln!(
             svg,
-            r#"<text x="{cx:.1}" y="{cy:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 {cx:.1} {cy:.1})">{}</text>"#,
+            r#"<text x="{cx:.1}" y="{cy:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 {cx:.1} {cy:.1})">{}{suffix}</text>"#,
             escape(y_label)
         );
+    }
+}
+
+/// How an axis' values map to its tick labels.
+#[derive(Clone, Copy)]
+enum AxisScale {
+    /// The values themselves.
+    Linear,
+    /// The values are `log10` of the original units; ticks are labelled in the original units.
+    Log10,
+}
+
+impl AxisScale {
+    fn tick_label(self, t: f64) -> String {
+        match self {
+            AxisScale::Linear => tick_label(t),
+            AxisScale::Log10 => {
+                let v = 10f64.powf(t);
+                if v >= 1.0 && (v - v.round()).abs() < 1e-9 * v {
+                    format!("{}", v.round())
+                } else {
+                    format!("{v:.3}")
+                }
+            }
+        }
     }
 }
 
@@ -527,17 +576,7 @@ pub fn line_chart_svg(
         y: (ymin - pad_y, ymax + pad_y),
     };
     let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="28" font-size="14" font-weight="bold" text-anchor="middle">{}</text>"#,
-        width / 2.0,
-        escape(title)
-    );
+    open_figure(&mut svg, width, height, title);
     const COLOURS: [&str; 6] = [BLUE, "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#555555"];
     for (k, s) in series.iter().enumerate() {
         let ys: Vec<f64> = s.values.iter().map(|&v| t(v)).collect();
@@ -573,56 +612,12 @@ pub fn line_chart_svg(
             escape(s.label)
         );
     }
-    if log_axes {
-        // Frame and labels with ticks at powers of ten shown in the original units.
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
-            axes.left, axes.top, axes.width, axes.height
-        );
-        for (lo, hi, is_x) in [(axes.x.0, axes.x.1, true), (axes.y.0, axes.y.1, false)] {
-            for tick in ticks(lo, hi) {
-                let label = {
-                    let v = 10f64.powf(tick);
-                    if v >= 1.0 && (v - v.round()).abs() < 1e-9 * v {
-                        format!("{}", v.round())
-                    } else {
-                        format!("{v:.3}")
-                    }
-                };
-                let _ = if is_x {
-                    writeln!(
-                        svg,
-                        r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{label}</text>"#,
-                        axes.px(tick),
-                        axes.top + axes.height + 16.0
-                    )
-                } else {
-                    writeln!(
-                        svg,
-                        r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{label}</text>"#,
-                        axes.left - 6.0,
-                        axes.py(tick) + 4.0
-                    )
-                };
-            }
-        }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{} (log scale)</text>"#,
-            axes.left + axes.width / 2.0,
-            axes.top + axes.height + 34.0,
-            escape(x_label)
-        );
-        let (cx, cy) = (axes.left - 56.0, axes.top + axes.height / 2.0);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{cx:.1}" y="{cy:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 {cx:.1} {cy:.1})">{} (log scale)</text>"#,
-            escape(y_label)
-        );
+    let scale = if log_axes {
+        AxisScale::Log10
     } else {
-        axes.frame(&mut svg, x_label, y_label);
-    }
+        AxisScale::Linear
+    };
+    axes.frame_with(&mut svg, x_label, y_label, scale);
     svg.push_str("</svg>\n");
     svg
 }
