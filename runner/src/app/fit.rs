@@ -195,14 +195,26 @@ fn fitted_on_root<M>(
     }
 }
 
-/// What was trained, in words.
-fn trained_line(
+/// What a fit trained: the report's first entries (`task`, the recipe, the rows, steps and
+/// seconds) and its first printed line.
+fn trained_report<T: Element>(
+    task: &str,
     spec: &FitSpec,
-    rows: usize,
-    features: usize,
+    protocol: Protocol,
+    (rows, features): (usize, usize),
     steps: usize,
     seconds: f64,
-) -> String {
+) -> (Value, String) {
+    let report = json!({
+        "task": task,
+        "protocol": protocol.name(),
+        "dtype": T::NAME,
+        "members": spec.members,
+        "train_rows": rows,
+        "features": features,
+        "steps": steps,
+        "seconds": seconds,
+    });
     let what = match spec.method {
         FitMethod::Map => "members".to_owned(),
         FitMethod::Vi(vi) => format!(
@@ -215,10 +227,14 @@ fn trained_line(
             vi.samples
         ),
     };
-    format!(
-        "trained {} {what} on {rows} rows × {features} features ({} epochs): {steps} steps in {seconds:.2} s",
-        spec.members, spec.epochs
-    )
+    let line = format!(
+        "trained {} {what} on {rows} rows × {features} features ({} epochs): {steps} steps in {seconds:.2} s ({} recipe, {})",
+        spec.members,
+        spec.epochs,
+        protocol.name(),
+        T::NAME
+    );
+    (report, line)
 }
 
 /// The settings of a `flock fit`, every argument checked that can be checked before the data
@@ -344,29 +360,15 @@ fn fit_regressor<T: Element>(
     let Some(mut model) = fitted_on_root(fitted, args, comm) else {
         return Ok(());
     };
-    let seconds = start.elapsed().as_secs_f64();
-    let mut report = json!({
-        "task": "regress",
-        "protocol": protocol.name(),
-        "dtype": T::NAME,
-        "members": spec.members,
-        "train_rows": rows.train.len(),
-        "features": features,
-        "steps": model.result().steps,
-        "seconds": seconds,
-    });
-    let mut lines = vec![format!(
-        "{} ({} recipe, {})",
-        trained_line(
-            &spec,
-            rows.train.len(),
-            features,
-            model.result().steps,
-            seconds
-        ),
-        protocol.name(),
-        T::NAME
-    )];
+    let (mut report, trained) = trained_report::<T>(
+        "regress",
+        &spec,
+        protocol,
+        (rows.train.len(), features),
+        model.result().steps,
+        start.elapsed().as_secs_f64(),
+    );
+    let mut lines = vec![trained];
     if !model.diverged().is_empty() {
         lines.push(format!(
             "diverged members (kept at their last finite parameters): {:?}",
@@ -540,29 +542,17 @@ fn fit_classifier<T: Element>(
     let Some(mut model) = fitted_on_root(fitted, args, comm) else {
         return Ok(());
     };
-    let seconds = start.elapsed().as_secs_f64();
-    let mut report = json!({
-        "task": "classify",
-        "protocol": protocol.name(),
-        "dtype": T::NAME,
-        "members": spec.members,
-        "classes": names,
-        "train_rows": rows.train.len(),
-        "features": features,
-        "steps": model.result().steps,
-        "seconds": seconds,
-    });
+    let (mut report, trained) = trained_report::<T>(
+        "classify",
+        &spec,
+        protocol,
+        (rows.train.len(), features),
+        model.result().steps,
+        start.elapsed().as_secs_f64(),
+    );
+    report["classes"] = json!(names);
     let mut lines = vec![format!(
-        "{} ({} recipe, {}); {} classes: {}",
-        trained_line(
-            &spec,
-            rows.train.len(),
-            features,
-            model.result().steps,
-            seconds
-        ),
-        protocol.name(),
-        T::NAME,
+        "{trained}; {} classes: {}",
         names.len(),
         names.join(", ")
     )];
