@@ -417,6 +417,87 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
     }
 }
 
+impl<T> RunOptions<'_, T> {
+    /// The settings that contradict each other or cannot run, refused before the first step.
+    fn check(&self) -> Result<(), EnsembleError> {
+        let invalid = |name, value, expected| {
+            Err(EnsembleError::InvalidArgument {
+                name,
+                value,
+                expected,
+            })
+        };
+        if let Some(v) = &self.validation {
+            if self.keep_best {
+                return invalid(
+                    "validation",
+                    1.0,
+                    "either keep_best (lowest training loss) or validation, not both",
+                );
+            }
+            if v.every == 0 {
+                return invalid(
+                    "validation.every",
+                    0.0,
+                    "at least one step between scorings",
+                );
+            }
+        }
+        if self.peers.is_some() && self.on_divergence == OnDivergence::Stop {
+            return invalid(
+                "on_divergence",
+                1.0,
+                "Freeze in a member-sharded run (one rank cannot stop the others' members)",
+            );
+        }
+        if self.checkpoint.as_ref().is_some_and(|c| c.every == 0) {
+            return invalid(
+                "checkpoint.every",
+                0.0,
+                "at least one step between checkpoints",
+            );
+        }
+        Ok(())
+    }
+
+    /// The mini-batches of `members` (the whole ensemble's indices) over `rows` data rows,
+    /// drawn from `seed`: each member's own kept rows when it holds some out, else all rows in
+    /// the data order asked for.
+    fn batches(
+        &self,
+        rows: usize,
+        members: core::ops::Range<usize>,
+        seed: u64,
+    ) -> Result<Batches, EnsembleError> {
+        let batch_size = self.batch_size.unwrap_or(rows).max(1);
+        let Some(split) = self.held_out_rows else {
+            return Batches::for_members(
+                rows.max(1),
+                batch_size,
+                self.sampling,
+                seed,
+                members,
+                self.data_order,
+            );
+        };
+        if self.data_order != DataOrder::PerMember {
+            return Err(EnsembleError::InvalidArgument {
+                name: "held_out_rows",
+                value: split.held_per_member() as f64,
+                expected: "a data order of each member's own (DataOrder::PerMember)",
+            });
+        }
+        if split.members() != members || split.rows() != rows {
+            return Err(EnsembleError::InvalidArgument {
+                name: "held_out_rows",
+                value: split.rows() as f64,
+                expected: "a split of the run's data rows for the run's members",
+            });
+        }
+        Batches::holding_out(split, batch_size, self.sampling, seed)
+    }
+}
+
 /// Each member's best (lowest) score so far and its parameters at that score: the state of
 /// best-parameter keeping and of held-out early stopping.
 ///
@@ -652,11 +733,11 @@ where
         prior_weight,
         first_member,
     } = objective;
+    options.check()?;
+    let members = training.members();
+    let mut batches =
+        options.batches(data.rows, first_member..first_member + members, batch_seed)?;
     let RunOptions {
-        batch_size,
-        sampling,
-        data_order,
-        held_out_rows,
         mut callback,
         keep_best,
         on_divergence,
@@ -664,92 +745,20 @@ where
         mut validation,
         mut checkpoint,
         peers,
+        ..
     } = options;
-    let members = training.members();
     let p = training.state.params.layout().member_size();
     let n = data.rows;
-    if let Some(v) = &validation {
-        if keep_best {
-            return Err(EnsembleError::InvalidArgument {
-                name: "validation",
-                value: 1.0,
-                expected: "either keep_best (lowest training loss) or validation, not both",
-            }
-            .into());
-        }
-        if v.every == 0 {
-            return Err(EnsembleError::InvalidArgument {
-                name: "validation.every",
-                value: 0.0,
-                expected: "at least one step between scorings",
-            }
-            .into());
-        }
-    }
-    if peers.is_some() && on_divergence == OnDivergence::Stop {
-        return Err(EnsembleError::InvalidArgument {
-            name: "on_divergence",
-            value: 1.0,
-            expected: "Freeze in a member-sharded run (one rank cannot stop the others' members)",
-        }
-        .into());
-    }
-    if checkpoint.as_ref().is_some_and(|c| c.every == 0) {
-        return Err(EnsembleError::InvalidArgument {
-            name: "checkpoint.every",
-            value: 0.0,
-            expected: "at least one step between checkpoints",
-        }
-        .into());
-    }
     if (keep_best || validation.is_some()) && training.best.is_none() {
         training.best = Some(BestParams::new(&training.state.params));
     }
-    let mut batches = match held_out_rows {
-        Some(split) => {
-            if data_order != DataOrder::PerMember {
-                return Err(EnsembleError::InvalidArgument {
-                    name: "held_out_rows",
-                    value: split.held_per_member() as f64,
-                    expected: "a data order of each member's own (DataOrder::PerMember)",
-                }
-                .into());
-            }
-            if split.members() != (first_member..first_member + members) || split.rows() != n {
-                return Err(EnsembleError::InvalidArgument {
-                    name: "held_out_rows",
-                    value: split.rows() as f64,
-                    expected: "a split of the run's data rows for the run's members",
-                }
-                .into());
-            }
-            Batches::holding_out(split, batch_size.unwrap_or(n).max(1), sampling, batch_seed)?
-        }
-        None => Batches::for_members(
-            n.max(1),
-            batch_size.unwrap_or(n).max(1),
-            sampling,
-            batch_seed,
-            first_member..first_member + members,
-            data_order,
-        )?,
-    };
     let scale = batches.scale();
     let first = training.step.min(num_steps);
     batches.skip(first);
     training
         .losses
         .reserve(members * num_steps.saturating_sub(first));
-    // Frozen members (from an earlier call, or a restored run) do not move: their parameters and
-    // optimizer state are put back after every step.
-    let mut frozen_params: Vec<Option<Vec<T>>> = (0..members)
-        .map(|e| training.frozen[e].then(|| training.state.params.member(e).to_vec()))
-        .collect();
-    let mut frozen_state: Option<OptimizerBlocks<O::State>> = training
-        .frozen
-        .iter()
-        .any(|&f| f)
-        .then(|| training.state.opt_blocks().clone());
+    let mut frozen = Frozen::of(training);
     let mut previous = keep_best.then(|| training.state.params.values().to_vec());
     let mut scores = Vec::with_capacity(members);
     let mut streams = Vec::new();
@@ -777,55 +786,19 @@ where
             training.losses.extend_from_slice(losses);
             training.step = step + 1;
             let latest = training.losses.len() - members;
-            let frozen = &training.frozen;
-            if frozen.iter().any(|&f| f) {
-                for e in (0..members).filter(|&e| frozen[e]) {
-                    if let Some(block) = &frozen_params[e] {
-                        training.state.params.member_mut(e).copy_from_slice(block);
-                    }
-                    if let Some(snapshot) = &frozen_state {
-                        training.state.restore_member_opt_state(snapshot, e);
-                    }
-                }
-            }
+            frozen.restore(training);
             if let (Some(best), Some(prev)) = (training.best.as_mut(), &previous) {
                 for e in 0..members {
                     best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
                 }
             }
             let mut to_freeze: Vec<usize> = Vec::new();
-            if let (Some(v), Some(best)) = (validation.as_mut(), training.best.as_mut())
+            if let Some(v) = validation.as_mut()
                 && ((step + 1) % v.every == 0 || step == last)
             {
-                v.scorer
-                    .score(log_joint, &training.state.params, &mut scores)?;
-                for e in (0..members).filter(|&e| !training.frozen[e]) {
-                    let score = T::from_f64(scores[e]);
-                    if best.offer(e, score, training.state.params.member(e)) {
-                        training.stale[e] = 0;
-                    } else {
-                        training.stale[e] += 1;
-                        if v.patience
-                            .is_some_and(|patience| training.stale[e] >= patience)
-                        {
-                            to_freeze.push(e);
-                        }
-                    }
-                }
+                training.score_held_out(v, log_joint, &mut scores, &mut to_freeze)?;
             }
-            for &e in training.state.diverged() {
-                if !training.frozen[e] {
-                    let divergence = Divergence { member: e, step };
-                    training.diverged.push(divergence);
-                    if on_divergence == OnDivergence::Stop {
-                        return Err(RunError::Diverged {
-                            divergence,
-                            partial: Box::new(training.result()),
-                        });
-                    }
-                    to_freeze.push(e);
-                }
-            }
+            training.record_divergences(step, on_divergence, &mut to_freeze)?;
             let mut stop = false;
             if let Some((every, callback)) = callback.as_mut()
                 && *every > 0
@@ -842,11 +815,7 @@ where
             }
             let froze = !to_freeze.is_empty();
             if froze {
-                frozen_state = Some(training.state.opt_blocks().clone());
-                for e in to_freeze {
-                    training.frozen[e] = true;
-                    frozen_params[e] = Some(training.state.params.member(e).to_vec());
-                }
+                frozen.freeze(training, &to_freeze);
             }
             let mut step_state = StepState {
                 froze,
@@ -903,6 +872,110 @@ where
         },
     )?;
     Ok(training.result())
+}
+
+/// Frozen members (from an earlier call, a restored run, a callback, a patience run out or a
+/// divergence) do not move: their parameters and optimizer state as they were when frozen are
+/// put back after every step.
+struct Frozen<T, S> {
+    /// Each frozen member's parameters.
+    params: Vec<Option<Vec<T>>>,
+    /// The optimizer state when the last member froze (a frozen member's part never changes).
+    state: Option<OptimizerBlocks<S>>,
+}
+
+impl<T: Element, S: MemberState + Clone> Frozen<T, S> {
+    /// The members `training` has frozen already.
+    fn of(training: &Training<T, S>) -> Self {
+        let params = (0..training.members())
+            .map(|e| training.frozen[e].then(|| training.state.params.member(e).to_vec()))
+            .collect();
+        let state = training
+            .frozen
+            .iter()
+            .any(|&f| f)
+            .then(|| training.state.opt_blocks().clone());
+        Frozen { params, state }
+    }
+
+    /// Puts every frozen member's parameters and optimizer state back after a step.
+    fn restore(&self, training: &mut Training<T, S>) {
+        for e in (0..training.members()).filter(|&e| training.frozen[e]) {
+            if let Some(block) = &self.params[e] {
+                training.state.params.member_mut(e).copy_from_slice(block);
+            }
+            if let Some(snapshot) = &self.state {
+                training.state.restore_member_opt_state(snapshot, e);
+            }
+        }
+    }
+
+    /// Freezes `members` where they are now.
+    fn freeze(&mut self, training: &mut Training<T, S>, members: &[usize]) {
+        self.state = Some(training.state.opt_blocks().clone());
+        for &e in members {
+            training.frozen[e] = true;
+            self.params[e] = Some(training.state.params.member(e).to_vec());
+        }
+    }
+}
+
+impl<T: Element, S: MemberState> Training<T, S> {
+    /// Scores the held-out data with `validation` and offers each unfrozen member's parameters
+    /// as its best; adds to `to_freeze` the members whose patience has run out.
+    fn score_held_out(
+        &mut self,
+        validation: &mut Validation<'_, T>,
+        log_joint: &mut dyn LogJoint<T>,
+        scores: &mut Vec<f64>,
+        to_freeze: &mut Vec<usize>,
+    ) -> Result<(), RunError<T>> {
+        let Some(best) = self.best.as_mut() else {
+            return Ok(());
+        };
+        validation
+            .scorer
+            .score(log_joint, &self.state.params, scores)?;
+        for e in (0..self.frozen.len()).filter(|&e| !self.frozen[e]) {
+            if best.offer(e, T::from_f64(scores[e]), self.state.params.member(e)) {
+                self.stale[e] = 0;
+            } else {
+                self.stale[e] += 1;
+                if validation
+                    .patience
+                    .is_some_and(|patience| self.stale[e] >= patience)
+                {
+                    to_freeze.push(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the members that diverged at `step` (unfrozen ones: a frozen member's loss is
+    /// not its own any more) and adds them to `to_freeze` — or, with [`OnDivergence::Stop`],
+    /// ends the run with the first of them and the results so far.
+    fn record_divergences(
+        &mut self,
+        step: usize,
+        on_divergence: OnDivergence,
+        to_freeze: &mut Vec<usize>,
+    ) -> Result<(), RunError<T>> {
+        for &e in self.state.diverged() {
+            if !self.frozen[e] {
+                let divergence = Divergence { member: e, step };
+                self.diverged.push(divergence);
+                if on_divergence == OnDivergence::Stop {
+                    return Err(RunError::Diverged {
+                        divergence,
+                        partial: Box::new(self.result()),
+                    });
+                }
+                to_freeze.push(e);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The mean of the finite `values` (NaN if none is), summed in order.
