@@ -18,8 +18,8 @@ use crate::classifier::Classifier;
 use crate::distributed::Communicator;
 use crate::regressor::{FitHooks, FitMethod, FitOutcome, FitSpec, Matrix, Regressor};
 use crate::table::{
-    DataError, LabelledTable, NamedTable, class_names, parse_columns_named, parse_named_table,
-    read, read_labelled_table,
+    DataError, LabelledTable, NamedTable, class_names, csv_field, parse_columns_named,
+    parse_named_table, read, read_labelled_table,
 };
 use crate::train::ProgressHook;
 
@@ -554,7 +554,11 @@ fn fit_classifier<T: Element>(
     let mut lines = vec![format!(
         "{trained}; {} classes: {}",
         names.len(),
-        names.join(", ")
+        names
+            .iter()
+            .map(|n| csv_field(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     )];
     if let Some(alpha) = args.conformal {
         let x_cal: Vec<T> = gather(table, &rows.calibration, &columns);

@@ -12,7 +12,7 @@ use super::refuse_to_overwrite;
 use crate::any_model::AnyModel;
 use crate::files::write_atomically;
 use crate::regressor::Matrix;
-use crate::table::{parse_columns_named, read, read_named_table};
+use crate::table::{csv_field, parse_columns_named, read, read_named_table};
 
 /// The predictive quantiles a regressor's predictions get without `--quantiles`: a central 95 %
 /// interval.
@@ -118,7 +118,7 @@ pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
                 .transpose()?;
             let mut csv = String::from("predicted");
             for name in &names {
-                csv.push_str(&format!(",p_{name}"));
+                csv.push_str(&format!(",{}", csv_field(&format!("p_{name}"))));
             }
             csv.push_str(",entropy,expected_entropy,mutual_information");
             if sets.is_some() {
@@ -128,14 +128,14 @@ pub(crate) fn predict_command(args: &PredictArgs) -> Result<(), BoxError> {
             let (h, eh, mi) = (p.entropy(), p.expected_entropy(), p.mutual_information());
             let k = p.classes();
             for (i, predicted) in p.predicted_names().iter().enumerate() {
-                csv.push_str(predicted);
+                csv.push_str(&csv_field(predicted));
                 for prob in &p.probs()[i * k..(i + 1) * k] {
                     csv.push_str(&format!(",{prob}"));
                 }
                 csv.push_str(&format!(",{},{},{}", h[i], eh[i], mi[i]));
                 if let Some(sets) = &sets {
                     let set: Vec<&str> = sets[i].iter().map(|&c| names[c].as_str()).collect();
-                    csv.push_str(&format!(",{}", set.join("|")));
+                    csv.push_str(&format!(",{}", csv_field(&set.join("|"))));
                 }
                 csv.push('\n');
             }

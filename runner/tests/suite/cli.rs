@@ -1265,3 +1265,77 @@ fn a_closed_pipe_ends_flock_quietly() {
     child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Quoted cells, as R's `write.csv` and pandas write them: a quoted header (with R's unnamed
+/// row-name column), quoted text and numbers, a label holding a comma and one holding a quote;
+/// `predict` quotes those class names in what it writes; a quote left open is named by line.
+#[test]
+fn quoted_csv_cells_read_as_r_and_pandas_write_them() {
+    let dir = temp("quoted");
+    std::fs::create_dir_all(&dir).unwrap();
+    // R: write.csv(data.frame(a, kind, y)) — every text cell and the header quoted.
+    let r_csv: String = std::iter::once("\"\",\"a\",\"kind\",\"y\"\n".to_owned())
+        .chain((0..80).map(|i| {
+            let a = i as f64 / 20.0;
+            format!("\"{}\",{a},\"k{}\",{}\n", i + 1, i % 3, (2.0 * a).sin())
+        }))
+        .collect();
+    let data = dir.join("r.csv");
+    std::fs::write(&data, r_csv).unwrap();
+    let quick = ["--members", "2", "--epochs", "2", "--quiet"];
+    let out = dir.join("r.safetensors");
+    let text = succeed(&mut fit_command(
+        &data,
+        "y",
+        &out,
+        &[&["--features", "a"][..], &quick].concat(),
+    ));
+    assert!(text.contains("1 features"), "{text}");
+    // pandas: to_csv quotes only cells that need it.
+    let labels = ["cat, big", "dog", "say \"hi\""];
+    let pandas_csv: String = std::iter::once("x,\"petal length\",label\n".to_owned())
+        .chain((0..90).map(|i| {
+            let label = labels[i % 3];
+            let field = if label == "dog" {
+                label.to_owned()
+            } else {
+                format!("\"{}\"", label.replace('"', "\"\""))
+            };
+            format!("{},{},{field}\n", (i % 3) as f64 + 0.01 * i as f64, i % 5)
+        }))
+        .collect();
+    let data = dir.join("p.csv");
+    std::fs::write(&data, pandas_csv).unwrap();
+    let model = dir.join("p.safetensors");
+    let text = succeed(&mut fit_command(
+        &data,
+        "label",
+        &model,
+        &[&["--task", "classify"][..], &quick].concat(),
+    ));
+    assert!(
+        text.contains("3 classes: \"cat, big\", dog, \"say \"\"hi\"\"\""),
+        "{text}"
+    );
+    let preds = dir.join("preds.csv");
+    succeed(&mut predict_command(&model, &data, &preds));
+    let written = std::fs::read_to_string(&preds).unwrap();
+    assert!(
+        written.starts_with(
+            "predicted,\"p_cat, big\",p_dog,\"p_say \"\"hi\"\"\",entropy,expected_entropy,mutual_information\n"
+        ),
+        "{written}"
+    );
+    // A quote that its line does not close.
+    std::fs::write(&data, "x,label\n1,\"dog\n2,cat\n").unwrap();
+    let stderr = fail(
+        &mut fit_command(&data, "label", &model, &["--task", "classify"]),
+        1,
+        "an unclosed quote",
+    );
+    assert!(
+        stderr.contains("p.csv:2: a quoted cell is not closed on its line"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

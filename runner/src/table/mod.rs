@@ -1,8 +1,14 @@
-//! Reading numeric tables — whitespace-separated or CSV, with or without a header — with errors
-//! that name the file, line and column of every problem.
+//! Reading numeric tables — whitespace-separated or CSV (cells may be quoted), with or without a
+//! header — with errors that name the file, line and column of every problem.
 
+mod cells;
+
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use cells::Separator;
+pub(crate) use cells::csv_field;
 
 /// Why a dataset could not be used; every variant names the file and, for data, the line and
 /// column.
@@ -56,6 +62,13 @@ pub enum DataError {
     Empty {
         /// The file.
         path: PathBuf,
+    },
+    /// A quoted cell that its line does not close.
+    UnclosedQuote {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
     },
     /// An index (row or column) out of range.
     Index {
@@ -187,6 +200,11 @@ impl fmt::Display for DataError {
                 }
             ),
             DataError::Empty { path } => write!(f, "{}: no data rows", path.display()),
+            DataError::UnclosedQuote { path, line } => write!(
+                f,
+                "{}:{line}: a quoted cell is not closed on its line (a quote opens it, none closes it)",
+                path.display()
+            ),
             DataError::Index {
                 path,
                 line,
@@ -301,26 +319,50 @@ pub struct Table {
 ///
 /// ```
 /// use flock_runner::table::parse_table;
-/// let t = parse_table("1 2\n\n 3\t4\n".as_ref(), "inline".as_ref())?;
+/// let t = parse_table("1 2\n\n 3\t\"4\"\n".as_ref(), "inline".as_ref())?;
 /// assert_eq!((t.rows, t.cols, t.values), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
 /// assert!(parse_table("1 2\n3\n".as_ref(), "inline".as_ref()).is_err());
 /// # Ok::<(), flock_runner::table::DataError>(())
 /// ```
 ///
 /// # Errors
-/// [`DataError::NotANumber`], [`DataError::NonFinite`], [`DataError::Ragged`], [`DataError::Empty`].
+/// [`DataError::NotANumber`], [`DataError::NonFinite`], [`DataError::Ragged`], [`DataError::Empty`],
+/// [`DataError::UnclosedQuote`].
 pub fn parse_table(text: &str, path: &Path) -> Result<Table, DataError> {
-    parse_rows(text, path, None)
+    parse_rows(cell_lines(text, Separator::Whitespace, path), path, None)
 }
 
-/// [`parse_table`]; with `header_cols`, every row must have that many columns (the header's).
-fn parse_rows(text: &str, path: &Path, header_cols: Option<usize>) -> Result<Table, DataError> {
+/// One line of cells: its 1-based number and its cells.
+type CellLine<'t> = (usize, Vec<Cow<'t, str>>);
+
+/// The lines of `text` split at `sep`, with their 1-based numbers; blank lines, and lines of
+/// empty cells only (a spreadsheet's `,,,`), left out.
+fn cell_lines<'t>(
+    text: &'t str,
+    sep: Separator,
+    path: &'t Path,
+) -> impl Iterator<Item = Result<CellLine<'t>, DataError>> + 't {
+    text.lines()
+        .enumerate()
+        .filter_map(move |(i, line)| match sep.cells(line, path, i + 1) {
+            Ok(cells) if cells.iter().all(|c| c.is_empty()) => None,
+            Ok(cells) => Some(Ok((i + 1, cells))),
+            Err(e) => Some(Err(e)),
+        })
+}
+
+/// The numbers of `lines` (cells by line, as [`cell_lines`] gives them); with `header_cols`,
+/// every row must have that many columns (the header's), else as many as the first row.
+fn parse_rows<'t>(
+    lines: impl Iterator<Item = Result<CellLine<'t>, DataError>>,
+    path: &Path,
+    header_cols: Option<usize>,
+) -> Result<Table, DataError> {
     let mut values = Vec::new();
     let (mut rows, mut cols) = (0, header_cols.unwrap_or(0));
-    for (number, line) in text.lines().enumerate() {
-        let line_no = number + 1;
-        let start = values.len();
-        for (c, cell) in line.split_whitespace().enumerate() {
+    for line in lines {
+        let (line_no, cells) = line?;
+        for (c, cell) in cells.iter().enumerate() {
             let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
                 path: path.to_owned(),
                 line: line_no,
@@ -338,10 +380,7 @@ fn parse_rows(text: &str, path: &Path, header_cols: Option<usize>) -> Result<Tab
             }
             values.push(v);
         }
-        let found = values.len() - start;
-        if found == 0 {
-            continue;
-        }
+        let found = cells.len();
         if rows == 0 && header_cols.is_none() {
             cols = found;
         } else if found != cols {
@@ -512,30 +551,17 @@ pub fn read_named_table(path: &Path) -> Result<NamedTable, DataError> {
 /// # Errors
 /// [`DataError`]s naming the file, line and column.
 pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataError> {
-    let comma = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.contains(','));
-    let normalised = if comma {
-        text.replace(',', " ")
-    } else {
-        text.to_owned()
-    };
-    let first_line = normalised
-        .lines()
-        .position(|l| !l.trim().is_empty())
-        .ok_or_else(|| DataError::Empty {
-            path: path.to_owned(),
-        })?;
-    let first: Vec<&str> = normalised
-        .lines()
-        .nth(first_line)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let mut lines = cell_lines(text, Separator::of(text), path);
+    let (first_line, first) = lines.next().ok_or_else(|| DataError::Empty {
+        path: path.to_owned(),
+    })??;
     let header = first.iter().any(|cell| cell.parse::<f64>().is_err());
     if !header {
-        let table = parse_table(&normalised, path)?;
+        let table = parse_rows(
+            std::iter::once(Ok((first_line, first))).chain(lines),
+            path,
+            None,
+        )?;
         let names = (0..table.cols).map(|i| i.to_string()).collect();
         return Ok(NamedTable {
             names,
@@ -543,23 +569,11 @@ pub fn parse_named_table(text: &str, path: &Path) -> Result<NamedTable, DataErro
             table,
         });
     }
-    let names: Vec<String> = first.iter().map(|s| (*s).to_owned()).collect();
-    // Blank out the header line, keeping line numbers right for errors.
-    let body: String = normalised
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            if i == first_line {
-                "\n".to_owned()
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
+    let names: Vec<String> = first.iter().map(|cell| cell.to_string()).collect();
     // A bad cell's error names its column's header.
     let name_of = |column: usize| names.get(column - 1).cloned();
     let table =
-        parse_rows(&body, path, Some(names.len())).map_err(|e| with_column_name(e, name_of))?;
+        parse_rows(lines, path, Some(names.len())).map_err(|e| with_column_name(e, name_of))?;
     Ok(NamedTable {
         names,
         has_header: true,
@@ -632,23 +646,8 @@ pub fn parse_labelled_table(
     path: &Path,
     target: &str,
 ) -> Result<LabelledTable, DataError> {
-    let comma = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.contains(','));
-    let cells_of = |line: &str| -> Vec<String> {
-        if comma {
-            line.split(',').map(|c| c.trim().to_owned()).collect()
-        } else {
-            line.split_whitespace().map(str::to_owned).collect()
-        }
-    };
-    let lines: Vec<(usize, Vec<String>)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, cells_of(l)))
-        .collect();
+    let lines: Vec<CellLine<'_>> =
+        cell_lines(text, Separator::of(text), path).collect::<Result<_, _>>()?;
     let (_, first) = lines.first().ok_or_else(|| DataError::Empty {
         path: path.to_owned(),
     })?;
@@ -667,7 +666,7 @@ pub fn parse_labelled_table(
             .any(|(c, cell)| c != t && cell.parse::<f64>().is_err()),
     };
     let names: Vec<String> = if header {
-        first.clone()
+        first.iter().map(|cell| cell.to_string()).collect()
     } else {
         (0..first.len()).map(|i| i.to_string()).collect()
     };
@@ -680,16 +679,10 @@ pub fn parse_labelled_table(
             column: target.to_owned(),
             available: names.join(", "),
         })?;
-    let mut body = String::new();
     let (mut labels, mut numbers) = (Vec::new(), Vec::new());
-    // Rebuild the numeric text with the label cell as 0, one line per file line, so the numeric
-    // parser's errors keep the file's line numbers.
-    let mut next_line = 1;
+    // The numeric rows: each line's cells with its label as 0.
+    let mut rows: Vec<CellLine<'_>> = Vec::with_capacity(lines.len());
     for (line_no, cells) in lines.iter().skip(usize::from(header)) {
-        while next_line < *line_no {
-            body.push('\n');
-            next_line += 1;
-        }
         if cells.len() != names.len() {
             return Err(DataError::Ragged {
                 path: path.to_owned(),
@@ -699,7 +692,7 @@ pub fn parse_labelled_table(
                 against_header: header,
             });
         }
-        let label = cells[column].clone();
+        let label = cells[column].to_string();
         if label.is_empty() {
             return Err(DataError::EmptyLabel {
                 path: path.to_owned(),
@@ -708,18 +701,14 @@ pub fn parse_labelled_table(
         }
         labels.push(label);
         numbers.push(*line_no);
-        let row: Vec<&str> = cells
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| if c == column { "0" } else { cell.as_str() })
-            .collect();
-        body.push_str(&row.join(" "));
-        body.push('\n');
-        next_line += 1;
+        let mut row = cells.clone();
+        row[column] = Cow::Borrowed("0");
+        rows.push((*line_no, row));
     }
     let name_of = |c: usize| header.then(|| names.get(c - 1).cloned()).flatten();
     let header_cols = header.then_some(names.len());
-    let table = parse_rows(&body, path, header_cols).map_err(|e| with_column_name(e, name_of))?;
+    let table = parse_rows(rows.into_iter().map(Ok), path, header_cols)
+        .map_err(|e| with_column_name(e, name_of))?;
     Ok(LabelledTable {
         table: NamedTable {
             names,
@@ -787,27 +776,13 @@ pub fn parse_columns_named(
     path: &Path,
     names: &[String],
 ) -> Result<Option<NamedTable>, DataError> {
-    let comma = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.contains(','));
-    let cells_of = |line: &str| -> Vec<String> {
-        if comma {
-            line.split(',').map(|c| c.trim().to_owned()).collect()
-        } else {
-            line.split_whitespace().map(str::to_owned).collect()
-        }
-    };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, first)) = lines.next() else {
+    let mut lines = cell_lines(text, Separator::of(text), path);
+    let Some(first) = lines.next() else {
         return Err(DataError::Empty {
             path: path.to_owned(),
         });
     };
-    let header = cells_of(first);
+    let header: Vec<String> = first?.1.iter().map(|cell| cell.to_string()).collect();
     if header.iter().all(|c| c.parse::<f64>().is_ok()) {
         return Ok(None);
     }
@@ -823,13 +798,13 @@ pub fn parse_columns_named(
     let picks = named.columns_named(names, path)?;
     let mut values = Vec::new();
     let mut rows = 0;
-    for (number, line) in lines {
-        let cells = cells_of(line);
+    for line in lines {
+        let (line_no, cells) = line?;
         for &c in &picks {
-            let cell = cells.get(c).map(String::as_str).unwrap_or("");
+            let cell = cells.get(c).map_or("", |cell| cell.as_ref());
             let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
                 path: path.to_owned(),
-                line: number + 1,
+                line: line_no,
                 column: c + 1,
                 name: Some(header[c].clone()),
                 text: cell.chars().take(40).collect(),
@@ -837,7 +812,7 @@ pub fn parse_columns_named(
             if !v.is_finite() {
                 return Err(DataError::NonFinite {
                     path: path.to_owned(),
-                    line: number + 1,
+                    line: line_no,
                     column: c + 1,
                     name: Some(header[c].clone()),
                 });

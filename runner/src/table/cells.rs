@@ -1,0 +1,186 @@
+//! Splitting a line of a data file into cells, and quoting a cell for a CSV: the one place that
+//! knows CSV's quoting rules (RFC 4180, as R's `write.csv` and pandas write them).
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use super::DataError;
+
+/// How a file's lines split into cells: at every comma (a CSV) or at runs of whitespace.
+/// Either way a cell may be quoted: inside double quotes a separator is text and `""` is one
+/// `"`; spaces around a cell are not part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Separator {
+    /// `a,b,c`; `a,,c` has an empty middle cell.
+    Comma,
+    /// `a b  c` (spaces or tabs).
+    Whitespace,
+}
+
+impl Separator {
+    /// Commas when the file's first non-blank line holds one, else whitespace.
+    pub(crate) fn of(text: &str) -> Separator {
+        let first = text.lines().find(|l| !l.trim().is_empty());
+        if first.is_some_and(|l| l.contains(',')) {
+            Separator::Comma
+        } else {
+            Separator::Whitespace
+        }
+    }
+
+    /// The cells of `line` (line `line_no` of `path`, named in errors); none for a blank line.
+    ///
+    /// # Errors
+    /// [`DataError::UnclosedQuote`] for a quote that the line does not close (flock reads a
+    /// cell from one line: a quoted line break is not supported).
+    pub(crate) fn cells<'l>(
+        self,
+        line: &'l str,
+        path: &Path,
+        line_no: usize,
+    ) -> Result<Vec<Cow<'l, str>>, DataError> {
+        let mut cells = Vec::new();
+        let mut rest = line.trim_start();
+        if rest.is_empty() {
+            return Ok(cells);
+        }
+        loop {
+            let (cell, after) = match rest.strip_prefix('"') {
+                Some(quoted) => {
+                    let (text, after) =
+                        unquote(quoted).ok_or_else(|| DataError::UnclosedQuote {
+                            path: path.to_owned(),
+                            line: line_no,
+                        })?;
+                    // Text between the closing quote and the separator is kept, as spreadsheet
+                    // programs do.
+                    let (tail, after) = self.until_separator(after);
+                    let tail = tail.trim();
+                    if tail.is_empty() {
+                        (text, after)
+                    } else {
+                        (Cow::Owned(format!("{text}{tail}")), after)
+                    }
+                }
+                None => {
+                    let (cell, after) = self.until_separator(rest);
+                    (Cow::Borrowed(cell.trim()), after)
+                }
+            };
+            cells.push(cell);
+            rest = match self {
+                Separator::Comma => match after.strip_prefix(',') {
+                    Some(next) => next.trim_start(),
+                    None => break,
+                },
+                Separator::Whitespace => {
+                    let next = after.trim_start();
+                    if next.is_empty() {
+                        break;
+                    }
+                    next
+                }
+            };
+        }
+        Ok(cells)
+    }
+
+    /// `text` up to the next separator, and the rest from it.
+    fn until_separator(self, text: &str) -> (&str, &str) {
+        let end = match self {
+            Separator::Comma => text.find(','),
+            Separator::Whitespace => text.find(char::is_whitespace),
+        };
+        text.split_at(end.unwrap_or(text.len()))
+    }
+}
+
+/// A quoted cell's text (`""` read as `"`) and what follows its closing quote, from the text
+/// after the opening quote; `None` when no quote closes it.
+fn unquote(text: &str) -> Option<(Cow<'_, str>, &str)> {
+    let mut out: Option<String> = None;
+    let mut start = 0;
+    loop {
+        let quote = start + text[start..].find('"')?;
+        if text[quote + 1..].starts_with('"') {
+            out.get_or_insert_with(String::new)
+                .push_str(&text[start..=quote]);
+            start = quote + 2;
+        } else {
+            let cell = match out {
+                None => Cow::Borrowed(&text[..quote]),
+                Some(mut s) => {
+                    s.push_str(&text[start..quote]);
+                    Cow::Owned(s)
+                }
+            };
+            return Some((cell, &text[quote + 1..]));
+        }
+    }
+}
+
+/// `cell` as a CSV field: as it is, or in double quotes (its quotes doubled) when it holds a
+/// comma, a quote, a line break or spaces at either end — so that [`Separator::cells`] reads it
+/// back as it was.
+pub(crate) fn csv_field(cell: &str) -> Cow<'_, str> {
+    let needs_quotes = cell.contains([',', '"', '\n', '\r']) || cell.trim() != cell;
+    if needs_quotes {
+        Cow::Owned(format!("\"{}\"", cell.replace('"', "\"\"")))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(sep: Separator, line: &str) -> Vec<String> {
+        sep.cells(line, Path::new("t.csv"), 1)
+            .unwrap()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect()
+    }
+
+    #[test]
+    fn commas_and_quotes() {
+        let c = Separator::Comma;
+        assert_eq!(cells(c, "a, b ,c"), ["a", "b", "c"]);
+        assert_eq!(cells(c, "a,,c,"), ["a", "", "c", ""]);
+        assert_eq!(cells(c, r#""","a","kind""#), ["", "a", "kind"]);
+        assert_eq!(
+            cells(c, r#""cat, big",1, "say ""hi""" "#),
+            ["cat, big", "1", r#"say "hi""#]
+        );
+        assert_eq!(cells(c, r#""1"x,2"#), ["1x", "2"]);
+        assert_eq!(cells(c, "   "), Vec::<String>::new());
+        let err = Separator::Comma
+            .cells(r#"1,"open"#, Path::new("t.csv"), 7)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.csv:7: a quoted cell is not closed on its line (a quote opens it, none closes it)"
+        );
+    }
+
+    #[test]
+    fn whitespace_and_quotes() {
+        let w = Separator::Whitespace;
+        assert_eq!(cells(w, " 1\t2  3 "), ["1", "2", "3"]);
+        assert_eq!(
+            cells(w, r#""petal length" 2 "a""b""#),
+            ["petal length", "2", r#"a"b"#]
+        );
+        assert_eq!(Separator::of("\n a b\n1,2"), Separator::Whitespace);
+        assert_eq!(Separator::of("\na,b\n1 2"), Separator::Comma);
+    }
+
+    #[test]
+    fn a_written_field_reads_back() {
+        for cell in ["plain", "cat, big", r#"say "hi""#, " padded ", "", "a\"b,c"] {
+            let line = format!("{},x", csv_field(cell));
+            assert_eq!(cells(Separator::Comma, &line), [cell, "x"], "{line}");
+        }
+    }
+}
