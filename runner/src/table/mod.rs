@@ -351,6 +351,33 @@ fn cell_lines<'t>(
         })
 }
 
+/// The finite number in `cell` (0-based column `column` of line `line` of `path`, called `name`
+/// when the file has a header), or the error naming it.
+fn parse_cell(
+    cell: &str,
+    path: &Path,
+    line: usize,
+    column: usize,
+    name: Option<&str>,
+) -> Result<f64, DataError> {
+    let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
+        path: path.to_owned(),
+        line,
+        column: column + 1,
+        name: name.map(str::to_owned),
+        text: cell.chars().take(40).collect(),
+    })?;
+    if !v.is_finite() {
+        return Err(DataError::NonFinite {
+            path: path.to_owned(),
+            line,
+            column: column + 1,
+            name: name.map(str::to_owned),
+        });
+    }
+    Ok(v)
+}
+
 /// The numbers of `lines` (cells by line, as [`cell_lines`] gives them); with `header_cols`,
 /// every row must have that many columns (the header's), else as many as the first row.
 fn parse_rows<'t>(
@@ -363,22 +390,7 @@ fn parse_rows<'t>(
     for line in lines {
         let (line_no, cells) = line?;
         for (c, cell) in cells.iter().enumerate() {
-            let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
-                path: path.to_owned(),
-                line: line_no,
-                column: c + 1,
-                name: None,
-                text: cell.chars().take(40).collect(),
-            })?;
-            if !v.is_finite() {
-                return Err(DataError::NonFinite {
-                    path: path.to_owned(),
-                    line: line_no,
-                    column: c + 1,
-                    name: None,
-                });
-            }
-            values.push(v);
+            values.push(parse_cell(cell, path, line_no, c, None)?);
         }
         let found = cells.len();
         if rows == 0 && header_cols.is_none() {
@@ -802,22 +814,7 @@ pub fn parse_columns_named(
         let (line_no, cells) = line?;
         for &c in &picks {
             let cell = cells.get(c).map_or("", |cell| cell.as_ref());
-            let v: f64 = cell.parse().map_err(|_| DataError::NotANumber {
-                path: path.to_owned(),
-                line: line_no,
-                column: c + 1,
-                name: Some(header[c].clone()),
-                text: cell.chars().take(40).collect(),
-            })?;
-            if !v.is_finite() {
-                return Err(DataError::NonFinite {
-                    path: path.to_owned(),
-                    line: line_no,
-                    column: c + 1,
-                    name: Some(header[c].clone()),
-                });
-            }
-            values.push(v);
+            values.push(parse_cell(cell, path, line_no, c, Some(&header[c]))?);
         }
         rows += 1;
     }
