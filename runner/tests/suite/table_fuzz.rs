@@ -1,6 +1,9 @@
-//! The table reader on arbitrary text: a typed error or a well-formed table, never a panic.
+//! The table readers on arbitrary text (quotes too): a typed error or a well-formed table,
+//! never a panic.
 
-use flock_runner::table::{parse_named_table, parse_table};
+use flock_runner::table::{
+    parse_columns_named, parse_labelled_table, parse_named_table, parse_table,
+};
 use proptest::prelude::*;
 
 fn pieces() -> impl Strategy<Value = String> {
@@ -16,6 +19,9 @@ fn pieces() -> impl Strategy<Value = String> {
             Just("NaN".to_owned()),
             Just("inf".to_owned()),
             Just("x".to_owned()),
+            Just("\"".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"a, b\"".to_owned()),
             Just("名前".to_owned()),
             Just("1e999".to_owned()),
             Just("".to_owned()),
@@ -39,6 +45,15 @@ proptest! {
         }
         if let Ok(t) = parse_table(&text, path) {
             prop_assert_eq!(t.values.len(), t.rows * t.cols);
+        }
+        for target in ["x", "0", "1"] {
+            if let Ok(t) = parse_labelled_table(&text, path, target) {
+                prop_assert_eq!(t.labels.len(), t.table.table.rows);
+                prop_assert!(t.labels.iter().all(|l| !l.is_empty()));
+            }
+        }
+        if let Ok(Some(t)) = parse_columns_named(&text, path, &["x".to_owned()]) {
+            prop_assert_eq!(t.table.values.len(), t.table.rows);
         }
     }
 }
