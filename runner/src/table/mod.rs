@@ -658,11 +658,10 @@ pub fn parse_labelled_table(
     path: &Path,
     target: &str,
 ) -> Result<LabelledTable, DataError> {
-    let lines: Vec<CellLine<'_>> =
-        cell_lines(text, Separator::of(text), path).collect::<Result<_, _>>()?;
-    let (_, first) = lines.first().ok_or_else(|| DataError::Empty {
+    let mut lines = cell_lines(text, Separator::of(text), path);
+    let (first_line, first) = lines.next().ok_or_else(|| DataError::Empty {
         path: path.to_owned(),
-    })?;
+    })??;
     let by_index = target.parse::<usize>().ok();
     if by_index.is_none() && first.iter().all(|cell| cell.parse::<f64>().is_ok()) {
         return Err(DataError::NoHeader {
@@ -692,35 +691,38 @@ pub fn parse_labelled_table(
             available: names.join(", "),
         })?;
     let (mut labels, mut numbers) = (Vec::new(), Vec::new());
-    // The numeric rows: each line's cells with its label as 0.
-    let mut rows: Vec<CellLine<'_>> = Vec::with_capacity(lines.len());
-    for (line_no, cells) in lines.iter().skip(usize::from(header)) {
-        if cells.len() != names.len() {
-            return Err(DataError::Ragged {
-                path: path.to_owned(),
-                line: *line_no,
-                found: cells.len(),
-                expected: names.len(),
-                against_header: header,
-            });
-        }
-        let label = cells[column].to_string();
-        if label.is_empty() {
-            return Err(DataError::EmptyLabel {
-                path: path.to_owned(),
-                line: *line_no,
-            });
-        }
-        labels.push(label);
-        numbers.push(*line_no);
-        let mut row = cells.clone();
-        row[column] = Cow::Borrowed("0");
-        rows.push((*line_no, row));
-    }
+    let expected = names.len();
+    // The numeric rows, read as they stream by: each line's cells with its label taken out
+    // (and read as 0).
+    let rows = (!header)
+        .then_some(Ok((first_line, first)))
+        .into_iter()
+        .chain(lines)
+        .map(|line| {
+            let (line_no, mut cells) = line?;
+            if cells.len() != expected {
+                return Err(DataError::Ragged {
+                    path: path.to_owned(),
+                    line: line_no,
+                    found: cells.len(),
+                    expected,
+                    against_header: header,
+                });
+            }
+            let label = core::mem::replace(&mut cells[column], Cow::Borrowed("0"));
+            if label.is_empty() {
+                return Err(DataError::EmptyLabel {
+                    path: path.to_owned(),
+                    line: line_no,
+                });
+            }
+            labels.push(label.into_owned());
+            numbers.push(line_no);
+            Ok((line_no, cells))
+        });
     let name_of = |c: usize| header.then(|| names.get(c - 1).cloned()).flatten();
     let header_cols = header.then_some(names.len());
-    let table = parse_rows(rows.into_iter().map(Ok), path, header_cols)
-        .map_err(|e| with_column_name(e, name_of))?;
+    let table = parse_rows(rows, path, header_cols).map_err(|e| with_column_name(e, name_of))?;
     Ok(LabelledTable {
         table: NamedTable {
             names,
