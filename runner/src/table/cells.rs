@@ -133,9 +133,16 @@ fn unquote(text: &str) -> Option<(Cow<'_, str>, &str)> {
 }
 
 /// `cell` as a CSV field: as it is, or in double quotes (its quotes doubled) when it holds a
-/// comma, a quote, a line break or spaces at either end — so that [`Separator::cells`] reads it
-/// back as it was.
-pub(crate) fn csv_field(cell: &str) -> Cow<'_, str> {
+/// comma, a quote, a line break or spaces at either end — so that flock's table readers (and
+/// any RFC 4180 reader) read it back as it was.
+///
+/// ```
+/// use flock_runner::table::csv_field;
+/// assert_eq!(csv_field("dog"), "dog");
+/// assert_eq!(csv_field("cat, big"), "\"cat, big\"");
+/// assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+/// ```
+pub fn csv_field(cell: &str) -> Cow<'_, str> {
     let needs_quotes = cell.contains([',', '"', '\n', '\r']) || cell.trim() != cell;
     if needs_quotes {
         Cow::Owned(format!("\"{}\"", cell.replace('"', "\"\"")))

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use cells::Separator;
-pub(crate) use cells::csv_field;
+pub use cells::csv_field;
 
 /// Why a dataset could not be used; every variant names the file and, for data, the line and
 /// column.
