@@ -186,10 +186,7 @@ impl<T: Element> Scorer<T> for LogJointNll<'_, T> {
             members,
             params.values(),
             data,
-            Weights {
-                loglik: T::ONE,
-                logprior: T::ZERO,
-            },
+            Weights::values_only(),
             LogJointOutput {
                 loglik: &mut self.loglik,
                 logprior: &mut self.logprior,

@@ -5,4 +5,5 @@ mod finite_differences;
 mod grads_fixtures;
 mod log_det;
 mod param_grads;
+mod values_only;
 mod workspace;
