@@ -1138,9 +1138,13 @@ fn fashion(epochs: usize, train_images: Option<usize>, skip_sklearn: bool) -> Re
     }
     print!("{table}");
     let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
+    let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
+    // The SIMD level and threads are in flock's own report.
     let record = format!(
-        "{{\"commit\":{},\"epochs\":{epochs},\"train_images\":{},\"jax_env\":{},\"flock\":{},\"peers\":[{}]}}\n",
+        "{{\"commit\":{},\"date\":{},\"cpu\":{},\"epochs\":{epochs},\"train_images\":{},\"jax_env\":{},\"flock\":{},\"peers\":[{}]}}\n",
         json_string(commit.trim()),
+        json_string(date.trim()),
+        json_string(&cpu_name()),
         train_images.map_or("null".to_owned(), |n| n.to_string()),
         json_string(&pins),
         ours.trim(),

@@ -330,6 +330,7 @@ fn report(args: &ClassifyBenchArgs, r: Report<'_>) {
         println!(
             "{}",
             json!({"train_images": r.train, "test_images": r.test, "members_trained": args.members,
+                   "simd": flock_kernels::SIMD_LEVEL, "threads": threads(args.threads).ok(),
                    "epochs": args.epochs, "seconds_per_epoch": r.per_epoch,
                    "train_seconds": r.train_seconds, "predict_seconds": r.predict_seconds,
                    "ensembles": rows, "ood_members": r.headline, "ood": ood})
