@@ -3,30 +3,11 @@
 
 use flock_autograd::*;
 
-/// A tanh MLP's Gaussian log-likelihood and a standard-normal prior; its parameters per member.
-fn log_joint() -> (usize, impl LogJoint<f64>) {
-    let mut layout = ParamLayout::new();
-    let mlp = Mlp::new(
-        &mut layout,
-        "",
-        MlpConfig::new(2, 1, 8, 2, Activation::Tanh),
-    )
-    .unwrap();
-    let lj = TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let r = g.sub(y, f)?;
-        let sse = g.sum_squares(r);
-        let theta = g.all_params();
-        let ss = g.sum_squares(theta);
-        Ok((g.scale(sse, -0.5), g.scale(ss, -0.5)))
-    });
-    (layout.member_size(), lj)
-}
+use crate::tanh_mlp_log_joint;
 
 #[test]
 fn values_only_gives_the_same_loglik_and_a_zero_gradient() {
-    let (p, mut lj) = log_joint();
+    let (p, mut lj) = tanh_mlp_log_joint(2);
     let members = 3;
     let params: Vec<f64> = (0..members * p)
         .map(|i| ((i * 37) % 11) as f64 / 11.0 - 0.5)
@@ -67,7 +48,7 @@ fn values_only_gives_the_same_loglik_and_a_zero_gradient() {
 
 #[test]
 fn values_only_still_checks_the_gradient_buffer() {
-    let (p, mut lj) = log_joint();
+    let (p, mut lj) = tanh_mlp_log_joint(2);
     let params = vec![0.1; 2 * p];
     let (x, y) = (vec![0.5; 4], vec![0.0; 2]);
     let (mut ll, mut lp, mut grad) = (vec![0.0; 2], vec![0.0; 2], vec![0.0; 3]);

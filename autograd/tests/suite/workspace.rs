@@ -4,26 +4,12 @@
 
 use flock_autograd::*;
 
+use crate::tanh_mlp_log_joint;
+
 #[test]
 fn workspace_is_measured_per_member_and_scales_with_rows() {
-    let mut layout = ParamLayout::new();
-    let mlp = Mlp::new(
-        &mut layout,
-        "",
-        MlpConfig::new(1, 1, 8, 2, Activation::Tanh),
-    )
-    .unwrap();
-    let mut log_joint = TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let r = g.sub(y, f)?;
-        let sse = g.sum_squares(r);
-        let theta = g.all_params();
-        let ss = g.sum_squares(theta);
-        Ok((g.scale(sse, -0.5), g.scale(ss, -0.5)))
-    });
+    let (p, mut log_joint) = tanh_mlp_log_joint(1);
     assert_eq!(log_joint.workspace_per_member(40), None);
-    let p = layout.member_size();
     let x: Vec<f64> = (0..40).map(|i| i as f64 / 40.0).collect();
     let mut evaluate = |members: usize, rows: usize| {
         let params = vec![0.1; members * p];
