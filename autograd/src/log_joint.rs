@@ -130,7 +130,7 @@ impl<T: Element> Weights<T> {
     /// Both weights 0: the objective is 0, so its gradient is zero without differentiating
     /// anything — a log-joint recorded on a tape ([`finish_evaluation`]) computes `ℓ` (and not
     /// `π`), skips the backward pass and writes a zero gradient. For scoring, where only the
-    /// values are wanted (the backward pass of an MLP costs about twice its forward pass).
+    /// values are wanted (an MLP's backward pass costs more than its forward pass).
     pub fn values_only() -> Weights<T> {
         Weights {
             loglik: T::ZERO,
