@@ -241,6 +241,23 @@ pub trait LogJoint<T: Element> {
     ) -> Result<(), AutogradError> {
         evaluate_then_one_block(self, members, params, batch, weights, out, then)
     }
+
+    /// The threads this log-joint evaluates on (1 by default; a wrapper that evaluates blocks
+    /// of members on several threads says how many).
+    fn threads(&self) -> usize {
+        1
+    }
+
+    /// For a log-joint of several [`threads`](LogJoint::threads): runs `work` once on each of
+    /// them at the same time, each with a log-joint of its own (the one that thread evaluates
+    /// its members with), and returns `true` when every call has returned. A log-joint of one
+    /// thread runs nothing and returns `false` (the default): the caller then runs `work` on
+    /// this log-joint itself. Training that steps each member on its own for a while (member
+    /// after member, on whichever thread is free) uses it.
+    fn on_each_thread(&mut self, work: &(dyn Fn(&mut dyn LogJoint<T>) + Sync)) -> bool {
+        let _ = work;
+        false
+    }
 }
 
 /// [`LogJoint::evaluate_then`] for a log-joint that evaluates all its members as one block
@@ -348,6 +365,14 @@ impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
         then: &(dyn Fn(EvaluatedBlock<'_, T>) + Sync),
     ) -> Result<(), AutogradError> {
         (**self).evaluate_then(members, params, batch, weights, out, then)
+    }
+
+    fn threads(&self) -> usize {
+        (**self).threads()
+    }
+
+    fn on_each_thread(&mut self, work: &(dyn Fn(&mut dyn LogJoint<T>) + Sync)) -> bool {
+        (**self).on_each_thread(work)
     }
 }
 

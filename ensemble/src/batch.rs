@@ -454,6 +454,36 @@ impl Batches {
         }
     }
 
+    /// Member `e`'s batches on its own, from where this is now (for
+    /// [`ensemble_steps_apart`](crate::ensemble_steps_apart)): a copy of the shared stream or
+    /// of member `e`'s.
+    pub(crate) fn member_batches(&self, e: usize) -> MemberBatches {
+        match self {
+            Batches::Shared(b) if b.is_full_batch() => MemberBatches::Data,
+            Batches::Shared(b) => MemberBatches::Shared(b.clone()),
+            Batches::PerMember(b) => MemberBatches::Own(b.members[e].clone()),
+        }
+    }
+
+    /// Puts back every member's batches after a run apart (`ends[e]` member `e`'s, each having
+    /// drawn as many batches): the shared stream is member 0's copy.
+    pub(crate) fn set_member_batches(&mut self, ends: Vec<MemberBatches>) {
+        match self {
+            Batches::Shared(shared) => {
+                if let Some(MemberBatches::Shared(b)) = ends.into_iter().next() {
+                    *shared = b;
+                }
+            }
+            Batches::PerMember(b) => {
+                for (slot, end) in b.members.iter_mut().zip(ends) {
+                    if let MemberBatches::Own(end) = end {
+                        *slot = end;
+                    }
+                }
+            }
+        }
+    }
+
     /// The next batch of `data` (`N` rows): `data` itself for full batches, otherwise rows
     /// gathered into `x_batch` / `y_batch` — shared, or `[E, |B|, ·]` per member.
     ///
@@ -595,5 +625,39 @@ mod tests {
         let mut b = MiniBatcher::new(5, 9, Sampling::WithReplacement, 0).unwrap();
         assert_eq!(b.scale(), 1.0);
         assert_eq!(b.next_indices(), &[0, 1, 2, 3, 4]);
+    }
+}
+
+/// One member's batches in a run apart ([`Batches::member_batches`]).
+#[derive(Clone, Debug)]
+pub(crate) enum MemberBatches {
+    /// Full batches: the data set itself.
+    Data,
+    /// A copy of the shared stream: the member's batch is every member's, read as shared rows.
+    Shared(MiniBatcher),
+    /// The member's own stream: its batch is read as one member's rows of a per-member batch.
+    Own(MiniBatcher),
+}
+
+impl MemberBatches {
+    /// The member's next batch of `data`, as [`Batches::next`] would hand it to the member's
+    /// block of one.
+    pub(crate) fn next<'a, T: Copy>(
+        &mut self,
+        data: Batch<'a, T>,
+        x_batch: &'a mut Vec<T>,
+        y_batch: &'a mut Vec<T>,
+    ) -> Result<Batch<'a, T>, EnsembleError> {
+        Ok(match self {
+            MemberBatches::Data => data,
+            MemberBatches::Shared(b) => {
+                b.next_batch(data.x, data.y, x_batch, y_batch);
+                Batch::new(x_batch, y_batch, b.batch_size())?
+            }
+            MemberBatches::Own(b) => {
+                b.next_batch(data.x, data.y, x_batch, y_batch);
+                Batch::per_member(x_batch, y_batch, b.batch_size(), 1)?
+            }
+        })
     }
 }

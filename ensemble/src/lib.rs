@@ -10,6 +10,9 @@
 //!   `L_e = −scale·ℓ_e − prior_weight·π_e` (`prior_weight` 0 = MLE, 1 = MAP; `scale = N/|B|`).
 //! - [`ensemble_step`] does one optimizer update for every member and returns the losses before
 //!   it.
+//! - [`ensemble_steps_apart`] takes a run of steps for every member, each member on its own
+//!   (member after member, on whichever thread is free) — the bits of as many
+//!   [`ensemble_step`]s, with each core holding one member's state at a time.
 //! - [`ensemble_predict`] evaluates every member on new inputs.
 //! - [`model`]: Pattern C — a model written once with `sample` / `observe` sites gives the
 //!   parameter layout, the split log-density and a log-joint.
@@ -18,6 +21,7 @@
 //! - [`MiniBatcher`]: mini-batches with or without replacement and their `scale`;
 //!   [`PerMemberBatcher`]: a data order of each member's own.
 
+mod apart;
 mod batch;
 mod error;
 mod held_out;
@@ -31,6 +35,7 @@ mod rng;
 mod state;
 mod step;
 
+pub use apart::{ApartRecord, StepsApart, ensemble_steps_apart, steps_apart_pay};
 pub use batch::{Batches, DataOrder, MiniBatcher, PerMemberBatcher, Sampling};
 pub use error::EnsembleError;
 pub use held_out::MemberHeldOut;

@@ -515,4 +515,24 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             p.seek_streams(positions);
         }
     }
+
+    /// One thread per part that has one (the parts beyond the helpers made run on the caller).
+    fn threads(&self) -> usize {
+        self.parts.len().min(self.helpers.len() + 1)
+    }
+
+    /// `work` with the first part on this thread and with each further part on its helper.
+    fn on_each_thread(&mut self, work: &(dyn Fn(&mut dyn LogJoint<T>) + Sync)) -> bool {
+        let threads = LogJoint::<T>::threads(self);
+        if threads < 2 {
+            return false;
+        }
+        let (own, others) = self.parts[..threads]
+            .split_first_mut()
+            .expect("at least two parts");
+        let mut others = others.iter_mut().enumerate();
+        let run = |_: usize, part: &mut L| work(part);
+        spread(&mut self.helpers, &mut others, &run, &mut || work(&mut *own));
+        true
+    }
 }

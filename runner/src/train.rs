@@ -25,8 +25,8 @@ use std::path::PathBuf;
 
 use flock_autograd::{Batch, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_ensemble::{
-    Batches, DataOrder, EnsembleError, EnsembleState, MemberHeldOut, OptimizerBlocks, Sampling,
-    ensemble_step,
+    ApartRecord, Batches, DataOrder, EnsembleError, EnsembleState, MemberHeldOut,
+    OptimizerBlocks, Sampling, StepsApart, ensemble_step, ensemble_steps_apart, steps_apart_pay,
 };
 use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
@@ -46,6 +46,24 @@ pub enum OnDivergence {
     Freeze,
     /// Stop the run with [`RunError::Diverged`], which carries the result so far.
     Stop,
+}
+
+/// How the members take their steps: all together at every step, or each on its own for a run
+/// of steps (between two steps at which a hook is due). The results are the same bits either
+/// way; only the speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StepOrder {
+    /// Apart where it pays ([`steps_apart_pay`]: a log-joint of several threads and members of
+    /// a megabyte or more of parameters and optimizer state), together otherwise.
+    #[default]
+    Auto,
+    /// Every member steps at every step ([`ensemble_step`]): the members of each thread's block
+    /// go through each op together.
+    Together,
+    /// Each member takes a run of steps on its own ([`ensemble_steps_apart`]), one member per
+    /// thread at a time — where the run's options allow: a member-sharded run (`peers`),
+    /// [`OnDivergence::Stop`], `keep_best` and log-joints that draw noise (VI) step together.
+    Apart,
 }
 
 /// What a callback sees every `every` steps.
@@ -373,6 +391,8 @@ pub struct RunOptions<'c, T> {
     /// rank is frozen; the user's interruption on any rank stops them all; the progress hook's
     /// mean loss is every member's. Cannot be combined with [`OnDivergence::Stop`].
     pub peers: Option<&'c dyn Communicator>,
+    /// Members stepped together or apart (the same bits; [`StepOrder::Auto`] picks the faster).
+    pub step_order: StepOrder,
 }
 
 impl<T> Default for RunOptions<'_, T> {
@@ -389,6 +409,7 @@ impl<T> Default for RunOptions<'_, T> {
             validation: None,
             checkpoint: None,
             peers: None,
+            step_order: StepOrder::Auto,
         }
     }
 }
@@ -410,6 +431,7 @@ impl<T> fmt::Debug for RunOptions<'_, T> {
             .field("validation", &self.validation)
             .field("checkpoint", &self.checkpoint)
             .field("ranks", &self.peers.map(|p| p.size()))
+            .field("step_order", &self.step_order)
             .finish()
     }
 }
@@ -734,18 +756,25 @@ where
     let members = training.members();
     let mut batches =
         options.batches(data.rows, first_member..first_member + members, batch_seed)?;
+    let apart = match options.step_order {
+        StepOrder::Together => false,
+        StepOrder::Apart => true,
+        StepOrder::Auto => steps_apart_pay(&*log_joint, members),
+    } && options.peers.is_none()
+        && options.on_divergence == OnDivergence::Freeze
+        && !options.keep_best
+        && !log_joint.stream_positions(&mut Vec::new());
     let RunOptions {
-        mut callback,
+        callback,
         keep_best,
         on_divergence,
-        mut progress,
-        mut validation,
-        mut checkpoint,
+        progress,
+        validation,
+        checkpoint,
         peers,
         ..
     } = options;
     let p = training.state.params.layout().member_size();
-    let n = data.rows;
     if (keep_best || validation.is_some()) && training.best.is_none() {
         training.best = Some(BestParams::new(&training.state.params));
     }
@@ -756,12 +785,32 @@ where
         .losses
         .reserve(members * num_steps.saturating_sub(first));
     let mut frozen = Frozen::of(training);
-    let mut previous = keep_best.then(|| training.state.params.values().to_vec());
-    let mut scores = Vec::with_capacity(members);
-    let mut streams = Vec::new();
-    let last = num_steps.saturating_sub(1);
     training.stopped_early = false;
-
+    let mut hooks = Hooks {
+        callback,
+        validation,
+        checkpoint,
+        progress,
+        peers,
+        on_divergence,
+        members,
+        num_steps,
+        rows: data.rows,
+        scores: Vec::with_capacity(members),
+        streams: Vec::new(),
+        diverged: Vec::new(),
+    };
+    if apart {
+        let objective = Objective {
+            log_joint,
+            optimizer,
+            prior_weight,
+            first_member,
+        };
+        train_apart(objective, training, &mut batches, data, &mut hooks, &mut frozen)?;
+        return Ok(training.result());
+    }
+    let mut previous = keep_best.then(|| training.state.params.values().to_vec());
     let ahead = gather_ahead(&batches, data);
     feed_batches(
         &mut batches,
@@ -789,86 +838,285 @@ where
                     best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
                 }
             }
-            let mut to_freeze: Vec<usize> = Vec::new();
-            if let Some(v) = validation.as_mut()
-                && ((step + 1) % v.every == 0 || step == last)
-            {
-                training.score_held_out(v, log_joint, &mut scores, &mut to_freeze)?;
+            hooks.diverged.clear();
+            hooks.diverged.extend_from_slice(training.state.diverged());
+            match hooks.after_step(training, &mut frozen, log_joint, step)? {
+                AfterStep::Continue => Ok(ControlFlow::Continue(())),
+                AfterStep::Stop => Ok(ControlFlow::Break(())),
+                AfterStep::Interrupted => Err(RunError::Interrupted { step: step + 1 }),
             }
-            training.record_divergences(step, on_divergence, &mut to_freeze)?;
-            let mut stop = false;
-            if let Some((every, callback)) = callback.as_mut()
-                && *every > 0
-                && (step + 1) % *every == 0
-            {
-                let control = callback(&Progress {
-                    step: step + 1,
-                    losses: &training.losses[latest..],
-                    params: &training.state.params,
-                    frozen: &training.frozen,
-                });
-                to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
-                stop = control.stop;
-            }
-            let froze = !to_freeze.is_empty();
-            if froze {
-                frozen.freeze(training, &to_freeze);
-            }
-            let mut step_state = StepState {
-                froze,
-                all_frozen: training.frozen.iter().all(|&f| f),
-                stop,
-                interrupted: false,
-            };
-            if let (Some(hook), Some(_)) = (progress.as_mut(), peers) {
-                // Asked before the step is reported: the answer travels with the step's flags.
-                step_state.interrupted = hook.stop_requested();
-            }
-            let own_losses = &training.losses[latest..];
-            let (step_state, mean_loss) = match peers {
-                None => (
-                    step_state,
-                    mean_of_finite(own_losses.iter().map(|v| v.to_f64())),
-                ),
-                Some(peers) => {
-                    let (state, every_loss) = step_state.combine(peers, own_losses);
-                    (state, mean_of_finite(every_loss.into_iter()))
-                }
-            };
-            let stop = step_state.stop
-                || (validation.is_some() && step_state.froze && step_state.all_frozen);
-            let mut interrupted = step_state.interrupted;
-            if let Some(hook) = progress.as_mut() {
-                hook.update(&StepReport {
-                    step: step + 1,
-                    until: num_steps,
-                    mean_loss,
-                    rows: n,
-                });
-                if peers.is_none() {
-                    interrupted = hook.stop_requested();
-                }
-            }
-            if let Some(c) = checkpoint.as_mut()
-                && (stop || (step + 1) % c.every == 0 || step == last)
-            {
-                let has_streams = log_joint.stream_positions(&mut streams);
-                if has_streams {
-                    streams.resize(members.max(streams.len()), 0);
-                }
-                training.save_to(&mut *c.sink, has_streams.then_some(&streams[..]))?;
-            }
-            if interrupted {
-                return Err(RunError::Interrupted { step: step + 1 });
-            }
-            if stop {
-                training.stopped_early = step + 1 < num_steps;
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
         },
     )?;
     Ok(training.result())
+}
+
+/// Steps a run takes apart at most ([`train_apart`]): the progress hook hears of a run's steps
+/// when the run ends, and a user's interruption is acted on then.
+const RUN_APART_STEPS: usize = 128;
+
+/// The loop with members stepped apart ([`ensemble_steps_apart`]) for runs of steps that end
+/// where a hook is due (a held-out scoring, a checkpoint, a callback) or after
+/// [`RUN_APART_STEPS`]; after each run its steps are told to the hooks in order, as the
+/// lockstep loop would have told them. Same bits as the lockstep loop: members are independent,
+/// and nothing between two hook steps reads more than one member. A run in which the last
+/// unfrozen member diverges with validation on (where the lockstep loop stops) is taken again
+/// up to that step. If a run fails, `training` is put back where the run started.
+fn train_apart<T, L, O>(
+    objective: Objective<'_, L, O>,
+    training: &mut Training<T, O::State>,
+    batches: &mut Batches,
+    data: Batch<'_, T>,
+    hooks: &mut Hooks<'_, T>,
+    frozen: &mut Frozen<T, O::State>,
+) -> Result<(), RunError<T>>
+where
+    T: Element,
+    L: LogJoint<T>,
+    O: GradientTransformation<T>,
+{
+    let Objective {
+        log_joint,
+        optimizer,
+        prior_weight,
+        first_member,
+    } = objective;
+    let members = hooks.members;
+    let mut record = ApartRecord::default();
+    let mut start = training.step.min(hooks.num_steps);
+    while start < hooks.num_steps {
+        let mut end = hooks.next_due(start).min(start + RUN_APART_STEPS);
+        let before = (
+            training.state.params.clone(),
+            training.state.opt_blocks().clone(),
+            batches.clone(),
+        );
+        let held = training.frozen.clone();
+        loop {
+            let run = StepsApart {
+                data,
+                steps: end - start,
+                held: &held,
+                first_member,
+            };
+            let stepped = ensemble_steps_apart(
+                &mut training.state,
+                batches,
+                log_joint,
+                optimizer,
+                prior_weight,
+                run,
+                &mut record,
+            );
+            if let Err(error) = stepped {
+                put_back(training, &before.0, &before.1);
+                return Err(error.into());
+            }
+            match hooks.stop_inside(&held, &record, end - start) {
+                Some(t) => {
+                    put_back(training, &before.0, &before.1);
+                    *batches = before.2.clone();
+                    end = start + t + 1;
+                }
+                None => break,
+            }
+        }
+        let mut interrupted = false;
+        for (t, losses) in record.losses.chunks_exact(members).enumerate() {
+            let step = start + t;
+            training.losses.extend_from_slice(losses);
+            training.step = step + 1;
+            hooks.diverged.clear();
+            hooks.diverged.extend(
+                record
+                    .diverged
+                    .iter()
+                    .filter(|&&(at, _)| at == t)
+                    .map(|&(_, e)| e),
+            );
+            match hooks.after_step(training, frozen, log_joint, step)? {
+                AfterStep::Continue => {}
+                AfterStep::Interrupted => interrupted = true,
+                AfterStep::Stop => return Ok(()),
+            }
+        }
+        if interrupted {
+            return Err(RunError::Interrupted { step: end });
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Puts `training`'s parameters and optimizer state back to `params` and `opt`.
+fn put_back<T: Element, S: MemberState>(
+    training: &mut Training<T, S>,
+    params: &Parameters<T>,
+    opt: &OptimizerBlocks<S>,
+) {
+    training
+        .state
+        .params
+        .values_mut()
+        .copy_from_slice(params.values());
+    for e in 0..training.members() {
+        training.state.restore_member_opt_state(opt, e);
+    }
+}
+
+/// What the loop does after a step.
+enum AfterStep {
+    Continue,
+    Stop,
+    /// The user asked to stop.
+    Interrupted,
+}
+
+/// The hooks of a run ([`RunOptions`]) and what they keep between steps.
+struct Hooks<'c, T> {
+    callback: Option<(usize, Callback<'c, T>)>,
+    validation: Option<Validation<'c, T>>,
+    checkpoint: Option<Checkpointing<'c, T>>,
+    progress: Option<Box<dyn ProgressHook + 'c>>,
+    peers: Option<&'c dyn Communicator>,
+    on_divergence: OnDivergence,
+    members: usize,
+    num_steps: usize,
+    /// Training rows.
+    rows: usize,
+    scores: Vec<f64>,
+    streams: Vec<u64>,
+    /// The members that diverged at the step being told.
+    diverged: Vec<usize>,
+}
+
+impl<T: Element> Hooks<'_, T> {
+    /// The first step from `start` on after which a hook is due (a held-out scoring, a
+    /// checkpoint, a callback), as a step count: the run's end at the latest.
+    fn next_due(&self, start: usize) -> usize {
+        let after = |every: usize| (start / every + 1) * every;
+        let mut due = self.num_steps;
+        if let Some(v) = &self.validation {
+            due = due.min(after(v.every));
+        }
+        if let Some(c) = &self.checkpoint {
+            due = due.min(after(c.every));
+        }
+        if let Some((every, _)) = &self.callback
+            && *every > 0
+        {
+            due = due.min(after(*every));
+        }
+        due
+    }
+
+    /// The step of a run of `steps` (from members `held` at its start) before whose end the
+    /// lockstep loop would stop: with validation on, the step at which the last unfrozen
+    /// member diverged, if the run goes on after it.
+    fn stop_inside(&self, held: &[bool], record: &ApartRecord<T>, steps: usize) -> Option<usize> {
+        if self.validation.is_none() || record.diverged.is_empty() {
+            return None;
+        }
+        let mut frozen = held.to_vec();
+        for &(t, e) in &record.diverged {
+            frozen[e] = true;
+            if frozen.iter().all(|&f| f) {
+                return (t + 1 < steps).then_some(t);
+            }
+        }
+        None
+    }
+
+    /// Everything after step `step` (its losses recorded, the members that diverged at it in
+    /// `self.diverged`): held-out scoring, divergences, the callback, freezing, the progress
+    /// hook, the checkpoint, and whether to stop.
+    fn after_step<L: LogJoint<T>, S: MemberState>(
+        &mut self,
+        training: &mut Training<T, S>,
+        frozen: &mut Frozen<T, S>,
+        log_joint: &mut L,
+        step: usize,
+    ) -> Result<AfterStep, RunError<T>> {
+        let members = self.members;
+        let last = self.num_steps.saturating_sub(1);
+        let latest = training.losses.len() - members;
+        let mut to_freeze: Vec<usize> = Vec::new();
+        if let Some(v) = self.validation.as_mut()
+            && ((step + 1) % v.every == 0 || step == last)
+        {
+            training.score_held_out(v, log_joint, &mut self.scores, &mut to_freeze)?;
+        }
+        training.record_divergences(step, &self.diverged, self.on_divergence, &mut to_freeze)?;
+        let mut stop = false;
+        if let Some((every, callback)) = self.callback.as_mut()
+            && *every > 0
+            && (step + 1) % *every == 0
+        {
+            let control = callback(&Progress {
+                step: step + 1,
+                losses: &training.losses[latest..],
+                params: &training.state.params,
+                frozen: &training.frozen,
+            });
+            to_freeze.extend(control.freeze.into_iter().filter(|&e| e < members));
+            stop = control.stop;
+        }
+        let froze = !to_freeze.is_empty();
+        if froze {
+            frozen.freeze(training, &to_freeze);
+        }
+        let mut step_state = StepState {
+            froze,
+            all_frozen: training.frozen.iter().all(|&f| f),
+            stop,
+            interrupted: false,
+        };
+        if let (Some(hook), Some(_)) = (self.progress.as_mut(), self.peers) {
+            // Asked before the step is reported: the answer travels with the step's flags.
+            step_state.interrupted = hook.stop_requested();
+        }
+        let own_losses = &training.losses[latest..];
+        let (step_state, mean_loss) = match self.peers {
+            None => (
+                step_state,
+                mean_of_finite(own_losses.iter().map(|v| v.to_f64())),
+            ),
+            Some(peers) => {
+                let (state, every_loss) = step_state.combine(peers, own_losses);
+                (state, mean_of_finite(every_loss.into_iter()))
+            }
+        };
+        let stop = step_state.stop
+            || (self.validation.is_some() && step_state.froze && step_state.all_frozen);
+        let mut interrupted = step_state.interrupted;
+        if let Some(hook) = self.progress.as_mut() {
+            hook.update(&StepReport {
+                step: step + 1,
+                until: self.num_steps,
+                mean_loss,
+                rows: self.rows,
+            });
+            if self.peers.is_none() {
+                interrupted = hook.stop_requested();
+            }
+        }
+        if let Some(c) = self.checkpoint.as_mut()
+            && (stop || (step + 1) % c.every == 0 || step == last)
+        {
+            let has_streams = log_joint.stream_positions(&mut self.streams);
+            if has_streams {
+                self.streams.resize(members.max(self.streams.len()), 0);
+            }
+            training.save_to(&mut *c.sink, has_streams.then_some(&self.streams[..]))?;
+        }
+        if interrupted {
+            return Ok(AfterStep::Interrupted);
+        }
+        if stop {
+            training.stopped_early = step + 1 < self.num_steps;
+            return Ok(AfterStep::Stop);
+        }
+        Ok(AfterStep::Continue)
+    }
 }
 
 /// Frozen members (from an earlier call, a restored run, a callback, a patience run out or a
@@ -949,16 +1197,17 @@ impl<T: Element, S: MemberState> Training<T, S> {
         Ok(())
     }
 
-    /// Records the members that diverged at `step` (unfrozen ones: a frozen member's loss is
+    /// Records the members `diverged` at `step` (unfrozen ones: a frozen member's loss is
     /// not its own any more) and adds them to `to_freeze` — or, with [`OnDivergence::Stop`],
     /// ends the run with the first of them and the results so far.
     fn record_divergences(
         &mut self,
         step: usize,
+        diverged: &[usize],
         on_divergence: OnDivergence,
         to_freeze: &mut Vec<usize>,
     ) -> Result<(), RunError<T>> {
-        for &e in self.state.diverged() {
+        for &e in diverged {
             if !self.frozen[e] {
                 let divergence = Divergence { member: e, step };
                 self.diverged.push(divergence);

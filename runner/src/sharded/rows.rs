@@ -189,4 +189,17 @@ impl<L: LogJoint<T>, T: Element> LogJoint<T> for RowShards<'_, L, T> {
         }
         evaluate_then_one_block(self, members, params, batch, weights, out, then)
     }
+
+    fn threads(&self) -> usize {
+        match self.chunk_rows {
+            None => self.inner.threads(),
+            Some(_) => 1,
+        }
+    }
+
+    /// `inner`'s threads when the batches are not cut into chunks; one otherwise (each chunk's
+    /// sums are shared by the ranks at every evaluation).
+    fn on_each_thread(&mut self, work: &(dyn Fn(&mut dyn LogJoint<T>) + Sync)) -> bool {
+        self.chunk_rows.is_none() && self.inner.on_each_thread(work)
+    }
 }

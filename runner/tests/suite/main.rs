@@ -14,4 +14,5 @@ mod ensemble_map;
 mod ensemble_vi;
 mod legacy_files;
 mod member_shards;
+mod steps_apart;
 mod table_fuzz;

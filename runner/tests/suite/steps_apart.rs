@@ -1,0 +1,273 @@
+//! Members stepped apart ([`StepOrder::Apart`]) against members stepped together
+//! ([`StepOrder::Together`]): the same bits — parameters, losses, divergences, what the progress
+//! hook hears, what the callbacks see and what the checkpoints hold — with held-out scoring and
+//! patience, callbacks that freeze members, members that diverge inside a run (the last one of
+//! them, with validation, stopping the run there), both data orders, on one thread and two.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use flock_autograd::*;
+use flock_ensemble::{DataOrder, MemberRng, ParallelLogJoint, Sampling};
+use flock_optim::{AdamConfig, GradientTransformation, adam, sgd};
+use flock_runner::checkpoint::CheckpointError;
+use flock_runner::map::*;
+use flock_runner::train::*;
+
+fn small() -> (ParamLayout, Mlp) {
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(1, 1, 8, 1, Activation::Tanh),
+    )
+    .unwrap();
+    (layout, mlp)
+}
+
+fn log_joint(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<f64> + Send + use<> {
+    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
+        let f = mlp.forward(g, x)?;
+        let f = g.squeeze_last(f)?;
+        let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
+        let theta = g.all_params();
+        Ok((
+            ll,
+            g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?,
+        ))
+    })
+}
+
+/// Member `e` starts at its usual draw scaled by `1 + e/2`, so that with a large step size the
+/// members blow up at different steps.
+fn init(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec<f64> + use<> {
+    let (layout, mlp) = (layout.clone(), mlp.clone());
+    let mut member = 0;
+    move |rng| {
+        let mut block = vec![0.0; layout.member_size()];
+        mlp.init_member(&layout, rng, &mut block).unwrap();
+        let spread = 1.0 + f64::from(member) / 2.0;
+        member += 1;
+        block.iter().map(|v| v * spread).collect()
+    }
+}
+
+fn data() -> (Vec<f64>, Vec<f64>) {
+    let x: Vec<f64> = (0..60).map(|i| i as f64 / 30.0 - 1.0).collect();
+    let y = x.iter().map(|v| (3.0 * v).sin()).collect();
+    (x, y)
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Everything a run showed the outside: its result, the progress reports, what the callback
+/// saw, the checkpoints' contents (all as bits).
+#[derive(Debug, PartialEq)]
+struct Seen {
+    params: Vec<u64>,
+    losses: Vec<u64>,
+    steps: usize,
+    stopped_early: bool,
+    diverged: Vec<Divergence>,
+    reports: Vec<(usize, u64)>,
+    callbacks: Vec<(usize, Vec<u64>, Vec<bool>)>,
+    checkpoints: Vec<(usize, Vec<u64>, Vec<u64>, Vec<bool>, Vec<usize>)>,
+}
+
+#[derive(Clone, Default)]
+struct Log(Rc<RefCell<Vec<(usize, u64)>>>);
+
+impl ProgressHook for Log {
+    fn update(&mut self, report: &StepReport) {
+        self.0
+            .borrow_mut()
+            .push((report.step, report.mean_loss.to_bits()));
+    }
+}
+
+type Snap = (usize, Vec<u64>, Vec<u64>, Vec<bool>, Vec<usize>);
+
+#[derive(Clone, Default)]
+struct Sink(Rc<RefCell<Vec<Snap>>>);
+
+impl CheckpointSink<f64> for Sink {
+    fn save(&mut self, s: &Snapshot<'_, f64>) -> Result<(), CheckpointError> {
+        self.0.borrow_mut().push((
+            s.step,
+            bits(s.params.values()),
+            s.optimizer_state.iter().map(|v| v.to_bits()).collect(),
+            s.frozen.to_vec(),
+            s.stale.to_vec(),
+        ));
+        Ok(())
+    }
+}
+
+/// What the run can be asked to do.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    members: usize,
+    threads: usize,
+    order: DataOrder,
+    /// Held-out scoring every so many steps, with a patience.
+    validation: Option<(usize, usize)>,
+    /// A callback every so many steps that freezes member 1 at its second call.
+    callback: Option<usize>,
+    checkpoint: Option<usize>,
+    steps: usize,
+    /// Rows per batch (`None`: the whole training set).
+    batch: Option<usize>,
+}
+
+fn run<O: GradientTransformation<f64> + Clone>(
+    setup: Setup,
+    optimizer: &O,
+    step_order: StepOrder,
+) -> Seen {
+    let (layout, mlp) = small();
+    let parts = (0..setup.threads)
+        .map(|_| log_joint(&layout, mlp.clone()))
+        .collect();
+    let mut map = EnsembleMAP::new(
+        ParallelLogJoint::new(parts),
+        init(&layout, &mlp),
+        optimizer.clone(),
+        setup.members,
+        1.0,
+    )
+    .unwrap();
+    let (x, y) = data();
+    let train = Batch::new(&x[..45], &y[..45], 45).unwrap();
+    let held = Batch::new(&x[45..], &y[45..], 15).unwrap();
+    let log = Log::default();
+    let sink = Sink::default();
+    let callbacks = Rc::new(RefCell::new(Vec::new()));
+    let seen = Rc::clone(&callbacks);
+    let mut calls = 0;
+    let options = RunOptions {
+        batch_size: setup.batch,
+        sampling: Sampling::WithoutReplacement,
+        data_order: setup.order,
+        progress: Some(Box::new(log.clone())),
+        validation: setup
+            .validation
+            .map(|(every, patience)| Validation::new(held, every).with_patience(patience)),
+        checkpoint: setup.checkpoint.map(|every| Checkpointing {
+            every,
+            sink: Box::new(sink.clone()),
+        }),
+        callback: setup.callback.map(|every| {
+            let callback: Callback<'_, f64> = Box::new(move |p: &Progress<'_, f64>| {
+                seen.borrow_mut()
+                    .push((p.step, bits(p.params.values()), p.frozen.to_vec()));
+                calls += 1;
+                Control {
+                    stop: false,
+                    freeze: if calls == 2 { vec![1] } else { Vec::new() },
+                }
+            });
+            (every, callback)
+        }),
+        step_order,
+        ..RunOptions::default()
+    };
+    let result = map.run(5, setup.steps, train, options).unwrap();
+    let reports = log.0.borrow().clone();
+    let checkpoints = sink.0.borrow().clone();
+    let callbacks = callbacks.borrow().clone();
+    Seen {
+        params: bits(result.params.values()),
+        losses: bits(&result.losses),
+        steps: result.steps,
+        stopped_early: result.stopped_early,
+        diverged: result.diverged,
+        reports,
+        callbacks,
+        checkpoints,
+    }
+}
+
+fn same_bits<O: GradientTransformation<f64> + Clone>(setup: Setup, optimizer: &O) -> Seen {
+    let together = run(setup, optimizer, StepOrder::Together);
+    let apart = run(setup, optimizer, StepOrder::Apart);
+    assert_eq!(apart, together, "{setup:?}");
+    assert_eq!(together.reports.len(), together.steps, "{setup:?}");
+    together
+}
+
+const PLAIN: Setup = Setup {
+    members: 5,
+    threads: 2,
+    order: DataOrder::PerMember,
+    validation: None,
+    callback: None,
+    checkpoint: None,
+    steps: 300,
+    batch: Some(10),
+};
+
+#[test]
+fn members_apart_are_the_bits_of_members_together() {
+    let adam = adam(2e-2, AdamConfig::default()).unwrap();
+    for order in [DataOrder::PerMember, DataOrder::Shared] {
+        for threads in [1, 2] {
+            let setup = Setup {
+                order,
+                threads,
+                ..PLAIN
+            };
+            let seen = same_bits(setup, &adam);
+            assert!(seen.diverged.is_empty());
+        }
+    }
+    // Every hook at once, due at steps that are not multiples of each other (runs of 7, 5, 6 …
+    // steps): a patience that freezes members, a callback that freezes member 1, checkpoints.
+    let hooks = Setup {
+        validation: Some((7, 3)),
+        callback: Some(10),
+        checkpoint: Some(12),
+        ..PLAIN
+    };
+    let seen = same_bits(hooks, &adam);
+    assert!(seen.callbacks[2].2[1], "member 1 frozen by the callback");
+    assert!(!seen.checkpoints.is_empty());
+    // Full batches: every member's batch is the data itself.
+    for order in [DataOrder::PerMember, DataOrder::Shared] {
+        let full = Setup {
+            members: 3,
+            steps: 40,
+            batch: None,
+            order,
+            ..PLAIN
+        };
+        same_bits(full, &adam);
+    }
+}
+
+/// SGD with a large step blows members up one after another, inside runs: each is frozen where
+/// it diverged, and with validation on the run stops at the step where the last one does.
+#[test]
+fn members_that_diverge_apart_diverge_as_together() {
+    let sgd = sgd(0.02, None, false).unwrap();
+    let setup = Setup {
+        members: 4,
+        steps: 200,
+        ..PLAIN
+    };
+    let seen = same_bits(setup, &sgd);
+    let steps: Vec<usize> = seen.diverged.iter().map(|d| d.step).collect();
+    assert!(seen.diverged.len() >= 2, "{:?}", seen.diverged);
+    assert!(steps.windows(2).any(|w| w[0] != w[1]), "{steps:?}");
+    let validated = Setup {
+        validation: Some((150, 1000)),
+        ..setup
+    };
+    let seen = same_bits(validated, &sgd);
+    if seen.diverged.len() == 4 {
+        let last = seen.diverged.iter().map(|d| d.step).max().unwrap();
+        assert_eq!(seen.steps, last + 1, "stopped where the last member diverged");
+        assert!(seen.stopped_early);
+    }
+}
