@@ -237,7 +237,10 @@ where
     });
     let work = |part: &mut dyn LogJoint<T>| {
         let mut current = None;
-        while let Some(e) = lock(&schedule).next(current) {
+        loop {
+            // The schedule's lock is let go before the steps (a `while let` would hold it).
+            let next = lock(&schedule).next(current);
+            let Some(e) = next else { break };
             current = Some(e);
             let mut job = lock(&jobs[e]);
             let end = (job.next + PIECE_STEPS).min(run.steps);
@@ -311,7 +314,10 @@ impl Schedule {
             return None;
         }
         let free = |e: &usize| !self.busy[*e] && self.left[*e] > 0;
-        let most = (0..self.left.len()).filter(free).map(|e| self.left[e]).max()?;
+        let most = (0..self.left.len())
+            .filter(free)
+            .map(|e| self.left[e])
+            .max()?;
         let e = current
             .filter(|c| free(c) && self.left[*c] == most)
             .or_else(|| (0..self.left.len()).find(|e| free(e) && self.left[*e] == most))?;
@@ -366,9 +372,7 @@ impl<T: Element, S: MemberState> MemberRun<'_, T, S> {
         log_joint: &mut dyn LogJoint<T>,
         context: &Context<'_, T, O>,
     ) -> Result<(), EnsembleError> {
-        let batch = self
-            .batches
-            .next(context.data, &mut self.x, &mut self.y)?;
+        let batch = self.batches.next(context.data, &mut self.x, &mut self.y)?;
         check_batch(&batch)?;
         let (mut loglik, mut logprior) = ([T::ZERO], [T::ZERO]);
         log_joint.set_first_member(context.first_member + self.member);
@@ -383,7 +387,12 @@ impl<T: Element, S: MemberState> MemberRun<'_, T, S> {
                 grad: self.grad,
             },
         )?;
-        let loss = member_loss(context.weights, context.prior_weight, loglik[0], logprior[0]);
+        let loss = member_loss(
+            context.weights,
+            context.prior_weight,
+            loglik[0],
+            logprior[0],
+        );
         let finite = loss.is_finite() && all_finite(self.grad);
         let optimizer = context.optimizer;
         if finite && !self.held {

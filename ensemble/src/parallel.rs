@@ -532,7 +532,9 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             .expect("at least two parts");
         let mut others = others.iter_mut().enumerate();
         let run = |_: usize, part: &mut L| work(part);
-        spread(&mut self.helpers, &mut others, &run, &mut || work(&mut *own));
+        spread(&mut self.helpers, &mut others, &run, &mut || {
+            work(&mut *own)
+        });
         true
     }
 }

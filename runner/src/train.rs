@@ -25,8 +25,8 @@ use std::path::PathBuf;
 
 use flock_autograd::{Batch, LogJoint, LogJointOutput, Parameters, Weights};
 use flock_ensemble::{
-    ApartRecord, Batches, DataOrder, EnsembleError, EnsembleState, MemberHeldOut,
-    OptimizerBlocks, Sampling, StepsApart, ensemble_step, ensemble_steps_apart, steps_apart_pay,
+    ApartRecord, Batches, DataOrder, EnsembleError, EnsembleState, MemberHeldOut, OptimizerBlocks,
+    Sampling, StepsApart, ensemble_step, ensemble_steps_apart, steps_apart_pay,
 };
 use flock_kernels::Element;
 use flock_optim::{GradientTransformation, MemberState};
@@ -64,6 +64,25 @@ pub enum StepOrder {
     /// thread at a time — where the run's options allow: a member-sharded run (`peers`),
     /// [`OnDivergence::Stop`], `keep_best` and log-joints that draw noise (VI) step together.
     Apart,
+}
+
+impl StepOrder {
+    /// Every order, in the order of their names' listing.
+    pub const ALL: [StepOrder; 3] = [StepOrder::Auto, StepOrder::Together, StepOrder::Apart];
+
+    /// The order's name on the command line: `auto`, `together` or `apart`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepOrder::Auto => "auto",
+            StepOrder::Together => "together",
+            StepOrder::Apart => "apart",
+        }
+    }
+
+    /// The order named `name` ([`StepOrder::name`]).
+    pub fn from_name(name: &str) -> Option<StepOrder> {
+        StepOrder::ALL.into_iter().find(|o| o.name() == name)
+    }
 }
 
 /// What a callback sees every `every` steps.
@@ -807,7 +826,14 @@ where
             prior_weight,
             first_member,
         };
-        train_apart(objective, training, &mut batches, data, &mut hooks, &mut frozen)?;
+        train_apart(
+            objective,
+            training,
+            &mut batches,
+            data,
+            &mut hooks,
+            &mut frozen,
+        )?;
         return Ok(training.result());
     }
     let mut previous = keep_best.then(|| training.state.params.values().to_vec());
@@ -1041,7 +1067,7 @@ impl<T: Element> Hooks<'_, T> {
         let latest = training.losses.len() - members;
         let mut to_freeze: Vec<usize> = Vec::new();
         if let Some(v) = self.validation.as_mut()
-            && ((step + 1) % v.every == 0 || step == last)
+            && ((step + 1).is_multiple_of(v.every) || step == last)
         {
             training.score_held_out(v, log_joint, &mut self.scores, &mut to_freeze)?;
         }
@@ -1049,7 +1075,7 @@ impl<T: Element> Hooks<'_, T> {
         let mut stop = false;
         if let Some((every, callback)) = self.callback.as_mut()
             && *every > 0
-            && (step + 1) % *every == 0
+            && (step + 1).is_multiple_of(*every)
         {
             let control = callback(&Progress {
                 step: step + 1,
@@ -1100,7 +1126,7 @@ impl<T: Element> Hooks<'_, T> {
             }
         }
         if let Some(c) = self.checkpoint.as_mut()
-            && (stop || (step + 1) % c.every == 0 || step == last)
+            && (stop || (step + 1).is_multiple_of(c.every) || step == last)
         {
             let has_streams = log_joint.stream_positions(&mut self.streams);
             if has_streams {

@@ -21,7 +21,7 @@ use crate::idx::{LabelledImages, read_labelled_images, read_maybe_gzip};
 use crate::regressor::{
     DataOrder, FitHooks, FitOutcome, InputScaling, LearningRateSchedule, Matrix, WeightInit,
 };
-use crate::train::ProgressHook;
+use crate::train::{ProgressHook, StepOrder};
 
 /// Fashion-MNIST's classes, in label order.
 pub const FASHION_CLASSES: [&str; 10] = [
@@ -85,6 +85,10 @@ pub(crate) struct ClassifyBenchArgs {
     /// Threads (default: every core; results do not depend on it).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
+    /// Members stepped together or each on its own for runs of steps (the same results;
+    /// `auto` picks the faster).
+    #[arg(long, value_parser = super::cli::step_order_parser(), default_value = "auto")]
+    pub(crate) step_order: StepOrder,
     /// Where the figures go.
     #[arg(long, default_value = "target/flock-figures")]
     pub(crate) out: PathBuf,
@@ -171,6 +175,7 @@ pub(crate) fn classify_bench(args: &ClassifyBenchArgs) -> Result<(), BoxError> {
     let hooks = FitHooks {
         progress: (!args.quiet && !args.json)
             .then(|| Box::new(TrainingBar::new("fashion-mnist")) as Box<dyn ProgressHook>),
+        step_order: args.step_order,
         ..FitHooks::default()
     };
     let start = Instant::now();

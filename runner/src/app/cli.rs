@@ -29,6 +29,7 @@ use crate::regressor::{
     DataOrder, FitMethod, FitSpec, InputScaling, LearningRateSchedule, Likelihood, ViFit,
     WeightInit,
 };
+use crate::train::StepOrder;
 
 pub(crate) type BoxError = Box<dyn std::error::Error>;
 
@@ -327,6 +328,12 @@ fn activation_parser() -> impl TypedValueParser<Value = Activation> {
 pub(crate) fn data_order_parser() -> impl TypedValueParser<Value = DataOrder> {
     PossibleValuesParser::new(DataOrder::ALL.map(DataOrder::name))
         .map(|name| DataOrder::from_name(&name).expect("a listed name"))
+}
+
+/// `--step-order`: one of [`StepOrder::ALL`]'s names.
+pub(crate) fn step_order_parser() -> impl TypedValueParser<Value = StepOrder> {
+    PossibleValuesParser::new(StepOrder::ALL.map(StepOrder::name))
+        .map(|name| StepOrder::from_name(&name).expect("a listed name"))
 }
 
 /// `--weight-init`: one of [`WeightInit::ALL`]'s names.

@@ -48,7 +48,7 @@ pub(crate) use training::{Prepared, Trained, train_network};
 
 use crate::distributed::Communicator;
 use crate::error::Error;
-use crate::train::ProgressHook;
+use crate::train::{ProgressHook, StepOrder};
 
 /// An ensemble regressor to fit: a builder over a [`FitSpec`] (its defaults are flock's best
 /// measured recipe) and the threads to train on. Generic over the element type, `f64` or `f32`,
@@ -110,6 +110,9 @@ pub struct FitHooks<'h> {
     /// With `row_chunks`: how many ranks share each member group's rows (a divisor of the
     /// ranks; default every rank). `R / row_ranks` groups share the members — a 2-D layout.
     pub row_ranks: Option<usize>,
+    /// Members stepped together or apart: the same bits either way ([`StepOrder::Auto`], the
+    /// default, picks the faster).
+    pub step_order: StepOrder,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -122,6 +125,7 @@ impl std::fmt::Debug for FitHooks<'_> {
             .field("ranks", &self.ranks.map(|r| r.size()))
             .field("row_chunks", &self.row_chunks)
             .field("row_ranks", &self.row_ranks)
+            .field("step_order", &self.step_order)
             .finish()
     }
 }

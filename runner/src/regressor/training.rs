@@ -219,6 +219,7 @@ pub(crate) fn train_network<T: Element>(
         validation,
         checkpoint: hooks.state_file.as_ref().and_then(checkpointing),
         peers,
+        step_order: hooks.step_order,
         ..RunOptions::default()
     };
     let until = |step: usize| {

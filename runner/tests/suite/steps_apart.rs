@@ -62,6 +62,9 @@ fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// A checkpoint's step, parameters, optimizer state, frozen members and stale scorings.
+type Snap = (usize, Vec<u64>, Vec<u64>, Vec<bool>, Vec<usize>);
+
 /// Everything a run showed the outside: its result, the progress reports, what the callback
 /// saw, the checkpoints' contents (all as bits).
 #[derive(Debug, PartialEq)]
@@ -73,7 +76,7 @@ struct Seen {
     diverged: Vec<Divergence>,
     reports: Vec<(usize, u64)>,
     callbacks: Vec<(usize, Vec<u64>, Vec<bool>)>,
-    checkpoints: Vec<(usize, Vec<u64>, Vec<u64>, Vec<bool>, Vec<usize>)>,
+    checkpoints: Vec<Snap>,
 }
 
 #[derive(Clone, Default)]
@@ -86,8 +89,6 @@ impl ProgressHook for Log {
             .push((report.step, report.mean_loss.to_bits()));
     }
 }
-
-type Snap = (usize, Vec<u64>, Vec<u64>, Vec<bool>, Vec<usize>);
 
 #[derive(Clone, Default)]
 struct Sink(Rc<RefCell<Vec<Snap>>>);
@@ -267,7 +268,57 @@ fn members_that_diverge_apart_diverge_as_together() {
     let seen = same_bits(validated, &sgd);
     if seen.diverged.len() == 4 {
         let last = seen.diverged.iter().map(|d| d.step).max().unwrap();
-        assert_eq!(seen.steps, last + 1, "stopped where the last member diverged");
+        assert_eq!(
+            seen.steps,
+            last + 1,
+            "stopped where the last member diverged"
+        );
         assert!(seen.stopped_early);
     }
+}
+
+/// A step that fails inside a run apart — here a batch with a NaN target, drawn at different
+/// steps by different members on two threads — ends the run with the error a run together
+/// gives, and leaves the `Training` where the run started.
+#[test]
+fn a_failing_run_apart_errs_as_together_and_puts_the_training_back() {
+    let (layout, mlp) = small();
+    let (x, mut y) = data();
+    y[37] = f64::NAN;
+    let train = Batch::new(&x, &y, 60).unwrap();
+    let optimizer = adam(2e-2, AdamConfig::default()).unwrap();
+    let mut errors = Vec::new();
+    for step_order in [StepOrder::Together, StepOrder::Apart] {
+        let parts = (0..2).map(|_| log_joint(&layout, mlp.clone())).collect();
+        let mut map = EnsembleMAP::new(
+            ParallelLogJoint::new(parts),
+            init(&layout, &mlp),
+            optimizer.clone(),
+            5,
+            1.0,
+        )
+        .unwrap();
+        let mut training = map.start(3).unwrap();
+        let start = training.state.params.clone();
+        let options = RunOptions {
+            batch_size: Some(7),
+            data_order: DataOrder::PerMember,
+            step_order,
+            ..RunOptions::default()
+        };
+        let error = map.train(&mut training, 3, 50, train, options).unwrap_err();
+        assert!(error.to_string().contains("y"), "{error}");
+        if step_order == StepOrder::Apart {
+            assert_eq!(training.step(), 0);
+            assert_eq!(training.state.params, start);
+        }
+        errors.push(matches!(
+            error,
+            flock_runner::RunError::Ensemble(flock_ensemble::EnsembleError::NonFiniteData {
+                what: "y",
+                ..
+            })
+        ));
+    }
+    assert_eq!(errors, [true, true]);
 }
