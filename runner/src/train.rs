@@ -61,8 +61,12 @@ pub enum StepOrder {
     /// go through each op together.
     Together,
     /// Each member takes a run of steps on its own ([`ensemble_steps_apart`]), one member per
-    /// thread at a time — where the run's options allow: a member-sharded run (`peers`),
-    /// [`OnDivergence::Stop`], `keep_best` and log-joints that draw noise (VI) step together.
+    /// thread at a time — where the run's options allow: a member-sharded run (`peers`, whose
+    /// ranks decide together after every step), [`OnDivergence::Stop`], `keep_best` (which
+    /// offers each step's parameters before its update) and log-joints that draw noise (a VI
+    /// objective keeps each member's random stream in the part of a
+    /// [`ParallelLogJoint`](flock_ensemble::ParallelLogJoint) that evaluates it, and apart a
+    /// member moves between threads) step together.
     Apart,
 }
 
