@@ -26,37 +26,65 @@ use crate::{Batches, EnsembleError, EnsembleState};
 const PIECE_STEPS: usize = 8;
 
 /// The bytes of a member's parameters, gradient and two optimizer moments (`4·P` values) from
-/// which [`steps_apart_pay`] says yes: 1 MiB, a Zen 3 or Zen 4 core's L2 cache or more.
+/// which [`steps_apart_pay`] says yes whatever the blocks: 1 MiB, a Zen 3 or Zen 4 core's L2
+/// cache or more.
 const MEMBER_STATE_BYTES: usize = 1 << 20;
 
 /// Whether [`ensemble_steps_apart`] is expected to beat [`ensemble_step`](crate::ensemble_step)
-/// for `members` members of `log_joint`: it evaluates on two threads or more, and a member's
-/// parameters, gradient and two optimizer moments take 1 MiB or more (`4·P·size_of::<T>()`,
-/// `P ≥ 65,536` in f32). Below that a step's state fits the caches of both cores together, and
-/// stepping members together shares each call's fixed cost. Measured on the 2-core Zen 3 (AVX2)
-/// development machine, Fashion-MNIST's 784 → 200 → 200 → 200 → 10 MLP (`P` = 239,410, f32),
-/// five members, batches of 100: 1.22× faster than together (the README's Fashion-MNIST section).
+/// for `members` members of `log_joint` on batches like `batch`: the log-joint evaluates on two
+/// threads or more, and either a member's parameters, gradient and two optimizer moments take
+/// 1 MiB or more (`4·P·size_of::<T>()`, `P ≥ 65,536` in f32) — each core then holds one member's
+/// state instead of sweeping every member's through the shared cache every step — or the blocks
+/// of members stepped together ([`LogJoint::member_blocks`]) leave a thread with a fifth more
+/// than its share of the members (five members as blocks of 3 and 2, or as one block where
+/// small members are not split at all). Otherwise stepping together wins: each call of the
+/// log-joint then takes several members, sharing its fixed cost.
+///
+/// Measured on the 2-core Zen 3 (AVX2) development machine, `flock fit --step-order`, the same
+/// model bytes: Fashion-MNIST's 784 → 200 → 200 → 200 → 10 MLP (`P` = 239,410, f32), five
+/// members, 1.22× faster apart (two members: 1.08×); 10,000 Fashion-MNIST images, five members
+/// of 784 → 64 → 64 → 10 (`P` = 55,050): 1.21×; the UCI protein data, one hidden layer of 50
+/// (`P` = 551, f64): five members (one block) 1.5×, seven 1.6×, but 16 members (blocks of 8 and
+/// 8) 1.05× and 17 (9 and 8) 1.1× *slower* apart, and ten members of 32 units (5 and 5) 1.2×
+/// slower.
 ///
 /// ```
-/// use flock_autograd::{ParamLayout, TapeLogJoint, Graph};
+/// use flock_autograd::{Batch, Graph, ParamLayout, TapeLogJoint};
 /// use flock_ensemble::{ParallelLogJoint, steps_apart_pay};
 /// let mut layout = ParamLayout::new();
-/// let w = layout.add("w", [70_000])?;
+/// let w = layout.add("w", [100])?;
 /// let make = || TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f32>, _x, _y| {
 ///     let w = g.param(w)?;
 ///     let s = g.sum_squares(w);
 ///     Ok((s, s))
 /// });
+/// let batch = Batch::new(&[0.0f32], &[0.0], 1)?;
 /// let two = ParallelLogJoint::new(vec![make(), make()]);
-/// assert_eq!(steps_apart_pay::<f32>(&two, 5), two.parts().len() > 1);
-/// assert!(!steps_apart_pay::<f32>(&make(), 5)); // one thread
+/// if two.parts().len() == 2 {
+///     assert!(steps_apart_pay(&two, 5, &batch)); // small members: one block of 5
+///     assert!(!steps_apart_pay(&two, 16, &batch)); // blocks of 8 and 8
+/// }
+/// assert!(!steps_apart_pay(&make(), 5, &batch)); // one thread
 /// # Ok::<(), flock_autograd::AutogradError>(())
 /// ```
-pub fn steps_apart_pay<T: Element>(log_joint: &dyn LogJoint<T>, members: usize) -> bool {
+pub fn steps_apart_pay<T: Element>(
+    log_joint: &dyn LogJoint<T>,
+    members: usize,
+    batch: &Batch<'_, T>,
+) -> bool {
+    let threads = log_joint.threads();
+    if threads < 2 || members < 2 {
+        return false;
+    }
     let p = log_joint.layout().member_size();
-    log_joint.threads() >= 2
-        && members >= 2
-        && 4 * p * core::mem::size_of::<T>() >= MEMBER_STATE_BYTES
+    if 4 * p * core::mem::size_of::<T>() >= MEMBER_STATE_BYTES {
+        return true;
+    }
+    let mut blocks = Vec::new();
+    log_joint.member_blocks(members, batch, &mut blocks);
+    let busiest = blocks.iter().map(|b| b.len()).max().unwrap_or(members);
+    // The busiest thread's members against its share, members / threads: apart at 1.2 or more.
+    5 * busiest * threads >= 6 * members
 }
 
 /// A run of [`ensemble_steps_apart`]: how many steps, on what, and which members are held.

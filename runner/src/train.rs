@@ -53,8 +53,9 @@ pub enum OnDivergence {
 /// way; only the speed differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StepOrder {
-    /// Apart where it pays ([`steps_apart_pay`]: a log-joint of several threads and members of
-    /// a megabyte or more of parameters and optimizer state), together otherwise.
+    /// Apart where it pays ([`steps_apart_pay`]: a log-joint of several threads, and members of
+    /// a megabyte or more of parameters and optimizer state or blocks of members that would
+    /// leave a thread a fifth more than its share), together otherwise.
     #[default]
     Auto,
     /// Every member steps at every step ([`ensemble_step`]): the members of each thread's block
@@ -782,7 +783,7 @@ where
     let apart = match options.step_order {
         StepOrder::Together => false,
         StepOrder::Apart => true,
-        StepOrder::Auto => steps_apart_pay(&*log_joint, members),
+        StepOrder::Auto => steps_apart_pay(&*log_joint, members, &data),
     } && options.peers.is_none()
         && options.on_divergence == OnDivergence::Freeze
         && !options.keep_best
@@ -881,16 +882,17 @@ where
 }
 
 /// Steps a run takes apart at most ([`train_apart`]): the progress hook hears of a run's steps
-/// when the run ends, and a user's interruption is acted on then.
+/// when the run ends.
 const RUN_APART_STEPS: usize = 128;
 
 /// The loop with members stepped apart ([`ensemble_steps_apart`]) for runs of steps that end
 /// where a hook is due (a held-out scoring, a checkpoint, a callback) or after
 /// [`RUN_APART_STEPS`]; after each run its steps are told to the hooks in order, as the
 /// lockstep loop would have told them. Same bits as the lockstep loop: members are independent,
-/// and nothing between two hook steps reads more than one member. A run in which the last
-/// unfrozen member diverges with validation on (where the lockstep loop stops) is taken again
-/// up to that step. If a run fails, `training` is put back where the run started.
+/// and nothing between two hook steps reads more than one member. A run inside which the lockstep
+/// loop would stop — the last unfrozen member diverging with validation on, or the progress hook
+/// asking to stop — is taken again from its start up to that step. If a run fails, `training` is
+/// put back where the run started.
 fn train_apart<T, L, O>(
     objective: Objective<'_, L, O>,
     training: &mut Training<T, O::State>,
@@ -914,43 +916,47 @@ where
     let mut record = ApartRecord::default();
     let mut start = training.step.min(hooks.num_steps);
     while start < hooks.num_steps {
-        let mut end = hooks.next_due(start).min(start + RUN_APART_STEPS);
-        let before = (
-            training.state.params.clone(),
-            training.state.opt_blocks().clone(),
-            batches.clone(),
-        );
-        let held = training.frozen.clone();
-        loop {
+        let end = hooks.next_due(start).min(start + RUN_APART_STEPS);
+        let before = RunStart {
+            params: training.state.params.clone(),
+            opt: training.state.opt_blocks().clone(),
+            batches: batches.clone(),
+            held: training.frozen.clone(),
+        };
+        // Takes the run's first `steps` steps from its start (again, after `before.restore`).
+        let take = |log_joint: &mut L,
+                    training: &mut Training<T, O::State>,
+                    batches: &mut Batches,
+                    steps: usize,
+                    record: &mut ApartRecord<T>|
+         -> Result<(), RunError<T>> {
             let run = StepsApart {
                 data,
-                steps: end - start,
-                held: &held,
+                steps,
+                held: &before.held,
                 first_member,
             };
-            let stepped = ensemble_steps_apart(
+            ensemble_steps_apart(
                 &mut training.state,
                 batches,
                 log_joint,
                 optimizer,
                 prior_weight,
                 run,
-                &mut record,
-            );
-            if let Err(error) = stepped {
-                put_back(training, &before.0, &before.1);
-                return Err(error.into());
-            }
-            match hooks.stop_inside(&held, &record, end - start) {
-                Some(t) => {
-                    put_back(training, &before.0, &before.1);
-                    *batches = before.2.clone();
-                    end = start + t + 1;
-                }
-                None => break,
-            }
+                record,
+            )
+            .map_err(|error| {
+                before.restore(training, batches);
+                error.into()
+            })
+        };
+        take(log_joint, training, batches, end - start, &mut record)?;
+        if let Some(t) = hooks.stop_inside(&before.held, &record, end - start) {
+            // The lockstep loop stops after step `t`: the run again, up to there.
+            before.restore(training, batches);
+            take(log_joint, training, batches, t + 1, &mut record)?;
         }
-        let mut interrupted = false;
+        let steps = record.losses.len() / members.max(1);
         for (t, losses) in record.losses.chunks_exact(members).enumerate() {
             let step = start + t;
             training.losses.extend_from_slice(losses);
@@ -965,31 +971,51 @@ where
             );
             match hooks.after_step(training, frozen, log_joint, step)? {
                 AfterStep::Continue => {}
-                AfterStep::Interrupted => interrupted = true,
                 AfterStep::Stop => return Ok(()),
+                AfterStep::Interrupted => {
+                    if t + 1 < steps {
+                        // Asked to stop inside the run: the run again up to this step (the
+                        // hooks have heard of it already), so the training ends here.
+                        before.restore(training, batches);
+                        take(
+                            log_joint,
+                            training,
+                            batches,
+                            t + 1,
+                            &mut ApartRecord::default(),
+                        )?;
+                    }
+                    return Err(RunError::Interrupted { step: step + 1 });
+                }
             }
         }
-        if interrupted {
-            return Err(RunError::Interrupted { step: end });
-        }
-        start = end;
+        start += steps;
     }
     Ok(())
 }
 
-/// Puts `training`'s parameters and optimizer state back to `params` and `opt`.
-fn put_back<T: Element, S: MemberState>(
-    training: &mut Training<T, S>,
-    params: &Parameters<T>,
-    opt: &OptimizerBlocks<S>,
-) {
-    training
-        .state
-        .params
-        .values_mut()
-        .copy_from_slice(params.values());
-    for e in 0..training.members() {
-        training.state.restore_member_opt_state(opt, e);
+/// Where a run apart started: what [`train_apart`] puts back to take it again (or after an
+/// error).
+struct RunStart<T, S> {
+    params: Parameters<T>,
+    opt: OptimizerBlocks<S>,
+    batches: Batches,
+    /// The members frozen at the start.
+    held: Vec<bool>,
+}
+
+impl<T: Element, S: MemberState> RunStart<T, S> {
+    /// Puts `training`'s parameters and optimizer state and `batches` back to the run's start.
+    fn restore(&self, training: &mut Training<T, S>, batches: &mut Batches) {
+        training
+            .state
+            .params
+            .values_mut()
+            .copy_from_slice(self.params.values());
+        for e in 0..training.members() {
+            training.state.restore_member_opt_state(&self.opt, e);
+        }
+        batches.clone_from(&self.batches);
     }
 }
 

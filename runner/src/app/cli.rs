@@ -139,6 +139,12 @@ pub(crate) struct FitArgs {
     /// results are the same for any value).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
+    /// Members stepped together at every step, or each on its own for runs of steps (one member
+    /// per core at a time); the same model bytes either way, `auto` picks the faster (on several
+    /// threads: apart for members of 1 MiB or more of parameters and Adam state, or when the
+    /// members do not share out evenly as blocks).
+    #[arg(long, value_parser = step_order_parser(), default_value = "auto")]
+    pub(crate) step_order: StepOrder,
     /// Run under `mpirun`/`srun`: each rank trains a contiguous block of the members, every
     /// rank ends with the whole ensemble, rank 0 prints and writes the model and OUT.state —
     /// the same bytes as one process; --resume continues on any number of ranks. Needs a flock

@@ -162,7 +162,7 @@ fn hooks<'c>(args: &FitArgs, comm: &'c dyn Communicator) -> FitHooks<'c> {
         ranks: Some(comm),
         row_chunks: args.shard_rows,
         row_ranks: args.row_ranks,
-        ..FitHooks::default()
+        step_order: args.step_order,
     }
 }
 

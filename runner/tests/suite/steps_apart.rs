@@ -322,3 +322,58 @@ fn a_failing_run_apart_errs_as_together_and_puts_the_training_back() {
     }
     assert_eq!(errors, [true, true]);
 }
+
+/// Asked to stop by the progress hook inside a run, a run apart ends at that step, as together.
+#[test]
+fn an_interruption_inside_a_run_apart_ends_at_its_step() {
+    struct StopAt(usize, usize);
+    impl ProgressHook for StopAt {
+        fn update(&mut self, report: &StepReport) {
+            self.1 = report.step;
+        }
+        fn stop_requested(&mut self) -> bool {
+            self.1 >= self.0
+        }
+    }
+    let (layout, mlp) = small();
+    let (x, y) = data();
+    let train = Batch::new(&x, &y, 60).unwrap();
+    let optimizer = adam(2e-2, AdamConfig::default()).unwrap();
+    for stop_at in [1, 37, 130] {
+        let mut ends = Vec::new();
+        for step_order in [StepOrder::Together, StepOrder::Apart] {
+            let parts = (0..2).map(|_| log_joint(&layout, mlp.clone())).collect();
+            let mut map = EnsembleMAP::new(
+                ParallelLogJoint::new(parts),
+                init(&layout, &mlp),
+                optimizer.clone(),
+                5,
+                1.0,
+            )
+            .unwrap();
+            let mut training = map.start(4).unwrap();
+            let options = RunOptions {
+                batch_size: Some(7),
+                data_order: DataOrder::PerMember,
+                progress: Some(Box::new(StopAt(stop_at, 0))),
+                step_order,
+                ..RunOptions::default()
+            };
+            let error = map
+                .train(&mut training, 4, 300, train, options)
+                .unwrap_err();
+            assert!(
+                matches!(error, flock_runner::RunError::Interrupted { step } if step == stop_at),
+                "{step_order:?}: {error}"
+            );
+            let result = training.result();
+            ends.push((
+                training.step(),
+                bits(result.params.values()),
+                bits(&result.losses),
+            ));
+        }
+        assert_eq!(ends[0], ends[1], "stopped at {stop_at}");
+        assert_eq!(ends[0].0, stop_at);
+    }
+}
