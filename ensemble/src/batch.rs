@@ -170,6 +170,20 @@ impl MiniBatcher {
     }
 }
 
+impl MiniBatcher {
+    /// The next batch's rows of `data` gathered into `x_batch` / `y_batch`, as a batch every
+    /// member reads.
+    fn shared_batch<'a, T: Copy>(
+        &mut self,
+        data: Batch<'a, T>,
+        x_batch: &'a mut Vec<T>,
+        y_batch: &'a mut Vec<T>,
+    ) -> Result<Batch<'a, T>, EnsembleError> {
+        self.next_batch(data.x, data.y, x_batch, y_batch);
+        Ok(Batch::new(x_batch, y_batch, self.batch_size())?)
+    }
+}
+
 /// Mini-batches with a data order of each member's own: member `e` draws from the stream
 /// `(seed, e)`, so its batches do not depend on the other members. Batches are stacked
 /// `[E, |B|, ·]` for [`Batch::per_member`](flock_autograd::Batch::per_member).
@@ -497,10 +511,7 @@ impl Batches {
     ) -> Result<Batch<'a, T>, EnsembleError> {
         Ok(match self {
             Batches::Shared(b) if b.is_full_batch() => data,
-            Batches::Shared(b) => {
-                b.next_batch(data.x, data.y, x_batch, y_batch);
-                Batch::new(x_batch, y_batch, b.batch_size())?
-            }
+            Batches::Shared(b) => b.shared_batch(data, x_batch, y_batch)?,
             Batches::PerMember(b) => {
                 b.next_batch(data.x, data.y, x_batch, y_batch);
                 Batch::per_member(x_batch, y_batch, b.batch_size(), b.members.len())?
@@ -650,10 +661,7 @@ impl MemberBatches {
     ) -> Result<Batch<'a, T>, EnsembleError> {
         Ok(match self {
             MemberBatches::Data => data,
-            MemberBatches::Shared(b) => {
-                b.next_batch(data.x, data.y, x_batch, y_batch);
-                Batch::new(x_batch, y_batch, b.batch_size())?
-            }
+            MemberBatches::Shared(b) => b.shared_batch(data, x_batch, y_batch)?,
             MemberBatches::Own(b) => {
                 b.next_batch(data.x, data.y, x_batch, y_batch);
                 Batch::per_member(x_batch, y_batch, b.batch_size(), 1)?

@@ -770,24 +770,19 @@ where
     L: LogJoint<T>,
     O: GradientTransformation<T>,
 {
-    let Objective {
-        log_joint,
-        optimizer,
-        prior_weight,
-        first_member,
-    } = objective;
     options.check()?;
     let members = training.members();
+    let first_member = objective.first_member;
     let mut batches =
         options.batches(data.rows, first_member..first_member + members, batch_seed)?;
     let apart = match options.step_order {
         StepOrder::Together => false,
         StepOrder::Apart => true,
-        StepOrder::Auto => steps_apart_pay(&*log_joint, members, &data),
+        StepOrder::Auto => steps_apart_pay(&*objective.log_joint, members, &data),
     } && options.peers.is_none()
         && options.on_divergence == OnDivergence::Freeze
         && !options.keep_best
-        && !log_joint.stream_positions(&mut Vec::new());
+        && !objective.log_joint.stream_positions(&mut Vec::new());
     let RunOptions {
         callback,
         keep_best,
@@ -825,12 +820,6 @@ where
         diverged: Vec::new(),
     };
     if apart {
-        let objective = Objective {
-            log_joint,
-            optimizer,
-            prior_weight,
-            first_member,
-        };
         train_apart(
             objective,
             training,
@@ -841,6 +830,12 @@ where
         )?;
         return Ok(training.result());
     }
+    let Objective {
+        log_joint,
+        optimizer,
+        prior_weight,
+        ..
+    } = objective;
     let mut previous = keep_best.then(|| training.state.params.values().to_vec());
     let ahead = gather_ahead(&batches, data);
     feed_batches(

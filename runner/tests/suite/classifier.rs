@@ -228,9 +228,9 @@ fn bad_labels_and_inputs_are_named() {
 /// to stop ends the fit with `Error::Interrupted` at that step.
 #[test]
 fn bytes_round_trip_and_a_hook_can_interrupt() {
+    use crate::common::StopAt;
     use flock_runner::Regressor;
     use flock_runner::regressor::FitHooks;
-    use flock_runner::train::{ProgressHook, StepReport};
 
     let (x, y) = blobs(120, 4);
     let classifier = Classifier::new().epochs(3).seed(1).fit(&x, &y).unwrap();
@@ -260,15 +260,6 @@ fn bytes_round_trip_and_a_hook_can_interrupt() {
         Err(Error::Checkpoint(_))
     ));
 
-    struct StopAt(usize, usize);
-    impl ProgressHook for StopAt {
-        fn update(&mut self, report: &StepReport) {
-            self.1 = report.step;
-        }
-        fn stop_requested(&mut self) -> bool {
-            self.1 >= self.0
-        }
-    }
     let hooks = FitHooks {
         progress: Some(Box::new(StopAt(3, 0))),
         ..FitHooks::default()

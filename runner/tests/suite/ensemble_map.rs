@@ -9,29 +9,7 @@ use flock_runner::app::seed::{SeedData, fixture_init_params, seed_log_joint, see
 use flock_runner::map::*;
 use flock_runner::train::*;
 
-fn small() -> (ParamLayout, Mlp) {
-    let mut layout = ParamLayout::new();
-    let mlp = Mlp::new(
-        &mut layout,
-        "",
-        MlpConfig::new(1, 1, 8, 1, Activation::Tanh),
-    )
-    .unwrap();
-    (layout, mlp)
-}
-
-fn small_log_joint(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<f64> + use<> {
-    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
-        let theta = g.all_params();
-        Ok((
-            ll,
-            g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?,
-        ))
-    })
-}
+use crate::common::{small, small_log_joint};
 
 fn init_fn(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec<f64> + use<> {
     let (layout, mlp) = (layout.clone(), mlp.clone());

@@ -14,29 +14,7 @@ use flock_runner::checkpoint::CheckpointError;
 use flock_runner::map::*;
 use flock_runner::train::*;
 
-fn small() -> (ParamLayout, Mlp) {
-    let mut layout = ParamLayout::new();
-    let mlp = Mlp::new(
-        &mut layout,
-        "",
-        MlpConfig::new(1, 1, 8, 1, Activation::Tanh),
-    )
-    .unwrap();
-    (layout, mlp)
-}
-
-fn log_joint(layout: &ParamLayout, mlp: Mlp) -> impl LogJoint<f64> + Send + use<> {
-    TapeLogJoint::new(layout.clone(), move |g: &mut Graph<'_, f64>, x, y| {
-        let f = mlp.forward(g, x)?;
-        let f = g.squeeze_last(f)?;
-        let ll = g.normal_log_density(y, f, Arg::Const(0.1))?;
-        let theta = g.all_params();
-        Ok((
-            ll,
-            g.normal_log_density(theta, Arg::Const(0.0), Arg::Const(1.0))?,
-        ))
-    })
-}
+use crate::common::{StopAt, small, small_log_joint};
 
 /// Member `e` starts at its usual draw scaled by `1 + e/2`, so that with a large step size the
 /// members blow up at different steps.
@@ -50,6 +28,32 @@ fn init(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec<f6
         member += 1;
         block.iter().map(|v| v * spread).collect()
     }
+}
+
+/// An `EnsembleMAP` of `members` members of [`small`]'s MLP on a `ParallelLogJoint` of
+/// `threads` parts, started by [`init`], MAP (prior weight 1).
+fn map_on<O: GradientTransformation<f64>>(
+    threads: usize,
+    members: usize,
+    optimizer: O,
+) -> EnsembleMAP<
+    f64,
+    ParallelLogJoint<impl LogJoint<f64> + Send + use<O>>,
+    impl FnMut(&mut MemberRng) -> Vec<f64> + use<O>,
+    O,
+> {
+    let (layout, mlp) = small();
+    let parts = (0..threads)
+        .map(|_| small_log_joint(&layout, mlp.clone()))
+        .collect();
+    EnsembleMAP::new(
+        ParallelLogJoint::new(parts),
+        init(&layout, &mlp),
+        optimizer,
+        members,
+        1.0,
+    )
+    .unwrap()
 }
 
 fn data() -> (Vec<f64>, Vec<f64>) {
@@ -127,18 +131,7 @@ fn run<O: GradientTransformation<f64> + Clone>(
     optimizer: &O,
     step_order: StepOrder,
 ) -> Seen {
-    let (layout, mlp) = small();
-    let parts = (0..setup.threads)
-        .map(|_| log_joint(&layout, mlp.clone()))
-        .collect();
-    let mut map = EnsembleMAP::new(
-        ParallelLogJoint::new(parts),
-        init(&layout, &mlp),
-        optimizer.clone(),
-        setup.members,
-        1.0,
-    )
-    .unwrap();
+    let mut map = map_on(setup.threads, setup.members, optimizer.clone());
     let (x, y) = data();
     let train = Batch::new(&x[..45], &y[..45], 45).unwrap();
     let held = Batch::new(&x[45..], &y[45..], 15).unwrap();
@@ -282,22 +275,13 @@ fn members_that_diverge_apart_diverge_as_together() {
 /// gives, and leaves the `Training` where the run started.
 #[test]
 fn a_failing_run_apart_errs_as_together_and_puts_the_training_back() {
-    let (layout, mlp) = small();
     let (x, mut y) = data();
     y[37] = f64::NAN;
     let train = Batch::new(&x, &y, 60).unwrap();
     let optimizer = adam(2e-2, AdamConfig::default()).unwrap();
     let mut errors = Vec::new();
     for step_order in [StepOrder::Together, StepOrder::Apart] {
-        let parts = (0..2).map(|_| log_joint(&layout, mlp.clone())).collect();
-        let mut map = EnsembleMAP::new(
-            ParallelLogJoint::new(parts),
-            init(&layout, &mlp),
-            optimizer.clone(),
-            5,
-            1.0,
-        )
-        .unwrap();
+        let mut map = map_on(2, 5, optimizer.clone());
         let mut training = map.start(3).unwrap();
         let start = training.state.params.clone();
         let options = RunOptions {
@@ -326,31 +310,13 @@ fn a_failing_run_apart_errs_as_together_and_puts_the_training_back() {
 /// Asked to stop by the progress hook inside a run, a run apart ends at that step, as together.
 #[test]
 fn an_interruption_inside_a_run_apart_ends_at_its_step() {
-    struct StopAt(usize, usize);
-    impl ProgressHook for StopAt {
-        fn update(&mut self, report: &StepReport) {
-            self.1 = report.step;
-        }
-        fn stop_requested(&mut self) -> bool {
-            self.1 >= self.0
-        }
-    }
-    let (layout, mlp) = small();
     let (x, y) = data();
     let train = Batch::new(&x, &y, 60).unwrap();
     let optimizer = adam(2e-2, AdamConfig::default()).unwrap();
     for stop_at in [1, 37, 130] {
         let mut ends = Vec::new();
         for step_order in [StepOrder::Together, StepOrder::Apart] {
-            let parts = (0..2).map(|_| log_joint(&layout, mlp.clone())).collect();
-            let mut map = EnsembleMAP::new(
-                ParallelLogJoint::new(parts),
-                init(&layout, &mlp),
-                optimizer.clone(),
-                5,
-                1.0,
-            )
-            .unwrap();
+            let mut map = map_on(2, 5, optimizer.clone());
             let mut training = map.start(4).unwrap();
             let options = RunOptions {
                 batch_size: Some(7),
