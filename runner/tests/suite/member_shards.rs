@@ -15,6 +15,8 @@ use flock_runner::distributed::{Communicator, block};
 use flock_runner::map::*;
 use flock_runner::train::*;
 
+use crate::common::small;
+
 /// Ranks as threads: an all-gather is a barrier, a write of each rank's slot, a barrier, a read
 /// of every slot and a last barrier (so no rank overwrites a slot another still reads). A rank
 /// left waiting for 20 s panics (a rank that left the loop early fails the test, not hangs it).
@@ -101,17 +103,6 @@ impl Communicator for ThreadRanks {
 
 const MEMBERS: usize = 5;
 
-fn layout_and_mlp() -> (ParamLayout, Mlp) {
-    let mut layout = ParamLayout::new();
-    let mlp = Mlp::new(
-        &mut layout,
-        "",
-        MlpConfig::new(1, 1, 8, 1, Activation::Tanh),
-    )
-    .unwrap();
-    (layout, mlp)
-}
-
 fn runner(
     layout: &ParamLayout,
     mlp: &Mlp,
@@ -174,7 +165,7 @@ fn train(
     members: core::ops::Range<usize>,
     peers: Option<&dyn Communicator>,
 ) -> (EnsembleResult<f64>, Vec<u64>) {
-    let (layout, mlp) = layout_and_mlp();
+    let (layout, mlp) = small();
     let (x, y, hx, hy) = data();
     let mut map = runner(&layout, &mlp).with_members(members).unwrap();
     let means = Arc::new(Mutex::new(Vec::new()));
@@ -257,7 +248,7 @@ fn blocks_of_members_on_ranks_are_one_process_bits() {
 /// rule): a callback counts the frozen members.
 #[test]
 fn members_freeze_at_different_steps() {
-    let (layout, mlp) = layout_and_mlp();
+    let (layout, mlp) = small();
     let (x, y, hx, hy) = data();
     let mut map = runner(&layout, &mlp);
     let mut counts = Vec::new();
@@ -289,7 +280,7 @@ fn members_freeze_at_different_steps() {
 
 #[test]
 fn a_sharded_run_cannot_stop_on_one_ranks_divergence() {
-    let (layout, mlp) = layout_and_mlp();
+    let (layout, mlp) = small();
     let (x, y, _, _) = data();
     let world = ThreadRanks::world(1);
     let mut map = runner(&layout, &mlp).with_members(0..2).unwrap();
