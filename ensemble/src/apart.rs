@@ -252,6 +252,7 @@ where
                 y: Vec::new(),
                 losses: Vec::with_capacity(run.steps),
                 held: run.held[e],
+                kept: None,
                 diverged_at: None,
                 next: 0,
                 error: None,
@@ -368,6 +369,9 @@ struct MemberRun<'a, T, S> {
     y: Vec<T>,
     losses: Vec<T>,
     held: bool,
+    /// What a held member is put back to after each update: its parameters and optimizer state
+    /// at its first held step of the run (its own part of the state does not move after that).
+    kept: Option<(Vec<T>, S)>,
     diverged_at: Option<usize>,
     /// The run's next step for this member.
     next: usize,
@@ -432,10 +436,12 @@ impl<T: Element, S: MemberState> MemberRun<'_, T, S> {
             if !finite {
                 self.grad.fill(T::ZERO);
             }
-            let (params, state) = (self.params.to_vec(), self.opt.clone());
+            let (params, state) = self
+                .kept
+                .get_or_insert_with(|| (self.params.to_vec(), self.opt.clone()));
             optimizer.update_and_apply(self.grad, self.opt, self.params, self.layout);
-            self.params.copy_from_slice(&params);
-            self.opt.copy_member(&state, 0, 1);
+            self.params.copy_from_slice(params);
+            self.opt.copy_member(state, 0, 1);
             if !finite && !self.held {
                 self.diverged_at = Some(self.next);
                 self.held = true;
