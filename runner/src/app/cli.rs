@@ -59,7 +59,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Fit an ensemble to a CSV or whitespace-separated table and score it on held-out rows.
+    /// Fit an ensemble to a CSV (commas, or semicolons with decimal commas) or
+    /// whitespace-separated table and score it on held-out rows.
     Fit(FitArgs),
     /// Predict with a fitted model, as CSV: a regressor's mean, total / epistemic / aleatoric std
     /// and quantiles; a classifier's predicted class, class probabilities, entropy and mutual

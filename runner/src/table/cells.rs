@@ -6,26 +6,55 @@ use std::path::Path;
 
 use super::DataError;
 
-/// How a file's lines split into cells: at every comma (a CSV) or at runs of whitespace.
-/// Either way a cell may be quoted: inside double quotes a separator is text and `""` is one
-/// `"`; spaces around a cell are not part of it.
+/// How a file's lines split into cells: at every comma (a CSV), at every semicolon (the CSV of
+/// spreadsheets in locales that write a decimal comma: Excel's "CSV (semicolon)", R's
+/// `write.csv2`) or at runs of whitespace. Either way a cell may be quoted: inside double quotes
+/// a separator is text and `""` is one `"`; spaces around a cell are not part of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Separator {
     /// `a,b,c`; `a,,c` has an empty middle cell.
     Comma,
+    /// `a;b;c`, where an unquoted number may have a decimal comma: `1,5;2` is 1.5 and 2.
+    Semicolon,
     /// `a b  c` (spaces or tabs).
     Whitespace,
 }
 
 impl Separator {
-    /// Commas when the file's first non-blank line holds one, else whitespace.
+    /// From the file's first non-blank line: semicolons when it holds one outside quotes,
+    /// else commas when it holds one, else whitespace.
     pub(crate) fn of(text: &str) -> Separator {
-        let first = text.lines().find(|l| !l.trim().is_empty());
-        if first.is_some_and(|l| l.contains(',')) {
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        // Text outside quotes: every other piece between quote characters.
+        let unquoted = || first.split('"').step_by(2);
+        if unquoted().any(|piece| piece.contains(';')) {
+            Separator::Semicolon
+        } else if first.contains(',') {
             Separator::Comma
         } else {
             Separator::Whitespace
         }
+    }
+
+    /// The byte that ends a cell, for the separators that are one character.
+    fn byte(self) -> Option<u8> {
+        match self {
+            Separator::Comma => Some(b','),
+            Separator::Semicolon => Some(b';'),
+            Separator::Whitespace => None,
+        }
+    }
+
+    /// An unquoted cell as flock reads it: in a semicolon file a number written with a decimal
+    /// comma (`-1,5e3`) is given its decimal point; every other cell is as written.
+    fn unquoted(self, cell: &str) -> Cow<'_, str> {
+        if self == Separator::Semicolon && cell.matches(',').count() == 1 {
+            let pointed = cell.replacen(',', ".", 1);
+            if pointed.parse::<f64>().is_ok() {
+                return Cow::Owned(pointed);
+            }
+        }
+        Cow::Borrowed(cell)
     }
 
     /// The cells of `line` (line `line_no` of `path`, named in errors); none for a blank line.
@@ -44,17 +73,20 @@ impl Separator {
         if rest.is_empty() {
             return Ok(cells);
         }
-        if self == Separator::Comma && !rest.as_bytes().contains(&b'"') {
-            // No quotes (most lines of most files): one pass over the bytes. A comma byte is a
-            // whole character in UTF-8, so every cut is at a character boundary.
+        if let Some(separator) = self.byte()
+            && !rest.as_bytes().contains(&b'"')
+        {
+            // No quotes (most lines of most files): one pass over the bytes. A comma or
+            // semicolon byte is a whole character in UTF-8, so every cut is at a character
+            // boundary.
             let mut start = 0;
             for (i, &b) in rest.as_bytes().iter().enumerate() {
-                if b == b',' {
-                    cells.push(Cow::Borrowed(rest[start..i].trim()));
+                if b == separator {
+                    cells.push(self.unquoted(rest[start..i].trim()));
                     start = i + 1;
                 }
             }
-            cells.push(Cow::Borrowed(rest[start..].trim()));
+            cells.push(self.unquoted(rest[start..].trim()));
             return Ok(cells);
         }
         loop {
@@ -77,15 +109,18 @@ impl Separator {
                 }
                 None => {
                     let (cell, after) = self.until_separator(rest);
-                    (Cow::Borrowed(cell.trim()), after)
+                    (self.unquoted(cell.trim()), after)
                 }
             };
             cells.push(cell);
             rest = match self {
-                Separator::Comma => match after.strip_prefix(',') {
-                    Some(next) => next.trim_start(),
-                    None => break,
-                },
+                Separator::Comma | Separator::Semicolon => {
+                    let separator = if self == Separator::Comma { ',' } else { ';' };
+                    match after.strip_prefix(separator) {
+                        Some(next) => next.trim_start(),
+                        None => break,
+                    }
+                }
                 Separator::Whitespace => {
                     let next = after.trim_start();
                     if next.is_empty() {
@@ -102,6 +137,7 @@ impl Separator {
     fn until_separator(self, text: &str) -> (&str, &str) {
         let end = match self {
             Separator::Comma => text.find(','),
+            Separator::Semicolon => text.find(';'),
             Separator::Whitespace => text.find(char::is_whitespace),
         };
         text.split_at(end.unwrap_or(text.len()))
@@ -133,8 +169,9 @@ fn unquote(text: &str) -> Option<(Cow<'_, str>, &str)> {
 }
 
 /// `cell` as a CSV field: as it is, or in double quotes (its quotes doubled) when it holds a
-/// comma, a quote, a line break or spaces at either end — so that flock's table readers (and
-/// any RFC 4180 reader) read it back as it was.
+/// comma, a semicolon, a quote, a line break or spaces at either end — so that flock's table
+/// readers (and any RFC 4180 reader) read it back as it was, and never take a written file for
+/// a semicolon-separated one.
 ///
 /// ```
 /// use flock_runner::table::csv_field;
@@ -143,7 +180,7 @@ fn unquote(text: &str) -> Option<(Cow<'_, str>, &str)> {
 /// assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
 /// ```
 pub fn csv_field(cell: &str) -> Cow<'_, str> {
-    let needs_quotes = cell.contains([',', '"', '\n', '\r']) || cell.trim() != cell;
+    let needs_quotes = cell.contains([',', ';', '"', '\n', '\r']) || cell.trim() != cell;
     if needs_quotes {
         Cow::Owned(format!("\"{}\"", cell.replace('"', "\"\"")))
     } else {
@@ -184,6 +221,26 @@ mod tests {
         );
     }
 
+    /// Semicolons split cells; an unquoted number's decimal comma is a decimal point, and any
+    /// other cell — a quoted one, text, a number with two commas — is kept as written.
+    #[test]
+    fn semicolons_and_decimal_commas() {
+        let s = Separator::Semicolon;
+        assert_eq!(
+            cells(s, "1,5; -2,25e1 ;3;;x,y"),
+            ["1.5", "-2.25e1", "3", "", "x,y"]
+        );
+        assert_eq!(
+            cells(s, r#""1,5";"a; b";1.234,5;7"#),
+            ["1,5", "a; b", "1.234,5", "7"]
+        );
+        assert_eq!(cells(s, r#""q"x;2,0"#), ["qx", "2.0"]);
+        assert_eq!(Separator::of("a;b;y\n1,5;2;3"), Separator::Semicolon);
+        assert_eq!(Separator::of("1,5;2,5\n"), Separator::Semicolon);
+        assert_eq!(Separator::of(r#""a;b",c"#), Separator::Comma);
+        assert_eq!(Separator::of("a b\n1;2"), Separator::Whitespace);
+    }
+
     #[test]
     fn whitespace_and_quotes() {
         let w = Separator::Whitespace;
@@ -198,8 +255,17 @@ mod tests {
 
     #[test]
     fn a_written_field_reads_back() {
-        for cell in ["plain", "cat, big", r#"say "hi""#, " padded ", "", "a\"b,c"] {
+        for cell in [
+            "plain",
+            "cat, big",
+            r#"say "hi""#,
+            " padded ",
+            "",
+            "a\"b,c",
+            "big; round",
+        ] {
             let line = format!("{},x", csv_field(cell));
+            assert_eq!(Separator::of(&line), Separator::Comma, "{line}");
             assert_eq!(cells(Separator::Comma, &line), [cell, "x"], "{line}");
         }
     }

@@ -532,8 +532,9 @@ impl NamedTable {
     }
 }
 
-/// Reads a CSV (commas) or whitespace-separated file; a first line with a non-numeric cell is a
-/// header.
+/// Reads a CSV (commas), a semicolon-separated file with decimal commas (the CSV of locales
+/// whose decimal mark is a comma: chosen when the first line holds a semicolon outside quotes)
+/// or a whitespace-separated file; a first line with a non-numeric cell is a header.
 ///
 /// ```
 /// use flock_runner::table::read_named_table;
@@ -542,6 +543,9 @@ impl NamedTable {
 /// let t = read_named_table(&path)?;
 /// assert_eq!(t.names, ["x", "y"]);
 /// assert_eq!(t.column_values(t.column("y", &path)?), [2.0, 4.0]);
+/// std::fs::write(&path, "x;y\n1;2,5\n3;-0,5\n")?;
+/// let t = read_named_table(&path)?;
+/// assert_eq!(t.column_values(1), [2.5, -0.5]);
 /// # std::fs::remove_file(&path)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -635,10 +639,10 @@ pub struct LabelledTable {
     pub lines: Vec<usize>,
 }
 
-/// Reads a CSV or whitespace-separated file whose column `target` (a header name or a 0-based
-/// index) holds class labels — words or numbers — and whose other columns hold numbers. The
-/// first line is a header when a cell outside the target column is not a number, or when the
-/// target is given by a name that is not an index.
+/// Reads a CSV (commas, or semicolons with decimal commas) or whitespace-separated file whose
+/// column `target` (a header name or a 0-based index) holds class labels — words or numbers —
+/// and whose other columns hold numbers. The first line is a header when a cell outside the
+/// target column is not a number, or when the target is given by a name that is not an index.
 ///
 /// ```
 /// use flock_runner::table::parse_labelled_table;

@@ -1339,3 +1339,78 @@ fn quoted_csv_cells_read_as_r_and_pandas_write_them() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Semicolon-separated files with decimal commas, as Excel writes "CSV" in locales with a
+/// decimal comma and R's `write.csv2` does: the same numbers as a comma CSV give the same model,
+/// byte for byte; a quoted label may hold a semicolon, and `predict` quotes it in what it
+/// writes so the predictions still read as a comma CSV.
+#[test]
+fn semicolon_csvs_with_decimal_commas_read_as_excel_writes_them() {
+    let dir = temp("semicolon");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows: Vec<(f64, f64)> = (0..90)
+        .map(|i| {
+            let a = i as f64 / 30.0 - 1.5;
+            (a, (2.0 * a).sin() + 0.25)
+        })
+        .collect();
+    let comma_csv: String = std::iter::once("a,y\n".to_owned())
+        .chain(rows.iter().map(|(a, y)| format!("{a:.4},{y:.4}\n")))
+        .collect();
+    let semicolon_csv: String = std::iter::once("a;y\n".to_owned())
+        .chain(
+            rows.iter()
+                .map(|(a, y)| format!("{a:.4};{y:.4}\n").replace('.', ",")),
+        )
+        .collect();
+    assert!(semicolon_csv.contains("-1,5000;"), "{semicolon_csv}");
+    let quick = ["--members", "2", "--epochs", "3", "--quiet"];
+    let mut models = Vec::new();
+    for (name, text) in [("comma.csv", comma_csv), ("semicolon.csv", semicolon_csv)] {
+        let data = dir.join(name);
+        std::fs::write(&data, text).unwrap();
+        let model = dir.join(format!("{name}.safetensors"));
+        succeed(&mut fit_command(&data, "y", &model, &quick));
+        models.push(std::fs::read(&model).unwrap());
+    }
+    assert!(models[0] == models[1], "the two files' models differ");
+    // A label with a semicolon, quoted; a number with two commas is not a number.
+    let labelled: String = std::iter::once("x;kind\n".to_owned())
+        .chain((0..60).map(|i| {
+            let kind = if i % 2 == 0 {
+                "\"big; round\""
+            } else {
+                "small"
+            };
+            format!("{},{};{kind}\n", i % 2, i % 7)
+        }))
+        .collect();
+    let data = dir.join("labels.csv");
+    std::fs::write(&data, labelled).unwrap();
+    let model = dir.join("labels.safetensors");
+    let text = succeed(&mut fit_command(
+        &data,
+        "kind",
+        &model,
+        &[&["--task", "classify"][..], &quick].concat(),
+    ));
+    assert!(text.contains("2 classes: \"big; round\", small"), "{text}");
+    let preds = dir.join("preds.csv");
+    succeed(&mut predict_command(&model, &data, &preds));
+    let written = std::fs::read_to_string(&preds).unwrap();
+    assert!(
+        written.starts_with("predicted,\"p_big; round\",p_small,"),
+        "{written}"
+    );
+    std::fs::write(&data, "x;kind\n1,234,5;small\n2;big\n").unwrap();
+    let stderr = fail(
+        &mut fit_command(&data, "kind", &model, &["--task", "classify"]),
+        1,
+        "a number with two commas",
+    );
+    assert!(
+        stderr.contains("labels.csv:2: column 1 (\"x\") is \"1,234,5\", not a number"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,4 @@
-//! The table readers on arbitrary text (quotes too): a typed error or a well-formed table,
+//! The table readers on arbitrary text (quotes and semicolons too): a typed error or a well-formed table,
 //! never a panic.
 
 use flock_runner::table::{
@@ -12,6 +12,9 @@ fn pieces() -> impl Strategy<Value = String> {
             Just("1".to_owned()),
             Just("-2.5e3".to_owned()),
             Just(",".to_owned()),
+            Just(";".to_owned()),
+            Just("2,5".to_owned()),
+            Just("\"a; b\"".to_owned()),
             Just(" ".to_owned()),
             Just("\t".to_owned()),
             Just("\n".to_owned()),
