@@ -125,7 +125,10 @@ pub struct ApartRecord<T> {
 /// gradient is not finite is left as it was at that step (reported in
 /// [`ApartRecord::diverged`]) and held from then on; a held member is evaluated (its losses
 /// recorded) and its update undone, as the loop undoes a frozen member's. `batches` ends where
-/// `run.steps` draws would have left it.
+/// `run.steps` draws would have left it. A log-joint that draws noise for each member
+/// ([`LogJoint::stream_positions`]: a VI objective) has each member's stream moved to the thread
+/// that takes its piece ([`LogJoint::seek_streams`]), and every copy's streams end where the
+/// members' left them.
 ///
 /// ```
 /// use flock_autograd::*;
@@ -174,7 +177,8 @@ pub struct ApartRecord<T> {
 /// As [`ensemble_step`](crate::ensemble_step) (the first failing step's, lowest member first);
 /// [`EnsembleError::InvalidArgument`] when `run.held` is not one flag per member or the layout
 /// has no parameters. On error the members may have taken some of the run's steps, each its own
-/// number: restore the state from a copy taken before the run to go on.
+/// number: restore the state (and the log-joint's streams, [`LogJoint::seek_streams`]) from a
+/// copy taken before the run to go on.
 pub fn ensemble_steps_apart<T, O, L>(
     state: &mut EnsembleState<T, O::State>,
     batches: &mut Batches,
@@ -234,6 +238,12 @@ where
         optimizer,
         first_member: run.first_member,
     };
+    // A log-joint that draws noise (a VI objective): each member's stream goes with it to
+    // whichever thread takes its pieces.
+    let mut positions = Vec::new();
+    let streams = log_joint.stream_positions(&mut positions);
+    let stream_of =
+        |e: usize| streams.then(|| positions.get(run.first_member + e).copied().unwrap_or(0));
     let jobs: Vec<Mutex<MemberRun<'_, T, O::State>>> = params
         .values_mut()
         .chunks_mut(p)
@@ -255,6 +265,7 @@ where
                 kept: None,
                 diverged_at: None,
                 next: 0,
+                stream: stream_of(e),
                 error: None,
             })
         })
@@ -303,6 +314,15 @@ where
             .filter_map(|j| j.diverged_at.map(|t| (t, j.member))),
     );
     record.diverged.sort_unstable();
+    if streams {
+        // Every copy of the log-joint (each thread's part) to the members' positions, so that
+        // whichever part evaluates a member next — together or apart — goes on from there.
+        positions.resize(positions.len().max(run.first_member + members), 0);
+        for job in &jobs {
+            positions[run.first_member + job.member] = job.stream.unwrap_or(0);
+        }
+        log_joint.seek_streams(&positions);
+    }
     let ends = jobs.into_iter().map(|j| j.batches).collect();
     batches.set_member_batches(ends);
     Ok(())
@@ -375,6 +395,9 @@ struct MemberRun<'a, T, S> {
     diverged_at: Option<usize>,
     /// The run's next step for this member.
     next: usize,
+    /// Draws taken from the member's random stream ([`LogJoint::stream_positions`]; `None`:
+    /// the log-joint draws no noise).
+    stream: Option<u64>,
     error: Option<(usize, EnsembleError)>,
 }
 
@@ -387,14 +410,29 @@ impl<T: Element, S: MemberState> MemberRun<'_, T, S> {
         end: usize,
         context: &Context<'_, T, O>,
     ) -> bool {
+        let member = context.first_member + self.member;
+        let mut positions = Vec::new();
+        if let Some(position) = self.stream {
+            // This thread's part may have last drawn for the member several pieces ago (or
+            // never): its stream to where the member's last piece left it.
+            positions.resize(member + 1, 0);
+            positions[member] = position;
+            log_joint.seek_streams(&positions);
+        }
+        let mut taken = true;
         while self.next < end {
             if let Err(error) = self.step(log_joint, context) {
                 self.error = Some((self.next, error));
-                return false;
+                taken = false;
+                break;
             }
             self.next += 1;
         }
-        true
+        if self.stream.is_some() {
+            log_joint.stream_positions(&mut positions);
+            self.stream = Some(positions.get(member).copied().unwrap_or(0));
+        }
+        taken
     }
 
     /// One step of the member: its batch, its evaluation, its update (undone if it is held or

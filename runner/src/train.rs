@@ -63,11 +63,9 @@ pub enum StepOrder {
     Together,
     /// Each member takes a run of steps on its own ([`ensemble_steps_apart`]), one member per
     /// thread at a time — where the run's options allow: a member-sharded run (`peers`, whose
-    /// ranks decide together after every step), [`OnDivergence::Stop`], `keep_best` (which
-    /// offers each step's parameters before its update) and log-joints that draw noise (a VI
-    /// objective keeps each member's random stream in the part of a
-    /// [`ParallelLogJoint`](flock_ensemble::ParallelLogJoint) that evaluates it, and apart a
-    /// member moves between threads) step together.
+    /// ranks decide together after every step), [`OnDivergence::Stop`] and `keep_best` (which
+    /// offers each step's parameters before its update) step together. A log-joint that draws
+    /// noise (VI) has each member's random stream follow the member from thread to thread.
     Apart,
 }
 
@@ -781,8 +779,7 @@ where
         StepOrder::Auto => steps_apart_pay(&*objective.log_joint, members, &data),
     } && options.peers.is_none()
         && options.on_divergence == OnDivergence::Freeze
-        && !options.keep_best
-        && !objective.log_joint.stream_positions(&mut Vec::new());
+        && !options.keep_best;
     let RunOptions {
         callback,
         keep_best,
@@ -912,11 +909,14 @@ where
     let mut start = training.step.min(hooks.num_steps);
     while start < hooks.num_steps {
         let end = hooks.next_due(start).min(start + RUN_APART_STEPS);
+        let mut streams = Vec::new();
+        let has_streams = log_joint.stream_positions(&mut streams);
         let before = RunStart {
             params: training.state.params.clone(),
             opt: training.state.opt_blocks().clone(),
             batches: batches.clone(),
             held: training.frozen.clone(),
+            streams: has_streams.then_some(streams),
         };
         // Takes the run's first `steps` steps from its start (again, after `before.restore`).
         let take = |log_joint: &mut L,
@@ -941,14 +941,14 @@ where
                 record,
             )
             .map_err(|error| {
-                before.restore(training, batches);
+                before.restore(training, batches, log_joint);
                 error.into()
             })
         };
         take(log_joint, training, batches, end - start, &mut record)?;
         if let Some(t) = hooks.stop_inside(&before.held, &record, end - start) {
             // The lockstep loop stops after step `t`: the run again, up to there.
-            before.restore(training, batches);
+            before.restore(training, batches, log_joint);
             take(log_joint, training, batches, t + 1, &mut record)?;
         }
         let steps = record.losses.len() / members.max(1);
@@ -971,7 +971,7 @@ where
                     if t + 1 < steps {
                         // Asked to stop inside the run: the run again up to this step (the
                         // hooks have heard of it already), so the training ends here.
-                        before.restore(training, batches);
+                        before.restore(training, batches, log_joint);
                         take(
                             log_joint,
                             training,
@@ -997,11 +997,22 @@ struct RunStart<T, S> {
     batches: Batches,
     /// The members frozen at the start.
     held: Vec<bool>,
+    /// The log-joint's random-stream positions at the start, if it draws noise.
+    streams: Option<Vec<u64>>,
 }
 
 impl<T: Element, S: MemberState> RunStart<T, S> {
-    /// Puts `training`'s parameters and optimizer state and `batches` back to the run's start.
-    fn restore(&self, training: &mut Training<T, S>, batches: &mut Batches) {
+    /// Puts `training`'s parameters and optimizer state, `batches` and the log-joint's random
+    /// streams back to the run's start.
+    fn restore(
+        &self,
+        training: &mut Training<T, S>,
+        batches: &mut Batches,
+        log_joint: &mut impl LogJoint<T>,
+    ) {
+        if let Some(streams) = &self.streams {
+            log_joint.seek_streams(streams);
+        }
         training
             .state
             .params

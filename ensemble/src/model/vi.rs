@@ -632,9 +632,23 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
         self.first_member = first;
     }
 
+    /// Each member's draws so far: a member this copy has evaluated since its streams were last
+    /// (re)started counts its draws; any other is where [`LogJoint::seek_streams`] put it (0 if
+    /// nowhere).
     fn stream_positions(&self, positions: &mut Vec<u64>) -> bool {
+        let Scratch {
+            rngs,
+            draws,
+            start_draws,
+            ..
+        } = &self.scratch;
         positions.clear();
-        positions.extend_from_slice(&self.scratch.draws);
+        positions.extend(
+            (0..draws.len().max(start_draws.len())).map(|e| match rngs.get(e) {
+                Some(Some(_)) => draws[e],
+                _ => start_draws.get(e).copied().unwrap_or(0),
+            }),
+        );
         true
     }
 
