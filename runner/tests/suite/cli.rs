@@ -492,6 +492,21 @@ fn an_interrupted_fit_resumes_to_the_same_bytes() {
     let held_bytes = std::fs::read(&straight_held).unwrap();
     assert_eq!(held_bytes, std::fs::read(&resumed_held).unwrap());
     assert_ne!(held_bytes, std::fs::read(&straight).unwrap());
+    // VI with the members apart on two threads: the noise streams' positions travel in the
+    // state file (each member's, wherever it last ran), so the resumed fit draws the noise the
+    // straight one drew: the same bytes — and those of the members stepped together.
+    let vi = ["--method", "vi", "--threads", "2", "--members", "3"];
+    let vi_fit = |out: &Path, order: &str, extra: &[&str]| {
+        fit(out, &[&vi[..], &["--step-order", order], extra].concat())
+    };
+    let (vi_straight, vi_resumed) = (dir.join("e.safetensors"), dir.join("f.safetensors"));
+    vi_fit(&vi_straight, "apart", &[]);
+    vi_fit(&vi_resumed, "apart", &["--max-epochs-this-run", "5"]);
+    vi_fit(&vi_resumed, "apart", &["--resume"]);
+    let vi_bytes = std::fs::read(&vi_straight).unwrap();
+    assert_eq!(vi_bytes, std::fs::read(&vi_resumed).unwrap());
+    vi_fit(&vi_resumed, "together", &[]);
+    assert_eq!(vi_bytes, std::fs::read(&vi_resumed).unwrap());
     // Fractions that leave nothing to train on or to score are refused by name.
     for bad in ["1", "-0.1", "0.001", "NaN"] {
         let err = fail(
