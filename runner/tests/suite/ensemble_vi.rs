@@ -440,3 +440,47 @@ fn vi_members_apart_are_the_bits_of_members_together() {
         }
     }
 }
+
+/// A VI run apart that is asked to stop inside a run of steps takes that run again from its
+/// start up to the step (its noise streams put back first): it ends where the run together
+/// ends, and trained on from there in the same process it ends where together's does.
+#[test]
+fn a_vi_run_apart_interrupted_inside_a_run_goes_on_as_together() {
+    use crate::common::StopAt;
+    use flock_runner::train::StepOrder;
+    let (x, y) = data();
+    let batch = Batch::new(&x, &y, 30).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for stop_at in [1, 37, 130] {
+        let mut ends = Vec::new();
+        for step_order in [StepOrder::Together, StepOrder::Apart] {
+            let config = ViConfig {
+                ensemble_size: 5,
+                threads: 2,
+                ..ViConfig::default()
+            };
+            let mut vi = runner(config).unwrap();
+            let mut training = vi.start(3).unwrap();
+            let options = RunOptions {
+                batch_size: Some(7),
+                progress: Some(Box::new(StopAt(stop_at, 0))),
+                step_order,
+                ..RunOptions::default()
+            };
+            let error = vi.train(&mut training, 3, 200, batch, options).unwrap_err();
+            assert!(
+                matches!(error, RunError::Interrupted { step } if step == stop_at),
+                "{step_order:?}: {error}"
+            );
+            let stopped = bits(training.result().params.values());
+            let options = RunOptions {
+                batch_size: Some(7),
+                step_order,
+                ..RunOptions::default()
+            };
+            let rest = vi.train(&mut training, 3, 200, batch, options).unwrap();
+            ends.push((stopped, bits(rest.params.values()), bits(&rest.losses)));
+        }
+        assert!(ends[0] == ends[1], "stopped at {stop_at}");
+    }
+}
