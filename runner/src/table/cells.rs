@@ -36,7 +36,8 @@ impl Separator {
         }
     }
 
-    /// The byte that ends a cell, for the separators that are one character.
+    /// The byte that ends a cell, for the separators that are one character (the one place
+    /// that knows which).
     fn byte(self) -> Option<u8> {
         match self {
             Separator::Comma => Some(b','),
@@ -113,15 +114,12 @@ impl Separator {
                 }
             };
             cells.push(cell);
-            rest = match self {
-                Separator::Comma | Separator::Semicolon => {
-                    let separator = if self == Separator::Comma { ',' } else { ';' };
-                    match after.strip_prefix(separator) {
-                        Some(next) => next.trim_start(),
-                        None => break,
-                    }
-                }
-                Separator::Whitespace => {
+            rest = match self.byte() {
+                Some(separator) => match after.strip_prefix(char::from(separator)) {
+                    Some(next) => next.trim_start(),
+                    None => break,
+                },
+                None => {
                     let next = after.trim_start();
                     if next.is_empty() {
                         break;
@@ -135,10 +133,9 @@ impl Separator {
 
     /// `text` up to the next separator, and the rest from it.
     fn until_separator(self, text: &str) -> (&str, &str) {
-        let end = match self {
-            Separator::Comma => text.find(','),
-            Separator::Semicolon => text.find(';'),
-            Separator::Whitespace => text.find(char::is_whitespace),
+        let end = match self.byte() {
+            Some(separator) => text.find(char::from(separator)),
+            None => text.find(char::is_whitespace),
         };
         text.split_at(end.unwrap_or(text.len()))
     }
