@@ -20,6 +20,120 @@ pub enum Activation {
     Relu,
 }
 
+/// One activation as a type: the loops below are compiled once per activation with its
+/// function inlined, the [`Activation`] matched once per call ([`with_pointwise!`]). Matched
+/// inside the loops, it cost an indirect jump through a table for every vector of the fused
+/// layer backward. Measured (Zen 3, AVX2, the seed's step on one thread, fastest of eight
+/// alternated runs): f32 187.9 → 184.3 µs; f64 unchanged within noise (411.7 → 411.1 µs).
+trait Pointwise {
+    /// `f(x)`.
+    fn apply<V: SimdVector>(x: V) -> V;
+    /// `(f(a), f(b))`, bitwise `apply` of each.
+    #[inline(always)]
+    fn apply_pair<V: SimdVector>(a: V, b: V) -> (V, V) {
+        (Self::apply(a), Self::apply(b))
+    }
+    /// `f'` from the output `y = f(x)`.
+    fn derivative_from_output<V: SimdVector>(y: V) -> V;
+}
+
+fn one<V: SimdVector>() -> V {
+    V::splat(<V::Scalar as Element>::ONE)
+}
+
+struct IdentityFn;
+impl Pointwise for IdentityFn {
+    #[inline(always)]
+    fn apply<V: SimdVector>(x: V) -> V {
+        x
+    }
+    #[inline(always)]
+    fn derivative_from_output<V: SimdVector>(_: V) -> V {
+        one()
+    }
+}
+
+struct TanhFn;
+impl Pointwise for TanhFn {
+    #[inline(always)]
+    fn apply<V: SimdVector>(x: V) -> V {
+        tanh_vec(x)
+    }
+    #[inline(always)]
+    fn apply_pair<V: SimdVector>(a: V, b: V) -> (V, V) {
+        V::tanh_pair(a, b)
+    }
+    #[inline(always)]
+    fn derivative_from_output<V: SimdVector>(y: V) -> V {
+        (-y).mul_add(y, one())
+    }
+}
+
+struct SigmoidFn;
+impl Pointwise for SigmoidFn {
+    #[inline(always)]
+    fn apply<V: SimdVector>(x: V) -> V {
+        sigmoid_vec(x)
+    }
+    #[inline(always)]
+    fn derivative_from_output<V: SimdVector>(y: V) -> V {
+        y * (one::<V>() - y)
+    }
+}
+
+struct SoftplusFn;
+impl Pointwise for SoftplusFn {
+    #[inline(always)]
+    fn apply<V: SimdVector>(x: V) -> V {
+        softplus_vec(x)
+    }
+    #[inline(always)]
+    fn derivative_from_output<V: SimdVector>(y: V) -> V {
+        -(-y).exp_m1()
+    }
+}
+
+struct ReluFn;
+impl Pointwise for ReluFn {
+    #[inline(always)]
+    fn apply<V: SimdVector>(x: V) -> V {
+        relu_vec(x)
+    }
+    #[inline(always)]
+    fn derivative_from_output<V: SimdVector>(y: V) -> V {
+        let zero = V::splat(<V::Scalar as Element>::ZERO);
+        y.select_gt(zero, one(), zero)
+    }
+}
+
+/// `$body` with `$f` naming the [`Pointwise`] type of `$activation`.
+macro_rules! with_pointwise {
+    ($activation:expr, $f:ident => $body:expr) => {
+        match $activation {
+            Activation::Identity => {
+                type $f = IdentityFn;
+                $body
+            }
+            Activation::Tanh => {
+                type $f = TanhFn;
+                $body
+            }
+            Activation::Sigmoid => {
+                type $f = SigmoidFn;
+                $body
+            }
+            Activation::Softplus => {
+                type $f = SoftplusFn;
+                $body
+            }
+            Activation::Relu => {
+                type $f = ReluFn;
+                $body
+            }
+        }
+    };
+}
+
 impl Activation {
     /// Every activation, in the order of their names' listing in messages.
     pub const ALL: [Activation; 5] = [
@@ -52,38 +166,21 @@ impl Activation {
     /// `f(x)` per vector.
     #[inline(always)]
     pub fn apply_vec<V: SimdVector>(self, x: V) -> V {
-        match self {
-            Activation::Identity => x,
-            Activation::Tanh => tanh_vec(x),
-            Activation::Sigmoid => sigmoid_vec(x),
-            Activation::Softplus => softplus_vec(x),
-            Activation::Relu => relu_vec(x),
-        }
+        with_pointwise!(self, F => F::apply(x))
     }
 
     /// `(f(a), f(b))`, bitwise [`Activation::apply_vec`] of each; tanh computes the two
     /// together ([`SimdVector::tanh_pair`]).
     #[inline(always)]
     pub fn apply_pair_vec<V: SimdVector>(self, a: V, b: V) -> (V, V) {
-        match self {
-            Activation::Tanh => V::tanh_pair(a, b),
-            _ => (self.apply_vec(a), self.apply_vec(b)),
-        }
+        with_pointwise!(self, F => F::apply_pair(a, b))
     }
 
     /// `f'(x)` written in terms of the output `y = f(x)` — no second transcendental for tanh
     /// and sigmoid, and one `expm1` for softplus.
     #[inline(always)]
     pub fn derivative_from_output_vec<V: SimdVector>(self, y: V) -> V {
-        let one = V::splat(<V::Scalar as Element>::ONE);
-        let zero = V::splat(<V::Scalar as Element>::ZERO);
-        match self {
-            Activation::Identity => one,
-            Activation::Tanh => (-y).mul_add(y, one),
-            Activation::Sigmoid => y * (one - y),
-            Activation::Softplus => -(-y).exp_m1(),
-            Activation::Relu => y.select_gt(zero, one, zero),
-        }
+        with_pointwise!(self, F => F::derivative_from_output(y))
     }
 
     /// Scalar `f(x)` (the naive reference).
@@ -127,11 +224,7 @@ pub enum Store {
 
 /// `x = f(x)` in place.
 pub fn activate_in_place<T: Element>(activation: Activation, x: &mut [T]) {
-    map1_in_place_paired(
-        x,
-        |v| activation.apply_vec(v),
-        |a, b| activation.apply_pair_vec(a, b),
-    );
+    with_pointwise!(activation, F => map1_in_place_paired(x, F::apply, F::apply_pair));
 }
 
 /// `dx (=|+=) dy ⊙ f'(y)` where `y = f(x)` is the forward output.
@@ -145,14 +238,12 @@ pub fn activation_backward<T: Element>(
     dx: &mut [T],
     store: Store,
 ) {
-    match store {
-        Store::Overwrite => map3(y, dy, dx, |y, dy, _| {
-            dy * activation.derivative_from_output_vec(y)
-        }),
+    with_pointwise!(activation, F => match store {
+        Store::Overwrite => map3(y, dy, dx, |y, dy, _| dy * F::derivative_from_output(y)),
         Store::Accumulate => map3(y, dy, dx, |y, dy, dx| {
-            dy.mul_add(activation.derivative_from_output_vec(y), dx)
+            dy.mul_add(F::derivative_from_output(y), dx)
         }),
-    }
+    })
 }
 
 /// Fused layer epilogue: `z[e, r, :] = f(z[e, r, :] + bias[e, :])` in place.
@@ -198,6 +289,17 @@ pub fn bias_activation_forward<T: Element>(
         }
         return;
     }
+    with_pointwise!(activation, F => bias_activation_rows::<T, F>(rows, cols, z, bias));
+}
+
+/// [`bias_activation_forward`] (checked shapes, `cols > 0`) with the activation's type `F`.
+#[inline(always)]
+fn bias_activation_rows<T: Element, F: Pointwise>(
+    rows: usize,
+    cols: usize,
+    z: &mut [T],
+    bias: &[T],
+) {
     let lanes = T::Vector::LANES;
     let body = cols - cols % lanes;
     for (z_e, b_e) in z
@@ -215,7 +317,7 @@ pub fn bias_activation_forward<T: Element>(
                 let (z0, z1) = zc.split_at_mut(lanes);
                 let a = T::Vector::from_slice(z0) + T::Vector::from_slice(&bc[..lanes]);
                 let b = T::Vector::from_slice(z1) + T::Vector::from_slice(&bc[lanes..]);
-                let (a, b) = activation.apply_pair_vec(a, b);
+                let (a, b) = F::apply_pair(a, b);
                 a.write_to(z0);
                 b.write_to(z1);
             }
@@ -224,14 +326,14 @@ pub fn bias_activation_forward<T: Element>(
                 .zip(b_e[pairs..body].chunks_exact(lanes))
             {
                 let v = T::Vector::from_slice(zc) + T::Vector::from_slice(bc);
-                activation.apply_vec(v).write_to(zc);
+                F::apply(v).write_to(zc);
             }
             if body < cols {
                 let tail = &mut row[body..];
                 for (t, &b) in tail.iter_mut().zip(&b_e[body..]) {
                     *t += b;
                 }
-                map1_in_place(tail, |v| activation.apply_vec(v));
+                map1_in_place(tail, F::apply);
             }
         }
     }
@@ -301,6 +403,17 @@ fn backward_rows<T: Element, const K: usize>(
     dz: &mut [T],
     db: &mut [T],
 ) {
+    with_pointwise!(activation, F => backward_rows_of::<T, F, K>(y, dy, dz, db));
+}
+
+/// [`backward_rows`] with the activation's type `F`.
+#[inline(always)]
+fn backward_rows_of<T: Element, F: Pointwise, const K: usize>(
+    y: &[T],
+    dy: &[T],
+    dz: &mut [T],
+    db: &mut [T],
+) {
     let cols = K * T::Vector::LANES;
     assert!(db.len() == cols && y.len() == dz.len() && dy.len() == dz.len());
     let rows = dz.len() / cols;
@@ -310,7 +423,7 @@ fn backward_rows<T: Element, const K: usize>(
             T::Vector::from_slice(&y[i..]),
             T::Vector::from_slice(&dy[i..]),
         );
-        let d = dyv * activation.derivative_from_output_vec(yv);
+        let d = dyv * F::derivative_from_output(yv);
         d.write_to(&mut dz[i..]);
         d
     });
