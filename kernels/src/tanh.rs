@@ -44,9 +44,15 @@ pub(crate) fn tanh_f32_pair(a: F32Vector, b: F32Vector) -> (F32Vector, F32Vector
 /// `y = n·ln2 + r`, `|r| ≤ ln2/2`, Cephes' rational `e^r = (Q + rP)/(Q − rP)` (`P`, `Q` of
 /// degree 2 and 3 in `r²`) gives `m = e^y − 1 = ((2ⁿ − 1)·Q + (2ⁿ + 1)·rP)/(Q − rP)` — exact
 /// cancellation-free near 0, where `2ⁿ − 1 = 0` — and `tanh|x| = −m/(m + 2)` folds both
-/// fractions into one division, then the sign of `x`. About 30 % fewer vector operations than
-/// `exp_m1` and a division; the division is not the bottleneck (measured: replacing it by a
-/// multiplication changes nothing).
+/// fractions into one division, with the sign of `x`. About 30 % fewer vector operations than
+/// `exp_m1` and a division.
+///
+/// Its throughput is bound by the operations' count, not by the chain's latency nor by the
+/// division alone (Zen 3, AVX2, two vectors at a time: without the division 1.05 values/ns
+/// against 0.89, without the final copysign's three operations 1.07). `−2|x|` as an addition
+/// and the sign applied by `and` + `xor` before the division: 0.89 → 1.00 values/ns, the same
+/// bits for every input but a NaN (whose sign bit may differ; it is still NaN) — checked on
+/// 4·10⁶ values (±0, ±∞, subnormals, ±22, random bit patterns and `[−25, 25]`).
 #[inline(always)]
 pub(crate) fn tanh_f64(x: F64Vector) -> F64Vector {
     tanh_f64_lanes([x])[0]
@@ -78,9 +84,14 @@ fn tanh_f64_lanes<const N: usize>(x: [F64Vector; N]) -> [F64Vector; N] {
         2.0,
     ];
     let s = F64Vector::splat;
-    // `minpd` returns its second operand when either is NaN, so a NaN `x` flows through every
-    // step below into the quotient (wide's NaN-aware `min` would turn it into 22).
-    let y = each::<_, N>(|i| s(22.0).fast_min(x[i].abs()) * s(-2.0));
+    let sign = s(-0.0);
+    // −min(|x|, 22) as max(−22, −|x|), `−|x|` being `x` with its sign bit set; `maxpd` returns
+    // its second operand when either is NaN, so a NaN `x` flows through every step below into
+    // the quotient (wide's NaN-aware `max` would turn it into −22). `y = t + t` is `−2|x|`
+    // exactly, by an addition rather than a multiplication: the multiplying ports are the busy
+    // ones (the same for the divisor's `2·denominator` measured slower, though).
+    let t = each::<_, N>(|i| s(-22.0).fast_max(x[i] | sign));
+    let y = each::<_, N>(|i| t[i] + t[i]);
     let shifted = each::<_, N>(|i| y[i].mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER)));
     let n = each::<_, N>(|i| shifted[i] - s(SHIFTER));
     let r = each::<_, N>(|i| n[i].mul_add(s(-LN2_HI), y[i]));
@@ -95,13 +106,19 @@ fn tanh_f64_lanes<const N: usize>(x: [F64Vector; N]) -> [F64Vector; N] {
     let q = each::<_, N>(|i| r2[i].mul_add(s(Q[0]), s(Q[1])));
     let q = each::<_, N>(|i| q[i].mul_add(r2[i], s(Q[2])));
     let q = each::<_, N>(|i| q[i].mul_add(r2[i], s(Q[3])));
-    let numerator =
-        each::<_, N>(|i| (two_n[i] - s(1.0)).mul_add(q[i], (two_n[i] + s(1.0)) * rp[i]));
+    // `magnitude = −numerator ≥ 0` with the numerator of `m` above, each operation the exact
+    // negation of the numerator's (round to nearest is symmetric), except at x = ±0, where it
+    // is +0 as the numerator is.
+    let magnitude =
+        each::<_, N>(|i| (s(1.0) - two_n[i]).mul_add(q[i], (s(-1.0) - two_n[i]) * rp[i]));
     let denominator = each::<_, N>(|i| q[i] - rp[i]);
-    // −m/(m + 2) = −numerator/(numerator + 2·denominator) ≥ 0; the quotient is ≤ 0, and
-    // copysign keeps its magnitude with the sign of x.
-    let quotient = each::<_, N>(|i| numerator[i] / s(2.0).mul_add(denominator[i], numerator[i]));
-    each::<_, N>(|i| quotient[i].copysign(x[i]))
+    // tanh|x| = −m/(m + 2) = magnitude/(2·denominator − magnitude) ≥ 0, and the sign of x goes
+    // onto the magnitude before the division (one `and`, one `xor`: a copysign afterwards took
+    // three operations); at x = ±0 the quotient is +0/4 with x's sign, ±0.
+    each::<_, N>(|i| {
+        let signed = magnitude[i] ^ (x[i] & sign);
+        signed / s(2.0).mul_add(denominator[i], -magnitude[i])
+    })
 }
 
 /// `[f(0), …, f(N − 1)]`: one step of the interleaved functions above, for every vector.
