@@ -87,6 +87,10 @@ pub trait SimdVector:
     }
     /// `self * a + b`, fused where the build has FMA.
     fn mul_add(self, a: Self, b: Self) -> Self;
+    /// `self * a − b`, fused where the build has FMA.
+    fn mul_sub(self, a: Self, b: Self) -> Self;
+    /// `−(self * a) + b`, fused where the build has FMA.
+    fn mul_neg_add(self, a: Self, b: Self) -> Self;
     /// Lane-wise maximum (NaN handling as the hardware's `max`).
     fn max(self, other: Self) -> Self;
     /// Lane-wise minimum.
@@ -161,6 +165,14 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 <$vec>::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn mul_sub(self, a: Self, b: Self) -> Self {
+                <$vec>::mul_sub(self, a, b)
+            }
+            #[inline(always)]
+            fn mul_neg_add(self, a: Self, b: Self) -> Self {
+                <$vec>::mul_neg_add(self, a, b)
             }
             #[inline(always)]
             fn max(self, other: Self) -> Self {

@@ -390,6 +390,20 @@ fn check_adam<T: Element>(gs: &[f64], ms: &[f64], vs: &[f64], t: i32) {
     assert_eq!(bits(&v3), bits(&v1), "second moments (applied)");
 }
 
+/// Moments of −0 (a gradient and a first moment of −0, or negative values whose products
+/// round to −0) keep the division's signed zero through the bias corrections: bitwise the
+/// scalar formula, in the first steps (where `bc₁ ≠ 1`) and later.
+#[test]
+fn adam_keeps_negative_zero_moments() {
+    let gs = [-0.0, -0.0, -1e-320, 0.0, -0.0, -5e-324, 1.0, -0.0, -0.0];
+    let ms = [-0.0, 0.0, -1e-320, -0.0, -1e-310, -5e-324, -0.0, -0.0, -0.0];
+    let vs = [0.0; 9];
+    for t in [1, 2, 3, 10, 400, 2000] {
+        check_adam::<f64>(&gs, &ms, &vs, t);
+        check_adam::<f32>(&gs, &ms, &vs, t);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
