@@ -410,7 +410,7 @@ fn a_killed_rank_stops_the_job_and_the_fit_resumes() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let want = std::fs::read(&whole).unwrap();
 
-    let job = Command::new("mpirun")
+    let mut job = Command::new("mpirun")
         .args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
         .arg(env!("CARGO_BIN_EXE_flock"))
         .args(fit)
@@ -421,7 +421,21 @@ fn a_killed_rank_stops_the_job_and_the_fit_resumes() {
         .unwrap();
     let started = Instant::now();
     while !state.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        // A job that ended, or hangs, before its first checkpoint is reported with its output.
+        let ended = job.try_wait().unwrap();
+        if ended.is_none() && started.elapsed() >= Duration::from_secs(60) {
+            job.kill().unwrap();
+        }
+        if ended.is_some() || started.elapsed() >= Duration::from_secs(60) {
+            let o = job.wait_with_output().unwrap();
+            panic!(
+                "no checkpoint after {:?} ({}): {}{}",
+                started.elapsed(),
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
