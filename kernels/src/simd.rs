@@ -97,6 +97,9 @@ pub trait SimdVector:
     fn min(self, other: Self) -> Self;
     /// Lane-wise absolute value.
     fn abs(self) -> Self;
+    /// Lane-wise `−|self|`: `self` with its sign bit set — one `or`, the same bits as
+    /// `-(self.abs())` (two operations) for every input, NaN included.
+    fn neg_abs(self) -> Self;
     /// `self`'s magnitude with `sign`'s sign bit, lane by lane.
     fn copysign(self, sign: Self) -> Self;
     /// Lane-wise square root.
@@ -185,6 +188,10 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn abs(self) -> Self {
                 <$vec>::abs(self)
+            }
+            #[inline(always)]
+            fn neg_abs(self) -> Self {
+                self | <$vec>::splat(-0.0)
             }
             #[inline(always)]
             fn copysign(self, sign: Self) -> Self {
@@ -609,6 +616,62 @@ mod tests {
             }
         }
         assert!(worst > 0.0);
+    }
+
+    /// `neg_abs` is `-(abs)` bit for bit — ±0, ±∞, subnormals, the extremes and NaNs of both
+    /// signs and any payload — in both precisions.
+    #[test]
+    fn neg_abs_is_the_negated_abs_bit_for_bit() {
+        fn check<V: SimdVector>(specials: &[V::Scalar], bits: impl Fn(V::Scalar) -> u64) {
+            let mut lanes = vec![V::Scalar::ZERO; V::LANES];
+            for (i, &x) in specials.iter().enumerate() {
+                lanes[i % V::LANES] = x;
+                // SAFETY: `lanes` holds `V::LANES` values.
+                let v = unsafe { V::load(lanes.as_ptr()) };
+                let (mut ours, mut theirs) = (vec![V::Scalar::ZERO; V::LANES], lanes.clone());
+                // SAFETY: both hold `V::LANES` values.
+                unsafe {
+                    v.neg_abs().store(ours.as_mut_ptr());
+                    (-v.abs()).store(theirs.as_mut_ptr());
+                }
+                for (a, b) in ours.iter().zip(&theirs) {
+                    assert_eq!(bits(*a), bits(*b), "neg_abs of {x:?}");
+                }
+            }
+        }
+        let f32s: Vec<f32> = [
+            0.0,
+            -0.0,
+            1.5,
+            -1.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+        ]
+        .into_iter()
+        .chain([f32::MIN, f32::MIN_POSITIVE / 4.0, -f32::MIN_POSITIVE / 4.0])
+        .chain([
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7fc0_1234),
+            f32::from_bits(0xffa0_0001),
+        ])
+        .collect();
+        check::<F32Vector>(&f32s, |x| u64::from(x.to_bits()));
+        let f64s: Vec<f64> = [
+            0.0,
+            -0.0,
+            1.5,
+            -1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+        ]
+        .into_iter()
+        .chain([f64::MIN, f64::MIN_POSITIVE / 4.0, -f64::MIN_POSITIVE / 4.0])
+        .chain([f64::NAN, -f64::NAN, f64::from_bits(0x7ff8_0000_dead_beef)])
+        .collect();
+        check::<F64Vector>(&f64s, f64::to_bits);
     }
 
     const F32_LANES_OF_BUILD: usize = width::F32_LANES;

@@ -43,7 +43,7 @@ pub fn sigmoid_vec<V: SimdVector>(x: V) -> V {
 pub fn softplus_vec<V: SimdVector>(x: V) -> V {
     let zero = V::splat(<V::Scalar as Element>::ZERO);
     let positive_part = x.select_gt(zero, x, zero);
-    positive_part + (-x.abs()).exp().ln_1p_unit()
+    positive_part + x.neg_abs().exp().ln_1p_unit()
 }
 
 /// `(softplus(x), σ(x))` per vector from one `u = e^{−|x|}`: the softplus exactly as
@@ -53,7 +53,7 @@ pub fn softplus_vec<V: SimdVector>(x: V) -> V {
 pub fn softplus_sigmoid_vec<V: SimdVector>(x: V) -> (V, V) {
     let zero = V::splat(<V::Scalar as Element>::ZERO);
     let one = V::splat(<V::Scalar as Element>::ONE);
-    let u = (-x.abs()).exp();
+    let u = x.neg_abs().exp();
     let positive_part = x.select_gt(zero, x, zero);
     let softplus = positive_part + u.ln_1p_unit();
     let numerator = x.select_gt(zero, one, u);
