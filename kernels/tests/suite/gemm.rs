@@ -265,8 +265,9 @@ proptest! {
 
 /// The weight gradient `dYᵀ·X` with both operands 128 elements per row (512 bytes in f32, 1,024
 /// in f64: the strides whose rows crowd a few L1 sets, where the `B` panel is packed rather than
-/// read in place) and 80 rows, and the input gradient `dY·W` with such a `W`: bitwise the
-/// reference on whole numbers, sequential and parallel.
+/// read in place) and 80 rows — and 83 rows with 37 columns of `dY` and 45 of `X`, none a whole
+/// number of vectors —, and the input gradient `dY·W`
+/// with such a `W`: bitwise the reference on whole numbers, sequential and parallel.
 #[test]
 fn aliasing_strides_match_exactly() {
     for parallel in [false, true] {
@@ -298,6 +299,17 @@ fn aliasing_strides_match_exactly() {
         let (fast, slow) = run_both::<f32>(&wide, true);
         assert_same(&fast, &slow, 0.0);
         let (fast, slow) = run_both::<f64>(&wide, true);
+        assert_same(&fast, &slow, 0.0);
+        let ragged = Case {
+            m: 37,
+            n: 45,
+            k: 83,
+            pad: [91, 83, 0],
+            ..case
+        };
+        let (fast, slow) = run_both::<f32>(&ragged, true);
+        assert_same(&fast, &slow, 0.0);
+        let (fast, slow) = run_both::<f64>(&ragged, true);
         assert_same(&fast, &slow, 0.0);
         // The input gradient `dY·W` (A along its rows) with W's 128-element rows, k = 128.
         let input_gradient = Case {
