@@ -248,7 +248,9 @@ fn floors(figures: &[Figure], peaks: &[(&'static str, f64)]) -> Vec<(String, f64
     out
 }
 
-/// The Adam bench's lines: `adam step f32  E=16  P=1153  14.42 µs  0.782 ns per parameter …`.
+/// The Adam bench's lines: `adam step f32  E=16  P=1153   update_and_apply   14.42 µs  0.782 ns
+/// per parameter …`; the name is every word before the time (the variant included: the fused
+/// `update_and_apply` and `update, apply` are two figures).
 fn parse_adam(output: &str) -> Vec<Figure> {
     output
         .lines()
@@ -257,15 +259,11 @@ fn parse_adam(output: &str) -> Vec<Figure> {
             let words: Vec<&str> = l.split_whitespace().collect();
             let at = words.iter().rposition(|w| *w == "ns")?;
             let ns: f64 = words.get(at.checked_sub(1)?)?.parse().ok()?;
-            let name = l
-                .split("  ")
-                .filter(|s| !s.trim().is_empty())
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ");
+            let time_at = words.iter().position(|w| *w == "µs")?.checked_sub(1)?;
+            let name = words[..time_at].join(" ");
             Some(Figure {
                 id: None,
-                name: format!("optim/{}", name.trim()),
+                name: format!("optim/{name}"),
                 unit: "ns/param",
                 median: ns,
                 min: ns,
@@ -1214,12 +1212,22 @@ mod tests {
 
     #[test]
     fn parses_adam_lines() {
-        let f = parse_adam(
-            "adam step f32  E=16  P=1153      14.42 µs  0.782 ns per parameter per member\n",
+        let f = parse_adam(concat!(
+            "adam step f32  E=16  P=1153   update_and_apply      9.40 µs  0.510 ns per parameter per member\n",
+            "adam step f32  E=16  P=1153   update, apply        11.89 µs  0.645 ns per parameter per member\n",
+            "adam step f32  E=3   P=239410 update_and_apply    595.13 µs  0.829 ns per parameter per member\n",
+        ));
+        assert_eq!(f.len(), 3);
+        assert_eq!((f[0].median, f[1].median), (0.510, 0.645));
+        assert_eq!(
+            f[0].name,
+            "optim/adam step f32 E=16 P=1153 update_and_apply"
         );
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].median, 0.782);
-        assert_eq!(f[0].name, "optim/adam step f32 E=16 P=1153");
+        assert_eq!(f[1].name, "optim/adam step f32 E=16 P=1153 update, apply");
+        assert_eq!(
+            f[2].name,
+            "optim/adam step f32 E=3 P=239410 update_and_apply"
+        );
     }
 
     #[test]
