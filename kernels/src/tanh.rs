@@ -4,6 +4,7 @@
 //! are straight-line and measured ≈3× faster on the seed's activations, with the accuracy stated
 //! in [`crate::elementwise`].
 
+use crate::SimdVector;
 use crate::simd::{F32Vector, F64Bits, F64Vector};
 
 /// `f32`: Eigen's rational approximation `x·P(x²)/Q(x²)` (degree 13/6) on `x` clamped to
@@ -85,12 +86,12 @@ fn tanh_f64_lanes<const N: usize>(x: [F64Vector; N]) -> [F64Vector; N] {
     ];
     let s = F64Vector::splat;
     let sign = s(-0.0);
-    // −min(|x|, 22) as max(−22, −|x|), `−|x|` being `x` with its sign bit set; `maxpd` returns
-    // its second operand when either is NaN, so a NaN `x` flows through every step below into
-    // the quotient (wide's NaN-aware `max` would turn it into −22). `y = t + t` is `−2|x|`
-    // exactly, by an addition rather than a multiplication: the multiplying ports are the busy
-    // ones (the same for the divisor's `2·denominator` measured slower, though).
-    let t = each::<_, N>(|i| s(-22.0).fast_max(x[i] | sign));
+    // −min(|x|, 22) as max(−22, −|x|), `−|x|` being `x` with its sign bit set (`neg_abs`);
+    // `maxpd` returns its second operand when either is NaN, so a NaN `x` flows through every
+    // step below into the quotient (wide's NaN-aware `max` would turn it into −22). `y = t + t`
+    // is `−2|x|` exactly, by an addition rather than a multiplication: the multiplying ports are
+    // the busy ones (the same for the divisor's `2·denominator` measured slower, though).
+    let t = each::<_, N>(|i| s(-22.0).fast_max(x[i].neg_abs()));
     let y = each::<_, N>(|i| t[i] + t[i]);
     let shifted = each::<_, N>(|i| y[i].mul_add(s(core::f64::consts::LOG2_E), s(SHIFTER)));
     let n = each::<_, N>(|i| shifted[i] - s(SHIFTER));
