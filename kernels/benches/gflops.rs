@@ -7,7 +7,8 @@
 //! after a warm-up: on a shared machine other tenants only ever slow a batch down, so the fastest
 //! is the steadiest estimate of what the kernel does (the median moved by up to 25 points between
 //! runs of one binary). The peak is a pure FMA loop over 12 independent vector accumulators on the
-//! same build, timed the same way, so every figure reads as a fraction of the limit.
+//! same build, timed the same way, so every figure reads as a fraction of the limit; the
+//! divider's rates (`1/x`, `√x`) are the same kind of limit for tanh and Adam.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -148,6 +149,39 @@ fn tanh_rate<T: Element>() -> f64 {
     n as f64 / secs / 1e9
 }
 
+/// Values per ns of one core's divider over 40,960 values, one vector at a time: `1/x`, then
+/// `√x`. The passes that need one of each per value are bound by these, whatever their other
+/// operations: tanh (one quotient per value) and Adam (a square root and a quotient per
+/// parameter) — on Intel cores the divider, not the FMA units, is their limit.
+fn divider_rates<T: Element>() -> (f64, f64) {
+    let n = 16 * 80 * 32;
+    let lanes = T::Vector::LANES;
+    let x: Vec<T> = (0..n)
+        .map(|i| T::from_f64(1.0 + (i % 200) as f64 / 20.0))
+        .collect();
+    let mut y = vec![T::ZERO; n];
+    let one = T::Vector::splat(T::ONE);
+    let divide = time_per_call(|| {
+        for (xs, ys) in black_box(&x)
+            .chunks_exact(lanes)
+            .zip(y.chunks_exact_mut(lanes))
+        {
+            (one / T::Vector::from_slice(xs)).write_to(ys);
+        }
+        black_box(&y);
+    });
+    let sqrt = time_per_call(|| {
+        for (xs, ys) in black_box(&x)
+            .chunks_exact(lanes)
+            .zip(y.chunks_exact_mut(lanes))
+        {
+            T::Vector::from_slice(xs).sqrt().write_to(ys);
+        }
+        black_box(&y);
+    });
+    (n as f64 / divide / 1e9, n as f64 / sqrt / 1e9)
+}
+
 fn table<T: Element>(filter: Option<&str>) {
     let peak = fma_peak::<T>();
     let threads = rayon::current_num_threads();
@@ -195,6 +229,9 @@ fn table<T: Element>(filter: Option<&str>) {
         "tanh: {:.2} elements/ns (1 thread, 40,960 elements)",
         tanh_rate::<T>()
     );
+    let (divide, sqrt) = divider_rates::<T>();
+    println!("divide: {divide:.2} values/ns (1 thread, 40,960 values: 1/x)");
+    println!("square root: {sqrt:.2} values/ns (1 thread, 40,960 values: √x)");
 }
 
 fn main() {

@@ -133,8 +133,18 @@ struct GflopsRun {
     peaks: Vec<(&'static str, f64)>,
 }
 
+/// The per-value rates the kernels' table ends each precision with: line prefix, figure id and
+/// name (`tanh: 3.94 elements/ns …` → `tanh.f32`, `kernels/tanh f32 …`). The divider's rates
+/// are the limit of the passes that need a quotient or a square root per value (tanh, Adam).
+const RATE_LINES: [(&str, &str, &str); 3] = [
+    ("tanh: ", "tanh", "tanh"),
+    ("divide: ", "divide", "divide 1/x"),
+    ("square root: ", "sqrt", "square root"),
+];
+
 /// The kernels' GFLOP/s table: `f32 — one core's measured FMA peak: 116.9 GFLOP/s …`, then
-/// `shape … 1 thread % peak all threads % peak` lines.
+/// `shape … 1 thread % peak all threads % peak` lines, then the per-value rates
+/// ([`RATE_LINES`]).
 fn parse_gflops(output: &str) -> GflopsRun {
     let mut figures = Vec::new();
     let mut peaks = Vec::new();
@@ -149,19 +159,21 @@ fn parse_gflops(output: &str) -> GflopsRun {
         } else if line.starts_with("f64 —") {
             precision = "f64";
         }
-        if let Some(rate) = line
-            .strip_prefix("tanh: ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-        {
-            figures.push(Figure {
-                id: Some(format!("tanh.{precision}")),
-                name: format!("kernels/tanh {precision} (1 thread, 40,960 values)"),
-                unit: "values/ns",
-                median: rate,
-                min: rate,
-                max: rate,
-            });
+        for (prefix, id, what) in RATE_LINES {
+            if let Some(rate) = line
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                figures.push(Figure {
+                    id: Some(format!("{id}.{precision}")),
+                    name: format!("kernels/{what} {precision} (1 thread, 40,960 values)"),
+                    unit: "values/ns",
+                    median: rate,
+                    min: rate,
+                    max: rate,
+                });
+            }
         }
         if let Some(peak) = line
             .split("FMA peak: ")
@@ -1336,6 +1348,37 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!((got[0].1 - seed / 200e9 * 1e6).abs() < 1e-9);
         assert!((got[1].1 - seed / 50e9 * 1e6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn parses_the_divider_rates_per_precision() {
+        let run = parse_gflops(
+            "flock-kernels GEMM throughput, SIMD level avx2+fma (GFLOP/s)\n\n\
+             f32 — one core's measured FMA peak: 100.0 GFLOP/s (2 threads available)\n\
+             tanh: 4.00 elements/ns (1 thread, 40,960 elements)\n\
+             divide: 6.49 values/ns (1 thread, 40,960 values: 1/x)\n\
+             square root: 5.41 values/ns (1 thread, 40,960 values: √x)\n\
+             f64 — one core's measured FMA peak: 50.0 GFLOP/s (2 threads available)\n\
+             divide: 2.07 values/ns (1 thread, 40,960 values: 1/x)\n",
+        );
+        let got: Vec<(&str, f64, &str)> = run
+            .figures
+            .iter()
+            .map(|f| (f.id.as_deref().unwrap_or(""), f.median, f.unit))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("tanh.f32", 4.0, "values/ns"),
+                ("divide.f32", 6.49, "values/ns"),
+                ("sqrt.f32", 5.41, "values/ns"),
+                ("divide.f64", 2.07, "values/ns"),
+            ]
+        );
+        assert_eq!(
+            run.figures[2].name,
+            "kernels/square root f32 (1 thread, 40,960 values)"
+        );
     }
 
     #[test]
