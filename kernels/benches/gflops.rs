@@ -154,32 +154,31 @@ fn tanh_rate<T: Element>() -> f64 {
 /// operations: tanh (one quotient per value) and Adam (a square root and a quotient per
 /// parameter) — on Intel cores the divider, not the FMA units, is their limit.
 fn divider_rates<T: Element>() -> (f64, f64) {
+    let one = T::Vector::splat(T::ONE);
+    (
+        per_vector_rate::<T>(|v| one / v),
+        per_vector_rate::<T>(|v| v.sqrt()),
+    )
+}
+
+/// Values per ns of `f` applied vector by vector to 40,960 values in `[1, 11)`.
+fn per_vector_rate<T: Element>(f: impl Fn(T::Vector) -> T::Vector) -> f64 {
     let n = 16 * 80 * 32;
     let lanes = T::Vector::LANES;
     let x: Vec<T> = (0..n)
         .map(|i| T::from_f64(1.0 + (i % 200) as f64 / 20.0))
         .collect();
     let mut y = vec![T::ZERO; n];
-    let one = T::Vector::splat(T::ONE);
-    let divide = time_per_call(|| {
+    let secs = time_per_call(|| {
         for (xs, ys) in black_box(&x)
             .chunks_exact(lanes)
             .zip(y.chunks_exact_mut(lanes))
         {
-            (one / T::Vector::from_slice(xs)).write_to(ys);
+            f(T::Vector::from_slice(xs)).write_to(ys);
         }
         black_box(&y);
     });
-    let sqrt = time_per_call(|| {
-        for (xs, ys) in black_box(&x)
-            .chunks_exact(lanes)
-            .zip(y.chunks_exact_mut(lanes))
-        {
-            T::Vector::from_slice(xs).sqrt().write_to(ys);
-        }
-        black_box(&y);
-    });
-    (n as f64 / divide / 1e9, n as f64 / sqrt / 1e9)
+    n as f64 / secs / 1e9
 }
 
 fn table<T: Element>(filter: Option<&str>) {
