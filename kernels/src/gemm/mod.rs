@@ -302,7 +302,14 @@ impl<T: Element> Problem<'_, T> {
                 // Two-vector tiles even out a small last tile (AVX2: the seed's products 2–5 %
                 // faster); AVX-512's four-vector tiles were no faster for it.
                 let even_out = shape.vectors <= 2;
-                for (i0, height) in row_tiles(rows, mr, even_out) {
+                // Each run of equal tiles (the whole tiles, then the evened-out pair) is one
+                // call of the microkernel.
+                let mut tiles = row_tiles(rows, mr, even_out).peekable();
+                while let Some((i0, height)) = tiles.next() {
+                    let mut count = 1;
+                    while tiles.next_if(|&(_, h)| h == height).is_some() {
+                        count += 1;
+                    }
                     let tile = Tile {
                         k,
                         // SAFETY: row i0 of this block exists in op(A).
@@ -318,10 +325,10 @@ impl<T: Element> Problem<'_, T> {
                         alpha: self.alpha,
                         beta: self.beta,
                     };
-                    // SAFETY: the tile's A rows, the panel's k rows of panel_nr values and C's
-                    // tile × panel_cols block are all in bounds (validated spans above) and this
-                    // task's alone.
-                    unsafe { tile_rows(shape, height, tile) };
+                    // SAFETY: the `count` tiles' A rows, the panel's k rows of panel_nr values
+                    // and C's count·height × panel_cols block are all in bounds (validated spans
+                    // above; the run ends within the block's rows) and this task's alone.
+                    unsafe { tile_rows(shape, height, tile, count) };
                 }
             }
         });
