@@ -242,12 +242,12 @@ pub(crate) unsafe fn tile_rows<T: Element>(
     unsafe {
         if shape.vectors == 4 {
             match rows {
-                1 => repeat(t, 1, count, |t| tile_wide::<T, 1, 4>(t)),
-                2 => repeat(t, 2, count, |t| tile_wide::<T, 2, 4>(t)),
-                3 => repeat(t, 3, count, |t| tile_wide::<T, 3, 4>(t)),
-                4 => repeat(t, 4, count, |t| tile_wide::<T, 4, 4>(t)),
-                5 => repeat(t, 5, count, |t| tile_wide::<T, 5, 4>(t)),
-                6 => repeat(t, 6, count, |t| tile_wide::<T, 6, 4>(t)),
+                1 => four_vector_tiles::<T, 1>(t, count),
+                2 => four_vector_tiles::<T, 2>(t, count),
+                3 => four_vector_tiles::<T, 3>(t, count),
+                4 => four_vector_tiles::<T, 4>(t, count),
+                5 => four_vector_tiles::<T, 5>(t, count),
+                6 => four_vector_tiles::<T, 6>(t, count),
                 _ => unreachable!("tile rows {rows} exceed {MR_WIDE}"),
             }
         } else if shape.vectors == 3 {
@@ -354,5 +354,76 @@ unsafe fn tile_column<T: Element, const ROWS: usize, const ADD: bool>(t: Tile<T>
         }
         a = a.wrapping_add(ROWS * t.a_rs);
         c = c.wrapping_add(ROWS * t.c_rs);
+    }
+}
+
+/// [`tile_column`] for tiles of `NV` vectors per row (AVX-512's four-vector tiles).
+///
+/// # Safety
+/// As [`tile_wide`], for each tile; `t.cols` is the whole panel.
+#[inline(never)]
+unsafe fn tile_column_wide<T: Element, const ROWS: usize, const NV: usize, const ADD: bool>(
+    t: Tile<T>,
+    count: usize,
+) {
+    let lanes = <T::Vector as SimdVector>::LANES;
+    let zero = T::Vector::splat(T::ZERO);
+    let row_offsets = a_row_offsets::<ROWS>(t.a_rs);
+    let (mut a, mut c) = (t.a, t.c);
+    for _ in 0..count {
+        // acc[v][i]: vector v of row i.
+        let mut acc = [[zero; ROWS]; NV];
+        for p in 0..t.k {
+            // SAFETY: within the panel and op(A) as promised by the caller.
+            unsafe {
+                let brow = t.b.add(p * t.b_rs);
+                let mut b = [zero; NV];
+                for (v, bv) in b.iter_mut().enumerate() {
+                    *bv = T::Vector::load(brow.add(v * lanes));
+                }
+                let ap = a.add(p * t.a_cs);
+                for i in 0..ROWS {
+                    let ai = T::Vector::splat(*ap.add(row_offsets[i]));
+                    for (acc_v, &b_v) in acc.iter_mut().zip(&b) {
+                        acc_v[i] = ai.mul_add(b_v, acc_v[i]);
+                    }
+                }
+            }
+        }
+        for i in 0..ROWS {
+            // SAFETY: a full tile row of C is writable.
+            unsafe {
+                let crow = c.add(i * t.c_rs);
+                for (v, acc_v) in acc.iter().enumerate() {
+                    let mut r = acc_v[i];
+                    if ADD {
+                        r = T::Vector::load(crow.add(v * lanes)) + r;
+                    }
+                    r.store(crow.add(v * lanes));
+                }
+            }
+        }
+        a = a.wrapping_add(ROWS * t.a_rs);
+        c = c.wrapping_add(ROWS * t.c_rs);
+    }
+}
+
+/// `count` four-vector tiles of `ROWS` rows stacked down from `t`: through [`tile_column_wide`]
+/// where they are whole and `C` receives `acc` or `C + acc`, through [`tile_wide`] otherwise.
+///
+/// # Safety
+/// As [`tile_wide`], for each tile.
+#[inline(always)]
+unsafe fn four_vector_tiles<T: Element, const ROWS: usize>(t: Tile<T>, count: usize) {
+    let whole = t.cols == 4 * <T::Vector as SimdVector>::LANES;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if whole && t.alpha == T::ONE && t.beta == T::ZERO {
+            tile_column_wide::<T, ROWS, 4, false>(t, count)
+        } else if whole && t.alpha == T::ONE && t.beta == T::ONE {
+            tile_column_wide::<T, ROWS, 4, true>(t, count)
+        } else {
+            repeat(t, ROWS, count, |t| tile_wide::<T, ROWS, 4>(t))
+        }
     }
 }
