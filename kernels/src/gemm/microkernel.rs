@@ -204,23 +204,29 @@ fn opaque(x: usize) -> usize {
     }
 }
 
-/// `count` two-vector tiles of `ROWS` rows stacked down from `t`: through [`tile_column`] where
-/// they are whole and `C` receives `acc` (`α = 1, β = 0`) or `C + acc` (`α = 1, β = 1`) — every
-/// product of the tape — and through [`tile_wide`] otherwise.
+/// `count` tiles of `ROWS` rows and `NV` vectors (two or four) stacked down from `t`: where they
+/// are whole and `C` receives `acc` (`α = 1, β = 0`) or `C + acc` (`α = 1, β = 1`) — every
+/// product of the tape — through [`tile_column`] (two vectors) or [`tile_column_wide`] (four),
+/// through [`tile_wide`] otherwise.
 ///
 /// # Safety
 /// As [`tile_wide`], for each tile.
 #[inline(always)]
-unsafe fn two_vector_tiles<T: Element, const ROWS: usize>(t: Tile<T>, count: usize) {
-    let whole = t.cols == 2 * <T::Vector as SimdVector>::LANES;
+unsafe fn stacked_tiles<T: Element, const ROWS: usize, const NV: usize>(t: Tile<T>, count: usize) {
+    let whole = t.cols == NV * <T::Vector as SimdVector>::LANES;
+    let stores_acc = whole && t.alpha == T::ONE;
     // SAFETY: forwarded from the caller.
     unsafe {
-        if whole && t.alpha == T::ONE && t.beta == T::ZERO {
-            tile_column::<T, ROWS, false>(t, count)
-        } else if whole && t.alpha == T::ONE && t.beta == T::ONE {
-            tile_column::<T, ROWS, true>(t, count)
-        } else {
-            repeat(t, ROWS, count, |t| tile_wide::<T, ROWS, 2>(t))
+        match (
+            NV,
+            stores_acc && t.beta == T::ZERO,
+            stores_acc && t.beta == T::ONE,
+        ) {
+            (2, true, _) => tile_column::<T, ROWS, false>(t, count),
+            (2, _, true) => tile_column::<T, ROWS, true>(t, count),
+            (_, true, _) => tile_column_wide::<T, ROWS, NV, false>(t, count),
+            (_, _, true) => tile_column_wide::<T, ROWS, NV, true>(t, count),
+            _ => repeat(t, ROWS, count, |t| tile_wide::<T, ROWS, NV>(t)),
         }
     }
 }
@@ -242,12 +248,12 @@ pub(crate) unsafe fn tile_rows<T: Element>(
     unsafe {
         if shape.vectors == 4 {
             match rows {
-                1 => four_vector_tiles::<T, 1>(t, count),
-                2 => four_vector_tiles::<T, 2>(t, count),
-                3 => four_vector_tiles::<T, 3>(t, count),
-                4 => four_vector_tiles::<T, 4>(t, count),
-                5 => four_vector_tiles::<T, 5>(t, count),
-                6 => four_vector_tiles::<T, 6>(t, count),
+                1 => stacked_tiles::<T, 1, 4>(t, count),
+                2 => stacked_tiles::<T, 2, 4>(t, count),
+                3 => stacked_tiles::<T, 3, 4>(t, count),
+                4 => stacked_tiles::<T, 4, 4>(t, count),
+                5 => stacked_tiles::<T, 5, 4>(t, count),
+                6 => stacked_tiles::<T, 6, 4>(t, count),
                 _ => unreachable!("tile rows {rows} exceed {MR_WIDE}"),
             }
         } else if shape.vectors == 3 {
@@ -276,14 +282,14 @@ pub(crate) unsafe fn tile_rows<T: Element>(
             }
         } else {
             match rows {
-                1 => two_vector_tiles::<T, 1>(t, count),
-                2 => two_vector_tiles::<T, 2>(t, count),
-                3 => two_vector_tiles::<T, 3>(t, count),
-                4 => two_vector_tiles::<T, 4>(t, count),
-                5 => two_vector_tiles::<T, 5>(t, count),
-                6 => two_vector_tiles::<T, 6>(t, count),
-                7 => two_vector_tiles::<T, 7>(t, count),
-                8 => two_vector_tiles::<T, 8>(t, count),
+                1 => stacked_tiles::<T, 1, 2>(t, count),
+                2 => stacked_tiles::<T, 2, 2>(t, count),
+                3 => stacked_tiles::<T, 3, 2>(t, count),
+                4 => stacked_tiles::<T, 4, 2>(t, count),
+                5 => stacked_tiles::<T, 5, 2>(t, count),
+                6 => stacked_tiles::<T, 6, 2>(t, count),
+                7 => stacked_tiles::<T, 7, 2>(t, count),
+                8 => stacked_tiles::<T, 8, 2>(t, count),
                 _ => unreachable!("tile rows {rows} exceed MR = {MR}"),
             }
         }
@@ -405,25 +411,5 @@ unsafe fn tile_column_wide<T: Element, const ROWS: usize, const NV: usize, const
         }
         a = a.wrapping_add(ROWS * t.a_rs);
         c = c.wrapping_add(ROWS * t.c_rs);
-    }
-}
-
-/// `count` four-vector tiles of `ROWS` rows stacked down from `t`: through [`tile_column_wide`]
-/// where they are whole and `C` receives `acc` or `C + acc`, through [`tile_wide`] otherwise.
-///
-/// # Safety
-/// As [`tile_wide`], for each tile.
-#[inline(always)]
-unsafe fn four_vector_tiles<T: Element, const ROWS: usize>(t: Tile<T>, count: usize) {
-    let whole = t.cols == 4 * <T::Vector as SimdVector>::LANES;
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        if whole && t.alpha == T::ONE && t.beta == T::ZERO {
-            tile_column_wide::<T, ROWS, 4, false>(t, count)
-        } else if whole && t.alpha == T::ONE && t.beta == T::ONE {
-            tile_column_wide::<T, ROWS, 4, true>(t, count)
-        } else {
-            repeat(t, ROWS, count, |t| tile_wide::<T, ROWS, 4>(t))
-        }
     }
 }
