@@ -8,7 +8,9 @@
 //! is the steadiest estimate of what the kernel does (the median moved by up to 25 points between
 //! runs of one binary). The peak is a pure FMA loop over 12 independent vector accumulators on the
 //! same build, timed the same way, so every figure reads as a fraction of the limit; the
-//! divider's rates (`1/x`, `√x`) are the same kind of limit for tanh and Adam.
+//! divider's rates (`1/x`, `√x`) are the same kind of limit for tanh and Adam. The seed's input
+//! layer (one input feature) is timed both as its rank-one product and separate epilogue and
+//! as the one-pass kernels that replace them.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -181,6 +183,81 @@ fn per_vector_rate<T: Element>(f: impl Fn(T::Vector) -> T::Vector) -> f64 {
     n as f64 / secs / 1e9
 }
 
+/// µs per call of the seed's input layer (E=16, B=80, 1→32, tanh) for the whole ensemble,
+/// forward and backward (the latter with the bias and weight gradients, the input needing
+/// none): `(forward as product then epilogue, in one pass, backward likewise)`.
+fn outer_layer_times<T: Element>() -> [f64; 4] {
+    let (e, rows, cols) = (16, 80, 32);
+    let fill = |len: usize, scale: f64| {
+        (0..len)
+            .map(|i| T::from_f64((((i * 7919) % 97) as f64 / 97.0 - 0.5) * scale))
+            .collect::<Vec<T>>()
+    };
+    let (x, w, b) = (fill(rows, 8.0), fill(e * cols, 2.0), fill(e * cols, 1.0));
+    let dy = fill(e * rows * cols, 1.0);
+    let mut y = vec![T::ZERO; e * rows * cols];
+    let mut dz = vec![T::ZERO; e * rows * cols];
+    let (mut db, mut dw) = (vec![T::ZERO; e * cols], vec![T::ZERO; e * cols]);
+    let tanh = elementwise::Activation::Tanh;
+    let us = |secs: f64| secs * 1e6;
+    let forward_two = us(time_per_call(|| {
+        gemm(
+            e,
+            T::ONE,
+            MatRef::shared(&x, rows, 1),
+            MatRef::new(&w, cols, 1).t(),
+            T::ZERO,
+            MatMut::new(&mut y, rows, cols),
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        elementwise::bias_activation_forward(tanh, e, rows, cols, &mut y, &b);
+        black_box(&y);
+    }));
+    let forward_one = us(time_per_call(|| {
+        for m in 0..e {
+            elementwise::outer_bias_activation_forward(
+                tanh,
+                &x,
+                &w[m * cols..(m + 1) * cols],
+                &b[m * cols..(m + 1) * cols],
+                &mut y[m * rows * cols..(m + 1) * rows * cols],
+            );
+        }
+        black_box(&y);
+    }));
+    let backward_two = us(time_per_call(|| {
+        elementwise::bias_activation_backward(tanh, e, rows, cols, &y, &dy, &mut dz, &mut db);
+        gemm(
+            e,
+            T::ONE,
+            MatRef::new(&dz, rows, cols).t(),
+            MatRef::shared(&x, rows, 1),
+            T::ZERO,
+            MatMut::new(&mut dw, cols, 1),
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        black_box((&db, &dw));
+    }));
+    let backward_one = us(time_per_call(|| {
+        for m in 0..e {
+            let block = m * rows * cols..(m + 1) * rows * cols;
+            elementwise::outer_bias_activation_backward(
+                tanh,
+                &x,
+                &y[block.clone()],
+                &dy[block],
+                &mut db[m * cols..(m + 1) * cols],
+                &mut dw[m * cols..(m + 1) * cols],
+                T::ZERO,
+            );
+        }
+        black_box((&db, &dw));
+    }));
+    [forward_two, forward_one, backward_two, backward_one]
+}
+
 fn table<T: Element>(filter: Option<&str>) {
     let peak = fma_peak::<T>();
     let threads = rayon::current_num_threads();
@@ -227,6 +304,11 @@ fn table<T: Element>(filter: Option<&str>) {
     println!(
         "tanh: {:.2} elements/ns (1 thread, 40,960 elements)",
         tanh_rate::<T>()
+    );
+    let [forward_two, forward_one, backward_two, backward_one] = outer_layer_times::<T>();
+    println!(
+        "input layer E=16 B=80 1→32 tanh (µs, 1 thread): forward {forward_two:.2} as product \
+         and epilogue, {forward_one:.2} in one pass; backward {backward_two:.2} / {backward_one:.2}"
     );
     let (divide, sqrt) = divider_rates::<T>();
     println!("divide: {divide:.2} values/ns (1 thread, 40,960 values: 1/x)");

@@ -3,7 +3,7 @@
 
 use flock_kernels::elementwise::{
     Store, activate_in_place, activation_backward, add_column_sums, bias_activation_backward,
-    bias_activation_forward,
+    bias_activation_forward, outer_bias_activation_backward, outer_bias_activation_forward,
 };
 use flock_kernels::{Activation, Element, MatMut, MatRef, gemm};
 
@@ -207,6 +207,21 @@ impl<T: Element> Graph<'_, T> {
         let blocks = if shared { 1 } else { self.members };
         let par = self.tape.parallelism;
         let (inputs, out) = self.split_output(offset);
+        let block = rows * fan_out;
+        if let (1, Some(bn)) = (fan_in, &bn) {
+            // One input feature: the product is an outer product, computed with its epilogue
+            // in one pass (the same bits as the product and then the epilogue).
+            for e in 0..blocks {
+                outer_bias_activation_forward(
+                    activation,
+                    inputs.member(xn.slot, e),
+                    inputs.member(wn.slot, e),
+                    inputs.member(bn.slot, e),
+                    &mut out[e * block..(e + 1) * block],
+                );
+            }
+            return Ok(v);
+        }
         let w_ref = match layout {
             WeightLayout::OutIn => mat_ref(&inputs, wn.slot, fan_out, fan_in).t(),
             WeightLayout::InOut => mat_ref(&inputs, wn.slot, fan_in, fan_out),
@@ -221,7 +236,6 @@ impl<T: Element> Graph<'_, T> {
             par,
         )
         .expect(SHAPES_CHECKED);
-        let block = rows * fan_out;
         for e in 0..blocks {
             let z = &mut out[e * block..(e + 1) * block];
             match &bn {
@@ -320,9 +334,32 @@ pub(crate) fn dense_backward<T: Element>(
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let block = rows * fan_out;
+    let bias_grad = bn.filter(|b| b.requires_grad);
+    let outer = fan_in == 1 && fan_out > 1 && wn.requires_grad && !xn.requires_grad;
+    if let (true, Some(bn)) = (outer, bias_grad) {
+        // One input feature whose gradient nobody needs (a 1-D regression's data): the bias
+        // and weight gradients in one pass per member, `dz` never stored (the same bits as
+        // the epilogue's backward and then the weight gradient's product, which for one
+        // output column would be a dot product in another order).
+        let y = &parts.values.arena[node.slot.offset..node.slot.offset + members * block];
+        for e in 0..members {
+            let r = e * block..(e + 1) * block;
+            let x_e = parts.values.member(xn.slot, e);
+            let (db, dw) = parts.targets.two_members(bn.slot, wn.slot, e);
+            outer_bias_activation_backward(
+                activation,
+                x_e,
+                &y[r.clone()],
+                &parts.dy[r],
+                db,
+                dw,
+                weight_beta,
+            );
+        }
+        return;
+    }
     // dz = dy ⊙ f'(y), the gradient of the pre-activation, and the bias gradient Σ_rows dz —
     // in one pass per member when both are needed.
-    let bias_grad = bn.filter(|b| b.requires_grad);
     let dz: &[T] = if activation == Activation::Identity {
         if let Some(bn) = bias_grad {
             for e in 0..members {

@@ -137,6 +137,31 @@ impl<T> Targets<'_, T> {
         let r = slot.range(e);
         &mut self.buffer(slot.base)[r]
     }
+    /// Member `e`'s gradient blocks of two slots (e.g. a layer's bias and weight), together.
+    ///
+    /// # Panics
+    /// If the two blocks overlap.
+    pub fn two_members(&mut self, a: Slot, b: Slot, e: usize) -> (&mut [T], &mut [T]) {
+        let (ra, rb) = (a.range(e), b.range(e));
+        match (a.base, b.base) {
+            (Base::Arena, Base::Params) => (&mut self.arena[ra], &mut self.params[rb]),
+            (Base::Params, Base::Arena) => (&mut self.params[ra], &mut self.arena[rb]),
+            _ => {
+                assert!(
+                    ra.end <= rb.start || rb.end <= ra.start,
+                    "two_members: the blocks overlap"
+                );
+                let buffer = self.buffer(a.base);
+                if ra.start < rb.start {
+                    let (low, high) = buffer.split_at_mut(rb.start);
+                    (&mut low[ra], &mut high[..rb.len()])
+                } else {
+                    let (low, high) = buffer.split_at_mut(ra.start);
+                    (&mut high[..ra.len()], &mut low[rb])
+                }
+            }
+        }
+    }
 }
 
 impl<'t, T: Element> Backward<'t, T> {

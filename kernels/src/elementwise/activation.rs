@@ -345,6 +345,9 @@ fn bias_activation_rows<T: Element, F: Pointwise>(
     }
 }
 
+mod outer;
+pub use outer::{outer_bias_activation_backward, outer_bias_activation_forward};
+
 /// Backward of [`bias_activation_forward`]: `dz = dy ⊙ f'(y)` (overwrite) and
 /// `dbias[e, :] += Σ_r dz[e, r, :]`.
 ///

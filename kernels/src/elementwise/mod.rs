@@ -43,6 +43,7 @@ pub mod reduce;
 pub use activation::{
     Activation, Store, UnknownActivation, activate_in_place, activation_backward,
     bias_activation_backward, bias_activation_forward, naive as activation_naive,
+    outer_bias_activation_backward, outer_bias_activation_forward,
 };
 pub use adam::{AdamCoefficients, adam_update, adam_update_apply};
 pub use blas1::{add_assign, add_scaled, axpy, scale};

@@ -533,3 +533,120 @@ proptest! {
         check::<f64>(members, rows, cols, &xs, &start);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A one-input-feature layer in one pass gives the bits of its rank-one product (the GEMM,
+    /// α = 1, β = 0 over garbage) followed by the bias-and-activation epilogue, for every
+    /// activation, widths around the SIMD widths and extreme inputs.
+    #[test]
+    fn outer_bias_activation_is_the_product_then_the_epilogue(
+        (rows, cols) in (0usize..9, len()),
+        xs in values(8),
+        ws in values(100),
+        bs in values(100),
+    ) {
+        fn check<T: Element>(rows: usize, cols: usize, xs: &[f64], ws: &[f64], bs: &[f64]) {
+            let to = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+            let (x, w, b) = (to(&xs[..rows]), to(&ws[..cols]), to(&bs[..cols]));
+            for act in ACTIVATIONS {
+                let mut expected = vec![T::from_f64(f64::NAN); rows * cols];
+                flock_kernels::gemm(
+                    1,
+                    T::ONE,
+                    flock_kernels::MatRef::new(&x, rows, 1),
+                    flock_kernels::MatRef::new(&w, cols, 1).t(),
+                    T::ZERO,
+                    flock_kernels::MatMut::new(&mut expected, rows, cols),
+                    flock_kernels::Parallelism::Sequential,
+                )
+                .unwrap();
+                elementwise::bias_activation_forward(act, 1, rows, cols, &mut expected, &b);
+                let mut fused = vec![T::from_f64(f64::NAN); rows * cols];
+                elementwise::outer_bias_activation_forward(act, &x, &w, &b, &mut fused);
+                for (i, (f, e)) in fused.iter().zip(&expected).enumerate() {
+                    assert!(
+                        f.to_f64().to_bits() == e.to_f64().to_bits()
+                            || (f.to_f64().is_nan() && e.to_f64().is_nan()),
+                        "{} {act:?} rows {rows} cols {cols} at {i}: {f:?} vs {e:?}",
+                        T::NAME
+                    );
+                }
+            }
+        }
+        check::<f32>(rows, cols, &xs, &ws, &bs);
+        check::<f64>(rows, cols, &xs, &ws, &bs);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Its backward in one pass gives the bits of the epilogue's backward (the bias gradient
+    /// accumulated) and then the weight gradient's product `dw (+)= dzᵀ·x` (β = 0 over garbage,
+    /// or β = 1), for every activation and widths around the SIMD widths.
+    #[test]
+    fn outer_backward_is_the_epilogue_backward_then_the_product(
+        (rows, cols) in (0usize..12, len()),
+        xs in values(12),
+        ys in values(12 * 100),
+        dys in values(12 * 100),
+        old in values(200),
+        accumulate in any::<bool>(),
+    ) {
+        fn check<T: Element>(
+            (rows, cols, accumulate): (usize, usize, bool),
+            xs: &[f64],
+            ys: &[f64],
+            dys: &[f64],
+            old: &[f64],
+        ) {
+            let to = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+            let x = to(&xs[..rows]);
+            let dy = to(&dys[..rows * cols]);
+            let db0 = to(&old[..cols]);
+            let beta = if accumulate { T::ONE } else { T::ZERO };
+            let dw0 = if accumulate {
+                to(&old[100..100 + cols])
+            } else {
+                vec![T::from_f64(f64::NAN); cols]
+            };
+            for act in ACTIVATIONS {
+                // y = f(something): the activation's range.
+                let mut y = to(&ys[..rows * cols]);
+                elementwise::activate_in_place(act, &mut y);
+                let (mut db, mut dw) = (db0.clone(), dw0.clone());
+                let mut dz = vec![T::ZERO; rows * cols];
+                elementwise::bias_activation_backward(act, 1, rows, cols, &y, &dy, &mut dz, &mut db);
+                flock_kernels::gemm(
+                    1,
+                    T::ONE,
+                    flock_kernels::MatRef::new(&dz, rows, cols).t(),
+                    flock_kernels::MatRef::new(&x, rows, 1),
+                    beta,
+                    flock_kernels::MatMut::new(&mut dw, cols, 1),
+                    flock_kernels::Parallelism::Sequential,
+                )
+                .unwrap();
+                let (mut fdb, mut fdw) = (db0.clone(), dw0.clone());
+                elementwise::outer_bias_activation_backward(act, &x, &y, &dy, &mut fdb, &mut fdw, beta);
+                let same = |a: &[T], b: &[T]| {
+                    a.iter().zip(b).all(|(a, b)| {
+                        a.to_f64().to_bits() == b.to_f64().to_bits()
+                            || (a.to_f64().is_nan() && b.to_f64().is_nan())
+                    })
+                };
+                assert!(same(&fdb, &db), "{} {act:?} {rows}×{cols} bias: {fdb:?} vs {db:?}", T::NAME);
+                // One column: the GEMM's product is a dot product, in its own order.
+                assert!(
+                    cols == 1 || same(&fdw, &dw),
+                    "{} {act:?} {rows}×{cols} weight: {fdw:?} vs {dw:?}",
+                    T::NAME
+                );
+            }
+        }
+        check::<f32>((rows, cols, accumulate), &xs, &ys, &dys, &old);
+        check::<f64>((rows, cols, accumulate), &xs, &ys, &dys, &old);
+    }
+}
