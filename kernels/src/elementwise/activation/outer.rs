@@ -1,6 +1,6 @@
 //! A layer with one input feature (`x·wᵀ` an outer product: the `1→H` input layer of a 1-D
 //! regression) with its epilogue, forward and backward, each in one pass: the bits of the
-//! rank-one [`gemm`](crate::gemm) and the separate epilogue, without writing and reading back
+//! rank-one [`gemm`](crate::gemm()) and the separate epilogue, without writing and reading back
 //! the `[rows, cols]` intermediate (the product alone is bound by the stores of its output).
 
 use super::{
@@ -11,7 +11,7 @@ use crate::{Element, SimdVector};
 
 /// A layer with one input feature, product and epilogue in one pass:
 /// `out[r, c] = f(x[r]·w[c] + bias[c])` for `r < rows`, `c < cols` — the bits of the rank-one
-/// [`gemm`](crate::gemm) `out = x·wᵀ` (`α = 1`, `β = 0`) followed by
+/// [`gemm`](crate::gemm()) `out = x·wᵀ` (`α = 1`, `β = 0`) followed by
 /// [`bias_activation_forward`], each value written once instead of twice (the product alone is
 /// bound by the stores of its output, the activations' pass by their arithmetic).
 ///
@@ -92,7 +92,7 @@ const BACKWARD_VECTORS: usize = if cfg!(target_feature = "avx512f") {
 /// The backward of [`outer_bias_activation_forward`] when `x` needs no gradient, in one pass:
 /// `dz = dy ⊙ f'(y)` (not stored), `dbias[c] += Σ_r dz[r, c]` and
 /// `dw[c] = β·dw[c] + Σ_r x[r]·dz[r, c]` — the bits of [`bias_activation_backward`] and then
-/// the product `dw (+)= dzᵀ·x` ([`gemm`](crate::gemm), `α = 1`): the bias gradient summed down
+/// the product `dw (+)= dzᵀ·x` ([`gemm`](crate::gemm()), `α = 1`): the bias gradient summed down
 /// the rows in order from its old value, the weight gradient in the GEMM's thin-product order
 /// (four chains of fused multiply-adds over the rows, `r mod 4`, the last `rows mod 4` on the
 /// first, combined as `β·dw + ((s₀ + s₁) + (s₂ + s₃))`; `β = 0` never reads `dw`). With one
