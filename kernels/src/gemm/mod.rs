@@ -36,6 +36,7 @@ use rayon::prelude::*;
 pub use error::GemmError;
 pub use layout::{MatMut, MatRef, Operand};
 pub use naive::gemm_naive;
+pub(crate) use thin::CHAINS as THIN_CHAINS;
 
 use crate::{Element, Parallelism};
 use layout::member_span;

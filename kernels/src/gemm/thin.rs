@@ -18,8 +18,9 @@ const BLOCK: usize = if cfg!(target_feature = "avx512f") {
 };
 
 /// Partial sums per output vector: `p` is summed in four interleaved chains so that consecutive
-/// fused multiply-adds do not wait on each other's latency.
-const CHAINS: usize = 4;
+/// fused multiply-adds do not wait on each other's latency. The one-input-feature layer's fused
+/// backward sums its weight gradient in the same chains, for the same bits.
+pub(crate) const CHAINS: usize = 4;
 
 /// The coefficients of a thin product: `α·v[p·stride]` for `p < len`, read without bounds checks
 /// (checked once, when made) — captured by value, so the loops keep them in registers. As

@@ -201,7 +201,8 @@ fn backward_block<T: Element, F: Pointwise, const K: usize>(
     dw: &mut [T],
     beta: T,
 ) {
-    const CHAINS: usize = 4;
+    // The thin product's chains: the bits of the GEMM's weight gradient.
+    const CHAINS: usize = crate::gemm::THIN_CHAINS;
     let lanes = T::Vector::LANES;
     let zero = T::Vector::splat(T::ZERO);
     let mut bias_sums: [T::Vector; K] =
