@@ -1,6 +1,6 @@
-//! The register-blocked microkernel: one `ROWS × NR` tile of `C`, `NR` being two or four vectors
-//! (one to three for the last, narrower panel of a product whose columns are not a whole number
-//! of tiles).
+//! The register-blocked microkernel: one `ROWS × NR` tile of `C`, `NR` being two, three (AVX2)
+//! or four (AVX-512) vectors (one to three for the last, narrower panel of a product whose
+//! columns are not a whole number of tiles).
 //!
 //! The tile keeps `ROWS × vectors` accumulators in registers. Each step of the `k` loop loads one
 //! row of the (packed or already contiguous) `B` panel as vectors and broadcasts `ROWS`
@@ -26,10 +26,18 @@ pub(crate) const MR: usize = if cfg!(target_feature = "avx512f") {
 /// loads and 6 broadcasts per 24 FMAs (the two-vector tile needs 2 and 8 per 16).
 const MR_WIDE: usize = 6;
 
+/// Rows of `C` per three-vector tile (16-register AVX2 builds, f64, for crowded operands: see
+/// [`TileShape::for_columns`]): 4 rows × 3 vectors = 12 accumulators, 3 loads and 4 broadcasts
+/// per 12 FMAs.
+const MR_THREE: usize = 4;
+
+/// Whether the build has AVX2's 16 vector registers (AVX without AVX-512).
+const SIXTEEN_YMM: bool = cfg!(target_feature = "avx") && !cfg!(target_feature = "avx512f");
+
 /// The shape of the tiles that sweep one product's `C`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TileShape {
-    /// Vectors per tile row: 2 or 4.
+    /// Vectors per tile row: 2, 3 or 4 (1 to 3 in a narrower last panel).
     pub vectors: usize,
     /// Rows per full tile.
     pub rows: usize,
@@ -37,26 +45,54 @@ pub(crate) struct TileShape {
 
 impl TileShape {
     /// Four-vector tiles where the build has AVX-512's 32 registers and `C` has at least four
-    /// vectors of columns, two-vector tiles otherwise.
+    /// vectors of columns; in AVX2 builds, f64 tiles of three vectors and [`MR_THREE`] rows for a
+    /// `crowded` product (`op(A)` read down its columns, as in the weight gradient `dYᵀ·X`, or a
+    /// `B` panel packed because its rows crowd their L1 sets) of at least 64 columns; two-vector
+    /// tiles otherwise.
     ///
     /// Measured (one thread, the three products of a layer, alternated builds): four vectors lift
     /// f64 at E=64 B=256 64→64 from 45–75 % of the FMA peak to 53–85 % with the operands streamed
     /// from L3, and from 79–93 % to 91–97 % with them in L2 (E=4); f64 at the seed's 32→32 from
     /// 70–86 % to 84–91 %; f32 at 64→64 (E=4) from 89–98 % to 94–99 %. Below four vectors (the
     /// seed's f32 32 columns) the padding would waste half the tile.
-    pub fn for_columns<T: Element>(n: usize) -> Self {
+    ///
+    /// Three vectors, f64 (x86-64-v3 build on an Intel Xeon, one thread, `gflops`, the median
+    /// paired ratio of 6 alternated runs, each pair's two binaries back to back; two series):
+    /// E=16 B=80 128→128 `dYᵀ·X` +6 / +11 %, `dY·W` (its `B` packed for the set conflicts) +7 /
+    /// +12 %; `dYᵀ·X` at E=64 B=256 64→64 +3 / +4 %, E=5 B=100 200→200 +2 / +8 %, 784→200
+    /// +1 / +5 %. Left out: `B` panels used in place (784→200 `dY·W` −12 % when every product
+    /// had three vectors), the forward `X·Wᵀ` (−2 … +3 %), fewer than 64 columns (32 columns
+    /// are 12 + 12 + 8) and f32 (−4 … +8 % for the same products in two series, no consistent
+    /// sign).
+    pub fn for_columns<T: Element>(n: usize, crowded: bool) -> Self {
         let lanes = <T::Vector as SimdVector>::LANES;
         if cfg!(target_feature = "avx512f") && n >= 4 * lanes {
             Self {
                 vectors: 4,
                 rows: MR_WIDE,
             }
+        } else if SIXTEEN_YMM && crowded && n >= 64 && core::mem::size_of::<T>() == 8 {
+            Self::THREE
         } else {
             Self {
                 vectors: 2,
                 rows: MR,
             }
         }
+    }
+
+    /// AVX2's three-vector tile.
+    const THREE: Self = Self {
+        vectors: 3,
+        rows: MR_THREE,
+    };
+
+    /// Whether panels of `B` whose rows crowd their L1 sets are packed for this shape (see
+    /// `gemm`'s `l1_set_conflict`): the two-vector tiles, for which that was measured, and AVX2's
+    /// three-vector ones, chosen for such products. AVX-512's four-vector tiles, and the narrower
+    /// last panels beside them, read them in place.
+    pub fn packs_crowded_panels(self) -> bool {
+        self.vectors == 2 || self == Self::THREE
     }
 
     /// The tile for a last panel of `cols < NR` columns: as few vectors as cover them, so that
@@ -204,9 +240,9 @@ fn opaque(x: usize) -> usize {
     }
 }
 
-/// `count` tiles of `ROWS` rows and `NV` vectors (two or four) stacked down from `t`: where they
+/// `count` tiles of `ROWS` rows and `NV` vectors stacked down from `t`: where they
 /// are whole and `C` receives `acc` (`α = 1, β = 0`) or `C + acc` (`α = 1, β = 1`) — every
-/// product of the tape — through [`tile_column`] (two vectors) or [`tile_column_wide`] (four),
+/// product of the tape — through [`tile_column`] (two vectors) or [`tile_column_wide`] (three or four),
 /// through [`tile_wide`] otherwise.
 ///
 /// # Safety
@@ -258,10 +294,10 @@ pub(crate) unsafe fn tile_rows<T: Element>(
             }
         } else if shape.vectors == 3 {
             match rows {
-                1 => repeat(t, 1, count, |t| tile_wide::<T, 1, 3>(t)),
-                2 => repeat(t, 2, count, |t| tile_wide::<T, 2, 3>(t)),
-                3 => repeat(t, 3, count, |t| tile_wide::<T, 3, 3>(t)),
-                4 => repeat(t, 4, count, |t| tile_wide::<T, 4, 3>(t)),
+                1 => stacked_tiles::<T, 1, 3>(t, count),
+                2 => stacked_tiles::<T, 2, 3>(t, count),
+                3 => stacked_tiles::<T, 3, 3>(t, count),
+                4 => stacked_tiles::<T, 4, 3>(t, count),
                 5 => repeat(t, 5, count, |t| tile_wide::<T, 5, 3>(t)),
                 6 => repeat(t, 6, count, |t| tile_wide::<T, 6, 3>(t)),
                 7 => repeat(t, 7, count, |t| tile_wide::<T, 7, 3>(t)),
@@ -363,7 +399,8 @@ unsafe fn tile_column<T: Element, const ROWS: usize, const ADD: bool>(t: Tile<T>
     }
 }
 
-/// [`tile_column`] for tiles of `NV` vectors per row (AVX-512's four-vector tiles).
+/// [`tile_column`] for tiles of `NV` vectors per row (AVX-512's four-vector tiles, AVX2's
+/// three-vector ones).
 ///
 /// # Safety
 /// As [`tile_wide`], for each tile; `t.cols` is the whole panel.

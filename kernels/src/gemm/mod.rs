@@ -74,7 +74,9 @@ pub fn gemm<T: Element>(
     if members == 0 || m == 0 || n == 0 {
         return Ok(());
     }
-    let shape = TileShape::for_columns::<T>(n);
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (a.op_strides(), b.op_strides());
+    let crowded = (a_rs == 1 && a_cs != 1) || (b_cs == 1 && panels_crowd_l1::<T>(b_rs, a_cs, k));
+    let shape = TileShape::for_columns::<T>(n, crowded);
     let problem = Problem {
         m,
         n,
@@ -291,9 +293,7 @@ impl<T: Element> Problem<'_, T> {
                 // its rows overflow their L1 sets (see `l1_set_conflict`) — and, where op(A)
                 // is read down its columns (a transposed A), those overflow theirs too — while
                 // narrow panels make every row tile stream them again.
-                let aliased = shape.vectors == 2
-                    && l1_set_conflict::<T>(b_rs, k)
-                    && (a_cs == 1 || l1_set_conflict::<T>(a_cs, k));
+                let aliased = shape.packs_crowded_panels() && panels_crowd_l1::<T>(b_rs, a_cs, k);
                 let (panel_ptr, panel_rs) = if b_cs == 1 && panel_cols == panel_nr && !aliased {
                     (b_data[j0..].as_ptr(), b_rs)
                 } else {
@@ -385,6 +385,13 @@ fn l1_set_conflict<T>(row_stride: usize, rows: usize) -> bool {
     }
     let sets = SETS / gcd(bytes / LINE, SETS);
     rows > sets * WAYS
+}
+
+/// Whether a `B` panel read in place (row stride `b_rs`, `k` rows) would crowd L1 beside `op(A)`
+/// (column stride `a_cs`): its rows overflow their L1 sets and `op(A)` is read along its rows
+/// or its columns overflow theirs too (see [`l1_set_conflict`]).
+fn panels_crowd_l1<T>(b_rs: usize, a_cs: usize, k: usize) -> bool {
+    l1_set_conflict::<T>(b_rs, k) && (a_cs == 1 || l1_set_conflict::<T>(a_cs, k))
 }
 
 fn gcd(a: usize, b: usize) -> usize {

@@ -4,9 +4,10 @@ use flock_kernels::{Element, GemmError, MatMut, MatRef, Operand, Parallelism, ge
 use proptest::prelude::*;
 
 /// Sizes that hit every edge: 1, odd sizes, around the SIMD widths (4, 8, 16) and tile sizes
-/// (MR = 4/6/8 rows, NR = 8..64 columns: two-vector tiles, and four-vector tiles from 32 f64 /
+/// (MR = 4/6/8 rows, NR = 8..64 columns: two-vector tiles, four-vector tiles from 32 f64 /
 /// 64 f32 columns with AVX-512, whose last panel takes one to three vectors: 65, 105 and 200
-/// f32 columns end in one, three and one), plus arbitrary ones.
+/// f32 columns end in one, three and one, and AVX2's three-vector f64 tiles from 64 columns of a
+/// transposed `A`: 65, 96 and 200 columns end in one, three and two), plus arbitrary ones.
 fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
         prop::sample::select(vec![
@@ -267,7 +268,8 @@ proptest! {
 /// in f64: the strides whose rows crowd a few L1 sets, where the `B` panel is packed rather than
 /// read in place) and 80 rows — and 83 rows with 37 columns of `dY` and 45 of `X`, none a whole
 /// number of vectors —, and the input gradient `dY·W`
-/// with such a `W`: bitwise the reference on whole numbers, sequential and parallel.
+/// with such a `W` (in f64 AVX2 builds both 128-column products run on three-vector tiles):
+/// bitwise the reference on whole numbers, sequential and parallel.
 #[test]
 fn aliasing_strides_match_exactly() {
     for parallel in [false, true] {
