@@ -57,11 +57,11 @@ impl TileShape {
     /// seed's f32 32 columns) the padding would waste half the tile.
     ///
     /// Three vectors, f64 (x86-64-v3 build on an Intel Xeon, one thread, `gflops`, the median
-    /// paired ratio of 6 alternated runs, each pair's two binaries back to back; two series):
+    /// paired ratio of 6–8 alternated runs, each pair's two binaries back to back; two series):
     /// E=16 B=80 128→128 `dYᵀ·X` +6 / +11 %, `dY·W` (its `B` packed for the set conflicts) +7 /
     /// +12 %; `dYᵀ·X` at E=64 B=256 64→64 +3 / +4 %, E=5 B=100 200→200 +2 / +8 %, 784→200
     /// +1 / +5 %. Left out: `B` panels used in place (784→200 `dY·W` −12 % when every product
-    /// had three vectors), the forward `X·Wᵀ` (−2 … +3 %), fewer than 64 columns (32 columns
+    /// had three vectors), the forward `X·Wᵀ` (−2 … +1 %), fewer than 64 columns (32 columns
     /// are 12 + 12 + 8) and f32 (−4 … +8 % for the same products in two series, no consistent
     /// sign).
     pub fn for_columns<T: Element>(n: usize, crowded: bool) -> Self {
@@ -242,8 +242,8 @@ fn opaque(x: usize) -> usize {
 
 /// `count` tiles of `ROWS` rows and `NV` vectors stacked down from `t`: where they
 /// are whole and `C` receives `acc` (`α = 1, β = 0`) or `C + acc` (`α = 1, β = 1`) — every
-/// product of the tape — through [`tile_column`] (two vectors) or [`tile_column_wide`] (three or four),
-/// through [`tile_wide`] otherwise.
+/// product of the tape — through [`tile_column`] (two vectors) or [`tile_column_wide`] (three
+/// or four), through [`tile_wide`] otherwise.
 ///
 /// # Safety
 /// As [`tile_wide`], for each tile.
