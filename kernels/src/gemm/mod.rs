@@ -75,7 +75,8 @@ pub fn gemm<T: Element>(
         return Ok(());
     }
     let ((a_rs, a_cs), (b_rs, b_cs)) = (a.op_strides(), b.op_strides());
-    let crowded = (a_rs == 1 && a_cs != 1) || (b_cs == 1 && panels_crowd_l1::<T>(b_rs, a_cs, k));
+    let b_panels_crowd_l1 = b_cs == 1 && panels_crowd_l1::<T>(b_rs, a_cs, k);
+    let crowded = (a_rs == 1 && a_cs != 1) || b_panels_crowd_l1;
     let shape = TileShape::for_columns::<T>(n, crowded);
     let problem = Problem {
         m,
@@ -86,6 +87,7 @@ pub fn gemm<T: Element>(
         b,
         c_rs: c.row_stride,
         c_member_stride: if members == 1 { 0 } else { c.member_stride },
+        b_panels_crowd_l1,
         alpha,
         beta,
     };
@@ -221,6 +223,9 @@ struct Problem<'a, T> {
     c_member_stride: usize,
     alpha: T,
     beta: T,
+    /// Whether `op(B)`'s rows are contiguous but its panels, read in place, would crowd L1 beside
+    /// `op(A)` ([`panels_crowd_l1`]).
+    b_panels_crowd_l1: bool,
 }
 
 impl<T: Element> Problem<'_, T> {
@@ -293,7 +298,7 @@ impl<T: Element> Problem<'_, T> {
                 // its rows overflow their L1 sets (see `l1_set_conflict`) — and, where op(A)
                 // is read down its columns (a transposed A), those overflow theirs too — while
                 // narrow panels make every row tile stream them again.
-                let aliased = shape.packs_crowded_panels() && panels_crowd_l1::<T>(b_rs, a_cs, k);
+                let aliased = shape.packs_crowded_panels() && self.b_panels_crowd_l1;
                 let (panel_ptr, panel_rs) = if b_cs == 1 && panel_cols == panel_nr && !aliased {
                     (b_data[j0..].as_ptr(), b_rs)
                 } else {
