@@ -8,8 +8,10 @@
 //! measured FMA peak, every figure's median / min / max, and each step workload's floor: its
 //! matrix products at that peak on every thread it used) to `bench/history.jsonl`; the table shows
 //! every step figure as a multiple of its floor. `--compare` prints each figure's change against
-//! the last record of the same CPU and SIMD level and flags moves larger than that run's own
-//! spread. `--vs-jax` also runs the
+//! the last record of the same CPU and SIMD level, also with the two runs' measured FMA peaks
+//! taken out (a run on a slower host moves every figure and the peak alike), and flags moves of
+//! the latter larger than either run's own spread; `cargo xtask compare OLD NEW` prints the same
+//! for two stored records. `--vs-jax` also runs the
 //! same workloads written in JAX + optax (`xtask/jax/workloads.py`, in a virtualenv under
 //! `target/jax-venv` with the exact versions of `xtask/jax/requirements.txt`, which the record
 //! names) and prints JAX / flock ratios, matched by structured figure ids
@@ -451,18 +453,69 @@ fn record(
     out
 }
 
-/// `(name, median, min, max)` of every figure in a history record (a tiny reader for the
-/// records this file writes).
-fn read_record(line: &str) -> Vec<(String, f64, f64, f64)> {
+/// The string whose text starts `text` (just after its opening quote), up to its closing quote,
+/// with [`json_string`]'s escapes undone.
+fn read_json_string(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        out.push(c);
+                    }
+                }
+                Some(c) => out.push(c),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One figure of a history record.
+#[derive(Clone, Debug, PartialEq)]
+struct Recorded {
+    name: String,
+    unit: String,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+/// Every figure of a history record (a tiny reader for the records this file writes).
+fn read_record(line: &str) -> Vec<Recorded> {
     let mut out = Vec::new();
     for part in line.split("\"name\":").skip(1) {
-        let name = part.split('"').nth(1).unwrap_or("").to_owned();
+        let text = |key: &str| -> Option<&str> {
+            part.split(&format!("\"{key}\":\""))
+                .nth(1)?
+                .split('"')
+                .next()
+        };
         let number = |key: &str| -> Option<f64> {
             let after = part.split(&format!("\"{key}\":")).nth(1)?;
             after.split([',', '}']).next()?.parse().ok()
         };
-        if let (Some(m), Some(lo), Some(hi)) = (number("median"), number("min"), number("max")) {
-            out.push((name, m, lo, hi));
+        let name = part
+            .trim_start()
+            .strip_prefix('"')
+            .map_or_else(String::new, read_json_string);
+        if let (Some(median), Some(min), Some(max)) =
+            (number("median"), number("min"), number("max"))
+        {
+            let unit = text("unit").unwrap_or("").to_owned();
+            out.push(Recorded {
+                name,
+                unit,
+                median,
+                min,
+                max,
+            });
         }
     }
     out
@@ -474,6 +527,148 @@ fn record_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .nth(1)?
         .split('"')
         .next()
+}
+
+/// `(precision, GFLOP/s)` of a history record's `peak_gflops` (one core's measured FMA peak per
+/// precision in that run); empty for records without it.
+fn record_peaks(line: &str) -> Vec<(String, f64)> {
+    let Some(body) = line
+        .split("\"peak_gflops\":{")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+    else {
+        return Vec::new();
+    };
+    body.split(',')
+        .filter_map(|entry| {
+            let (key, value) = entry.split_once(':')?;
+            Some((key.trim_matches('"').to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// How much faster this run's core measured than the previous run's, as the figure `name` would
+/// feel it: the ratio of the two runs' FMA peaks of the figure's precision (`f32` or `f64` in its
+/// name), or their geometric mean for figures of neither. `None` when a peak is missing.
+fn peak_speedup(name: &str, now: &[(String, f64)], before: &[(String, f64)]) -> Option<f64> {
+    let ratio = |precision: &str| -> Option<f64> {
+        let now = now.iter().find(|(p, _)| p == precision)?.1;
+        let before = before.iter().find(|(p, _)| p == precision)?.1;
+        (now > 0.0 && before > 0.0).then(|| now / before)
+    };
+    if name.contains("f32") {
+        ratio("f32")
+    } else if name.contains("f64") {
+        ratio("f64")
+    } else {
+        Some((ratio("f32")? * ratio("f64")?).sqrt())
+    }
+}
+
+/// The relative change of a figure from `before` to `now` with the host's speed taken out: the
+/// previous figure scaled by `speedup` (a rate — GFLOP/s, values/ns — times it, a time divided by
+/// it) before comparing. On a shared machine a whole run can land on a slower host (every figure,
+/// the FMA peak included, 10–15 % worse); the same-run peak is the yardstick that moves with it.
+fn change_at_equal_peak(unit: &str, now: f64, before: f64, speedup: f64) -> f64 {
+    let expected = if unit.ends_with("/s") || unit.ends_with("/ns") {
+        before * speedup
+    } else {
+        before / speedup
+    };
+    (now - expected) / expected
+}
+
+/// The `vs previous` and `at equal peak` columns of one figure (`now`, with this run's `peaks`)
+/// against `before` (the previous record's figures and peaks): its change, the change with the
+/// runs' FMA peaks taken out ([`change_at_equal_peak`]), and a flag when the latter — or the raw
+/// change, where a peak is missing — is larger than either run's own spread (at least 3 %).
+fn comparison(
+    now: &Recorded,
+    peaks: &[(String, f64)],
+    before: &[Recorded],
+    before_peaks: &[(String, f64)],
+) -> String {
+    let Some(old) = before.iter().find(|f| f.name == now.name) else {
+        return "   (new)".to_owned();
+    };
+    let change = (now.median - old.median) / old.median;
+    let at_peak = peak_speedup(&now.name, peaks, before_peaks)
+        .map(|speedup| change_at_equal_peak(&now.unit, now.median, old.median, speedup));
+    let noise = ((old.max - old.min) / old.median)
+        .max((now.max - now.min) / now.median)
+        .max(0.03);
+    let flag = if at_peak.unwrap_or(change).abs() > noise {
+        "  ← beyond noise"
+    } else {
+        ""
+    };
+    let at_peak = at_peak.map_or(String::new(), |c| format!("{:+.1} %", 100.0 * c));
+    format!("   {:+6.1} %   {at_peak:>11}{flag}", 100.0 * change)
+}
+
+/// `cargo xtask compare OLD NEW`: the figures of the last record of commit `new` (a prefix) at
+/// SIMD level `simd` (default: that of `new`'s last record) against the last record of commit
+/// `old` of the same CPU and SIMD level, as `bench --compare` prints them — without running
+/// anything.
+fn compare_records(history: &Path, old: &str, new: &str, simd: Option<&str>) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(history).map_err(|e| format!("{}: {e}", history.display()))?;
+    print!("{}", compare_table(&text, old, new, simd)?);
+    Ok(())
+}
+
+/// The table of [`compare_records`] for the history text `history`.
+fn compare_table(
+    history: &str,
+    old: &str,
+    new: &str,
+    simd: Option<&str>,
+) -> Result<String, String> {
+    let last_of = |commit: &str, cpu: Option<&str>, simd: Option<&str>| {
+        history.lines().rev().find(|l| {
+            record_field(l, "commit").is_some_and(|c| !commit.is_empty() && c.starts_with(commit))
+                && cpu.is_none_or(|cpu| record_field(l, "cpu") == Some(cpu))
+                && simd.is_none_or(|simd| record_field(l, "simd") == Some(simd))
+        })
+    };
+    let newer = last_of(new, None, simd)
+        .ok_or_else(|| format!("no record of commit {new:?} at SIMD level {simd:?}"))?;
+    let (cpu, level) = (record_field(newer, "cpu"), record_field(newer, "simd"));
+    let older = last_of(old, cpu, level).ok_or_else(|| {
+        format!(
+            "no record of commit {old:?} on {} at SIMD level {}",
+            cpu.unwrap_or("?"),
+            level.unwrap_or("?")
+        )
+    })?;
+    let (before, before_peaks) = (read_record(older), record_peaks(older));
+    let peaks = record_peaks(newer);
+    let short = |line: &str| {
+        record_field(line, "commit").map_or("?".to_owned(), |c| c[..c.len().min(7)].to_owned())
+    };
+    let mut out = format!(
+        "{} ({}, SIMD level {}) against {}\n\
+         peaks (GFLOP/s, one core): {:?} against {:?}\n\n{:<72} {:>12}   vs previous   at equal peak\n",
+        short(newer),
+        cpu.unwrap_or("?"),
+        level.unwrap_or("?"),
+        short(older),
+        peaks,
+        before_peaks,
+        "figure",
+        "median"
+    );
+    for figure in read_record(newer) {
+        let _ = writeln!(
+            out,
+            "{:<72} {:>9.2} {:<2}{}",
+            figure.name,
+            figure.median,
+            figure.unit,
+            comparison(&figure, &peaks, &before, &before_peaks)
+        );
+    }
+    Ok(out)
 }
 
 /// The last record of `history` made on this CPU at this SIMD level: a record from another
@@ -776,10 +971,19 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
     let previous_line = std::fs::read_to_string(history)
         .ok()
         .and_then(|t| previous_record(&t, &cpu, &simd));
-    let previous: Vec<(String, f64, f64, f64)> = previous_line
+    let previous: Vec<Recorded> = previous_line
         .as_deref()
         .map(read_record)
         .unwrap_or_default();
+    let previous_peaks = previous_line
+        .as_deref()
+        .map(record_peaks)
+        .unwrap_or_default();
+    let peaks: Vec<(String, f64)> = kernels
+        .peaks
+        .iter()
+        .map(|&(p, v)| (p.to_owned(), v))
+        .collect();
     println!("flock benchmark suite — {cpu}, SIMD level {simd}");
     println!(
         "(× floor: the figure over its products' time at one core's measured FMA peak on each \
@@ -788,7 +992,9 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
     if compare {
         match previous_line.as_deref() {
             Some(l) => println!(
-                "compared with the last record of this CPU and SIMD level: commit {}, {}\n",
+                "compared with the last record of this CPU and SIMD level: commit {}, {}\n\
+                 (at equal peak: the change once the two runs' measured FMA peaks are taken \
+                 out, which is what the noise flag reads)\n",
                 record_field(l, "commit").map_or("?", |c| &c[..c.len().min(7)]),
                 record_field(l, "date").unwrap_or("?")
             ),
@@ -802,7 +1008,11 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
         "min",
         "max",
         "× floor",
-        if compare { "   vs previous" } else { "" }
+        if compare {
+            "   vs previous   at equal peak"
+        } else {
+            ""
+        }
     );
     for f in &figures {
         let floor =
@@ -814,18 +1024,14 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
             f.name, f.median, f.unit, f.min, f.max
         );
         if compare {
-            if let Some((_, m, lo, hi)) = previous.iter().find(|(n, ..)| *n == f.name) {
-                let change = (f.median - m) / m;
-                let noise = ((hi - lo) / m).max((f.max - f.min) / f.median).max(0.03);
-                let flag = if change.abs() > noise {
-                    "  ← beyond noise"
-                } else {
-                    ""
-                };
-                let _ = write!(line, "   {:+6.1} %{flag}", 100.0 * change);
-            } else {
-                line.push_str("   (new)");
-            }
+            let now = Recorded {
+                name: f.name.clone(),
+                unit: f.unit.to_owned(),
+                median: f.median,
+                min: f.min,
+                max: f.max,
+            };
+            line.push_str(&comparison(&now, &peaks, &previous, &previous_peaks));
         }
         println!("{line}");
     }
@@ -861,6 +1067,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
+       cargo xtask compare OLD NEW [--simd LEVEL] [--history FILE]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
        cargo xtask wheel
        cargo xtask fuzz [--seconds N]
@@ -872,6 +1079,11 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
   --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
                    installed into target/jax-venv) and print JAX / flock ratios
   --history FILE   the history file (default bench/history.jsonl)
+
+  compare          the last record of commit NEW against the last of commit OLD on the same
+                   CPU and SIMD level, as bench --compare prints them, without running anything
+  --simd LEVEL     NEW's record at this SIMD level (avx512f+fma, avx2+fma, ...; default: its
+                   last record's)
 
   fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
                    f32), the same ensemble in JAX + equinox + optax, and scikit-learn's
@@ -904,6 +1116,12 @@ enum Task {
         epochs: usize,
         train_images: Option<usize>,
         skip_sklearn: bool,
+    },
+    Compare {
+        old: String,
+        new: String,
+        simd: Option<String>,
+        history: PathBuf,
     },
     Wheel,
     OptaxFixtures,
@@ -942,6 +1160,32 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
             Ok(Task::Bench {
                 compare,
                 vs_jax,
+                history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
+            })
+        }
+        "compare" => {
+            let (mut commits, mut simd, mut history) = (Vec::new(), None, None);
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--simd" => simd = Some(rest.next().ok_or("--simd needs a level")?.clone()),
+                    "--history" => {
+                        let file = rest.next().ok_or("--history needs a file")?;
+                        history = Some(PathBuf::from(file));
+                    }
+                    flag if flag.starts_with('-') => {
+                        return Err(format!("unknown argument {flag:?} for compare"));
+                    }
+                    commit => commits.push(commit.to_owned()),
+                }
+            }
+            let [old, new]: [String; 2] = commits
+                .try_into()
+                .map_err(|_| "compare needs two commits: OLD NEW".to_owned())?;
+            Ok(Task::Compare {
+                old,
+                new,
+                simd,
                 history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
             })
         }
@@ -1184,6 +1428,12 @@ fn main() -> ExitCode {
             vs_jax,
             history,
         }) => bench(compare, &history, vs_jax),
+        Ok(Task::Compare {
+            old,
+            new,
+            simd,
+            history,
+        }) => compare_records(&history, &old, &new, simd.as_deref()),
         Ok(Task::Fashion {
             epochs,
             train_images,
@@ -1266,7 +1516,7 @@ mod tests {
     fn records_round_trip() {
         let figures = vec![Figure {
             id: Some("a.f32.t1".into()),
-            name: "a/b \"c\"".into(),
+            name: "a/b \"c\" \\ \u{1}".into(),
             unit: "µs",
             median: 2.5,
             min: 2.0,
@@ -1285,7 +1535,16 @@ mod tests {
         assert_eq!(record_field(&line, "simd"), Some("avx512f+fma"));
         let back = read_record(&line);
         assert_eq!(back.len(), 1);
-        assert_eq!((back[0].1, back[0].2, back[0].3), (2.5, 2.0, 3.0));
+        assert_eq!(
+            back[0],
+            Recorded {
+                name: "a/b \"c\" \\ \u{1}".into(),
+                unit: "µs".into(),
+                median: 2.5,
+                min: 2.0,
+                max: 3.0
+            }
+        );
     }
 
     #[test]
@@ -1294,6 +1553,52 @@ mod tests {
         assert_eq!(cpu_from_cpuinfo(zen3), "AMD EPYC (family 25, model 1)");
         assert_eq!(cpu_from_cpuinfo("model name : Some CPU\n"), "Some CPU");
         assert_eq!(cpu_from_cpuinfo(""), "unknown");
+    }
+
+    #[test]
+    fn changes_at_equal_peak_take_the_hosts_speed_out() {
+        let line = r#"{"commit":"a","peak_gflops":{"f32":243.7,"f64":122},"floor_us":{}}"#;
+        let before = record_peaks(line);
+        assert_eq!(
+            before,
+            vec![("f32".to_owned(), 243.7), ("f64".to_owned(), 122.0)]
+        );
+        assert!(record_peaks(r#"{"commit":"a","figures":[]}"#).is_empty());
+        // This run's core measured 10 % slower in f32, 20 % slower in f64.
+        let now = [
+            ("f32".to_owned(), 0.9 * 243.7),
+            ("f64".to_owned(), 0.8 * 122.0),
+        ];
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        let f32_speedup = peak_speedup("gemm f32 32→32", &now, &before).unwrap();
+        assert!(close(f32_speedup, 0.9));
+        assert!(close(
+            peak_speedup("seed_step/f64/2", &now, &before).unwrap(),
+            0.8
+        ));
+        let neither = peak_speedup("metrics/all_exact_scores/16", &now, &before).unwrap();
+        assert!(close(neither, (0.9f64 * 0.8).sqrt()));
+        assert_eq!(peak_speedup("gemm f32", &now, &[]), None);
+        // A rate 10 % lower and a time 1/0.9 longer on a host 10 % slower: no change.
+        assert!(close(
+            change_at_equal_peak("GFLOP/s", 90.0, 100.0, 0.9),
+            0.0
+        ));
+        assert!(close(change_at_equal_peak("values/ns", 4.5, 5.0, 0.9), 0.0));
+        assert!(close(
+            change_at_equal_peak("µs", 100.0 / 0.9, 100.0, 0.9),
+            0.0
+        ));
+        assert!(close(
+            change_at_equal_peak("ns/param", 1.0 / 0.9, 1.0, 0.9),
+            0.0
+        ));
+        // The same raw figures on a host of the same speed: the raw change.
+        assert!(close(change_at_equal_peak("µs", 110.0, 100.0, 1.0), 0.1));
+        assert!(close(
+            change_at_equal_peak("GFLOP/s", 90.0, 100.0, 1.0),
+            -0.1
+        ));
     }
 
     #[test]
@@ -1412,6 +1717,72 @@ mod tests {
         );
         assert!(parse_args(&args(&["bench", "--history"])).is_err());
         assert!(parse_args(&args(&["bnech"])).unwrap_err().contains("bnech"));
+        assert_eq!(
+            parse_args(&args(&[
+                "compare", "6330b95", "168fa30", "--simd", "avx2+fma"
+            ])),
+            Ok(Task::Compare {
+                old: "6330b95".into(),
+                new: "168fa30".into(),
+                simd: Some("avx2+fma".into()),
+                history: workspace_root().join("bench/history.jsonl"),
+            })
+        );
+        assert!(
+            parse_args(&args(&["compare", "6330b95"]))
+                .unwrap_err()
+                .contains("two commits")
+        );
+        assert!(parse_args(&args(&["compare", "a", "b", "--smid"])).is_err());
+    }
+
+    /// `compare` picks each commit's record of one CPU and SIMD level and reads its changes with
+    /// the peaks taken out.
+    #[test]
+    fn compares_two_stored_records_at_equal_peak() {
+        let line = |commit: &str, simd: &str, peak: f64, gflops: f64, us: f64| {
+            format!(
+                r#"{{"commit":"{commit}","cpu":"Xeon","simd":"{simd}","peak_gflops":{{"f32":{peak}}},"figures":[{{"name":"gemm f32","unit":"GFLOP/s","median":{gflops},"min":{gflops},"max":{gflops}}},{{"name":"step f32","unit":"µs","median":{us},"min":{us},"max":{us}}}]}}"#
+            )
+        };
+        let history = [
+            line("aaaa111", "avx512f+fma", 200.0, 180.0, 100.0),
+            line("aaaa111", "avx2+fma", 100.0, 90.0, 200.0),
+            // A host 10 % slower: the product as fast for its peak, the step 20 % slower.
+            line("bbbb222", "avx512f+fma", 180.0, 162.0, 100.0 * 1.2 / 0.9),
+            line("bbbb222", "avx2+fma", 100.0, 90.0, 200.0),
+        ]
+        .join("\n");
+        let native = compare_table(&history, "aaaa", "bbbb", Some("avx512f+fma")).unwrap();
+        let row = |table: &str, name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .to_owned()
+        };
+        let product = row(&native, "gemm f32");
+        assert!(
+            product.contains("-10.0 %") && product.contains("+0.0 %"),
+            "{product}"
+        );
+        assert!(!product.contains("beyond noise"), "{product}");
+        let step = row(&native, "step f32");
+        assert!(
+            step.contains("+33.3 %") && step.contains("+20.0 %"),
+            "{step}"
+        );
+        assert!(step.contains("beyond noise"), "{step}");
+        // The newest record of `bbbb` is the AVX2 one, compared with `aaaa`'s AVX2 record.
+        let avx2 = compare_table(&history, "aaaa", "bbbb", None).unwrap();
+        assert!(avx2.contains("SIMD level avx2+fma"), "{avx2}");
+        assert!(row(&avx2, "step f32").contains("+0.0 %"));
+        assert!(
+            compare_table(&history, "cccc", "bbbb", None)
+                .unwrap_err()
+                .contains("cccc")
+        );
+        assert!(compare_table(&history, "aaaa", "bbbb", Some("sse2")).is_err());
     }
 
     /// Every row of the JAX table is matched by id; a figure missing on either side is named.
