@@ -617,6 +617,12 @@ fn compare_records(history: &Path, old: &str, new: &str, simd: Option<&str>) -> 
     Ok(())
 }
 
+/// `f32 113.7, f64 57.6`.
+fn list_peaks(peaks: &[(String, f64)]) -> String {
+    let listed: Vec<String> = peaks.iter().map(|(p, v)| format!("{p} {v}")).collect();
+    listed.join(", ")
+}
+
 /// The table of [`compare_records`] for the history text `history`.
 fn compare_table(
     history: &str,
@@ -648,13 +654,13 @@ fn compare_table(
     };
     let mut out = format!(
         "{} ({}, SIMD level {}) against {}\n\
-         peaks (GFLOP/s, one core): {:?} against {:?}\n\n{:<72} {:>12}   vs previous   at equal peak\n",
+         one core's FMA peak (GFLOP/s): {} against {}\n\n{:<72} {:>12}   vs previous   at equal peak\n",
         short(newer),
         cpu.unwrap_or("?"),
         level.unwrap_or("?"),
         short(older),
-        peaks,
-        before_peaks,
+        list_peaks(&peaks),
+        list_peaks(&before_peaks),
         "figure",
         "median"
     );
@@ -1075,7 +1081,8 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl (about nine minutes)
-  --compare        show each figure's change against the last record of this CPU and SIMD level
+  --compare        show each figure's change against the last record of this CPU and SIMD level,
+                   as measured and at equal peak (the two runs' FMA peaks taken out)
   --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
                    installed into target/jax-venv) and print JAX / flock ratios
   --history FILE   the history file (default bench/history.jsonl)
@@ -1776,6 +1783,10 @@ mod tests {
         // The newest record of `bbbb` is the AVX2 one, compared with `aaaa`'s AVX2 record.
         let avx2 = compare_table(&history, "aaaa", "bbbb", None).unwrap();
         assert!(avx2.contains("SIMD level avx2+fma"), "{avx2}");
+        assert!(
+            avx2.contains("(GFLOP/s): f32 100 against f32 100"),
+            "{avx2}"
+        );
         assert!(row(&avx2, "step f32").contains("+0.0 %"));
         assert!(
             compare_table(&history, "cccc", "bbbb", None)
