@@ -637,8 +637,12 @@ fn compare_table(
                 && simd.is_none_or(|simd| record_field(l, "simd") == Some(simd))
         })
     };
-    let newer = last_of(new, None, simd)
-        .ok_or_else(|| format!("no record of commit {new:?} at SIMD level {simd:?}"))?;
+    let newer = last_of(new, None, simd).ok_or_else(|| {
+        format!(
+            "no record of commit {new:?} at SIMD level {}",
+            simd.unwrap_or("(any)")
+        )
+    })?;
     let (cpu, level) = (record_field(newer, "cpu"), record_field(newer, "simd"));
     let older = last_of(old, cpu, level).ok_or_else(|| {
         format!(
