@@ -491,12 +491,6 @@ struct Recorded {
 fn read_record(line: &str) -> Vec<Recorded> {
     let mut out = Vec::new();
     for part in line.split("\"name\":").skip(1) {
-        let text = |key: &str| -> Option<&str> {
-            part.split(&format!("\"{key}\":\""))
-                .nth(1)?
-                .split('"')
-                .next()
-        };
         let number = |key: &str| -> Option<f64> {
             let after = part.split(&format!("\"{key}\":")).nth(1)?;
             after.split([',', '}']).next()?.parse().ok()
@@ -508,7 +502,7 @@ fn read_record(line: &str) -> Vec<Recorded> {
         if let (Some(median), Some(min), Some(max)) =
             (number("median"), number("min"), number("max"))
         {
-            let unit = text("unit").unwrap_or("").to_owned();
+            let unit = record_field(part, "unit").unwrap_or("").to_owned();
             out.push(Recorded {
                 name,
                 unit,
@@ -630,21 +624,14 @@ fn compare_table(
     new: &str,
     simd: Option<&str>,
 ) -> Result<String, String> {
-    let last_of = |commit: &str, cpu: Option<&str>, simd: Option<&str>| {
-        history.lines().rev().find(|l| {
-            record_field(l, "commit").is_some_and(|c| !commit.is_empty() && c.starts_with(commit))
-                && cpu.is_none_or(|cpu| record_field(l, "cpu") == Some(cpu))
-                && simd.is_none_or(|simd| record_field(l, "simd") == Some(simd))
-        })
-    };
-    let newer = last_of(new, None, simd).ok_or_else(|| {
+    let newer = last_record(history, Some(new), None, simd).ok_or_else(|| {
         format!(
             "no record of commit {new:?} at SIMD level {}",
             simd.unwrap_or("(any)")
         )
     })?;
     let (cpu, level) = (record_field(newer, "cpu"), record_field(newer, "simd"));
-    let older = last_of(old, cpu, level).ok_or_else(|| {
+    let older = last_record(history, Some(old), cpu, level).ok_or_else(|| {
         format!(
             "no record of commit {old:?} on {} at SIMD level {}",
             cpu.unwrap_or("?"),
@@ -684,11 +671,33 @@ fn compare_table(
 /// The last record of `history` made on this CPU at this SIMD level: a record from another
 /// machine or build says nothing about this run's changes.
 fn previous_record(history: &str, cpu: &str, simd: &str) -> Option<String> {
-    history
-        .lines()
-        .rev()
-        .find(|l| record_field(l, "cpu") == Some(cpu) && record_field(l, "simd") == Some(simd))
-        .map(str::to_owned)
+    last_record(history, None, Some(cpu), Some(simd)).map(str::to_owned)
+}
+
+/// The last record of `history` whose commit starts with `commit` (a non-empty prefix) and that
+/// was made on `cpu` at SIMD level `simd`, each condition only where given.
+fn last_record<'h>(
+    history: &'h str,
+    commit: Option<&str>,
+    cpu: Option<&str>,
+    simd: Option<&str>,
+) -> Option<&'h str> {
+    let matches = |line: &str, key: &str, wanted: Option<&str>, prefix: bool| {
+        wanted.is_none_or(|w| {
+            record_field(line, key).is_some_and(|v| {
+                if prefix {
+                    !w.is_empty() && v.starts_with(w)
+                } else {
+                    v == w
+                }
+            })
+        })
+    };
+    history.lines().rev().find(|l| {
+        matches(l, "commit", commit, true)
+            && matches(l, "cpu", cpu, false)
+            && matches(l, "simd", simd, false)
+    })
 }
 
 /// The `name==version` lines of a requirements file (every line must pin an exact version).
