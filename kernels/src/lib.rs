@@ -20,6 +20,7 @@ mod aligned;
 mod element;
 pub mod elementwise;
 mod f64_math;
+mod frame;
 pub mod gemm;
 mod parallelism;
 mod simd;

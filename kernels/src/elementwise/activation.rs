@@ -3,6 +3,7 @@
 
 use super::map::{map1_in_place, map1_in_place_paired, map3};
 use super::math::{relu_vec, sigmoid_vec, softplus_vec, tanh_vec};
+use crate::frame::align_frame;
 use crate::{Element, SimdVector};
 
 /// A pointwise activation function.
@@ -306,6 +307,7 @@ fn bias_activation_rows<T: Element, F: Pointwise>(
     z: &mut [T],
     bias: &[T],
 ) {
+    align_frame();
     let lanes = T::Vector::LANES;
     let body = cols - cols % lanes;
     for (z_e, b_e) in z
@@ -395,6 +397,7 @@ fn backward_members<T: Element, F: Pointwise>(
     dz: &mut [T],
     dbias: &mut [T],
 ) {
+    align_frame();
     let lanes = T::Vector::LANES;
     let block = rows * cols;
     for (e, db_e) in dbias.chunks_exact_mut(cols).enumerate() {

@@ -1,5 +1,6 @@
 //! Adam's per-element moment update and rescaling, as one SIMD pass.
 
+use crate::frame::align_frame;
 use crate::simd::MAX_LANES;
 use crate::{Element, SimdVector};
 
@@ -145,6 +146,7 @@ fn adam_pass<T: Element, const M_UNBIASED: bool, const RECIPROCAL: bool, const A
     params: &mut [T],
     factor: T,
 ) {
+    align_frame();
     assert!(
         g.len() == m.len() && g.len() == v.len(),
         "adam_update: g, m, v have {}, {}, {} elements",

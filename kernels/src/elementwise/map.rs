@@ -1,5 +1,6 @@
 //! Applying a vector function over slices, with tails handled by the same vector code.
 
+use crate::frame::align_frame;
 use crate::simd::MAX_LANES;
 use crate::{Element, SimdVector};
 
@@ -20,6 +21,7 @@ pub(crate) fn map1_paired<T: Element>(
     f: impl Fn(T::Vector) -> T::Vector,
     pair: impl Fn(T::Vector, T::Vector) -> (T::Vector, T::Vector),
 ) {
+    align_frame();
     assert_eq!(
         x.len(),
         out.len(),
@@ -62,6 +64,7 @@ pub(crate) fn map1_to_2<T: Element>(
     out_b: &mut [T],
     f: impl Fn(T::Vector) -> (T::Vector, T::Vector),
 ) {
+    align_frame();
     assert!(
         x.len() == out_a.len() && x.len() == out_b.len(),
         "elementwise kernel: input has {} elements but the outputs have {} and {}",
@@ -109,6 +112,7 @@ pub(crate) fn map1_in_place_paired<T: Element>(
     f: impl Fn(T::Vector) -> T::Vector,
     pair: impl Fn(T::Vector, T::Vector) -> (T::Vector, T::Vector),
 ) {
+    align_frame();
     let lanes = T::Vector::LANES;
     let body = x.len() - x.len() % lanes;
     let pairs = body - body % (2 * lanes);
@@ -139,6 +143,7 @@ pub(crate) fn map3<T: Element>(
     out: &mut [T],
     f: impl Fn(T::Vector, T::Vector, T::Vector) -> T::Vector,
 ) {
+    align_frame();
     assert!(
         x.len() == out.len() && y.len() == out.len(),
         "elementwise kernel: inputs have {} and {} elements but output has {}",

@@ -1,5 +1,6 @@
 //! Per-member reductions over a member-major buffer `[members, n]`.
 
+use crate::frame::align_frame;
 use crate::simd::canonical_sum;
 use crate::{Element, SimdVector};
 
@@ -15,6 +16,7 @@ fn reduce_members<T: Element>(
     f: impl Fn(T::Vector, T::Vector, T::Vector) -> T::Vector,
     name: &str,
 ) {
+    align_frame();
     assert_eq!(
         out.len(),
         members,
@@ -132,6 +134,7 @@ pub fn all_finite<T: Element>(x: &[T]) -> bool {
 /// # Panics
 /// If `out` is empty while `x` is not, or `x.len()` is not a multiple of `out.len()`.
 pub fn add_column_sums<T: Element>(x: &[T], out: &mut [T]) {
+    align_frame();
     let cols = out.len();
     if x.is_empty() {
         return;

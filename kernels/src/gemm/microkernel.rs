@@ -10,6 +10,7 @@
 //! Every element of `C` is the same sequential chain of FMAs over `k` whatever the tile shape, so
 //! the shape choice ([`TileShape::for_columns`]) never changes a bit of the result.
 
+use crate::frame::align_frame;
 use crate::{Element, SimdVector};
 
 /// Rows of `C` per two-vector tile. With AVX-512 there are 32 vector registers: 8 rows × 2
@@ -144,6 +145,7 @@ pub(crate) struct Tile<T> {
 /// valid (reads) and `C`'s `ROWS × cols` tile must be valid for writes and not aliased.
 #[inline(always)]
 unsafe fn tile_wide<T: Element, const ROWS: usize, const NV: usize>(t: Tile<T>) {
+    align_frame_if_spilling::<ROWS, NV>();
     let lanes = <T::Vector as SimdVector>::LANES;
     let zero = T::Vector::splat(T::ZERO);
     // acc[v][i]: vector v of row i.
@@ -203,6 +205,23 @@ unsafe fn tile_wide<T: Element, const ROWS: usize, const NV: usize>(t: Tile<T>) 
                 }
             }
         }
+    }
+}
+
+/// Vector registers of this build: 32 with AVX-512, 16 otherwise.
+const VECTOR_REGISTERS: usize = if cfg!(target_feature = "avx512f") {
+    32
+} else {
+    16
+};
+
+/// [`align_frame`] for a tile whose `ROWS × NV` accumulators, `NV` loaded vectors and one
+/// broadcast need more registers than the build has — the tiles whose `k` loop spills (see
+/// [`crate::frame`]); the others keep every vector in registers and skip it.
+#[inline(always)]
+fn align_frame_if_spilling<const ROWS: usize, const NV: usize>() {
+    if ROWS * NV + NV + 1 > VECTOR_REGISTERS {
+        align_frame();
     }
 }
 
@@ -360,6 +379,7 @@ fn repeat<T: Element>(t: Tile<T>, rows: usize, count: usize, f: impl Fn(Tile<T>)
 /// As [`tile_wide`], for each tile; `t.cols` is the whole panel.
 #[inline(never)]
 unsafe fn tile_column<T: Element, const ROWS: usize, const ADD: bool>(t: Tile<T>, count: usize) {
+    align_frame_if_spilling::<ROWS, 2>();
     let lanes = <T::Vector as SimdVector>::LANES;
     let zero = T::Vector::splat(T::ZERO);
     let row_offsets = a_row_offsets::<ROWS>(t.a_rs);
@@ -409,6 +429,7 @@ unsafe fn tile_column_wide<T: Element, const ROWS: usize, const NV: usize, const
     t: Tile<T>,
     count: usize,
 ) {
+    align_frame_if_spilling::<ROWS, NV>();
     let lanes = <T::Vector as SimdVector>::LANES;
     let zero = T::Vector::splat(T::ZERO);
     let row_offsets = a_row_offsets::<ROWS>(t.a_rs);

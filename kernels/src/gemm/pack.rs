@@ -1,5 +1,6 @@
 //! Packing operands into the contiguous panels the microkernel streams through.
 
+use crate::frame::align_frame;
 use crate::{Element, SimdVector};
 
 /// Copies columns `j0..j0 + cols` of `op(B)` (`k` rows) into `panel` as `k` rows of `nr`
@@ -17,6 +18,7 @@ pub(crate) fn pack_b<T: Element>(
     nr: usize,
     panel: &mut [T],
 ) {
+    align_frame();
     let panel = &mut panel[..k * nr];
     if cols < nr {
         panel.fill(T::ZERO);

@@ -6,6 +6,7 @@
 //! output element's summation order independent of how rows are split between threads, so
 //! results stay bitwise identical with and without parallelism.
 
+use crate::frame::align_frame;
 use crate::simd::{MAX_LANES, canonical_sum};
 use crate::{Element, SimdVector};
 
@@ -128,6 +129,8 @@ fn combine_rows<T: Element>(
     // SAFETY: `j + W·lanes ≤ n`, and row `p < k` of `src` holds `n` values from `p·stride`
     // (asserted above).
     let whole = |out: &mut [T], j: usize, w: usize| {
+        // Compiled apart from this function: a frame of its own to align.
+        align_frame();
         macro_rules! run {
             ($w:literal) => {{
                 let mut st = [T::Vector::splat(T::ZERO); $w];
@@ -351,6 +354,7 @@ impl<T: Element> ThinProblem<'_, T> {
 
     /// Computes `C = α·op(A)·op(B) + β·C` for this block if it is thin; returns whether it did.
     pub fn run(&self, c: &mut [T], c_rs: usize) -> bool {
+        align_frame();
         let Some(plan) = self.plan(c_rs) else {
             return false;
         };

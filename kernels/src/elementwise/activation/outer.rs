@@ -6,6 +6,7 @@
 use super::{
     Activation, IdentityFn, Pointwise, ReluFn, SigmoidFn, SoftplusFn, TanhFn, map1_in_place,
 };
+use crate::frame::align_frame;
 use crate::simd::MAX_LANES;
 use crate::{Element, SimdVector};
 
@@ -54,6 +55,7 @@ fn outer_bias_activation_rows<T: Element, F: Pointwise>(
     bias: &[T],
     out: &mut [T],
 ) {
+    align_frame();
     let cols = w.len();
     let lanes = T::Vector::LANES;
     let body = cols - cols % lanes;
@@ -150,6 +152,7 @@ fn backward_columns<T: Element, F: Pointwise>(
     dw: &mut [T],
     beta: T,
 ) {
+    align_frame();
     let (cols, lanes) = (dbias.len(), T::Vector::LANES);
     let whole = cols / lanes;
     let mut first = 0;
@@ -209,6 +212,8 @@ fn backward_block<T: Element, F: Pointwise, const K: usize>(
         core::array::from_fn(|b| T::Vector::from_slice(&db[b * lanes..(b + 1) * lanes]));
     let mut chains = [[zero; K]; CHAINS];
     let row = |r: usize, chain: &mut [T::Vector; K], bias_sums: &mut [T::Vector; K]| {
+        // Compiled apart from this function: a frame of its own to align.
+        align_frame();
         let coef = T::Vector::splat(x[r]);
         for b in 0..K {
             let (yv, dyv) = rows(r, b);
