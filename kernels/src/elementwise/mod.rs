@@ -17,7 +17,7 @@
 //! | `exp` | 0.7 ulp | 1.0 ulp | exp(−∞)=0, exp(+∞)=+∞, overflow → +∞, NaN → NaN |
 //! | `ln` | 0.9 ulp | 1.0 ulp | ln(0)=−∞, ln(x<0)=NaN, ln(+∞)=+∞, subnormal x to full accuracy |
 //! | `ln_1p` | 1.4 ulp | 1.9 ulp | ln_1p(−1)=−∞, ln_1p(x<−1)=NaN |
-//! | `tanh` | 2.5 ulp (2.6 in the SSE2 build) | 2.3 ulp (3.0 in the SSE2 build) | tanh(±∞)=±1, tanh(±0)=±0, NaN → NaN |
+//! | `tanh` | 2.5 ulp (2.6 in the SSE2 build) | 2.2 ulp (2.8 in the SSE2 build) | tanh(±∞)=±1, tanh(±0)=±0, NaN → NaN |
 //! | `sigmoid` | 1.2 ulp | 1.7 ulp | σ(−∞)=0, σ(+∞)=1 |
 //! | `softplus` | 1.7 ulp | 1.9 ulp | softplus(−∞)=0, softplus(+∞)=+∞ |
 //! | σ of `softplus_sigmoid` | 1.4 ulp | 2.7 ulp | as `sigmoid` (bitwise it for x > 0) |
