@@ -103,7 +103,7 @@ pub(crate) fn tanh_f64_pair(a: F64Vector, b: F64Vector) -> (F64Vector, F64Vector
 fn tanh_f64_lanes<const N: usize>(x: [F64Vector; N]) -> [F64Vector; N] {
     use core::f64::consts::{LN_2, LOG2_E};
     // Adding 1.5·2⁵² rounds to an integer; the extra 1022 leaves the biased exponent of
-    // `2ⁿ⁻¹`, `n + 1022`, in the low mantissa bits, so one shift makes `2ⁿ⁻¹ = c/2 − 1/2`.
+    // `2ⁿ⁻¹`, `n + 1022`, in the low mantissa bits, so one shift makes `2ⁿ⁻¹ = 1/2 − c/2`.
     const SHIFTER: f64 = 6_755_399_441_055_744.0 + 1022.0;
     const P: [f64; 3] = [1.261_771_930_748_105_9e-4, 3.029_944_077_074_419_6e-2, 1.0];
     const Q: [f64; 4] = [
