@@ -15,7 +15,10 @@
 //! same workloads written in JAX + optax (`xtask/jax/workloads.py`, in a virtualenv under
 //! `target/jax-venv` with the exact versions of `xtask/jax/requirements.txt`, which the record
 //! names) and prints JAX / flock ratios, matched by structured figure ids
-//! (`seed_step.f32.t2`). `cargo xtask --help` prints the usage.
+//! (`seed_step.f32.t2`). `cargo xtask ab OLD NEW` runs two commits' benchmarks alternately and
+//! compares them pair by pair (the [`ab`] module). `cargo xtask --help` prints the usage.
+
+mod ab;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -1087,6 +1090,7 @@ fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
 const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
        cargo xtask compare OLD NEW [--simd LEVEL] [--history FILE]
+       cargo xtask ab OLD NEW [--bench NAME]... [--filter TEXT] [--pairs N]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
        cargo xtask wheel
        cargo xtask fuzz [--seconds N]
@@ -1104,6 +1108,18 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
                    CPU and SIMD level, as bench --compare prints them, without running anything
   --simd LEVEL     NEW's record at this SIMD level (avx512f+fma, avx2+fma, ...; default: its
                    last record's)
+
+  ab               build the benchmarks at commits OLD and NEW (git worktrees and builds under
+                   <CARGO_TARGET_DIR or target>/ab, with the environment's RUSTFLAGS) and run
+                   them in N pairs, alternating which goes first; print each figure's B / A
+                   ratio over the pairs (median and quartiles of the fastest samples' ratios,
+                   median of the medians' ratios) and whether B is faster, slower or within
+                   the noise (a two-sided sign test over the pairs, at 5 %)
+  --bench NAME     seed_step, workloads, kernels or log_joint (repeatable; default seed_step
+                   and workloads)
+  --filter TEXT    passed to the bench binaries (a divan filter, or a workloads figure id
+                   such as wide_step.f64)
+  --pairs N        pairs to run (default 10; six is the fewest a sign test can call)
 
   fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
                    f32), the same ensemble in JAX + equinox + optax, and scikit-learn's
@@ -1142,6 +1158,13 @@ enum Task {
         new: String,
         simd: Option<String>,
         history: PathBuf,
+    },
+    Ab {
+        old: String,
+        new: String,
+        benches: Vec<ab::Bench>,
+        filter: Option<String>,
+        pairs: usize,
     },
     Wheel,
     OptaxFixtures,
@@ -1207,6 +1230,45 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
                 new,
                 simd,
                 history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
+            })
+        }
+        "ab" => {
+            let (mut commits, mut benches, mut filter, mut pairs) =
+                (Vec::new(), Vec::new(), None, 8);
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--bench" => {
+                        benches.push(ab::bench_named(rest.next().ok_or("--bench needs a name")?)?);
+                    }
+                    "--filter" => {
+                        filter = Some(rest.next().ok_or("--filter needs a text")?.clone())
+                    }
+                    "--pairs" => {
+                        pairs = rest
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .filter(|&n: &usize| n > 0)
+                            .ok_or("--pairs needs a whole number above 0")?;
+                    }
+                    flag if flag.starts_with('-') => {
+                        return Err(format!("unknown argument {flag:?} for ab"));
+                    }
+                    commit => commits.push(commit.to_owned()),
+                }
+            }
+            let [old, new]: [String; 2] = commits
+                .try_into()
+                .map_err(|_| "ab needs two commits: OLD NEW".to_owned())?;
+            if benches.is_empty() {
+                benches = vec![ab::bench_named("seed_step")?, ab::bench_named("workloads")?];
+            }
+            Ok(Task::Ab {
+                old,
+                new,
+                benches,
+                filter,
+                pairs,
             })
         }
         "fashion" => {
@@ -1459,6 +1521,13 @@ fn main() -> ExitCode {
             train_images,
             skip_sklearn,
         }) => fashion(epochs, train_images, skip_sklearn),
+        Ok(Task::Ab {
+            old,
+            new,
+            benches,
+            filter,
+            pairs,
+        }) => ab::ab(&old, &new, &benches, filter.as_deref(), pairs),
         Ok(Task::Wheel) => wheel(),
         Ok(Task::OptaxFixtures) => optax_fixtures(),
         Ok(Task::Fuzz { seconds }) => fuzz(seconds),
@@ -1754,6 +1823,44 @@ mod tests {
                 .contains("two commits")
         );
         assert!(parse_args(&args(&["compare", "a", "b", "--smid"])).is_err());
+        let Ok(Task::Ab {
+            old,
+            new,
+            benches,
+            filter,
+            pairs,
+        }) = parse_args(&args(&["ab", "HEAD~1", "HEAD", "--filter", "f64"]))
+        else {
+            panic!("an ab");
+        };
+        let names: Vec<&str> = benches.iter().map(|b| b.name).collect();
+        assert_eq!(
+            (old.as_str(), new.as_str(), names, filter, pairs),
+            (
+                "HEAD~1",
+                "HEAD",
+                vec!["seed_step", "workloads"],
+                Some("f64".into()),
+                8
+            )
+        );
+        let Ok(Task::Ab { benches, pairs, .. }) = parse_args(&args(&[
+            "ab", "a", "b", "--bench", "kernels", "--pairs", "3",
+        ])) else {
+            panic!("an ab");
+        };
+        assert_eq!((benches[0].name, benches.len(), pairs), ("kernels", 1, 3));
+        assert!(
+            parse_args(&args(&["ab", "a"]))
+                .unwrap_err()
+                .contains("two commits")
+        );
+        assert!(parse_args(&args(&["ab", "a", "b", "--pairs", "0"])).is_err());
+        assert!(
+            parse_args(&args(&["ab", "a", "b", "--bench", "gflops"]))
+                .unwrap_err()
+                .contains("unknown bench")
+        );
     }
 
     /// `compare` picks each commit's record of one CPU and SIMD level and reads its changes with
