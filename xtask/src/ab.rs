@@ -308,9 +308,14 @@ fn add_pair(table: &mut Table, a: &[Figure], b: &[Figure]) {
 /// The comparison table: per figure, each side's fastest sample over all its runs, the pairs'
 /// `B / A` ratio of fastest samples (median and quartiles) and of medians, and the verdict.
 fn report(table: &Table, old: &str, new: &str) -> String {
+    let width = table
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = format!(
         "A = {old}, B = {new}; B / A per pair (A and B alternate which runs first)\n\
-         {:<44} {:>10} {:>10} {:>22} {:>9}  verdict\n",
+         {:<width$} {:>10} {:>10} {:>22} {:>9}  verdict\n",
         "figure", "A fastest", "B fastest", "fastest B/A [quartiles]", "median"
     );
     for (name, series) in table {
@@ -319,7 +324,7 @@ fn report(table: &Table, old: &str, new: &str) -> String {
         };
         let ((mid, lo, hi), medians) = series.ratios();
         out.push_str(&format!(
-            "{name:<44} {:>8.1}µs {:>8.1}µs {mid:>8.3} [{lo:.3}–{hi:.3}] {medians:>9.3}  {}\n",
+            "{name:<width$} {:>8.1}µs {:>8.1}µs {mid:>8.3} [{lo:.3}–{hi:.3}] {medians:>9.3}  {}\n",
             best(|p| p.0.fastest),
             best(|p| p.1.fastest),
             verdict(&series.fastest_ratios()),
