@@ -7,7 +7,10 @@
 //! after a warm-up: on a shared machine other tenants only ever slow a batch down, so the fastest
 //! is the steadiest estimate of what the kernel does (the median moved by up to 25 points between
 //! runs of one binary). The peak is a pure FMA loop over 12 independent vector accumulators on the
-//! same build, timed the same way, so every figure reads as a fraction of the limit; the
+//! same build, timed the same way, so every figure reads as a fraction of the limit: the header's
+//! peak is measured once per precision, and each one-thread product's share of it (`% peak¹`,
+//! and that peak, `peak¹`) against the peak loop timed in the same seconds — its batches taken
+//! in turns with the product's — since the host's speed can move within one run. The
 //! divider's rates (`1/x`, `√x`) are the same kind of limit for tanh and Adam. The seed's input
 //! layer (one input feature) is timed both as its rank-one product and separate epilogue and
 //! as the one-pass kernels that replace them.
@@ -19,33 +22,59 @@ use flock_kernels::{
     Element, MatMut, MatRef, Parallelism, SIMD_LEVEL, SimdVector, elementwise, gemm,
 };
 
-/// Fastest seconds per call of `f` over 15 batches of ≈20 ms.
-fn time_per_call(mut f: impl FnMut()) -> f64 {
+/// Calls of `f` per batch of ≈20 ms, after ≈50 ms of warm-up calls.
+fn calls_per_batch(f: &mut impl FnMut()) -> u64 {
     let start = Instant::now();
     let mut calls = 0u64;
     while start.elapsed().as_secs_f64() < 0.05 {
         f();
         calls += 1;
     }
-    let per_batch = ((0.02 / (start.elapsed().as_secs_f64() / calls as f64)) as u64).max(1);
-    let samples: Vec<f64> = (0..15)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..per_batch {
-                f();
-            }
-            t.elapsed().as_secs_f64() / per_batch as f64
-        })
-        .collect();
-    samples.into_iter().fold(f64::INFINITY, f64::min)
+    ((0.02 / (start.elapsed().as_secs_f64() / calls as f64)) as u64).max(1)
+}
+
+/// Seconds per call of one batch of `calls` calls of `f`.
+fn batch(f: &mut impl FnMut(), calls: u64) -> f64 {
+    let t = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    t.elapsed().as_secs_f64() / calls as f64
+}
+
+/// Fastest seconds per call of `f` over 15 batches of ≈20 ms.
+fn time_per_call(mut f: impl FnMut()) -> f64 {
+    let calls = calls_per_batch(&mut f);
+    (0..15)
+        .map(|_| batch(&mut f, calls))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Fastest seconds per call of `f` and of `g` over 15 batches of each, taken in turns (`f`, `g`,
+/// `f`, …): the two figures come from the same seconds of the machine's life, so their ratio
+/// does not move when the host does (on a shared machine one core's FMA peak moved by 10–15 %
+/// between runs minutes apart, and within one run of this bench).
+fn time_per_call_beside(mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) {
+    let (calls_f, calls_g) = (calls_per_batch(&mut f), calls_per_batch(&mut g));
+    (0..15).fold((f64::INFINITY, f64::INFINITY), |(best_f, best_g), _| {
+        let tf = batch(&mut f, calls_f);
+        let tg = batch(&mut g, calls_g);
+        (best_f.min(tf), best_g.min(tg))
+    })
 }
 
 /// Peak FMA throughput of one core in GFLOP/s, from a loop of independent vector FMAs.
 fn fma_peak<T: Element>() -> f64 {
+    let (peak_loop, flops) = fma_loop::<T>();
+    flops / time_per_call(peak_loop) / 1e9
+}
+
+/// The peak's loop (12 independent vector accumulators) and its FLOP per call.
+fn fma_loop<T: Element>() -> (impl FnMut(), f64) {
     const ACC: usize = 12;
     const ITERS: usize = 100_000;
     let lanes = T::Vector::LANES;
-    let secs = time_per_call(|| {
+    let peak_loop = || {
         let mut acc = [T::Vector::splat(T::ZERO); ACC];
         let a = black_box(T::Vector::splat(T::from_f64(0.999_999)));
         let b = black_box(T::Vector::splat(T::from_f64(1e-7)));
@@ -55,8 +84,8 @@ fn fma_peak<T: Element>() -> f64 {
             }
         }
         black_box(acc);
-    });
-    (2 * lanes * ACC * ITERS) as f64 / secs / 1e9
+    };
+    (peak_loop, (2 * lanes * ACC * ITERS) as f64)
 }
 
 #[derive(Clone, Copy)]
@@ -69,13 +98,13 @@ enum Product {
     InputGrad,
 }
 
+/// GFLOP/s of one product, timed by `time` (given the call to time, it returns its seconds per
+/// call).
 fn bench_product<T: Element>(
-    e: usize,
-    batch: usize,
-    fan_in: usize,
-    fan_out: usize,
+    (e, batch, fan_in, fan_out): (usize, usize, usize, usize),
     product: Product,
     par: Parallelism,
+    time: impl FnOnce(&mut dyn FnMut()) -> f64,
 ) -> f64 {
     let fill = |len: usize| {
         (0..len)
@@ -88,7 +117,7 @@ fn bench_product<T: Element>(
     let secs = match product {
         Product::Forward => {
             let mut y = vec![T::ZERO; e * batch * fan_out];
-            time_per_call(|| {
+            time(&mut || {
                 gemm(
                     e,
                     T::ONE,
@@ -104,7 +133,7 @@ fn bench_product<T: Element>(
         }
         Product::WeightGrad => {
             let mut dw = vec![T::ZERO; e * fan_out * fan_in];
-            time_per_call(|| {
+            time(&mut || {
                 gemm(
                     e,
                     T::ONE,
@@ -120,7 +149,7 @@ fn bench_product<T: Element>(
         }
         Product::InputGrad => {
             let mut dx = vec![T::ZERO; e * batch * fan_in];
-            time_per_call(|| {
+            time(&mut || {
                 gemm(
                     e,
                     T::ONE,
@@ -266,8 +295,8 @@ fn table<T: Element>(filter: Option<&str>) {
         T::NAME
     );
     println!(
-        "{:<34} {:>10} {:>8} {:>13} {:>8}",
-        "shape (E, B, in→out, product)", "1 thread", "% peak", "all threads", "% peak"
+        "{:<34} {:>10} {:>8} {:>13} {:>8} {:>10}",
+        "shape (E, B, in→out, product)", "1 thread", "% peak¹", "all threads", "% peak", "peak¹"
     );
     let shapes = [
         (16, 80, 1, 32),
@@ -291,16 +320,33 @@ fn table<T: Element>(filter: Option<&str>) {
             if filter.is_some_and(|f| !label.contains(f)) {
                 continue;
             }
-            let single = bench_product::<T>(e, b, fi, fo, p, Parallelism::Sequential);
-            let multi = bench_product::<T>(e, b, fi, fo, p, Parallelism::Rayon { min_flops: 0 });
+            // One thread: the product's batches in turns with the peak loop's, and its share
+            // of the peak measured beside it.
+            let mut peak_beside = 0.0;
+            let single = bench_product::<T>((e, b, fi, fo), p, Parallelism::Sequential, |f| {
+                let (peak_loop, flops) = fma_loop::<T>();
+                let (secs, peak_secs) = time_per_call_beside(f, peak_loop);
+                peak_beside = flops / peak_secs / 1e9;
+                secs
+            });
+            let multi = bench_product::<T>(
+                (e, b, fi, fo),
+                p,
+                Parallelism::Rayon { min_flops: 0 },
+                |f| time_per_call(f),
+            );
             println!(
-                "{:<34} {single:>10.1} {:>7.0}% {multi:>13.1} {:>7.0}%",
+                "{:<34} {single:>10.1} {:>7.0}% {multi:>13.1} {:>7.0}% {peak_beside:>10.1}",
                 label,
-                100.0 * single / peak,
+                100.0 * single / peak_beside,
                 100.0 * multi / (peak * threads as f64),
             );
         }
     }
+    println!(
+        "¹ one thread's share of the FMA peak measured beside it (their batches in turns), and \
+         that peak"
+    );
     println!(
         "tanh: {:.2} elements/ns (1 thread, 40,960 elements)",
         tanh_rate::<T>()

@@ -193,16 +193,34 @@ fn parse_gflops(output: &str) -> GflopsRun {
                 .split_whitespace()
                 .filter_map(|w| w.trim_end_matches('%').parse().ok())
                 .collect();
-            if let Some(&one) = numbers.get(numbers.len().saturating_sub(4)) {
-                let name = line[..line.find("  ").unwrap_or(line.len())].trim();
+            // `1 thread, % of the peak beside it, all threads, % of the peak, the peak beside
+            // it` (or, from tables before the peak was measured beside each product, without
+            // the last).
+            let (one, share) = match numbers.len() {
+                n if n >= 5 => (Some(numbers[n - 5]), Some(numbers[n - 4])),
+                4 => (Some(numbers[0]), None),
+                _ => (None, None),
+            };
+            let name = line[..line.find("  ").unwrap_or(line.len())].trim();
+            let mut push = |what: &str, unit: &'static str, value: f64| {
                 figures.push(Figure {
                     id: None,
-                    name: format!("kernels/gemm {precision} {name} (1 thread)"),
-                    unit: "GFLOP/s",
-                    median: one,
-                    min: one,
-                    max: one,
+                    name: format!("kernels/gemm {precision} {name} ({what})"),
+                    unit,
+                    median: value,
+                    min: value,
+                    max: value,
                 });
+            };
+            if let Some(one) = one {
+                push("1 thread", "GFLOP/s", one);
+            }
+            if let Some(share) = share {
+                push(
+                    "1 thread, % of the FMA peak measured beside it",
+                    "% of peak",
+                    share,
+                );
             }
         }
     }
@@ -564,10 +582,14 @@ fn peak_speedup(name: &str, now: &[(String, f64)], before: &[(String, f64)]) -> 
 
 /// The relative change of a figure from `before` to `now` with the host's speed taken out: the
 /// previous figure scaled by `speedup` (a rate — GFLOP/s, values/ns — times it, a time divided by
-/// it) before comparing. On a shared machine a whole run can land on a slower host (every figure,
-/// the FMA peak included, 10–15 % worse); the same-run peak is the yardstick that moves with it.
+/// it; a share of the peak left as it is) before comparing. On a shared machine a whole run can
+/// land on a slower host (every figure, the FMA peak included, 10–15 % worse); the same-run peak
+/// is the yardstick that moves with it.
 fn change_at_equal_peak(unit: &str, now: f64, before: f64, speedup: f64) -> f64 {
-    let expected = if unit.ends_with("/s") || unit.ends_with("/ns") {
+    let expected = if unit == "% of peak" {
+        // Already a share of the peak (measured beside it).
+        before
+    } else if unit.ends_with("/s") || unit.ends_with("/ns") {
         before * speedup
     } else {
         before / speedup
@@ -1742,6 +1764,42 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!((got[0].1 - seed / 200e9 * 1e6).abs() < 1e-9);
         assert!((got[1].1 - seed / 50e9 * 1e6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn parses_the_products_and_their_share_of_the_peak_beside_them() {
+        let run = parse_gflops(
+            "f64 — one core's measured FMA peak: 50.0 GFLOP/s (2 threads available)\n\
+             shape (E, B, in→out, product)        1 thread  % peak¹   all threads   % peak      peak¹\n\
+             E=16 B=80 32→32 dYᵀ·X                    41.7      89%          63.7      68%       46.9\n\
+             E=5 B=100 200→10 dY·W                    36.9      78%          34.6      37%\n",
+        );
+        let got: Vec<(&str, f64, &str)> = run
+            .figures
+            .iter()
+            .map(|f| (f.name.as_str(), f.median, f.unit))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "kernels/gemm f64 E=16 B=80 32→32 dYᵀ·X (1 thread)",
+                    41.7,
+                    "GFLOP/s"
+                ),
+                (
+                    "kernels/gemm f64 E=16 B=80 32→32 dYᵀ·X (1 thread, % of the FMA peak measured beside it)",
+                    89.0,
+                    "% of peak"
+                ),
+                (
+                    "kernels/gemm f64 E=5 B=100 200→10 dY·W (1 thread)",
+                    36.9,
+                    "GFLOP/s"
+                ),
+            ]
+        );
+        assert_eq!(change_at_equal_peak("% of peak", 90.0, 100.0, 0.8), -0.1);
     }
 
     #[test]
