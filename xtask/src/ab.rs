@@ -8,7 +8,9 @@
 //! pairs of its `B / A` ratio — a slow spell moves both runs of a pair alike, and spoils only
 //! the pairs it straddles. A change is called only when a two-sided sign test puts the pairs'
 //! split (how many had `B` faster, how many slower) below a 5 % chance: with ten pairs, nine
-//! one way. (Quartiles of the ratios on one side of 1 are not enough: two builds of the same
+//! one way. The test is per figure: of twenty figures that did not change, about one is called
+//! by chance (a null run of the `gflops` bench's eighteen 32→32 figures called one). (Quartiles
+//! of the ratios on one side of 1 are not enough: two builds of the same
 //! commit, ten pairs of the seed step on an Intel Xeon whose samples spread 0.64–1.73 between
 //! pairs, had the two-thread f32 figure's quartiles at 0.875–0.998; the sign test: 7 to 3,
 //! p = 0.34.) This is how the speed figures of the README and the closing notes are measured.
@@ -17,12 +19,14 @@
 //! runs; `git worktree prune` after deleting them) and built into `<target>/ab/target/<commit>`
 //! with the environment's `RUSTFLAGS` — so `RUSTFLAGS="-C target-cpu=x86-64-v3" CARGO_TARGET_DIR=target/v3
 //! cargo xtask ab OLD NEW` compares the AVX2 builds. The binaries are copied to
-//! `<target>/ab/bin/<bench>-<commit>`.
+//! `<target>/ab/bin/<bench>-<commit>`. The `gflops` bench's figures are rates and shares of the
+//! peak: their ratio is taken the other way (`A / B`), so that below 1 `B` is faster for every
+//! figure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Figure, parse_bench_lines, parse_divan, workspace_root};
+use crate::{Figure, parse_bench_lines, parse_divan, parse_gflops, workspace_root};
 
 /// A benchmark `ab` can run: its name, its package and how its output is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +42,12 @@ enum Format {
     Divan,
     /// Lines `bench <id> <median µs> <min µs> <max µs> <name…>`.
     BenchLines,
+    /// The `gflops` table: rates (GFLOP/s, values/ns) and shares of the peak.
+    Gflops,
 }
 
-/// The benchmarks whose figures are times, by name.
-pub const BENCHES: [Bench; 4] = [
+/// The benchmarks `ab` runs, by name.
+pub const BENCHES: [Bench; 5] = [
     Bench {
         name: "seed_step",
         package: "flock-runner",
@@ -62,7 +68,18 @@ pub const BENCHES: [Bench; 4] = [
         package: "flock-autograd",
         format: Format::Divan,
     },
+    Bench {
+        name: "gflops",
+        package: "flock-kernels",
+        format: Format::Gflops,
+    },
 ];
+
+/// Whether a larger value of a figure in `unit` is the faster one (a rate or a share of the
+/// peak, not a time).
+fn higher_is_faster(unit: &str) -> bool {
+    unit.ends_with("/s") || unit.ends_with("/ns") || unit == "% of peak"
+}
 
 /// The bench called `name`, or a message listing the known ones.
 pub fn bench_named(name: &str) -> Result<Bench, String> {
@@ -76,16 +93,18 @@ pub fn bench_named(name: &str) -> Result<Bench, String> {
         })
 }
 
-/// One figure of one run: its fastest sample and its median (µs).
+/// One figure of one run: its fastest sample and its median (in the figure's unit; a rate's
+/// fastest is its largest).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Sample {
     fastest: f64,
     median: f64,
 }
 
-/// A figure over all pairs: `(A, B)` per pair, in pair order.
-#[derive(Debug, Default, PartialEq)]
+/// A figure over all pairs: its unit and `(A, B)` per pair, in pair order.
+#[derive(Debug, PartialEq)]
 struct Series {
+    unit: &'static str,
     pairs: Vec<(Sample, Sample)>,
 }
 
@@ -137,22 +156,45 @@ fn verdict(ratios: &[f64]) -> String {
 }
 
 impl Series {
-    /// The pairs' `B / A` ratios of their fastest samples, in pair order.
+    /// `B`'s time over `A`'s from two values of the figure: `b / a` for a time, `a / b` for a
+    /// rate — below 1, `B` is faster either way.
+    fn time_ratio(&self, a: f64, b: f64) -> f64 {
+        if higher_is_faster(self.unit) {
+            a / b
+        } else {
+            b / a
+        }
+    }
+
+    /// The pairs' time ratios ([`Series::time_ratio`]) of their fastest samples, in pair order.
     fn fastest_ratios(&self) -> Vec<f64> {
         self.pairs
             .iter()
-            .map(|(a, b)| b.fastest / a.fastest)
+            .map(|(a, b)| self.time_ratio(a.fastest, b.fastest))
             .collect()
     }
 
-    /// `(median, lower quartile, upper quartile)` of the pairs' `B / A` ratios of the fastest
+    /// Each side's fastest sample over all its runs: `(A, B)`.
+    fn best(&self) -> (f64, f64) {
+        let pick = |side: fn(&(Sample, Sample)) -> f64| {
+            let values = self.pairs.iter().map(side);
+            if higher_is_faster(self.unit) {
+                values.fold(f64::NEG_INFINITY, f64::max)
+            } else {
+                values.fold(f64::INFINITY, f64::min)
+            }
+        };
+        (pick(|p| p.0.fastest), pick(|p| p.1.fastest))
+    }
+
+    /// `(median, lower quartile, upper quartile)` of the pairs' time ratios of the fastest
     /// samples, and the median of their ratios of medians.
     fn ratios(&self) -> ((f64, f64, f64), f64) {
         let mut fastest = self.fastest_ratios();
         let mut medians: Vec<f64> = self
             .pairs
             .iter()
-            .map(|(a, b)| b.median / a.median)
+            .map(|(a, b)| self.time_ratio(a.median, b.median))
             .collect();
         let (lo, mid, hi) = quartiles(&mut fastest);
         ((mid, lo, hi), quartiles(&mut medians).1)
@@ -281,6 +323,7 @@ fn run_once(bench: Bench, binary: &Path, filter: Option<&str>) -> Result<Vec<Fig
     Ok(match bench.format {
         Format::Divan => parse_divan(bench.name, &text),
         Format::BenchLines => parse_bench_lines(bench.name, &text),
+        Format::Gflops => parse_gflops(&text).figures,
     })
 }
 
@@ -294,19 +337,30 @@ fn add_pair(table: &mut Table, a: &[Figure], b: &[Figure]) {
             continue;
         };
         let sample = |f: &Figure| Sample {
-            fastest: f.min,
+            fastest: if higher_is_faster(f.unit) {
+                f.max
+            } else {
+                f.min
+            },
             median: f.median,
         };
         let pair = (sample(fa), sample(fb));
         match table.iter_mut().find(|(name, _)| *name == fa.name) {
             Some((_, series)) => series.pairs.push(pair),
-            None => table.push((fa.name.clone(), Series { pairs: vec![pair] })),
+            None => table.push((
+                fa.name.clone(),
+                Series {
+                    unit: fa.unit,
+                    pairs: vec![pair],
+                },
+            )),
         }
     }
 }
 
 /// The comparison table: per figure, each side's fastest sample over all its runs, the pairs'
-/// `B / A` ratio of fastest samples (median and quartiles) and of medians, and the verdict.
+/// time ratio `B / A` (a rate's `A / B`: below 1, `B` is faster) of fastest samples (median and
+/// quartiles) and of medians, the verdict, and every pair's ratio.
 fn report(table: &Table, old: &str, new: &str) -> String {
     let width = table
         .iter()
@@ -314,19 +368,20 @@ fn report(table: &Table, old: &str, new: &str) -> String {
         .max()
         .unwrap_or(0);
     let mut out = format!(
-        "A = {old}, B = {new}; B / A per pair (A and B alternate which runs first)\n\
-         {:<width$} {:>10} {:>10} {:>22} {:>9}  verdict\n",
+        "A = {old}, B = {new}; time ratio B / A per pair (a rate's A / B: below 1, B is faster; A \
+         and B alternate which runs first); a sign test at 5 % per figure, so of twenty unchanged \
+         figures about one is called by chance\n\
+         {:<width$} {:>16} {:>16} {:>22} {:>9}  verdict\n",
         "figure", "A fastest", "B fastest", "fastest B/A [quartiles]", "median"
     );
     for (name, series) in table {
-        let best = |pick: fn(&(Sample, Sample)) -> f64| {
-            series.pairs.iter().map(pick).fold(f64::INFINITY, f64::min)
-        };
+        let (a, b) = series.best();
+        let value = |v: f64| format!("{v:.1} {}", series.unit);
         let ((mid, lo, hi), medians) = series.ratios();
         out.push_str(&format!(
-            "{name:<width$} {:>8.1}µs {:>8.1}µs {mid:>8.3} [{lo:.3}–{hi:.3}] {medians:>9.3}  {}\n",
-            best(|p| p.0.fastest),
-            best(|p| p.1.fastest),
+            "{name:<width$} {:>16} {:>16} {mid:>8.3} [{lo:.3}–{hi:.3}] {medians:>9.3}  {}\n",
+            value(a),
+            value(b),
             verdict(&series.fastest_ratios()),
         ));
         let each: Vec<String> = series
@@ -442,6 +497,27 @@ mod tests {
         let text = report(&table, "old", "new");
         assert!(text.contains("within noise (1 faster / 1 slower"), "{text}");
         assert!(text.contains("by pair: 0.900 1.100"), "{text}");
+    }
+
+    #[test]
+    fn a_rate_is_faster_when_larger() {
+        let rate = |name: &str, v: f64| Figure {
+            id: None,
+            name: name.to_owned(),
+            unit: "GFLOP/s",
+            median: v,
+            min: v,
+            max: v,
+        };
+        let mut table = Table::new();
+        for _ in 0..6 {
+            add_pair(&mut table, &[rate("gemm", 80.0)], &[rate("gemm", 100.0)]);
+        }
+        assert_eq!(table[0].1.fastest_ratios(), vec![0.8; 6]);
+        assert_eq!(table[0].1.best(), (80.0, 100.0));
+        let text = report(&table, "old", "new");
+        assert!(text.contains("B faster (6 faster / 0 slower"), "{text}");
+        assert!(text.contains("100.0 GFLOP/s"), "{text}");
     }
 
     #[test]

@@ -1137,10 +1137,10 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
                    ratio over the pairs (median and quartiles of the fastest samples' ratios,
                    median of the medians' ratios) and whether B is faster, slower or within
                    the noise (a two-sided sign test over the pairs, at 5 %)
-  --bench NAME     seed_step, workloads, kernels or log_joint (repeatable; default seed_step
-                   and workloads)
-  --filter TEXT    passed to the bench binaries (a divan filter, or a workloads figure id
-                   such as wide_step.f64)
+  --bench NAME     seed_step, workloads, kernels, log_joint or gflops (repeatable; default
+                   seed_step and workloads; a rate's ratio is A / B, so below 1 B is faster)
+  --filter TEXT    passed to the bench binaries (a divan filter, a workloads figure id such
+                   as wide_step.f64, or a gflops shape such as 128→128)
   --pairs N        pairs to run (default 10; six is the fewest a sign test can call)
 
   fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
@@ -1256,7 +1256,7 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
         }
         "ab" => {
             let (mut commits, mut benches, mut filter, mut pairs) =
-                (Vec::new(), Vec::new(), None, 8);
+                (Vec::new(), Vec::new(), None, 10);
             let mut rest = args[1..].iter();
             while let Some(arg) = rest.next() {
                 match arg.as_str() {
@@ -1899,7 +1899,7 @@ mod tests {
                 "HEAD",
                 vec!["seed_step", "workloads"],
                 Some("f64".into()),
-                8
+                10
             )
         );
         let Ok(Task::Ab { benches, pairs, .. }) = parse_args(&args(&[
@@ -1915,7 +1915,7 @@ mod tests {
         );
         assert!(parse_args(&args(&["ab", "a", "b", "--pairs", "0"])).is_err());
         assert!(
-            parse_args(&args(&["ab", "a", "b", "--bench", "gflops"]))
+            parse_args(&args(&["ab", "a", "b", "--bench", "gflop"]))
                 .unwrap_err()
                 .contains("unknown bench")
         );
