@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A dataset folder in the UCI layout: y = 2·x₀ − x₁ + noise, 60 rows, 5 splits (uneven blocks
@@ -46,11 +47,27 @@ fn temp(name: &str) -> PathBuf {
 
 const UCI: [&str; 6] = ["--epochs", "4", "--batch-size", "16", "--quiet", "--json"];
 
-fn mpirun(ranks: usize, args: &[&str]) -> Output {
-    Command::new("mpirun")
+/// `mpirun -n ranks flock` with a session directory of its own: Open MPI's default,
+/// `/tmp/ompi.<host>.<uid>`, is shared by every job of the user, and this binary's tests run
+/// their jobs at once — two `orte_init`s creating it together have failed with "File exists".
+fn mpirun_command(ranks: usize) -> Command {
+    static JOBS: AtomicUsize = AtomicUsize::new(0);
+    let job = JOBS.fetch_add(1, Ordering::Relaxed);
+    let session = std::env::temp_dir()
+        .join(format!("flock-mpi-{}-sessions", std::process::id()))
+        .join(job.to_string());
+    std::fs::create_dir_all(&session).unwrap();
+    let mut command = Command::new("mpirun");
+    command
+        .env("OMPI_MCA_orte_tmpdir_base", session)
         .args(["--allow-run-as-root", "--oversubscribe", "-n"])
         .arg(ranks.to_string())
-        .arg(env!("CARGO_BIN_EXE_flock"))
+        .arg(env!("CARGO_BIN_EXE_flock"));
+    command
+}
+
+fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    mpirun_command(ranks)
         .args(args)
         .output()
         .expect("mpirun (Open MPI: apt-get install openmpi-bin libopenmpi-dev)")
@@ -410,9 +427,7 @@ fn a_killed_rank_stops_the_job_and_the_fit_resumes() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let want = std::fs::read(&whole).unwrap();
 
-    let mut job = Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
-        .arg(env!("CARGO_BIN_EXE_flock"))
+    let mut job = mpirun_command(2)
         .args(fit)
         .args(["--distributed", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

@@ -1197,6 +1197,32 @@ enum Task {
 
 /// Parses the arguments after `cargo xtask`.
 ///
+/// The two positional commits `OLD NEW` of `task` (`compare`, `ab`) among its `args`; every
+/// argument that starts with `-` goes to `flag` with the rest of the arguments (to take its
+/// value from), which answers whether it knew the flag.
+///
+/// # Errors
+/// An unknown flag, a flag's own error, or other than two commits.
+fn two_commits<'a>(
+    task: &str,
+    args: &'a [String],
+    mut flag: impl FnMut(&str, &mut std::slice::Iter<'a, String>) -> Result<bool, String>,
+) -> Result<(String, String), String> {
+    let mut commits = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if !arg.starts_with('-') {
+            commits.push(arg.clone());
+        } else if !flag(arg, &mut rest)? {
+            return Err(format!("unknown argument {arg:?} for {task}"));
+        }
+    }
+    let [old, new]: [String; 2] = commits
+        .try_into()
+        .map_err(|_| format!("{task} needs two commits: OLD NEW"))?;
+    Ok((old, new))
+}
+
 /// # Errors
 /// A message naming the argument that is not understood.
 fn parse_args(args: &[String]) -> Result<Task, String> {
@@ -1229,24 +1255,18 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
             })
         }
         "compare" => {
-            let (mut commits, mut simd, mut history) = (Vec::new(), None, None);
-            let mut rest = args[1..].iter();
-            while let Some(arg) = rest.next() {
-                match arg.as_str() {
+            let (mut simd, mut history) = (None, None);
+            let (old, new) = two_commits("compare", &args[1..], |flag, rest| {
+                match flag {
                     "--simd" => simd = Some(rest.next().ok_or("--simd needs a level")?.clone()),
                     "--history" => {
                         let file = rest.next().ok_or("--history needs a file")?;
                         history = Some(PathBuf::from(file));
                     }
-                    flag if flag.starts_with('-') => {
-                        return Err(format!("unknown argument {flag:?} for compare"));
-                    }
-                    commit => commits.push(commit.to_owned()),
+                    _ => return Ok(false),
                 }
-            }
-            let [old, new]: [String; 2] = commits
-                .try_into()
-                .map_err(|_| "compare needs two commits: OLD NEW".to_owned())?;
+                Ok(true)
+            })?;
             Ok(Task::Compare {
                 old,
                 new,
@@ -1255,11 +1275,9 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
             })
         }
         "ab" => {
-            let (mut commits, mut benches, mut filter, mut pairs) =
-                (Vec::new(), Vec::new(), None, 10);
-            let mut rest = args[1..].iter();
-            while let Some(arg) = rest.next() {
-                match arg.as_str() {
+            let (mut benches, mut filter, mut pairs) = (Vec::new(), None, 10);
+            let (old, new) = two_commits("ab", &args[1..], |flag, rest| {
+                match flag {
                     "--bench" => {
                         benches.push(ab::bench_named(rest.next().ok_or("--bench needs a name")?)?);
                     }
@@ -1273,15 +1291,10 @@ fn parse_args(args: &[String]) -> Result<Task, String> {
                             .filter(|&n: &usize| n > 0)
                             .ok_or("--pairs needs a whole number above 0")?;
                     }
-                    flag if flag.starts_with('-') => {
-                        return Err(format!("unknown argument {flag:?} for ab"));
-                    }
-                    commit => commits.push(commit.to_owned()),
+                    _ => return Ok(false),
                 }
-            }
-            let [old, new]: [String; 2] = commits
-                .try_into()
-                .map_err(|_| "ab needs two commits: OLD NEW".to_owned())?;
+                Ok(true)
+            })?;
             if benches.is_empty() {
                 benches = vec![ab::bench_named("seed_step")?, ab::bench_named("workloads")?];
             }
@@ -1880,7 +1893,14 @@ mod tests {
                 .unwrap_err()
                 .contains("two commits")
         );
-        assert!(parse_args(&args(&["compare", "a", "b", "--smid"])).is_err());
+        assert_eq!(
+            parse_args(&args(&["compare", "a", "b", "--smid"])),
+            Err(r#"unknown argument "--smid" for compare"#.to_owned())
+        );
+        assert_eq!(
+            parse_args(&args(&["ab", "a", "--pair", "b"])),
+            Err(r#"unknown argument "--pair" for ab"#.to_owned())
+        );
         let Ok(Task::Ab {
             old,
             new,
