@@ -26,7 +26,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Figure, parse_bench_lines, parse_divan, parse_gflops, workspace_root};
+use crate::figures::{Figure, parse_bench_lines, parse_divan, parse_gflops};
+use crate::workspace_root;
 
 /// A benchmark `ab` can run: its name, its package and how its output is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
