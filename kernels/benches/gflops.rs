@@ -18,6 +18,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use flock_kernels::peak::fma_peak_loop;
 use flock_kernels::{
     Element, MatMut, MatRef, Parallelism, SIMD_LEVEL, SimdVector, elementwise, gemm,
 };
@@ -65,27 +66,8 @@ fn time_per_call_beside(mut f: impl FnMut(), mut g: impl FnMut()) -> (f64, f64) 
 
 /// Peak FMA throughput of one core in GFLOP/s, from a loop of independent vector FMAs.
 fn fma_peak<T: Element>() -> f64 {
-    let (peak_loop, flops) = fma_loop::<T>();
+    let (peak_loop, flops) = fma_peak_loop::<T>();
     flops / time_per_call(peak_loop) / 1e9
-}
-
-/// The peak's loop (12 independent vector accumulators) and its FLOP per call.
-fn fma_loop<T: Element>() -> (impl FnMut(), f64) {
-    const ACC: usize = 12;
-    const ITERS: usize = 100_000;
-    let lanes = T::Vector::LANES;
-    let peak_loop = || {
-        let mut acc = [T::Vector::splat(T::ZERO); ACC];
-        let a = black_box(T::Vector::splat(T::from_f64(0.999_999)));
-        let b = black_box(T::Vector::splat(T::from_f64(1e-7)));
-        for _ in 0..ITERS {
-            for v in acc.iter_mut() {
-                *v = v.mul_add(a, b);
-            }
-        }
-        black_box(acc);
-    };
-    (peak_loop, (2 * lanes * ACC * ITERS) as f64)
 }
 
 #[derive(Clone, Copy)]
@@ -324,7 +306,7 @@ fn table<T: Element>(filter: Option<&str>) {
             // of the peak measured beside it.
             let mut peak_beside = 0.0;
             let single = bench_product::<T>((e, b, fi, fo), p, Parallelism::Sequential, |f| {
-                let (peak_loop, flops) = fma_loop::<T>();
+                let (peak_loop, flops) = fma_peak_loop::<T>();
                 let (secs, peak_secs) = time_per_call_beside(f, peak_loop);
                 peak_beside = flops / peak_secs / 1e9;
                 secs

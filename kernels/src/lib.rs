@@ -12,6 +12,7 @@
 //!   sums, sums of squares and dot products, `axpy` and `scale`.
 //! - [`Parallelism`]: the explicit threading argument.
 //! - [`AlignedBuf`]: a reusable buffer starting on a 64-byte boundary.
+//! - [`peak`]: one core's FMA peak, the loop the benchmarks measure every figure against.
 //!
 //! The SIMD width is fixed when the crate is compiled (see [`SIMD_LEVEL`]): build with
 //! `-C target-cpu=native` to get AVX-512 or AVX2 + FMA.
@@ -23,6 +24,7 @@ mod f64_math;
 mod frame;
 pub mod gemm;
 mod parallelism;
+pub mod peak;
 mod simd;
 mod tanh;
 mod transpose;

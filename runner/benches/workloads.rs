@@ -3,7 +3,11 @@
 //! step, and scaling curves over the ensemble size and the hidden width (drawn to
 //! `target/flock-figures/scaling.png`). Each figure is the median of 11 batches after a warm-up.
 //!
-//! Output lines `bench <name> <median µs> <min µs> <max µs>` are what `cargo xtask bench` reads.
+//! Output lines `bench <id> <median µs> <min µs> <max µs> <name>` and `beside <id> <median>
+//! <min> <max>` are what `cargo xtask bench` reads: the latter gives each step in GFLOP of the
+//! FMA peak measured beside it, batch by batch (`Timing::peak_gflop`), which over the step's
+//! product FLOPs is its multiple of its floor whatever the host's speed did meanwhile — the seed
+//! step's too, whose times come from the `seed_step` bench.
 //! Run: `cargo bench -p flock-runner --bench workloads`; an argument (`-- wide_step.f64`) keeps
 //! only the figures whose id contains it, and the curves are then skipped.
 
@@ -13,6 +17,7 @@ use flock_autograd::*;
 use flock_ensemble::model::Guide;
 use flock_ensemble::{MemberRng, ParallelLogJoint, Sampling, standard_normal};
 use flock_kernels::Element;
+use flock_kernels::peak::fma_peak_loop;
 use flock_metrics::{Series, line_chart_svg};
 use flock_optim::{AdamConfig, adam};
 use flock_runner::app::patterns::seed_model;
@@ -22,8 +27,55 @@ use flock_runner::map::EnsembleMAP;
 use flock_runner::train::{RunOptions, Training};
 use flock_runner::vi::{EnsembleVI, ViConfig};
 
-/// (median, min, max) seconds per call of `f`: 11 batches of ≈`budget` seconds each.
-fn time(mut f: impl FnMut(), budget: f64) -> (f64, f64, f64) {
+/// One figure: seconds per call, and the same calls in FLOPs of the FMA peak measured beside
+/// them — each as (median, min, max) over 11 batches.
+#[derive(Clone, Copy)]
+struct Timing {
+    seconds: (f64, f64, f64),
+    /// Per batch, its seconds per call times the FLOP/s of `fma_peak_loop` run right after it on
+    /// as many threads as the call used (GFLOP): the call's time in units of the machine's
+    /// speed in that moment, which a shared host's changes of speed between batches leave
+    /// alone. Over a step's matrix-product FLOPs it is the step's multiple of its floor.
+    peak_gflop: (f64, f64, f64),
+}
+
+impl Timing {
+    /// Every figure divided by `n` (a run of `n` steps timed as one call).
+    fn per(self, n: f64) -> Self {
+        let per = |(a, b, c): (f64, f64, f64)| (a / n, b / n, c / n);
+        Timing {
+            seconds: per(self.seconds),
+            peak_gflop: per(self.peak_gflop),
+        }
+    }
+}
+
+/// (median, min, max) of 11 values.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[5], values[0], values[10])
+}
+
+/// The FLOP/s of `T`'s FMA peak loop on `threads` threads at once, `calls` calls each.
+fn peak_rate<T: Element>(threads: usize, calls: u64) -> f64 {
+    let run = || {
+        let (mut peak_loop, flops) = fma_peak_loop::<T>();
+        for _ in 0..calls {
+            peak_loop();
+        }
+        flops * calls as f64
+    };
+    let start = Instant::now();
+    let flops: f64 = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(run)).collect();
+        run() + others.into_iter().map(|t| t.join().unwrap()).sum::<f64>()
+    });
+    flops / start.elapsed().as_secs_f64()
+}
+
+/// [`Timing`] of `f` on `threads` threads in `T`: 11 batches of ≈`budget` seconds each, each
+/// followed by ≈10 ms of the FMA peak loop on `threads` threads.
+fn time<T: Element>(mut f: impl FnMut(), budget: f64, threads: usize) -> Timing {
     let start = Instant::now();
     let mut calls = 0u64;
     while start.elapsed().as_secs_f64() < budget {
@@ -31,21 +83,25 @@ fn time(mut f: impl FnMut(), budget: f64) -> (f64, f64, f64) {
         calls += 1;
     }
     let per_batch = ((budget / (start.elapsed().as_secs_f64() / calls as f64)) as u64).max(1);
-    let mut samples: Vec<f64> = (0..11)
+    let peak_calls = (0.01 * peak_rate::<T>(1, 1) / fma_peak_loop::<T>().1).ceil() as u64;
+    let (seconds, peak_gflop): (Vec<f64>, Vec<f64>) = (0..11)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..per_batch {
                 f();
             }
-            t.elapsed().as_secs_f64() / per_batch as f64
+            let seconds = t.elapsed().as_secs_f64() / per_batch as f64;
+            (seconds, seconds * peak_rate::<T>(threads, peak_calls) / 1e9)
         })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    (samples[5], samples[0], samples[10])
+        .unzip();
+    Timing {
+        seconds: spread(seconds),
+        peak_gflop: spread(peak_gflop),
+    }
 }
 
 /// [`mlp_step`] for one element type.
-type StepFn = fn(usize, usize, usize, usize, usize, f64) -> (f64, f64, f64);
+type StepFn = fn(usize, usize, usize, usize, usize, f64) -> Timing;
 
 /// Time per step over ensemble sizes and hidden widths, with the ideal lines.
 struct Curves {
@@ -115,13 +171,11 @@ fn filter() -> Option<String> {
     std::env::args().skip(1).find(|a| !a.starts_with("--"))
 }
 
-/// Measures (`measure`) and prints the figure `id` unless the filter leaves it out; its median
-/// in µs.
-fn report(id: &str, name: &str, measure: impl FnOnce() -> (f64, f64, f64)) -> Option<f64> {
-    if filter().is_some_and(|f| !id.contains(&f)) {
-        return None;
-    }
-    let (median, min, max) = measure();
+/// Measures (`measure`) and prints the figure `id` unless the filter leaves it out — its time
+/// and its `beside` line (see [`report_beside`]); its median in µs.
+fn report(id: &str, name: &str, measure: impl FnOnce() -> Timing) -> Option<f64> {
+    let timing = report_beside(id, measure)?;
+    let (median, min, max) = timing.seconds;
     println!(
         "bench {id} {:.3} {:.3} {:.3} {name}",
         median * 1e6,
@@ -129,6 +183,19 @@ fn report(id: &str, name: &str, measure: impl FnOnce() -> (f64, f64, f64)) -> Op
         max * 1e6
     );
     Some(median * 1e6)
+}
+
+/// Measures (`measure`) and prints only `beside <id> <median> <min> <max>`, the figure's time in
+/// GFLOP of the FMA peak measured beside it ([`Timing::peak_gflop`]), unless the filter leaves
+/// `id` out. (The seed step's own times come from the `seed_step` bench.)
+fn report_beside(id: &str, measure: impl FnOnce() -> Timing) -> Option<Timing> {
+    if filter().is_some_and(|f| !id.contains(&f)) {
+        return None;
+    }
+    let timing = measure();
+    let (median, min, max) = timing.peak_gflop;
+    println!("beside {id} {median:.6} {min:.6} {max:.6}");
+    Some(timing)
 }
 
 /// Seconds per `EnsembleMAP` step for an MLP `1→width→width→1` on `rows` examples in batches of
@@ -140,7 +207,7 @@ fn mlp_step<T: Element>(
     batch: usize,
     threads: usize,
     budget: f64,
-) -> (f64, f64, f64) {
+) -> Timing {
     let mut layout = ParamLayout::new();
     let mlp = Mlp::new(
         &mut layout,
@@ -167,11 +234,12 @@ fn mlp_step<T: Element>(
     let data = Batch::new(&x, &y, rows).unwrap();
     let mut state = map.init(0).unwrap();
     if batch >= rows {
-        time(
+        time::<T>(
             || {
                 map.update(&mut state, data, 1.0).unwrap();
             },
             budget,
+            threads,
         )
     } else {
         // Whole fused runs of `STEPS` mini-batched steps (batch selection included), as
@@ -181,7 +249,7 @@ fn mlp_step<T: Element>(
         // the stream, a cost that grows with the step.)
         const STEPS: usize = 10;
         let mut state = Some(state);
-        let (median, min, max) = time(
+        time::<T>(
             || {
                 let mut training = Training::new(state.take().expect("put back"));
                 map.train(
@@ -199,14 +267,14 @@ fn mlp_step<T: Element>(
                 state = Some(training.state);
             },
             budget,
-        );
-        let per = |t: f64| t / STEPS as f64;
-        (per(median), per(min), per(max))
+            threads,
+        )
+        .per(STEPS as f64)
     }
 }
 
 /// Seconds per `EnsembleVI` step on the seed problem (E = 16, one particle).
-fn vi_step<T: Element>(threads: usize, guide: Guide) -> (f64, f64, f64) {
+fn vi_step<T: Element>(threads: usize, guide: Guide) -> Timing {
     let x: Vec<T> = (0..80)
         .map(|i| T::from_f64(-10.0 + 20.0 * i as f64 / 80.0))
         .collect();
@@ -234,15 +302,25 @@ fn vi_step<T: Element>(threads: usize, guide: Guide) -> (f64, f64, f64) {
     )
     .unwrap();
     let mut state = vi.init(0).unwrap();
-    time(
+    time::<T>(
         || {
             vi.update(&mut state, data, 1.0).unwrap();
         },
         0.05,
+        threads,
     )
 }
 
 fn main() {
+    // The seed step (the `seed_step` bench's E = 16, N = 80, 1→32→32→1, Adam) beside the peak.
+    for threads in [1, 2] {
+        report_beside(&format!("seed_step.f32.t{threads}"), || {
+            mlp_step::<f32>(16, 32, 80, 80, threads, 0.03)
+        });
+        report_beside(&format!("seed_step.f64.t{threads}"), || {
+            mlp_step::<f64>(16, 32, 80, 80, threads, 0.03)
+        });
+    }
     // Scale and wide workloads.
     for threads in [1, 2] {
         let f32_scale = report(

@@ -5,9 +5,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::figures::{
-    Figure, parse_adam, parse_bench_lines, parse_divan, parse_gflops, with_seed_step_ids,
+    Figure, parse_adam, parse_bench_lines, parse_beside_lines, parse_divan, parse_gflops,
+    with_seed_step_ids,
 };
-use crate::floor::floors;
+use crate::floor::{floors, floors_beside};
 use crate::history::{
     Recorded, comparison, cpu_name, previous_record, read_record, record, record_field,
     record_peaks,
@@ -73,6 +74,7 @@ pub(crate) fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), S
         &["bench", "-p", "flock-runner", "--bench", "workloads"],
     )?;
     figures.extend(parse_bench_lines("runner", &workloads));
+    figures.extend(floors_beside(&parse_beside_lines(&workloads)));
     let scores = run(
         "cargo",
         &["bench", "-p", "flock-metrics", "--bench", "scores"],

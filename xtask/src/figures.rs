@@ -219,6 +219,36 @@ pub(crate) fn parse_bench_lines(prefix: &str, output: &str) -> Vec<Figure> {
         .collect()
 }
 
+/// A step's time in GFLOP of the FMA peak measured beside it, batch by batch: the workloads
+/// bench's `beside <id> <median> <min> <max>` lines.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Beside {
+    pub(crate) id: String,
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+/// Lines `beside <id> <median> <min> <max>` (the workloads bench).
+pub(crate) fn parse_beside_lines(output: &str) -> Vec<Beside> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("beside "))
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let [id, median, min, max] = words[..] else {
+                return None;
+            };
+            Some(Beside {
+                id: id.to_owned(),
+                median: median.parse().ok()?,
+                min: min.parse().ok()?,
+                max: max.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 /// The seed-step bench's figures (`runner/seed_step/<precision>/<threads>`) get their ids
 /// (`seed_step.<precision>.t<threads>`).
 pub(crate) fn with_seed_step_ids(mut figures: Vec<Figure>) -> Vec<Figure> {
@@ -246,6 +276,22 @@ mod tests {
         assert_eq!(f[0].name, "runner/wide workload f32");
         assert_eq!(f[0].id.as_deref(), Some("wide_step.f32.t1"));
         assert_eq!((f[0].median, f[0].min, f[0].max), (2044.9, 2038.1, 2088.2));
+    }
+
+    #[test]
+    fn parses_beside_lines() {
+        let b = parse_beside_lines(
+            "beside seed_step.f32.t2 16.5 15.25 18.0\nbench x 1 1 1 x\nbeside bad 1 2\n",
+        );
+        assert_eq!(
+            b,
+            vec![Beside {
+                id: "seed_step.f32.t2".into(),
+                median: 16.5,
+                min: 15.25,
+                max: 18.0
+            }]
+        );
     }
 
     #[test]
@@ -322,6 +368,8 @@ mod tests {
             ]
         );
         assert_eq!(change_at_equal_peak("% of peak", 90.0, 100.0, 0.8), -0.1);
+        // A multiple of the floor read beside its peak, likewise.
+        assert_eq!(change_at_equal_peak("×", 3.0, 2.0, 0.8), 0.5);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Each step workload's floor: its matrix products at the run's measured FMA peak.
 
-use crate::figures::Figure;
+use crate::figures::{Beside, Figure};
 
 /// Floating-point operations of one training step's matrix products for `members` MLPs with
 /// layer widths `widths` on `batch` rows: per layer `in → out` the forward `X·Wᵀ` and the weight
@@ -54,6 +54,32 @@ pub(crate) fn floors(figures: &[Figure], peaks: &[(&'static str, f64)]) -> Vec<(
     out
 }
 
+/// Each step workload's multiple of its floor from its [`Beside`] figures — its time in FLOPs of
+/// the FMA peak measured beside it over its products' FLOPs — as figures `<id>.beside` in `×`
+/// (e.g. `seed_step.f32.t2.beside`): the first reading of a step against its floor that a
+/// change of the host's speed between the run's start and the step does not move.
+pub(crate) fn floors_beside(beside: &[Beside]) -> Vec<Figure> {
+    beside
+        .iter()
+        .filter_map(|b| {
+            let workload = b.id.split('.').next()?;
+            let (_, members, batch, widths) = STEP_WORKLOADS.iter().find(|w| w.0 == workload)?;
+            let flops = mlp_product_flops(*members, *batch, widths) / 1e9;
+            Some(Figure {
+                id: Some(format!("{}.beside", b.id)),
+                name: format!(
+                    "runner/{} × its floor (the FMA peak measured beside it)",
+                    b.id
+                ),
+                unit: "×",
+                median: b.median / flops,
+                min: b.min / flops,
+                max: b.max / flops,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +120,23 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!((got[0].1 - seed / 200e9 * 1e6).abs() < 1e-9);
         assert!((got[1].1 - seed / 50e9 * 1e6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn floors_beside_divide_the_steps_peak_flops_by_their_products() {
+        let seed = mlp_product_flops(16, 80, &[1, 32, 32, 1]) / 1e9;
+        let beside = |id: &str| Beside {
+            id: id.into(),
+            median: 2.0 * seed,
+            min: 1.5 * seed,
+            max: 3.0 * seed,
+        };
+        let got = floors_beside(&[beside("seed_step.f64.t2"), beside("scaling_members.f32.e4")]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id.as_deref(), Some("seed_step.f64.t2.beside"));
+        assert_eq!((got[0].median, got[0].min, got[0].max), (2.0, 1.5, 3.0));
+        assert_eq!(got[0].unit, "×");
+        // Its id has four parts: the µs floors leave it alone.
+        assert!(floors(&got, &[("f64", 50.0)]).is_empty());
     }
 }

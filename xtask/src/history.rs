@@ -222,8 +222,8 @@ pub(crate) fn peak_speedup(
 /// land on a slower host (every figure, the FMA peak included, 10–15 % worse); the same-run peak
 /// is the yardstick that moves with it.
 pub(crate) fn change_at_equal_peak(unit: &str, now: f64, before: f64, speedup: f64) -> f64 {
-    let expected = if unit == "% of peak" {
-        // Already a share of the peak (measured beside it).
+    let expected = if unit == "% of peak" || unit == "×" {
+        // Already a share or a multiple of the peak's work (measured beside it).
         before
     } else if unit.ends_with("/s") || unit.ends_with("/ns") {
         before * speedup

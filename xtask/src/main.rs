@@ -7,7 +7,9 @@
 //! prints one table and appends a JSON record (commit, date, CPU, SIMD level, threads, one core's
 //! measured FMA peak, every figure's median / min / max, and each step workload's floor: its
 //! matrix products at that peak on every thread it used) to `bench/history.jsonl`; the table shows
-//! every step figure as a multiple of its floor. `--compare` prints each figure's change against
+//! every step figure as a multiple of its floor, and records each step workload's multiple of its
+//! floor against the FMA peak measured beside it batch by batch (`seed_step.f32.t2.beside`, the
+//! workloads bench's `beside` lines). `--compare` prints each figure's change against
 //! the last record of the same CPU and SIMD level, also with the two runs' measured FMA peaks
 //! taken out (a run on a slower host moves every figure and the peak alike), and flags moves of
 //! the latter larger than either run's own spread; `cargo xtask compare OLD NEW` prints the same
