@@ -9,7 +9,8 @@ Prints `jax <id> <microseconds>` lines; the ids (`seed_step.f64`, `scale_step.f3
 keys `cargo xtask bench` matches with flock's figures. The environment is pinned in
 `requirements.txt`.
 
-Usage: python workloads.py {f32,f64} [--quick]
+Usage: python workloads.py {f32,f64} [--quick] [--only WORKLOAD]
+(`--only wide_step`: that workload alone, for `cargo xtask vs-jax`'s alternated pairs.)
 """
 import os
 import sys
@@ -129,13 +130,25 @@ def per_step(name, make, steps):
 
 
 quick = "--quick" in sys.argv
+only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+
+
+def wanted(workload):
+    return only is None or only == workload
+
+
 seed_steps = 1500
-# Cold: from process start (imports included) to the first result of 1,500 steps.
-run, params, state = map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps)
-jax.block_until_ready(run(params, state, jax.random.PRNGKey(0)))
-print(f"jax seed_cold.{PRECISION} {(time.perf_counter() - START) * 1e6:.3f}", flush=True)
-per_step(f"seed_step.{PRECISION}", lambda: map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps), seed_steps)
+if wanted("seed_cold"):
+    # Cold: from process start (imports included) to the first result of 1,500 steps.
+    run, params, state = map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps)
+    jax.block_until_ready(run(params, state, jax.random.PRNGKey(0)))
+    print(f"jax seed_cold.{PRECISION} {(time.perf_counter() - START) * 1e6:.3f}", flush=True)
+if wanted("seed_step"):
+    per_step(f"seed_step.{PRECISION}", lambda: map_run(16, [1, 32, 32, 1], 80, 80, 5e-3, seed_steps), seed_steps)
 scale_steps = 200 if quick else 2000
-per_step(f"scale_step.{PRECISION}", lambda: map_run(64, [1, 64, 64, 1], 4096, 256, 1e-3, scale_steps), scale_steps)
-per_step(f"wide_step.{PRECISION}", lambda: map_run(16, [1, 128, 128, 1], 80, 80, 5e-3, 300 if quick else 1500), 300 if quick else 1500)
-per_step(f"vi_step.{PRECISION}", lambda: vi_run(16, seed_steps), seed_steps)
+if wanted("scale_step"):
+    per_step(f"scale_step.{PRECISION}", lambda: map_run(64, [1, 64, 64, 1], 4096, 256, 1e-3, scale_steps), scale_steps)
+if wanted("wide_step"):
+    per_step(f"wide_step.{PRECISION}", lambda: map_run(16, [1, 128, 128, 1], 80, 80, 5e-3, 300 if quick else 1500), 300 if quick else 1500)
+if wanted("vi_step"):
+    per_step(f"vi_step.{PRECISION}", lambda: vi_run(16, seed_steps), seed_steps)

@@ -110,7 +110,7 @@ struct Series {
 }
 
 /// The median and quartiles of some ratios (sorted in place).
-fn quartiles(values: &mut [f64]) -> (f64, f64, f64) {
+pub(crate) fn quartiles(values: &mut [f64]) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     let at = |q: f64| {
         // Linear interpolation between the closest ranks.
@@ -245,7 +245,7 @@ fn worktree(commit: &str) -> Result<PathBuf, String> {
 }
 
 /// The executables cargo reports building (`--message-format=json`'s `"executable"` fields).
-fn executables(cargo_json: &str) -> Vec<PathBuf> {
+pub(crate) fn executables(cargo_json: &str) -> Vec<PathBuf> {
     cargo_json
         .lines()
         .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))

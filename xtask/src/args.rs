@@ -8,6 +8,7 @@ pub(crate) const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
        cargo xtask compare OLD NEW [--simd LEVEL] [--history FILE]
        cargo xtask ab OLD NEW [--bench NAME]... [--filter TEXT] [--pairs N]
+       cargo xtask vs-jax ID [--pairs N]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
        cargo xtask wheel
        cargo xtask fuzz [--seconds N]
@@ -37,6 +38,11 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
   --filter TEXT    passed to the bench binaries (a divan filter, a workloads figure id such
                    as wide_step.f64, or a gflops shape such as 128→128)
   --pairs N        pairs to run (default 10; six is the fewest a sign test can call)
+
+  vs-jax           one step figure (ID, e.g. wide_step.f64.t2) in flock and the same workload
+                   in JAX, in N alternated pairs (default 6): each pair's JAX / flock, their
+                   median and quartiles, and how many pairs reach 2×
+  --pairs N        pairs to run
 
   fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
                    f32), the same ensemble in JAX + equinox + optax, and scikit-learn's
@@ -75,6 +81,10 @@ pub(crate) enum Task {
         new: String,
         simd: Option<String>,
         history: PathBuf,
+    },
+    VsJax {
+        id: String,
+        pairs: usize,
     },
     Ab {
         old: String,
@@ -201,6 +211,29 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
                 pairs,
             })
         }
+        "vs-jax" => {
+            let (mut id, mut pairs) = (None, 6);
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--pairs" => {
+                        pairs = rest
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .filter(|&n: &usize| n > 0)
+                            .ok_or("--pairs needs a whole number above 0")?;
+                    }
+                    flag if flag.starts_with('-') => {
+                        return Err(format!("unknown argument {flag:?} for vs-jax"));
+                    }
+                    figure if id.is_none() => id = Some(figure.to_owned()),
+                    extra => return Err(format!("vs-jax takes one figure id, not also {extra:?}")),
+                }
+            }
+            let id = id.ok_or("vs-jax needs a figure id such as wide_step.f64.t2")?;
+            crate::vs_jax::jax_id(&id)?;
+            Ok(Task::VsJax { id, pairs })
+        }
         "fashion" => {
             let (mut epochs, mut train_images, mut skip_sklearn) = (20, None, false);
             let mut rest = args[1..].iter();
@@ -300,6 +333,20 @@ mod tests {
             parse_args(&args(&["compare", "a", "b", "--smid"])),
             Err(r#"unknown argument "--smid" for compare"#.to_owned())
         );
+        assert_eq!(
+            parse_args(&args(&["vs-jax", "wide_step.f64.t2", "--pairs", "4"])),
+            Ok(Task::VsJax {
+                id: "wide_step.f64.t2".into(),
+                pairs: 4
+            })
+        );
+        assert!(
+            parse_args(&args(&["vs-jax", "wide"]))
+                .unwrap_err()
+                .contains("wide_step.f64.t2")
+        );
+        assert!(parse_args(&args(&["vs-jax"])).is_err());
+        assert!(parse_args(&args(&["vs-jax", "seed_step.f32.t1", "x"])).is_err());
         assert_eq!(
             parse_args(&args(&["ab", "a", "--pair", "b"])),
             Err(r#"unknown argument "--pair" for ab"#.to_owned())

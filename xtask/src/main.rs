@@ -22,7 +22,7 @@
 //!
 //! Modules: [`args`] (the command line), [`mod@bench`] (the suite), [`figures`] (reading the benches'
 //! outputs), [`floor`] (each workload's floor), [`history`] (records and their comparison),
-//! [`jax`] (the JAX side), [`ab`] (two commits alternately), [`mod@fashion`] (Fashion-MNIST).
+//! [`jax`] (the JAX side), [`vs_jax`] (flock and JAX alternately), [`ab`] (two commits alternately), [`mod@fashion`] (Fashion-MNIST).
 
 mod ab;
 mod args;
@@ -32,6 +32,7 @@ mod figures;
 mod floor;
 mod history;
 mod jax;
+mod vs_jax;
 
 use args::{Task, USAGE, parse_args};
 use bench::bench;
@@ -167,6 +168,7 @@ fn main() -> ExitCode {
             filter,
             pairs,
         }) => ab::ab(&old, &new, &benches, filter.as_deref(), pairs),
+        Ok(Task::VsJax { id, pairs }) => vs_jax::vs_jax(&id, pairs),
         Ok(Task::Wheel) => wheel(),
         Ok(Task::OptaxFixtures) => optax_fixtures(),
         Ok(Task::Fuzz { seconds }) => fuzz(seconds),
