@@ -11,7 +11,7 @@
 //! Run: `cargo bench -p flock-runner --bench workloads`; an argument (`-- wide_step.f64`) keeps
 //! only the figures whose id contains it, and the curves are then skipped.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use flock_autograd::*;
 use flock_ensemble::model::Guide;
@@ -74,7 +74,7 @@ fn peak_rate<T: Element>(threads: usize, calls: u64) -> f64 {
 }
 
 /// [`Timing`] of `f` on `threads` threads in `T`: 11 batches of ≈`budget` seconds each, each
-/// followed by ≈10 ms of the FMA peak loop on `threads` threads.
+/// followed by ≈10 ms of the FMA peak loop on `threads` threads (1 ms after the batch).
 fn time<T: Element>(mut f: impl FnMut(), budget: f64, threads: usize) -> Timing {
     let start = Instant::now();
     let mut calls = 0u64;
@@ -91,6 +91,9 @@ fn time<T: Element>(mut f: impl FnMut(), budget: f64, threads: usize) -> Timing 
                 f();
             }
             let seconds = t.elapsed().as_secs_f64() / per_batch as f64;
+            // The log-joint's helper threads poll for 0.5 ms after their last block before
+            // they park: the peak loop starts once they have, so as not to share a core.
+            std::thread::sleep(Duration::from_millis(1));
             (seconds, seconds * peak_rate::<T>(threads, peak_calls) / 1e9)
         })
         .unzip();
