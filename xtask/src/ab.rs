@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::figures::{Figure, parse_bench_lines, parse_divan, parse_gflops};
+use crate::figures::{Figure, parse_bench_lines, parse_beside_lines, parse_divan, parse_gflops};
 use crate::workspace_root;
 
 /// A benchmark `ab` can run: its name, its package and how its output is read.
@@ -323,7 +323,12 @@ fn run_once(bench: Bench, binary: &Path, filter: Option<&str>) -> Result<Vec<Fig
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(match bench.format {
         Format::Divan => parse_divan(bench.name, &text),
-        Format::BenchLines => parse_bench_lines(bench.name, &text),
+        Format::BenchLines => {
+            let mut figures = parse_bench_lines(bench.name, &text);
+            let beside = parse_beside_lines(&text);
+            figures.extend(beside.iter().map(|b| b.figure(bench.name)));
+            figures
+        }
         Format::Gflops => parse_gflops(&text).figures,
     })
 }

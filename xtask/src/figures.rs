@@ -229,6 +229,21 @@ pub(crate) struct Beside {
     pub(crate) max: f64,
 }
 
+impl Beside {
+    /// As a figure of its own (`<prefix>/<id> beside the peak`, unit `GFLOP`: a time, lower is
+    /// faster), for `ab` to compare like the others.
+    pub(crate) fn figure(&self, prefix: &str) -> Figure {
+        Figure {
+            id: Some(format!("{}.beside", self.id)),
+            name: format!("{prefix}/{} beside the peak", self.id),
+            unit: "GFLOP",
+            median: self.median,
+            min: self.min,
+            max: self.max,
+        }
+    }
+}
+
 /// Lines `beside <id> <median> <min> <max>` (the workloads bench).
 pub(crate) fn parse_beside_lines(output: &str) -> Vec<Beside> {
     output
@@ -291,6 +306,12 @@ mod tests {
                 min: 15.25,
                 max: 18.0
             }]
+        );
+        let f = b[0].figure("workloads");
+        assert_eq!(f.name, "workloads/seed_step.f32.t2 beside the peak");
+        assert_eq!(
+            (f.unit, f.median, f.min, f.max),
+            ("GFLOP", 16.5, 15.25, 18.0)
         );
     }
 
