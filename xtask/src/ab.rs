@@ -245,7 +245,7 @@ fn worktree(commit: &str) -> Result<PathBuf, String> {
 }
 
 /// The executables cargo reports building (`--message-format=json`'s `"executable"` fields).
-pub(crate) fn executables(cargo_json: &str) -> Vec<PathBuf> {
+fn executables(cargo_json: &str) -> Vec<PathBuf> {
     cargo_json
         .lines()
         .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
@@ -253,6 +253,19 @@ pub(crate) fn executables(cargo_json: &str) -> Vec<PathBuf> {
             let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
             let len = l[start..].find('"')?;
             Some(PathBuf::from(&l[start..start + len]))
+        })
+        .collect()
+}
+
+/// The executables of bench `name` among those cargo reports building (the package's other
+/// targets, e.g. a binary, may be built too).
+pub(crate) fn bench_executables(cargo_json: &str, name: &str) -> Vec<PathBuf> {
+    executables(cargo_json)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}-")))
         })
         .collect()
 }
@@ -280,15 +293,7 @@ fn build(bench: Bench, commit: &str) -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    // The bench's own binary (the package's other targets, e.g. a binary, may be built too).
-    let built: Vec<PathBuf> = executables(&String::from_utf8_lossy(&out.stdout))
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{}-", bench.name)))
-        })
-        .collect();
+    let built = bench_executables(&String::from_utf8_lossy(&out.stdout), bench.name);
     let [binary] = &built[..] else {
         return Err(format!(
             "building {} at {commit} gave {} executables, not one",

@@ -128,6 +128,17 @@ pub(crate) fn two_commits<'a>(
     Ok((old, new))
 }
 
+/// The value of `--pairs` (`ab`, `vs-jax`).
+///
+/// # Errors
+/// A missing value, or one that is not a whole number above 0.
+fn pairs_value(value: Option<&String>) -> Result<usize, String> {
+    value
+        .and_then(|n| n.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .ok_or_else(|| "--pairs needs a whole number above 0".to_owned())
+}
+
 /// # Errors
 /// A message naming the argument that is not understood.
 pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
@@ -190,11 +201,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
                         filter = Some(rest.next().ok_or("--filter needs a text")?.clone())
                     }
                     "--pairs" => {
-                        pairs = rest
-                            .next()
-                            .and_then(|n| n.parse().ok())
-                            .filter(|&n: &usize| n > 0)
-                            .ok_or("--pairs needs a whole number above 0")?;
+                        pairs = pairs_value(rest.next())?;
                     }
                     _ => return Ok(false),
                 }
@@ -216,13 +223,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
             let mut rest = args[1..].iter();
             while let Some(arg) = rest.next() {
                 match arg.as_str() {
-                    "--pairs" => {
-                        pairs = rest
-                            .next()
-                            .and_then(|n| n.parse().ok())
-                            .filter(|&n: &usize| n > 0)
-                            .ok_or("--pairs needs a whole number above 0")?;
-                    }
+                    "--pairs" => pairs = pairs_value(rest.next())?,
                     flag if flag.starts_with('-') => {
                         return Err(format!("unknown argument {flag:?} for vs-jax"));
                     }

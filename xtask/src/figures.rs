@@ -231,10 +231,11 @@ pub(crate) struct Beside {
 
 impl Beside {
     /// As a figure of its own (`<prefix>/<id> beside the peak`, unit `GFLOP`: a time, lower is
-    /// faster), for `ab` to compare like the others.
+    /// faster), for `ab` to compare like the others by name — without an id, which the recorded
+    /// multiple of the floor (`<id>.beside`, [`crate::floor::floors_beside`]) holds.
     pub(crate) fn figure(&self, prefix: &str) -> Figure {
         Figure {
-            id: Some(format!("{}.beside", self.id)),
+            id: None,
             name: format!("{prefix}/{} beside the peak", self.id),
             unit: "GFLOP",
             median: self.median,

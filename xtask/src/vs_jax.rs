@@ -6,13 +6,12 @@
 //! take turns — flock's `workloads` bench filtered to the figure, then JAX's `workloads.py
 //! --only` that workload, then the other way round — and each pair gives its own ratio.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 
-use crate::ab::{executables, quartiles};
+use crate::ab::{bench_executables, quartiles};
 use crate::figures::parse_bench_lines;
 use crate::jax::jax_python;
-use crate::workspace_root;
+use crate::{run, workspace_root};
 
 /// JAX's figure id for flock's `id`: `wide_step.f64.t2` → (`wide_step`, `wide_step.f64`) — the
 /// workload `workloads.py --only` takes and the id it prints (JAX uses every core whatever
@@ -32,41 +31,30 @@ pub(crate) fn jax_id(id: &str) -> Result<(&str, String), String> {
 }
 
 /// The workloads bench built as the environment says (`RUSTFLAGS`, `CARGO_TARGET_DIR`).
-fn workloads_binary() -> Result<PathBuf, String> {
-    let out = Command::new("cargo")
-        .args(["bench", "--no-run", "--message-format=json"])
-        .args(["-p", "flock-runner", "--bench", "workloads"])
-        .current_dir(workspace_root())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building the workloads bench failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    executables(&String::from_utf8_lossy(&out.stdout))
-        .into_iter()
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("workloads-"))
-        })
-        .ok_or_else(|| "cargo built no workloads bench".to_owned())
+fn workloads_binary() -> Result<String, String> {
+    let json = run(
+        "cargo",
+        &[
+            "bench",
+            "--no-run",
+            "--message-format=json",
+            "-p",
+            "flock-runner",
+            "--bench",
+            "workloads",
+        ],
+    )?;
+    let built = bench_executables(&json, "workloads");
+    let binary = built
+        .first()
+        .ok_or_else(|| "cargo built no workloads bench".to_owned())?;
+    Ok(text(binary)?.to_owned())
 }
 
-/// Standard output of a command that must succeed.
-fn output(command: &mut Command) -> Result<String, String> {
-    let out = command
-        .output()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{command:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// A path as the `&str` [`run`] takes.
+fn text(path: &Path) -> Result<&str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// The value of the line `jax <id> <µs>` in `workloads.py`'s output.
@@ -112,20 +100,19 @@ pub(crate) fn vs_jax(id: &str, pairs: usize) -> Result<(), String> {
     let (python, _) = jax_python()?;
     let script = workspace_root().join("xtask/jax/workloads.py");
     let flock = || -> Result<f64, String> {
-        let text = output(Command::new(&binary).args(["--bench", id]))?;
-        parse_bench_lines("runner", &text)
+        let out = run(&binary, &["--bench", id])?;
+        parse_bench_lines("runner", &out)
             .iter()
             .find(|f| f.id.as_deref() == Some(id))
             .map(|f| f.median)
             .ok_or_else(|| format!("the workloads bench printed no figure {id}"))
     };
     let jax = || -> Result<f64, String> {
-        let text = output(
-            Command::new(&python)
-                .arg(&script)
-                .args([precision, "--only", workload]),
+        let out = run(
+            text(&python)?,
+            &[text(&script)?, precision, "--only", workload],
         )?;
-        jax_value(&text, &jax_figure).ok_or_else(|| format!("workloads.py printed no {jax_figure}"))
+        jax_value(&out, &jax_figure).ok_or_else(|| format!("workloads.py printed no {jax_figure}"))
     };
     let mut values = Vec::new();
     for pair in 0..pairs {
