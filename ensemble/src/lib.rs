@@ -23,6 +23,7 @@
 
 mod apart;
 mod batch;
+mod block_queue;
 mod error;
 mod held_out;
 mod helper;

@@ -10,6 +10,7 @@ use flock_autograd::{
 };
 use flock_kernels::Element;
 
+use crate::block_queue::{BlockQueue, MAX_BLOCKS};
 use crate::helper::Helper;
 
 /// Evaluates a [`LogJoint`] on several threads by splitting the ensemble into contiguous blocks
@@ -20,9 +21,11 @@ use crate::helper::Helper;
 /// evaluation, whatever the number of blocks and whichever thread takes which. Small ensembles
 /// stay on one thread.
 ///
-/// There are [`BLOCKS_PER_THREAD`] blocks per thread, and each thread takes the next block from
-/// a shared queue until none is left, so a thread on a faster core (or one not shared with
-/// another process) takes more of them than a fixed split would give it. A log-joint that holds
+/// There are [`BLOCKS_PER_THREAD`] blocks per thread: each thread evaluates its own run of them
+/// first — the same members at every step, whose values then stay in its core's cache — and
+/// when done takes the last blocks left of the thread with the most left, so a thread on a
+/// faster core (or one not shared with another process) takes more members than a fixed split
+/// would give it. A log-joint that holds
 /// per-member random streams ([`LogJoint::holds_streams`]: a VI objective) is split into one
 /// block per thread instead, each block always evaluated by the same copy — the one whose streams
 /// hold its members' positions.
@@ -117,10 +120,6 @@ const MIN_BLOCK_PARAMS: usize = 4 * 1_152;
 /// still a call of several members. (On the seed, 16 members on two threads: blocks of two; the
 /// seed's step takes as long at one member per call as at sixteen, measured.)
 pub const BLOCKS_PER_THREAD: usize = 4;
-
-/// The most blocks a thread holds between evaluating them and running `finish` on them; a
-/// thread that holds this many leaves the rest of the queue to the others.
-const MAX_HELD_BLOCKS: usize = 32;
 
 impl<L> ParallelLogJoint<L> {
     /// One block of members per element of `parts` (e.g. one per core); at least 4 members — or
@@ -321,7 +320,7 @@ impl<L> ParallelLogJoint<L> {
         } else {
             threads
         };
-        members.div_ceil(blocks).max(1)
+        members.div_ceil(blocks.min(MAX_BLOCKS)).max(1)
     }
 
     /// Evaluates `members` members in blocks of [`ParallelLogJoint::block_size`], taken in turn
@@ -357,7 +356,7 @@ impl<L> ParallelLogJoint<L> {
         // each block goes with the part of the same index instead, whichever thread takes it.
         let pinned = self.parts[0].holds_streams();
         let (thread_parts, block_parts) = self.parts.split_at_mut(if pinned { 0 } else { threads });
-        let queue = Mutex::new(
+        let queue = Mutex::new(BlockQueue::new(
             params
                 .zip(grad.chunks_mut(per_block * p))
                 .zip(loglik.chunks_mut(per_block))
@@ -367,17 +366,17 @@ impl<L> ParallelLogJoint<L> {
                         .iter_mut()
                         .map(Some)
                         .chain(core::iter::repeat_with(|| None)),
-                )
-                .enumerate(),
-        );
+                ),
+            threads,
+        ));
         // Errors are reported for the lowest failing block, as a sequential evaluation would.
         let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
         let meeting = Meeting::default();
-        let work = |_thread: usize, mut own_part: Option<&mut L>| {
-            let mut held: [Option<(usize, Slices<'_, P, T>)>; MAX_HELD_BLOCKS] =
+        let work = |thread: usize, mut own_part: Option<&mut L>| {
+            let mut held: [Option<(usize, Slices<'_, P, T>)>; MAX_BLOCKS] =
                 core::array::from_fn(|_| None);
             for slot in &mut held {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).take(thread);
                 let Some((b, (slices, block_part))) = next else {
                     break;
                 };
@@ -436,7 +435,7 @@ impl<L> ParallelLogJoint<L> {
             queue
                 .into_inner()
                 .unwrap_or_else(|p| p.into_inner())
-                .next()
+                .take(0)
                 .is_none(),
             "a block no thread took"
         );
