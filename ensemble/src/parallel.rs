@@ -119,7 +119,7 @@ const MIN_BLOCK_PARAMS: usize = 4 * 1_152;
 /// core running 1.3× faster than the other takes more of them, few enough that each block is
 /// still a call of several members. (On the seed, 16 members on two threads: blocks of two; the
 /// seed's step takes as long at one member per call as at sixteen, measured.)
-pub const BLOCKS_PER_THREAD: usize = 4;
+pub const BLOCKS_PER_THREAD: usize = 2;
 
 impl<L> ParallelLogJoint<L> {
     /// One block of members per element of `parts` (e.g. one per core); at least 4 members — or
