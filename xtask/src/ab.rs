@@ -372,6 +372,17 @@ fn add_pair(table: &mut Table, a: &[Figure], b: &[Figure]) {
 /// The comparison table: per figure, each side's fastest sample over all its runs, the pairs'
 /// time ratio `B / A` (a rate's `A / B`: below 1, `B` is faster) of fastest samples (median and
 /// quartiles) and of medians, the verdict, and every pair's ratio.
+/// `v` to four significant digits, and at least one decimal (a step's time in GFLOP of the peak
+/// beside it is ≈ 0.02).
+fn four_digits(v: f64) -> String {
+    let decimals = if v == 0.0 || !v.is_finite() {
+        1
+    } else {
+        (3 - v.abs().log10().floor() as i32).clamp(1, 8) as usize
+    };
+    format!("{v:.decimals$}")
+}
+
 fn report(table: &Table, old: &str, new: &str) -> String {
     let width = table
         .iter()
@@ -387,7 +398,7 @@ fn report(table: &Table, old: &str, new: &str) -> String {
     );
     for (name, series) in table {
         let (a, b) = series.best();
-        let value = |v: f64| format!("{v:.1} {}", series.unit);
+        let value = |v: f64| format!("{} {}", four_digits(v), series.unit);
         let ((mid, lo, hi), medians) = series.ratios();
         out.push_str(&format!(
             "{name:<width$} {:>16} {:>16} {mid:>8.3} [{lo:.3}–{hi:.3}] {medians:>9.3}  {}\n",
@@ -529,6 +540,9 @@ mod tests {
         let text = report(&table, "old", "new");
         assert!(text.contains("B faster (6 faster / 0 slower"), "{text}");
         assert!(text.contains("100.0 GFLOP/s"), "{text}");
+        assert_eq!(four_digits(0.016_54), "0.01654");
+        assert_eq!(four_digits(204.33), "204.3");
+        assert_eq!(four_digits(1.5), "1.500");
     }
 
     #[test]
