@@ -23,7 +23,6 @@
 
 mod apart;
 mod batch;
-mod block_queue;
 mod error;
 mod held_out;
 mod helper;
@@ -42,7 +41,7 @@ pub use error::EnsembleError;
 pub use held_out::MemberHeldOut;
 pub use loss::{EnsembleLoss, LossOutput, ensemble_loss};
 pub use opt_blocks::OptimizerBlocks;
-pub use parallel::{BLOCKS_PER_THREAD, ParallelLogJoint, default_members_per_call};
+pub use parallel::{ParallelLogJoint, default_members_per_call};
 pub use predict::{Predictions, ensemble_predict, ensemble_predict_in};
 pub use rng::{MemberRng, SeedStream, fill_standard_normal, member_rng, shuffle, standard_normal};
 pub use state::{EnsembleState, ensemble_init, ensemble_init_members, optim_layout};

@@ -1,5 +1,4 @@
-//! Members in parallel: one log-joint per thread, each taking contiguous blocks of members from
-//! a shared queue.
+//! Members in parallel: one log-joint per thread, each on a contiguous block of members.
 
 use core::ops::Range;
 use std::sync::Mutex;
@@ -10,35 +9,25 @@ use flock_autograd::{
 };
 use flock_kernels::Element;
 
-use crate::block_queue::{BlockQueue, MAX_BLOCKS};
 use crate::helper::Helper;
 
 /// Evaluates a [`LogJoint`] on several threads by splitting the ensemble into contiguous blocks
-/// of members, with one copy of the log-joint (and its tape) per thread.
+/// of members, one copy of the log-joint (and its tape) per block.
 ///
 /// Parameters are member-major, so a block of members is a contiguous slice of the parameter and
 /// gradient buffers, and members never mix: results are bitwise those of one sequential
-/// evaluation, whatever the number of blocks and whichever thread takes which. Small ensembles
-/// stay on one thread.
+/// evaluation, whatever the number of blocks. Small ensembles stay on one thread.
 ///
-/// There are [`BLOCKS_PER_THREAD`] blocks per thread: each thread evaluates its own run of them
-/// first — the same members at every step, whose values then stay in its core's cache — and
-/// when done takes the last blocks left of the thread with the most left, so a thread on a
-/// faster core (or one not shared with another process) takes more members than a fixed split
-/// would give it. A log-joint that holds
-/// per-member random streams ([`LogJoint::holds_streams`]: a VI objective) is split into one
-/// block per thread instead, each block always evaluated by the same copy — the one whose streams
-/// hold its members' positions.
-///
-/// The calling thread takes blocks itself; the other threads are helpers this value owns (made
-/// in [`ParallelLogJoint::new`], joined on drop), which keep polling for 0.5 ms after each step
-/// before they park, while the caller polls until the helpers are done. A step is ~100 µs, and
-/// waking a sleeping thread costs 10–20 µs on the 2-core development machine (handing work to
-/// rayon's global pool from outside it: 13–22 µs per call, measured).
+/// The calling thread evaluates the first block itself; each further block runs on a helper
+/// thread this value owns (made in [`ParallelLogJoint::new`], joined on drop), which keeps
+/// polling for 0.5 ms after each block before it parks, while the caller polls until the helpers
+/// are done. A step is ~100 µs, and waking a sleeping thread costs 10–20 µs on the 2-core
+/// development machine (handing work to rayon's global pool from outside it: 13–22 µs per call,
+/// measured).
 ///
 /// [`LogJoint::evaluate_then`] runs its `then` on each block on the thread that evaluated it, once
 /// every block has evaluated without error: [`ensemble_step`](crate::ensemble_step) updates each
-/// block's members there, so no core reads gradients or writes parameters that another holds.
+/// block's members there, so no core reads gradients or writes parameters that the other holds.
 ///
 /// ```
 /// use flock_autograd::*;
@@ -112,14 +101,8 @@ pub fn default_members_per_call<T>(
     (CALL_BYTES / bytes.max(1)).clamp(1, 16)
 }
 
-/// Parameters a thread's share of the members needs for the ensemble to be split over threads.
+/// Parameters a block of members needs to be split off to a thread of its own.
 const MIN_BLOCK_PARAMS: usize = 4 * 1_152;
-
-/// Blocks of members per thread, when any thread may take any block: enough that a thread on a
-/// core running 1.3× faster than the other takes more of them, few enough that each block is
-/// still a call of several members. (On the seed, 16 members on two threads: blocks of two; the
-/// seed's step takes as long at one member per call as at sixteen, measured.)
-pub const BLOCKS_PER_THREAD: usize = 2;
 
 impl<L> ParallelLogJoint<L> {
     /// One block of members per element of `parts` (e.g. one per core); at least 4 members — or
@@ -168,31 +151,31 @@ impl<L> ParallelLogJoint<L> {
     }
 }
 
-/// Hands the next job to the first helper and recurses on the rest of them; the innermost call
-/// runs `own` on this thread. Returns when every job handed out is done.
+/// Hands the next block to the first helper and recurses on the rest of them; the innermost
+/// call runs `own` on this thread. Returns when every block handed out is done.
 fn spread<B: Send>(
     helpers: &mut [Helper],
-    jobs: &mut impl Iterator<Item = (usize, B)>,
-    run: &(dyn Fn(usize, B) + Sync),
+    blocks: &mut impl Iterator<Item = (usize, B)>,
+    evaluate: &(dyn Fn(usize, B) + Sync),
     own: &mut dyn FnMut(),
 ) {
     let Some((helper, rest)) = helpers.split_first_mut() else {
         return own();
     };
-    let Some((index, job)) = jobs.next() else {
+    let Some((b, block)) = blocks.next() else {
         return own();
     };
-    let mut job = Some(job);
-    let mut helper_job = || {
-        if let Some(job) = job.take() {
-            run(index, job);
+    let mut block = Some(block);
+    let mut job = || {
+        if let Some(block) = block.take() {
+            evaluate(b, block);
         }
     };
-    helper.run(&mut helper_job, || spread(rest, jobs, run, own));
+    helper.run(&mut job, || spread(rest, blocks, evaluate, own));
 }
 
-/// One block's slices: `(((params, grad), loglik), logprior)`.
-type Slices<'a, P, T> = (((P, &'a mut [T]), &'a mut [T]), &'a mut [T]);
+/// One block's log-joint and its slices: `((((part, params), grad), loglik), logprior)`.
+type Block<'a, L, P, T> = ((((&'a mut L, P), &'a mut [T]), &'a mut [T]), &'a mut [T]);
 
 /// What runs on a block once every block is evaluated: `(block, its members, params, grad,
 /// loglik, logprior)`.
@@ -286,52 +269,38 @@ impl Drop for Arrival<'_> {
 }
 
 impl<L> ParallelLogJoint<L> {
-    /// The threads `members` members are shared by: one per part that has a thread to run it,
-    /// with at least [`ParallelLogJoint::new`]'s minimum of members each.
-    fn threads_for<T: Element>(&self, members: usize) -> usize
-    where
-        L: LogJoint<T>,
-    {
-        // A thread's share is worth it when it holds about 4,600 parameters' worth of members
-        // (four of the seed's 1,153-parameter MLPs); one large network already is.
-        let p = self.parts[0].layout().member_size().max(1);
-        let min_members = MIN_BLOCK_PARAMS
-            .div_ceil(p)
-            .clamp(1, self.min_members_per_part.max(1));
-        self.parts
-            .len()
-            .min(self.helpers.len() + 1)
-            .min(members / min_members)
-            .max(1)
-    }
-
-    /// Members per block (the last block may hold fewer): [`BLOCKS_PER_THREAD`] blocks for each
-    /// of [`ParallelLogJoint::threads_for`]'s threads, or one per thread for a log-joint that
-    /// holds streams (and for one thread). The number of blocks is derived from it,
-    /// `members.div_ceil(block_size)`, which can be fewer than asked for (25 members over 6
-    /// threads holding streams: blocks of 5, so 5 blocks).
+    /// Members per block (the last block may hold fewer): `members` shared by one part per thread
+    /// that can run it, with at least [`ParallelLogJoint::new`]'s minimum of members per block.
+    /// The number of blocks is derived from it, `members.div_ceil(block_size)`, which can be
+    /// fewer than the parts (25 members over 6 parts: blocks of 5, so 5 blocks).
     fn block_size<T: Element>(&self, members: usize) -> usize
     where
         L: LogJoint<T>,
     {
-        let threads = self.threads_for(members);
-        let blocks = if threads > 1 && !self.parts[0].holds_streams() {
-            threads * BLOCKS_PER_THREAD
-        } else {
-            threads
-        };
-        members.div_ceil(blocks.min(MAX_BLOCKS)).max(1)
+        // A block is worth a thread when it holds about 4,600 parameters' worth of members (four
+        // of the seed's 1,153-parameter MLPs); one large network already is.
+        let p = self.parts[0].layout().member_size().max(1);
+        let min_members = MIN_BLOCK_PARAMS
+            .div_ceil(p)
+            .clamp(1, self.min_members_per_part.max(1));
+        let parts = self
+            .parts
+            .len()
+            .min(self.helpers.len() + 1)
+            .min(members / min_members)
+            .max(1);
+        members.div_ceil(parts).max(1)
     }
 
-    /// Evaluates `members` members in blocks of [`ParallelLogJoint::block_size`], taken in turn
-    /// by this thread and the helpers — `params` being their parameter slices; then, when every
-    /// block succeeded, runs `finish` on each block on the thread that evaluated it.
+    /// Evaluates `members` members in blocks of [`ParallelLogJoint::block_size`] — the first on
+    /// this thread, each other on a helper — `params` being their parameter slices; then, when
+    /// every block succeeded, runs `finish` on each block on the thread that evaluated it.
     #[allow(clippy::too_many_arguments)]
     fn evaluate_blocks<T, P>(
         &mut self,
         members: usize,
         p: usize,
-        params: impl Iterator<Item = P> + Send,
+        params: impl Iterator<Item = P>,
         batch: Batch<'_, T>,
         weights: Weights<T>,
         out: LogJointOutput<'_, T>,
@@ -344,7 +313,6 @@ impl<L> ParallelLogJoint<L> {
     {
         let per_block = self.block_size(members);
         let blocks = members.div_ceil(per_block);
-        let threads = self.threads_for(members).min(blocks);
         let LogJointOutput {
             loglik,
             logprior,
@@ -352,93 +320,56 @@ impl<L> ParallelLogJoint<L> {
         } = out;
         let at_once = self.members_per_call;
         let first_member = self.first_member;
-        // Each thread evaluates its blocks with its own part; for a log-joint holding streams,
-        // each block goes with the part of the same index instead, whichever thread takes it.
-        let pinned = self.parts[0].holds_streams();
-        let (thread_parts, block_parts) = self.parts.split_at_mut(if pinned { 0 } else { threads });
-        let queue = Mutex::new(BlockQueue::new(
-            params
-                .zip(grad.chunks_mut(per_block * p))
-                .zip(loglik.chunks_mut(per_block))
-                .zip(logprior.chunks_mut(per_block))
-                .zip(
-                    block_parts
-                        .iter_mut()
-                        .map(Some)
-                        .chain(core::iter::repeat_with(|| None)),
-                ),
-            threads,
-        ));
         // Errors are reported for the lowest failing block, as a sequential evaluation would.
         let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
         let meeting = Meeting::default();
-        let work = |thread: usize, mut own_part: Option<&mut L>| {
-            let mut held: [Option<(usize, Slices<'_, P, T>)>; MAX_BLOCKS] =
-                core::array::from_fn(|_| None);
-            for slot in &mut held {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).take(thread);
-                let Some((b, (slices, block_part))) = next else {
-                    break;
-                };
-                let mut arrival = Arrival {
-                    meeting: &meeting,
-                    succeeded: false,
-                };
-                let (((params, grad), loglik), logprior) = slices;
-                let own = b * per_block..b * per_block + loglik.len();
-                let result = match block_part.or(own_part.as_deref_mut()) {
-                    Some(part) => evaluate_block(
-                        part,
-                        first_member + own.start,
-                        at_once,
-                        params.as_ref(),
-                        batch.members(own),
-                        weights,
-                        grad,
-                        loglik,
-                        logprior,
-                    ),
-                    None => unreachable!("a block with no log-joint to evaluate it"),
-                };
-                arrival.succeeded = result.is_ok();
-                if let Err(e) = result {
-                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                    if slot.as_ref().is_none_or(|(first, _)| b < *first) {
-                        *slot = Some((b, e));
-                    }
+        let run = |b: usize, ((((part, params), grad), loglik), logprior): Block<'_, L, P, T>| {
+            let mut arrival = Arrival {
+                meeting: &meeting,
+                succeeded: false,
+            };
+            let first = first_member + b * per_block;
+            let own = b * per_block..b * per_block + loglik.len();
+            let result = evaluate_block(
+                part,
+                first,
+                at_once,
+                params.as_ref(),
+                batch.members(own),
+                weights,
+                grad,
+                loglik,
+                logprior,
+            );
+            arrival.succeeded = result.is_ok();
+            if let Err(e) = result {
+                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.as_ref().is_none_or(|(first, _)| b < *first) {
+                    *slot = Some((b, e));
                 }
-                drop(arrival);
-                *slot = Some((b, (((params, grad), loglik), logprior)));
             }
+            drop(arrival);
             if let Some(finish) = finish
                 && meeting.all_succeeded(blocks)
             {
-                for (b, (((params, grad), loglik), logprior)) in held.into_iter().flatten() {
-                    let range = b * per_block..b * per_block + loglik.len();
-                    finish(b, range, params, grad, loglik, logprior);
-                }
+                let range = b * per_block..b * per_block + loglik.len();
+                finish(b, range, params, grad, loglik, logprior);
             }
         };
-        let mut parts = thread_parts
+        let mut blocks = self.parts[..blocks]
             .iter_mut()
-            .map(Some)
-            .chain(core::iter::repeat_with(|| None))
-            .take(threads)
+            .zip(params)
+            .zip(grad.chunks_mut(per_block * p))
+            .zip(loglik.chunks_mut(per_block))
+            .zip(logprior.chunks_mut(per_block))
             .enumerate();
-        let mut own = parts.next().map(|(_, part)| part);
-        spread(&mut self.helpers, &mut parts, &work, &mut || {
-            if let Some(part) = own.take() {
-                work(0, part);
+        let mut own = blocks.next().map(|(_, block)| block);
+        spread(&mut self.helpers, &mut blocks, &run, &mut || {
+            if let Some(block) = own.take() {
+                run(0, block);
             }
         });
-        debug_assert!(
-            queue
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(0)
-                .is_none(),
-            "a block no thread took"
-        );
+        debug_assert!(blocks.next().is_none(), "a block without a thread");
         match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some((_, e)) => Err(e),
             None => Ok(()),

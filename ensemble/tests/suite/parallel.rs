@@ -2,26 +2,20 @@
 //! evaluated once with its own first member, errors reported for the lowest failing block, panics carried to the caller.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
 
 use flock_autograd::{AutogradError, Batch, LogJoint, LogJointOutput, ParamLayout, Weights};
 use flock_ensemble::ParallelLogJoint;
 
 /// `ℓ_e = e` (its global member index), `π_e = −e`, gradient = parameters; fails or panics for
-/// blocks starting at or after a given member. Logs `(first member, part, thread)` of each call.
+/// blocks starting at or after a given member.
 struct Probe {
     layout: ParamLayout,
     first: usize,
     fail_from: Option<usize>,
     panic_from: Option<usize>,
     panics: Arc<AtomicBool>,
-    part: usize,
-    streams: bool,
-    calls: Arc<Mutex<Vec<(usize, usize, ThreadId)>>>,
-    /// This part sleeps 200 ms in its next call, the others 1 ms in each.
-    stall_part: Option<usize>,
 }
 
 impl LogJoint<f64> for Probe {
@@ -40,12 +34,6 @@ impl LogJoint<f64> for Probe {
         if self.panics.load(Ordering::SeqCst) && self.panic_from.is_some_and(|p| self.first >= p) {
             panic!("block at member {} panicked", self.first);
         }
-        if self.stall_part == Some(self.part) {
-            self.stall_part = None;
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        } else if self.stall_part.is_some() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
         if self.fail_from.is_some_and(|f| self.first >= f) {
             return Err(AutogradError::BufferLength {
                 what: "probe block",
@@ -53,10 +41,6 @@ impl LogJoint<f64> for Probe {
                 expected: 0,
             });
         }
-        self.calls
-            .lock()
-            .unwrap()
-            .push((self.first, self.part, std::thread::current().id()));
         for e in 0..members {
             out.loglik[e] = (self.first + e) as f64;
             out.logprior[e] = -((self.first + e) as f64);
@@ -68,10 +52,6 @@ impl LogJoint<f64> for Probe {
     fn set_first_member(&mut self, first: usize) {
         self.first = first;
     }
-
-    fn holds_streams(&self) -> bool {
-        self.streams
-    }
 }
 
 fn parallel(
@@ -79,36 +59,19 @@ fn parallel(
     fail_from: Option<usize>,
     panic_from: Option<usize>,
 ) -> (ParallelLogJoint<Probe>, Arc<AtomicBool>) {
-    let (lj, panics, _) = parallel_logged(parts, false, fail_from, panic_from);
-    (lj, panics)
-}
-
-type CallLog = Arc<Mutex<Vec<(usize, usize, ThreadId)>>>;
-
-fn parallel_logged(
-    parts: usize,
-    streams: bool,
-    fail_from: Option<usize>,
-    panic_from: Option<usize>,
-) -> (ParallelLogJoint<Probe>, Arc<AtomicBool>, CallLog) {
     let mut layout = ParamLayout::new();
     layout.add("w", [3]).unwrap();
     let panics = Arc::new(AtomicBool::new(true));
-    let calls = CallLog::default();
     let parts = (0..parts)
-        .map(|part| Probe {
+        .map(|_| Probe {
             layout: layout.clone(),
             first: usize::MAX,
             fail_from,
             panic_from,
             panics: Arc::clone(&panics),
-            part,
-            streams,
-            calls: Arc::clone(&calls),
-            stall_part: None,
         })
         .collect();
-    (ParallelLogJoint::new(parts), panics, calls)
+    (ParallelLogJoint::new(parts), panics)
 }
 
 fn evaluate(lj: &mut ParallelLogJoint<Probe>, members: usize) -> Result<Vec<f64>, AutogradError> {
@@ -193,30 +156,24 @@ fn a_panicking_block_reaches_the_caller_and_the_helpers_survive() {
 }
 
 /// `evaluate_then` hands each block of `member_blocks` to `then` once, on the thread that
-/// evaluated it, and only when every block succeeded: four blocks per thread, which any thread
-/// may take — or, for a log-joint holding streams, one per thread, each evaluated by the part of
-/// its index at every evaluation.
+/// evaluated it, and only when every block succeeded.
 #[test]
 fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
-    // (6, 25) and (7, 29) with streams: blocks of 5, so fewer blocks (5, 6) than parts — every
-    // block still meets the others (this used to wait forever for a sixth, seventh block).
-    for (parts, members, streams) in [
-        (1, 12, false),
-        (2, 12, false),
-        (3, 12, false),
-        (3, 13, false),
-        (3, 5, false),
-        (2, 3, false),
-        (6, 25, false),
-        (7, 29, false),
-        (2, 16, false),
-        (2, 12, true),
-        (3, 13, true),
-        (6, 25, true),
-        (7, 29, true),
+    use std::sync::Mutex;
+    let caller = std::thread::current().id();
+    // (6, 25) and (7, 29): blocks of 5, so fewer blocks (5, 6) than parts — every block still
+    // meets the others (this used to wait forever for a sixth, seventh block).
+    for (parts, members) in [
+        (1, 12),
+        (2, 12),
+        (3, 12),
+        (3, 13),
+        (3, 5),
+        (2, 3),
+        (6, 25),
+        (7, 29),
     ] {
-        let case = format!("{parts} parts, {members} members, streams {streams}");
-        let (mut lj, _, calls) = parallel_logged(parts, streams, None, None);
+        let (mut lj, _) = parallel(parts, None, None);
         let batch = Batch::new(&[0.0], &[0.0], 1).unwrap();
         let mut expected = Vec::new();
         lj.member_blocks(members, &batch, &mut expected);
@@ -249,38 +206,25 @@ fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
                 let first = block.members.start as f64;
                 assert_eq!(block.loglik.first(), Some(&first));
                 block.params.iter_mut().for_each(|v| *v = -*v);
-                seen.lock().unwrap().push((
-                    block.index,
-                    block.members.clone(),
-                    std::thread::current().id(),
-                ));
+                let on_caller = std::thread::current().id() == caller;
+                seen.lock()
+                    .unwrap()
+                    .push((block.index, block.members.clone(), on_caller));
             },
         )
         .unwrap();
         let mut seen = seen.into_inner().unwrap();
         seen.sort_by_key(|(i, _, _)| *i);
         let ranges: Vec<_> = seen.iter().map(|(_, r, _)| r.clone()).collect();
-        assert_eq!(ranges, expected, "{case}");
-        let threads = parts.min(members / 4).max(1);
-        let wanted = if threads > 1 && !streams {
-            threads * flock_ensemble::BLOCKS_PER_THREAD
-        } else {
-            threads
-        };
-        let per_block = members.div_ceil(wanted);
-        assert_eq!(expected.len(), members.div_ceil(per_block), "{case}");
-        let calls = calls.lock().unwrap().clone();
-        for (i, range, then_on) in &seen {
-            let evaluated: Vec<_> = calls.iter().filter(|c| c.0 == range.start).collect();
-            assert_eq!(evaluated.len(), 1, "{case}: block {i} evaluated once");
-            let (_, part, thread) = evaluated[0];
-            assert_eq!(
-                then_on, thread,
-                "{case}: block {i} finished where it was evaluated"
-            );
-            if streams {
-                assert_eq!(*part, *i, "{case}: block {i} evaluated by its own part");
-            }
+        assert_eq!(ranges, expected, "{parts} parts, {members} members");
+        let per_block = members.div_ceil(parts.min(members / 4).max(1));
+        assert_eq!(
+            expected.len(),
+            members.div_ceil(per_block),
+            "{parts} parts, {members} members"
+        );
+        for (i, _, on_caller) in &seen {
+            assert_eq!(*on_caller, *i == 0, "block {i} runs where it was evaluated");
         }
         assert!(
             params.iter().enumerate().all(|(i, v)| *v == -(i as f64)),
@@ -319,26 +263,6 @@ fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
             "then ran although a block failed"
         );
     }
-}
-
-/// A thread held up in its first block leaves the other blocks to the others: with 16 members on
-/// two threads (eight blocks of two, 1 ms each), the caller takes at least the seven blocks the
-/// helper — stalled 200 ms in its first — did not, where a fixed split would have waited for
-/// the helper's half. The results are the same.
-#[test]
-fn a_stalled_thread_leaves_the_remaining_blocks_to_the_others() {
-    let (mut lj, _, calls) = parallel_logged(2, false, None, None);
-    let caller = std::thread::current().id();
-    for part in lj.parts_mut() {
-        part.stall_part = Some(1);
-    }
-    let mut lj = lj.with_members_per_call(16);
-    let ll = evaluate(&mut lj, 16).unwrap();
-    assert_eq!(ll, (0..16).map(|e| e as f64).collect::<Vec<_>>());
-    let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 8, "{calls:?}");
-    let on_caller = calls.iter().filter(|c| c.2 == caller).count();
-    assert!(on_caller >= 7, "{calls:?}");
 }
 
 /// An `ensemble_step` whose log-joint fails in one block leaves every member's parameters and
