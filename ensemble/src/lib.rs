@@ -32,6 +32,7 @@ mod opt_blocks;
 mod parallel;
 mod predict;
 mod rng;
+mod shares;
 mod state;
 mod step;
 
