@@ -202,15 +202,6 @@ pub trait LogJoint<T: Element> {
         let _ = positions;
     }
 
-    /// Whether the log-joint holds per-member random streams that each evaluation advances (a VI
-    /// objective; [`LogJoint::stream_positions`] then returns `true` too). A wrapper that spreads
-    /// an ensemble over several copies of such a log-joint must give each member to the same
-    /// copy at every evaluation, as only that copy's stream for it is where it should be; the
-    /// others (`false`, the default) may be handed any member by any copy.
-    fn holds_streams(&self) -> bool {
-        false
-    }
-
     /// An estimate of the working storage (in elements of `T`: intermediate values and their
     /// gradients) one member's evaluation takes on a batch of `rows` examples, from the last
     /// evaluation — `None` when unknown (the default, and before the first evaluation). A wrapper
@@ -358,10 +349,6 @@ impl<T: Element, L: LogJoint<T> + ?Sized> LogJoint<T> for &mut L {
 
     fn seek_streams(&mut self, positions: &[u64]) {
         (**self).seek_streams(positions);
-    }
-
-    fn holds_streams(&self) -> bool {
-        (**self).holds_streams()
     }
 
     fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {

@@ -32,7 +32,6 @@ mod opt_blocks;
 mod parallel;
 mod predict;
 mod rng;
-mod shares;
 mod state;
 mod step;
 

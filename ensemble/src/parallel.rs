@@ -2,8 +2,7 @@
 
 use core::ops::Range;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use flock_autograd::{
     AutogradError, Batch, EvaluatedBlock, LogJoint, LogJointOutput, ParamLayout, Weights,
@@ -11,7 +10,6 @@ use flock_autograd::{
 use flock_kernels::Element;
 
 use crate::helper::Helper;
-use crate::shares::{Shares, even};
 
 /// Evaluates a [`LogJoint`] on several threads by splitting the ensemble into contiguous blocks
 /// of members, one copy of the log-joint (and its tape) per block.
@@ -19,15 +17,6 @@ use crate::shares::{Shares, even};
 /// Parameters are member-major, so a block of members is a contiguous slice of the parameter and
 /// gradient buffers, and members never mix: results are bitwise those of one sequential
 /// evaluation, whatever the number of blocks. Small ensembles stay on one thread.
-///
-/// The blocks start even. Each evaluation times each block, and when one thread runs
-/// persistently slower a member than another (a moving average; a core shared with another
-/// process, or a slower kind of core), members move from its block to the faster ones — only
-/// when the slowest block would then finish at least 5 % sooner, so that on steady cores each
-/// member stays with one thread, and its values in that core's cache, step after step. The split
-/// never changes a result. A log-joint holding per-member random streams
-/// ([`LogJoint::holds_streams`]: a VI objective) keeps the even split, each member with the copy
-/// that holds its stream.
 ///
 /// The calling thread evaluates the first block itself; each further block runs on a helper
 /// thread this value owns (made in [`ParallelLogJoint::new`], joined on drop), which keeps
@@ -72,10 +61,6 @@ pub struct ParallelLogJoint<L> {
     /// One helper thread per part after the first (fewer if the system could not make them:
     /// the remaining blocks then run on the caller, with the same results).
     helpers: Vec<Helper>,
-    /// Members per block, moved towards the faster threads when one runs persistently slower.
-    shares: Shares,
-    /// Per block: its last evaluation's nanoseconds (written by the thread that evaluated it).
-    elapsed: Vec<AtomicU64>,
 }
 
 /// The bytes one call's working set — its intermediate values and their gradients, the members'
@@ -142,8 +127,6 @@ impl<L> ParallelLogJoint<L> {
             members_per_call: None,
             first_member: 0,
             helpers,
-            shares: Shares::default(),
-            elapsed: Vec::new(),
         }
     }
 }
@@ -191,54 +174,8 @@ fn spread<B: Send>(
     helper.run(&mut job, || spread(rest, blocks, evaluate, own));
 }
 
-/// One block: its log-joint, its members and their slices, and where its evaluation time goes.
-struct Block<'a, L, P, T> {
-    part: &'a mut L,
-    members: Range<usize>,
-    params: P,
-    grad: &'a mut [T],
-    loglik: &'a mut [T],
-    logprior: &'a mut [T],
-    elapsed: &'a AtomicU64,
-}
-
-/// A slice that can be cut in two: shared (`evaluate`'s parameters) or mutable.
-trait Cut: Sized + Default {
-    fn cut(self, at: usize) -> (Self, Self);
-}
-
-impl<T> Cut for &[T] {
-    fn cut(self, at: usize) -> (Self, Self) {
-        self.split_at(at)
-    }
-}
-
-impl<T> Cut for &mut [T] {
-    fn cut(self, at: usize) -> (Self, Self) {
-        self.split_at_mut(at)
-    }
-}
-
-/// `slice` cut into consecutive pieces of `n · scale` elements, one for each `n` of `sizes`.
-fn pieces<'a, S: Cut + 'a>(
-    slice: S,
-    sizes: &'a [usize],
-    scale: usize,
-) -> impl Iterator<Item = S> + 'a {
-    sizes.iter().scan(slice, move |rest, &n| {
-        let (piece, tail) = core::mem::take(rest).cut(n * scale);
-        *rest = tail;
-        Some(piece)
-    })
-}
-
-/// The members of each block, from the blocks' sizes in order.
-fn ranges(sizes: impl IntoIterator<Item = usize>) -> impl Iterator<Item = Range<usize>> {
-    sizes.into_iter().scan(0, |start, n| {
-        *start += n;
-        Some(*start - n..*start)
-    })
-}
+/// One block's log-joint and its slices: `((((part, params), grad), loglik), logprior)`.
+type Block<'a, L, P, T> = ((((&'a mut L, P), &'a mut [T]), &'a mut [T]), &'a mut [T]);
 
 /// What runs on a block once every block is evaluated: `(block, its members, params, grad,
 /// loglik, logprior)`.
@@ -355,30 +292,15 @@ impl<L> ParallelLogJoint<L> {
         members.div_ceil(parts).max(1)
     }
 
-    /// The blocks' sizes for `members` members: the current shares if they split `members`
-    /// into as many blocks as the even split of [`ParallelLogJoint::block_size`], else that even
-    /// split (which the shares start again from).
-    fn prepare_shares<T: Element>(&mut self, members: usize)
-    where
-        L: LogJoint<T>,
-    {
-        let per_block = self.block_size(members);
-        let blocks = members.div_ceil(per_block);
-        self.shares.reset_unless_fit(members, per_block, blocks);
-        if self.elapsed.len() < blocks {
-            self.elapsed.resize_with(blocks, AtomicU64::default);
-        }
-    }
-
-    /// Evaluates the members of `params` (`P` values each) in the blocks of the current shares
-    /// ([`ParallelLogJoint::prepare_shares`], which must have run for their number) — the first
-    /// on this thread, each other on a helper; then, when every block succeeded, runs `finish`
-    /// on each block on the thread that evaluated it and, for a log-joint that holds no
-    /// streams, takes the blocks' times into the shares.
+    /// Evaluates `members` members in blocks of [`ParallelLogJoint::block_size`] — the first on
+    /// this thread, each other on a helper — `params` being their parameter slices; then, when
+    /// every block succeeded, runs `finish` on each block on the thread that evaluated it.
+    #[allow(clippy::too_many_arguments)]
     fn evaluate_blocks<T, P>(
         &mut self,
+        members: usize,
         p: usize,
-        params: P,
+        params: impl Iterator<Item = P>,
         batch: Batch<'_, T>,
         weights: Weights<T>,
         out: LogJointOutput<'_, T>,
@@ -387,8 +309,10 @@ impl<L> ParallelLogJoint<L> {
     where
         T: Element,
         L: LogJoint<T> + Send,
-        P: Cut + AsRef<[T]> + Send,
+        P: AsRef<[T]> + Send,
     {
+        let per_block = self.block_size(members);
+        let blocks = members.div_ceil(per_block);
         let LogJointOutput {
             loglik,
             logprior,
@@ -396,39 +320,27 @@ impl<L> ParallelLogJoint<L> {
         } = out;
         let at_once = self.members_per_call;
         let first_member = self.first_member;
-        let sizes = self.shares.sizes();
-        let blocks = sizes.len();
         // Errors are reported for the lowest failing block, as a sequential evaluation would.
         let first_error: Mutex<Option<(usize, AutogradError)>> = Mutex::new(None);
         let meeting = Meeting::default();
-        let run = |b: usize, block: Block<'_, L, P, T>| {
-            let Block {
-                part,
-                members,
-                params,
-                grad,
-                loglik,
-                logprior,
-                elapsed,
-            } = block;
+        let run = |b: usize, ((((part, params), grad), loglik), logprior): Block<'_, L, P, T>| {
             let mut arrival = Arrival {
                 meeting: &meeting,
                 succeeded: false,
             };
-            let start = Instant::now();
+            let first = first_member + b * per_block;
+            let own = b * per_block..b * per_block + loglik.len();
             let result = evaluate_block(
                 part,
-                first_member + members.start,
+                first,
                 at_once,
                 params.as_ref(),
-                batch.members(members.clone()),
+                batch.members(own),
                 weights,
                 grad,
                 loglik,
                 logprior,
             );
-            let nanoseconds = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            elapsed.store(nanoseconds, Ordering::Relaxed);
             arrival.succeeded = result.is_ok();
             if let Err(e) = result {
                 let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -440,46 +352,27 @@ impl<L> ParallelLogJoint<L> {
             if let Some(finish) = finish
                 && meeting.all_succeeded(blocks)
             {
-                finish(b, members, params, grad, loglik, logprior);
+                let range = b * per_block..b * per_block + loglik.len();
+                finish(b, range, params, grad, loglik, logprior);
             }
         };
-        let mut blocks_iter = self.parts[..blocks]
+        let mut blocks = self.parts[..blocks]
             .iter_mut()
-            .zip(ranges(sizes.iter().copied()))
-            .zip(pieces(params, sizes, p))
-            .zip(pieces(grad, sizes, p))
-            .zip(pieces(loglik, sizes, 1))
-            .zip(pieces(logprior, sizes, 1))
-            .zip(&self.elapsed)
-            .map(
-                |((((((part, members), params), grad), loglik), logprior), elapsed)| Block {
-                    part,
-                    members,
-                    params,
-                    grad,
-                    loglik,
-                    logprior,
-                    elapsed,
-                },
-            )
+            .zip(params)
+            .zip(grad.chunks_mut(per_block * p))
+            .zip(loglik.chunks_mut(per_block))
+            .zip(logprior.chunks_mut(per_block))
             .enumerate();
-        let mut own = blocks_iter.next().map(|(_, block)| block);
-        spread(&mut self.helpers, &mut blocks_iter, &run, &mut || {
+        let mut own = blocks.next().map(|(_, block)| block);
+        spread(&mut self.helpers, &mut blocks, &run, &mut || {
             if let Some(block) = own.take() {
                 run(0, block);
             }
         });
-        debug_assert!(blocks_iter.next().is_none(), "a block without a thread");
-        drop(blocks_iter);
+        debug_assert!(blocks.next().is_none(), "a block without a thread");
         match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some((_, e)) => Err(e),
-            None => {
-                if !self.parts[0].holds_streams() {
-                    let times = self.elapsed.iter().map(|t| t.load(Ordering::Relaxed));
-                    self.shares.record(times);
-                }
-                Ok(())
-            }
+            None => Ok(()),
         }
     }
 
@@ -539,23 +432,25 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             return self.parts[0].evaluate(members, params, batch, weights, out);
         }
         let p = params.len() / members;
-        self.prepare_shares::<T>(members);
-        self.evaluate_blocks(p, params, batch, weights, out, None)
+        let chunks = params.chunks(self.block_size(members) * p);
+        self.evaluate_blocks(members, p, chunks, batch, weights, out, None)
     }
 
     fn member_blocks(&self, members: usize, _batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
         blocks.clear();
         let p = self.parts[0].layout().member_size();
-        if p == 0 || members == 0 {
-            // Evaluated unsplit.
-            blocks.push(0..members);
-            return;
-        }
-        let per_block = self.block_size(members);
-        if self.shares.fit(members, members.div_ceil(per_block)) {
-            blocks.extend(ranges(self.shares.sizes().iter().copied()));
+        let per_block = if p == 0 {
+            members.max(1)
         } else {
-            blocks.extend(ranges(even(members, per_block)));
+            self.block_size(members)
+        };
+        blocks.extend(
+            (0..members)
+                .step_by(per_block)
+                .map(|start| start..(start + per_block).min(members)),
+        );
+        if blocks.is_empty() {
+            blocks.push(0..0);
         }
     }
 
@@ -573,7 +468,7 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
             return self.parts[0].evaluate_then(members, params, batch, weights, out, then);
         }
         let p = params.len() / members;
-        self.prepare_shares::<T>(members);
+        let chunks = params.chunks_mut(self.block_size(members) * p);
         let finish = |index, members, params, grad: &mut [T], loglik: &[T], logprior: &[T]| {
             then(EvaluatedBlock {
                 index,
@@ -584,7 +479,7 @@ impl<T: Element, L: LogJoint<T> + Send> LogJoint<T> for ParallelLogJoint<L> {
                 logprior,
             })
         };
-        self.evaluate_blocks(p, params, batch, weights, out, Some(&finish))
+        self.evaluate_blocks(members, p, chunks, batch, weights, out, Some(&finish))
     }
 
     fn set_first_member(&mut self, first: usize) {

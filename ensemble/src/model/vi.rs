@@ -658,11 +658,6 @@ impl<T: Element, M: Model<T>> LogJoint<T> for GuideElbo<T, M> {
         self.resume_noise(self.seed, positions);
     }
 
-    /// Always: each member's noise comes from a stream this copy advances.
-    fn holds_streams(&self) -> bool {
-        true
-    }
-
     fn workspace_per_member(&self, rows: usize) -> Option<usize> {
         self.scratch.tape.workspace_per_member(rows)
     }

@@ -4,7 +4,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use flock_autograd::{AutogradError, Batch, LogJoint, LogJointOutput, ParamLayout, Weights};
 use flock_ensemble::ParallelLogJoint;
@@ -17,10 +16,6 @@ struct Probe {
     fail_from: Option<usize>,
     panic_from: Option<usize>,
     panics: Arc<AtomicBool>,
-    /// Sleeps this long a member in each call.
-    delay_per_member: Duration,
-    /// Reports per-member streams ([`LogJoint::holds_streams`]).
-    streams: bool,
 }
 
 impl LogJoint<f64> for Probe {
@@ -46,7 +41,6 @@ impl LogJoint<f64> for Probe {
                 expected: 0,
             });
         }
-        std::thread::sleep(self.delay_per_member * members as u32);
         for e in 0..members {
             out.loglik[e] = (self.first + e) as f64;
             out.logprior[e] = -((self.first + e) as f64);
@@ -57,10 +51,6 @@ impl LogJoint<f64> for Probe {
 
     fn set_first_member(&mut self, first: usize) {
         self.first = first;
-    }
-
-    fn holds_streams(&self) -> bool {
-        self.streams
     }
 }
 
@@ -79,8 +69,6 @@ fn parallel(
             fail_from,
             panic_from,
             panics: Arc::clone(&panics),
-            delay_per_member: Duration::ZERO,
-            streams: false,
         })
         .collect();
     (ParallelLogJoint::new(parts), panics)
@@ -274,38 +262,6 @@ fn then_sees_each_block_once_on_its_own_thread_after_all_succeeded() {
             !called.load(Ordering::SeqCst),
             "then ran although a block failed"
         );
-    }
-}
-
-/// A part that runs persistently slower a member hands members to the faster one (the blocks
-/// `member_blocks` reports, and which each part then evaluates), with the same results — unless
-/// the log-joint holds per-member streams, whose members stay where they are.
-#[test]
-fn a_persistently_slower_part_gets_fewer_members() {
-    let batch = Batch::new(&[0.0], &[0.0], 1).unwrap();
-    for streams in [false, true] {
-        let (mut lj, _) = parallel(2, None, None);
-        for part in lj.parts_mut() {
-            part.streams = streams;
-        }
-        lj.parts_mut()[1].delay_per_member = Duration::from_micros(300);
-        let mut blocks = Vec::new();
-        lj.member_blocks(16, &batch, &mut blocks);
-        assert_eq!(blocks, [0..8, 8..16]);
-        for _ in 0..5 {
-            let ll = evaluate(&mut lj, 16).unwrap();
-            assert_eq!(ll, (0..16).map(|e| e as f64).collect::<Vec<_>>());
-        }
-        lj.member_blocks(16, &batch, &mut blocks);
-        if streams {
-            assert_eq!(blocks, [0..8, 8..16]);
-        } else {
-            assert!(blocks[0].len() > 8, "{blocks:?}");
-            assert_eq!(blocks[1].end, 16);
-        }
-        // Another number of members starts again from the even split.
-        lj.member_blocks(12, &batch, &mut blocks);
-        assert_eq!(blocks, [0..6, 6..12]);
     }
 }
 

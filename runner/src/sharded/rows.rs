@@ -163,10 +163,6 @@ impl<L: LogJoint<T>, T: Element> LogJoint<T> for RowShards<'_, L, T> {
         self.inner.workspace_per_member(rows)
     }
 
-    fn holds_streams(&self) -> bool {
-        self.inner.holds_streams()
-    }
-
     fn member_blocks(&self, members: usize, batch: &Batch<'_, T>, blocks: &mut Vec<Range<usize>>) {
         match self.chunk_rows {
             None => self.inner.member_blocks(members, batch, blocks),
