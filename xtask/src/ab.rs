@@ -369,9 +369,6 @@ fn add_pair(table: &mut Table, a: &[Figure], b: &[Figure]) {
     }
 }
 
-/// The comparison table: per figure, each side's fastest sample over all its runs, the pairs'
-/// time ratio `B / A` (a rate's `A / B`: below 1, `B` is faster) of fastest samples (median and
-/// quartiles) and of medians, the verdict, and every pair's ratio.
 /// `v` to four significant digits, and at least one decimal (a step's time in GFLOP of the peak
 /// beside it is ≈ 0.02).
 fn four_digits(v: f64) -> String {
@@ -383,6 +380,9 @@ fn four_digits(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
+/// The comparison table: per figure, each side's fastest sample over all its runs, the pairs'
+/// time ratio `B / A` (a rate's `A / B`: below 1, `B` is faster) of fastest samples (median and
+/// quartiles) and of medians, the verdict, and every pair's ratio.
 fn report(table: &Table, old: &str, new: &str) -> String {
     let width = table
         .iter()
