@@ -371,6 +371,7 @@ impl<'a, T: Element> Graph<'a, T> {
             scratch: &mut tape.scratch,
             members: self.members,
             parallelism: tape.parallelism,
+            pending: None,
         };
         // No parameter gradient is cleared up front either: the first op to write a parameter's
         // range claims it like an arena block, and what no op wrote is zeroed at the end.
@@ -391,6 +392,8 @@ impl<'a, T: Element> Graph<'a, T> {
             }
             ops::backward(&mut ctx, index);
         }
+        // The layer a pending gradient was for reads it; were it skipped, the gradient is written.
+        ctx.write_pending();
         ctx.zero_unwritten_params();
         Ok(())
     }

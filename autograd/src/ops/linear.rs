@@ -5,7 +5,7 @@ use flock_kernels::elementwise::{
     Store, activate_in_place, activation_backward, add_column_sums, bias_activation_backward,
     bias_activation_forward, outer_bias_activation_backward, outer_bias_activation_forward,
 };
-use flock_kernels::{Activation, Element, MatMut, MatRef, gemm};
+use flock_kernels::{Activation, Element, MatMut, MatRef, Parallelism, gemm};
 
 use super::{Backward, Op};
 use crate::tape::{Inputs, Node, Slot};
@@ -303,6 +303,53 @@ pub(crate) fn matmul_backward<T: Element>(
     }
 }
 
+/// The input gradient of a one-output dense layer `y = x·wᵀ + b` (`w`: `[1, cols]`), held as its
+/// two factors, `dx[e, i, j] = dy[e, i]·w[e, j]`, instead of written out: the layer that made `x`
+/// (a dense layer with an activation and a bias) then computes its `dz = dx ⊙ f'(x)` a member at
+/// a time from them, and the `[rows, cols]` block of every member is never stored and read back
+/// (328 KB a step of the seed's ensemble in f64). Each value is the one product the layer's own
+/// rank-one product would have written, so the bits are the same.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RankOneGradient {
+    /// The storage offset of `x`'s gradient block (of the node `x`, never an alias).
+    pub target_offset: usize,
+    target: Slot,
+    /// The storage offset of the one-output layer's own gradient `dy` (`[rows, 1]` per member).
+    pub dy_offset: usize,
+    pub rows: usize,
+    cols: usize,
+    weight: Slot,
+}
+
+impl RankOneGradient {
+    /// Writes `dx = dy·w` into `grads` (`dx`'s buffer) by the layer's own product.
+    pub(crate) fn write<T: Element>(
+        &self,
+        values: &Inputs<'_, T>,
+        dy: &[T],
+        grads: &mut [T],
+        members: usize,
+        par: Parallelism,
+    ) {
+        let dy = MatRef::new(dy, self.rows, 1);
+        let w = mat_ref(values, self.weight, 1, self.cols);
+        let dx = mat_mut(grads, self.target, self.rows, self.cols);
+        gemm(members, T::ONE, dy, w, T::ZERO, dx, par).expect(SHAPES_CHECKED);
+    }
+
+    /// Member `e`'s `dx` block, `[rows, cols]`, into `out`: the same products as [`Self::write`]
+    /// (`dy[e, i]·w[e, j]`, each rounded once).
+    fn member<T: Element>(&self, values: &Inputs<'_, T>, dy: &[T], e: usize, out: &mut [T]) {
+        let g = &dy[e * self.rows..(e + 1) * self.rows];
+        let w = values.member(self.weight, e);
+        for (row, &g) in out.chunks_exact_mut(self.cols).zip(g) {
+            for (d, &w) in row.iter_mut().zip(w) {
+                *d = g * w;
+            }
+        }
+    }
+}
+
 pub(crate) fn dense_backward<T: Element>(
     ctx: &mut Backward<'_, T>,
     node: &Node<T>,
@@ -331,6 +378,30 @@ pub(crate) fn dense_backward<T: Element>(
         ctx.claim(x);
         false
     };
+    // A one-output layer on a dense layer's activations leaves its input gradient as factors
+    // (`RankOneGradient`) for that layer, unless another is pending already.
+    let defer_dx = overwrite_dx
+        && fan_out == 1
+        && fan_in > 1
+        && activation == Activation::Identity
+        && layout == WeightLayout::OutIn
+        && ctx.pending.is_none()
+        && matches!(xn.op, Op::Dense { activation: a, bias: Some(_), .. } if a != Activation::Identity);
+    // This layer's own gradient left as factors by the one-output layer it feeds, read a member
+    // at a time below when its activation's backward runs with a bias gradient; written out
+    // first otherwise.
+    let factored_dy = ctx.pending.filter(|p| p.target_offset == node.slot.offset);
+    let fuses_dy = factored_dy.is_some()
+        && activation != Activation::Identity
+        && bn.is_some_and(|b| b.requires_grad)
+        && !(fan_in == 1 && fan_out > 1 && wn.requires_grad && !xn.requires_grad);
+    if factored_dy.is_some() {
+        if fuses_dy {
+            ctx.pending = None;
+        } else {
+            ctx.write_pending();
+        }
+    }
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let block = rows * fan_out;
@@ -370,26 +441,39 @@ pub(crate) fn dense_backward<T: Element>(
         parts.dy
     } else {
         let y = &parts.values.arena[node.slot.offset..node.slot.offset + members * block];
-        parts.scratch.resize_for_overwrite(members * block, T::ZERO);
+        let factored = factored_dy.filter(|_| fuses_dy);
+        let extra = if factored.is_some() { block } else { 0 };
+        parts
+            .scratch
+            .resize_for_overwrite(members * block + extra, T::ZERO);
+        let (scratch, member_dy) = parts.scratch.split_at_mut(members * block);
         match bias_grad {
             Some(bn) => {
                 for e in 0..members {
                     let r = e * block..(e + 1) * block;
+                    let dy = match factored {
+                        Some(p) => {
+                            let above = &parts.above[p.dy_offset - node.slot.offset..];
+                            p.member(&parts.values, above, e, member_dy);
+                            &*member_dy
+                        }
+                        None => &parts.dy[r.clone()],
+                    };
                     bias_activation_backward(
                         activation,
                         1,
                         rows,
                         fan_out,
                         &y[r.clone()],
-                        &parts.dy[r.clone()],
-                        &mut parts.scratch[r],
+                        dy,
+                        &mut scratch[r],
                         parts.targets.member(bn.slot, e),
                     );
                 }
             }
-            None => activation_backward(activation, y, parts.dy, parts.scratch, Store::Overwrite),
+            None => activation_backward(activation, y, parts.dy, scratch, Store::Overwrite),
         }
-        parts.scratch
+        &*scratch
     };
     let dz_ref = MatRef::new(dz, rows, fan_out);
     if wn.requires_grad {
@@ -408,7 +492,17 @@ pub(crate) fn dense_backward<T: Element>(
         }
         .expect(SHAPES_CHECKED);
     }
-    if xn.requires_grad {
+    if defer_dx {
+        let pending = RankOneGradient {
+            target_offset: xn.slot.offset,
+            target: xn.slot,
+            dy_offset: node.slot.offset,
+            rows,
+            cols: fan_in,
+            weight: wn.slot,
+        };
+        ctx.pending = Some(pending);
+    } else if xn.requires_grad {
         // dx (B×in) += dz·W (W as [out, in], read transposed when stored [in, out])
         let w_ref = match layout {
             WeightLayout::OutIn => mat_ref(&parts.values, wn.slot, fan_out, fan_in),

@@ -105,6 +105,10 @@ pub(crate) struct Backward<'t, T> {
     pub scratch: &'t mut AlignedBuf<T>,
     pub members: usize,
     pub parallelism: Parallelism,
+    /// An input gradient a one-output dense layer left as its two factors (see
+    /// [`linear::RankOneGradient`]): written out by the first claim of it, or read factor by
+    /// factor by the layer that made its input.
+    pub pending: Option<linear::RankOneGradient>,
 }
 
 /// A node's view during backward: operand values, its own gradient `dy`, and the gradient
@@ -113,6 +117,9 @@ pub(crate) struct Parts<'p, T> {
     pub values: Inputs<'p, T>,
     /// The node's gradient, `E·elems` values (a non-leaf node is never shared).
     pub dy: &'p [T],
+    /// The gradient buffer from the node's block on (`dy` is its start): the gradients of the
+    /// nodes recorded after it.
+    pub above: &'p [T],
     pub targets: Targets<'p, T>,
     pub scratch: &'p mut AlignedBuf<T>,
     pub members: usize,
@@ -198,6 +205,10 @@ impl<'t, T: Element> Backward<'t, T> {
     /// written before has its unwritten parts zeroed (and `false` is returned).
     pub fn claim_whole(&mut self, v: Var) -> bool {
         let slot = self.node(v).slot;
+        if self.pending.is_some_and(|p| p.target_offset == slot.offset) && slot.base == Base::Arena
+        {
+            self.write_pending();
+        }
         if slot.base == Base::Params {
             return self.claim_params(slot.offset..slot.offset + slot.elems, true);
         }
@@ -281,16 +292,37 @@ impl<'t, T: Element> Backward<'t, T> {
         }
     }
 
+    /// Writes out the pending rank-one input gradient, if any, as the one-output layer would
+    /// have (its product, `β = 0`).
+    pub fn write_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            let values = Inputs {
+                arena: self.arena,
+                params: self.params,
+            };
+            let (lower, upper) = self.grads.split_at_mut(p.dy_offset);
+            p.write(
+                &values,
+                &upper[..self.members * p.rows],
+                lower,
+                self.members,
+                self.parallelism,
+            );
+        }
+    }
+
     pub fn parts(&mut self, node: &Node<T>) -> Parts<'_, T> {
         debug_assert_eq!(node.slot.base, Base::Arena);
         let len = self.members * node.slot.elems;
         let (lower, upper) = self.grads.split_at_mut(node.slot.offset);
+        let upper: &[T] = upper;
         Parts {
             values: Inputs {
                 arena: self.arena,
                 params: self.params,
             },
             dy: &upper[..len],
+            above: upper,
             targets: Targets {
                 arena: lower,
                 params: self.param_grads,

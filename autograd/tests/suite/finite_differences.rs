@@ -291,6 +291,46 @@ proptest! {
         check_gradient(&layout, members, &params, &build);
     }
 
+    /// A one-output layer on a dense layer's activations `h` leaves its input gradient as two
+    /// factors for that layer's backward: with `h` read by nothing else (`form` 0), read by
+    /// another op recorded before the head (1: that op's claim writes the factors out) or after
+    /// it (2: nothing is left pending), under a constant bias (3: the layer writes them out) and
+    /// with no bias (4: never left pending).
+    #[test]
+    fn one_output_head_on_a_dense_layer(form in 0usize..5, act in 0usize..4,
+                                        members in 1usize..4, rows in 1usize..6,
+                                        fan_in in 1usize..4, hidden in 2usize..7,
+                                        seed in any::<u64>()) {
+        let activation = [Activation::Tanh, Activation::Sigmoid, Activation::Softplus,
+                          Activation::Relu][act];
+        let mut layout = ParamLayout::new();
+        let w_id = layout.add("w", [hidden, fan_in]).unwrap();
+        let b_id = layout.add("b", [hidden]).unwrap();
+        let head = Linear::new(&mut layout, "head", hidden, 1, true).unwrap();
+        let params = random_params(&layout, members, -1.5, 1.5, seed);
+        let x_values = random_data(rows * fan_in, seed);
+        let b_values = random_data(hidden, seed ^ 1);
+        let build = move |g: &mut Graph<'_, f64>| {
+            let x = g.input(&x_values, [rows, fan_in])?;
+            let w = g.param(w_id)?;
+            let b = match form {
+                3 => Some(g.input(&b_values, [hidden])?),
+                4 => None,
+                _ => Some(g.param(b_id)?),
+            };
+            let h = g.dense(x, w, b, activation)?;
+            let before = if form == 1 { Some(contract(g, h, seed ^ 2)?) } else { None };
+            let y = head.forward(g, h, Activation::Identity)?;
+            let loss = contract(g, y, seed)?;
+            let after = if form == 2 { Some(contract(g, h, seed ^ 2)?) } else { None };
+            match before.or(after) {
+                Some(extra) => g.add(loss, extra),
+                None => Ok(loss),
+            }
+        };
+        check_gradient(&layout, members, &params, &build);
+    }
+
     #[test]
     fn normal_log_density(form in 0usize..5, members in 1usize..4, n in 1usize..20,
                           seed in any::<u64>()) {
@@ -428,6 +468,51 @@ proptest! {
 }
 
 /// Member e's gradient is unchanged when the other members' parameters change.
+/// The gradient a one-output head leaves as factors and another op's claim writes out (the
+/// other op recorded before the head) is bitwise the one the head writes itself (the other op
+/// recorded after it, so that nothing is left pending): both are `dy·w` by the same product,
+/// plus the other op's term.
+#[test]
+fn a_factored_head_gradient_written_out_is_the_heads_own() {
+    let (members, rows, fan_in, hidden) = (3, 5, 2, 7);
+    let mut layout = ParamLayout::new();
+    let layer = Linear::new(&mut layout, "layer", fan_in, hidden, true).unwrap();
+    let head = Linear::new(&mut layout, "head", hidden, 1, true).unwrap();
+    let params = random_params(&layout, members, -1.5, 1.5, 7);
+    let x_values = random_data(rows * fan_in, 7);
+    // Twice on one tape, so that the second backward finds the first's gradients in its buffers.
+    let gradient = |head_first: bool| {
+        let mut tape = Tape::new();
+        let mut grad = vec![0.0; params.len()];
+        let other: Vec<f64> = params.iter().map(|p| 0.5 - p).collect();
+        for at in [&other, &params] {
+            let mut g = tape.graph_over(members, at, &layout).unwrap();
+            let x = g.input(&x_values, [rows, fan_in]).unwrap();
+            let h = layer.forward(&mut g, x, Activation::Tanh).unwrap();
+            let (y, extra) = if head_first {
+                let y = head.forward(&mut g, h, Activation::Identity).unwrap();
+                (y, g.sum_squares(h))
+            } else {
+                let extra = g.sum_squares(h);
+                (
+                    head.forward(&mut g, h, Activation::Identity).unwrap(),
+                    extra,
+                )
+            };
+            let y = g.sum(y);
+            let loss = g.add(y, extra).unwrap();
+            g.backward(loss, &mut grad).unwrap();
+        }
+        grad
+    };
+    let (factored, written) = (gradient(false), gradient(true));
+    assert!(factored.iter().any(|&v| v != 0.0));
+    assert_eq!(
+        factored.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        written.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn members_never_mix() {
     let mut runner = proptest::test_runner::TestRunner::new(cases());
