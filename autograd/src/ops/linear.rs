@@ -305,7 +305,7 @@ pub(crate) fn matmul_backward<T: Element>(
 
 /// The input gradient of a one-output dense layer `y = x·wᵀ + b` (`w`: `[1, cols]`), held as its
 /// two factors, `dx[e, i, j] = dy[e, i]·w[e, j]`, instead of written out: the layer that made `x`
-/// (a dense layer with an activation and a bias) then computes its `dz = dx ⊙ f'(x)` a member at
+/// (a dense layer with an activation and a bias) then computes its `dz = dx ⊙ f′(z)` a member at
 /// a time from them, and the `[rows, cols]` block of every member is never stored and read back
 /// (328 KB a step of the seed's ensemble in f64). Each value is the one product the layer's own
 /// rank-one product would have written, so the bits are the same.
@@ -390,11 +390,13 @@ pub(crate) fn dense_backward<T: Element>(
     // This layer's own gradient left as factors by the one-output layer it feeds, read a member
     // at a time below when its activation's backward runs with a bias gradient; written out
     // first otherwise.
+    let bias_grad = bn.filter(|b| b.requires_grad);
+    let outer = fan_in == 1 && fan_out > 1 && wn.requires_grad && !xn.requires_grad;
     let factored_dy = ctx.pending.filter(|p| p.target_offset == node.slot.offset);
     let fuses_dy = factored_dy.is_some()
         && activation != Activation::Identity
-        && bn.is_some_and(|b| b.requires_grad)
-        && !(fan_in == 1 && fan_out > 1 && wn.requires_grad && !xn.requires_grad);
+        && bias_grad.is_some()
+        && !outer;
     if factored_dy.is_some() {
         if fuses_dy {
             ctx.pending = None;
@@ -405,8 +407,6 @@ pub(crate) fn dense_backward<T: Element>(
     let mut parts = ctx.parts(node);
     let (members, par) = (parts.members, parts.parallelism);
     let block = rows * fan_out;
-    let bias_grad = bn.filter(|b| b.requires_grad);
-    let outer = fan_in == 1 && fan_out > 1 && wn.requires_grad && !xn.requires_grad;
     if let (true, Some(bn)) = (outer, bias_grad) {
         // One input feature whose gradient nobody needs (a 1-D regression's data): the bias
         // and weight gradients in one pass per member, `dz` never stored (the same bits as
