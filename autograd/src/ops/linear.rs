@@ -311,9 +311,8 @@ pub(crate) fn matmul_backward<T: Element>(
 /// rank-one product would have written, so the bits are the same.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RankOneGradient {
-    /// The storage offset of `x`'s gradient block (of the node `x`, never an alias).
-    pub target_offset: usize,
-    target: Slot,
+    /// `x`'s gradient block (of the node `x`, never an alias).
+    pub target: Slot,
     /// The storage offset of the one-output layer's own gradient `dy` (`[rows, 1]` per member).
     pub dy_offset: usize,
     pub rows: usize,
@@ -392,7 +391,7 @@ pub(crate) fn dense_backward<T: Element>(
     // first otherwise.
     let bias_grad = bn.filter(|b| b.requires_grad);
     let outer = fan_in == 1 && fan_out > 1 && wn.requires_grad && !xn.requires_grad;
-    let factored_dy = ctx.pending.filter(|p| p.target_offset == node.slot.offset);
+    let factored_dy = ctx.pending.filter(|p| p.target.offset == node.slot.offset);
     let fuses_dy = factored_dy.is_some()
         && activation != Activation::Identity
         && bias_grad.is_some()
@@ -494,7 +493,6 @@ pub(crate) fn dense_backward<T: Element>(
     }
     if defer_dx {
         let pending = RankOneGradient {
-            target_offset: xn.slot.offset,
             target: xn.slot,
             dy_offset: node.slot.offset,
             rows,

@@ -205,7 +205,7 @@ impl<'t, T: Element> Backward<'t, T> {
     /// written before has its unwritten parts zeroed (and `false` is returned).
     pub fn claim_whole(&mut self, v: Var) -> bool {
         let slot = self.node(v).slot;
-        if self.pending.is_some_and(|p| p.target_offset == slot.offset) && slot.base == Base::Arena
+        if self.pending.is_some_and(|p| p.target.offset == slot.offset) && slot.base == Base::Arena
         {
             self.write_pending();
         }

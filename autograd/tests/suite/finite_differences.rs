@@ -467,7 +467,6 @@ proptest! {
     }
 }
 
-/// Member e's gradient is unchanged when the other members' parameters change.
 /// The gradient a one-output head leaves as factors and another op's claim writes out (the
 /// other op recorded before the head) is bitwise the one the head writes itself (the other op
 /// recorded after it, so that nothing is left pending): both are `dy·w` by the same product,
@@ -513,6 +512,7 @@ fn a_factored_head_gradient_written_out_is_the_heads_own() {
     );
 }
 
+/// Member e's gradient is unchanged when the other members' parameters change.
 #[test]
 fn members_never_mix() {
     let mut runner = proptest::test_runner::TestRunner::new(cases());
