@@ -17,7 +17,7 @@ use flock_optim::{GradientTransformation, Layout, MemberState};
 
 use crate::batch::MemberBatches;
 use crate::loss::{check_batch, check_weights, member_loss};
-use crate::{Batches, EnsembleError, EnsembleState};
+use crate::{Batches, EnsembleError, EnsembleState, default_members_per_call};
 
 /// Steps a member takes before the thread that holds it looks for the member that is furthest
 /// behind (its own, if none is): small enough that the threads end a run within a few steps of
@@ -31,14 +31,24 @@ const PIECE_STEPS: usize = 8;
 const MEMBER_STATE_BYTES: usize = 1 << 20;
 
 /// Whether [`ensemble_steps_apart`] is expected to beat [`ensemble_step`](crate::ensemble_step)
-/// for `members` members of `log_joint` on batches like `batch`: the log-joint evaluates on two
-/// threads or more, and either a member's parameters, gradient and two optimizer moments take
-/// 1 MiB or more (`4·P·size_of::<T>()`, `P ≥ 65,536` in f32) — each core then holds one member's
-/// state instead of sweeping every member's through the shared cache every step — or the blocks
-/// of members stepped together ([`LogJoint::member_blocks`]) leave a thread with a fifth more
-/// than its share of the members (five members as blocks of 3 and 2, or as one block where
-/// small members are not split at all). Otherwise stepping together wins: each call of the
-/// log-joint then takes several members, sharing its fixed cost.
+/// for `members` members of `log_joint` on batches of `rows` examples like `batch`: the
+/// log-joint evaluates on two threads or more, and
+///
+/// - a member's parameters, gradient and two optimizer moments take 1 MiB or more
+///   (`4·P·size_of::<T>()`, `P ≥ 65,536` in f32) — each core then holds one member's state
+///   instead of sweeping every member's through the shared cache every step; or
+/// - stepped together, each call of the log-joint would take one member anyway
+///   ([`default_members_per_call`](crate::default_members_per_call) of the storage the
+///   log-joint measured on its last evaluation, scaled to `rows`; never before its first) — then
+///   stepping apart loses no call's shared cost, and its pieces of eight steps, taken
+///   by whichever thread is free, follow cores that run unevenly from one moment to the next,
+///   where together every step waits for the slower block; or
+/// - the blocks of members stepped together ([`LogJoint::member_blocks`]) leave a thread with a
+///   fifth more than its share of the members (five members as blocks of 3 and 2, or as one
+///   block where small members are not split at all).
+///
+/// Otherwise stepping together wins: each call of the log-joint then takes several members,
+/// sharing its fixed cost.
 ///
 /// Measured on the 2-core Zen 3 (AVX2) development machine, `flock fit --step-order`, the same
 /// model bytes: Fashion-MNIST's 784 → 200 → 200 → 200 → 10 MLP (`P` = 239,410, f32), five
@@ -46,7 +56,13 @@ const MEMBER_STATE_BYTES: usize = 1 << 20;
 /// of 784 → 64 → 64 → 10 (`P` = 55,050): 1.21×; the UCI protein data, one hidden layer of 50
 /// (`P` = 551, f64): five members (one block) 1.5×, seven 1.6×, but 16 members (blocks of 8 and
 /// 8) 1.05× and 17 (9 and 8) 1.1× *slower* apart, and ten members of 32 units (5 and 5) 1.2×
-/// slower.
+/// slower. On a 2-core Intel Xeon (model 207, x86-64-v3 build), runs of 32 steps, two threads,
+/// together and apart in turns (`workloads` bench): the wide workload (16 members of
+/// 1 → 128 → 128 → 1 on 80 rows, one member a call) in f64 2,178–4,275 µs a step together and
+/// 2,196–2,792 µs apart, apart faster in 6 pairs of 8 — the slowest together steps were the
+/// host's uneven minutes, which apart absorbed; the scale workload (64 members of
+/// 1 → 64 → 64 → 1, batches of 256: one member a call) faster apart in 7 pairs of 8; the seed's
+/// (seven or fifteen members a call) either way.
 ///
 /// ```
 /// use flock_autograd::{Batch, Graph, ParamLayout, TapeLogJoint};
@@ -61,16 +77,17 @@ const MEMBER_STATE_BYTES: usize = 1 << 20;
 /// let batch = Batch::new(&[0.0f32], &[0.0], 1)?;
 /// let two = ParallelLogJoint::new(vec![make(), make()]);
 /// if two.parts().len() == 2 {
-///     assert!(steps_apart_pay(&two, 5, &batch)); // small members: one block of 5
-///     assert!(!steps_apart_pay(&two, 16, &batch)); // blocks of 8 and 8
+///     assert!(steps_apart_pay(&two, 5, &batch, 1)); // small members: one block of 5
+///     assert!(!steps_apart_pay(&two, 16, &batch, 1)); // blocks of 8 and 8
 /// }
-/// assert!(!steps_apart_pay(&make(), 5, &batch)); // one thread
+/// assert!(!steps_apart_pay(&make(), 5, &batch, 1)); // one thread
 /// # Ok::<(), flock_autograd::AutogradError>(())
 /// ```
 pub fn steps_apart_pay<T: Element>(
     log_joint: &dyn LogJoint<T>,
     members: usize,
     batch: &Batch<'_, T>,
+    rows: usize,
 ) -> bool {
     let threads = log_joint.threads();
     if threads < 2 || members < 2 {
@@ -78,6 +95,11 @@ pub fn steps_apart_pay<T: Element>(
     }
     let p = log_joint.layout().member_size();
     if 4 * p * core::mem::size_of::<T>() >= MEMBER_STATE_BYTES {
+        return true;
+    }
+    if let Some(workspace) = log_joint.workspace_per_member(rows)
+        && default_members_per_call::<T>(p, Some(workspace)) == 1
+    {
         return true;
     }
     let mut blocks = Vec::new();

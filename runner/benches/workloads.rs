@@ -104,7 +104,7 @@ fn time<T: Element>(mut f: impl FnMut(), budget: f64, threads: usize) -> Timing 
 }
 
 /// [`mlp_step`] for one element type.
-type StepFn = fn(usize, usize, usize, usize, usize, f64) -> Timing;
+type StepFn = fn(usize, usize, usize, usize, usize, f64, Steps) -> Timing;
 
 /// Time per step over ensemble sizes and hidden widths, with the ideal lines.
 struct Curves {
@@ -123,7 +123,7 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
             report(
                 &format!("scaling_members.{precision}.e{e}"),
                 &format!("scaling members E={e} seed MLP B=80 {precision}"),
-                || step(e as usize, 32, 80, 80, 1, 0.03),
+                || step(e as usize, 32, 80, 80, 1, 0.03, Steps::One),
             )
             .expect("the curves are drawn without a filter")
         })
@@ -138,7 +138,7 @@ fn scaling_curves(sizes: &[f64], widths: &[f64], precision: &str, step: StepFn) 
             report(
                 &format!("scaling_width.{precision}.w{w}"),
                 &format!("scaling width {w} E=16 B=80 {precision}"),
-                || step(16, w as usize, 80, 80, 1, 0.03),
+                || step(16, w as usize, 80, 80, 1, 0.03, Steps::One),
             )
             .expect("the curves are drawn without a filter")
         })
@@ -201,8 +201,26 @@ fn report_beside(id: &str, measure: impl FnOnce() -> Timing) -> Option<Timing> {
     Some(timing)
 }
 
+/// Steps of each timed run of the wide workload's `wide_run` figures.
+const WIDE_RUN: usize = 64;
+
+/// How [`mlp_step`] takes its steps.
+#[derive(Clone, Copy)]
+enum Steps {
+    /// One `EnsembleMAP::update` a call: one step of every member together, on the whole data.
+    One,
+    /// Whole fused runs of this many steps through `EnsembleMAP::train` with the default options
+    /// — batch selection included, members together or apart as `StepOrder::Auto` decides — as
+    /// `EnsembleMAP.run` does them and as JAX's `lax.scan` is timed; per step = run / steps.
+    /// (Each run starts a fresh `Training` at step 0 from the state the last one left:
+    /// continuing one would replay every earlier step's batch draws to reach its place in the
+    /// stream, a cost that grows with the step.)
+    Runs(usize),
+}
+
 /// Seconds per `EnsembleMAP` step for an MLP `1→width→width→1` on `rows` examples in batches of
-/// `batch`.
+/// `batch`, taken as `steps` says.
+#[allow(clippy::too_many_arguments)]
 fn mlp_step<T: Element>(
     members: usize,
     width: usize,
@@ -210,6 +228,7 @@ fn mlp_step<T: Element>(
     batch: usize,
     threads: usize,
     budget: f64,
+    steps: Steps,
 ) -> Timing {
     let mut layout = ParamLayout::new();
     let mlp = Mlp::new(
@@ -236,43 +255,41 @@ fn mlp_step<T: Element>(
     let y: Vec<T> = x.iter().map(|v| T::from_f64(v.to_f64().sin())).collect();
     let data = Batch::new(&x, &y, rows).unwrap();
     let mut state = map.init(0).unwrap();
-    if batch >= rows {
-        time::<T>(
-            || {
-                map.update(&mut state, data, 1.0).unwrap();
-            },
-            budget,
-            threads,
-        )
-    } else {
-        // Whole fused runs of `STEPS` mini-batched steps (batch selection included), as
-        // `EnsembleMAP.run` does them and as JAX's `lax.scan` is timed; per step = run / STEPS.
-        // (Each run starts a fresh `Training` at step 0 from the state the last one left:
-        // continuing one would replay every earlier step's batch draws to reach its place in
-        // the stream, a cost that grows with the step.)
-        const STEPS: usize = 10;
-        let mut state = Some(state);
-        time::<T>(
-            || {
-                let mut training = Training::new(state.take().expect("put back"));
-                map.train(
-                    &mut training,
-                    1,
-                    STEPS,
-                    data,
-                    RunOptions {
-                        batch_size: Some(batch),
-                        sampling: Sampling::WithReplacement,
-                        ..RunOptions::default()
-                    },
-                )
-                .unwrap();
-                state = Some(training.state);
-            },
-            budget,
-            threads,
-        )
-        .per(STEPS as f64)
+    match steps {
+        Steps::One => {
+            assert!(batch >= rows, "one update a call takes the whole data");
+            time::<T>(
+                || {
+                    map.update(&mut state, data, 1.0).unwrap();
+                },
+                budget,
+                threads,
+            )
+        }
+        Steps::Runs(steps) => {
+            let mut state = Some(state);
+            time::<T>(
+                || {
+                    let mut training = Training::new(state.take().expect("put back"));
+                    map.train(
+                        &mut training,
+                        1,
+                        steps,
+                        data,
+                        RunOptions {
+                            batch_size: (batch < rows).then_some(batch),
+                            sampling: Sampling::WithReplacement,
+                            ..RunOptions::default()
+                        },
+                    )
+                    .unwrap();
+                    state = Some(training.state);
+                },
+                budget,
+                threads,
+            )
+            .per(steps as f64)
+        }
     }
 }
 
@@ -318,10 +335,10 @@ fn main() {
     // The seed step (the `seed_step` bench's E = 16, N = 80, 1→32→32→1, Adam) beside the peak.
     for threads in [1, 2] {
         report_beside(&format!("seed_step.f32.t{threads}"), || {
-            mlp_step::<f32>(16, 32, 80, 80, threads, 0.03)
+            mlp_step::<f32>(16, 32, 80, 80, threads, 0.03, Steps::One)
         });
         report_beside(&format!("seed_step.f64.t{threads}"), || {
-            mlp_step::<f64>(16, 32, 80, 80, threads, 0.03)
+            mlp_step::<f64>(16, 32, 80, 80, threads, 0.03, Steps::One)
         });
     }
     // Scale and wide workloads.
@@ -329,7 +346,7 @@ fn main() {
         let f32_scale = report(
             &format!("scale_step.f32.t{threads}"),
             &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f32 {threads} thread(s)"),
-            || mlp_step::<f32>(64, 64, 4096, 256, threads, 0.05),
+            || mlp_step::<f32>(64, 64, 4096, 256, threads, 0.05, Steps::Runs(10)),
         );
         if let Some(f32_scale) = f32_scale {
             println!("  = {:.2} M member-samples/s", 64.0 * 256.0 / f32_scale);
@@ -337,7 +354,7 @@ fn main() {
         report(
             &format!("scale_step.f64.t{threads}"),
             &format!("scale workload E=64 N=4096 B=256 1-64-64-1 f64 {threads} thread(s)"),
-            || mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05),
+            || mlp_step::<f64>(64, 64, 4096, 256, threads, 0.05, Steps::Runs(10)),
         );
     }
     // The wide workload and the seed's VI step (1 particle), members on 1 and 2 threads (the
@@ -351,12 +368,24 @@ fn main() {
         report(
             &format!("wide_step.f32.t{threads}"),
             &format!("wide workload E=16 N=80 hidden 128 f32{suffix}"),
-            || mlp_step::<f32>(16, 128, 80, 80, threads, 0.03),
+            || mlp_step::<f32>(16, 128, 80, 80, threads, 0.03, Steps::One),
         );
         report(
             &format!("wide_step.f64.t{threads}"),
             &format!("wide workload E=16 N=80 hidden 128 f64{suffix}"),
-            || mlp_step::<f64>(16, 128, 80, 80, threads, 0.03),
+            || mlp_step::<f64>(16, 128, 80, 80, threads, 0.03, Steps::One),
+        );
+        // The same steps as a training run takes them (`StepOrder::Auto`: with one member a call,
+        // apart on two threads), against which JAX's `lax.scan` runs compare.
+        report(
+            &format!("wide_run.f32.t{threads}"),
+            &format!("wide workload E=16 N=80 hidden 128 f32{suffix}, runs of {WIDE_RUN} steps"),
+            || mlp_step::<f32>(16, 128, 80, 80, threads, 0.3, Steps::Runs(WIDE_RUN)),
+        );
+        report(
+            &format!("wide_run.f64.t{threads}"),
+            &format!("wide workload E=16 N=80 hidden 128 f64{suffix}, runs of {WIDE_RUN} steps"),
+            || mlp_step::<f64>(16, 128, 80, 80, threads, 0.3, Steps::Runs(WIDE_RUN)),
         );
         report(
             &format!("vi_step.f32.t{threads}"),

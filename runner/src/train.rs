@@ -54,8 +54,11 @@ pub enum OnDivergence {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StepOrder {
     /// Apart where it pays ([`steps_apart_pay`]: a log-joint of several threads, and members of
-    /// a megabyte or more of parameters and optimizer state or blocks of members that would
-    /// leave a thread a fifth more than its share), together otherwise.
+    /// a megabyte or more of parameters and optimizer state, or members whose values fill a call
+    /// of the log-joint alone, or blocks of members that would leave a thread a fifth more than
+    /// its share), together otherwise. A log-joint that has not evaluated yet cannot tell how
+    /// much a member's values take: the first step then goes together, and the order of the rest
+    /// is chosen after it.
     #[default]
     Auto,
     /// Every member steps at every step ([`ensemble_step`]): the members of each thread's block
@@ -773,13 +776,32 @@ where
     let first_member = objective.first_member;
     let mut batches =
         options.batches(data.rows, first_member..first_member + members, batch_seed)?;
-    let apart = match options.step_order {
-        StepOrder::Together => false,
-        StepOrder::Apart => true,
-        StepOrder::Auto => steps_apart_pay(&*objective.log_joint, members, &data),
-    } && options.peers.is_none()
+    // Examples each member's step takes (its batch's rows).
+    let step_rows = options
+        .batch_size
+        .map_or(data.rows, |b| b.min(data.rows))
+        .max(1);
+    let apart_allowed = options.peers.is_none()
         && options.on_divergence == OnDivergence::Freeze
         && !options.keep_best;
+    let apart = apart_allowed
+        && match options.step_order {
+            StepOrder::Together => false,
+            StepOrder::Apart => true,
+            StepOrder::Auto => steps_apart_pay(&*objective.log_joint, members, &data, step_rows),
+        };
+    // A log-joint that has not evaluated yet cannot tell how much storage a member takes, which
+    // `steps_apart_pay` weighs: under `Auto` the first step goes together and the order is
+    // chosen again after it (the same bits either way).
+    let choose_after_first = apart_allowed
+        && !apart
+        && options.step_order == StepOrder::Auto
+        && members >= 2
+        && objective.log_joint.threads() >= 2
+        && objective
+            .log_joint
+            .workspace_per_member(step_rows)
+            .is_none();
     let RunOptions {
         callback,
         keep_best,
@@ -831,16 +853,15 @@ where
         log_joint,
         optimizer,
         prior_weight,
-        ..
+        first_member,
     } = objective;
     let mut previous = keep_best.then(|| training.state.params.values().to_vec());
     let ahead = gather_ahead(&batches, data);
-    feed_batches(
-        &mut batches,
-        data,
-        first..num_steps,
-        ahead,
-        |step, batch| {
+    // What comes after the first step when it is taken together to measure the log-joint: the
+    // rest of the run together or apart (neither when the hooks stopped the run there).
+    let after_first = core::cell::Cell::new(None);
+    let mut take_step =
+        |step: usize, batch: Batch<'_, T>| -> Result<ControlFlow<()>, RunError<T>> {
             if let Some(prev) = previous.as_mut() {
                 prev.copy_from_slice(training.state.params.values());
             }
@@ -864,11 +885,47 @@ where
             hooks.diverged.clear();
             hooks.diverged.extend_from_slice(training.state.diverged());
             match hooks.after_step(training, &mut frozen, log_joint, step)? {
+                AfterStep::Continue if choose_after_first && step == first => {
+                    let apart = steps_apart_pay(&*log_joint, members, &data, step_rows);
+                    after_first.set(Some(if apart {
+                        StepOrder::Apart
+                    } else {
+                        StepOrder::Together
+                    }));
+                    Ok(ControlFlow::Break(()))
+                }
                 AfterStep::Continue => Ok(ControlFlow::Continue(())),
                 AfterStep::Stop => Ok(ControlFlow::Break(())),
                 AfterStep::Interrupted => Err(RunError::Interrupted { step: step + 1 }),
             }
-        },
+        };
+    if !choose_after_first || first >= num_steps {
+        feed_batches(&mut batches, data, first..num_steps, ahead, take_step)?;
+        return Ok(training.result());
+    }
+    // One step together (a batch drawn for it alone), then the rest in the order chosen.
+    feed_batches(&mut batches, data, first..first + 1, ahead, &mut take_step)?;
+    match after_first.get() {
+        None => return Ok(training.result()),
+        Some(StepOrder::Apart) => {}
+        Some(_) => {
+            feed_batches(&mut batches, data, first + 1..num_steps, ahead, take_step)?;
+            return Ok(training.result());
+        }
+    }
+    let objective = Objective {
+        log_joint,
+        optimizer,
+        prior_weight,
+        first_member,
+    };
+    train_apart(
+        objective,
+        training,
+        &mut batches,
+        data,
+        &mut hooks,
+        &mut frozen,
     )?;
     Ok(training.result())
 }

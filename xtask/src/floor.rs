@@ -21,11 +21,12 @@ pub(crate) fn mlp_product_flops(members: usize, batch: usize, widths: &[usize]) 
 /// The step workloads whose figures get a floor: id prefix (`seed_step` → `seed_step.f32.t2`),
 /// members, batch rows and layer widths (`runner/benches/{seed_step,workloads}.rs`). The VI step
 /// draws one particle of the seed MLP, so its products are the MAP step's.
-pub(crate) const STEP_WORKLOADS: [(&str, usize, usize, &[usize]); 4] = [
+pub(crate) const STEP_WORKLOADS: [(&str, usize, usize, &[usize]); 5] = [
     ("seed_step", 16, 80, &[1, 32, 32, 1]),
     ("vi_step", 16, 80, &[1, 32, 32, 1]),
     ("scale_step", 64, 256, &[1, 64, 64, 1]),
     ("wide_step", 16, 80, &[1, 128, 128, 1]),
+    ("wide_run", 16, 80, &[1, 128, 128, 1]),
 ];
 
 /// Each step workload's floor in µs — its products at one core's measured peak on every thread

@@ -105,7 +105,7 @@ pub(crate) fn jax_figures() -> Result<(Vec<(String, f64)>, String), String> {
 }
 
 /// The side-by-side table's rows: label, flock's figure id, JAX's figure id.
-pub(crate) const VS_JAX: [(&str, &str, &str); 16] = [
+pub(crate) const VS_JAX: [(&str, &str, &str); 18] = [
     (
         "seed step f32, flock 1 thread",
         "seed_step.f32.t1",
@@ -164,6 +164,16 @@ pub(crate) const VS_JAX: [(&str, &str, &str); 16] = [
     (
         "wide step f64, flock 2 threads",
         "wide_step.f64.t2",
+        "wide_step.f64",
+    ),
+    (
+        "wide step f32 in runs, flock 2 threads",
+        "wide_run.f32.t2",
+        "wide_step.f32",
+    ),
+    (
+        "wide step f64 in runs, flock 2 threads",
+        "wide_run.f64.t2",
         "wide_step.f64",
     ),
     (

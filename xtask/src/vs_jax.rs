@@ -15,14 +15,20 @@ use crate::{run, workspace_root};
 
 /// JAX's figure id for flock's `id`: `wide_step.f64.t2` → (`wide_step`, `wide_step.f64`) — the
 /// workload `workloads.py --only` takes and the id it prints (JAX uses every core whatever
-/// flock's thread count).
+/// flock's thread count). flock's figures of the same steps taken in training runs
+/// (`wide_run.f64.t2`) go with JAX's step (`wide_step`), which is timed in `lax.scan` runs.
 ///
 /// # Errors
 /// An id that is not `workload.precision.tN` with a precision of f32 or f64.
-pub(crate) fn jax_id(id: &str) -> Result<(&str, String), String> {
+pub(crate) fn jax_id(id: &str) -> Result<(String, String), String> {
     match id.split('.').collect::<Vec<_>>()[..] {
         [workload, precision @ ("f32" | "f64"), threads] if threads.starts_with('t') => {
-            Ok((workload, format!("{workload}.{precision}")))
+            let workload = match workload.strip_suffix("_run") {
+                Some(name) => format!("{name}_step"),
+                None => workload.to_owned(),
+            };
+            let figure = format!("{workload}.{precision}");
+            Ok((workload, figure))
         }
         _ => Err(format!(
             "vs-jax needs a step figure's id such as wide_step.f64.t2, not {id:?}"
@@ -110,7 +116,7 @@ pub(crate) fn vs_jax(id: &str, pairs: usize) -> Result<(), String> {
     let jax = || -> Result<f64, String> {
         let out = run(
             text(&python)?,
-            &[text(&script)?, precision, "--only", workload],
+            &[text(&script)?, precision, "--only", &workload],
         )?;
         jax_value(&out, &jax_figure).ok_or_else(|| format!("workloads.py printed no {jax_figure}"))
     };
@@ -137,7 +143,11 @@ mod tests {
     fn jax_ids_and_values() {
         assert_eq!(
             jax_id("wide_step.f64.t2"),
-            Ok(("wide_step", "wide_step.f64".to_owned()))
+            Ok(("wide_step".to_owned(), "wide_step.f64".to_owned()))
+        );
+        assert_eq!(
+            jax_id("wide_run.f32.t2"),
+            Ok(("wide_step".to_owned(), "wide_step.f32".to_owned()))
         );
         assert!(jax_id("wide_step.f16.t2").is_err());
         assert!(

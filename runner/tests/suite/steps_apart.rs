@@ -2,7 +2,9 @@
 //! ([`StepOrder::Together`]): the same bits — parameters, losses, divergences, what the progress
 //! hook hears, what the callbacks see and what the checkpoints hold — with held-out scoring and
 //! patience, callbacks that freeze members, members that diverge inside a run (the last one of
-//! them, with validation, stopping the run there), both data orders, on one thread and two.
+//! them, with validation, stopping the run there), both data orders, on one thread and two. The
+//! default order ([`StepOrder::Auto`]) too, also where it takes the first step together and the
+//! rest apart.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -30,11 +32,13 @@ fn init(layout: &ParamLayout, mlp: &Mlp) -> impl FnMut(&mut MemberRng) -> Vec<f6
     }
 }
 
-/// An `EnsembleMAP` of `members` members of [`small`]'s MLP on a `ParallelLogJoint` of
-/// `threads` parts, started by [`init`], MAP (prior weight 1).
+/// An `EnsembleMAP` of `members` members of [`small`]'s MLP — or, with `wide`, of
+/// [`wide_mlp`]'s — on a `ParallelLogJoint` of `threads` parts, started by [`init`], MAP (prior
+/// weight 1).
 fn map_on<O: GradientTransformation<f64>>(
     threads: usize,
     members: usize,
+    wide: bool,
     optimizer: O,
 ) -> EnsembleMAP<
     f64,
@@ -42,7 +46,7 @@ fn map_on<O: GradientTransformation<f64>>(
     impl FnMut(&mut MemberRng) -> Vec<f64> + use<O>,
     O,
 > {
-    let (layout, mlp) = small();
+    let (layout, mlp) = if wide { wide_mlp() } else { small() };
     let parts = (0..threads)
         .map(|_| small_log_joint(&layout, mlp.clone()))
         .collect();
@@ -54,6 +58,20 @@ fn map_on<O: GradientTransformation<f64>>(
         1.0,
     )
     .unwrap()
+}
+
+/// A 1 → 128 → 128 → 1 tanh MLP and its layout: 16,897 parameters a member, whose values and
+/// gradients on 45 rows fill a call of the log-joint alone, so that stepped together it takes
+/// one member a call.
+fn wide_mlp() -> (ParamLayout, Mlp) {
+    let mut layout = ParamLayout::new();
+    let mlp = Mlp::new(
+        &mut layout,
+        "",
+        MlpConfig::new(1, 1, 128, 2, Activation::Tanh),
+    )
+    .unwrap();
+    (layout, mlp)
 }
 
 fn data() -> (Vec<f64>, Vec<f64>) {
@@ -124,6 +142,8 @@ struct Setup {
     steps: usize,
     /// Rows per batch (`None`: the whole training set).
     batch: Option<usize>,
+    /// [`wide_mlp`]'s members instead of [`small`]'s.
+    wide: bool,
 }
 
 fn run<O: GradientTransformation<f64> + Clone>(
@@ -131,7 +151,7 @@ fn run<O: GradientTransformation<f64> + Clone>(
     optimizer: &O,
     step_order: StepOrder,
 ) -> Seen {
-    let mut map = map_on(setup.threads, setup.members, optimizer.clone());
+    let mut map = map_on(setup.threads, setup.members, setup.wide, optimizer.clone());
     let (x, y) = data();
     let train = Batch::new(&x[..45], &y[..45], 45).unwrap();
     let held = Batch::new(&x[45..], &y[45..], 15).unwrap();
@@ -187,6 +207,8 @@ fn same_bits<O: GradientTransformation<f64> + Clone>(setup: Setup, optimizer: &O
     let together = run(setup, optimizer, StepOrder::Together);
     let apart = run(setup, optimizer, StepOrder::Apart);
     assert_eq!(apart, together, "{setup:?}");
+    let auto = run(setup, optimizer, StepOrder::Auto);
+    assert_eq!(auto, together, "{setup:?}");
     assert_eq!(together.reports.len(), together.steps, "{setup:?}");
     together
 }
@@ -200,6 +222,7 @@ const PLAIN: Setup = Setup {
     checkpoint: None,
     steps: 300,
     batch: Some(10),
+    wide: false,
 };
 
 #[test]
@@ -238,6 +261,65 @@ fn members_apart_are_the_bits_of_members_together() {
         };
         same_bits(full, &adam);
     }
+}
+
+/// Members that fill a call of the log-joint alone: the default order cannot tell that before the
+/// log-joint's first evaluation, so it takes the first step together and, measured then, the
+/// rest apart — with every hook, the bits of both orders.
+#[test]
+fn the_default_order_goes_apart_after_its_first_step_where_calls_hold_one_member() {
+    let (layout, mlp) = wide_mlp();
+    let mut two = ParallelLogJoint::new(vec![
+        small_log_joint(&layout, mlp.clone()),
+        small_log_joint(&layout, mlp.clone()),
+    ]);
+    if two.parts().len() < 2 || LogJoint::<f64>::threads(&two) < 2 {
+        return; // one thread here: nothing goes apart
+    }
+    let (x, y) = data();
+    let train = Batch::new(&x[..45], &y[..45], 45).unwrap();
+    let members = 4;
+    assert!(!flock_ensemble::steps_apart_pay(&two, members, &train, 45));
+    let p = layout.member_size();
+    let params = vec![0.01; members * p];
+    let (mut loglik, mut logprior, mut grad) = (
+        vec![0.0; members],
+        vec![0.0; members],
+        vec![0.0; members * p],
+    );
+    two.evaluate(
+        members,
+        &params,
+        train,
+        Weights {
+            loglik: -1.0,
+            logprior: -1.0,
+        },
+        LogJointOutput {
+            loglik: &mut loglik,
+            logprior: &mut logprior,
+            grad: &mut grad,
+        },
+    )
+    .unwrap();
+    assert!(
+        flock_ensemble::steps_apart_pay(&two, members, &train, 45),
+        "measured, a call holds one member"
+    );
+    let adam = adam(1e-2, AdamConfig::default()).unwrap();
+    let wide = Setup {
+        members,
+        steps: 24,
+        batch: None,
+        validation: Some((7, 3)),
+        callback: Some(5),
+        checkpoint: Some(6),
+        wide: true,
+        ..PLAIN
+    };
+    let seen = same_bits(wide, &adam);
+    assert_eq!(seen.steps, 24);
+    assert!(!seen.checkpoints.is_empty());
 }
 
 /// SGD with a large step blows members up one after another, inside runs: each is frozen where
@@ -281,7 +363,7 @@ fn a_failing_run_apart_errs_as_together_and_puts_the_training_back() {
     let optimizer = adam(2e-2, AdamConfig::default()).unwrap();
     let mut errors = Vec::new();
     for step_order in [StepOrder::Together, StepOrder::Apart] {
-        let mut map = map_on(2, 5, optimizer.clone());
+        let mut map = map_on(2, 5, false, optimizer.clone());
         let mut training = map.start(3).unwrap();
         let start = training.state.params.clone();
         let options = RunOptions {
@@ -316,7 +398,7 @@ fn an_interruption_inside_a_run_apart_ends_at_its_step() {
     for stop_at in [1, 37, 130] {
         let mut ends = Vec::new();
         for step_order in [StepOrder::Together, StepOrder::Apart] {
-            let mut map = map_on(2, 5, optimizer.clone());
+            let mut map = map_on(2, 5, false, optimizer.clone());
             let mut training = map.start(4).unwrap();
             let options = RunOptions {
                 batch_size: Some(7),
