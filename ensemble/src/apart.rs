@@ -37,7 +37,8 @@ const MEMBER_STATE_BYTES: usize = 1 << 20;
 /// - a member's parameters, gradient and two optimizer moments take 1 MiB or more
 ///   (`4·P·size_of::<T>()`, `P ≥ 65,536` in f32) — each core then holds one member's state
 ///   instead of sweeping every member's through the shared cache every step; or
-/// - stepped together, each call of the log-joint would take one member anyway
+/// - every step takes the whole of `batch` (`rows` is its rows) and, stepped together, each call
+///   of the log-joint would take one member anyway
 ///   ([`default_members_per_call`](crate::default_members_per_call) of the storage the
 ///   log-joint measured on its last evaluation, scaled to `rows`; never before its first) — then
 ///   stepping apart loses no call's shared cost, and its pieces of eight steps, taken
@@ -60,9 +61,11 @@ const MEMBER_STATE_BYTES: usize = 1 << 20;
 /// together and apart in turns (`workloads` bench): the wide workload (16 members of
 /// 1 → 128 → 128 → 1 on 80 rows, one member a call) in f64 2,178–4,275 µs a step together and
 /// 2,196–2,792 µs apart, apart faster in 6 pairs of 8 — the slowest together steps were the
-/// host's uneven minutes, which apart absorbed; the scale workload (64 members of
-/// 1 → 64 → 64 → 1, batches of 256: one member a call) faster apart in 7 pairs of 8; the seed's
-/// (seven or fifteen members a call) either way.
+/// host's uneven minutes, which apart absorbed; the seed's (seven or fifteen members a call)
+/// either way. With mini-batches the one-member calls alone do not decide: the scale workload
+/// (64 members of 1 → 64 → 64 → 1, batches of 256 of 4,096 rows, one member a call) in runs of
+/// 10 steps, `cargo xtask ab` of the two rules, 8 pairs: apart 1.14× (f32) and 1.12× (f64) the
+/// time together on two threads (medians; within the noise, 5 and 6 pairs of 8 slower).
 ///
 /// ```
 /// use flock_autograd::{Batch, Graph, ParamLayout, TapeLogJoint};
@@ -97,7 +100,8 @@ pub fn steps_apart_pay<T: Element>(
     if 4 * p * core::mem::size_of::<T>() >= MEMBER_STATE_BYTES {
         return true;
     }
-    if let Some(workspace) = log_joint.workspace_per_member(rows)
+    if rows >= batch.rows
+        && let Some(workspace) = log_joint.workspace_per_member(rows)
         && default_members_per_call::<T>(p, Some(workspace)) == 1
     {
         return true;

@@ -54,8 +54,8 @@ pub enum OnDivergence {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StepOrder {
     /// Apart where it pays ([`steps_apart_pay`]: a log-joint of several threads, and members of
-    /// a megabyte or more of parameters and optimizer state, or members whose values fill a call
-    /// of the log-joint alone, or blocks of members that would leave a thread a fifth more than
+    /// a megabyte or more of parameters and optimizer state, or members whose values on full
+    /// batches fill a call of the log-joint alone, or blocks of members that would leave a thread a fifth more than
     /// its share), together otherwise. A log-joint that has not evaluated yet cannot tell how
     /// much a member's values take: the first step then goes together, and the order of the rest
     /// is chosen after it.
@@ -791,12 +791,13 @@ where
             StepOrder::Auto => steps_apart_pay(&*objective.log_joint, members, &data, step_rows),
         };
     // A log-joint that has not evaluated yet cannot tell how much storage a member takes, which
-    // `steps_apart_pay` weighs: under `Auto` the first step goes together and the order is
-    // chosen again after it (the same bits either way).
+    // `steps_apart_pay` weighs for full batches: under `Auto` the first step goes together and
+    // the order is chosen again after it (the same bits either way).
     let choose_after_first = apart_allowed
         && !apart
         && options.step_order == StepOrder::Auto
         && members >= 2
+        && step_rows >= data.rows
         && objective.log_joint.threads() >= 2
         && objective
             .log_joint
