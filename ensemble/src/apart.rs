@@ -57,12 +57,13 @@ const MEMBER_STATE_BYTES: usize = 1 << 20;
 /// of 784 → 64 → 64 → 10 (`P` = 55,050): 1.21×; the UCI protein data, one hidden layer of 50
 /// (`P` = 551, f64): five members (one block) 1.5×, seven 1.6×, but 16 members (blocks of 8 and
 /// 8) 1.05× and 17 (9 and 8) 1.1× *slower* apart, and ten members of 32 units (5 and 5) 1.2×
-/// slower. On a 2-core Intel Xeon (model 207, x86-64-v3 build), runs of 32 steps, two threads,
-/// together and apart in turns (`workloads` bench): the wide workload (16 members of
-/// 1 → 128 → 128 → 1 on 80 rows, one member a call) in f64 2,178–4,275 µs a step together and
-/// 2,196–2,792 µs apart, apart faster in 6 pairs of 8 — the slowest together steps were the
-/// host's uneven minutes, which apart absorbed; the seed's (seven or fifteen members a call)
-/// either way. With mini-batches the one-member calls alone do not decide: the scale workload
+/// slower. On a 2-core Intel Xeon (model 207, x86-64-v3 build), training runs of 32 and 64
+/// steps on two threads, together and apart in turns (`workloads` bench): the wide workload (16
+/// members of 1 → 128 → 128 → 1 on 80 rows, one member a call in f64) 2,178–4,275 µs a step
+/// together and 2,196–2,921 µs apart, apart faster in 13 pairs of 18 (median time ratio 0.935;
+/// p = 0.096 by a sign test: the direction of a gain, not a call) — the slowest together steps
+/// were the host's uneven minutes, which the pieces absorbed; the seed's (seven or fifteen
+/// members a call) either way. With mini-batches the one-member calls alone do not decide: the scale workload
 /// (64 members of 1 → 64 → 64 → 1, batches of 256 of 4,096 rows, one member a call) in runs of
 /// 10 steps, `cargo xtask ab` of the two rules, 8 pairs: apart 1.14× (f32) and 1.12× (f64) the
 /// time together on two threads (medians; within the noise, 5 and 6 pairs of 8 slower).
