@@ -63,10 +63,11 @@ const MEMBER_STATE_BYTES: usize = 1 << 20;
 /// together and 2,196–2,921 µs apart, apart faster in 13 pairs of 18 (median time ratio 0.935;
 /// p = 0.096 by a sign test: the direction of a gain, not a call) — the slowest together steps
 /// were the host's uneven minutes, which the pieces absorbed; the seed's (seven or fifteen
-/// members a call) either way. With mini-batches the one-member calls alone do not decide: the scale workload
-/// (64 members of 1 → 64 → 64 → 1, batches of 256 of 4,096 rows, one member a call) in runs of
-/// 10 steps, `cargo xtask ab` of the two rules, 8 pairs: apart 1.14× (f32) and 1.12× (f64) the
-/// time together on two threads (medians; within the noise, 5 and 6 pairs of 8 slower).
+/// members a call) either way. With mini-batches the one-member calls alone do not decide: the
+/// scale workload (64 members of 1 → 64 → 64 → 1, batches of 256 of 4,096 rows, one member a
+/// call) in runs of 10 steps, `cargo xtask ab` of the two rules, 8 pairs: apart 1.14× (f32) and
+/// 1.12× (f64) the time together on two threads (medians; within the noise, 5 and 6 pairs of 8
+/// slower).
 ///
 /// ```
 /// use flock_autograd::{Batch, Graph, ParamLayout, TapeLogJoint};

@@ -55,10 +55,10 @@ pub enum OnDivergence {
 pub enum StepOrder {
     /// Apart where it pays ([`steps_apart_pay`]: a log-joint of several threads, and members of
     /// a megabyte or more of parameters and optimizer state, or members whose values on full
-    /// batches fill a call of the log-joint alone, or blocks of members that would leave a thread a fifth more than
-    /// its share), together otherwise. A log-joint that has not evaluated yet cannot tell how
-    /// much a member's values take: the first step then goes together, and the order of the rest
-    /// is chosen after it.
+    /// batches fill a call of the log-joint alone, or blocks of members that would leave a
+    /// thread a fifth more than its share), together otherwise. A log-joint that has not
+    /// evaluated yet cannot tell how much a member's values take: the first step then goes
+    /// together, and the order of the rest is chosen after it.
     #[default]
     Auto,
     /// Every member steps at every step ([`ensemble_step`]): the members of each thread's block
