@@ -24,11 +24,17 @@ mod common {
 
     /// A 1 → 8 → 1 tanh MLP and its layout.
     pub(crate) fn small() -> (ParamLayout, Mlp) {
+        tanh_mlp(8, 1)
+    }
+
+    /// A one-input, one-output tanh MLP with `depth` hidden layers of `width` units, and its
+    /// layout.
+    pub(crate) fn tanh_mlp(width: usize, depth: usize) -> (ParamLayout, Mlp) {
         let mut layout = ParamLayout::new();
         let mlp = Mlp::new(
             &mut layout,
             "",
-            MlpConfig::new(1, 1, 8, 1, Activation::Tanh),
+            MlpConfig::new(1, 1, width, depth, Activation::Tanh),
         )
         .unwrap();
         (layout, mlp)

@@ -16,7 +16,7 @@ use flock_runner::checkpoint::CheckpointError;
 use flock_runner::map::*;
 use flock_runner::train::*;
 
-use crate::common::{StopAt, small, small_log_joint};
+use crate::common::{StopAt, small, small_log_joint, tanh_mlp};
 
 /// Member `e` starts at its usual draw scaled by `1 + e/2`, so that with a large step size the
 /// members blow up at different steps.
@@ -64,14 +64,7 @@ fn map_on<O: GradientTransformation<f64>>(
 /// gradients on 45 rows fill a call of the log-joint alone, so that stepped together it takes
 /// one member a call.
 fn wide_mlp() -> (ParamLayout, Mlp) {
-    let mut layout = ParamLayout::new();
-    let mlp = Mlp::new(
-        &mut layout,
-        "",
-        MlpConfig::new(1, 1, 128, 2, Activation::Tanh),
-    )
-    .unwrap();
-    (layout, mlp)
+    tanh_mlp(128, 2)
 }
 
 fn data() -> (Vec<f64>, Vec<f64>) {
