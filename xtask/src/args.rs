@@ -9,13 +9,15 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
        cargo xtask compare OLD NEW [--simd LEVEL] [--history FILE]
        cargo xtask ab OLD NEW [--bench NAME]... [--filter TEXT] [--pairs N]
        cargo xtask vs-jax ID [--pairs N]
+       cargo xtask standings [--check]
        cargo xtask fashion [--epochs N] [--train-images N] [--skip-sklearn]
        cargo xtask wheel
        cargo xtask fuzz [--seconds N]
        cargo xtask optax-fixtures
 
   bench            run the benchmark suite, print one table, append a record to
-                   bench/history.jsonl (about nine minutes)
+                   bench/history.jsonl and rewrite the README's standings table from it (about
+                   nine minutes; with --history FILE, the README is left alone)
   --compare        show each figure's change against the last record of this CPU and SIMD level,
                    as measured and at equal peak (the two runs' FMA peaks taken out)
   --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
@@ -43,6 +45,10 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
                    in JAX, in N alternated pairs (default 6): each pair's JAX / flock, their
                    median and quartiles, and how many pairs reach 2×
   --pairs N        pairs to run
+
+  standings        rewrite the README's table of where flock stands on each machine and build
+                   from bench/history.jsonl
+  --check          only check that the README's table is the history file's
 
   fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
                    f32), the same ensemble in JAX + equinox + optax, and scikit-learn's
@@ -85,6 +91,9 @@ pub(crate) enum Task {
     VsJax {
         id: String,
         pairs: usize,
+    },
+    Standings {
+        check: bool,
     },
     Ab {
         old: String,
@@ -235,6 +244,11 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
             crate::vs_jax::jax_id(&id)?;
             Ok(Task::VsJax { id, pairs })
         }
+        "standings" => match &args[1..] {
+            [] => Ok(Task::Standings { check: false }),
+            [flag] if flag == "--check" => Ok(Task::Standings { check: true }),
+            [other, ..] => Err(format!("unknown argument {other:?} for standings")),
+        },
         "fashion" => {
             let (mut epochs, mut train_images, mut skip_sklearn) = (20, None, false);
             let mut rest = args[1..].iter();

@@ -179,8 +179,14 @@ pub(crate) fn record_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// `(precision, GFLOP/s)` of a history record's `peak_gflops` (one core's measured FMA peak per
 /// precision in that run); empty for records without it.
 pub(crate) fn record_peaks(line: &str) -> Vec<(String, f64)> {
+    record_numbers(line, "peak_gflops")
+}
+
+/// The entries of a number-valued object field of a history record (`"floor_us":{"a":1.5}` →
+/// `[("a", 1.5)]`); empty for records without it.
+pub(crate) fn record_numbers(line: &str, key: &str) -> Vec<(String, f64)> {
     let Some(body) = line
-        .split("\"peak_gflops\":{")
+        .split(&format!("\"{key}\":{{"))
         .nth(1)
         .and_then(|rest| rest.split('}').next())
     else {

@@ -18,11 +18,13 @@
 //! `target/jax-venv` with the exact versions of `xtask/jax/requirements.txt`, which the record
 //! names) and prints JAX / flock ratios, matched by structured figure ids
 //! (`seed_step.f32.t2`). `cargo xtask ab OLD NEW` runs two commits' benchmarks alternately and
-//! compares them pair by pair (the [`ab`] module). `cargo xtask --help` prints the usage.
+//! compares them pair by pair (the [`ab`] module). `cargo xtask standings` rewrites the README's
+//! table of where flock stands on each machine from the history file (the [`standings`] module;
+//! `bench` does so after appending its record). `cargo xtask --help` prints the usage.
 //!
 //! Modules: [`args`] (the command line), [`mod@bench`] (the suite), [`figures`] (reading the benches'
 //! outputs), [`floor`] (each workload's floor), [`history`] (records and their comparison),
-//! [`jax`] (the JAX side), [`vs_jax`] (flock and JAX alternately), [`ab`] (two commits alternately), [`mod@fashion`] (Fashion-MNIST).
+//! [`jax`] (the JAX side), [`vs_jax`] (flock and JAX alternately), [`standings`] (the README's table), [`ab`] (two commits alternately), [`mod@fashion`] (Fashion-MNIST).
 
 mod ab;
 mod args;
@@ -32,6 +34,7 @@ mod figures;
 mod floor;
 mod history;
 mod jax;
+mod standings;
 mod vs_jax;
 
 use args::{Task, USAGE, parse_args};
@@ -169,6 +172,11 @@ fn main() -> ExitCode {
             pairs,
         }) => ab::ab(&old, &new, &benches, filter.as_deref(), pairs),
         Ok(Task::VsJax { id, pairs }) => vs_jax::vs_jax(&id, pairs),
+        Ok(Task::Standings { check }) => standings::standings(
+            &workspace_root().join("bench/history.jsonl"),
+            &workspace_root().join("README.md"),
+            check,
+        ),
         Ok(Task::Wheel) => wheel(),
         Ok(Task::OptaxFixtures) => optax_fixtures(),
         Ok(Task::Fuzz { seconds }) => fuzz(seconds),
