@@ -839,7 +839,72 @@ where
         streams: Vec::new(),
         diverged: Vec::new(),
     };
-    if apart {
+    // Together from the start, or for the first step only (then `go_apart` says how the rest
+    // goes), unless apart from the start.
+    let go_apart = apart || {
+        let log_joint: &mut L = &mut *objective.log_joint;
+        let (optimizer, prior_weight) = (objective.optimizer, objective.prior_weight);
+        let mut previous = keep_best.then(|| training.state.params.values().to_vec());
+        let ahead = gather_ahead(&batches, data);
+        // What comes after the first step when it is taken together to measure the log-joint:
+        // the rest of the run together or apart (neither when the hooks stopped the run there).
+        let after_first = core::cell::Cell::new(None);
+        let mut take_step =
+            |step: usize, batch: Batch<'_, T>| -> Result<ControlFlow<()>, RunError<T>> {
+                if let Some(prev) = previous.as_mut() {
+                    prev.copy_from_slice(training.state.params.values());
+                }
+                let losses = ensemble_step(
+                    &mut training.state,
+                    batch,
+                    log_joint,
+                    optimizer,
+                    prior_weight,
+                    scale,
+                )?;
+                training.losses.extend_from_slice(losses);
+                training.step = step + 1;
+                let latest = training.losses.len() - members;
+                frozen.restore(training);
+                if let (Some(best), Some(prev)) = (training.best.as_mut(), &previous) {
+                    for e in 0..members {
+                        best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
+                    }
+                }
+                hooks.diverged.clear();
+                hooks.diverged.extend_from_slice(training.state.diverged());
+                match hooks.after_step(training, &mut frozen, log_joint, step)? {
+                    AfterStep::Continue if choose_after_first && step == first => {
+                        let apart = steps_apart_pay(&*log_joint, members, &data, step_rows);
+                        after_first.set(Some(if apart {
+                            StepOrder::Apart
+                        } else {
+                            StepOrder::Together
+                        }));
+                        Ok(ControlFlow::Break(()))
+                    }
+                    AfterStep::Continue => Ok(ControlFlow::Continue(())),
+                    AfterStep::Stop => Ok(ControlFlow::Break(())),
+                    AfterStep::Interrupted => Err(RunError::Interrupted { step: step + 1 }),
+                }
+            };
+        if !choose_after_first || first >= num_steps {
+            feed_batches(&mut batches, data, first..num_steps, ahead, take_step)?;
+            false
+        } else {
+            // One step together (a batch drawn for it alone), then the rest in the order chosen.
+            feed_batches(&mut batches, data, first..first + 1, ahead, &mut take_step)?;
+            match after_first.get() {
+                Some(StepOrder::Apart) => true,
+                None => false,
+                Some(_) => {
+                    feed_batches(&mut batches, data, first + 1..num_steps, ahead, take_step)?;
+                    false
+                }
+            }
+        }
+    };
+    if go_apart {
         train_apart(
             objective,
             training,
@@ -848,86 +913,7 @@ where
             &mut hooks,
             &mut frozen,
         )?;
-        return Ok(training.result());
     }
-    let Objective {
-        log_joint,
-        optimizer,
-        prior_weight,
-        first_member,
-    } = objective;
-    let mut previous = keep_best.then(|| training.state.params.values().to_vec());
-    let ahead = gather_ahead(&batches, data);
-    // What comes after the first step when it is taken together to measure the log-joint: the
-    // rest of the run together or apart (neither when the hooks stopped the run there).
-    let after_first = core::cell::Cell::new(None);
-    let mut take_step =
-        |step: usize, batch: Batch<'_, T>| -> Result<ControlFlow<()>, RunError<T>> {
-            if let Some(prev) = previous.as_mut() {
-                prev.copy_from_slice(training.state.params.values());
-            }
-            let losses = ensemble_step(
-                &mut training.state,
-                batch,
-                log_joint,
-                optimizer,
-                prior_weight,
-                scale,
-            )?;
-            training.losses.extend_from_slice(losses);
-            training.step = step + 1;
-            let latest = training.losses.len() - members;
-            frozen.restore(training);
-            if let (Some(best), Some(prev)) = (training.best.as_mut(), &previous) {
-                for e in 0..members {
-                    best.offer(e, training.losses[latest + e], &prev[e * p..(e + 1) * p]);
-                }
-            }
-            hooks.diverged.clear();
-            hooks.diverged.extend_from_slice(training.state.diverged());
-            match hooks.after_step(training, &mut frozen, log_joint, step)? {
-                AfterStep::Continue if choose_after_first && step == first => {
-                    let apart = steps_apart_pay(&*log_joint, members, &data, step_rows);
-                    after_first.set(Some(if apart {
-                        StepOrder::Apart
-                    } else {
-                        StepOrder::Together
-                    }));
-                    Ok(ControlFlow::Break(()))
-                }
-                AfterStep::Continue => Ok(ControlFlow::Continue(())),
-                AfterStep::Stop => Ok(ControlFlow::Break(())),
-                AfterStep::Interrupted => Err(RunError::Interrupted { step: step + 1 }),
-            }
-        };
-    if !choose_after_first || first >= num_steps {
-        feed_batches(&mut batches, data, first..num_steps, ahead, take_step)?;
-        return Ok(training.result());
-    }
-    // One step together (a batch drawn for it alone), then the rest in the order chosen.
-    feed_batches(&mut batches, data, first..first + 1, ahead, &mut take_step)?;
-    match after_first.get() {
-        None => return Ok(training.result()),
-        Some(StepOrder::Apart) => {}
-        Some(_) => {
-            feed_batches(&mut batches, data, first + 1..num_steps, ahead, take_step)?;
-            return Ok(training.result());
-        }
-    }
-    let objective = Objective {
-        log_joint,
-        optimizer,
-        prior_weight,
-        first_member,
-    };
-    train_apart(
-        objective,
-        training,
-        &mut batches,
-        data,
-        &mut hooks,
-        &mut frozen,
-    )?;
     Ok(training.result())
 }
 
