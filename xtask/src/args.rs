@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{ab, workspace_root};
+use crate::{ab, history_file};
 
 pub(crate) const USAGE: &str = "\
 usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
@@ -176,7 +176,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
             Ok(Task::Bench {
                 compare,
                 vs_jax,
-                history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
+                history: history.unwrap_or_else(history_file),
             })
         }
         "compare" => {
@@ -196,7 +196,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Task, String> {
                 old,
                 new,
                 simd,
-                history: history.unwrap_or_else(|| workspace_root().join("bench/history.jsonl")),
+                history: history.unwrap_or_else(history_file),
             })
         }
         "ab" => {
@@ -336,7 +336,7 @@ mod tests {
                 old: "6330b95".into(),
                 new: "168fa30".into(),
                 simd: Some("avx2+fma".into()),
-                history: workspace_root().join("bench/history.jsonl"),
+                history: history_file(),
             })
         );
         assert!(

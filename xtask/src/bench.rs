@@ -14,7 +14,7 @@ use crate::history::{
     record_peaks,
 };
 use crate::jax::{jax_figures, vs_jax_table};
-use crate::{release_dir, run, workspace_root};
+use crate::{history_file, release_dir, run, workspace_root};
 
 /// Wall time of a process, `repeats` times: the cold seed workload from process start.
 pub(crate) fn cold(
@@ -202,8 +202,7 @@ pub(crate) fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), S
     text.push('\n');
     std::fs::write(history, text).map_err(|e| format!("{}: {e}", history.display()))?;
     println!("\nrecord appended to {}", history.display());
-    let default_history = workspace_root().join("bench/history.jsonl");
-    if history == default_history {
+    if history == history_file() {
         crate::standings::standings(history, &workspace_root().join("README.md"), false)?;
     }
     table.map(|_| ())

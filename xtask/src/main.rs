@@ -64,6 +64,11 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The benchmark history file, `bench/history.jsonl` (the default of `--history`).
+fn history_file() -> PathBuf {
+    workspace_root().join("bench/history.jsonl")
+}
+
 /// Runs a command in the workspace root, returning its stdout (stderr passes through).
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
     eprintln!("xtask: {program} {}", args.join(" "));
@@ -172,11 +177,9 @@ fn main() -> ExitCode {
             pairs,
         }) => ab::ab(&old, &new, &benches, filter.as_deref(), pairs),
         Ok(Task::VsJax { id, pairs }) => vs_jax::vs_jax(&id, pairs),
-        Ok(Task::Standings { check }) => standings::standings(
-            &workspace_root().join("bench/history.jsonl"),
-            &workspace_root().join("README.md"),
-            check,
-        ),
+        Ok(Task::Standings { check }) => {
+            standings::standings(&history_file(), &workspace_root().join("README.md"), check)
+        }
         Ok(Task::Wheel) => wheel(),
         Ok(Task::OptaxFixtures) => optax_fixtures(),
         Ok(Task::Fuzz { seconds }) => fuzz(seconds),

@@ -118,21 +118,15 @@ fn range(values: &[f64], format: impl Fn(f64) -> String) -> String {
 pub(crate) fn table(history: &str) -> String {
     let rows: Vec<Row> = history.lines().filter_map(read_row).collect();
     // Machines in the order of their first record; on each, the AVX-512 build first.
-    let mut groups: Vec<(&str, bool)> = Vec::new();
+    let mut machines: Vec<&str> = Vec::new();
     for row in &rows {
-        if !groups.contains(&(row.machine.as_str(), row.avx512)) {
-            groups.push((&row.machine, row.avx512));
+        if !machines.contains(&row.machine.as_str()) {
+            machines.push(&row.machine);
         }
     }
-    let machines: Vec<&str> = groups.iter().fold(Vec::new(), |mut order, &(m, _)| {
-        if !order.contains(&m) {
-            order.push(m);
-        }
-        order
-    });
     let mut out = HEADER.to_owned();
     for machine in machines {
-        let has_avx512 = groups.contains(&(machine, true));
+        let has_avx512 = rows.iter().any(|r| r.machine == machine && r.avx512);
         for avx512 in [true, false] {
             let group: Vec<&Row> = rows
                 .iter()
@@ -261,7 +255,7 @@ mod tests {
     #[test]
     fn the_readmes_table_is_the_history_files() {
         let root = workspace_root();
-        let history = std::fs::read_to_string(root.join("bench/history.jsonl")).unwrap();
+        let history = std::fs::read_to_string(crate::history_file()).unwrap();
         let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
         let table = table(&history);
         assert_eq!(
