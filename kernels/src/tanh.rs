@@ -19,19 +19,15 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     // `maxps`/`minps` return their second operand when either is NaN, so a NaN `x` stays NaN
     // through the clamp and the rational (wide's NaN-aware `max`/`min` would clamp it).
     //
-    // With 256-bit vectors, the rational of `|x|` with `x`'s sign put on the numerator: every
-    // operation the exact negation of the one on `x` itself (round to nearest is symmetric), so
-    // the same bits as clamping `x` to ±7.9988 — with one `minps` and three `and`/`xor`, which
-    // Intel cores also run on the port without an FMA unit, in place of `maxps` and `minps`
-    // (x86-64-v3 build on an Intel Xeon, three alternated runs: 3.78–4.03 → 4.12–4.24 values
-    // per ns). With AVX-512 that port has an FMA unit too, and the two clamps are faster
-    // (4.96–5.10 against 5.18–5.41).
-    const SIGN_APART: bool = !cfg!(target_feature = "avx512f");
-    let clamped = if SIGN_APART {
-        s(7.998_811_7).fast_min(x & s(f32::from_bits(0x7FFF_FFFF)))
-    } else {
-        s(7.998_811_7).fast_min(s(-7.998_811_7).fast_max(x))
-    };
+    // Two clamps in every build. The AVX2 build once clamped `|x|` instead and put `x`'s sign
+    // on the numerator (the same bits: one `minps` and three `and`/`xor`, which Intel cores also
+    // run on the port without an FMA unit): on an Intel Xeon's x86-64-v3 build that ran 3.78–4.03
+    // → 4.12–4.24 values per ns, but on a Zen 3 (native AVX2) it was the slower form by far — the
+    // `kernels` bench's `tanh_seed` f32 (40,960 values), eight alternated pairs, 16.5–20.3 µs
+    // against 12.6–15.3 with the two clamps, `bias_tanh_seed` f32 24.2–26.4 against 16.5–20.1
+    // (six pairs). The AVX2 build runs on both kinds of core; a fifth faster on one beat a
+    // twentieth on the other. With AVX-512 the two clamps were the faster form on the Xeon too.
+    let clamped = s(7.998_811_7).fast_min(s(-7.998_811_7).fast_max(x));
     let x2 = clamped * clamped;
     let p = x2.mul_add(s(-5.641_677_2e-14), s(4.087_418e-11));
     let p = p.mul_add(x2, s(-1.758_379_2e-8));
@@ -43,7 +39,6 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     let q = x2.mul_add(s(2.448_661_3e-4), s(2.422_276_5e-2));
     let q = q.mul_add(x2, s(4.635_584e-1));
     let q = q.mul_add(x2, s(1.0));
-    let p = if SIGN_APART { p ^ (x & s(-0.0)) } else { p };
     p / q
 }
 
