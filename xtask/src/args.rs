@@ -17,7 +17,10 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
 
   bench            run the benchmark suite, print one table, append a record to
                    bench/history.jsonl and rewrite the README's standings table from it (about
-                   nine minutes; with --history FILE, the README is left alone)
+                   nine minutes; with --history FILE, the README is left alone). A record
+                   names its commit: with changed tracked files (Markdown and bench/ aside),
+                   or a tree that changes during the run, the table is printed and nothing
+                   recorded
   --compare        show each figure's change against the last record of this CPU and SIMD level,
                    as measured and at equal peak (the two runs' FMA peaks taken out)
   --vs-jax         also run the same workloads in JAX (pinned in xtask/jax/requirements.txt,
@@ -53,6 +56,7 @@ usage: cargo xtask bench [--compare] [--vs-jax] [--history FILE]
   fashion          Fashion-MNIST side by side in one run: flock classify-bench (5 members,
                    f32), the same ensemble in JAX + equinox + optax, and scikit-learn's
                    MLPClassifier ×5 (xtask/jax/fashion.py); appends to bench/fashion.jsonl
+                   (from a committed tree only, as bench)
   --epochs N       epochs for all three (default 20)
   --train-images N train on the first N images (a quick run)
   --skip-sklearn   leave scikit-learn out (its ensemble takes the longest)

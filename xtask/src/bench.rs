@@ -14,6 +14,7 @@ use crate::history::{
     record_peaks,
 };
 use crate::jax::{jax_figures, vs_jax_table};
+use crate::source::{source, unrecordable};
 use crate::{history_file, release_dir, run, workspace_root};
 
 /// Wall time of a process, `repeats` times: the cold seed workload from process start.
@@ -49,6 +50,10 @@ pub(crate) fn cold(
 }
 
 pub(crate) fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), String> {
+    let start = source()?;
+    if let Some(why) = unrecordable(&start, &start) {
+        eprintln!("xtask: this run will not be recorded: {why}");
+    }
     let mut figures = Vec::new();
     let gflops = run(
         "cargo",
@@ -198,7 +203,16 @@ pub(crate) fn bench(compare: bool, history: &Path, vs_jax: bool) -> Result<(), S
         }));
         jax_env = Some(pins);
     }
-    text.push_str(&record(&figures, &kernels, &floors, jax_env.as_deref()));
+    if let Some(why) = unrecordable(&start, &source()?) {
+        return Err(format!("not recorded: {why}"));
+    }
+    text.push_str(&record(
+        &start.commit,
+        &figures,
+        &kernels,
+        &floors,
+        jax_env.as_deref(),
+    ));
     text.push('\n');
     std::fs::write(history, text).map_err(|e| format!("{}: {e}", history.display()))?;
     println!("\nrecord appended to {}", history.display());

@@ -2,6 +2,7 @@
 
 use crate::history::{cpu_name, json_string};
 use crate::jax::jax_python;
+use crate::source::{source, unrecordable};
 use crate::{release_dir, run, workspace_root};
 use std::fmt::Write as _;
 
@@ -18,6 +19,11 @@ pub(crate) fn fashion(
         .unwrap_or("../shared/data/fashion-mnist")
         .to_owned();
     let epochs_text = epochs.to_string();
+    // flock is built once, here: the tree as it is now is what the run measures.
+    let start = source()?;
+    if let Some(why) = unrecordable(&start, &start) {
+        eprintln!("xtask: this run will not be recorded: {why}");
+    }
     run(
         "cargo",
         &["build", "--release", "-p", "flock-runner", "--bin", "flock"],
@@ -108,12 +114,14 @@ pub(crate) fn fashion(
         line(name, peer, number(peer, "seconds_per_epoch"));
     }
     print!("{table}");
-    let commit = run("git", &["rev-parse", "HEAD"]).unwrap_or_default();
+    if let Some(why) = unrecordable(&start, &start) {
+        return Err(format!("not recorded: {why}"));
+    }
     let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
     // The SIMD level and threads are in flock's own report.
     let record = format!(
         "{{\"commit\":{},\"date\":{},\"cpu\":{},\"epochs\":{epochs},\"train_images\":{},\"jax_env\":{},\"flock\":{},\"peers\":[{}]}}\n",
-        json_string(commit.trim()),
+        json_string(&start.commit),
         json_string(date.trim()),
         json_string(&cpu_name()),
         train_images.map_or("null".to_owned(), |n| n.to_string()),

@@ -34,6 +34,7 @@ mod figures;
 mod floor;
 mod history;
 mod jax;
+mod source;
 mod standings;
 mod vs_jax;
 
