@@ -1,20 +1,23 @@
 //! A layer with one input feature (`x·wᵀ` an outer product: the `1→H` input layer of a 1-D
-//! regression) with its epilogue, forward and backward, each in one pass: the bits of the
-//! rank-one [`gemm`](crate::gemm()) and the separate epilogue, without writing and reading back
-//! the `[rows, cols]` intermediate (the product alone is bound by the stores of its output).
+//! regression) with its epilogue, forward and backward: the bits of the rank-one
+//! [`gemm`](crate::gemm()) and the separate epilogue, the backward in one pass without writing
+//! and reading back the `[rows, cols]` intermediate (the product alone is bound by the stores
+//! of its output), the forward in one pass or in two over one member's block in L1, whichever
+//! was measured faster for the build.
 
 use super::{
     Activation, IdentityFn, Pointwise, ReluFn, SigmoidFn, SoftplusFn, TanhFn, map1_in_place,
+    map1_in_place_paired,
 };
 use crate::frame::align_frame;
 use crate::simd::MAX_LANES;
 use crate::{Element, SimdVector};
 
-/// A layer with one input feature, product and epilogue in one pass:
+/// A layer with one input feature, product and epilogue together:
 /// `out[r, c] = f(x[r]·w[c] + bias[c])` for `r < rows`, `c < cols` — the bits of the rank-one
 /// [`gemm`](crate::gemm()) `out = x·wᵀ` (`α = 1`, `β = 0`) followed by
-/// [`bias_activation_forward`], each value written once instead of twice (the product alone is
-/// bound by the stores of its output, the activations' pass by their arithmetic).
+/// [`bias_activation_forward`], in one pass over `out` where that was measured faster (each
+/// value written once; AVX-512 builds), in two over it while it is in L1 elsewhere.
 ///
 /// [`bias_activation_forward`]: super::bias_activation_forward
 ///
@@ -42,12 +45,20 @@ pub fn outer_bias_activation_forward<T: Element>(
     with_pointwise!(activation, F => outer_bias_activation_rows::<T, F>(x, w, bias, out));
 }
 
+/// Whether [`outer_bias_activation_forward`] hands each row's `x·w + b` to the activation in
+/// registers (AVX-512 builds) or writes the member's `x·w + b` first and then runs the
+/// activation over it, still in L1 (AVX2 and older builds). Measured on the seed's input layer
+/// (E=16 B=80 1→32 tanh, the `gflops` bench, one thread): on an Intel Xeon (two alternated
+/// runs) the two passes were 6–28 % slower in the AVX-512 build and in the x86-64-v3 build's
+/// f32, faster in its f64 (36–37 µs against 40–44, where the `tanh` spills more); on a Zen 3
+/// (native AVX2, three alternated runs) faster in both, f32 16.1–16.3 µs against 19.5–20.0 and
+/// f64 42.6–44.8 against 50.5–51.7. The same bits either way.
+const ONE_PASS_FORWARD: bool = cfg!(target_feature = "avx512f");
+
 /// [`outer_bias_activation_forward`] (checked shapes, `cols > 0`) with the activation's type
-/// `F`, each row's `x·w + b` computed in registers and handed to the activation as the
-/// epilogue's own loop does (two vectors at a time). Writing a member's products first and
-/// then running the epilogue's loop over them in L1 was measured too (the seed's input layer,
-/// Intel Xeon, two alternated runs): faster in the AVX2 build's f64 (36–37 against 40–44 µs,
-/// where this tanh spills more), 6–28 % slower in its f32 and in both AVX-512 types.
+/// `F`: in one pass ([`ONE_PASS_FORWARD`]), each row's `x·w + b` computed in registers and
+/// handed to the activation as the epilogue's own loop does (two vectors at a time); otherwise
+/// `x·w + b` written row by row and the activation run over the member's block in place.
 #[inline(always)]
 fn outer_bias_activation_rows<T: Element, F: Pointwise>(
     x: &[T],
@@ -56,6 +67,24 @@ fn outer_bias_activation_rows<T: Element, F: Pointwise>(
     out: &mut [T],
 ) {
     align_frame();
+    if !ONE_PASS_FORWARD {
+        let cols = w.len();
+        let lanes = T::Vector::LANES;
+        let body = cols - cols % lanes;
+        for (&xr, row) in x.iter().zip(out.chunks_exact_mut(cols)) {
+            let xv = T::Vector::splat(xr);
+            for j in (0..body).step_by(lanes) {
+                let z = xv * T::Vector::from_slice(&w[j..j + lanes])
+                    + T::Vector::from_slice(&bias[j..j + lanes]);
+                z.write_to(&mut row[j..j + lanes]);
+            }
+            for ((t, &wc), &b) in row[body..].iter_mut().zip(&w[body..]).zip(&bias[body..]) {
+                *t = xr * wc + b;
+            }
+        }
+        map1_in_place_paired(out, F::apply, F::apply_pair);
+        return;
+    }
     let cols = w.len();
     let lanes = T::Vector::LANES;
     let body = cols - cols % lanes;
