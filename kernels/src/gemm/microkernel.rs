@@ -48,7 +48,7 @@ impl TileShape {
     /// Four-vector tiles where the build has AVX-512's 32 registers and `C` has at least four
     /// vectors of columns; in AVX2 builds, f64 tiles of three vectors and [`MR_THREE`] rows for a
     /// `crowded` product (`op(A)` read down its columns, as in the weight gradient `dYᵀ·X`, or a
-    /// `B` panel packed because its rows crowd their L1 sets) of at least 64 columns; two-vector
+    /// `B` panel packed because its rows crowd their L1 sets) of at least 32 columns; two-vector
     /// tiles otherwise.
     ///
     /// Measured (one thread, the three products of a layer, alternated builds): four vectors lift
@@ -62,9 +62,10 @@ impl TileShape {
     /// E=16 B=80 128→128 `dYᵀ·X` +6 / +11 %, `dY·W` (its `B` packed for the set conflicts) +7 /
     /// +12 %; `dYᵀ·X` at E=64 B=256 64→64 +3 / +4 %, E=5 B=100 200→200 +2 / +8 %, 784→200
     /// +1 / +5 %. Left out: `B` panels used in place (784→200 `dY·W` −12 % when every product
-    /// had three vectors), the forward `X·Wᵀ` (−2 … +1 %), fewer than 64 columns (32 columns
-    /// are 12 + 12 + 8) and f32 (−4 … +8 % for the same products in two series, no consistent
-    /// sign).
+    /// had three vectors), the forward `X·Wᵀ` (−2 … +1 %) and f32 (−4 … +8 % for the same
+    /// products in two series, no consistent sign). The seed's f64 32→32 `dYᵀ·X` (32 columns:
+    /// 12 + 12 + 8), left out there too, takes them since it was measured on a Zen 3 (native
+    /// AVX2, five alternated `gflops` runs, % of the peak beside it): 77–79 % against 75–76 %.
     pub fn for_columns<T: Element>(n: usize, crowded: bool) -> Self {
         let lanes = <T::Vector as SimdVector>::LANES;
         if cfg!(target_feature = "avx512f") && n >= 4 * lanes {
@@ -72,7 +73,7 @@ impl TileShape {
                 vectors: 4,
                 rows: MR_WIDE,
             }
-        } else if SIXTEEN_YMM && crowded && n >= 64 && core::mem::size_of::<T>() == 8 {
+        } else if SIXTEEN_YMM && crowded && n >= 32 && core::mem::size_of::<T>() == 8 {
             Self::THREE
         } else {
             Self {
