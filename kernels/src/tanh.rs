@@ -25,8 +25,8 @@ pub(crate) fn tanh_f32(x: F32Vector) -> F32Vector {
     // → 4.12–4.24 values per ns, but on a Zen 3 (native AVX2) it was the slower form by far — the
     // `kernels` bench's `tanh_seed` f32 (40,960 values), eight alternated pairs, 16.5–20.3 µs
     // against 12.6–15.3 with the two clamps, `bias_tanh_seed` f32 24.2–26.4 against 16.5–20.1
-    // (six pairs). The AVX2 build runs on both kinds of core; a fifth faster on one beat a
-    // twentieth on the other. With AVX-512 the two clamps were the faster form on the Xeon too.
+    // (six pairs). The AVX2 build runs on both kinds of core: the Zen 3's fifth outweighs the
+    // Xeon's 5–9 %. With AVX-512 the two clamps were the faster form on the Xeon too.
     let clamped = s(7.998_811_7).fast_min(s(-7.998_811_7).fast_max(x));
     let x2 = clamped * clamped;
     let p = x2.mul_add(s(-5.641_677_2e-14), s(4.087_418e-11));
