@@ -847,7 +847,8 @@ where
         let mut previous = keep_best.then(|| training.state.params.values().to_vec());
         let ahead = gather_ahead(&batches, data);
         // What comes after the first step when it is taken together to measure the log-joint:
-        // the rest of the run together or apart (neither when the hooks stopped the run there).
+        // the rest of the run apart (`true`) or together (`false`); `None` when the hooks stopped
+        // the run there.
         let after_first = core::cell::Cell::new(None);
         let mut take_step =
             |step: usize, batch: Batch<'_, T>| -> Result<ControlFlow<()>, RunError<T>> {
@@ -876,11 +877,7 @@ where
                 match hooks.after_step(training, &mut frozen, log_joint, step)? {
                     AfterStep::Continue if choose_after_first && step == first => {
                         let apart = steps_apart_pay(&*log_joint, members, &data, step_rows);
-                        after_first.set(Some(if apart {
-                            StepOrder::Apart
-                        } else {
-                            StepOrder::Together
-                        }));
+                        after_first.set(Some(apart));
                         Ok(ControlFlow::Break(()))
                     }
                     AfterStep::Continue => Ok(ControlFlow::Continue(())),
@@ -895,9 +892,9 @@ where
             // One step together (a batch drawn for it alone), then the rest in the order chosen.
             feed_batches(&mut batches, data, first..first + 1, ahead, &mut take_step)?;
             match after_first.get() {
-                Some(StepOrder::Apart) => true,
+                Some(true) => true,
                 None => false,
-                Some(_) => {
+                Some(false) => {
                     feed_batches(&mut batches, data, first + 1..num_steps, ahead, take_step)?;
                     false
                 }

@@ -21,7 +21,8 @@ pub(crate) fn fashion(
     let epochs_text = epochs.to_string();
     // flock is built once, here: the tree as it is now is what the run measures.
     let start = source()?;
-    if let Some(why) = unrecordable(&start, &start) {
+    let unrecorded = unrecordable(&start, &start);
+    if let Some(why) = &unrecorded {
         eprintln!("xtask: this run will not be recorded: {why}");
     }
     run(
@@ -114,7 +115,7 @@ pub(crate) fn fashion(
         line(name, peer, number(peer, "seconds_per_epoch"));
     }
     print!("{table}");
-    if let Some(why) = unrecordable(&start, &start) {
+    if let Some(why) = unrecorded {
         return Err(format!("not recorded: {why}"));
     }
     let date = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();

@@ -67,10 +67,10 @@ fn outer_bias_activation_rows<T: Element, F: Pointwise>(
     out: &mut [T],
 ) {
     align_frame();
+    let cols = w.len();
+    let lanes = T::Vector::LANES;
+    let body = cols - cols % lanes;
     if !ONE_PASS_FORWARD {
-        let cols = w.len();
-        let lanes = T::Vector::LANES;
-        let body = cols - cols % lanes;
         for (&xr, row) in x.iter().zip(out.chunks_exact_mut(cols)) {
             let xv = T::Vector::splat(xr);
             for j in (0..body).step_by(lanes) {
@@ -85,9 +85,6 @@ fn outer_bias_activation_rows<T: Element, F: Pointwise>(
         map1_in_place_paired(out, F::apply, F::apply_pair);
         return;
     }
-    let cols = w.len();
-    let lanes = T::Vector::LANES;
-    let body = cols - cols % lanes;
     let pairs = body - body % (2 * lanes);
     let at = |v: &[T], j: usize| T::Vector::from_slice(&v[j..j + lanes]);
     for (&xr, row) in x.iter().zip(out.chunks_exact_mut(cols)) {
