@@ -310,12 +310,7 @@ impl<T: Element> Problem<'_, T> {
                 let even_out = shape.vectors <= 2;
                 // Each run of equal tiles (the whole tiles, then the evened-out pair) is one
                 // call of the microkernel.
-                let mut tiles = row_tiles(rows, mr, even_out).peekable();
-                while let Some((i0, height)) = tiles.next() {
-                    let mut count = 1;
-                    while tiles.next_if(|&(_, h)| h == height).is_some() {
-                        count += 1;
-                    }
+                for (i0, height, count) in row_tile_runs(rows, mr, even_out) {
                     let tile = Tile {
                         k,
                         // SAFETY: row i0 of this block exists in op(A).
@@ -341,14 +336,22 @@ impl<T: Element> Problem<'_, T> {
     }
 }
 
-/// The row tiles `(first row, height)` that cover `rows` rows with tiles of at most `mr`: whole
-/// tiles, then the remainder — which, with `even_out` and under half a tile, is evened out with
-/// the last whole one (80 rows in tiles of 6: twelve of 6, then 4 and 4 rather than 6 and 2: a
-/// 2-row two-vector tile loads as many values as it multiplies, 4 rows keep AVX2's two FMA
-/// units busy). Measured (AVX2 build on Zen 4, one thread, fastest of 15 batches, alternated
-/// twice): the seed's E=16 B=80 32→32 products f32 X·Wᵀ 91–92 → 93–94 GFLOP/s, dYᵀ·X 99–100 →
-/// 103, f64 dYᵀ·X 46 → 48, dY·W 46–47 → 49.
-fn row_tiles(rows: usize, mr: usize, even_out: bool) -> impl Iterator<Item = (usize, usize)> {
+/// The row tiles that cover `rows` rows with tiles of at most `mr`, as runs of equal tiles
+/// `(first row, height, count)`: the whole tiles, then the remainder — which, with `even_out`
+/// and under half a tile, is evened out with the last whole one (80 rows in tiles of 6: twelve
+/// of 6, then two of 4 rather than 6 and 2: a 2-row two-vector tile loads as many values as it
+/// multiplies, 4 rows keep AVX2's two FMA units busy). Measured (AVX2 build on Zen 4, one
+/// thread, fastest of 15 batches, alternated twice): the seed's E=16 B=80 32→32 products f32
+/// X·Wᵀ 91–92 → 93–94 GFLOP/s, dYᵀ·X 99–100 → 103, f64 dYᵀ·X 46 → 48, dY·W 46–47 → 49.
+///
+/// At most three runs, computed rather than found by walking tile by tile: the walk (an
+/// iterator of tiles, grouped as they came) ran once per column panel of every member's
+/// product, a dozen steps each.
+fn row_tile_runs(
+    rows: usize,
+    mr: usize,
+    even_out: bool,
+) -> impl Iterator<Item = (usize, usize, usize)> {
     let remainder = rows % mr;
     let (whole, tail) = if even_out && remainder != 0 && 2 * remainder < mr && rows > mr {
         let last_two = mr + remainder;
@@ -356,14 +359,21 @@ fn row_tiles(rows: usize, mr: usize, even_out: bool) -> impl Iterator<Item = (us
     } else {
         (rows / mr, [remainder, 0])
     };
-    let tails = tail.into_iter().filter(|&h| h > 0);
-    core::iter::repeat_n(mr, whole)
-        .chain(tails)
-        .scan(0, |first, height| {
-            let tile = (*first, height);
-            *first += height;
-            Some(tile)
-        })
+    let mut runs = [(0, 0, 0); 3];
+    let (mut used, mut first) = (0, 0);
+    for (height, count) in [(mr, whole), (tail[0], 1), (tail[1], 1)] {
+        if height == 0 || count == 0 {
+            continue;
+        }
+        if used > 0 && runs[used - 1].1 == height {
+            runs[used - 1].2 += count;
+        } else {
+            runs[used] = (first, height, count);
+            used += 1;
+        }
+        first += height * count;
+    }
+    runs.into_iter().take(used)
 }
 
 /// Whether `rows` rows `row_stride` elements apart overflow the L1 sets they map to (a 64-set,
@@ -422,34 +432,58 @@ unsafe fn scale_block<T: Element>(c: *mut T, rows: usize, cols: usize, row_strid
 
 #[cfg(test)]
 mod tests {
-    use super::row_tiles;
+    use super::row_tile_runs;
 
-    /// The tiles cover every row once, in order, none taller than `mr`; a small remainder is
-    /// evened out with the last whole tile.
+    /// The tiles of `row_tile_runs`, one `(first row, height)` per tile.
+    fn tiles(rows: usize, mr: usize, even_out: bool) -> Vec<(usize, usize)> {
+        row_tile_runs(rows, mr, even_out)
+            .flat_map(|(first, height, count)| {
+                (0..count).map(move |t| (first + t * height, height))
+            })
+            .collect()
+    }
+
+    /// The runs cover every row once, in order, none taller than `mr`, each run's tiles of one
+    /// height and no two neighbouring runs of the same; a small remainder is evened out with the
+    /// last whole tile.
     #[test]
-    fn row_tiles_cover_the_rows() {
+    fn row_tile_runs_cover_the_rows() {
         for mr in [4, 6, 8] {
             for rows in 1..100 {
-                let tiles: Vec<(usize, usize)> = row_tiles(rows, mr, true).collect();
-                let mut next = 0;
-                for &(first, height) in &tiles {
-                    assert_eq!(first, next, "rows {rows}, mr {mr}: {tiles:?}");
-                    assert!(
-                        (1..=mr).contains(&height),
-                        "rows {rows}, mr {mr}: {tiles:?}"
-                    );
-                    next += height;
+                for even_out in [true, false] {
+                    let runs: Vec<_> = row_tile_runs(rows, mr, even_out).collect();
+                    assert!(runs.iter().all(|r| r.2 > 0), "{runs:?}");
+                    assert!(runs.windows(2).all(|w| w[0].1 != w[1].1), "{runs:?}");
+                    let tiles = tiles(rows, mr, even_out);
+                    let mut next = 0;
+                    for &(first, height) in &tiles {
+                        assert_eq!(first, next, "rows {rows}, mr {mr}: {tiles:?}");
+                        assert!(
+                            (1..=mr).contains(&height),
+                            "rows {rows}, mr {mr}: {tiles:?}"
+                        );
+                        next += height;
+                    }
+                    assert_eq!(next, rows, "rows {rows}, mr {mr}: {tiles:?}");
                 }
-                assert_eq!(next, rows, "rows {rows}, mr {mr}: {tiles:?}");
             }
         }
-        let heights = |rows, mr| row_tiles(rows, mr, true).map(|t| t.1).collect::<Vec<_>>();
+        let heights = |rows, mr| {
+            tiles(rows, mr, true)
+                .iter()
+                .map(|t| t.1)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(heights(80, 6)[11..], [6, 4, 4]);
         assert_eq!(heights(100, 6)[15..], [6, 4]);
         assert_eq!(heights(80, 8), [8; 10]);
         assert_eq!(heights(2, 6), [2]);
         assert_eq!(heights(7, 6), [4, 3]);
-        let plain: Vec<usize> = row_tiles(80, 6, false).map(|t| t.1).collect();
+        let plain: Vec<usize> = tiles(80, 6, false).iter().map(|t| t.1).collect();
         assert_eq!(plain[12..], [6, 2]);
+        assert_eq!(
+            row_tile_runs(80, 6, true).collect::<Vec<_>>(),
+            [(0, 6, 12), (72, 4, 2)]
+        );
     }
 }
