@@ -2,8 +2,9 @@
 //! `dense(x, W, b, f) = f(x·Wᵀ + b)`.
 
 use flock_kernels::elementwise::{
-    Store, activate_in_place, activation_backward, add_column_sums, bias_activation_backward,
-    bias_activation_forward, outer_bias_activation_backward, outer_bias_activation_forward,
+    Store, activate_in_place, activation_backward, add_column_sums, add_sums_per_member,
+    bias_activation_backward, bias_activation_backward_outer, bias_activation_forward,
+    outer_bias_activation_backward, outer_bias_activation_forward,
 };
 use flock_kernels::{Activation, Element, MatMut, MatRef, Parallelism, gemm};
 
@@ -336,16 +337,18 @@ impl RankOneGradient {
         gemm(members, T::ONE, dy, w, T::ZERO, dx, par).expect(SHAPES_CHECKED);
     }
 
-    /// Member `e`'s `dx` block, `[rows, cols]`, into `out`: the same products as [`Self::write`]
-    /// (`dy[e, i]·w[e, j]`, each rounded once).
-    fn member<T: Element>(&self, values: &Inputs<'_, T>, dy: &[T], e: usize, out: &mut [T]) {
-        let g = &dy[e * self.rows..(e + 1) * self.rows];
-        let w = values.member(self.weight, e);
-        for (row, &g) in out.chunks_exact_mut(self.cols).zip(g) {
-            for (d, &w) in row.iter_mut().zip(w) {
-                *d = g * w;
-            }
-        }
+    /// Member `e`'s two factors, `dy[e, :]` (`[rows]`) and `w[e, :]` (`[cols]`): its `dx` block
+    /// is their outer product, each value the product [`Self::write`] rounds once.
+    fn member<'a, T: Element>(
+        &self,
+        values: &Inputs<'a, T>,
+        dy: &'a [T],
+        e: usize,
+    ) -> (&'a [T], &'a [T]) {
+        (
+            &dy[e * self.rows..(e + 1) * self.rows],
+            values.member(self.weight, e),
+        )
     }
 }
 
@@ -431,43 +434,66 @@ pub(crate) fn dense_backward<T: Element>(
     // dz = dy ⊙ f'(y), the gradient of the pre-activation, and the bias gradient Σ_rows dz —
     // in one pass per member when both are needed.
     let dz: &[T] = if activation == Activation::Identity {
-        if let Some(bn) = bias_grad {
-            for e in 0..members {
-                let db = parts.targets.member(bn.slot, e);
-                add_column_sums(&parts.dy[e * block..(e + 1) * block], db);
+        match bias_grad {
+            // One output (a regression head): the members' one-value bias gradients copied
+            // out of their blocks, a group at a time, and summed together.
+            Some(bn) if fan_out == 1 && rows > 0 => {
+                const GROUP: usize = 8;
+                for (g, dy_g) in parts.dy[..members * rows].chunks(GROUP * rows).enumerate() {
+                    let mut sums = [T::ZERO; GROUP];
+                    let sums = &mut sums[..dy_g.len() / rows];
+                    for (j, s) in sums.iter_mut().enumerate() {
+                        *s = parts.targets.member(bn.slot, GROUP * g + j)[0];
+                    }
+                    add_sums_per_member(dy_g, sums);
+                    for (j, &s) in sums.iter().enumerate() {
+                        parts.targets.member(bn.slot, GROUP * g + j)[0] = s;
+                    }
+                }
             }
+            Some(bn) => {
+                for e in 0..members {
+                    let db = parts.targets.member(bn.slot, e);
+                    add_column_sums(&parts.dy[e * block..(e + 1) * block], db);
+                }
+            }
+            None => {}
         }
         parts.dy
     } else {
         let y = &parts.values.arena[node.slot.offset..node.slot.offset + members * block];
         let factored = factored_dy.filter(|_| fuses_dy);
-        let extra = if factored.is_some() { block } else { 0 };
-        parts
-            .scratch
-            .resize_for_overwrite(members * block + extra, T::ZERO);
-        let (scratch, member_dy) = parts.scratch.split_at_mut(members * block);
+        parts.scratch.resize_for_overwrite(members * block, T::ZERO);
+        let scratch = &mut parts.scratch[..];
         match bias_grad {
             Some(bn) => {
                 for e in 0..members {
                     let r = e * block..(e + 1) * block;
-                    let dy = match factored {
+                    let db = parts.targets.member(bn.slot, e);
+                    match factored {
                         Some(p) => {
                             let above = &parts.above[p.dy_offset - node.slot.offset..];
-                            p.member(&parts.values, above, e, member_dy);
-                            &*member_dy
+                            let (g, w) = p.member(&parts.values, above, e);
+                            bias_activation_backward_outer(
+                                activation,
+                                &y[r.clone()],
+                                g,
+                                w,
+                                &mut scratch[r],
+                                db,
+                            );
                         }
-                        None => &parts.dy[r.clone()],
-                    };
-                    bias_activation_backward(
-                        activation,
-                        1,
-                        rows,
-                        fan_out,
-                        &y[r.clone()],
-                        dy,
-                        &mut scratch[r],
-                        parts.targets.member(bn.slot, e),
-                    );
+                        None => bias_activation_backward(
+                            activation,
+                            1,
+                            rows,
+                            fan_out,
+                            &y[r.clone()],
+                            &parts.dy[r.clone()],
+                            &mut scratch[r],
+                            db,
+                        ),
+                    }
                 }
             }
             None => activation_backward(activation, y, parts.dy, scratch, Store::Overwrite),

@@ -281,6 +281,17 @@ pub fn bias_activation_forward<T: Element>(
     if cols == 0 {
         return;
     }
+    if activation == Activation::Identity && cols == 1 {
+        // One output column (a regression head): each member's column is one run of `rows`
+        // values plus one bias, which the compiler vectorises, where the loop below would
+        // make a row-long (one-value) inner loop per row.
+        for (z_e, &b) in z.chunks_exact_mut(rows.max(1)).zip(bias) {
+            for v in z_e {
+                *v += b;
+            }
+        }
+        return;
+    }
     if activation == Activation::Identity {
         // Only the bias: a plain loop (also fast for narrow layers, where the vector tail
         // handling would dominate).
@@ -385,9 +396,51 @@ pub fn bias_activation_backward<T: Element>(
     with_pointwise!(activation, F => backward_members::<T, F>(rows, cols, y, dy, dz, dbias));
 }
 
+/// [`bias_activation_backward`] of one member whose output gradient is an outer product,
+/// `dy = g·wᵀ` (`dy[r, c] = g[r]·w[c]`, each product rounded once) — the input gradient of a
+/// one-output layer `g`-weighted by its weights `w` — without writing `dy` out: the bits of
+/// writing it and calling [`bias_activation_backward`].
+///
+/// - `y`, `dz`: shape `[rows, cols]`; `g`: `[rows]`; `w`, `dbias`: `[cols]` (`dbias`
+///   accumulated into).
+///
+/// # Panics
+/// If a slice's length disagrees with `rows = g.len()` and `cols = w.len()`.
+pub fn bias_activation_backward_outer<T: Element>(
+    activation: Activation,
+    y: &[T],
+    g: &[T],
+    w: &[T],
+    dz: &mut [T],
+    dbias: &mut [T],
+) {
+    let (rows, cols) = (g.len(), w.len());
+    assert!(
+        y.len() == rows * cols && dz.len() == rows * cols && dbias.len() == cols,
+        "bias_activation_backward_outer: y and dz must be [rows={rows}, cols={cols}] and dbias [{cols}]"
+    );
+    if cols == 0 || rows == 0 {
+        return;
+    }
+    with_pointwise!(activation, F => backward_outer::<T, F>(y, g, w, dz, dbias));
+}
+
+/// [`bias_activation_backward_outer`] (checked shapes, `rows, cols > 0`) with the activation's
+/// type `F`.
+#[inline(always)]
+fn backward_outer<T: Element, F: Pointwise>(
+    y: &[T],
+    g: &[T],
+    w: &[T],
+    dz: &mut [T],
+    dbias: &mut [T],
+) {
+    align_frame();
+    backward_member::<T, F>(y, OutputGradient::Outer { g, w }, dz, dbias);
+}
+
 /// [`bias_activation_backward`] (checked shapes, `rows, cols > 0`) with the activation's type
-/// `F`: rows of whole vectors in one pass per block of up to four vectors of columns, down the
-/// rows ([`backward_rows`]); other widths in two passes.
+/// `F`, a member at a time.
 #[inline(always)]
 fn backward_members<T: Element, F: Pointwise>(
     rows: usize,
@@ -398,25 +451,57 @@ fn backward_members<T: Element, F: Pointwise>(
     dbias: &mut [T],
 ) {
     align_frame();
-    let lanes = T::Vector::LANES;
     let block = rows * cols;
     for (e, db_e) in dbias.chunks_exact_mut(cols).enumerate() {
         let range = e * block..(e + 1) * block;
         let (y_e, dy_e, dz_e) = (&y[range.clone()], &dy[range.clone()], &mut dz[range]);
-        if !cols.is_multiple_of(lanes) {
-            backward_map::<T, F>(y_e, dy_e, dz_e, Store::Overwrite);
-            super::reduce::add_column_sums(dz_e, db_e);
-            continue;
+        backward_member::<T, F>(y_e, OutputGradient::Full(dy_e), dz_e, db_e);
+    }
+}
+
+/// A layer's output gradient `dy` (`[rows, cols]`, one member's) as the fused backward reads it.
+#[derive(Clone, Copy)]
+enum OutputGradient<'a, T> {
+    /// Written out, row-major.
+    Full(&'a [T]),
+    /// `dy[r, c] = g[r]·w[c]`, each product rounded once: never written out.
+    Outer { g: &'a [T], w: &'a [T] },
+}
+
+/// One member's fused backward (`rows, cols > 0`; `cols = db.len()`): rows of whole vectors in
+/// one pass per block of up to four vectors of columns, down the rows ([`backward_rows`]);
+/// other widths in two passes.
+#[inline(always)]
+fn backward_member<T: Element, F: Pointwise>(
+    y: &[T],
+    dy: OutputGradient<'_, T>,
+    dz: &mut [T],
+    db: &mut [T],
+) {
+    let (lanes, cols) = (T::Vector::LANES, db.len());
+    if !cols.is_multiple_of(lanes) {
+        match dy {
+            OutputGradient::Full(dy) => backward_map::<T, F>(y, dy, dz, Store::Overwrite),
+            OutputGradient::Outer { g, w } => {
+                for (row, &g) in dz.chunks_exact_mut(cols).zip(g) {
+                    for (d, &w) in row.iter_mut().zip(w) {
+                        *d = g * w;
+                    }
+                }
+                map3(y, y, dz, |y, _, dy| dy * F::derivative_from_output(y));
+            }
         }
-        let mut start = 0;
-        while start < cols {
-            start += match (cols - start) / lanes {
-                1 => backward_rows::<T, F, 1>(start, y_e, dy_e, dz_e, db_e),
-                2 => backward_rows::<T, F, 2>(start, y_e, dy_e, dz_e, db_e),
-                3 => backward_rows::<T, F, 3>(start, y_e, dy_e, dz_e, db_e),
-                _ => backward_rows::<T, F, 4>(start, y_e, dy_e, dz_e, db_e),
-            };
-        }
+        super::reduce::add_column_sums(dz, db);
+        return;
+    }
+    let mut start = 0;
+    while start < cols {
+        start += match (cols - start) / lanes {
+            1 => backward_rows::<T, F, 1>(start, y, dy, dz, db),
+            2 => backward_rows::<T, F, 2>(start, y, dy, dz, db),
+            3 => backward_rows::<T, F, 3>(start, y, dy, dz, db),
+            _ => backward_rows::<T, F, 4>(start, y, dy, dz, db),
+        };
     }
 }
 
@@ -429,20 +514,28 @@ fn backward_members<T: Element, F: Pointwise>(
 fn backward_rows<T: Element, F: Pointwise, const K: usize>(
     start: usize,
     y: &[T],
-    dy: &[T],
+    dy: OutputGradient<'_, T>,
     dz: &mut [T],
     db: &mut [T],
 ) -> usize {
-    let cols = db.len();
-    assert!(y.len() == dz.len() && dy.len() == dz.len() && start + K * T::Vector::LANES <= cols);
+    let (lanes, cols) = (T::Vector::LANES, db.len());
+    assert!(y.len() == dz.len() && start + K * lanes <= cols);
     let rows = dz.len() / cols;
+    // An outer product's `w` vectors of the block, loaded once for all the rows.
+    let (g, w) = match dy {
+        OutputGradient::Full(_) => (&[][..], [T::Vector::splat(T::ZERO); K]),
+        OutputGradient::Outer { g, w } => (
+            &g[..rows],
+            core::array::from_fn(|k| T::Vector::from_slice(&w[start + k * lanes..])),
+        ),
+    };
     super::reduce::accumulate_columns::<T, K>(rows, db, start, |r, c| {
         let i = r * cols + c;
-        let (yv, dyv) = (
-            T::Vector::from_slice(&y[i..]),
-            T::Vector::from_slice(&dy[i..]),
-        );
-        let d = dyv * F::derivative_from_output(yv);
+        let dy = match dy {
+            OutputGradient::Full(dy) => T::Vector::from_slice(&dy[i..]),
+            OutputGradient::Outer { .. } => T::Vector::splat(g[r]) * w[(c - start) / lanes],
+        };
+        let d = dy * F::derivative_from_output(T::Vector::from_slice(&y[i..]));
         d.write_to(&mut dz[i..]);
         d
     });

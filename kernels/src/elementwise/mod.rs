@@ -42,13 +42,13 @@ pub mod reduce;
 
 pub use activation::{
     Activation, Store, UnknownActivation, activate_in_place, activation_backward,
-    bias_activation_backward, bias_activation_forward, naive as activation_naive,
-    outer_bias_activation_backward, outer_bias_activation_forward,
+    bias_activation_backward, bias_activation_backward_outer, bias_activation_forward,
+    naive as activation_naive, outer_bias_activation_backward, outer_bias_activation_forward,
 };
 pub use adam::{AdamCoefficients, adam_update, adam_update_apply};
 pub use blas1::{add_assign, add_scaled, axpy, scale};
 pub use math::{exp, exp_in_place, ln, ln_1p, relu, sigmoid, softplus, softplus_sigmoid, tanh};
 pub use reduce::{
-    add_column_sums, all_finite, dot_per_member, sum_ln_per_member, sum_per_member,
-    sum_squares_per_member,
+    add_column_sums, add_sums_per_member, all_finite, dot_per_member, sum_ln_per_member,
+    sum_per_member, sum_squares_per_member,
 };

@@ -170,6 +170,44 @@ fn sum_columns<T: Element, const K: usize>(x: &[T], out: &mut [T], start: usize)
     K * T::Vector::LANES
 }
 
+/// `out[e] += Σ_r x[e, r]` for a member-major `x` of `[out.len(), rows]` — the bias gradients
+/// of a one-output layer, one per member. Each member's sum runs row by row in order from its
+/// value in `out` (the bits of [`add_column_sums`] on the member's one column), eight members'
+/// sums interleaved so that their chains of dependent additions overlap, where one member's
+/// chain at a time waited on each addition.
+///
+/// # Panics
+/// If `out` is empty while `x` is not, or `x.len()` is not a multiple of `out.len()`.
+pub fn add_sums_per_member<T: Element>(x: &[T], out: &mut [T]) {
+    if x.is_empty() {
+        return;
+    }
+    let members = out.len();
+    assert!(
+        members > 0 && x.len().is_multiple_of(members),
+        "add_sums_per_member: x has {} elements, not a multiple of {members} members",
+        x.len()
+    );
+    const GROUP: usize = 8;
+    let rows = x.len() / members;
+    for (x_g, out_g) in x.chunks(GROUP * rows).zip(out.chunks_mut(GROUP)) {
+        if let Ok(group) = <&mut [T; GROUP]>::try_from(&mut *out_g) {
+            let x_e: [&[T]; GROUP] = core::array::from_fn(|j| &x_g[j * rows..(j + 1) * rows]);
+            let mut acc = *group;
+            for r in 0..rows {
+                for (a, x_e) in acc.iter_mut().zip(x_e) {
+                    *a += x_e[r];
+                }
+            }
+            *group = acc;
+        } else {
+            for (o, x_e) in out_g.iter_mut().zip(x_g.chunks_exact(rows)) {
+                *o = x_e.iter().fold(*o, |acc, &v| acc + v);
+            }
+        }
+    }
+}
+
 /// `out[c..c + lanes] += Σ_r value(r, c)` for the `K` vectors of columns from `start`, rows in
 /// order, the sums held in registers down the rows (the shared loop of [`add_column_sums`] and
 /// the fused layer backward, whose `value` computes and stores `dz` on the way).

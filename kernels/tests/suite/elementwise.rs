@@ -453,6 +453,40 @@ proptest! {
         check_column_sums::<f32>(rows, cols, &xs, &start);
         check_column_sums::<f64>(rows, cols, &xs, &start);
     }
+
+    /// The per-member sums of a one-column layer (its bias gradients) are bitwise each member's
+    /// column sum alone, for member counts below, at and past the groups of eight it
+    /// interleaves.
+    #[test]
+    fn add_sums_per_member_is_each_members_column_sum(
+        members in 1usize..20,
+        rows in 0usize..40,
+        xs in values(20 * 40),
+        start in values(20),
+    ) {
+        check_sums_per_member::<f32>(members, rows, &xs, &start);
+        check_sums_per_member::<f64>(members, rows, &xs, &start);
+    }
+}
+
+fn check_sums_per_member<T: Element>(members: usize, rows: usize, xs: &[f64], start: &[f64]) {
+    let x: Vec<T> = xs[..members * rows]
+        .iter()
+        .map(|&v| T::from_f64(v))
+        .collect();
+    let init: Vec<T> = start[..members].iter().map(|&v| T::from_f64(v)).collect();
+    let (mut together, mut alone) = (init.clone(), init);
+    reduce::add_sums_per_member(&x, &mut together);
+    for (e, o) in alone.iter_mut().enumerate() {
+        reduce::naive::add_column_sums(&x[e * rows..(e + 1) * rows], core::slice::from_mut(o));
+    }
+    let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&together),
+        bits(&alone),
+        "sums per member <{}> of {members}×{rows}",
+        T::NAME
+    );
 }
 
 /// A batch of no rows is a no-op for the layer epilogue (it used to ask for chunks of zero
@@ -460,9 +494,11 @@ proptest! {
 #[test]
 fn bias_activation_over_zero_rows_is_a_no_op() {
     for act in ACTIVATIONS {
-        let mut z: Vec<f64> = Vec::new();
-        elementwise::bias_activation_forward(act, 2, 0, 3, &mut z, &[0.5; 6]);
-        assert!(z.is_empty());
+        for cols in [1, 3] {
+            let mut z: Vec<f64> = Vec::new();
+            elementwise::bias_activation_forward(act, 2, 0, cols, &mut z, &[0.5; 6][..2 * cols]);
+            assert!(z.is_empty());
+        }
     }
 }
 
@@ -531,6 +567,38 @@ proptest! {
         }
         check::<f32>(members, rows, cols, &xs, &start);
         check::<f64>(members, rows, cols, &xs, &start);
+    }
+
+    /// The fused layer backward from an outer-product output gradient `dy = g·wᵀ` is bitwise
+    /// the backward from `dy` written out (each `g[r]·w[c]` rounded once), for every width and
+    /// for zero rows.
+    #[test]
+    fn bias_activation_backward_outer_is_the_product_written_out(
+        rows in 0usize..12,
+        cols in 1usize..70,
+        xs in values(12 * 70),
+        factors in values(12 + 70),
+        start in values(70),
+    ) {
+        fn check<T: Element>(rows: usize, cols: usize, xs: &[f64], factors: &[f64], start: &[f64]) {
+            let n = rows * cols;
+            let y: Vec<T> = xs[..n].iter().map(|&v| T::from_f64(v.tanh())).collect();
+            let g: Vec<T> = factors[..rows].iter().map(|&v| T::from_f64(v)).collect();
+            let w: Vec<T> = factors[12..12 + cols].iter().map(|&v| T::from_f64(v)).collect();
+            let dy: Vec<T> = (0..n).map(|i| g[i / cols] * w[i % cols]).collect();
+            let db0: Vec<T> = start[..cols].iter().map(|&v| T::from_f64(v)).collect();
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            for act in ACTIVATIONS {
+                let (mut dz, mut db) = (vec![T::NAN; n], db0.clone());
+                elementwise::bias_activation_backward_outer(act, &y, &g, &w, &mut dz, &mut db);
+                let (mut dz2, mut db2) = (vec![T::NAN; n], db0.clone());
+                elementwise::bias_activation_backward(act, 1, rows, cols, &y, &dy, &mut dz2, &mut db2);
+                assert_eq!(bits(&dz), bits(&dz2), "{act:?} <{}> dz", T::NAME);
+                assert_eq!(bits(&db), bits(&db2), "{act:?} <{}> dbias", T::NAME);
+            }
+        }
+        check::<f32>(rows, cols, &xs, &factors, &start);
+        check::<f64>(rows, cols, &xs, &factors, &start);
     }
 }
 
