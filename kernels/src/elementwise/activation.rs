@@ -398,8 +398,8 @@ pub fn bias_activation_backward<T: Element>(
 
 /// [`bias_activation_backward`] of one member whose output gradient is an outer product,
 /// `dy = g·wᵀ` (`dy[r, c] = g[r]·w[c]`, each product rounded once) — the input gradient of a
-/// one-output layer `g`-weighted by its weights `w` — without writing `dy` out: the bits of
-/// writing it and calling [`bias_activation_backward`].
+/// one-output layer above, `g` its output gradient and `w` its weights — without writing `dy`
+/// out: the bits of writing it and calling [`bias_activation_backward`].
 ///
 /// - `y`, `dz`: shape `[rows, cols]`; `g`: `[rows]`; `w`, `dbias`: `[cols]` (`dbias`
 ///   accumulated into).

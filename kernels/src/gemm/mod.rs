@@ -435,7 +435,7 @@ mod tests {
     use super::row_tile_runs;
 
     /// The tiles of `row_tile_runs`, one `(first row, height)` per tile.
-    fn tiles(rows: usize, mr: usize, even_out: bool) -> Vec<(usize, usize)> {
+    fn tiles_of(rows: usize, mr: usize, even_out: bool) -> Vec<(usize, usize)> {
         row_tile_runs(rows, mr, even_out)
             .flat_map(|(first, height, count)| {
                 (0..count).map(move |t| (first + t * height, height))
@@ -454,7 +454,7 @@ mod tests {
                     let runs: Vec<_> = row_tile_runs(rows, mr, even_out).collect();
                     assert!(runs.iter().all(|r| r.2 > 0), "{runs:?}");
                     assert!(runs.windows(2).all(|w| w[0].1 != w[1].1), "{runs:?}");
-                    let tiles = tiles(rows, mr, even_out);
+                    let tiles = tiles_of(rows, mr, even_out);
                     let mut next = 0;
                     for &(first, height) in &tiles {
                         assert_eq!(first, next, "rows {rows}, mr {mr}: {tiles:?}");
@@ -469,7 +469,7 @@ mod tests {
             }
         }
         let heights = |rows, mr| {
-            tiles(rows, mr, true)
+            tiles_of(rows, mr, true)
                 .iter()
                 .map(|t| t.1)
                 .collect::<Vec<_>>()
@@ -479,7 +479,7 @@ mod tests {
         assert_eq!(heights(80, 8), [8; 10]);
         assert_eq!(heights(2, 6), [2]);
         assert_eq!(heights(7, 6), [4, 3]);
-        let plain: Vec<usize> = tiles(80, 6, false).iter().map(|t| t.1).collect();
+        let plain: Vec<usize> = tiles_of(80, 6, false).iter().map(|t| t.1).collect();
         assert_eq!(plain[12..], [6, 2]);
         assert_eq!(
             row_tile_runs(80, 6, true).collect::<Vec<_>>(),
