@@ -10,6 +10,8 @@
 //! Every element of `C` is the same sequential chain of FMAs over `k` whatever the tile shape, so
 //! the shape choice ([`TileShape::for_columns`]) never changes a bit of the result.
 
+use core::ops::Range;
+
 use crate::frame::align_frame;
 use crate::{Element, SimdVector};
 
@@ -262,8 +264,7 @@ fn opaque(x: usize) -> usize {
 
 /// `count` tiles of `ROWS` rows and `NV` vectors stacked down from `t`: where they
 /// are whole and `C` receives `acc` (`α = 1, β = 0`) or `C + acc` (`α = 1, β = 1`) — every
-/// product of the tape — through [`tile_column`] (two vectors) or [`tile_column_wide`] (three
-/// or four), through [`tile_wide`] otherwise.
+/// product of the tape — through [`tile_column`], through [`tile_wide`] otherwise.
 ///
 /// # Safety
 /// As [`tile_wide`], for each tile.
@@ -274,14 +275,11 @@ unsafe fn stacked_tiles<T: Element, const ROWS: usize, const NV: usize>(t: Tile<
     // SAFETY: forwarded from the caller.
     unsafe {
         match (
-            NV,
             stores_acc && t.beta == T::ZERO,
             stores_acc && t.beta == T::ONE,
         ) {
-            (2, true, _) => tile_column::<T, ROWS, false>(t, count),
-            (2, _, true) => tile_column::<T, ROWS, true>(t, count),
-            (_, true, _) => tile_column_wide::<T, ROWS, NV, false>(t, count),
-            (_, _, true) => tile_column_wide::<T, ROWS, NV, true>(t, count),
+            (true, _) => tile_column::<T, ROWS, NV, false>(t, count),
+            (_, true) => tile_column::<T, ROWS, NV, true>(t, count),
             _ => repeat(t, ROWS, count, |t| tile_wide::<T, ROWS, NV>(t)),
         }
     }
@@ -364,11 +362,11 @@ fn repeat<T: Element>(t: Tile<T>, rows: usize, count: usize, f: impl Fn(Tile<T>)
     }
 }
 
-/// `count` whole two-vector tiles of `ROWS` rows stacked down from `t`, stored as `acc` (`ADD =
-/// false`: `α = 1, β = 0`) or `C + acc` (`ADD`: `α = 1, β = 1`, the same bits as `fma(1, C,
-/// acc)`): where every product of the tape spends its time. A function of its own, holding only
-/// this loop: inlined into [`tile_rows`] with every other tile kernel, each tile paid for that
-/// function's frame, dispatch and tests, and its `k` loop ran no faster.
+/// `count` whole tiles of `ROWS` rows and `NV` vectors stacked down from `t`, stored as `acc`
+/// (`ADD = false`: `α = 1, β = 0`) or `C + acc` (`ADD`: `α = 1, β = 1`, the same bits as `fma(1,
+/// C, acc)`): where every product of the tape spends its time. A function of its own, holding
+/// only this loop: inlined into [`tile_rows`] with every other tile kernel, each tile paid for
+/// that function's frame, dispatch and tests, and its `k` loop ran no faster.
 ///
 /// Measured (x86-64-v3 build on an Intel Xeon, one thread, fastest of 15 batches, two alternated
 /// runs of `gflops`): E=16 B=80 32→32 f32 X·Wᵀ / dYᵀ·X / dY·W 78 / 83–85 / 79–81 → 84 / 89–90 /
@@ -376,99 +374,268 @@ fn repeat<T: Element>(t: Tile<T>, rows: usize, count: usize, f: impl Fn(Tile<T>)
 /// 78–80 → 87 / 84–85 / 83–84 %. The same loop written in C (`benches/tile_ceiling.c`, one tile per
 /// call, operands in L1) runs at 92–94 % there at `k = 32`.
 ///
-/// # Safety
-/// As [`tile_wide`], for each tile; `t.cols` is the whole panel.
-#[inline(never)]
-unsafe fn tile_column<T: Element, const ROWS: usize, const ADD: bool>(t: Tile<T>, count: usize) {
-    align_frame_if_spilling::<ROWS, 2>();
-    let lanes = <T::Vector as SimdVector>::LANES;
-    let zero = T::Vector::splat(T::ZERO);
-    let row_offsets = a_row_offsets::<ROWS>(t.a_rs);
-    let (mut a, mut c) = (t.a, t.c);
-    for _ in 0..count {
-        let mut acc0 = [zero; ROWS];
-        let mut acc1 = [zero; ROWS];
-        for p in 0..t.k {
-            // SAFETY: within the panel and op(A) as promised by the caller.
-            unsafe {
-                let brow = t.b.add(p * t.b_rs);
-                let b0 = T::Vector::load(brow);
-                let b1 = T::Vector::load(brow.add(lanes));
-                let ap = a.add(p * t.a_cs);
-                for i in 0..ROWS {
-                    let ai = T::Vector::splat(*ap.add(row_offsets[i]));
-                    acc0[i] = ai.mul_add(b0, acc0[i]);
-                    acc1[i] = ai.mul_add(b1, acc1[i]);
-                }
-            }
-        }
-        for i in 0..ROWS {
-            // SAFETY: a full tile row of C is writable.
-            unsafe {
-                let crow = c.add(i * t.c_rs);
-                let (mut r0, mut r1) = (acc0[i], acc1[i]);
-                if ADD {
-                    r0 = T::Vector::load(crow) + r0;
-                    r1 = T::Vector::load(crow.add(lanes)) + r1;
-                }
-                r0.store(crow);
-                r1.store(crow.add(lanes));
-            }
-        }
-        a = a.wrapping_add(ROWS * t.a_rs);
-        c = c.wrapping_add(ROWS * t.c_rs);
-    }
-}
-
-/// [`tile_column`] for tiles of `NV` vectors per row (AVX-512's four-vector tiles, AVX2's
-/// three-vector ones).
+/// In builds with 16 vector registers, two-vector tiles of more than [`STORE_BURST`]
+/// accumulators (AVX2's six-row tiles) are *staggered* where `k ≥` [`STAGGER`]: a tile's upper
+/// half of rows is stored first, then the next tile's upper rows take their first `STAGGER` steps
+/// of `k`, and only then is the lower half stored (the next tile's lower rows catching up on
+/// those steps before the steps of all the rows). Every element's sum is still its chain of FMAs
+/// over `k` in order, so the bits are those of the plain sweep. See [`STORE_BURST`] for why;
+/// AVX2's three-vector f64 tiles (four rows) were measured no faster staggered.
 ///
 /// # Safety
 /// As [`tile_wide`], for each tile; `t.cols` is the whole panel.
 #[inline(never)]
-unsafe fn tile_column_wide<T: Element, const ROWS: usize, const NV: usize, const ADD: bool>(
+unsafe fn tile_column<T: Element, const ROWS: usize, const NV: usize, const ADD: bool>(
     t: Tile<T>,
     count: usize,
 ) {
     align_frame_if_spilling::<ROWS, NV>();
-    let lanes = <T::Vector as SimdVector>::LANES;
-    let zero = T::Vector::splat(T::ZERO);
+    let staggers = SIXTEEN_YMM && NV == 2 && ROWS * NV > STORE_BURST;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if staggers && t.k >= STAGGER {
+            sweep::<T, ROWS, NV, ADD, true>(t, count);
+        } else {
+            sweep::<T, ROWS, NV, ADD, false>(t, count);
+        }
+    }
+}
+
+/// [`tile_column`]'s sweep down the tiles, staggered or not.
+///
+/// # Safety
+/// As [`tile_column`]; staggered, `t.k ≥ STAGGER`.
+#[inline(always)]
+unsafe fn sweep<
+    T: Element,
+    const ROWS: usize,
+    const NV: usize,
+    const ADD: bool,
+    const STAGGERED: bool,
+>(
+    t: Tile<T>,
+    count: usize,
+) {
+    if count == 0 {
+        return;
+    }
     let row_offsets = a_row_offsets::<ROWS>(t.a_rs);
+    // Rows 0..upper are stored first; unstaggered, that is all of them and no step is taken early.
+    let upper = if STAGGERED { ROWS / 2 } else { ROWS };
+    let early = if STAGGERED { STAGGER } else { 0 };
     let (mut a, mut c) = (t.a, t.c);
-    for _ in 0..count {
-        // acc[v][i]: vector v of row i.
-        let mut acc = [[zero; ROWS]; NV];
-        for p in 0..t.k {
-            // SAFETY: within the panel and op(A) as promised by the caller.
+    let mut acc = TileAcc::<T::Vector, ROWS, NV>::zero();
+    // SAFETY: every call below reads op(A) rows of the current tile (the early steps after a
+    // tile's upper stores: of the next one, which exists) and the panel's first `k ≥ early`
+    // rows, and stores the current tile's rows of C — within the `count ≥ 1` tiles the caller
+    // promises.
+    unsafe {
+        acc.steps(&t, a, &row_offsets, 0..upper, 0..early);
+        for tile in 0..count {
+            acc.steps(&t, a, &row_offsets, upper..ROWS, 0..early);
+            acc.steps(&t, a, &row_offsets, 0..ROWS, early..t.k);
+            acc.store::<ADD>(c, t.c_rs, 0..upper);
+            a = a.wrapping_add(ROWS * t.a_rs);
+            if tile + 1 < count {
+                acc.clear(0..upper);
+                acc.steps(&t, a, &row_offsets, 0..upper, 0..early);
+            }
+            acc.store::<ADD>(c, t.c_rs, upper..ROWS);
+            acc.clear(upper..ROWS);
+            c = c.wrapping_add(ROWS * t.c_rs);
+        }
+    }
+}
+
+/// Stores of vector registers that may come together without slowing the FMAs around them.
+///
+/// Zen 3, native AVX2 (`benches/store_burst.c`, three runs; each figure the fastest of 2,000
+/// alternated runs): beside a loop of 12 independent FMA chains, their 12 accumulators stored
+/// together after every 32 steps cost 7–8 % of the FMA rate, 10 of them 3–4 %, 8 of them 2–3 %,
+/// while all 12 stored in groups of 6 every 16 steps cost 1–2 % and groups of 4 or 2 spread over
+/// the steps below 1 % — it is the burst, not the count of stores. A two-vector tile of six rows
+/// stores twelve after its last step; in the same file's sweep of 16 members' 78 × 32 by 32 × 32
+/// products (f32, six-row tiles, operands in L2) staggering the stores by 2 / 4 / 8 steps ran
+/// 1.04–1.05 / 1.10–1.11 / 1.04–1.06× as fast as storing all twelve together, with the same bits.
+const STORE_BURST: usize = 8;
+
+/// Steps of `k` the next tile's upper rows take between a staggered tile's two halves of stores
+/// (see [`tile_column`] and [`STORE_BURST`]: of 2, 4 and 8 steps, 4 was the fastest).
+const STAGGER: usize = 4;
+
+/// Keeps the `k` loop around it one step per iteration. Left to itself LLVM unrolls that loop by
+/// two, and the second step's broadcast addresses (each row's offset plus the column stride) no
+/// longer fit the general registers: AVX2's six-row tile reloaded four or five of them from the
+/// stack every two steps. One step at a time it holds every address in registers (24
+/// instructions a step, as gcc compiles the same loop in C), and only so did the staggered
+/// stores pay. Zen 3, native AVX2, E=16 members of 78 or 80 rows, 32→32, one thread (a
+/// throwaway build switching the forms at run time, each figure the fastest of 1,500 alternated
+/// calls of each, five runs), against the unrolled loop: one step at a time f32 X·Wᵀ / dYᵀ·X /
+/// dY·W 0.99–1.03 / 1.04–1.05 / 0.99–1.03× its rate, with the stores staggered too 1.02–1.07 /
+/// 1.05–1.07 / 1.03–1.07×; f64 1.01–1.04 / 1.00–1.01 / 1.03–1.04× and, staggered, X·Wᵀ 1.02–1.04×
+/// and dY·W 1.02–1.07× (`dYᵀ·X`'s three-vector tiles staggered 0.98–1.00×, so they are not); at
+/// 128→128 (two runs) 0.99–1.04× either way. Builds with 32 vector registers are left as they
+/// were: their `k` loops compile to the same instructions as before.
+#[inline(always)]
+fn one_step_per_iteration() {
+    #[cfg(target_arch = "x86_64")]
+    if SIXTEEN_YMM {
+        // SAFETY: an empty template: no instruction runs, no register, memory, stack or flag is
+        // touched; LLVM does not unroll a loop around it.
+        unsafe {
+            core::arch::asm!("", options(nomem, nostack, preserves_flags));
+        }
+    }
+}
+
+/// The accumulators of one tile: `acc[v][i]` is vector `v` of row `i`.
+struct TileAcc<V, const ROWS: usize, const NV: usize> {
+    acc: [[V; ROWS]; NV],
+}
+
+impl<V: SimdVector, const ROWS: usize, const NV: usize> TileAcc<V, ROWS, NV> {
+    #[inline(always)]
+    fn zero() -> Self {
+        Self {
+            acc: [[V::splat(V::Scalar::ZERO); ROWS]; NV],
+        }
+    }
+
+    /// Steps `ks` of `k` for the tile rows `rows`, whose `op(A)` starts at `a`.
+    ///
+    /// # Safety
+    /// `op(A)`'s rows `rows` from `a` and the panel's rows `ks` are readable (see [`Tile`]).
+    #[inline(always)]
+    unsafe fn steps(
+        &mut self,
+        t: &Tile<V::Scalar>,
+        a: *const V::Scalar,
+        row_offsets: &[usize; ROWS],
+        rows: Range<usize>,
+        ks: Range<usize>,
+    ) {
+        for p in ks {
+            one_step_per_iteration();
+            // SAFETY: forwarded from the caller.
             unsafe {
                 let brow = t.b.add(p * t.b_rs);
-                let mut b = [zero; NV];
-                for (v, bv) in b.iter_mut().enumerate() {
-                    *bv = T::Vector::load(brow.add(v * lanes));
-                }
+                let b: [V; NV] = core::array::from_fn(|v| V::load(brow.add(v * V::LANES)));
                 let ap = a.add(p * t.a_cs);
-                for i in 0..ROWS {
-                    let ai = T::Vector::splat(*ap.add(row_offsets[i]));
-                    for (acc_v, &b_v) in acc.iter_mut().zip(&b) {
+                for i in rows.clone() {
+                    let ai = V::splat(*ap.add(row_offsets[i]));
+                    for (acc_v, &b_v) in self.acc.iter_mut().zip(&b) {
                         acc_v[i] = ai.mul_add(b_v, acc_v[i]);
                     }
                 }
             }
         }
-        for i in 0..ROWS {
-            // SAFETY: a full tile row of C is writable.
+    }
+
+    /// Stores rows `rows` at `c` (rows `c_rs` apart): `acc`, or `C + acc` with `ADD`.
+    ///
+    /// # Safety
+    /// Those rows of `C`, `NV` vectors each, are writable (and readable with `ADD`).
+    #[inline(always)]
+    unsafe fn store<const ADD: bool>(&self, c: *mut V::Scalar, c_rs: usize, rows: Range<usize>) {
+        for i in rows {
+            // SAFETY: forwarded from the caller.
             unsafe {
-                let crow = c.add(i * t.c_rs);
-                for (v, acc_v) in acc.iter().enumerate() {
+                let crow = c.add(i * c_rs);
+                for (v, acc_v) in self.acc.iter().enumerate() {
                     let mut r = acc_v[i];
                     if ADD {
-                        r = T::Vector::load(crow.add(v * lanes)) + r;
+                        r = V::load(crow.add(v * V::LANES)) + r;
                     }
-                    r.store(crow.add(v * lanes));
+                    r.store(crow.add(v * V::LANES));
                 }
             }
         }
-        a = a.wrapping_add(ROWS * t.a_rs);
-        c = c.wrapping_add(ROWS * t.c_rs);
+    }
+
+    /// Sets rows `rows` to zero.
+    #[inline(always)]
+    fn clear(&mut self, rows: Range<usize>) {
+        for acc_v in self.acc.iter_mut() {
+            for i in rows.clone() {
+                acc_v[i] = V::splat(V::Scalar::ZERO);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values whose products and sums round (not small integers), from `seed`.
+    fn values<T: Element>(len: usize, seed: u64) -> Vec<T> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                T::from_f64((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    /// The staggered sweep stores the plain sweep's bits, whatever `k`, the number of tiles,
+    /// `β` (0 or 1) and the strides.
+    fn check<T: Element, const ADD: bool>() {
+        const ROWS: usize = 6;
+        let nr = 2 * <T::Vector as SimdVector>::LANES;
+        for k in [STAGGER, STAGGER + 1, 32, 37] {
+            for count in 1..4 {
+                let rows = ROWS * count;
+                let (a_rs, c_rs) = (k + 3, nr + 5);
+                let a = values::<T>(rows * a_rs, k as u64);
+                let b = values::<T>(k * nr, 7 + count as u64);
+                let c0 = values::<T>(rows * c_rs, 99);
+                let sweep_with = |staggered: bool| {
+                    let mut c = c0.clone();
+                    let t = Tile {
+                        k,
+                        a: a.as_ptr(),
+                        a_rs,
+                        a_cs: 1,
+                        b: b.as_ptr(),
+                        b_rs: nr,
+                        c: c.as_mut_ptr(),
+                        c_rs,
+                        cols: nr,
+                        alpha: T::ONE,
+                        beta: if ADD { T::ONE } else { T::ZERO },
+                    };
+                    // SAFETY: `a` holds `rows` rows of `a_rs ≥ k` values, `b` `k` rows of `nr`,
+                    // `c` `rows` rows of `c_rs ≥ nr`; `k ≥ STAGGER`.
+                    unsafe {
+                        if staggered {
+                            sweep::<T, ROWS, 2, ADD, true>(t, count);
+                        } else {
+                            sweep::<T, ROWS, 2, ADD, false>(t, count);
+                        }
+                    }
+                    c
+                };
+                let (plain, staggered) = (sweep_with(false), sweep_with(true));
+                assert!(
+                    plain
+                        .iter()
+                        .zip(&staggered)
+                        .all(|(p, s)| p.to_f64().to_bits() == s.to_f64().to_bits()),
+                    "k {k}, {count} tiles, ADD {ADD}"
+                );
+                assert!(plain != c0, "k {k}, {count} tiles: nothing stored");
+            }
+        }
+    }
+
+    #[test]
+    fn staggered_stores_give_the_plain_sweeps_bits() {
+        check::<f32, false>();
+        check::<f32, true>();
+        check::<f64, false>();
+        check::<f64, true>();
     }
 }
