@@ -150,27 +150,12 @@ pub(crate) struct Tile<T> {
 unsafe fn tile_wide<T: Element, const ROWS: usize, const NV: usize>(t: Tile<T>) {
     align_frame_if_spilling::<ROWS, NV>();
     let lanes = <T::Vector as SimdVector>::LANES;
-    let zero = T::Vector::splat(T::ZERO);
-    // acc[v][i]: vector v of row i.
-    let mut acc = [[zero; ROWS]; NV];
     let row_offsets = a_row_offsets::<ROWS>(t.a_rs);
-    for p in 0..t.k {
-        // SAFETY: within the panel and op(A) as promised by the caller.
-        unsafe {
-            let brow = t.b.add(p * t.b_rs);
-            let mut b = [zero; NV];
-            for (v, bv) in b.iter_mut().enumerate() {
-                *bv = T::Vector::load(brow.add(v * lanes));
-            }
-            let ap = t.a.add(p * t.a_cs);
-            for i in 0..ROWS {
-                let ai = T::Vector::splat(*ap.add(row_offsets[i]));
-                for (acc_v, &b_v) in acc.iter_mut().zip(&b) {
-                    acc_v[i] = ai.mul_add(b_v, acc_v[i]);
-                }
-            }
-        }
-    }
+    let mut tile = TileAcc::<T::Vector, ROWS, NV>::zero();
+    // SAFETY: all `ROWS` rows of op(A) and the panel's `k` rows are readable, as the caller
+    // promises.
+    unsafe { tile.steps(&t, t.a, &row_offsets, 0..ROWS, 0..t.k) };
+    let acc = tile.acc;
     let alpha = T::Vector::splat(t.alpha);
     let beta = T::Vector::splat(t.beta);
     let beta_is_zero = t.beta == T::ZERO;
@@ -475,7 +460,10 @@ const STAGGER: usize = 4;
 /// 1.05–1.07 / 1.03–1.07×; f64 1.01–1.04 / 1.00–1.01 / 1.03–1.04× and, staggered, X·Wᵀ 1.02–1.04×
 /// and dY·W 1.02–1.07× (`dYᵀ·X`'s three-vector tiles staggered 0.98–1.00×, so they are not); at
 /// 128→128 (two runs) 0.99–1.04× either way. Builds with 32 vector registers are left as they
-/// were: their `k` loops compile to the same instructions as before.
+/// were: their `k` loops compile to the same instructions as before. [`tile_wide`] (partial
+/// panels, other `α` or `β`) runs the same loop: `cargo xtask ab`, eight pairs of the `gflops`
+/// classification products (784→200, 200→200, 200→10; their last panels partial), every figure
+/// within the noise against its own copy of the unrolled loop.
 #[inline(always)]
 fn one_step_per_iteration() {
     #[cfg(target_arch = "x86_64")]
