@@ -106,10 +106,24 @@ pub trait SimdVector:
     fn sqrt(self) -> Self;
     /// `e^x`.
     fn exp(self) -> Self;
+    /// The inputs `[lo, hi]` whose `e^x` is a normal, finite number: where
+    /// [`SimdVector::exp_normal`] holds.
+    const EXP_NORMAL: (Self::Scalar, Self::Scalar);
+    /// `e^x` for lanes in [`SimdVector::EXP_NORMAL`], bitwise [`SimdVector::exp`] there; other
+    /// lanes are unspecified. `exp` checks every vector and takes this path when all its lanes
+    /// are in range; a slice checked once beforehand (`elementwise::exp`) runs it without the
+    /// check and its branch.
+    fn exp_normal(self) -> Self;
     /// `e^x − 1`, accurate near 0.
     fn exp_m1(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
+    /// The inputs `(lo, hi)` inside which [`SimdVector::ln_normal`] holds: positive, normal and
+    /// finite numbers.
+    const LN_NORMAL: (Self::Scalar, Self::Scalar);
+    /// `ln x` for lanes inside [`SimdVector::LN_NORMAL`], bitwise [`SimdVector::ln`] there; other
+    /// lanes are unspecified (as [`SimdVector::exp_normal`] is to `exp`).
+    fn ln_normal(self) -> Self;
     /// `ln(1 + x)`, accurate near 0.
     fn ln_1p(self) -> Self;
     /// `ln(1 + self)` for lanes in `[0, 1]` (or NaN); other lanes are unspecified. Softplus's
@@ -143,7 +157,8 @@ pub trait SimdVector:
 }
 
 macro_rules! impl_simd_vector {
-    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $tanh_in_pairs:expr, $tanh_pair:path, $exp:path, $ln:path, $ln_1p:path,
+    ($vec:ty, $scalar:ty, $lanes:expr, $tanh:path, $tanh_in_pairs:expr, $tanh_pair:path, $exp:path,
+     $exp_normal:path, $exp_normal_range:expr, $ln:path, $ln_normal:path, $ln_1p:path,
      $ln_1p_unit:path, $transpose:path) => {
         impl SimdVector for $vec {
             type Scalar = $scalar;
@@ -205,6 +220,11 @@ macro_rules! impl_simd_vector {
             fn exp(self) -> Self {
                 $exp(self)
             }
+            const EXP_NORMAL: ($scalar, $scalar) = $exp_normal_range;
+            #[inline(always)]
+            fn exp_normal(self) -> Self {
+                $exp_normal(self)
+            }
             #[inline(always)]
             fn exp_m1(self) -> Self {
                 <$vec>::exp_m1(self)
@@ -212,6 +232,11 @@ macro_rules! impl_simd_vector {
             #[inline(always)]
             fn ln(self) -> Self {
                 $ln(self)
+            }
+            const LN_NORMAL: ($scalar, $scalar) = (<$scalar>::MIN_POSITIVE, <$scalar>::MAX);
+            #[inline(always)]
+            fn ln_normal(self) -> Self {
+                $ln_normal(self)
             }
             #[inline(always)]
             fn ln_1p(self) -> Self {
@@ -377,18 +402,31 @@ pub(crate) const INV_FACTORIAL: [f64; 14] = [
     1.0 / 6_227_020_800.0,
 ];
 
-/// `wide`'s f32 `exp` with a fast path: when every lane lies in `[−87, 88]` (a normal, finite
-/// result) it runs `wide`'s own computation — `x = r·ln2 + y` with `r = round(x·log₂e)` (ln 2 in
-/// two parts), `e^y = 1 + y + y²·P(y)` with `P` the Taylor terms `1/2! … 1/7!` in `wide`'s
-/// evaluation order, times `2ʳ` from exponent bits — without the overflow, underflow, subnormal
-/// and NaN handling, which cannot change such lanes (its extra scale is exactly 1 there). The
-/// same bits as `wide`'s `exp` (tested), for about half the work; other vectors go to `wide`.
+/// The inputs whose f32 `e^x` is a normal, finite number (as far as [`exp_normal_f32`] is
+/// concerned).
+const EXP_NORMAL_F32: (f32, f32) = (-87.0, 88.0);
+
+/// `wide`'s f32 `exp` with a fast path: when every lane lies in [`EXP_NORMAL_F32`] (a normal,
+/// finite result) it runs [`exp_normal_f32`], `wide`'s own computation without the overflow,
+/// underflow, subnormal and NaN handling, which cannot change such lanes. The same bits as
+/// `wide`'s `exp` (tested), for about half the work; other vectors go to `wide`.
 #[inline(always)]
 fn exp_f32(x: F32Vector) -> F32Vector {
-    let s = F32Vector::splat;
-    if !(x.simd_ge(s(-87.0)) & x.simd_le(s(88.0))).all() {
-        return F32Vector::exp(x);
+    let (lo, hi) = EXP_NORMAL_F32;
+    if (x.simd_ge(F32Vector::splat(lo)) & x.simd_le(F32Vector::splat(hi))).all() {
+        exp_normal_f32(x)
+    } else {
+        F32Vector::exp(x)
     }
+}
+
+/// `wide`'s f32 `exp` for lanes in [`EXP_NORMAL_F32`]: `x = r·ln2 + y` with
+/// `r = round(x·log₂e)` (ln 2 in two parts), `e^y = 1 + y + y²·P(y)` with `P` the Taylor terms
+/// `1/2! … 1/7!` in `wide`'s evaluation order, times `2ʳ` from exponent bits (its extra scale
+/// is exactly 1 there). Other lanes are unspecified.
+#[inline(always)]
+fn exp_normal_f32(x: F32Vector) -> F32Vector {
+    let s = F32Vector::splat;
     let r = (x * F32Vector::LOG2_E).round_ties_even();
     let y = r.mul_neg_add(s(0.693_359_4), x);
     let y = r.mul_neg_add(s(-2.121_944_4e-4), y);
@@ -437,6 +475,8 @@ fn ln_1p_unit_f32(u: F32Vector) -> F32Vector {
 /// `wide`'s f32 `ln` (which takes subnormals for zero) with subnormal inputs handled: positive
 /// ones are scaled by 2²⁴ into the normal range and `24·ln 2` taken off again, negative ones give
 /// NaN like every other negative input.
+/// For positive, normal, finite inputs that is `wide`'s `ln` itself (the f32
+/// [`SimdVector::ln_normal`]).
 #[inline(always)]
 fn ln_f32(x: F32Vector) -> F32Vector {
     let zero = F32Vector::splat(0.0);
@@ -455,7 +495,10 @@ impl_simd_vector!(
     false,
     crate::tanh::tanh_f32_pair,
     exp_f32,
+    exp_normal_f32,
+    EXP_NORMAL_F32,
     ln_f32,
+    F32Vector::ln,
     F32Vector::ln_1p,
     ln_1p_unit_f32,
     crate::transpose::transpose_f32
@@ -468,7 +511,10 @@ impl_simd_vector!(
     true,
     crate::tanh::tanh_f64_pair,
     crate::f64_math::exp_any_f64,
+    exp_f64,
+    crate::f64_math::EXP_NORMAL_F64,
     crate::f64_math::ln_f64,
+    crate::f64_math::ln_positive_normal_f64,
     F64Vector::ln_1p,
     crate::f64_math::ln_1p_unit_f64,
     crate::transpose::transpose_f64

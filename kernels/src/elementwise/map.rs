@@ -56,6 +56,22 @@ pub(crate) fn map1_paired<T: Element>(
     }
 }
 
+/// Whether every value of `x` lies strictly inside `(lo, hi)` (NaN does not): one pass of
+/// vector comparisons, without an early exit.
+pub(crate) fn all_inside<T: Element>(x: &[T], lo: T, hi: T) -> bool {
+    let lanes = T::Vector::LANES;
+    let body = x.len() - x.len() % lanes;
+    let (zero, one) = (T::Vector::splat(T::ZERO), T::Vector::splat(T::ONE));
+    let (lo_v, hi_v) = (T::Vector::splat(lo), T::Vector::splat(hi));
+    // 1 in every lane whose values so far were all inside; a NaN compares false, so it is not.
+    let mut inside = one;
+    for chunk in x[..body].chunks_exact(lanes) {
+        let v = T::Vector::from_slice(chunk);
+        inside = inside.min(v.select_gt(lo_v, v.select_lt(hi_v, one, zero), zero));
+    }
+    inside.reduce_add() == T::from_f64(lanes as f64) && x[body..].iter().all(|&v| v > lo && v < hi)
+}
+
 /// `(out_a[i], out_b[i]) = f(x[i])`: one function with two results, tails as in [`map1`].
 #[inline(always)]
 pub(crate) fn map1_to_2<T: Element>(

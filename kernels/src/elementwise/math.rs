@@ -3,7 +3,7 @@
 //! Each `*_vec` function is the per-vector formula; the slice functions apply it to every
 //! element. The `naive` module beside them is the scalar definition with `std`'s functions.
 
-use super::map::{map1, map1_to_2};
+use super::map::{all_inside, map1, map1_to_2};
 use crate::{Element, SimdVector};
 
 /// `e^x` per vector.
@@ -33,8 +33,14 @@ pub fn tanh_vec<V: SimdVector>(x: V) -> V {
 /// `σ(x) = 1 / (1 + e^{−x})` per vector; saturates to exactly 0 and 1.
 #[inline(always)]
 pub fn sigmoid_vec<V: SimdVector>(x: V) -> V {
+    sigmoid_through(x, V::exp)
+}
+
+/// [`sigmoid_vec`] with `e^{−x}` from `exp`.
+#[inline(always)]
+fn sigmoid_through<V: SimdVector>(x: V, exp: impl Fn(V) -> V) -> V {
     let one = V::splat(<V::Scalar as Element>::ONE);
-    one / (one + (-x).exp())
+    one / (one + exp(-x))
 }
 
 /// `softplus(x) = ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^{−|x|})` so it neither
@@ -69,6 +75,24 @@ pub fn softplus_sigmoid<T: Element>(x: &[T], softplus: &mut [T], sigmoid: &mut [
     map1_to_2(x, softplus, sigmoid, softplus_sigmoid_vec::<T::Vector>);
 }
 
+/// What a slice function takes `e^·` of.
+#[derive(Clone, Copy)]
+enum Argument {
+    X,
+    MinusX,
+}
+
+/// Whether the `exp` argument of every value of `x` lies inside [`SimdVector::EXP_NORMAL`] (NaN
+/// does not), so that [`SimdVector::exp_normal`] gives the same bits as [`SimdVector::exp`]
+/// without its check per vector.
+fn exp_normal_for<T: Element>(x: &[T], argument: Argument) -> bool {
+    let (lo, hi) = T::Vector::EXP_NORMAL;
+    match argument {
+        Argument::X => all_inside(x, lo, hi),
+        Argument::MinusX => all_inside(x, -hi, -lo),
+    }
+}
+
 /// `relu(x) = max(x, 0)`; NaN stays NaN (as in JAX).
 #[inline(always)]
 pub fn relu_vec<V: SimdVector>(x: V) -> V {
@@ -88,19 +112,48 @@ macro_rules! slice_fn {
     };
 }
 
-slice_fn!(
-    /// `out = e^x` elementwise.
-    exp, exp_vec
-);
+/// `out = e^x` elementwise. A slice whose every value lies inside [`SimdVector::EXP_NORMAL`]
+/// (one pass of vector comparisons over it) runs [`SimdVector::exp_normal`]: the same bits
+/// without [`SimdVector::exp`]'s check of every vector and its branch. Zen 3, native AVX2, the
+/// VI guide's E=16 × 1,153 values in [−8, 8], the two forms alternated call by call, fastest of
+/// 1,000, two runs: f64 0.52 → 0.75–0.77 values per ns (1.45–1.47×), f32 1.44–1.47 → 1.79–1.81
+/// (1.23–1.24×); for `sigmoid` f32 1.17–1.19×, f64 1.06–1.10×. `softplus` and
+/// `softplus_sigmoid` (an `ln` and a division beside the `exp`) measured 0.86–0.98× and
+/// 0.98–1.18× so checked, and keep the check per vector.
+///
+/// # Panics
+/// If `x` and `out` differ in length.
+pub fn exp<T: Element>(x: &[T], out: &mut [T]) {
+    if exp_normal_for(x, Argument::X) {
+        map1(x, out, T::Vector::exp_normal);
+    } else {
+        map1(x, out, exp_vec::<T::Vector>);
+    }
+}
 
 /// `x = e^x` elementwise, in place (the same bits as [`exp`]).
 pub fn exp_in_place<T: Element>(x: &mut [T]) {
-    super::map::map1_in_place(x, exp_vec::<T::Vector>);
+    if exp_normal_for(x, Argument::X) {
+        super::map::map1_in_place(x, T::Vector::exp_normal);
+    } else {
+        super::map::map1_in_place(x, exp_vec::<T::Vector>);
+    }
 }
-slice_fn!(
-    /// `out = ln x` elementwise.
-    ln, ln_vec
-);
+/// `out = ln x` elementwise. As [`exp`]: a slice whose every value is positive, normal and
+/// finite (inside [`SimdVector::LN_NORMAL`], checked once) runs [`SimdVector::ln_normal`], the
+/// same bits without the check of every vector; f64 on the guide's 18,448 scales (Zen 3, native
+/// AVX2, one loop of each alternated) 0.32–0.39 → 0.45–0.51 values per ns.
+///
+/// # Panics
+/// If `x` and `out` differ in length.
+pub fn ln<T: Element>(x: &[T], out: &mut [T]) {
+    let (lo, hi) = T::Vector::LN_NORMAL;
+    if all_inside(x, lo, hi) {
+        map1(x, out, T::Vector::ln_normal);
+    } else {
+        map1(x, out, ln_vec::<T::Vector>);
+    }
+}
 slice_fn!(
     /// `out = ln(1 + x)` elementwise.
     ln_1p, ln_1p_vec
@@ -118,10 +171,19 @@ pub fn tanh<T: Element>(x: &[T], out: &mut [T]) {
         super::map::map1(x, out, tanh_vec::<T::Vector>);
     }
 }
-slice_fn!(
-    /// `out = σ(x)` elementwise.
-    sigmoid, sigmoid_vec
-);
+/// `out = σ(x)` elementwise; without a check of `e^{−x}`'s range per vector where every `x` is
+/// in range (see [`exp`]).
+///
+/// # Panics
+/// If `x` and `out` differ in length.
+pub fn sigmoid<T: Element>(x: &[T], out: &mut [T]) {
+    if exp_normal_for(x, Argument::MinusX) {
+        map1(x, out, |v| sigmoid_through(v, T::Vector::exp_normal));
+    } else {
+        map1(x, out, sigmoid_vec::<T::Vector>);
+    }
+}
+
 slice_fn!(
     /// `out = softplus(x) = ln(1 + e^x)` elementwise.
     softplus, softplus_vec

@@ -100,9 +100,16 @@ pub fn sum_ln_per_member<T: Element>(members: usize, x: &[T], out: &mut [T]) {
         x.len()
     );
     let n = x.len() / members;
+    // As `elementwise::ln`: checked once, positive normal values skip `ln`'s check per vector.
+    let (lo, hi) = T::Vector::LN_NORMAL;
+    let normal = super::map::all_inside(x, lo, hi);
     for (xe, o) in x.chunks_exact(n.max(1)).zip(out.iter_mut()) {
         // Padded with ones: ln 1 = 0.
-        *o = canonical_sum(xe, xe, T::ONE, |x, _, acc| acc + x.ln());
+        *o = if normal {
+            canonical_sum(xe, xe, T::ONE, |x, _, acc| acc + x.ln_normal())
+        } else {
+            canonical_sum(xe, xe, T::ONE, |x, _, acc| acc + x.ln())
+        };
     }
     if n == 0 {
         out.fill(T::ZERO);

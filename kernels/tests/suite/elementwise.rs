@@ -718,3 +718,121 @@ proptest! {
         check::<f64>((rows, cols, accumulate), &xs, &ys, &dys, &old);
     }
 }
+
+/// `exp`, `sigmoid` (through `e^{−x}`) and `ln` check a slice once and, where every value is in
+/// range, run the function without its check per vector: an element's bits must not depend on
+/// which path its slice took, nor on the lanes beside it; nor a member's `sum_ln_per_member` on
+/// the other members' values.
+fn check_checked_paths<T: Element>(xs: &[f64]) {
+    let x: Vec<T> = xs.iter().map(|&v| T::from_f64(v)).collect();
+    type SliceFn<T> = fn(&[T], &mut [T]);
+    // Beside a value out of every fast range, the slice and its vector take the general path.
+    let cases: [(&str, SliceFn<T>, f64); 3] = [
+        ("exp", elementwise::exp, 1000.0),
+        ("sigmoid", elementwise::sigmoid, -1000.0),
+        ("ln", elementwise::ln, 0.0),
+    ];
+    let bits = |v: T| v.to_f64().to_bits();
+    for (name, f, outside) in cases {
+        let mut whole = vec![T::NAN; x.len()];
+        f(&x, &mut whole);
+        for (i, &xi) in x.iter().enumerate() {
+            let mut alone = [T::NAN];
+            f(&[xi], &mut alone);
+            let mut general = [T::NAN; 2];
+            f(&[xi, T::from_f64(outside)], &mut general);
+            assert_eq!(
+                bits(whole[i]),
+                bits(alone[0]),
+                "{name} {} x = {xi}",
+                T::NAME
+            );
+            assert_eq!(
+                bits(general[0]),
+                bits(alone[0]),
+                "{name} {} x = {xi}",
+                T::NAME
+            );
+        }
+    }
+    let mut in_place = x.clone();
+    elementwise::exp_in_place(&mut in_place);
+    let mut whole = vec![T::NAN; x.len()];
+    elementwise::exp(&x, &mut whole);
+    for (a, b) in in_place.iter().zip(&whole) {
+        assert_eq!(bits(*a), bits(*b), "exp_in_place {}", T::NAME);
+    }
+    // One member of these values, then again beside a member holding a zero.
+    let mut one = [T::NAN];
+    reduce::sum_ln_per_member(1, &x, &mut one);
+    let mut beside = x.clone();
+    beside.extend(std::iter::repeat_n(T::ZERO, x.len()));
+    let mut two = [T::NAN; 2];
+    reduce::sum_ln_per_member(2, &beside, &mut two);
+    assert_eq!(
+        bits(one[0]),
+        bits(two[0]),
+        "sum_ln_per_member {} {xs:?}",
+        T::NAME
+    );
+}
+
+#[test]
+fn checked_paths_give_the_same_bits_on_either_side_of_their_ranges() {
+    // exp's fast range is (−87, 88) in f32, (−708, 709) in f64; ln's the positive normal
+    // numbers: values on, inside and beyond each bound, with NaN and the infinities, alone and
+    // in slices of every length.
+    let edges = [
+        -746.0,
+        -745.0,
+        -708.5,
+        -708.0,
+        -707.9,
+        -100.0,
+        -87.5,
+        -87.0,
+        -86.9,
+        -1.0,
+        0.0,
+        5e-324,
+        1e-310,
+        f64::MIN_POSITIVE,
+        1e-40,
+        f64::from(f32::MIN_POSITIVE),
+        1e-30,
+        1.0,
+        87.9,
+        88.0,
+        88.5,
+        100.0,
+        708.9,
+        709.0,
+        709.5,
+        710.0,
+        3.4e38,
+        f64::MAX,
+    ];
+    let mut xs: Vec<f64> = edges.to_vec();
+    xs.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+    for len in 0..=xs.len() {
+        check_checked_paths::<f32>(&xs[..len]);
+        check_checked_paths::<f64>(&xs[..len]);
+        for window in edges.windows(len.clamp(1, edges.len())) {
+            check_checked_paths::<f32>(window);
+            check_checked_paths::<f64>(window);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn checked_paths_give_the_same_bits_whichever_path_a_slice_takes(
+        xs in len().prop_flat_map(values),
+    ) {
+        check_checked_paths::<f32>(&xs);
+        check_checked_paths::<f64>(&xs);
+        let positive: Vec<f64> = xs.iter().map(|v| v.abs()).collect();
+        check_checked_paths::<f32>(&positive);
+        check_checked_paths::<f64>(&positive);
+    }
+}
