@@ -107,7 +107,7 @@ pub trait SimdVector:
     /// `e^x`.
     fn exp(self) -> Self;
     /// The inputs `[lo, hi]` whose `e^x` is a normal, finite number: where
-    /// [`SimdVector::exp_normal`] holds.
+    /// [`SimdVector::exp_normal`] holds. (The slice functions check the open interval.)
     const EXP_NORMAL: (Self::Scalar, Self::Scalar);
     /// `e^x` for lanes in [`SimdVector::EXP_NORMAL`], bitwise [`SimdVector::exp`] there; other
     /// lanes are unspecified. `exp` checks every vector and takes this path when all its lanes
@@ -118,10 +118,10 @@ pub trait SimdVector:
     fn exp_m1(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
-    /// The inputs `(lo, hi)` inside which [`SimdVector::ln_normal`] holds: positive, normal and
-    /// finite numbers.
+    /// The inputs `[lo, hi]` where [`SimdVector::ln_normal`] holds: the positive, normal, finite
+    /// numbers. (The slice functions check the open interval.)
     const LN_NORMAL: (Self::Scalar, Self::Scalar);
-    /// `ln x` for lanes inside [`SimdVector::LN_NORMAL`], bitwise [`SimdVector::ln`] there; other
+    /// `ln x` for lanes in [`SimdVector::LN_NORMAL`], bitwise [`SimdVector::ln`] there; other
     /// lanes are unspecified (as [`SimdVector::exp_normal`] is to `exp`).
     fn ln_normal(self) -> Self;
     /// `ln(1 + x)`, accurate near 0.
