@@ -118,8 +118,8 @@ macro_rules! slice_fn {
 /// VI guide's E=16 × 1,153 values in [−8, 8], the two forms alternated call by call, fastest of
 /// 1,000, two runs: f64 0.52 → 0.75–0.77 values per ns (1.45–1.47×), f32 1.44–1.47 → 1.79–1.81
 /// (1.23–1.24×); for `sigmoid` f32 1.17–1.19×, f64 1.06–1.10×. `softplus` and
-/// `softplus_sigmoid` (an `ln` and a division beside the `exp`) measured 0.86–0.98× and
-/// 0.98–1.18× so checked, and keep the check per vector.
+/// `softplus_sigmoid` (an `ln` and a division beside the `exp`) measured 0.86–1.01× and
+/// 0.96–1.18× so checked, and keep the check per vector.
 ///
 /// # Panics
 /// If `x` and `out` differ in length.
@@ -139,6 +139,7 @@ pub fn exp_in_place<T: Element>(x: &mut [T]) {
         super::map::map1_in_place(x, exp_vec::<T::Vector>);
     }
 }
+
 /// `out = ln x` elementwise. As [`exp`]: a slice whose every value is positive, normal and
 /// finite (inside [`SimdVector::LN_NORMAL`], checked once) runs [`SimdVector::ln_normal`], the
 /// same bits without the check of every vector; f64 on the guide's 18,448 scales (Zen 3, native
