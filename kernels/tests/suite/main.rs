@@ -4,3 +4,4 @@
 mod accuracy;
 mod elementwise;
 mod gemm;
+mod same_bits;

@@ -14,8 +14,10 @@ mod ensemble_map;
 mod ensemble_vi;
 mod legacy_files;
 mod member_shards;
+mod same_bits;
 mod steps_apart;
 mod table_fuzz;
+mod untrusted_files;
 
 /// Helpers several of these suites share.
 mod common {

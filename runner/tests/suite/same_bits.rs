@@ -5,8 +5,8 @@
 //! (`RUSTFLAGS="-C target-cpu=x86-64-v3"`, which `.ci/run` also runs) must both pass; the SSE2
 //! baseline, without FMA, rounds differently and is not compared.
 //!
-//! `FLOCK_BLESS=1 cargo test -p flock-runner --test same_bits` rewrites the file (only after a
-//! deliberate change of the arithmetic; then check the other width's build against it).
+//! `FLOCK_BLESS=1 cargo test -p flock-runner --test suite same_bits::` rewrites the file (only
+//! after a deliberate change of the arithmetic; then check the other width's build against it).
 
 use std::fmt::Write as _;
 
@@ -152,6 +152,7 @@ fn short_fits_give_the_committed_bits() {
 
 /// `flock demo --fixture`'s table (its runtime column left out) is the committed
 /// `tests/same_bits_demo.golden` in every FMA build: the README's `--fixture` numbers.
+#[cfg(feature = "cli")]
 #[test]
 fn the_fixture_demo_prints_the_committed_table() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/same_bits_demo.golden");

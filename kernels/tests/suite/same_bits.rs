@@ -3,9 +3,9 @@
 //! (`RUSTFLAGS="-C target-cpu=x86-64-v3"`) must both pass; the SSE2 baseline has no FMA, rounds
 //! differently, and skips the comparison (it says so).
 //!
-//! `FLOCK_BLESS=1 cargo test -p flock-kernels --test same_bits` rewrites the file (only do that
-//! after a deliberate change of a kernel's arithmetic, in an FMA build, and check the other
-//! width's build against it).
+//! `FLOCK_BLESS=1 cargo test -p flock-kernels --test suite same_bits::` rewrites the file (only
+//! do that after a deliberate change of a kernel's arithmetic, in an FMA build, and check the
+//! other width's build against it).
 
 use std::fmt::Write as _;
 

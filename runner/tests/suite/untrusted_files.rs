@@ -1,22 +1,38 @@
 //! A model file is untrusted input: one that claims huge shapes, member counts, layers or draws
-//! is refused with an error before anything of that size is allocated (a counting allocator
-//! records the largest allocation while each file is read).
+//! is refused with an error before anything of that size is allocated (a recording allocator,
+//! this test binary's global one, notes the largest allocation the reading thread makes while
+//! each file is read; reading a model runs on the caller's thread only).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use flock_runner::{AnyModel, Error, Regressor};
 use serde_json::{Value, json};
 
-/// The system allocator, recording the largest single request.
+/// The system allocator, recording the largest single request of a thread while that thread
+/// asks it to (the other tests of this binary run on other threads meanwhile).
 struct Largest;
 
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// `Some(largest request so far)` while this thread records.
+    static LARGEST: Cell<Option<usize>> = const { Cell::new(None) };
+}
 
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter only observes.
+/// Notes a request of `size` bytes if this thread records.
+fn note(size: usize) {
+    // `try_with`: the thread-local may already be gone while a thread exits.
+    let _ = LARGEST.try_with(|largest| {
+        if let Some(seen) = largest.get() {
+            largest.set(Some(seen.max(size)));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the recording only
+// observes (a const-initialised thread-local of `Copy` values, which allocates nothing).
 unsafe impl GlobalAlloc for Largest {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        note(layout.size());
         // SAFETY: the caller's contract for `alloc` is passed on as is.
         unsafe { System.alloc(layout) }
     }
@@ -27,7 +43,7 @@ unsafe impl GlobalAlloc for Largest {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        note(new_size);
         // SAFETY: the caller's contract for `realloc` is passed on as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -53,9 +69,9 @@ fn join(header: &Value, data: &[u8]) -> Vec<u8> {
 
 /// Reads `bytes` as a model; returns the error and the largest allocation made meanwhile.
 fn read(bytes: &[u8]) -> (Error, usize) {
-    LARGEST.store(0, Ordering::Relaxed);
+    LARGEST.with(|largest| largest.set(Some(0)));
     let result = AnyModel::from_bytes(bytes);
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = LARGEST.with(|largest| largest.take()).unwrap_or(0);
     match result {
         Ok(_) => panic!("a file claiming more than it holds was read as a model"),
         Err(e) => (e, largest),
