@@ -17,6 +17,7 @@ mod member_shards;
 mod same_bits;
 mod steps_apart;
 mod table_fuzz;
+// Sets this binary's `#[global_allocator]` (one that records only the thread that asks).
 mod untrusted_files;
 
 /// Helpers several of these suites share.
